@@ -1,0 +1,151 @@
+"""The shop's data model: items, users and behavior events.
+
+These are validated at every edge (files, HTTP). A bad value raises
+``pydantic.ValidationError`` whose message names the field; `data.errors.describe`
+turns it into one line.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EventType = Literal[
+    "impression",
+    "view",
+    "click",
+    "add_to_cart",
+    "remove_from_cart",
+    "favorite",
+    "purchase",
+    "refund",
+    "rate",
+    "share",
+    "search",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
+"""Ids are non-empty, at most 128 characters, without whitespace or slashes."""
+
+AttributeValue = str | int | float | bool
+
+CATEGORY_SEPARATOR = " > "
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Item(_Model):
+    item_id: Id
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=20_000)
+    category: tuple[str, ...] = Field(
+        default=(), description="Category path from the root, e.g. ['服裝', '女裝', '連衣裙']."
+    )
+    brand: str | None = Field(default=None, max_length=200)
+    price: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    tags: tuple[str, ...] = ()
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    stock: int = Field(default=0, ge=0)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    merchant_id: str | None = Field(default=None, max_length=128)
+    rating: float | None = Field(default=None, ge=0, le=5, allow_inf_nan=False)
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _split_category(cls, v: object) -> object:
+        if isinstance(v, str):
+            parts = [p.strip() for p in v.replace("/", ">").split(">")]
+            return tuple(p for p in parts if p)
+        return v
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _split_tags(cls, v: object) -> object:
+        if isinstance(v, str):
+            return tuple(t.strip() for t in v.replace("|", ",").split(",") if t.strip())
+        return v
+
+    @field_validator("category", "tags")
+    @classmethod
+    def _no_empty_parts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not p.strip() for p in v):
+            raise ValueError("must not contain empty entries")
+        return v
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_utc(cls, v: datetime) -> datetime:
+        return _utc(v)
+
+    @property
+    def category_path(self) -> str:
+        return CATEGORY_SEPARATOR.join(self.category)
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+
+class User(_Model):
+    user_id: Id
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict, description="Free attributes such as region, tier, segment."
+    )
+    consent: bool = Field(
+        default=True,
+        description="Consent to personalization. Without it the user gets non-personalized "
+        "results and their events are kept out of training.",
+    )
+
+
+class EventContext(_Model):
+    session_id: str | None = Field(default=None, max_length=128)
+    query: str | None = Field(default=None, max_length=500)
+    position: int | None = Field(default=None, ge=0)
+    request_id: str | None = Field(default=None, max_length=128)
+    experiment: str | None = Field(default=None, max_length=128)
+    variant: str | None = Field(default=None, max_length=128)
+    channel: str | None = Field(default=None, max_length=64)
+    device: str | None = Field(default=None, max_length=64)
+    surface: str | None = Field(
+        default=None, max_length=64, description="Where the item was shown: feed, search, similar, …"
+    )
+
+
+class Event(_Model):
+    event_id: Id
+    user_id: Id
+    item_id: Id | None = None
+    type: EventType
+    timestamp: datetime
+    value: float | None = Field(
+        default=None, allow_inf_nan=False, description="Rating, quantity or price, by type."
+    )
+    context: EventContext = Field(default_factory=EventContext)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _ts_utc(cls, v: datetime) -> datetime:
+        return _utc(v)
+
+    @model_validator(mode="after")
+    def _check_type_fields(self) -> Event:
+        if self.type == "search":
+            if not (self.context.query and self.context.query.strip()):
+                raise ValueError("context.query is required for a search event")
+        elif self.item_id is None:
+            raise ValueError(f"item_id is required for a {self.type} event")
+        if self.type == "rate" and (self.value is None or not 0 <= self.value <= 5):
+            raise ValueError("value must be a rating between 0 and 5 for a rate event")
+        return self

@@ -1,0 +1,106 @@
+"""One configuration object for every command and the API.
+
+Values come, highest priority first, from: keyword arguments, environment variables
+prefixed ``SHOPRANK_`` (nested with ``__``), a TOML file (``SHOPRANK_CONFIG`` or
+``./shoprank.toml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_PLACEHOLDER_KEYS = {"changeme", "change-me", "secret", "password", "admin", "test"}
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("SHOPRANK_CONFIG", "shoprank.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPRANK_", env_nested_delimiter="__", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    home: Path = Path("var")
+    """Root folder for generated data, the event log, the model registry and the embedded index."""
+
+    # search
+    search_backend: Literal["auto", "embedded", "opensearch"] = "auto"
+    opensearch_url: str | None = None
+    opensearch_index: str = "shoprank-items"
+    synonyms_file: Path | None = None
+
+    # serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_api_key: SecretStr | None = None
+    storefront_api_key: SecretStr | None = None
+    model_poll_seconds: float = 2.0
+
+    # logging
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+    @field_validator("admin_api_key", "storefront_api_key")
+    @classmethod
+    def _no_placeholder_keys(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and v.get_secret_value().strip().lower() in _PLACEHOLDER_KEYS:
+            raise ValueError("is a placeholder; generate one with `openssl rand -hex 24`")
+        return v
+
+    # Derived locations: one place decides the layout under `home`.
+    @cached_property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @cached_property
+    def events_dir(self) -> Path:
+        return self.home / "events"
+
+    @cached_property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @cached_property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """Rules, experiments and other small durable state (SQLite)."""
+        return self.home / "state"
+
+    @property
+    def effective_search_backend(self) -> Literal["embedded", "opensearch"]:
+        if self.search_backend == "auto":
+            return "opensearch" if self.opensearch_url else "embedded"
+        return self.search_backend
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
