@@ -1,0 +1,451 @@
+"""The one text analysis used by every search backend and by merchandising rules.
+
+* `normalize`: Unicode NFKC (full-width → half-width), lower-case, traditional → simplified
+  Chinese (OpenCC ``t2s``). Everything indexed or queried goes through it, so 連衣裙 and
+  连衣裙 are the same text.
+* `tokens` (indexing): Latin/digit words with light English stemming (``dresses`` → ``dress``,
+  ``berries`` → ``berry``); CJK runs as overlapping character bigrams (a one-character run is
+  kept as one token). No dictionary is needed to index.
+* `Analyzer.plan` (querying): CJK runs are cut into words with jieba (dictionary only, no
+  HMM); each word becomes the phrase of its bigrams, so a word matches wherever its
+  characters appear together (``红色连衣裙`` → ``红色`` + ``连衣裙``, matching "連衣裙 紅色").
+  Synonyms are expanded here, in Python, so both backends behave the same.
+
+Synonyms file (UTF-8, merchandisers edit it; ``#`` starts a comment)::
+
+    手機, 手机, mobile phone, cellphone     # equivalent: each finds all
+    tee => t-shirt                          # one-way: "tee" also finds "t-shirt", not back
+
+A one-way rule keeps the original term (it expands, it does not replace).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from search.errors import SynonymsFileError
+
+if TYPE_CHECKING:
+    import jieba
+    import opencc
+
+log = logging.getLogger(__name__)
+
+_CJK = (
+    "\u3040-\u30ff"  # kana
+    "\u3400-\u4dbf"  # CJK ext A
+    "\u4e00-\u9fff"  # CJK unified
+    "\uac00-\ud7af"  # hangul
+    "\uf900-\ufaff"  # compatibility ideographs
+    "\U00020000-\U0002ffff"
+)
+_TOKEN_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
+_CJK_RE = re.compile(rf"^[{_CJK}]+$")
+
+DEFAULT_SYNONYMS = "synonyms.txt"
+
+# ---------------------------------------------------------------- normalization
+
+
+@lru_cache(maxsize=1)
+def _converter() -> opencc.OpenCC:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower-case, traditional → simplified Chinese."""
+    if not text:
+        return ""
+    return _converter().convert(unicodedata.normalize("NFKC", text).lower())
+
+
+def _aligned(text: str) -> tuple[str, list[int]]:
+    """`normalize` with, for each output character, the index of the input character it
+    came from (for highlighting the original text)."""
+    pieces = [unicodedata.normalize("NFKC", c).lower() for c in text]
+    joined = "".join(pieces)
+    converted = _converter().convert(joined)
+    if len(converted) != len(joined):  # a phrase conversion changed the length: go char by char
+        pieces = [_converter().convert(p) for p in pieces]
+        converted = "".join(pieces)
+    origin = [i for i, p in enumerate(pieces) for _ in p]
+    return converted, origin
+
+
+# ---------------------------------------------------------------- stemming
+
+
+def stem(word: str) -> str:
+    """Light English plural stemming (lower-case input). Words with digits are kept."""
+    if len(word) <= 3 or not word.isalpha() or not word.isascii():
+        return word
+    if word.endswith("ies") and not word.endswith(("eies", "aies")):
+        return word[:-3] + "y"
+    if word.endswith("es") and word[:-2].endswith(("s", "x", "z", "ch", "sh")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+# ---------------------------------------------------------------- tokens
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    start: int
+    """Offset in the *normalized* text."""
+    end: int
+
+
+def _bigrams(run: str, offset: int) -> list[Token]:
+    if len(run) == 1:
+        return [Token(run, offset, offset + 1)]
+    return [Token(run[i : i + 2], offset + i, offset + i + 2) for i in range(len(run) - 1)]
+
+
+def token_spans(normalized: str) -> list[Token]:
+    """Index tokens of already-normalized text, with their offsets."""
+    out: list[Token] = []
+    for m in _TOKEN_RE.finditer(normalized):
+        if m.group(1):
+            out.extend(_bigrams(m.group(1), m.start()))
+        else:
+            out.append(Token(stem(m.group(2)), m.start(), m.end()))
+    return out
+
+
+def tokens(text: str) -> list[str]:
+    """Index tokens of ``text`` (normalized first)."""
+    return [t.text for t in token_spans(normalize(text))]
+
+
+def is_cjk(word: str) -> bool:
+    return bool(_CJK_RE.match(word))
+
+
+def fuzzy_distance(token: str) -> int:
+    """Allowed edits for a query token, like OpenSearch's ``fuzziness: AUTO``: none below
+    3 characters, 1 up to 5, else 2; none for CJK or tokens with digits."""
+    if not token.isalpha() or is_cjk(token):
+        return 0
+    n = len(token)
+    return 0 if n < 3 else 1 if n <= 5 else 2
+
+
+def edit_distance(a: str, b: str, limit: int = 2) -> int:
+    """Optimal-string-alignment distance (a transposition costs 1), capped at ``limit + 1``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return min(prev[-1], limit + 1)
+
+
+# ---------------------------------------------------------------- query plan
+
+
+@dataclass(frozen=True)
+class Alternative:
+    tokens: tuple[str, ...]
+    """One token → a term; several → an exact phrase."""
+    fuzzy_distance: int = 0
+    """Edits allowed when typo tolerance is on (0 for phrases, CJK and short words)."""
+
+
+@dataclass(frozen=True)
+class Clause:
+    source: str
+    """The query word(s) this clause came from (normalized)."""
+    alternatives: tuple[Alternative, ...]
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    text: str
+    clauses: tuple[Clause, ...]
+    typo_tolerance: bool = True
+
+    @property
+    def minimum_should_match(self) -> int:
+        """All clauses up to 3; above that, 3 in 4 (rounded up)."""
+        n = len(self.clauses)
+        return n if n <= 3 else -(-3 * n // 4)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.clauses
+
+    def all_tokens(self) -> set[str]:
+        return {t for c in self.clauses for a in c.alternatives for t in a.tokens}
+
+    def fuzzy_tokens(self) -> dict[str, int]:
+        if not self.typo_tolerance:
+            return {}
+        return {
+            a.tokens[0]: a.fuzzy_distance
+            for c in self.clauses
+            for a in c.alternatives
+            if a.fuzzy_distance > 0
+        }
+
+
+Word = str
+"""A query word: a stemmed Latin word or a CJK word (normalized)."""
+
+
+@dataclass(frozen=True)
+class Synonyms:
+    """Expansion table: a word sequence → the word sequences it also finds (itself included)."""
+
+    table: dict[tuple[Word, ...], tuple[tuple[Word, ...], ...]] = field(default_factory=dict)
+
+    @property
+    def max_len(self) -> int:
+        return max((len(k) for k in self.table), default=0)
+
+    def cjk_words(self) -> set[str]:
+        return {w for k in self.table for w in k if is_cjk(w)} | {
+            w for vs in self.table.values() for v in vs for w in v if is_cjk(w)
+        }
+
+
+def _word_tokens(word: Word) -> list[str]:
+    return [t.text for t in _bigrams(word, 0)] if is_cjk(word) else [word]
+
+
+class Analyzer:
+    """Query analysis with a synonym table. Thread-safe; build one per backend."""
+
+    def __init__(self, synonyms: Synonyms | None = None) -> None:
+        self.synonyms = synonyms or Synonyms()
+        self._jieba: jieba.Tokenizer | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> Analyzer:
+        """Synonyms from ``path``, or the package's default file when None."""
+        return cls(load_synonyms(path))
+
+    # -- words
+
+    def _segmenter(self) -> jieba.Tokenizer:
+        if self._jieba is None:
+            with self._lock:
+                if self._jieba is None:
+                    import jieba
+
+                    jieba.setLogLevel(logging.WARNING)
+                    tk = jieba.Tokenizer()
+                    tk.initialize()
+                    for w in sorted(self.synonyms.cjk_words()):
+                        tk.add_word(w, freq=100_000)
+                    self._jieba = tk
+        return self._jieba
+
+    def words(self, normalized: str) -> list[Word]:
+        """Query words of normalized text. A lone CJK character (jieba found no word) becomes
+        the bigram with its neighbour in the same run; consecutive lone characters are joined."""
+        out: list[Word] = []
+        for m in _TOKEN_RE.finditer(normalized):
+            if m.group(2):
+                out.append(stem(m.group(2)))
+                continue
+            run = m.group(1)
+            if len(run) == 1:
+                out.append(run)
+                continue
+            cut = list(self._segmenter().cut(run, HMM=False))
+            merged: list[str] = []
+            pending = ""
+            for w in cut:
+                if len(w) == 1:
+                    pending += w
+                    continue
+                if pending:
+                    merged.append(pending)
+                    pending = ""
+                merged.append(w)
+            if pending:
+                merged.append(pending)
+            pos = 0
+            for w in merged:
+                if len(w) == 1:  # lone char between words: pair it with a neighbour
+                    w = run[pos - 1 : pos + 1] if pos > 0 else run[pos : pos + 2]
+                    pos += 1
+                else:
+                    pos += len(w)
+                out.append(w)
+        return out
+
+    def plan(self, text: str, *, typo_tolerance: bool = True) -> QueryPlan:
+        """The query plan for ``text`` (see `search.backend` for how backends run it)."""
+        normalized = normalize(text)
+        words = self.words(normalized)
+        clauses: list[Clause] = []
+        i = 0
+        max_len = self.synonyms.max_len
+        while i < len(words):
+            match: tuple[tuple[Word, ...], int] | None = None
+            for k in range(min(max_len, len(words) - i), 0, -1):
+                key = tuple(words[i : i + k])
+                if key in self.synonyms.table:
+                    match = (key, k)
+                    break
+            if match is None:
+                variants: tuple[tuple[Word, ...], ...] = ((words[i],),)
+                step = 1
+            else:
+                variants = self.synonyms.table[match[0]]
+                step = match[1]
+            alts: list[Alternative] = []
+            seen: set[tuple[str, ...]] = set()
+            for v in variants:
+                toks = tuple(t for w in v for t in _word_tokens(w))
+                if toks and toks not in seen:
+                    seen.add(toks)
+                    fd = fuzzy_distance(toks[0]) if len(toks) == 1 and typo_tolerance else 0
+                    alts.append(Alternative(toks, fd))
+            if alts:
+                clauses.append(Clause(" ".join(words[i : i + step]), tuple(alts)))
+            i += step
+        return QueryPlan(normalized, tuple(clauses), typo_tolerance)
+
+
+# ---------------------------------------------------------------- synonyms
+
+
+def _parse_terms(part: str, analyzer: Analyzer, where: str) -> list[tuple[Word, ...]]:
+    terms = []
+    for raw in part.split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        words = tuple(analyzer.words(normalize(raw)))
+        if not words:
+            raise SynonymsFileError(f"{where}: {raw!r} has no searchable characters; remove it")
+        terms.append(words)
+    return terms
+
+
+def parse_synonyms(lines: Iterable[str], source: str = "synonyms") -> Synonyms:
+    """Parse synonym rules (see the module docstring). Raises `SynonymsFileError` naming the
+    line of a bad rule."""
+    plain = Analyzer()  # segment terms without synonyms
+    groups: list[tuple[list[tuple[Word, ...]], list[tuple[Word, ...]]]] = []
+    for n, line in enumerate(lines, start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{source} line {n}"
+        if "=>" in line:
+            left, _, right = line.partition("=>")
+            if "=>" in right:
+                raise SynonymsFileError(f"{where}: use one '=>' per rule")
+            lhs, rhs = _parse_terms(left, plain, where), _parse_terms(right, plain, where)
+            if not lhs or not rhs:
+                raise SynonymsFileError(f"{where}: write 'a, b => c' with terms on both sides")
+            groups.append((lhs, rhs))
+        else:
+            terms = _parse_terms(line, plain, where)
+            if len(terms) < 2:
+                raise SynonymsFileError(f"{where}: an equivalence needs at least two terms, e.g. 'a, b'")
+            groups.append((terms, terms))
+    table: dict[tuple[Word, ...], list[tuple[Word, ...]]] = {}
+    for lhs, rhs in groups:
+        for key in lhs:
+            found = table.setdefault(key, [key])
+            for v in rhs:
+                if v not in found:
+                    found.append(v)
+    return Synonyms({k: tuple(v) for k, v in table.items()})
+
+
+def load_synonyms(path: Path | None) -> Synonyms:
+    """Read a synonyms file; None → the default file shipped with the package."""
+    if path is None:
+        text = resources.files("search").joinpath(DEFAULT_SYNONYMS).read_text(encoding="utf-8")
+        return parse_synonyms(text.splitlines(), DEFAULT_SYNONYMS)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SynonymsFileError(
+            f"cannot read synonyms file {path}: {exc.strerror}; fix SHOPRANK_SYNONYMS_FILE"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise SynonymsFileError(f"synonyms file {path} is not UTF-8; save it as UTF-8") from exc
+    return parse_synonyms(text.splitlines(), str(path))
+
+
+@lru_cache(maxsize=1)
+def default_analyzer() -> Analyzer:
+    return Analyzer.from_file(None)
+
+
+# ---------------------------------------------------------------- highlighting
+
+HighlightMode = Literal["html"]
+
+
+def matched_spans(text: str, plan: QueryPlan) -> list[tuple[int, int]]:
+    """Character ranges of ``text`` (original) that match the plan's tokens, merged."""
+    if plan.is_empty or not text:
+        return []
+    wanted = plan.all_tokens()
+    fuzzy = plan.fuzzy_tokens()
+    normalized, origin = _aligned(text)
+    spans: list[tuple[int, int]] = []
+    for tok in token_spans(normalized):
+        hit = tok.text in wanted or any(
+            edit_distance(tok.text, q, d) <= d for q, d in fuzzy.items() if not is_cjk(tok.text)
+        )
+        if hit:
+            spans.append((origin[tok.start], origin[tok.end - 1] + 1))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def highlight(text: str, plan: QueryPlan, tag: str = "em") -> str:
+    """``text`` HTML-escaped with matched parts wrapped in ``<tag>…</tag>``."""
+    out: list[str] = []
+    pos = 0
+    for s, e in matched_spans(text, plan):
+        out.append(html.escape(text[pos:s]))
+        out.append(f"<{tag}>{html.escape(text[s:e])}</{tag}>")
+        pos = e
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def phrase_tokens(words: Sequence[Word]) -> tuple[str, ...]:
+    """Index tokens of a word sequence (helper for rules and tests)."""
+    return tuple(t for w in words for t in _word_tokens(w))

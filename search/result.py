@@ -1,0 +1,62 @@
+"""The one search result every backend returns."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SearchHit(_Model):
+    item_id: str
+    score: float
+    """The backend's lexical score (BM25-like) under ``sort="relevance"``; for other sorts the
+    sort key is used for ordering and ``score`` is still the lexical score (0.0 without text)."""
+    title: str
+    """The title as stored (original script)."""
+    highlighted_title: str
+    """The title, HTML-escaped, with matched parts wrapped in ``<em>…</em>``
+    (made by `search.analysis.highlight`, identical in every backend)."""
+    brand: str | None = None
+    category: tuple[str, ...] = ()
+    price: float = 0.0
+    currency: str = "CNY"
+    stock: int = 0
+    rating: float | None = None
+    popularity: float = 0.0
+
+
+class FacetValue(_Model):
+    value: str
+    """The term as stored, or a range bucket key such as ``"100-200"``."""
+    count: int
+    selected: bool = False
+    gte: float | None = None
+    """Lower bound of a range bucket (inclusive); None for terms or an open bucket."""
+    lt: float | None = None
+    """Upper bound of a range bucket (exclusive); None for terms or an open bucket."""
+
+
+class SearchResult(_Model):
+    hits: list[SearchHit]
+    total: int
+    """Number of items matching text and every filter."""
+    offset: int = 0
+    """Rank of the first hit (``(page-1)*size``, or 0 when ``rerank_depth`` was set)."""
+    facets: dict[str, list[FacetValue]] = Field(default_factory=dict)
+    """Requested facet field → values. Terms: by count desc, then value asc, zero counts
+    omitted (selected values are always listed, even at 0). Ranges: every bucket in the
+    requested order, zero counts included."""
+    took_ms: float = 0.0
+    backend: str = ""
+
+
+class Suggestion(_Model):
+    text: str
+    """What to show (original script), e.g. a brand, a category name or a title."""
+    kind: str
+    """``"brand"``, ``"category"`` or ``"title"``."""
+    count: int = 1
+    """Number of active items behind it."""
