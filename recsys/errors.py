@@ -24,6 +24,14 @@ class RuleValidationError(RuleError):
         super().__init__("rule rejected: " + "; ".join(self.reasons))
 
 
+class RuleConflictError(RuleError):
+    """A rule with this id already exists."""
+
+    def __init__(self, rule_id: str) -> None:
+        self.rule_id = rule_id
+        super().__init__(f"a rule with id {rule_id!r} already exists; update it or pick another id")
+
+
 class RuleNotFoundError(RuleError):
     """No rule has the given id."""
 
