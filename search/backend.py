@@ -26,7 +26,8 @@ Text matching (the reference semantics):
 * Suggestions (`SearchBackend.suggest`): candidates are brands, category names (every level)
   and titles of active items. A candidate matches when its ``analysis.normalize`` form starts
   with the normalized prefix. Order: brands, then categories, then titles; inside a kind by
-  item count desc, then text asc; at most ``size``. Empty prefix → empty list.
+  active item count desc, then normalized text asc, then text asc; at most ``size``.
+  Empty (or blank) prefix → empty list.
 """
 
 from __future__ import annotations

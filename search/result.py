@@ -12,8 +12,7 @@ class _Model(BaseModel):
 class SearchHit(_Model):
     item_id: str
     score: float
-    """The backend's lexical score (BM25-like) under ``sort="relevance"``; for other sorts the
-    sort key is used for ordering and ``score`` is still the lexical score (0.0 without text)."""
+    """The backend's lexical score (BM25-like) under ``sort="relevance"``; 0.0 for other sorts."""
     title: str
     """The title as stored (original script)."""
     highlighted_title: str

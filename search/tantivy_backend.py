@@ -1,0 +1,649 @@
+"""The embedded search backend: a tantivy index on disk, no server.
+
+Layout under ``root``: one directory per generation (``gen-<n>``) and a ``CURRENT`` file
+naming the live one. `TantivyBackend.rebuild` writes a new generation and then replaces
+``CURRENT`` atomically; searchers (in this process, or another one such as the API server,
+which re-reads ``CURRENT`` when it changes) move to it on their next call. The previous
+generation is kept so that a searcher still holding it never fails; older ones are removed.
+
+This is the only module that imports tantivy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from data.models import Item
+from search.analysis import Analyzer, QueryPlan, default_analyzer, highlight, normalize
+from search.backend import FUZZY_FIELDS, FUZZY_SCORE, TEXT_FIELDS, Progress
+from search.document import POSITION_GAP, SearchDocument, to_document
+from search.errors import IndexNotFoundError, SearchError
+from search.query import BoolFilter, RangeFacet, RangeFilter, SearchRequest, TermsFacet, TermsFilter
+from search.result import FacetValue, SearchHit, SearchResult, Suggestion
+
+if TYPE_CHECKING:
+    import tantivy
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_CURRENT = "CURRENT"
+_GEN_PREFIX = "gen-"
+_KEYWORD_FIELDS = ("category_l1", "category_l2", "category_l3", "brand", "merchant_id")
+_MULTI_KEYWORD_FIELDS = ("category", "tags")
+_SUGGEST_KINDS = ("brand", "category", "title")
+_SUGGEST_SEP = "\x00"
+_TERMS_AGG_SIZE = 65_000
+_WRITER_HEAP = 128_000_000
+
+
+def _schema() -> tantivy.Schema:
+    import tantivy
+
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("item_id", stored=True, fast=True, tokenizer_name="raw")
+    for name in TEXT_FIELDS:
+        sb.add_text_field(name, tokenizer_name="whitespace")
+    for name in _KEYWORD_FIELDS + _MULTI_KEYWORD_FIELDS:
+        sb.add_text_field(name, fast=True, tokenizer_name="raw")
+    sb.add_text_field("suggest", tokenizer_name="raw", index_option="freq")
+    sb.add_float_field("price", indexed=True, fast=True)
+    sb.add_integer_field("stock", indexed=True, fast=True)
+    sb.add_boolean_field("in_stock", indexed=True, fast=True)
+    sb.add_boolean_field("is_active", indexed=True, fast=True)
+    sb.add_float_field("rating", indexed=True, fast=True)
+    sb.add_date_field("created_at", indexed=True, fast=True)
+    sb.add_float_field("popularity", indexed=False, fast=True)
+    sb.add_bytes_field("source", stored=True)
+    return sb.build()
+
+
+@dataclass
+class _Generation:
+    name: str
+    index: tantivy.Index
+
+
+class TantivyBackend:
+    """A `search.backend.SearchBackend` over a tantivy index in ``root``."""
+
+    name = "embedded"
+
+    def __init__(self, root: Path | str, *, analyzer: Analyzer | None = None) -> None:
+        self.root = Path(root)
+        self.analyzer = analyzer or default_analyzer()
+        self._schema = _schema()
+        self._gen: _Generation | None = None
+        self._current_stamp: tuple[int, int] | None = None
+        self._open_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------ generations
+
+    def _current_file(self) -> Path:
+        return self.root / _CURRENT
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self._current_file().stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_ino)
+
+    def _open_generation(self, name: str) -> _Generation:
+        import tantivy
+
+        path = self.root / name
+        meta = path / "shoprank.json"
+        try:
+            version = json.loads(meta.read_text())["schema_version"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexNotFoundError(
+                f"search index {path} is incomplete; rebuild it with `shoprank index`"
+            ) from exc
+        if version != SCHEMA_VERSION:
+            raise IndexNotFoundError(
+                f"search index {path} has schema v{version}, this code needs v{SCHEMA_VERSION}; "
+                "rebuild it with `shoprank index`"
+            )
+        return _Generation(name, tantivy.Index(self._schema, path=str(path), reuse=True))
+
+    def _live(self, *, create: bool = False) -> _Generation:
+        """The live generation, following ``CURRENT`` when another writer swapped it."""
+        if self._closed:
+            raise SearchError("the search backend is closed; open a new one")
+        stamp = self._stamp()
+        gen = self._gen
+        if gen is not None and stamp == self._current_stamp:
+            return gen
+        with self._open_lock:
+            stamp = self._stamp()
+            if self._gen is not None and stamp == self._current_stamp:
+                return self._gen
+            if stamp is None:
+                if not create:
+                    raise IndexNotFoundError(
+                        f"no search index in {self.root}; build it with `shoprank index`"
+                    )
+                name = self._new_generation()
+                self._publish(name)
+                stamp = self._stamp()
+            name = self._current_file().read_text().strip()
+            if self._gen is None or self._gen.name != name:
+                self._gen = self._open_generation(name)
+            self._current_stamp = stamp
+            return self._gen
+
+    def _new_generation(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"{_GEN_PREFIX}{time.time_ns()}"
+        path = self.root / name
+        path.mkdir()
+        (path / "shoprank.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
+        return name
+
+    def _publish(self, name: str) -> None:
+        tmp = self.root / f"{_CURRENT}.{os.getpid()}.tmp"
+        tmp.write_text(name + "\n")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._current_file())
+
+    def _cleanup(self, keep: set[str]) -> None:
+        for p in self.root.glob(f"{_GEN_PREFIX}*"):
+            if p.name not in keep:
+                shutil.rmtree(p, ignore_errors=True)
+
+    # ------------------------------------------------------------ writing
+
+    def _to_tantivy(self, doc: SearchDocument, source: bytes) -> tantivy.Document:
+        import tantivy
+
+        d = tantivy.Document()
+        d.add_text("item_id", doc.item_id)
+        for name in TEXT_FIELDS:
+            values: tuple[tuple[str, ...], ...] = getattr(doc, name)
+            toks: list[tantivy.Token] = []
+            pos = 0
+            for value in values:
+                for t in value:
+                    toks.append(tantivy.Token(t, pos, 0, 0))
+                    pos += 1
+                pos += POSITION_GAP
+            if toks:
+                d.add_pre_tokenized_text(
+                    name, tantivy.PreTokenizedString(" ".join(t.text for t in toks), toks)
+                )
+        for name in _KEYWORD_FIELDS:
+            v = getattr(doc, name)
+            if v:
+                d.add_text(name, v)
+        for name in _MULTI_KEYWORD_FIELDS:
+            for v in getattr(doc, name):
+                d.add_text(name, v)
+        for kind, text in _suggest_entries(doc):
+            d.add_text("suggest", f"{kind}:{normalize(text)}{_SUGGEST_SEP}{text}")
+        d.add_float("price", doc.price)
+        d.add_integer("stock", doc.stock)
+        d.add_boolean("in_stock", doc.in_stock)
+        d.add_boolean("is_active", doc.is_active)
+        if doc.rating is not None:
+            d.add_float("rating", doc.rating)
+        d.add_date("created_at", doc.created_at)
+        d.add_float("popularity", doc.popularity)
+        d.add_bytes("source", source)
+        return d
+
+    def _add(
+        self,
+        writer: tantivy.IndexWriter,
+        items: Iterable[Item],
+        popularity: Mapping[str, float] | None,
+        keep: Mapping[str, float],
+        progress: Progress | None,
+        *,
+        replace: bool,
+    ) -> int:
+        n = 0
+        batch = 0
+        for item in items:
+            pop = (popularity or {}).get(item.item_id, keep.get(item.item_id, 0.0))
+            if replace:
+                writer.delete_documents_by_term("item_id", item.item_id)
+            source = item.model_dump_json().encode()
+            writer.add_document(self._to_tantivy(to_document(item, pop), source))
+            n += 1
+            batch += 1
+            if progress is not None and batch >= 1000:
+                progress(batch)
+                batch = 0
+        if progress is not None and batch:
+            progress(batch)
+        return n
+
+    def _commit(self, gen: _Generation, writer: tantivy.IndexWriter) -> None:
+        writer.commit()
+        writer.wait_merging_threads()
+        gen.index.reload()
+
+    def _writer(self, gen: _Generation) -> tantivy.IndexWriter:
+        try:
+            return gen.index.writer(_WRITER_HEAP, 1)
+        except ValueError as exc:
+            raise SearchError(
+                f"cannot write the search index in {self.root}: {exc}; "
+                "another process is writing it, wait for it to finish"
+            ) from exc
+
+    def _popularity_of(self, gen: _Generation, item_ids: Sequence[str]) -> dict[str, float]:
+        import tantivy
+
+        if not item_ids:
+            return {}
+        searcher = gen.index.searcher()
+        q = tantivy.Query.term_set_query(self._schema, "item_id", list(item_ids))
+        hits = searcher.search(q, limit=max(1, len(item_ids)), count=False).hits
+        addrs = [a for _, a in hits]
+        pops = searcher.fast_field_values("popularity", addrs)
+        ids = [searcher.doc(a).get_first("item_id") for a in addrs]
+        return {i: float(p or 0.0) for i, p in zip(ids, pops, strict=True)}
+
+    def index_items(
+        self,
+        items: Iterable[Item],
+        *,
+        popularity: Mapping[str, float] | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        with self._write_lock:
+            gen = self._live(create=True)
+            writer = self._writer(gen)
+            try:
+                n = self._add(writer, items, popularity, {}, progress, replace=True)
+            except BaseException:
+                writer.rollback()
+                writer.wait_merging_threads()
+                raise
+            self._commit(gen, writer)
+            return n
+
+    def rebuild(
+        self,
+        items: Iterable[Item],
+        *,
+        popularity: Mapping[str, float] | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        import tantivy
+
+        with self._write_lock:
+            previous = self._gen.name if self._gen is not None else None
+            if previous is None and self._stamp() is not None:
+                previous = self._current_file().read_text().strip()
+            name = self._new_generation()
+            try:
+                index = tantivy.Index(self._schema, path=str(self.root / name), reuse=False)
+                gen = _Generation(name, index)
+                writer = self._writer(gen)
+                n = self._add(writer, items, popularity, {}, progress, replace=False)
+                self._commit(gen, writer)
+            except BaseException:
+                shutil.rmtree(self.root / name, ignore_errors=True)
+                raise
+            self._publish(name)
+            with self._open_lock:
+                self._gen = gen
+                self._current_stamp = self._stamp()
+            self._cleanup(keep={name} | ({previous} if previous else set()))
+            log.info("search index rebuilt: %d items in %s", n, self.root / name)
+            return n
+
+    def upsert(self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None) -> int:
+        with self._write_lock:
+            gen = self._live(create=True)
+            missing = [i.item_id for i in items if not popularity or i.item_id not in popularity]
+            keep = self._popularity_of(gen, missing)
+            writer = self._writer(gen)
+            n = self._add(writer, items, popularity, keep, None, replace=True)
+            self._commit(gen, writer)
+            return n
+
+    def delete(self, item_ids: Sequence[str]) -> int:
+        import tantivy
+
+        with self._write_lock:
+            gen = self._live(create=True)
+            q = tantivy.Query.term_set_query(self._schema, "item_id", list(item_ids))
+            existing = gen.index.searcher().search(q, limit=1, count=True).count if item_ids else 0
+            if not existing:
+                return 0
+            writer = self._writer(gen)
+            for i in item_ids:
+                writer.delete_documents_by_term("item_id", i)
+            self._commit(gen, writer)
+            return int(existing)
+
+    def update_fields(
+        self,
+        item_id: str,
+        *,
+        price: float | None = None,
+        stock: int | None = None,
+        is_active: bool | None = None,
+        popularity: float | None = None,
+    ) -> bool:
+        import tantivy
+
+        with self._write_lock:
+            gen = self._live(create=True)
+            searcher = gen.index.searcher()
+            q = tantivy.Query.term_query(self._schema, "item_id", item_id)
+            hits = searcher.search(q, limit=1, count=False).hits
+            if not hits:
+                return False
+            addr = hits[0][1]
+            item = Item.model_validate_json(searcher.doc(addr).get_first("source"))
+            pop = popularity
+            if pop is None:
+                pop = float(searcher.fast_field_values("popularity", [addr])[0] or 0.0)
+            changes = {
+                k: v
+                for k, v in (("price", price), ("stock", stock), ("is_active", is_active))
+                if v is not None
+            }
+            item = Item.model_validate({**item.model_dump(), **changes})
+            writer = self._writer(gen)
+            self._add(writer, [item], {item_id: pop}, {}, None, replace=True)
+            self._commit(gen, writer)
+            return True
+
+    # ------------------------------------------------------------ reading
+
+    def count(self) -> int:
+        try:
+            return int(self._live().index.searcher().num_docs)
+        except IndexNotFoundError:
+            return 0
+
+    def health(self) -> bool:
+        try:
+            self._live().index.searcher()
+        except SearchError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        self._gen = None
+
+    # -- query building
+
+    def _text_query(self, plan: QueryPlan) -> tantivy.Query:
+        import tantivy
+
+        Q, Occur, schema = tantivy.Query, tantivy.Occur, self._schema
+        if plan.is_empty:
+            return Q.all_query()
+        clause_queries = []
+        for clause in plan.clauses:
+            subs: list[tuple[Any, tantivy.Query]] = []
+            for alt in clause.alternatives:
+                for field, weight in TEXT_FIELDS.items():
+                    if len(alt.tokens) == 1:
+                        q = Q.term_query(schema, field, alt.tokens[0])
+                    else:
+                        q = Q.phrase_query(schema, field, list(alt.tokens))
+                    subs.append((Occur.Should, Q.boost_query(q, weight)))
+                if plan.typo_tolerance and alt.fuzzy_distance > 0:
+                    for field in FUZZY_FIELDS:
+                        fq = Q.fuzzy_term_query(
+                            schema, field, alt.tokens[0], alt.fuzzy_distance, True, False
+                        )
+                        subs.append(
+                            (Occur.Should, Q.const_score_query(fq, FUZZY_SCORE * TEXT_FIELDS[field]))
+                        )
+            clause_queries.append(Q.boolean_query(subs))
+        msm = plan.minimum_should_match
+        if msm >= len(clause_queries):
+            return Q.boolean_query([(Occur.Must, q) for q in clause_queries])
+        return Q.boolean_query([(Occur.Should, q) for q in clause_queries], msm)
+
+    def _filter_query(self, f: TermsFilter | RangeFilter | BoolFilter) -> tantivy.Query:
+        import tantivy
+
+        Q, schema = tantivy.Query, self._schema
+        if isinstance(f, TermsFilter):
+            return Q.term_set_query(schema, f.field, list(f.values))
+        if isinstance(f, BoolFilter):
+            return Q.term_query(schema, f.field, f.value)
+        if f.field == "stock":
+            ftype = tantivy.FieldType.Integer
+            conv: Any = _int_bounds(f)
+            low, high, inc_low, inc_high = conv
+        else:
+            ftype = tantivy.FieldType.Float
+            low = f.gte if f.gte is not None else f.gt
+            high = f.lte if f.lte is not None else f.lt
+            inc_low = f.gt is None
+            inc_high = f.lt is None
+            low = float(low) if low is not None else None
+            high = float(high) if high is not None else None
+        if low is None and high is None:
+            return Q.empty_query()
+        return Q.range_query(
+            schema,
+            f.field,
+            ftype,
+            low,
+            high,
+            include_lower=inc_low if low is not None else True,
+            include_upper=inc_high if high is not None else True,
+        )
+
+    def _query(
+        self, text_q: tantivy.Query, groups: Mapping[str, Sequence[TermsFilter | RangeFilter | BoolFilter]]
+    ) -> tantivy.Query:
+        import tantivy
+
+        Q, Occur = tantivy.Query, tantivy.Occur
+        if not groups:
+            return text_q
+        parts = [(Occur.Must, text_q)]
+        for filters in groups.values():
+            if len(filters) == 1:
+                fq = self._filter_query(filters[0])
+            else:
+                fq = Q.boolean_query([(Occur.Should, self._filter_query(f)) for f in filters])
+            parts.append((Occur.Must, Q.const_score_query(fq, 0.0)))
+        return Q.boolean_query(parts)
+
+    # -- search
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        import tantivy
+
+        t0 = time.perf_counter()
+        gen = self._live()
+        searcher = gen.index.searcher()
+        plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
+        text_q = self._text_query(plan)
+        query = self._query(text_q, request.filters_by_field())
+        start, count = request.window()
+        order_field, order = _SORTS[request.sort]
+        if order_field is None:
+            res = searcher.search(query, limit=count, count=True, offset=start)
+        else:
+            res = searcher.search(
+                query,
+                limit=count,
+                count=True,
+                offset=start,
+                order_by_field=order_field,
+                order=tantivy.Order.Asc if order == "asc" else tantivy.Order.Desc,
+            )
+        addrs = [a for _, a in res.hits]
+        pops = searcher.fast_field_values("popularity", addrs) if addrs else []
+        hits = []
+        for (key, addr), pop in zip(res.hits, pops, strict=True):
+            src = json.loads(searcher.doc(addr).get_first("source"))
+            score = float(key) if order_field is None else 0.0
+            hits.append(_hit(src, score, float(pop or 0.0), plan))
+        facets = self._facets(searcher, request, text_q, query) if request.facets else {}
+        return SearchResult(
+            hits=hits,
+            total=int(res.count or 0),
+            offset=start,
+            facets=facets,
+            took_ms=(time.perf_counter() - t0) * 1000,
+            backend=self.name,
+        )
+
+    def _facets(
+        self,
+        searcher: tantivy.Searcher,
+        request: SearchRequest,
+        text_q: tantivy.Query,
+        full_query: tantivy.Query,
+    ) -> dict[str, list[FacetValue]]:
+        filtered = {f.field for f in request.filters}
+        # Facets on unfiltered fields share one aggregation over the full query.
+        shared = [f for f in request.facets if f.field not in filtered]
+        own = [f for f in request.facets if f.field in filtered]
+        raw: dict[str, Any] = {}
+        if shared:
+            raw.update(searcher.aggregate(full_query, {f.field: _agg(f) for f in shared}))
+        for f in own:
+            q = self._query(text_q, request.filters_by_field(excluding=f.field))
+            raw.update(searcher.aggregate(q, {f.field: _agg(f)}))
+        out: dict[str, list[FacetValue]] = {}
+        for f in request.facets:
+            buckets = raw.get(f.field, {}).get("buckets", [])
+            if isinstance(f, TermsFacet):
+                out[f.field] = _terms_values(f, buckets, request.selected_terms(f.field))
+            else:
+                out[f.field] = _range_values(f, buckets, request.selected_ranges(f.field))
+        return out
+
+    def suggest(self, prefix: str, size: int = 10) -> list[Suggestion]:
+        import tantivy
+
+        p = normalize(prefix).strip()
+        if not p or size < 1:
+            return []
+        searcher = self._live().index.searcher()
+        active = tantivy.Query.term_query(self._schema, "is_active", True)
+        out: list[Suggestion] = []
+        for kind in _SUGGEST_KINDS:
+            if len(out) >= size:
+                break
+            terms = searcher.terms_with_prefix(
+                "suggest", f"{kind}:{p}", filter_query=active, limit=size - len(out)
+            )
+            for term, n in terms:
+                if n <= 0:
+                    continue
+                text = term.split(_SUGGEST_SEP, 1)[1]
+                out.append(Suggestion(text=text, kind=kind, count=int(n)))
+        return out[:size]
+
+
+# ---------------------------------------------------------------- helpers
+
+_SORTS: dict[str, tuple[str | None, str]] = {
+    "relevance": (None, "desc"),
+    "price_asc": ("price", "asc"),
+    "price_desc": ("price", "desc"),
+    "newest": ("created_at", "desc"),
+    "popularity": ("popularity", "desc"),
+}
+
+
+def _int_bounds(f: RangeFilter) -> tuple[int | None, int | None, bool, bool]:
+    """Integer bounds of a range over an integer field, all inclusive."""
+    import math
+
+    low: int | None = None
+    high: int | None = None
+    if f.gte is not None:
+        low = math.ceil(f.gte)
+    elif f.gt is not None:
+        low = math.floor(f.gt) + 1
+    if f.lte is not None:
+        high = math.floor(f.lte)
+    elif f.lt is not None:
+        high = math.ceil(f.lt) - 1
+    return low, high, True, True
+
+
+def _suggest_entries(doc: SearchDocument) -> list[tuple[str, str]]:
+    if not doc.is_active:
+        return []
+    out: list[tuple[str, str]] = []
+    if doc.brand:
+        out.append(("brand", doc.brand))
+    out.extend(("category", c) for c in dict.fromkeys(doc.category_path))
+    out.append(("title", doc.title_raw))
+    return out
+
+
+def _agg(f: TermsFacet | RangeFacet) -> dict[str, Any]:
+    if isinstance(f, TermsFacet):
+        return {"terms": {"field": f.field, "size": _TERMS_AGG_SIZE}}
+    ranges = []
+    for b in f.buckets:
+        r: dict[str, float] = {}
+        if b.gte is not None:
+            r["from"] = b.gte
+        if b.lt is not None:
+            r["to"] = b.lt
+        ranges.append(r)
+    return {"range": {"field": f.field, "ranges": ranges}}
+
+
+def _terms_values(f: TermsFacet, buckets: list[dict[str, Any]], selected: set[str]) -> list[FacetValue]:
+    counts = {str(b["key"]): int(b["doc_count"]) for b in buckets if int(b["doc_count"]) > 0}
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: f.size]
+    out = [FacetValue(value=k, count=c, selected=k in selected) for k, c in ranked]
+    shown = {k for k, _ in ranked}
+    for k in sorted(selected - shown):
+        out.append(FacetValue(value=k, count=counts.get(k, 0), selected=True))
+    return out
+
+
+def _range_values(
+    f: RangeFacet, buckets: list[dict[str, Any]], selected: set[tuple[float | None, float | None]]
+) -> list[FacetValue]:
+    by_bounds = {(b.get("from"), b.get("to")): int(b["doc_count"]) for b in buckets}
+    out = []
+    for b in f.buckets:
+        n = by_bounds.get((b.gte, b.lt), 0)
+        out.append(
+            FacetValue(value=b.key, count=n, selected=(b.gte, b.lt) in selected, gte=b.gte, lt=b.lt)
+        )
+    return out
+
+
+def _hit(src: dict[str, Any], score: float, popularity: float, plan: QueryPlan) -> SearchHit:
+    return SearchHit(
+        item_id=src["item_id"],
+        score=score,
+        title=src["title"],
+        highlighted_title=highlight(src["title"], plan),
+        brand=src.get("brand"),
+        category=tuple(src.get("category") or ()),
+        price=float(src["price"]),
+        currency=src.get("currency", "CNY"),
+        stock=int(src.get("stock", 0)),
+        rating=src.get("rating"),
+        popularity=popularity,
+    )
