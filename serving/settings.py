@@ -46,6 +46,21 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = None
     storefront_api_key: SecretStr | None = None
     model_poll_seconds: float = 2.0
+    # online ranking (serving/recsys): weights and limits the API uses
+    feed_slot_weights: dict[str, float] = {
+        "for_you": 1.0, "trending": 0.35, "new_arrivals": 0.25, "promoted": 0.3,
+    }
+    """Relative weight of each named feed slot (for_you, trending, new_arrivals, promoted)."""
+    diversity_max_per_category: int = 2
+    diversity_window: int = 5
+    """At most `diversity_max_per_category` items of one category in any `diversity_window` in a row."""
+    search_personalization_weight: float = 0.3
+    search_personalization_top_n: int = 50
+    history_size: int = 50
+    """Recent interactions kept per user for real-time signals."""
+    feed_cache_size: int = 20_000
+    feed_cache_ttl_seconds: float = 900.0
+    """Ranked feeds kept per request_id so page 2 never repeats page 1."""
 
     # logging
     log_level: str = "INFO"

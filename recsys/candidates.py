@@ -1,0 +1,254 @@
+"""Named candidate sources: each turns a request into a short list of scored, explained items.
+
+================  ==========================================================================
+source            what it returns
+================  ==========================================================================
+``cf``            the collaborative model's picks for a known, consenting user
+``history``       neighbours of the user's recent items (real-time: a view made a second ago
+                  counts), via the item-kNN model, else any model's ``similar``, else content
+``trending``      the trending model, else live event counts, else popularity
+``new_arrivals``  the new-arrivals model, else the catalog's newest items
+``promoted``      items tagged ``promoted`` (or ``attributes.promoted = true``)
+``popular``       the popularity model, else live counts, else best-rated items (last resort)
+================  ==========================================================================
+
+Every source returns at most ``n`` items, best first, with a :class:`Reason` naming itself and
+the model version. Sources never filter for stock or activity: the pipeline does that once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from data.catalog import Catalog
+from recsys.live import LiveCounts
+from recsys.modelset import LoadedModel, ModelSet
+from recsys.profile import UserProfile
+from recsys.types import Reason, ScoredItem
+
+log = logging.getLogger(__name__)
+
+CF_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
+"""Preference order for the ``cf`` source (first one present in the registry wins)."""
+SIMILAR_MODELS: tuple[str, ...] = ("item_knn", "ease", "als", "bpr", "content")
+"""Preference order for item-to-item similarity."""
+HISTORY_ITEMS = 5
+"""How many of the most recent items feed the ``history`` source."""
+HISTORY_DECAY = 0.75
+"""Weight of the k-th most recent item: HISTORY_DECAY ** k."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRequest:
+    profile: UserProfile
+    n: int
+    models: ModelSet
+    history: tuple[str, ...] = ()
+    """Recent items, most recent first (explicit for anonymous users, else the profile's)."""
+    exclude: frozenset[str] = frozenset()
+    category: tuple[str, ...] | None = None
+
+
+Source = Callable[[SourceRequest], list[ScoredItem]]
+
+
+def _safe(fn: Callable[[], list[tuple[str, float]]], what: str) -> list[tuple[str, float]]:
+    try:
+        return fn()
+    except (KeyError, ValueError, IndexError) as exc:  # unknown id or empty model: no candidates
+        log.debug("%s gave no candidates: %s", what, exc)
+        return []
+
+
+def cf(req: SourceRequest) -> list[ScoredItem]:
+    model = req.models.first(CF_MODELS)
+    p = req.profile
+    if model is None or not p.personalizable or not model.knows_user(p.user_id):
+        return []
+    pairs = _safe(lambda: model.recommend_user(p.user_id, req.n, req.exclude), "cf")
+    reason = Reason(source="cf", detail=f"picked for you ({model.name})", model_version=model.version)
+    return [ScoredItem(i, s, (reason,), {"cf": s}) for i, s in pairs if i not in req.exclude]
+
+
+def similar_model(models: ModelSet) -> LoadedModel | None:
+    return models.first(SIMILAR_MODELS)
+
+
+def history(req: SourceRequest) -> list[ScoredItem]:
+    """Neighbours of the last few items, weighted by recency; explains the item they came from."""
+    recent = req.history[:HISTORY_ITEMS]
+    if not recent:
+        return []
+    chain = [m for m in (req.models.first(SIMILAR_MODELS), req.models.get("content")) if m is not None]
+    if not chain:
+        return []
+    scores: dict[str, float] = {}
+    best_from: dict[str, tuple[float, str, LoadedModel]] = {}
+    hist = set(req.history)
+    for k, anchor in enumerate(recent):
+        w = HISTORY_DECAY**k
+        pairs: list[tuple[str, float]] = []
+        used = chain[0]
+        for m in chain:
+            pairs = _safe(lambda m=m: m.similar(anchor, req.n), f"similar({m.name})")
+            if pairs:
+                used = m
+                break
+        if not pairs:
+            continue
+        top = max(s for _, s in pairs) or 1.0
+        for i, s in pairs:
+            if i in hist or i in req.exclude:
+                continue
+            v = w * (s / top if top > 0 else 0.0)
+            scores[i] = scores.get(i, 0.0) + v
+            if i not in best_from or v > best_from[i][0]:
+                best_from[i] = (v, anchor, used)
+    out = []
+    for i, s in heapq.nlargest(req.n, scores.items(), key=lambda kv: kv[1]):
+        _, anchor, used = best_from[i]
+        reason = Reason(
+            source="history" if used.name != "content" else "content",
+            detail="similar to an item you viewed",
+            model_version=used.version,
+            related_item_id=anchor,
+        )
+        out.append(ScoredItem(i, s, (reason,), {"history": s}))
+    return out
+
+
+class CatalogViews:
+    """Cached catalog-wide orderings (newest, promoted, best rated) refreshed every `ttl` s."""
+
+    def __init__(self, catalog: Catalog, ttl: float = 30.0, depth: int = 1000) -> None:
+        self.catalog = catalog
+        self.ttl = ttl
+        self.depth = depth
+        self._at = -1e9
+        self._newest: list[str] = []
+        self._promoted: list[str] = []
+        self._rated: list[str] = []
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        self._at = -1e9
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._at < self.ttl:
+            return
+        with self._lock:
+            if now - self._at < self.ttl:
+                return
+            items = [it for it in self.catalog if it.is_active and it.stock > 0]
+            self._newest = [
+                it.item_id for it in heapq.nlargest(self.depth, items, key=lambda it: it.created_at)
+            ]
+            self._promoted = [
+                it.item_id
+                for it in items
+                if "promoted" in it.tags or it.attributes.get("promoted") is True
+            ][: self.depth]
+            self._rated = [
+                it.item_id
+                for it in heapq.nlargest(self.depth, items, key=lambda it: (it.rating or 0.0, it.item_id))
+            ]
+            self._at = now
+
+    def newest(self) -> list[str]:
+        self._refresh()
+        return self._newest
+
+    def promoted(self) -> list[str]:
+        self._refresh()
+        return self._promoted
+
+    def best_rated(self) -> list[str]:
+        self._refresh()
+        return self._rated
+
+
+def _ranked(ids: Sequence[str], reason: Reason, name: str, req: SourceRequest) -> list[ScoredItem]:
+    out: list[ScoredItem] = []
+    for rank, i in enumerate(ids):
+        if i in req.exclude:
+            continue
+        s = 1.0 / (1.0 + rank / 10.0)
+        out.append(ScoredItem(i, s, (reason,), {name: s}))
+        if len(out) >= req.n:
+            break
+    return out
+
+
+def _global_model(m: LoadedModel, n: int, category: tuple[str, ...] | None) -> list[tuple[str, float]]:
+    """Non-personal models (trending, popularity, new arrivals): ask with an empty history."""
+    fn = getattr(m.model, "top", None)
+    if fn is not None:
+        try:
+            return [(str(i), float(s)) for i, s in fn(n=n, category=category)]
+        except TypeError:
+            return [(str(i), float(s)) for i, s in fn(n=n)]
+    return _safe(lambda: m.recommend_history([], n), m.name)
+
+
+@dataclass
+class GlobalSources:
+    """Sources that do not depend on the user: trending, new arrivals, promoted, popular."""
+
+    catalog: Catalog
+    live: LiveCounts
+    views: CatalogViews = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.views = CatalogViews(self.catalog)
+
+    def trending(self, req: SourceRequest) -> list[ScoredItem]:
+        m = req.models.get("trending")
+        want = req.n + len(req.exclude)
+        if m is not None:
+            pairs = _global_model(m, want * (4 if req.category else 1), req.category)
+            if pairs:
+                reason = Reason(source="trending", detail="trending now", model_version=m.version)
+                return self._pairs(pairs, reason, "trending", req)
+        allowed = self.catalog.items_in_category(req.category) if req.category else None
+        pairs = self.live.top(want, allowed=allowed)
+        if pairs:
+            return self._pairs(pairs, Reason(source="trending", detail="trending now (live)"), "trending", req)
+        return self.popular(req)
+
+    def popular(self, req: SourceRequest) -> list[ScoredItem]:
+        m = req.models.get("popularity")
+        if m is not None:
+            pairs = _global_model(m, (req.n + len(req.exclude)) * (4 if req.category else 1), req.category)
+            if pairs:
+                return self._pairs(pairs, Reason(source="popular", detail="popular", model_version=m.version), "popular", req)
+        ids = self.views.best_rated()
+        if req.category:
+            ids = [i for i in ids if self.catalog.in_category(i, req.category)]
+        return _ranked(ids, Reason(source="popular", detail="well rated"), "popular", req)
+
+    def new_arrivals(self, req: SourceRequest) -> list[ScoredItem]:
+        m = req.models.get("new_arrivals")
+        if m is not None:
+            pairs = _global_model(m, req.n + len(req.exclude), req.category)
+            if pairs:
+                return self._pairs(pairs, Reason(source="new_arrival", detail="new arrival", model_version=m.version), "new_arrivals", req)
+        return _ranked(self.views.newest(), Reason(source="new_arrival", detail="new arrival"), "new_arrivals", req)
+
+    def promoted(self, req: SourceRequest) -> list[ScoredItem]:
+        return _ranked(self.views.promoted(), Reason(source="promoted", detail="promoted"), "promoted", req)
+
+    def _pairs(self, pairs: list[tuple[str, float]], reason: Reason, name: str, req: SourceRequest) -> list[ScoredItem]:
+        out = []
+        for i, s in pairs:
+            if i in req.exclude or (req.category and not self.catalog.in_category(i, req.category)):
+                continue
+            out.append(ScoredItem(i, s, (reason,), {name: s}))
+            if len(out) >= req.n:
+                break
+        return out

@@ -1,0 +1,380 @@
+"""Online ranking: assign → candidates → blend → filter → rules → diversify → explain.
+
+One :class:`Pipeline` serves every surface (recommendations, feed, similar, bought together,
+trending; search personalization lives in ``search/personalize.py`` and uses
+:meth:`Pipeline.profile`). Each call returns a :class:`Ranked`: the items (each with score,
+reasons and score breakdown), the context rules saw, the strategy used and the model versions.
+
+Blending: every source's list is turned into rank scores ``weight · exp(-rank / BLEND_TAU)``
+(robust to the different score scales of models) and summed per item; an item found by
+several sources keeps every reason. Filtering keeps only active, in-stock catalog items (and
+the category asked for). The rules hook runs on the filtered list; diversity runs last so no
+rule or score can pile one category up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from data.catalog import Catalog
+from data.models import CATEGORY_SEPARATOR
+from recsys import candidates as C
+from recsys.diversity import diversify
+from recsys.hooks import Assignment, ExperimentHook, RulesHook
+from recsys.live import LiveCounts
+from recsys.modelset import ModelSet, load_model_set
+from recsys.profile import ProfileStore, UserProfile
+from recsys.types import RankContext, Reason, ScoredItem, Surface
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BLEND_TAU = 25.0
+"""Rank decay of blending: the item at rank 25 of a source counts 1/e of its first item."""
+SLOTS: tuple[str, ...] = ("for_you", "trending", "new_arrivals", "promoted")
+
+Strategy = Literal["personalized", "history", "trending", "non_personalized", "similar", "bought_together", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    slot_weights: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType(
+            {"for_you": 1.0, "trending": 0.35, "new_arrivals": 0.25, "promoted": 0.3}
+        )
+    )
+    diversity_max_per_category: int = 2
+    diversity_window: int = 5
+    feed_depth: int = 200
+    models_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> PipelineConfig:
+        return cls(
+            slot_weights=MappingProxyType(dict(s.feed_slot_weights)),
+            diversity_max_per_category=s.diversity_max_per_category,
+            diversity_window=s.diversity_window,
+            models_dir=s.models_dir,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    items: list[ScoredItem]
+    ctx: RankContext
+    strategy: Strategy
+    model_versions: Mapping[str, str]
+    assignment: Assignment | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        profiles: ProfileStore,
+        live: LiveCounts,
+        config: PipelineConfig,
+        models: Callable[[], ModelSet],
+        rules: Callable[[], RulesHook],
+        experiments: Callable[[], ExperimentHook],
+    ) -> None:
+        self.catalog = catalog
+        self.profiles = profiles
+        self.config = config
+        self._models = models
+        self._rules = rules
+        self._experiments = experiments
+        self.globals = C.GlobalSources(catalog, live)
+        self._override_cache: dict[tuple[tuple[str, str], ...], ModelSet] = {}
+        self._override_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- context
+    def profile(self, user_id: str | None) -> UserProfile:
+        return self.profiles.get(user_id) if user_id else UserProfile(user_id="", consent=False)
+
+    def begin(
+        self,
+        surface: Surface,
+        *,
+        user_id: str | None = None,
+        request_id: str | None = None,
+        query: str | None = None,
+        category: tuple[str, ...] | None = None,
+        item_id: str | None = None,
+    ) -> tuple[RankContext, UserProfile, Assignment | None, ModelSet]:
+        """Build the context, read the profile, assign the experiment, pick the model set."""
+        profile = self.profile(user_id)
+        ctx = RankContext(
+            surface=surface,
+            user_id=user_id,
+            user_attributes=dict(profile.attributes),
+            query=query,
+            category=category,
+            item_id=item_id,
+            request_id=request_id,
+        )
+        assignment = self._experiments().assign(ctx) if user_id else None
+        if assignment is not None:
+            ctx = replace(ctx, experiment=assignment.experiment, variant=assignment.variant)
+        return ctx, profile, assignment, self._models_for(assignment)
+
+    def _models_for(self, assignment: Assignment | None) -> ModelSet:
+        current = self._models()
+        if assignment is None or not assignment.model_versions or self.config.models_dir is None:
+            return current
+        wanted = {**current.versions, **assignment.model_versions}
+        key = tuple(sorted(wanted.items()))
+        with self._override_lock:
+            got = self._override_cache.get(key)
+            if got is None:
+                got = load_model_set(self.config.models_dir, wanted, previous=current)
+                if len(self._override_cache) >= 8:
+                    self._override_cache.pop(next(iter(self._override_cache)))
+                self._override_cache[key] = got
+        return got
+
+    # ----------------------------------------------------------------- surfaces
+    def recommend(
+        self,
+        *,
+        user_id: str | None,
+        history: Sequence[str] = (),
+        n: int = 10,
+        category: tuple[str, ...] | None = None,
+        exclude_purchased: bool = True,
+        exclude: Iterable[str] = (),
+        request_id: str | None = None,
+    ) -> Ranked:
+        ctx, profile, assignment, models = self.begin(
+            "recommend", user_id=user_id, request_id=request_id, category=category
+        )
+        excl = set(exclude)
+        if exclude_purchased and profile.personalizable:
+            excl |= profile.purchased
+        depth = max(n * (8 if category else 3), 50)
+        lists, strategy = self._personal(profile, history, depth, frozenset(excl), models, category)
+        weights = {"cf": 1.0, "history": 1.0}
+        if not lists:
+            req = C.SourceRequest(profile, depth, models, (), frozenset(excl), category)
+            lists = {"trending": self.globals.trending(req)}
+            weights = {"trending": 1.0}
+            strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
+        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, n)
+        if len(items) < n:  # top up from trending, then popular, in the same category
+            items = self._top_up(items, n, excl, category, models, ctx, assignment)
+        return Ranked(items[:n], ctx, strategy, models.versions, assignment)
+
+    def feed(
+        self,
+        *,
+        user_id: str | None,
+        history: Sequence[str] = (),
+        category: tuple[str, ...] | None = None,
+        request_id: str | None = None,
+        depth: int | None = None,
+    ) -> Ranked:
+        depth = depth or self.config.feed_depth
+        ctx, profile, assignment, models = self.begin(
+            "feed", user_id=user_id, request_id=request_id, category=category
+        )
+        excl = set(profile.purchased) if profile.personalizable else set()
+        sw = dict(self.config.slot_weights)
+        if assignment is not None and assignment.blend_weights:
+            sw.update(assignment.blend_weights)
+        lists, strategy = self._personal(profile, history, depth, frozenset(excl), models, category)
+        if not lists:
+            strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
+        req = C.SourceRequest(profile, depth, models, (), frozenset(excl), category)
+        weights = {"cf": sw.get("for_you", 1.0), "history": sw.get("for_you", 1.0)}
+        for slot, fn in (
+            ("trending", self.globals.trending),
+            ("new_arrivals", self.globals.new_arrivals),
+            ("promoted", self.globals.promoted),
+        ):
+            w = sw.get(slot, 0.0)
+            if w > 0:
+                lists[slot] = fn(req)
+                weights[slot] = w
+        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, depth)
+        return Ranked(items, ctx, strategy, models.versions, assignment)
+
+    def similar(
+        self, *, item_id: str, n: int = 10, user_id: str | None = None, request_id: str | None = None
+    ) -> Ranked:
+        ctx, profile, assignment, models = self.begin(
+            "similar", user_id=user_id, request_id=request_id, item_id=item_id
+        )
+        depth = max(3 * n, 30)
+        items: list[ScoredItem] = []
+        for m in (C.similar_model(models), models.get("content")):
+            if m is None:
+                continue
+            pairs = C._safe(lambda m=m: m.similar(item_id, depth), f"similar({m.name})")
+            if pairs:
+                reason = Reason(
+                    source="similar" if m.name != "content" else "content",
+                    detail="similar to this item",
+                    model_version=m.version,
+                    related_item_id=item_id,
+                )
+                items = [ScoredItem(i, s, (reason,), {"similar": s}) for i, s in pairs if i != item_id]
+                break
+        strategy: Strategy = "similar"
+        if not items:  # cold item: the trending items of its category
+            anchor = self.catalog.get(item_id)
+            cat = anchor.category[:-1] or anchor.category if anchor else None
+            req = C.SourceRequest(profile, depth, models, (), frozenset({item_id}), cat or None)
+            items = self.globals.trending(req)
+            strategy = "trending"
+        items = self._finish(items, ctx, {item_id}, None, assignment, n)
+        return Ranked(items[:n], ctx, strategy, models.versions, assignment)
+
+    def bought_together(
+        self, *, item_id: str, n: int = 10, user_id: str | None = None, request_id: str | None = None
+    ) -> Ranked:
+        ctx, _, assignment, models = self.begin(
+            "bought_together", user_id=user_id, request_id=request_id, item_id=item_id
+        )
+        m = models.get("bought_together")
+        items: list[ScoredItem] = []
+        if m is not None:
+            pairs = C._safe(lambda: m.similar(item_id, 3 * n + 10), "bought_together")
+            reason = Reason(
+                source="bought_together",
+                detail="often bought together with this item",
+                model_version=m.version,
+                related_item_id=item_id,
+            )
+            items = [ScoredItem(i, s, (reason,), {"bought_together": s}) for i, s in pairs if i != item_id]
+        items = self._finish(items, ctx, {item_id}, None, assignment, n, diversity=False)
+        return Ranked(items[:n], ctx, "bought_together" if items else "none", models.versions, assignment)
+
+    def trending(
+        self, *, n: int = 10, category: tuple[str, ...] | None = None, request_id: str | None = None
+    ) -> Ranked:
+        ctx, profile, assignment, models = self.begin("trending", request_id=request_id, category=category)
+        req = C.SourceRequest(profile, max(2 * n, 20), models, (), frozenset(), category)
+        items = self._finish(self.globals.trending(req), ctx, set(), category, assignment, n, diversity=False)
+        return Ranked(items[:n], ctx, "trending", models.versions, assignment)
+
+    # ----------------------------------------------------------------- stages
+    def _personal(
+        self,
+        profile: UserProfile,
+        history: Sequence[str],
+        depth: int,
+        excl: frozenset[str],
+        models: ModelSet,
+        category: tuple[str, ...] | None,
+    ) -> tuple[dict[str, list[ScoredItem]], Strategy]:
+        if profile.user_id and not profile.personalizable:
+            return {}, "non_personalized"
+        recent = tuple(dict.fromkeys([*history, *profile.recent_items]))
+        req = C.SourceRequest(profile, depth, models, recent, excl, category)
+        lists: dict[str, list[ScoredItem]] = {}
+        cf = C.cf(req) if profile.user_id else []
+        if cf:
+            lists["cf"] = cf
+        hist = C.history(req)
+        if hist:
+            lists["history"] = hist
+        strategy: Strategy = "personalized" if cf else "history"
+        return lists, strategy
+
+    @staticmethod
+    def _blend(lists: Mapping[str, list[ScoredItem]], weights: Mapping[str, float]) -> list[ScoredItem]:
+        merged: dict[str, ScoredItem] = {}
+        for source, items in lists.items():
+            w = weights.get(source, 0.0)
+            if w <= 0:
+                continue
+            for rank, it in enumerate(items):
+                v = w * math.exp(-rank / BLEND_TAU)
+                prev = merged.get(it.item_id)
+                if prev is None:
+                    merged[it.item_id] = ScoredItem(
+                        it.item_id, v, it.reasons, {**it.breakdown, f"blend:{source}": v}
+                    )
+                else:
+                    bd = dict(prev.breakdown)
+                    bd.update(it.breakdown)
+                    bd[f"blend:{source}"] = v
+                    merged[it.item_id] = ScoredItem(it.item_id, prev.score + v, prev.reasons + it.reasons, bd)
+        return sorted(merged.values(), key=lambda it: (-it.score, it.item_id))
+
+    def _filter(self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None) -> list[ScoredItem]:
+        cat = self.catalog
+        return [
+            it
+            for it in items
+            if it.item_id not in excl
+            and cat.is_recommendable(it.item_id)
+            and (category is None or cat.in_category(it.item_id, category))
+        ]
+
+    def category_key(self, item_id: str) -> str | None:
+        item = self.catalog.get(item_id)
+        return CATEGORY_SEPARATOR.join(item.category) if item is not None and item.category else None
+
+    def _finish(
+        self,
+        items: list[ScoredItem],
+        ctx: RankContext,
+        excl: set[str],
+        category: tuple[str, ...] | None,
+        assignment: Assignment | None,
+        n: int,
+        *,
+        diversity: bool = True,
+    ) -> list[ScoredItem]:
+        items = self._filter(items, excl, category)
+        items = self._rules().apply_rules(items, ctx)
+        # rules may add pinned items: they must still be recommendable
+        items = [it for it in items if self.catalog.is_recommendable(it.item_id)]
+        if diversity:
+            items = diversify(
+                items,
+                self.category_key,
+                max_per_window=self.config.diversity_max_per_category,
+                window=self.config.diversity_window,
+            )
+        if assignment is not None:
+            reason = Reason(source="experiment", detail=f"{assignment.experiment}:{assignment.variant}")
+            items = [it.with_reason(reason) for it in items]
+        return items
+
+    def _top_up(
+        self,
+        items: list[ScoredItem],
+        n: int,
+        excl: set[str],
+        category: tuple[str, ...] | None,
+        models: ModelSet,
+        ctx: RankContext,
+        assignment: Assignment | None,
+    ) -> list[ScoredItem]:
+        have = {it.item_id for it in items} | excl
+        req = C.SourceRequest(self.profile(None), 3 * n + 20, models, (), frozenset(have), category)
+        extra = self.globals.trending(req)
+        if len(extra) < n - len(items):
+            extra += self.globals.popular(req)
+        extra = [it.replace(score=min(it.score, items[-1].score) * 0.5 if items else it.score) for it in extra]
+        more = self._finish(extra, ctx, have, category, assignment, n, diversity=False)
+        seen = {it.item_id for it in items}
+        for it in more:
+            if it.item_id not in seen:
+                items.append(it)
+                seen.add(it.item_id)
+            if len(items) >= n:
+                break
+        return items

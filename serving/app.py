@@ -1,0 +1,106 @@
+"""The FastAPI application: ``create_app(settings, services=None)``.
+
+Nothing is built at import time. ``create_app`` wires error handlers, the request-id /
+metrics middleware and the routers; the services (catalog, models, search, event log, …) are
+built on start-up unless a test passes pre-built :class:`serving.state.Services`.
+
+Adding a router (rules, experiments, reports, console): create ``serving/routes/<name>.py``
+exposing ``router = APIRouter(prefix="/v1/<name>", tags=[...], dependencies=[AdminDep])`` and
+add its module name to :data:`ROUTERS` — one line. Modules listed there but not present in the
+build are skipped, so a router can be listed before it lands.
+
+Run it with ``shoprank serve`` or ``uvicorn --factory serving.app:app_factory``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from serving.errors import install_error_handlers
+from serving.metrics import Metrics, ObservabilityMiddleware
+from serving.settings import Settings, get_settings
+from serving.state import ModelWatcher, Services
+
+log = logging.getLogger(__name__)
+
+ROUTERS: tuple[str, ...] = (
+    "ops",
+    "recommendations",
+    "feed",
+    "items",
+    "trending",
+    "search",
+    "events",
+    "catalog",
+    "users",
+    "models",
+    # merchandising (optional until they land)
+    "rules",
+    "experiments",
+    "reports",
+    "console",
+)
+"""Modules under ``serving.routes``, each exposing ``router``."""
+
+API_DESCRIPTION = """Personalized recommendations and product search for e-commerce.
+
+Every list item carries a `score` and `reasons`; `debug=true` adds the score `breakdown`.
+Every response carries a `request_id` (also the `X-Request-ID` header): send it back in
+events (`context.request_id`) so clicks and purchases are attributed to what was shown.
+
+Admin routes need the admin key in `X-API-Key`; storefront routes need the storefront key
+when one is configured."""
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services is not None else get_settings())
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services if services is not None else Services.build(settings)
+        app.state.services = svc
+        metrics.set_models(svc.models.versions)
+        watcher = None
+        if settings.model_poll_seconds > 0:
+            watcher = ModelWatcher(svc, settings.model_poll_seconds, on_change=metrics.set_models)
+            watcher.start()
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            if services is None:
+                svc.close()
+
+    app = FastAPI(
+        title="shoprank",
+        version="1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.settings = settings
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    for name in ROUTERS:
+        try:
+            module = importlib.import_module(f"serving.routes.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"serving.routes.{name}":
+                continue
+            raise
+        app.include_router(module.router)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory serving.app:app_factory`` (settings from the environment)."""
+    return create_app(get_settings())

@@ -1,0 +1,144 @@
+"""Errors of the serving package, and the ONE place that maps errors to HTTP responses.
+
+Every error body has the same shape::
+
+    {"error": "not_found", "message": "item_id: no item 'x' in the catalog", "field": "item_id",
+     "request_id": "…"}
+
+- :class:`ApiError` subclasses (raised by routes) carry their status and field.
+- Any other :class:`data.errors.ShopRankError` (raised by a library) becomes a 4xx by its class:
+  see :data:`STATUS_BY_ERROR` (add a line here when a package adds an error that deserves a
+  status other than 400).
+- Request validation errors become 422 with a message naming each bad field.
+- Anything else is a bug: 500 with a generic message, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from data.errors import DataError, ShopRankError, describe
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(ShopRankError):
+    """An error with an HTTP status, raised by routes and dependencies."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BadRequest(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Unavailable(ApiError):
+    status_code = 503
+    code = "unavailable"
+
+
+STATUS_BY_ERROR: dict[type[ShopRankError], tuple[int, str]] = {
+    DataError: (400, "bad_data"),
+}
+"""Status and code for library errors (most specific class wins via the MRO)."""
+
+
+def _status_for(exc: ShopRankError) -> tuple[int, str]:
+    if isinstance(exc, ApiError):
+        return exc.status_code, exc.code
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    name = type(exc).__name__.lower()
+    if ("notfound" in name and "index" not in name) or "unknown" in name:
+        return 404, "not_found"
+    if "conflict" in name:
+        return 409, "conflict"
+    if "unavailable" in name or "indexnotfound" in name:
+        return 503, "unavailable"
+    return 400, "bad_request"
+
+
+def _body(request: Request, code: str, message: str, field: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = {"error": code, "message": message}
+    if field:
+        body["field"] = field
+    rid = getattr(request.state, "request_id", None)
+    if rid:
+        body["request_id"] = rid
+    return body
+
+
+def _validation_message(errors: list[dict[str, object]]) -> tuple[str, str | None]:
+    parts: list[str] = []
+    first_field: str | None = None
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]  # type: ignore[union-attr]
+        field = ".".join(loc) or "(body)"
+        first_field = first_field or field
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{field}: {msg}")
+    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else ""), first_field
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ShopRankError)
+    async def _shoprank(request: Request, exc: ShopRankError) -> JSONResponse:
+        status, code = _status_for(exc)
+        field = getattr(exc, "field", None)
+        return JSONResponse(_body(request, code, str(exc), field), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, field = _validation_message(list(exc.errors()))  # type: ignore[arg-type]
+        return JSONResponse(_body(request, "validation_error", message, field), status_code=422)
+
+    @app.exception_handler(ValidationError)
+    async def _pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:
+        field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
+        return JSONResponse(_body(request, "validation_error", describe(exc), field), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            _body(request, code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            _body(request, "internal_error", "internal error; see the server log"), status_code=500
+        )

@@ -1,0 +1,109 @@
+"""Prometheus metrics and the request-id middleware (pure ASGI, cheap per request).
+
+Per route *template* (``/v1/items/{item_id}/similar``, never the raw path, so cardinality stays
+bounded): ``shoprank_requests_total{method,route,status}`` and
+``shoprank_request_duration_seconds{method,route}``. Model versions in service:
+``shoprank_model_info{name,version} 1``. Each app has its own registry (tests build many apps).
+
+With several uvicorn workers each process exports its own counters (scrape each worker, or
+run one worker per container).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_VALID_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "shoprank_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "shoprank_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "shoprank_model_info", "Model version in service (value 1)", ["name", "version"], registry=self.registry
+        )
+        self.catalog_items = Gauge("shoprank_catalog_items", "Items in the catalog", registry=self.registry)
+        self.events_accepted = Counter(
+            "shoprank_events_accepted", "Events written to the event log", registry=self.registry
+        )
+        self._shown: dict[str, str] = {}
+
+    def set_models(self, versions: dict[str, str]) -> None:
+        if versions == self._shown:
+            return
+        for name, version in self._shown.items():
+            try:
+                self.model_info.remove(name, version)
+            except KeyError:
+                pass
+        for name, version in versions.items():
+            self.model_info.labels(name, version).set(1)
+        self._shown = dict(versions)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ObservabilityMiddleware:
+    """Gives every request an id (``X-Request-ID`` in, or a new one) and records metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for k, v in scope.get("headers", ()):
+            if k == b"x-request-id":
+                cand = v.decode("latin-1")
+                rid = cand if _VALID_RID.match(cand) else None
+                break
+        rid = rid or new_request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, template, str(status[0])).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

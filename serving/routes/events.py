@@ -1,0 +1,75 @@
+"""``POST /v1/events``: a batch of storefront events, validated one by one, written durably."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from data.errors import describe
+from data.models import Event
+from serving.deps import RequestIdDep, ServicesDep, StorefrontDep
+from serving.errors import Unavailable
+from serving.schemas import EventsIn, EventsOut, RejectedEventOut
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[StorefrontDep])
+
+
+def _first_field(exc: ValidationError) -> str | None:
+    errs = exc.errors()
+    if not errs:
+        return None
+    return ".".join(str(p) for p in errs[0]["loc"]) or None
+
+
+@router.post(
+    "/events",
+    response_model=EventsOut,
+    summary="Record a batch of events",
+    description="Each event is validated on its own: a bad event is listed in `rejected` with its "
+    "index and reason, the good ones are written to the durable event log before the response "
+    "is sent, and the user's recent history is updated at once. Re-sending an `event_id` that "
+    "was already accepted is harmless (counted in `duplicates`). When every event is rejected "
+    "the status is 422.",
+    responses={422: {"model": EventsOut, "description": "Every event in the batch was rejected."}},
+)
+def post_events(body: EventsIn, services: ServicesDep, request_id: RequestIdDep) -> EventsOut | JSONResponse:
+    valid: list[Event] = []
+    rejected: list[RejectedEventOut] = []
+    for idx, raw in enumerate(body.events):
+        try:
+            valid.append(Event.model_validate(raw))
+        except ValidationError as exc:
+            eid = raw.get("event_id") if isinstance(raw, dict) else None
+            rejected.append(
+                RejectedEventOut(
+                    index=idx,
+                    event_id=eid if isinstance(eid, str) else None,
+                    field=_first_field(exc),
+                    reason=describe(exc),
+                )
+            )
+    fresh_flags = services.seen_events.claim([e.event_id for e in valid])
+    fresh = [e for e, new in zip(valid, fresh_flags, strict=True) if new]
+    if fresh:
+        try:
+            services.events.append(fresh)
+        except Exception as exc:
+            services.seen_events.release([e.event_id for e in fresh])
+            log.exception("event log write failed")
+            raise Unavailable(f"events could not be written to the event log ({exc}); retry the batch") from exc
+        services.profiles.record(fresh, services.catalog)
+        services.live.record(fresh)
+    out = EventsOut(
+        request_id=request_id,
+        accepted=len(fresh),
+        duplicates=len(valid) - len(fresh),
+        rejected=rejected,
+    )
+    if not valid:
+        return JSONResponse(out.model_dump(), status_code=422)
+    return out

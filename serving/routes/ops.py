@@ -1,0 +1,47 @@
+"""Operations: liveness, readiness and Prometheus metrics (no API key: keep them internal)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.deps import ServicesDep
+from serving.schemas import HealthOut, ReadyOut
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_model=HealthOut, summary="Liveness: the process answers")
+def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    summary="Readiness: models loaded and search reachable",
+    responses={503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}},
+)
+def readyz(services: ServicesDep) -> JSONResponse:
+    search_ok = False
+    if services.search is not None:
+        try:
+            search_ok = bool(services.search.health())
+        except Exception:  # an unreachable backend is "not ready", not an error
+            search_ok = False
+    checks = {
+        "catalog": len(services.catalog) > 0,
+        "models": len(services.models) > 0,
+        "search": search_ok,
+    }
+    body = ReadyOut(ready=all(checks.values()), checks=checks, models=services.models.versions)
+    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request, services: ServicesDep) -> Response:
+    m = request.app.state.metrics
+    m.set_models(services.models.versions)
+    m.catalog_items.set(len(services.catalog))
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,285 @@
+"""Everything a request needs, built once per app and held on ``app.state.services``.
+
+:meth:`Services.build` reads the catalog, users, event log, model registry and search index
+named by the settings. Tests may build a :class:`Services` themselves and pass it to
+``create_app``.
+
+Plugging in (for the rules / experiments engineers): set ``services.rules`` (a
+``recsys.hooks.RulesHook``) and ``services.experiments`` (a ``recsys.hooks.ExperimentHook``) in
+:meth:`Services.build` — one line each, marked below — and keep any store the routes need in
+``services.extras`` (e.g. ``extras["rule_store"]``). The pipeline reads both attributes on every
+request, so they can also be replaced at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from data.catalog import Catalog
+from data.models import Event
+from recsys.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
+from recsys.live import LiveCounts
+from recsys.modelset import ModelSet, current_versions, load_model_set
+from recsys.pipeline import Pipeline, PipelineConfig
+from recsys.profile import ProfileStore
+from recsys.types import ScoredItem
+from serving.settings import Settings
+from serving.userstore import UserJournal, load_users
+
+if TYPE_CHECKING:
+    from search.backend import SearchBackend
+
+log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """The durable event log as serving uses it (``data.eventlog.EventLog``)."""
+
+    def append(self, events: Sequence[Event]) -> object: ...
+
+    def erase_user(self, user_id: str) -> object: ...
+
+
+def open_event_log(settings: Settings) -> EventSink:
+    try:
+        from data.eventlog import EventLog
+    except ImportError:  # until the data package's log lands: a minimal fsync'ed journal
+        return _JournalEventLog(settings.events_dir / "serving-journal.jsonl")
+    return EventLog(settings.events_dir)  # type: ignore[return-value]
+
+
+class _JournalEventLog:
+    """Stop-gap durable log (one fsync'ed JSON line per event) used only when
+    ``data.eventlog`` is missing from the build."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def append(self, events: Sequence[Event]) -> int:
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(e.model_dump_json() + "\n" for e in events)
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return len(events)
+
+    def erase_user(self, user_id: str) -> int:
+        import os
+
+        if not self.path.exists():
+            return 0
+        with self._lock:
+            keep, n = [], 0
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if Event.model_validate_json(line).user_id == user_id:
+                    n += 1
+                else:
+                    keep.append(line + "\n")
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(keep), encoding="utf-8")
+            os.replace(tmp, self.path)
+        return n
+
+
+class SeenIds:
+    """A bounded set of recently accepted event ids (idempotency for retries)."""
+
+    def __init__(self, max_size: int = 1_000_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._max = max_size
+        self._lock = threading.Lock()
+
+    def claim(self, ids: Sequence[str]) -> list[bool]:
+        """For each id: True when new (and now remembered), False when already seen."""
+        out: list[bool] = []
+        with self._lock:
+            for i in ids:
+                if i in self._ids:
+                    out.append(False)
+                    continue
+                self._ids[i] = None
+                out.append(True)
+            while len(self._ids) > self._max:
+                self._ids.popitem(last=False)
+        return out
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Forget ids whose write failed, so a retry is accepted."""
+        with self._lock:
+            for i in ids:
+                self._ids.pop(i, None)
+
+
+class RankedListCache:
+    """Ranked lists by request id, bounded by size and age (stable pagination)."""
+
+    def __init__(self, max_size: int, ttl_seconds: float) -> None:
+        self._data: OrderedDict[str, tuple[float, list[ScoredItem]]] = OrderedDict()
+        self._max = max_size
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> list[ScoredItem] | None:
+        with self._lock:
+            got = self._data.get(key)
+            if got is None:
+                return None
+            if time.monotonic() - got[0] > self._ttl:
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return got[1]
+
+    def put(self, key: str, items: list[ScoredItem]) -> None:
+        with self._lock:
+            self._data[key] = (time.monotonic(), items)
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    profiles: ProfileStore
+    events: EventSink
+    users: UserJournal
+    search: SearchBackend | None = None
+    models: ModelSet = field(default_factory=ModelSet)
+    rules: RulesHook = field(default_factory=NoRules)
+    experiments: ExperimentHook = field(default_factory=NoExperiments)
+    live: LiveCounts = field(default_factory=LiveCounts)
+    seen_events: SeenIds = field(default_factory=SeenIds)
+    feed_cache: RankedListCache = field(default_factory=lambda: RankedListCache(20_000, 900.0))
+    extras: dict[str, object] = field(default_factory=dict)
+    pipeline: Pipeline = field(init=False)
+    _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.feed_cache = RankedListCache(self.settings.feed_cache_size, self.settings.feed_cache_ttl_seconds)
+        self.pipeline = Pipeline(
+            catalog=self.catalog,
+            profiles=self.profiles,
+            live=self.live,
+            config=PipelineConfig.from_settings(self.settings),
+            models=lambda: self.models,
+            rules=lambda: self.rules,
+            experiments=lambda: self.experiments,
+        )
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, settings: Settings, *, with_search: bool = True) -> Services:
+        """Open everything the settings name. Missing pieces (no catalog yet, no trained
+        model, no index) leave the service running in a degraded but honest mode."""
+        catalog = _load_catalog(settings)
+        profiles = ProfileStore(history_size=settings.history_size)
+        profiles.upsert_users(load_users(settings.data_dir, settings.state_dir).values())
+        search: SearchBackend | None = None
+        if with_search:
+            search = _open_search(settings)
+        services = cls(
+            settings=settings,
+            catalog=catalog,
+            profiles=profiles,
+            events=open_event_log(settings),
+            users=UserJournal(settings.state_dir / "users.jsonl"),
+            search=search,
+            models=load_model_set(settings.models_dir),
+        )
+        # services.rules = ...        (merchandising rules engine plugs in here)
+        # services.experiments = ...  (experiment assignment plugs in here)
+        log.info(
+            "services ready: %d items, %d users, models %s, search %s",
+            len(catalog), len(profiles), services.models.versions or "none",
+            search.name if search is not None else "none",
+        )
+        return services
+
+    # ------------------------------------------------------------------ models
+    def reload_models(self, versions: dict[str, str] | None = None) -> bool:
+        """Load the registry's current versions (or ``versions``) and swap them in.
+
+        The new set is built fully before one reference is replaced, so requests in flight
+        keep the set they started with. Returns whether anything changed."""
+        with self._models_lock:
+            wanted = versions if versions is not None else current_versions(self.settings.models_dir)
+            if wanted == self.models.versions:
+                return False
+            new = load_model_set(self.settings.models_dir, wanted, previous=self.models)
+            changed = new.versions != self.models.versions
+            self.models = new
+            return changed
+
+    def close(self) -> None:
+        if self.search is not None:
+            try:
+                self.search.close()
+            except Exception:  # closing must never fail a shutdown
+                log.exception("closing the search backend failed")
+
+
+def _load_catalog(settings: Settings) -> Catalog:
+    path = settings.data_dir / "items.jsonl"
+    if not path.exists():
+        log.warning("no catalog at %s yet; starting empty (upsert items over the API)", path)
+        return Catalog()
+    return Catalog.from_jsonl(path)
+
+
+def _open_search(settings: Settings) -> SearchBackend | None:
+    try:
+        from search.factory import open_backend
+    except ImportError:
+        log.warning("search backend not available in this build; search routes answer 503")
+        return None
+    try:
+        return open_backend(settings)
+    except Exception as exc:  # the API still serves recommendations without search
+        log.warning("search backend unavailable: %s", exc)
+        return None
+
+
+class ModelWatcher(threading.Thread):
+    """Polls the registry's current pointers and swaps in newly promoted versions."""
+
+    def __init__(
+        self,
+        services: Services,
+        interval: float,
+        on_change: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
+        super().__init__(name="model-watcher", daemon=True)
+        self.services = services
+        self.interval = interval
+        self.on_change = on_change
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                if self.services.reload_models():
+                    log.info("models now %s", self.services.models.versions)
+                    if self.on_change is not None:
+                        self.on_change(self.services.models.versions)
+            except Exception:  # keep watching; the old models keep serving
+                log.exception("model reload failed; keeping the current models")
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def catalog_path(settings: Settings) -> Path:
+    return settings.data_dir / "items.jsonl"

@@ -1,0 +1,97 @@
+"""Durable user records changed over the API: an append-only, fsync'ed journal.
+
+``<state_dir>/users.jsonl`` holds one line per change, ``{"op": "upsert", "user": {...}}`` or
+``{"op": "erase", "user_id": "..."}``. The users the shop was loaded with
+(``<data_dir>/users.jsonl``) come first, then the journal is replayed on top, so the latest
+consent and attributes win. Training reads the same view with :func:`load_users` to keep users
+without consent (and erased users) out of the interaction matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from data.errors import describe
+from data.models import User
+
+log = logging.getLogger(__name__)
+
+
+class UserJournal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def _append(self, records: list[dict[str, object]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def upsert(self, users: list[User]) -> None:
+        self._append([{"op": "upsert", "user": u.model_dump(mode="json")} for u in users])
+
+    def erase(self, user_id: str) -> None:
+        self._append([{"op": "erase", "user_id": user_id}])
+
+    def replay(self) -> Iterator[tuple[str, User | str]]:
+        """Yield ``("upsert", User)`` or ``("erase", user_id)`` in journal order."""
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    if rec["op"] == "erase":
+                        yield "erase", str(rec["user_id"])
+                    else:
+                        yield "upsert", User.model_validate(rec["user"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    why = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+                    log.warning("%s line %d set aside: %s", self.path.name, lineno, why)
+
+
+def _read_users_file(path: Path) -> Iterator[User]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield User.model_validate_json(line)
+            except ValidationError as exc:
+                log.warning("%s line %d set aside: %s", path.name, lineno, describe(exc))
+
+
+def load_users(data_dir: Path, state_dir: Path) -> dict[str, User]:
+    """The current users: the shop's users file with the API's changes replayed on top."""
+    users = {u.user_id: u for u in _read_users_file(data_dir / "users.jsonl")}
+    for op, rec in UserJournal(state_dir / "users.jsonl").replay():
+        if op == "erase":
+            users.pop(rec, None)  # type: ignore[arg-type]
+        else:
+            users[rec.user_id] = rec  # type: ignore[union-attr]
+    return users
+
+
+def erased_user_ids(state_dir: Path) -> set[str]:
+    """Users erased over the API (and not re-created since): their data must stay out."""
+    erased: set[str] = set()
+    for op, rec in UserJournal(state_dir / "users.jsonl").replay():
+        if op == "erase":
+            erased.add(rec)  # type: ignore[arg-type]
+        else:
+            erased.discard(rec.user_id)  # type: ignore[union-attr]
+    return erased
