@@ -53,6 +53,8 @@ _TOKEN_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 _CJK_RE = re.compile(rf"^[{_CJK}]+$")
 
 DEFAULT_SYNONYMS = "synonyms.txt"
+SYNONYM_BOOST = 0.8
+"""Weight of a synonym's matches relative to the typed words (exact wording ranks first)."""
 
 # ---------------------------------------------------------------- normalization
 
@@ -174,6 +176,8 @@ class Alternative:
     """One token → a term; several → an exact phrase."""
     fuzzy_distance: int = 0
     """Edits allowed when typo tolerance is on (0 for phrases, CJK and short words)."""
+    boost: float = 1.0
+    """1.0 for what the shopper typed, `SYNONYM_BOOST` for a synonym expansion."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,35 @@ class Synonyms:
         }
 
 
+_JIEBA_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _base_segmenter() -> jieba.Tokenizer:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tk = jieba.Tokenizer()
+    tk.initialize()
+    return tk
+
+
+@lru_cache(maxsize=8)
+def _segmenter_with(extra_words: frozenset[str]) -> jieba.Tokenizer:
+    """jieba with the default dictionary plus ``extra_words`` (loaded once per process)."""
+    with _JIEBA_LOCK:
+        base = _base_segmenter()
+        if not extra_words:
+            return base
+        import jieba
+
+        tk = jieba.Tokenizer()
+        tk.FREQ, tk.total, tk.initialized = dict(base.FREQ), base.total, True
+        for w in sorted(extra_words):
+            tk.add_word(w, freq=100_000)
+        return tk
+
+
 def _word_tokens(word: Word) -> list[str]:
     return [t.text for t in _bigrams(word, 0)] if is_cjk(word) else [word]
 
@@ -256,15 +289,12 @@ class Analyzer:
         if self._jieba is None:
             with self._lock:
                 if self._jieba is None:
-                    import jieba
-
-                    jieba.setLogLevel(logging.WARNING)
-                    tk = jieba.Tokenizer()
-                    tk.initialize()
-                    for w in sorted(self.synonyms.cjk_words()):
-                        tk.add_word(w, freq=100_000)
-                    self._jieba = tk
+                    self._jieba = _segmenter_with(frozenset(self.synonyms.cjk_words()))
         return self._jieba
+
+    def warm_up(self) -> None:
+        """Load the Chinese dictionary now (about a second) rather than on the first query."""
+        self._segmenter()
 
     def words(self, normalized: str) -> list[Word]:
         """Query words of normalized text. A lone CJK character (jieba found no word) becomes
@@ -323,12 +353,13 @@ class Analyzer:
                 step = match[1]
             alts: list[Alternative] = []
             seen: set[tuple[str, ...]] = set()
+            typed = tuple(words[i : i + step])
             for v in variants:
                 toks = tuple(t for w in v for t in _word_tokens(w))
                 if toks and toks not in seen:
                     seen.add(toks)
                     fd = fuzzy_distance(toks[0]) if len(toks) == 1 and typo_tolerance else 0
-                    alts.append(Alternative(toks, fd))
+                    alts.append(Alternative(toks, fd, 1.0 if v == typed else SYNONYM_BOOST))
             if alts:
                 clauses.append(Clause(" ".join(words[i : i + step]), tuple(alts)))
             i += step

@@ -16,9 +16,9 @@ Text matching (the reference semantics):
   matches the text when at least ``plan.minimum_should_match`` clauses match. An empty plan
   matches every document.
 * Scoring: for each (clause, field, alternative) that matches, BM25 of the term/phrase × the
-  field weight; summed. With ``typo_tolerance``, each alternative with a ``fuzzy_distance`` > 0
+  field weight × ``alternative.boost`` (1.0 typed, 0.8 synonym); summed. With ``typo_tolerance``, each alternative with a ``fuzzy_distance`` > 0
   also matches terms within that Levenshtein distance (transpositions cost 1, no prefix) in
-  the `FUZZY_FIELDS`, scored as a constant ``FUZZY_SCORE × field weight``.
+  the `FUZZY_FIELDS`, scored as a constant ``FUZZY_SCORE × field weight × alternative.boost``.
 * Sorts: ``relevance`` (score desc), ``price_asc``, ``price_desc``, ``newest`` (created_at
   desc), ``popularity`` (desc). Ties are not ordered by contract.
 * Filters and facets: see `search.query`. Facet value lists: see `search.result.SearchResult`.

@@ -403,15 +403,14 @@ class TantivyBackend:
                         q = Q.term_query(schema, field, alt.tokens[0])
                     else:
                         q = Q.phrase_query(schema, field, list(alt.tokens))
-                    subs.append((Occur.Should, Q.boost_query(q, weight)))
+                    subs.append((Occur.Should, Q.boost_query(q, weight * alt.boost)))
                 if plan.typo_tolerance and alt.fuzzy_distance > 0:
                     for field in FUZZY_FIELDS:
                         fq = Q.fuzzy_term_query(
                             schema, field, alt.tokens[0], alt.fuzzy_distance, True, False
                         )
-                        subs.append(
-                            (Occur.Should, Q.const_score_query(fq, FUZZY_SCORE * TEXT_FIELDS[field]))
-                        )
+                        score = FUZZY_SCORE * TEXT_FIELDS[field] * alt.boost
+                        subs.append((Occur.Should, Q.const_score_query(fq, score)))
             clause_queries.append(Q.boolean_query(subs))
         msm = plan.minimum_should_match
         if msm >= len(clause_queries):

@@ -1,0 +1,106 @@
+"""The shared text analysis: normalization, tokens, query plans, synonyms, highlighting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.analysis import (
+    SYNONYM_BOOST,
+    Analyzer,
+    edit_distance,
+    highlight,
+    load_synonyms,
+    normalize,
+    parse_synonyms,
+    stem,
+    tokens,
+)
+from search.errors import SynonymsFileError
+
+
+def test_normalize_script_width_case() -> None:
+    assert normalize("連衣裙 紅色") == "连衣裙 红色"
+    assert normalize("ＡＢＣ１２３") == "abc123"
+    assert normalize("Nike　運動鞋") == "nike 运动鞋"  # ideographic space → space
+
+
+@pytest.mark.parametrize(
+    ("word", "stemmed"),
+    [("dresses", "dress"), ("shoes", "shoe"), ("berries", "berry"), ("boxes", "box"),
+     ("watches", "watch"), ("dress", "dress"), ("bus", "bus"), ("s24", "s24"), ("tee", "tee")],
+)
+def test_light_stemming(word: str, stemmed: str) -> None:
+    assert stem(word) == stemmed
+
+
+def test_tokens_bigrams_and_words() -> None:
+    assert tokens("紅色連衣裙 Red Dresses") == ["红色", "色连", "连衣", "衣裙", "red", "dress"]
+    assert tokens("裙") == ["裙"]
+    assert tokens("iPhone15！") == ["iphone15"]
+
+
+def test_query_words_cut_chinese_runs() -> None:
+    a = Analyzer()
+    plan = a.plan("红色连衣裙")
+    assert [c.source for c in plan.clauses] == ["红色", "连衣裙"]
+    assert plan.clauses[1].alternatives[0].tokens == ("连衣", "衣裙")
+    # a lone character is paired with its neighbour
+    assert [c.source for c in a.plan("手机壳").clauses][-1] in ("机壳", "手机壳")
+
+
+def test_minimum_should_match() -> None:
+    a = Analyzer()
+    assert a.plan("red dress").minimum_should_match == 2
+    assert a.plan("a b c d e f g h").minimum_should_match == 6
+
+
+def test_synonyms_equivalence_and_one_way() -> None:
+    syn = parse_synonyms(["手機, mobile phone  # comment", "", "tee => t-shirt"])
+    a = Analyzer(syn)
+    alts = {x.tokens: x.boost for x in a.plan("手機").clauses[0].alternatives}
+    assert alts == {("手机",): 1.0, ("mobile", "phone"): SYNONYM_BOOST}
+    alts2 = {x.tokens for x in a.plan("Mobile Phones").clauses[0].alternatives}
+    assert alts2 == {("手机",), ("mobile", "phone")}
+    assert {x.tokens for x in a.plan("tee").clauses[0].alternatives} == {("tee",), ("t", "shirt")}
+    assert len(a.plan("t-shirt").clauses) == 2  # one-way: no expansion back
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("only-one", "at least two"), ("a => b => c", "one '=>'"), ("=> b", "both sides"), ("a, ！！", "no searchable")],
+)
+def test_bad_synonym_lines_name_the_line(line: str, message: str) -> None:
+    with pytest.raises(SynonymsFileError, match=rf"line 2: .*{message}"):
+        parse_synonyms(["a, b", line], "syn.txt")
+
+
+def test_synonyms_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(SynonymsFileError, match="cannot read"):
+        load_synonyms(tmp_path / "missing.txt")
+    p = tmp_path / "bad.txt"
+    p.write_bytes("手機, 手机".encode("big5"))
+    with pytest.raises(SynonymsFileError, match="UTF-8"):
+        load_synonyms(p)
+    p.write_text("手機, phone\n", encoding="utf-8")
+    assert ("phone",) in load_synonyms(p).table[("手机",)]
+
+
+def test_default_synonyms_file_parses() -> None:
+    syn = load_synonyms(None)
+    assert ("mobile", "phone") in syn.table[("手机",)]
+
+
+def test_highlight() -> None:
+    a = Analyzer(parse_synonyms(["連衣裙, dress"]))
+    assert highlight("紅色連衣裙 <b>", a.plan("连衣裙")) == "紅色<em>連衣裙</em> &lt;b&gt;"
+    assert highlight("Red Dreses", a.plan("red dresses")) == "<em>Red</em> <em>Dreses</em>"
+    assert highlight("Red Dreses", a.plan("red dresses", typo_tolerance=False)) == "<em>Red</em> Dreses"
+    assert highlight("ＲＥＤ", a.plan("red")) == "<em>ＲＥＤ</em>"
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("dress", "dres") == 1
+    assert edit_distance("headphnoes", "headphones") == 1
+    assert edit_distance("abc", "xyz", limit=2) == 3
