@@ -293,8 +293,8 @@ class Recommender(ABC):
         raise NotImplementedError
 
     def _finish(self, ids: np.ndarray, scores: np.ndarray, n: int) -> IdsScores:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1, ids.shape[-1] if ids.ndim else 1)
-        scores = np.asarray(scores, dtype=np.float32).reshape(ids.shape)
+        ids = np.array(ids, dtype=np.int64, ndmin=2)
+        scores = np.array(scores, dtype=np.float32, ndmin=2).reshape(ids.shape)
         bad = ~np.isfinite(scores) | (scores <= -1e30) | (ids < 0)
         if self.positive_only:
             bad |= scores <= 0

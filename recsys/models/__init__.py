@@ -105,6 +105,8 @@ class ModelHandle:
         """True if the model was trained on this user's interactions."""
         return self.model.user_ids_.index(user_id) >= 0
 
+    knows_user = known_user
+
     def known_item(self, item_id: str) -> bool:
         return self.model.item_ids_.index(item_id) >= 0
 
