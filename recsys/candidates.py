@@ -70,7 +70,9 @@ def cf(req: SourceRequest) -> list[ScoredItem]:
     p = req.profile
     if model is None or not p.personalizable or not model.knows_user(p.user_id):
         return []
-    pairs = _safe(lambda: model.recommend_user(p.user_id, req.n, req.exclude), "cf")
+    pairs = _safe(
+        lambda: model.recommend_user(p.user_id, req.n, req.exclude, category=req.category), "cf"
+    )
     reason = Reason(source="cf", detail=f"picked for you ({model.name})", model_version=model.version)
     return [ScoredItem(i, s, (reason,), {"cf": s}) for i, s in pairs if i not in req.exclude]
 
@@ -95,7 +97,7 @@ def history(req: SourceRequest) -> list[ScoredItem]:
         pairs: list[tuple[str, float]] = []
         used = chain[0]
         for m in chain:
-            pairs = _safe(lambda m=m: m.similar(anchor, req.n), f"similar({m.name})")
+            pairs = _safe(lambda m=m: m.similar(anchor, req.n, req.exclude), f"similar({m.name})")
             if pairs:
                 used = m
                 break
@@ -186,14 +188,8 @@ def _ranked(ids: Sequence[str], reason: Reason, name: str, req: SourceRequest) -
 
 
 def _global_model(m: LoadedModel, n: int, category: tuple[str, ...] | None) -> list[tuple[str, float]]:
-    """Non-personal models (trending, popularity, new arrivals): ask with an empty history."""
-    fn = getattr(m.model, "top", None)
-    if fn is not None:
-        try:
-            return [(str(i), float(s)) for i, s in fn(n=n, category=category)]
-        except TypeError:
-            return [(str(i), float(s)) for i, s in fn(n=n)]
-    return _safe(lambda: m.recommend_history([], n), m.name)
+    """Non-personal models (trending, popularity, new arrivals) rank from an empty history."""
+    return _safe(lambda: m.recommend_history([], n, category=category), m.name)
 
 
 @dataclass

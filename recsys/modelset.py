@@ -49,31 +49,51 @@ def _as_pairs(result: object) -> Scored:
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
+    """One model version, speaking item and user ids (wraps ``recsys.models.ModelHandle``)."""
+
     name: str
     version: str
     model: ModelFacade
-    algorithm: str = ""
 
     def knows_user(self, user_id: str) -> bool:
-        fn = getattr(self.model, "knows_user", None)
-        if fn is not None:
-            return bool(fn(user_id))
-        users = getattr(self.model, "user_ids", None) or getattr(self.model, "users", None)
-        if users is not None:
-            try:
-                return user_id in users
-            except TypeError:
-                return False
-        return True
+        fn = getattr(self.model, "known_user", None)
+        return bool(fn(user_id)) if fn is not None else False
 
-    def recommend_user(self, user_id: str, n: int, exclude: Iterable[str] = ()) -> Scored:
-        return _as_pairs(self.model.recommend(user_id=user_id, n=n, exclude=set(exclude)))
+    def recommend_user(
+        self,
+        user_id: str,
+        n: int,
+        exclude: Iterable[str] = (),
+        *,
+        history: Sequence[str] = (),
+        category: Sequence[str] | None = None,
+    ) -> Scored:
+        return _as_pairs(
+            self.model.recommend(
+                user_id=user_id, history=list(history), n=n, exclude=set(exclude), category=category
+            )
+        )
 
-    def recommend_history(self, history: Sequence[str], n: int, exclude: Iterable[str] = ()) -> Scored:
-        return _as_pairs(self.model.recommend(history=list(history), n=n, exclude=set(exclude)))
+    def recommend_history(
+        self,
+        history: Sequence[str],
+        n: int,
+        exclude: Iterable[str] = (),
+        *,
+        category: Sequence[str] | None = None,
+    ) -> Scored:
+        return _as_pairs(
+            self.model.recommend(history=list(history), n=n, exclude=set(exclude), category=category)
+        )
 
-    def similar(self, item_id: str, n: int) -> Scored:
-        return _as_pairs(self.model.similar(item_id, n=n))
+    def similar(self, item_id: str, n: int, exclude: Iterable[str] = ()) -> Scored:
+        return _as_pairs(self.model.similar(item_id, n=n, exclude=set(exclude)))
+
+    def score_items(self, item_ids: Sequence[str], user_id: str | None, history: Sequence[str]) -> dict[str, float]:
+        fn = getattr(self.model, "score_items", None)
+        if fn is None:
+            return {}
+        return {str(k): float(v) for k, v in fn(list(item_ids), user_id=user_id, history=list(history)).items()}
 
 
 @dataclass(frozen=True, slots=True)

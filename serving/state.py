@@ -27,9 +27,8 @@ from data.models import Event
 from recsys.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
 from recsys.live import LiveCounts
 from recsys.modelset import ModelSet, current_versions, load_model_set
-from recsys.pipeline import Pipeline, PipelineConfig
+from recsys.pipeline import Pipeline, PipelineConfig, Ranked
 from recsys.profile import ProfileStore
-from recsys.types import ScoredItem
 from serving.settings import Settings
 from serving.userstore import UserJournal, load_users
 
@@ -125,12 +124,12 @@ class RankedListCache:
     """Ranked lists by request id, bounded by size and age (stable pagination)."""
 
     def __init__(self, max_size: int, ttl_seconds: float) -> None:
-        self._data: OrderedDict[str, tuple[float, list[ScoredItem]]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, Ranked]] = OrderedDict()
         self._max = max_size
         self._ttl = ttl_seconds
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> list[ScoredItem] | None:
+    def get(self, key: str) -> Ranked | None:
         with self._lock:
             got = self._data.get(key)
             if got is None:
@@ -141,7 +140,7 @@ class RankedListCache:
             self._data.move_to_end(key)
             return got[1]
 
-    def put(self, key: str, items: list[ScoredItem]) -> None:
+    def put(self, key: str, items: Ranked) -> None:
         with self._lock:
             self._data[key] = (time.monotonic(), items)
             self._data.move_to_end(key)
@@ -166,6 +165,7 @@ class Services:
     extras: dict[str, object] = field(default_factory=dict)
     pipeline: Pipeline = field(init=False)
     _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.feed_cache = RankedListCache(self.settings.feed_cache_size, self.settings.feed_cache_ttl_seconds)
@@ -222,6 +222,11 @@ class Services:
             changed = new.versions != self.models.versions
             self.models = new
             return changed
+
+    def save_catalog(self) -> None:
+        """Write the catalog back to ``items.jsonl`` (atomic replace), one writer at a time."""
+        with self._catalog_lock:
+            self.catalog.save(catalog_path(self.settings))
 
     def close(self) -> None:
         if self.search is not None:

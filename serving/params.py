@@ -1,0 +1,60 @@
+"""Query parameters shared by several routes, with their parsing and validation."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Query
+
+from data.models import CATEGORY_SEPARATOR
+from serving.errors import BadRequest
+
+_ID = re.compile(r"^[^\s/\\]{1,128}$")
+MAX_IDS = 100
+
+OptionalUserParam = Annotated[
+    str | None,
+    Query(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$", description="The shopper's user id."),
+]
+CategoryParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=500,
+        description="Category path prefix, levels separated by ' > ' or '/', e.g. `服裝 > 女裝`.",
+    ),
+]
+IdListParam = Annotated[
+    list[str] | None,
+    Query(description="Item ids: repeat the parameter or separate with commas (at most 100)."),
+]
+DebugParam = Annotated[bool, Query(description="Add each item's score breakdown.")]
+
+
+def parse_category(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    parts = tuple(p.strip() for p in value.replace("/", ">").split(">") if p.strip())
+    if not parts:
+        raise BadRequest("category: give a category path such as '服裝 > 女裝'", field="category")
+    return parts
+
+
+def parse_ids(values: list[str] | None, field: str) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        for part in v.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not _ID.match(part):
+                raise BadRequest(f"{field}: {part[:40]!r} is not an item id", field=field)
+            out.append(part)
+    if len(out) > MAX_IDS:
+        raise BadRequest(f"{field}: at most {MAX_IDS} ids", field=field)
+    return out
+
+
+def category_label(category: tuple[str, ...] | None) -> str | None:
+    return CATEGORY_SEPARATOR.join(category) if category else None

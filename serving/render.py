@@ -1,0 +1,47 @@
+"""Turn ranked lists (``list[ScoredItem]``) into API output with item fields from the catalog."""
+
+from __future__ import annotations
+
+from data.catalog import Catalog
+from recsys.pipeline import Ranked
+from recsys.types import ScoredItem
+from serving.schemas import RankedItemOut, ReasonOut
+
+
+def item_out(it: ScoredItem, catalog: Catalog, *, debug: bool) -> RankedItemOut | None:
+    item = catalog.get(it.item_id)
+    if item is None:
+        return None
+    return RankedItemOut(
+        item_id=it.item_id,
+        score=round(it.score, 6),
+        title=item.title,
+        brand=item.brand,
+        category=list(item.category),
+        price=item.price,
+        currency=item.currency,
+        in_stock=item.stock > 0,
+        reasons=[ReasonOut(**r.as_dict()) for r in it.reasons],
+        breakdown={k: round(v, 6) for k, v in it.breakdown.items()} if debug else None,
+    )
+
+
+def items_out(items: list[ScoredItem], catalog: Catalog, *, debug: bool) -> list[RankedItemOut]:
+    out = []
+    for it in items:
+        o = item_out(it, catalog, debug=debug)
+        if o is not None:
+            out.append(o)
+    return out
+
+
+def list_fields(ranked: Ranked, request_id: str) -> dict[str, object]:
+    """The fields every ranked-list response shares."""
+    a = ranked.assignment
+    return {
+        "request_id": request_id,
+        "strategy": ranked.strategy,
+        "model_versions": dict(ranked.model_versions),
+        "experiment": a.experiment if a else None,
+        "variant": a.variant if a else None,
+    }

@@ -1,0 +1,68 @@
+"""Catalog sync (admin): upsert and delete items; the search index follows."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from data.models import Item
+from serving.deps import AdminDep, RequestIdDep, ServicesDep
+from serving.errors import BadRequest, NotFound
+from serving.schemas import DeletedOut, ItemOut, ItemsUpsertIn, ItemsUpsertOut
+from serving.state import Services
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"], dependencies=[AdminDep])
+
+ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
+
+
+def _upsert(services: Services, items: list[Item]) -> bool:
+    services.catalog.upsert(items)
+    services.save_catalog()
+    services.pipeline.globals.views.invalidate()
+    if services.search is None:
+        return False
+    services.search.upsert(items)
+    return True
+
+
+@router.put("/items", response_model=ItemsUpsertOut, summary="Add or replace items (batch)")
+def upsert_items(body: ItemsUpsertIn, services: ServicesDep, request_id: RequestIdDep) -> ItemsUpsertOut:
+    ids = [it.item_id for it in body.items]
+    if len(set(ids)) != len(ids):
+        raise BadRequest("items: the same item_id appears twice in the batch", field="items")
+    indexed = _upsert(services, list(body.items))
+    return ItemsUpsertOut(request_id=request_id, upserted=len(body.items), indexed=indexed)
+
+
+@router.put("/items/{item_id}", response_model=ItemsUpsertOut, summary="Add or replace one item")
+def upsert_item(item_id: ItemIdPath, body: Item, services: ServicesDep, request_id: RequestIdDep) -> ItemsUpsertOut:
+    if body.item_id != item_id:
+        raise BadRequest(f"item_id: body has {body.item_id!r} but the path has {item_id!r}", field="item_id")
+    indexed = _upsert(services, [body])
+    return ItemsUpsertOut(request_id=request_id, upserted=1, indexed=indexed)
+
+
+@router.get("/items/{item_id}", response_model=ItemOut, summary="One item as stored")
+def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
+    item = services.catalog.get(item_id)
+    if item is None:
+        raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
+    return ItemOut(**item.model_dump(), recommendable=services.catalog.is_recommendable(item_id))
+
+
+@router.delete("/items/{item_id}", response_model=DeletedOut, summary="Delete an item")
+def delete_item(item_id: ItemIdPath, services: ServicesDep, request_id: RequestIdDep) -> DeletedOut:
+    if item_id not in services.catalog:
+        raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
+    services.catalog.delete([item_id])
+    services.save_catalog()
+    services.live.forget([item_id])
+    services.pipeline.globals.views.invalidate()
+    if services.search is not None:
+        services.search.delete([item_id])
+    return DeletedOut(request_id=request_id, deleted=True)

@@ -1,0 +1,74 @@
+"""``GET /v1/feed``: the blended home feed, paginated stably by request id."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
+from serving.errors import BadRequest
+from serving.params import CategoryParam, DebugParam, IdListParam, OptionalUserParam, parse_category, parse_ids
+from serving.render import items_out, list_fields
+from serving.schemas import FeedOut
+
+router = APIRouter(prefix="/v1", tags=["feed"], dependencies=[StorefrontDep])
+
+
+@router.get(
+    "/feed",
+    response_model=FeedOut,
+    response_model_exclude_none=True,
+    summary="Home feed (for-you, trending, new arrivals, promoted)",
+    description="One list blended from named slots with configurable weights, de-duplicated, "
+    "only active in-stock items, diversified (at most N items of one category in any window). "
+    "For page 2 and later pass the `request_id` of page 1: pages of one request id never "
+    "repeat an item (the ranked list is kept for a while; an expired one is ranked afresh).",
+)
+async def feed(
+    pipeline: PipelineDep,
+    services: ServicesDep,
+    request_id: RequestIdDep,
+    response: Response,
+    user_id: OptionalUserParam = None,
+    page: Annotated[int, Query(ge=1, le=100)] = 1,
+    size: Annotated[int, Query(ge=1, le=100)] = 20,
+    category: CategoryParam = None,
+    history: IdListParam = None,
+    pagination_id: Annotated[
+        str | None,
+        Query(
+            alias="request_id",
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9._:-]+$",
+            description="The request_id of page 1, to fetch the following pages.",
+        ),
+    ] = None,
+    debug: DebugParam = False,
+) -> FeedOut:
+    cat = parse_category(category)
+    depth = pipeline.config.feed_depth
+    if page * size > depth:
+        raise BadRequest(f"page: page × size may be at most {depth}", field="page")
+    rid = pagination_id or request_id
+    key = f"{rid}|{user_id or ''}|{category or ''}"
+    cached = services.feed_cache.get(key) if pagination_id else None
+    if cached is not None:
+        ranked = cached
+    else:
+        ranked = pipeline.feed(
+            user_id=user_id, history=parse_ids(history, "history"), category=cat, request_id=rid
+        )
+        services.feed_cache.put(key, ranked)
+    response.headers["X-Request-ID"] = rid
+    start = (page - 1) * size
+    window = ranked.items[start : start + size]
+    return FeedOut(
+        **list_fields(ranked, rid),  # type: ignore[arg-type]
+        user_id=user_id,
+        page=page,
+        size=size,
+        has_more=len(ranked.items) > start + size,
+        items=items_out(window, services.catalog, debug=debug),
+    )

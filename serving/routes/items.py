@@ -1,0 +1,71 @@
+"""``/v1/items/{item_id}/similar`` and ``/v1/items/{item_id}/bought-together``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
+from serving.errors import NotFound
+from serving.params import DebugParam, OptionalUserParam
+from serving.render import items_out, list_fields
+from serving.schemas import ItemListOut
+
+router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[StorefrontDep])
+
+ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
+NParam = Annotated[int, Query(ge=1, le=100)]
+
+
+def _check(services: ServicesDep, item_id: str) -> None:
+    if item_id not in services.catalog:
+        raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
+
+
+@router.get(
+    "/{item_id}/similar",
+    response_model=ItemListOut,
+    response_model_exclude_none=True,
+    summary="Items similar to this one",
+)
+async def similar(
+    item_id: ItemIdPath,
+    pipeline: PipelineDep,
+    services: ServicesDep,
+    request_id: RequestIdDep,
+    n: NParam = 10,
+    user_id: OptionalUserParam = None,
+    debug: DebugParam = False,
+) -> ItemListOut:
+    _check(services, item_id)
+    ranked = pipeline.similar(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
+    return ItemListOut(
+        **list_fields(ranked, request_id),  # type: ignore[arg-type]
+        item_id=item_id,
+        items=items_out(ranked.items, services.catalog, debug=debug),
+    )
+
+
+@router.get(
+    "/{item_id}/bought-together",
+    response_model=ItemListOut,
+    response_model_exclude_none=True,
+    summary="Items frequently bought together with this one",
+)
+async def bought_together(
+    item_id: ItemIdPath,
+    pipeline: PipelineDep,
+    services: ServicesDep,
+    request_id: RequestIdDep,
+    n: NParam = 10,
+    user_id: OptionalUserParam = None,
+    debug: DebugParam = False,
+) -> ItemListOut:
+    _check(services, item_id)
+    ranked = pipeline.bought_together(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
+    return ItemListOut(
+        **list_fields(ranked, request_id),  # type: ignore[arg-type]
+        item_id=item_id,
+        items=items_out(ranked.items, services.catalog, debug=debug),
+    )

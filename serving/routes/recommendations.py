@@ -1,0 +1,52 @@
+"""``GET /v1/recommendations``: top-k for a user or an anonymous shopper's recent history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
+from serving.params import CategoryParam, DebugParam, IdListParam, OptionalUserParam, parse_category, parse_ids
+from serving.render import items_out, list_fields
+from serving.schemas import RecommendationsOut
+
+router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[StorefrontDep])
+
+
+@router.get(
+    "/recommendations",
+    response_model=RecommendationsOut,
+    response_model_exclude_none=True,
+    summary="Personalized top-k",
+    description="For a known user with consent: collaborative filtering blended with their "
+    "real-time history. For an anonymous shopper: pass `history` (recently viewed item ids, "
+    "most recent first) for item-to-item cold start. Nothing known: trending. A user without "
+    "consent gets non-personalized results.",
+)
+async def recommendations(
+    pipeline: PipelineDep,
+    services: ServicesDep,
+    request_id: RequestIdDep,
+    user_id: OptionalUserParam = None,
+    n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
+    category: CategoryParam = None,
+    history: IdListParam = None,
+    exclude: IdListParam = None,
+    exclude_purchased: Annotated[bool, Query(description="Leave out what the user bought.")] = True,
+    debug: DebugParam = False,
+) -> RecommendationsOut:
+    ranked = pipeline.recommend(
+        user_id=user_id,
+        history=parse_ids(history, "history"),
+        n=n,
+        category=parse_category(category),
+        exclude_purchased=exclude_purchased,
+        exclude=parse_ids(exclude, "exclude"),
+        request_id=request_id,
+    )
+    return RecommendationsOut(
+        **list_fields(ranked, request_id),  # type: ignore[arg-type]
+        user_id=user_id,
+        items=items_out(ranked.items, services.catalog, debug=debug),
+    )

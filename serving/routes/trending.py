@@ -1,0 +1,32 @@
+"""``GET /v1/trending``: what is hot now, globally or in a category."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
+from serving.params import CategoryParam, DebugParam, parse_category
+from serving.render import items_out, list_fields
+from serving.schemas import TrendingOut
+
+router = APIRouter(prefix="/v1", tags=["trending"], dependencies=[StorefrontDep])
+
+
+@router.get("/trending", response_model=TrendingOut, response_model_exclude_none=True, summary="Trending items")
+async def trending(
+    pipeline: PipelineDep,
+    services: ServicesDep,
+    request_id: RequestIdDep,
+    n: Annotated[int, Query(ge=1, le=100)] = 10,
+    category: CategoryParam = None,
+    debug: DebugParam = False,
+) -> TrendingOut:
+    cat = parse_category(category)
+    ranked = pipeline.trending(n=n, category=cat, request_id=request_id)
+    return TrendingOut(
+        **list_fields(ranked, request_id),  # type: ignore[arg-type]
+        category=list(cat) if cat else None,
+        items=items_out(ranked.items, services.catalog, debug=debug),
+    )
