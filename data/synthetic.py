@@ -460,7 +460,7 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
     partner = np.full(n, -1, dtype=np.int64)
     bundles: list[tuple[int, int]] = []
     cand = np.flatnonzero(old & active & (stock > 0))
-    w = pop[cand] ** 1.5
+    w = gp[cand] ** 1.5
     anchors = rng.choice(cand, size=min(len(cand), n_bundles * 3), replace=False, p=w / w.sum())
     used: set[int] = set()
     for a in anchors:
@@ -696,7 +696,7 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
 
     # planted bundles: the partner is bought in the same session
     part = cat.partner[p_item]
-    bmask = (part >= 0) & (rng.random(len(p_item)) < 0.6)
+    bmask = (part >= 0) & (rng.random(len(p_item)) < 0.75)
     b_sess, b_item, b_t = p_sess[bmask], part[bmask], p_t[bmask]
     emit(b_t + 20, b_sess, b_item, "view")
     emit(b_t + 40, b_sess, b_item, "add_to_cart", value=np.ones(len(b_sess)))

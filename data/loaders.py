@@ -1,0 +1,595 @@
+"""Read items, users and events from JSON Lines, CSV and Parquet files.
+
+The format is chosen by extension: ``.jsonl``/``.ndjson``/``.json-lines``, ``.csv``,
+``.parquet``. Two ways in:
+
+* Validated records, row by row (:func:`load_items`, :func:`load_users`, :func:`load_events`,
+  :func:`iter_events`): every row goes through the pydantic model; a bad row becomes a
+  :class:`Reject` (file, line, reason, raw text), is optionally written to a rejects file
+  (JSON Lines), and the rest of the file still loads. ``strict=True`` raises
+  :class:`RejectedRowsError` after the whole file has been read.
+* A fast columnar reader for training (:func:`read_events_table`): Arrow all the way, checks
+  done on whole columns, invalid rows dropped and counted (logged), never pydantic per row.
+
+Flat files may carry nested fields as prefixed columns: ``context.query`` or ``context_query``
+(events), ``attributes.colour`` or ``attributes_colour`` (items, users). A ``context`` or
+``attributes`` cell holding a JSON object also works.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from data.errors import LoaderError, describe
+from data.models import EVENT_TYPES, Event, EventContext, Item, User
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+FileFormat = Literal["jsonl", "csv", "parquet"]
+_EXTENSIONS: dict[str, FileFormat] = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json-lines": "jsonl", ".csv": "csv", ".parquet": "parquet",
+}
+_NESTED = ("context", "attributes")
+_LIST_FIELDS = ("category", "tags")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RejectedRowsError(LoaderError):
+    """Strict mode found bad rows."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One row set aside: where it was, why, and its raw text."""
+
+    file: str
+    line: int
+    """1-based line number (JSON Lines, CSV; the header is line 1) or row number (Parquet)."""
+    reason: str
+    raw: str
+
+    def to_json(self) -> str:
+        return json.dumps({"file": self.file, "line": self.line, "reason": self.reason, "raw": self.raw},
+                          ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class LoadResult(Generic[M]):
+    path: Path
+    records: list[M] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> int:
+        return len(self.records)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+
+def detect_format(path: Path | str) -> FileFormat:
+    """The file format from the extension; :class:`LoaderError` if unknown."""
+    p = Path(path)
+    name = p.name.lower()
+    for ext, fmt in _EXTENSIONS.items():
+        if name.endswith(ext):
+            return fmt
+    raise LoaderError(f"{p}: unknown file type; use .jsonl (or .ndjson), .csv or .parquet")
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise LoaderError(f"{path}: no such file")
+    if not path.is_file():
+        raise LoaderError(f"{path}: not a file")
+
+
+# ----------------------------------------------------------------------------------------------
+# Raw rows: (line, row or None, raw text, error or None)
+
+RawRow = tuple[int, dict[str, Any] | None, str, str | None]
+
+
+def _jsonl_rows(path: Path) -> Iterator[RawRow]:
+    with path.open("rb") as f:
+        for lineno, raw_bytes in enumerate(f, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                yield lineno, None, raw_bytes.decode("utf-8", "replace").rstrip("\r\n"), f"not UTF-8: {exc.reason}"
+                continue
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                yield lineno, None, raw, f"invalid JSON: {exc.msg} at column {exc.colno}"
+                continue
+            if not isinstance(obj, dict):
+                yield lineno, None, raw, "each line must be a JSON object"
+                continue
+            yield lineno, obj, raw, None
+
+
+def _csv_rows(path: Path) -> Iterator[RawRow]:
+    try:
+        f = path.open("r", encoding="utf-8-sig", newline="")
+        header_line = f.readline()
+    except UnicodeDecodeError as exc:
+        raise LoaderError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from exc
+    with f:
+        header = next(csv.reader([header_line]), None)
+        if not header or not any(h.strip() for h in header):
+            raise LoaderError(f"{path}: the first line must be a header naming the columns")
+        header = [h.strip() for h in header]
+        reader = csv.reader(f)
+        prev_end = 1
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                yield reader.line_num + 1, None, "", f"unreadable CSV: {exc}"
+                prev_end = reader.line_num + 1
+                continue
+            lineno = prev_end + 1
+            prev_end = reader.line_num + 1
+            raw = ",".join(values)
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                yield lineno, None, raw, f"has {len(values)} fields, the header has {len(header)}"
+                continue
+            yield lineno, dict(zip(header, values, strict=True)), raw, None
+
+
+def _parquet_rows(path: Path) -> Iterator[RawRow]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise LoaderError(f"{path}: not a readable Parquet file ({exc})") from exc
+    row = 0
+    for batch in pf.iter_batches(batch_size=10_000):
+        for obj in batch.to_pylist():
+            row += 1
+            yield row, obj, json.dumps(obj, ensure_ascii=False, default=str), None
+
+
+def iter_raw_rows(path: Path | str) -> Iterator[RawRow]:
+    """Every row of the file as a dict, with its line number and raw text (or a parse error)."""
+    p = Path(path)
+    fmt = detect_format(p)
+    _check_readable(p)
+    if fmt == "jsonl":
+        return _jsonl_rows(p)
+    if fmt == "csv":
+        return _csv_rows(p)
+    return _parquet_rows(p)
+
+
+def _maybe_json(v: Any, opener: str) -> Any:
+    if isinstance(v, str) and v.strip().startswith(opener):
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return v
+    return v
+
+
+_CONTEXT_KEYS = frozenset(EventContext.model_fields)
+
+
+def normalize_row(row: dict[str, Any], model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """Flat/prefixed columns → the models' nested shape; empty cells and nulls dropped.
+
+    For events, bare context columns (``session_id``, ``query``, … as in the columnar
+    event schema) also go into ``context``.
+    """
+    out: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in row.items():
+        if value is None or (isinstance(value, str) and value == ""):
+            continue
+        k = key.strip()
+        if model is Event and k in _CONTEXT_KEYS:
+            nested.setdefault("context", {})[k] = value
+            continue
+        for prefix in _NESTED:
+            if k.startswith(prefix + ".") or k.startswith(prefix + "_"):
+                nested.setdefault(prefix, {})[k[len(prefix) + 1:]] = value
+                break
+        else:
+            if k in _NESTED:
+                value = _maybe_json(value, "{")
+                if isinstance(value, dict):
+                    value = {ck: cv for ck, cv in value.items() if cv is not None}
+            elif k in _LIST_FIELDS:
+                value = _maybe_json(value, "[")
+            out[k] = value
+    for prefix, values in nested.items():
+        base = out.get(prefix)
+        if isinstance(base, dict):
+            values = {**base, **values}
+        out[prefix] = values
+    return out
+
+
+def iter_records(
+    path: Path | str, model: type[M], *, on_reject: Callable[[Reject], None] | None = None
+) -> Iterator[M]:
+    """Validated records of ``model``; bad rows go to ``on_reject`` (or are logged)."""
+    p = Path(path)
+    for line, row, raw, error in iter_raw_rows(p):
+        if row is not None and error is None:
+            try:
+                yield model.model_validate(normalize_row(row, model))
+                continue
+            except ValidationError as exc:
+                error = describe(exc)
+        reject = Reject(str(p), line, error or "unreadable row", raw)
+        if on_reject is not None:
+            on_reject(reject)
+        else:
+            log.warning("%s:%d: %s", p, line, reject.reason)
+
+
+def write_rejects(rejects: Iterable[Reject], path: Path | str) -> int:
+    """Write rejects as JSON Lines (file, line, reason, raw); returns how many."""
+    n = 0
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("w", encoding="utf-8") as f:
+        for r in rejects:
+            f.write(r.to_json() + "\n")
+            n += 1
+    return n
+
+
+def _load(path: Path | str, model: type[M], rejects_path: Path | str | None, strict: bool) -> LoadResult[M]:
+    p = Path(path)
+    result: LoadResult[M] = LoadResult(p)
+    result.records.extend(iter_records(p, model, on_reject=result.rejects.append))
+    for r in result.rejects[:20]:
+        log.warning("%s:%d: %s", r.file, r.line, r.reason)
+    if len(result.rejects) > 20:
+        log.warning("%s: %d more bad rows", p, len(result.rejects) - 20)
+    if rejects_path is not None:
+        write_rejects(result.rejects, rejects_path)
+    if strict and result.rejects:
+        first = result.rejects[0]
+        where = f" (all written to {rejects_path})" if rejects_path is not None else ""
+        raise RejectedRowsError(
+            f"{p}: {len(result.rejects)} bad row(s){where}; first at line {first.line}: {first.reason}"
+        )
+    return result
+
+
+def load_items(path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False) -> LoadResult[Item]:
+    return _load(path, Item, rejects_path, strict)
+
+
+def load_users(path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False) -> LoadResult[User]:
+    return _load(path, User, rejects_path, strict)
+
+
+def load_events(path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False) -> LoadResult[Event]:
+    return _load(path, Event, rejects_path, strict)
+
+
+def iter_items(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Item]:
+    return iter_records(path, Item, on_reject=on_reject)
+
+
+def iter_users(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[User]:
+    return iter_records(path, User, on_reject=on_reject)
+
+
+def iter_events(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Event]:
+    """Stream validated events from a file of any size (memory stays flat)."""
+    return iter_records(path, Event, on_reject=on_reject)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast columnar path (training)
+
+
+def _json_read_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    from data.event_table import CONTEXT_FIELDS, EVENT_SCHEMA
+
+    ctx = pa.struct([EVENT_SCHEMA.field(f).with_nullable(True) for f in CONTEXT_FIELDS])
+    fields = [EVENT_SCHEMA.field(n).with_nullable(True) for n in
+              ("event_id", "user_id", "item_id", "type", "value")]
+    return pa.schema([*fields, pa.field("timestamp", pa.string()), pa.field("context", ctx)])
+
+
+def _jsonl_table_python(data: bytes, source: str) -> pa.Table:
+    """Slow but forgiving: parse line by line, skip (and log) lines that do not parse."""
+    import pyarrow as pa
+
+    from data.event_table import CONTEXT_FIELDS, EVENT_COLUMNS
+
+    cols: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
+    bad = 0
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not an object")
+            ctx = obj.get("context") or {}
+            if not isinstance(ctx, dict):
+                raise ValueError("context is not an object")
+        except (ValueError, UnicodeDecodeError):
+            bad += 1
+            log.warning("%s:%d: skipped a line that is not valid JSON (torn write?)", source, lineno)
+            continue
+        for c in ("event_id", "user_id", "item_id", "type", "timestamp", "value"):
+            v = obj.get(c)
+            cols[c].append(None if isinstance(v, (dict, list)) else v)
+        for c in CONTEXT_FIELDS:
+            v = ctx.get(c)
+            cols[c].append(None if isinstance(v, (dict, list)) else v)
+    arrays = {}
+    for c, values in cols.items():
+        arrays[c] = _loose_array(values)
+    return pa.table(arrays)
+
+
+def _loose_array(values: list[Any]) -> pa.Array:
+    """An Arrow array from Python values of possibly mixed types (unconvertible → null)."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _jsonl_table(path: Path) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    data = path.read_bytes()
+    if not data.strip():
+        return pa.table({})
+    if not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        log.warning("%s: skipped a torn last line (%d bytes without a newline)", path, len(data) - cut)
+        data = data[:cut]
+        if not data.strip():
+            return pa.table({})
+    try:
+        t = pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(block_size=1 << 24),
+            parse_options=pj.ParseOptions(explicit_schema=_json_read_schema(),
+                                          unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return _jsonl_table_python(data, str(path))
+    return t.flatten().rename_columns([c.removeprefix("context.") for c in t.flatten().column_names])
+
+
+def _csv_table(path: Path) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    try:
+        return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+            column_types={}, strings_can_be_null=True, autogenerate_column_names=False),
+            read_options=pcsv.ReadOptions(encoding="utf8"))
+    except pa.ArrowInvalid as exc:
+        raise LoaderError(f"{path}: unreadable CSV ({exc}); use load_events() to find the bad rows") from exc
+
+
+def _parse_timestamps(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Strings/ints/timestamps → timestamp[us, UTC]; unparseable → null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    target = pa.timestamp("us", tz="UTC")
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            return pc.assume_timezone(col.cast(pa.timestamp("us")), "UTC").cast(target)
+        return col.cast(target)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        # epoch seconds (or milliseconds when the numbers are that large)
+        v = col.cast(pa.float64())
+        ms = pc.greater(pc.abs(v), 1e11)
+        us = pc.if_else(ms, pc.multiply(v, 1e3), pc.multiply(v, 1e6))
+        return pc.round(us).cast(pa.int64()).cast(target)
+    if pa.types.is_date(t):
+        return col.cast(pa.timestamp("us")).cast(pa.int64()).cast(target)
+    s = col.cast(pa.string())
+    has_tz = pc.match_substring_regex(s, r"(Z|z|[+-]\d\d:?\d\d)$")
+    fixed = pc.if_else(pc.fill_null(has_tz, True), s, pc.binary_join_element_wise(s, "Z", ""))
+    try:
+        return fixed.cast(target)
+    except pa.ArrowInvalid:
+        pass
+    out = []
+    for v in fixed.to_pylist():
+        try:
+            out.append(None if v is None else datetime.fromisoformat(v.replace("z", "Z")))
+        except ValueError:
+            out.append(None)
+    return pa.array(out, pa.timestamp("us", tz="UTC"))
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """Any event table → :data:`EVENT_SCHEMA` columns (missing ones null), values cast."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from data.event_table import EVENT_SCHEMA
+
+    if "context" in table.column_names and pa.types.is_struct(table.schema.field("context").type):
+        table = table.flatten()
+    rename = {}
+    for name in table.column_names:
+        for prefix in ("context.", "context_"):
+            if name.startswith(prefix):
+                rename[name] = name[len(prefix):]
+    if rename:
+        table = table.rename_columns([rename.get(n, n) for n in table.column_names])
+    n = table.num_rows
+    arrays = []
+    for f in EVENT_SCHEMA:
+        if f.name not in table.column_names:
+            arrays.append(pa.nulls(n, f.type))
+            continue
+        col = table.column(f.name)
+        if f.name == "timestamp":
+            arrays.append(_parse_timestamps(col))
+            continue
+        if col.type == f.type:
+            arrays.append(col.combine_chunks())
+            continue
+        try:
+            arrays.append(col.cast(f.type).combine_chunks())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # values of the wrong type become null (and the row may then be dropped)
+            vals = []
+            for v in col.to_pylist():
+                try:
+                    vals.append(None if v is None else (str(v) if f.type == pa.string() else
+                                                        float(v) if f.type == pa.float64() else int(v)))
+                except (TypeError, ValueError):
+                    vals.append(None)
+            arrays.append(pa.array(vals, f.type))
+    out = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in EVENT_SCHEMA]))
+    # Empty strings mean "absent".
+    for name in ("item_id", "session_id", "query", "request_id", "experiment", "variant",
+                 "channel", "device", "surface"):
+        col = out.column(name)
+        i = out.column_names.index(name)
+        out = out.set_column(i, name, pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col))
+    return out
+
+
+def valid_event_mask(table: pa.Table) -> pa.Array:
+    """Vectorized version of the Event model's rules (ids, type, timestamp, item, rating)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def nonempty(name: str) -> pa.Array:
+        col = table.column(name)
+        return pc.and_(pc.is_valid(col), pc.greater(pc.utf8_length(pc.fill_null(col, "")), 0))
+
+    def id_ok(name: str) -> pa.Array:
+        col = pc.fill_null(table.column(name), "")
+        return pc.and_(pc.less_equal(pc.utf8_length(col), 128),
+                       pc.invert(pc.match_substring_regex(col, r"[\s/\\]")))
+
+    typ = table.column("type")
+    is_search = pc.fill_null(pc.equal(typ, "search"), False)
+    is_rate = pc.fill_null(pc.equal(typ, "rate"), False)
+    value = table.column("value")
+    rating_ok = pc.and_(pc.greater_equal(value, 0), pc.less_equal(value, 5))
+    value_finite = pc.or_(pc.is_null(value), pc.is_finite(pc.fill_null(value, 0.0)))
+    item_present = pc.and_(nonempty("item_id"), id_ok("item_id"))
+    query_present = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(table.column("query"), ""))), 0)
+    mask = pc.and_(nonempty("event_id"), id_ok("event_id"))
+    mask = pc.and_(mask, pc.and_(nonempty("user_id"), id_ok("user_id")))
+    mask = pc.and_(mask, pc.fill_null(pc.is_in(typ, value_set=pa.array(EVENT_TYPES)), False))
+    mask = pc.and_(mask, pc.is_valid(table.column("timestamp")))
+    mask = pc.and_(mask, value_finite)
+    mask = pc.and_(mask, pc.if_else(is_search, query_present, item_present))
+    mask = pc.and_(mask, pc.if_else(is_rate, pc.fill_null(rating_ok, False), True))
+    return mask
+
+
+def read_event_file_table(path: Path | str) -> pa.Table:
+    """One events file as an unvalidated table conformed to the event schema."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    fmt = detect_format(p)
+    _check_readable(p)
+    if fmt == "parquet":
+        try:
+            raw = pq.read_table(p)
+        except Exception as exc:
+            raise LoaderError(f"{p}: not a readable Parquet file ({exc})") from exc
+    elif fmt == "csv":
+        raw = _csv_table(p)
+    else:
+        raw = _jsonl_table(p)
+    return _conform(raw)
+
+
+def read_events_table(
+    paths: Path | str | Sequence[Path | str],
+    *,
+    since: datetime | date | None = None,
+    until: datetime | date | None = None,
+) -> pa.Table:
+    """Events from one or more files (any supported format) as one table in ``EVENT_SCHEMA``.
+
+    Checks run on whole columns; invalid rows are dropped and counted in a warning (use
+    :func:`load_events` to see each one with its reason). Rows are kept in file order;
+    duplicates of an ``event_id`` across files are not removed. ``since``/``until`` (UTC)
+    keep ``since <= timestamp < until``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from data.event_table import EVENT_SCHEMA
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    tables = []
+    for p in paths:
+        t = read_event_file_table(p)
+        if t.num_rows == 0:
+            continue
+        mask = valid_event_mask(t)
+        bad = t.num_rows - pc.sum(pc.cast(mask, pa.int64())).as_py()
+        if bad:
+            log.warning("%s: dropped %d invalid event row(s) of %d", p, bad, t.num_rows)
+            t = t.filter(mask)
+        tables.append(t)
+    if not tables:
+        return EVENT_SCHEMA.empty_table()
+    out = pa.concat_tables(tables).cast(EVENT_SCHEMA)
+    if since is not None or until is not None:
+        ts = out.column("timestamp")
+        m = None
+        if since is not None:
+            m = pc.greater_equal(ts, pa.scalar(_as_utc(since), pa.timestamp("us", tz="UTC")))
+        if until is not None:
+            m2 = pc.less(ts, pa.scalar(_as_utc(until), pa.timestamp("us", tz="UTC")))
+            m = m2 if m is None else pc.and_(m, m2)
+        out = out.filter(m)
+    return out
+
+
+def _as_utc(v: datetime | date) -> datetime:
+    from datetime import UTC
+
+    if not isinstance(v, datetime):
+        return datetime(v.year, v.month, v.day, tzinfo=UTC)
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
