@@ -1,0 +1,274 @@
+"""Durable storage for experiments and for the log of served requests.
+
+* :class:`ExperimentStore` / :class:`SqliteExperimentStore` — experiments (``experiments.sqlite``
+  under ``settings.state_dir``), with a revision counter readers use to reload.
+* :class:`RequestLog` / :class:`SqliteRequestLog` — one row per served list: request id, time,
+  surface, user, experiment, variant, query, anchor item (``requests.sqlite``). Reports use it
+  to attribute events that only echo the ``request_id``; rule previews sample recent traffic
+  from it. Rows are buffered and written in batches (at most ``flush_seconds`` late); rows
+  older than ``keep_days`` are pruned.
+
+A shared store for several API hosts implements the same protocols on a shared database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from recsys.errors import ExperimentError, ExperimentNotFoundError
+from recsys.experiments import Experiment, ExperimentSpec
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ExperimentStore(Protocol):
+    def list(self) -> list[Experiment]: ...
+
+    def get(self, experiment_id: str) -> Experiment: ...
+
+    def put(self, experiment: Experiment, *, create: bool = False) -> None: ...
+
+    def delete(self, experiment_id: str) -> None: ...
+
+    def revision(self) -> int: ...
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
+def _ts(d: datetime | None) -> str | None:
+    return d.astimezone(UTC).isoformat() if d is not None else None
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+class SqliteExperimentStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = _connect(path)
+        with self._lock:
+            self._db.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS experiments (
+                    experiment_id TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL,
+                    created_at TEXT, started_at TEXT, stopped_at TEXT);
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+                """
+            )
+            self._db.commit()
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> SqliteExperimentStore:
+        return cls(state_dir / "experiments.sqlite")
+
+    def _row(self, row: tuple[str, str, str | None, str | None, str | None]) -> Experiment:
+        spec, status, created, started, stopped = row
+        e = ExperimentSpec.model_validate_json(spec).to_experiment()
+        return Experiment(
+            experiment_id=e.experiment_id, name=e.name, variants=e.variants, control=e.control,
+            surfaces=e.surfaces, description=e.description, status=status,  # type: ignore[arg-type]
+            created_at=_dt(created), started_at=_dt(started), stopped_at=_dt(stopped),
+        )
+
+    def list(self) -> list[Experiment]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT spec, status, created_at, started_at, stopped_at FROM experiments "
+                "ORDER BY created_at DESC, experiment_id"
+            ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def get(self, experiment_id: str) -> Experiment:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT spec, status, created_at, started_at, stopped_at FROM experiments "
+                "WHERE experiment_id = ?",
+                (experiment_id,),
+            ).fetchone()
+        if row is None:
+            raise ExperimentNotFoundError(experiment_id)
+        return self._row(row)
+
+    def put(self, experiment: Experiment, *, create: bool = False) -> None:
+        e = experiment
+        values = (
+            e.experiment_id, ExperimentSpec.of(e).model_dump_json(), e.status,
+            _ts(e.created_at), _ts(e.started_at), _ts(e.stopped_at),
+        )
+        with self._lock:
+            try:
+                verb = "INSERT" if create else "INSERT OR REPLACE"
+                self._db.execute(f"{verb} INTO experiments VALUES (?, ?, ?, ?, ?, ?)", values)
+            except sqlite3.IntegrityError:
+                self._db.rollback()
+                raise ExperimentError(
+                    f"an experiment with id {e.experiment_id!r} already exists; pick another id"
+                ) from None
+            self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            self._db.commit()
+
+    def delete(self, experiment_id: str) -> None:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM experiments WHERE experiment_id = ?", (experiment_id,))
+            if cur.rowcount == 0:
+                self._db.rollback()
+                raise ExperimentNotFoundError(experiment_id)
+            self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            self._db.commit()
+
+    def revision(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0])
+
+
+# ---------------------------------------------------------------------------- requests
+@dataclass(frozen=True, slots=True)
+class ServedRequest:
+    request_id: str
+    at: datetime
+    surface: str
+    user_id: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    query: str | None = None
+    item_id: str | None = None
+
+
+@runtime_checkable
+class RequestLog(Protocol):
+    def record(
+        self,
+        *,
+        request_id: str,
+        at: datetime,
+        surface: str,
+        user_id: str | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+        query: str | None = None,
+        item_id: str | None = None,
+    ) -> None: ...
+
+    def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedRequest]: ...
+
+    def recent(self, surface: str | None = None, limit: int = 1000) -> list[ServedRequest]: ...
+
+    def flush(self) -> None: ...
+
+
+class SqliteRequestLog:
+    def __init__(self, path: Path, *, flush_seconds: float = 1.0, batch: int = 500,
+                 keep_days: int = 90) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = _connect(path)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS requests (
+                request_id TEXT PRIMARY KEY, at TEXT NOT NULL, surface TEXT NOT NULL,
+                user_id TEXT, experiment TEXT, variant TEXT, query TEXT, item_id TEXT);
+            CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
+            """
+        )
+        self._db.commit()
+        self._buf: list[tuple[str | None, ...]] = []
+        self._flushed_at = time.monotonic()
+        self._flush_seconds = flush_seconds
+        self._batch = batch
+        self._keep = timedelta(days=keep_days)
+        self._pruned_at = 0.0
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> SqliteRequestLog:
+        return cls(state_dir / "requests.sqlite")
+
+    def record(self, *, request_id: str, at: datetime, surface: str, user_id: str | None = None,
+               experiment: str | None = None, variant: str | None = None, query: str | None = None,
+               item_id: str | None = None) -> None:
+        row = (request_id, _ts(at), surface, user_id, experiment, variant, query, item_id)
+        with self._lock:
+            self._buf.append(row)
+            due = len(self._buf) >= self._batch or (
+                time.monotonic() - self._flushed_at >= self._flush_seconds
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._buf = self._buf, []
+            self._flushed_at = time.monotonic()
+            if rows:
+                self._db.executemany("INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?)", rows)
+            if time.monotonic() - self._pruned_at > 3600:
+                self._pruned_at = time.monotonic()
+                cutoff = _ts(datetime.now(UTC) - self._keep)
+                self._db.execute("DELETE FROM requests WHERE at < ?", (cutoff,))
+            self._db.commit()
+
+    @staticmethod
+    def _served(r: tuple[str | None, ...]) -> ServedRequest:
+        return ServedRequest(
+            request_id=r[0] or "", at=datetime.fromisoformat(r[1] or ""), surface=r[2] or "",
+            user_id=r[3], experiment=r[4], variant=r[5], query=r[6], item_id=r[7],
+        )
+
+    def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedRequest]:
+        self.flush()
+        ids = list(dict.fromkeys(request_ids))
+        out: dict[str, ServedRequest] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in self._db.execute(f"SELECT * FROM requests WHERE request_id IN ({marks})", chunk):
+                    out[r[0]] = self._served(r)
+        return out
+
+    def recent(self, surface: str | None = None, limit: int = 1000) -> list[ServedRequest]:
+        self.flush()
+        with self._lock:
+            if surface is None:
+                rows = self._db.execute("SELECT * FROM requests ORDER BY at DESC LIMIT ?", (limit,))
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM requests WHERE surface = ? ORDER BY at DESC LIMIT ?", (surface, limit)
+                )
+            return [self._served(r) for r in rows.fetchall()]
+
+    def __iter__(self) -> Iterator[ServedRequest]:
+        self.flush()
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM requests ORDER BY at").fetchall()
+        return iter([self._served(r) for r in rows])
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            self._db.close()
+
+
+def dumps(e: Experiment) -> str:
+    """The experiment as JSON (for files and logs)."""
+    from recsys.experiments import experiment_as_dict
+
+    return json.dumps(experiment_as_dict(e), ensure_ascii=False)
