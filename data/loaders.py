@@ -395,10 +395,16 @@ def _csv_table(path: Path) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    with path.open("r", encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader([f.readline()]), [])
     try:
-        return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
-            column_types={}, strings_can_be_null=True, autogenerate_column_names=False),
-            read_options=pcsv.ReadOptions(encoding="utf8"))
+        # Every column as text; _conform casts (ids stay ids even when they look like numbers).
+        return pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(encoding="utf8"),
+            convert_options=pcsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=True),
+        )
     except pa.ArrowInvalid as exc:
         raise LoaderError(f"{path}: unreadable CSV ({exc}); use load_events() to find the bad rows") from exc
 
