@@ -199,8 +199,9 @@ class Services:
             search=search,
             models=load_model_set(settings.models_dir),
         )
-        # services.rules = ...        (merchandising rules engine plugs in here)
-        # services.experiments = ...  (experiment assignment plugs in here)
+        from serving.merch import install_merchandising
+
+        install_merchandising(services)  # sets services.rules and services.experiments
         log.info(
             "services ready: %d items, %d users, models %s, search %s",
             len(catalog), len(profiles), services.models.versions or "none",
