@@ -294,7 +294,9 @@ class Recommender(ABC):
 
     def _finish(self, ids: np.ndarray, scores: np.ndarray, n: int) -> IdsScores:
         ids = np.array(ids, dtype=np.int64, ndmin=2)
-        scores = np.array(scores, dtype=np.float32, ndmin=2).reshape(ids.shape)
+        raw = np.array(scores, dtype=np.float64, ndmin=2).reshape(ids.shape)
+        # Libraries mark filtered slots with -max(float); keep them out of float32.
+        scores = np.where(raw <= -1e30, -np.inf, raw).astype(np.float32)
         bad = ~np.isfinite(scores) | (scores <= -1e30) | (ids < 0)
         if self.positive_only:
             bad |= scores <= 0
