@@ -11,7 +11,7 @@ tantivy backend:
   is what makes both backends find the same items; synonyms are expanded into the query
   plan from the same merchandiser-edited file (`search.analysis.Analyzer`).
 * Text query: one ``bool`` per plan clause (term or exact phrase per alternative and field,
-  boosted by the field weight × (1 + k1) so scores are on tantivy's BM25 scale; with typo
+  boosted by field weight × alternative boost × (1 + k1) so scores are on tantivy's BM25 scale; with typo
   tolerance a ``constant_score`` fuzzy query in `FUZZY_FIELDS`), ``minimum_should_match``
   of the plan over the clauses.
 * Multi-select facets: filters on fields that are not requested facets go into the query;
@@ -167,7 +167,7 @@ def text_query(plan: QueryPlan) -> dict[str, Any]:
         should: list[dict[str, Any]] = []
         for alt in clause.alternatives:
             for field, weight in TEXT_FIELDS.items():
-                boost = weight * SCORE_SCALE
+                boost = weight * alt.boost * SCORE_SCALE
                 if len(alt.tokens) == 1:
                     should.append({"term": {field: {"value": alt.tokens[0], "boost": boost}}})
                 else:
@@ -183,7 +183,7 @@ def text_query(plan: QueryPlan) -> dict[str, Any]:
                             "transpositions": True,
                             "rewrite": "constant_score",
                         }}},
-                        "boost": FUZZY_SCORE * TEXT_FIELDS[field],
+                        "boost": FUZZY_SCORE * TEXT_FIELDS[field] * alt.boost,
                     }})
         clauses.append({"bool": {"should": should, "minimum_should_match": 1}})
     msm = plan.minimum_should_match
