@@ -67,10 +67,18 @@ class LoadedModel:
         *,
         history: Sequence[str] = (),
         category: Sequence[str] | None = None,
+        filter_seen: bool = False,
     ) -> Scored:
+        """The user's top items. Seen items stay eligible (shops re-show what was viewed);
+        callers exclude what must not come back (e.g. purchases)."""
         return _as_pairs(
             self.model.recommend(
-                user_id=user_id, history=list(history), n=n, exclude=set(exclude), category=category
+                user_id=user_id,
+                history=list(history),
+                n=n,
+                exclude=set(exclude),
+                category=category,
+                filter_seen=filter_seen,
             )
         )
 

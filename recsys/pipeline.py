@@ -49,10 +49,10 @@ Strategy = Literal["personalized", "history", "trending", "non_personalized", "s
 class PipelineConfig:
     slot_weights: Mapping[str, float] = field(
         default_factory=lambda: MappingProxyType(
-            {"for_you": 1.0, "trending": 0.35, "new_arrivals": 0.25, "promoted": 0.3}
+            {"for_you": 1.0, "trending": 0.3, "new_arrivals": 0.2, "promoted": 0.3}
         )
     )
-    diversity_max_per_category: int = 2
+    diversity_max_per_category: int = 3
     diversity_window: int = 5
     feed_depth: int = 200
     models_dir: Path | None = None

@@ -23,7 +23,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from data.errors import DataError, ShopRankError, describe
+from data.errors import DataError, EventLogError, ShopRankError, describe
+from search.errors import BackendUnavailableError, IndexNotFoundError
+from training.errors import CorruptVersionError, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,11 @@ class Unavailable(ApiError):
 
 STATUS_BY_ERROR: dict[type[ShopRankError], tuple[int, str]] = {
     DataError: (400, "bad_data"),
+    EventLogError: (503, "event_log_unavailable"),
+    RegistryError: (400, "registry_error"),
+    CorruptVersionError: (409, "corrupt_version"),
+    BackendUnavailableError: (503, "search_unavailable"),
+    IndexNotFoundError: (503, "index_missing"),
 }
 """Status and code for library errors (most specific class wins via the MRO)."""
 

@@ -48,10 +48,10 @@ class Settings(BaseSettings):
     model_poll_seconds: float = 2.0
     # online ranking (serving/recsys): weights and limits the API uses
     feed_slot_weights: dict[str, float] = {
-        "for_you": 1.0, "trending": 0.35, "new_arrivals": 0.25, "promoted": 0.3,
+        "for_you": 1.0, "trending": 0.3, "new_arrivals": 0.2, "promoted": 0.3,
     }
     """Relative weight of each named feed slot (for_you, trending, new_arrivals, promoted)."""
-    diversity_max_per_category: int = 2
+    diversity_max_per_category: int = 3
     diversity_window: int = 5
     """At most `diversity_max_per_category` items of one category in any `diversity_window` in a row."""
     search_personalization_weight: float = 0.3

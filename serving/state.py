@@ -47,48 +47,9 @@ class EventSink(Protocol):
 
 
 def open_event_log(settings: Settings) -> EventSink:
-    try:
-        from data.eventlog import EventLog
-    except ImportError:  # until the data package's log lands: a minimal fsync'ed journal
-        return _JournalEventLog(settings.events_dir / "serving-journal.jsonl")
-    return EventLog(settings.events_dir)  # type: ignore[return-value]
+    from data.eventlog import EventLog
 
-
-class _JournalEventLog:
-    """Stop-gap durable log (one fsync'ed JSON line per event) used only when
-    ``data.eventlog`` is missing from the build."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def append(self, events: Sequence[Event]) -> int:
-        import os
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = "".join(e.model_dump_json() + "\n" for e in events)
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return len(events)
-
-    def erase_user(self, user_id: str) -> int:
-        import os
-
-        if not self.path.exists():
-            return 0
-        with self._lock:
-            keep, n = [], 0
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if Event.model_validate_json(line).user_id == user_id:
-                    n += 1
-                else:
-                    keep.append(line + "\n")
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(keep), encoding="utf-8")
-            os.replace(tmp, self.path)
-        return n
+    return EventLog(settings.events_dir)
 
 
 class SeenIds:
@@ -235,6 +196,9 @@ class Services:
                 self.search.close()
             except Exception:  # closing must never fail a shutdown
                 log.exception("closing the search backend failed")
+        close = getattr(self.events, "close", None)
+        if close is not None:
+            close()
 
 
 def _load_catalog(settings: Settings) -> Catalog:

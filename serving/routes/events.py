@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -37,7 +37,9 @@ def _first_field(exc: ValidationError) -> str | None:
     "the status is 422.",
     responses={422: {"model": EventsOut, "description": "Every event in the batch was rejected."}},
 )
-def post_events(body: EventsIn, services: ServicesDep, request_id: RequestIdDep) -> EventsOut | JSONResponse:
+def post_events(
+    body: EventsIn, request: Request, services: ServicesDep, request_id: RequestIdDep
+) -> EventsOut | JSONResponse:
     valid: list[Event] = []
     rejected: list[RejectedEventOut] = []
     for idx, raw in enumerate(body.events):
@@ -57,13 +59,20 @@ def post_events(body: EventsIn, services: ServicesDep, request_id: RequestIdDep)
     fresh = [e for e, new in zip(valid, fresh_flags, strict=True) if new]
     if fresh:
         try:
-            services.events.append(fresh)
+            result = services.events.append(fresh)
         except Exception as exc:
             services.seen_events.release([e.event_id for e in fresh])
             log.exception("event log write failed")
             raise Unavailable(f"events could not be written to the event log ({exc}); retry the batch") from exc
+        stored = getattr(result, "accepted", None)
+        if stored is not None:  # the log's own idempotency index is the authority
+            ids = set(stored)
+            fresh = [e for e in fresh if e.event_id in ids]
         services.profiles.record(fresh, services.catalog)
         services.live.record(fresh)
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.events_accepted.inc(len(fresh))
     out = EventsOut(
         request_id=request_id,
         accepted=len(fresh),

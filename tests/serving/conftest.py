@@ -1,0 +1,128 @@
+"""Serving test fixtures: a tiny trained shop and the real app served by uvicorn on a free port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from serving.app import create_app
+from serving.settings import Settings
+from serving.state import Services
+from recsys.models import ModelHandle
+from tests.serving import shop
+from training.registry import Registry
+
+ADMIN_KEY = "test-admin-" + "k" * 16
+STOREFRONT_KEY = "test-store-" + "s" * 16
+
+
+@dataclass
+class Live:
+    url: str
+    services: Services
+    home: Path
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """uvicorn in a background thread; `start` returns once the socket accepts requests."""
+
+    def __init__(self, app: object, port: int) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
+        self.port = port
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def shop_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from data.synthetic import ShopSpec, generate
+
+    home = tmp_path_factory.mktemp("serving-shop")
+    generate(ShopSpec(n_users=400, n_items=800, n_events=40_000, seed=11, days=30), home / "data", progress=False)
+    return home
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "home": home,
+        "environment": "test",
+        "admin_api_key": ADMIN_KEY,
+        "search_backend": "embedded",
+        "model_poll_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def trained(shop_home: Path) -> dict[str, ModelHandle]:
+    """The models, fitted once, registered as version v1 and promoted."""
+    handles = shop.train(shop_home / "data")
+    reg = Registry(shop_home / "models")
+    for name, handle in handles.items():
+        reg.register(name, handle.model, version="v1")
+        reg.promote(name, "v1")
+    return handles
+
+
+def start_live(home: Path, **overrides: object) -> tuple[ServerThread, Live]:
+    settings = make_settings(home, **overrides)
+    services = Services.build(settings)
+    assert services.search is not None
+    if services.search.count() == 0:
+        services.search.rebuild(iter(services.catalog))
+    server = ServerThread(create_app(settings, services), free_port())
+    server.start()
+    return server, Live(f"http://127.0.0.1:{server.port}", services, home)
+
+
+@pytest.fixture(scope="session")
+def live(shop_home: Path, trained: dict[str, ModelHandle]) -> Iterator[Live]:
+    """The app over HTTP with the registry's models and an embedded index."""
+    server, lv = start_live(shop_home)
+    assert lv.services.models.versions.get("als") == "v1"
+    yield lv
+    server.stop()
+    lv.services.close()
+
+
+@pytest.fixture()
+def client(live: Live) -> Iterator[httpx.Client]:
+    with live.client() as c:
+        yield c
+
+
+@pytest.fixture()
+def admin(live: Live) -> Iterator[httpx.Client]:
+    with live.client(ADMIN_KEY) as c:
+        yield c
