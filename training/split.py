@@ -102,10 +102,14 @@ def random_split(frame: EventFrame, *, test_fraction: float = 0.2, seed: int = 0
     pair_pos = np.bincount(inv, weights=pos.astype(float), minlength=len(pairs)) > 0
     r = rng.random(len(pairs))
     held = pair_pos & (r < test_fraction)
-    # Keep each user's lowest-r positive pair in train.
-    cand = np.flatnonzero(pair_pos)
-    if cand.size:
-        o = cand[np.lexsort((r[cand], pair_user[cand]))]
+    # A user whose every positive pair was drawn keeps the one with the highest draw.
+    n_users = len(frame.user_ids)
+    n_pos = np.bincount(pair_user[pair_pos], minlength=n_users)
+    n_held = np.bincount(pair_user[held], minlength=n_users)
+    all_held = np.flatnonzero((n_pos > 0) & (n_pos == n_held))
+    if all_held.size:
+        cand = np.flatnonzero(pair_pos & np.isin(pair_user, all_held))
+        o = cand[np.lexsort((-r[cand], pair_user[cand]))]
         first = np.ones(len(o), dtype=bool)
         first[1:] = pair_user[o][1:] != pair_user[o][:-1]
         held[o[first]] = False
