@@ -72,10 +72,7 @@ def read_events(services: Services, start: datetime | None = None, end: datetime
     sink = services.events
     reader = getattr(sink, "iter_events", None)
     if callable(reader):
-        try:
-            it = reader(start=start, end=end)
-        except TypeError:
-            it = reader()
+        it = reader(since=start, until=end)  # data.eventlog.EventLog: day files, inclusive
     else:
         it = _journal_events(services)
     for e in it:
