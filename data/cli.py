@@ -32,6 +32,47 @@ def print_generate_summary(summary: GenerateSummary) -> None:
     console.print("files: " + ", ".join(s.files))
 
 
+def _report_rejects(rejects: list, rejects_path: Path | None) -> None:
+    from serving.cli_support import err_console
+
+    for r in rejects[:10]:
+        err_console.print(f"[yellow]rejected[/] {r.file}:{r.line}: {r.reason}", highlight=False, soft_wrap=True)
+    if len(rejects) > 10:
+        err_console.print(f"… and {len(rejects) - 10} more", highlight=False)
+    if rejects and rejects_path is not None:
+        err_console.print(f"all rejected rows written to {rejects_path}", highlight=False)
+
+
+def merge_records(target: Path, records: list, key: str) -> tuple[int, int]:
+    """Upsert records into a JSON Lines file by ``key``, atomically; returns (added, updated)."""
+    import json
+    import os
+
+    existing: dict[str, str] = {}
+    if target.exists():
+        with target.open(encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    existing[json.loads(line)[key]] = line.rstrip("\n")
+    added = updated = 0
+    for r in records:
+        rid = getattr(r, key)
+        if rid in existing:
+            updated += 1
+        else:
+            added += 1
+        existing[rid] = r.model_dump_json(exclude_none=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for line in existing.values():
+            f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return added, updated
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the main app."""
 
@@ -68,3 +109,96 @@ def register(app: typer.Typer) -> None:
         fmt: Literal["auto", "parquet", "jsonl", "both"] = events_format  # type: ignore[assignment]
         summary = generate(spec, out or get_settings().data_dir, progress=progress, events_format=fmt)
         print_generate_summary(summary)
+
+    @app.command("load")
+    def load_cmd(
+        kind: Annotated[str, typer.Argument(help="items, users or events.")],
+        file: Annotated[Path, typer.Argument(help="A .jsonl/.ndjson, .csv or .parquet file.")],
+        rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (JSON Lines).")] = None,
+        strict: Annotated[bool, typer.Option("--strict", help="Exit 2 (and load nothing) if any row is bad.")] = False,
+    ) -> None:
+        """Validate a file and load it: items/users into the data dir, events into the event log."""
+        from data.loaders import Reject, iter_events, load_items, load_users
+        from serving.cli_support import console, fail, table
+        from serving.settings import get_settings
+
+        if kind not in ("items", "users", "events"):
+            fail(f"what to load must be items, users or events, not {kind!r}")
+        settings = get_settings()
+        if kind in ("items", "users"):
+            loader = load_items if kind == "items" else load_users
+            res = loader(file, rejects_path=rejects)
+            _report_rejects(res.rejects, rejects)
+            if strict and res.rejects:
+                fail(f"{file}: {res.rejected} bad row(s) (--strict); nothing loaded")
+            target = settings.data_dir / f"{kind}.jsonl"
+            added, updated = merge_records(target, res.records, "item_id" if kind == "items" else "user_id")
+            console.print(table(f"Loaded {kind} → {target}", ["loaded", "new", "updated", "rejected"],
+                                [[res.loaded, added, updated, res.rejected]]))
+            return
+
+        from data.eventlog import EventLog
+        from data.loaders import write_rejects
+
+        bad: list[Reject] = []
+        if strict:
+            for _ in iter_events(file, on_reject=bad.append):
+                pass
+            if bad:
+                if rejects is not None:
+                    write_rejects(bad, rejects)
+                _report_rejects(bad, rejects)
+                fail(f"{file}: {len(bad)} bad row(s) (--strict); nothing loaded")
+        with EventLog(settings.events_dir) as log:
+            accepted, duplicates = log.append_many(iter_events(file, on_reject=bad.append))
+        if rejects is not None:
+            write_rejects(bad, rejects)
+        _report_rejects(bad, rejects)
+        console.print(table(f"Loaded events → {settings.events_dir}", ["stored", "duplicates", "rejected"],
+                            [[accepted, duplicates, len(bad)]]))
+
+    @app.command("import")
+    def import_cmd(
+        fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="movielens or retailrocket.")],
+        file: Annotated[Path, typer.Argument(help="u.data, ratings.dat, ratings.csv or RetailRocket events.csv.")],
+        out: Annotated[Path | None, typer.Option("--out", help="Folder for events.parquet (default: <data dir>/<format>).")] = None,
+        strict: Annotated[bool, typer.Option("--strict", help="Exit 2 if any line is bad.")] = False,
+    ) -> None:
+        """Convert a public behavior log into events.parquet (plus import_rejects.jsonl)."""
+        import pyarrow.parquet as pq
+
+        from data.event_table import EVENT_SCHEMA, events_to_table
+        from data.formats import ADAPTERS, iter_adapter
+        from data.loaders import Reject, write_rejects
+        from serving.cli_support import console, fail, table
+        from serving.settings import get_settings
+
+        if fmt not in ADAPTERS:
+            fail(f"FORMAT must be one of {', '.join(ADAPTERS)}, not {fmt!r}")
+        folder = out or get_settings().data_dir / fmt
+        folder.mkdir(parents=True, exist_ok=True)
+        bad: list[Reject] = []
+        n = 0
+        buf = []
+        target = folder / "events.parquet"
+        tmp = folder / "events.parquet.tmp"
+        with pq.ParquetWriter(tmp, EVENT_SCHEMA, compression="zstd") as w:
+            for e in iter_adapter(fmt, file, on_reject=bad.append):
+                buf.append(e)
+                if len(buf) >= 200_000:
+                    w.write_table(events_to_table(buf))
+                    n += len(buf)
+                    buf = []
+            if buf:
+                w.write_table(events_to_table(buf))
+                n += len(buf)
+        tmp.replace(target)
+        rejects_path = folder / "import_rejects.jsonl"
+        if bad:
+            write_rejects(bad, rejects_path)
+        else:
+            rejects_path.unlink(missing_ok=True)
+        _report_rejects(bad, rejects_path if bad else None)
+        console.print(table(f"Imported {fmt} → {target}", ["events", "rejected"], [[n, len(bad)]]))
+        if strict and bad:
+            fail(f"{file}: {len(bad)} bad line(s) (--strict)")

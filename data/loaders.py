@@ -267,10 +267,10 @@ def _load(path: Path | str, model: type[M], rejects_path: Path | str | None, str
     p = Path(path)
     result: LoadResult[M] = LoadResult(p)
     result.records.extend(iter_records(p, model, on_reject=result.rejects.append))
-    for r in result.rejects[:20]:
-        log.warning("%s:%d: %s", r.file, r.line, r.reason)
-    if len(result.rejects) > 20:
-        log.warning("%s: %d more bad rows", p, len(result.rejects) - 20)
+    if result.rejects:
+        first = result.rejects[0]
+        log.warning("%s: %d bad row(s) set aside; first at line %d: %s",
+                    p, len(result.rejects), first.line, first.reason)
     if rejects_path is not None:
         write_rejects(result.rejects, rejects_path)
     if strict and result.rejects:
