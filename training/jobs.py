@@ -1,0 +1,295 @@
+"""The training jobs behind ``shoprank train | evaluate | tune`` — usable from a notebook.
+
+Each job takes a :class:`~training.config.TrainConfig` and returns a plain result object;
+the CLI only formats it. Progress is reported through an optional callback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from training.config import TrainConfig
+from training.errors import ConfigError, TrainingDataError
+from training.evaluate import EvalResult, ModelSpec, compare, evaluate_model, plot_results, prepare
+from training.interactions import (
+    Catalog,
+    EventFrame,
+    MatrixConfig,
+    build_interactions,
+    encode_events,
+)
+from training.registry import Registry
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainingInput:
+    frame: EventFrame
+    catalog: Catalog | None
+    sources: list[str]
+    bundles: list[tuple[str, str]] | None = None
+    seconds: float = 0.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def matrix_config(cfg: TrainConfig) -> MatrixConfig:
+    m = cfg.matrix
+    kw: dict[str, Any] = m.model_dump(exclude={"weights"})
+    if m.weights is not None:
+        kw["weights"] = dict(m.weights)
+    return MatrixConfig(**kw)
+
+
+def _adapter_table(fmt: str, path: Path) -> pa.Table:
+    from data.event_table import events_to_table
+    from data.formats import iter_adapter
+
+    rejects: list[Any] = []
+    table = events_to_table(iter_adapter(fmt, path, on_reject=rejects.append))
+    if rejects:
+        log.warning("%s: %d rows set aside (first: line %s, %s)", path, len(rejects),
+                    getattr(rejects[0], "line", "?"), getattr(rejects[0], "reason", ""))
+    return table
+
+
+def load_input(cfg: TrainConfig, events_dir: Path | None = None) -> TrainingInput:
+    """Read the events (files + event log), users (consent) and catalog the config names."""
+    from data.loaders import iter_items, iter_users, read_events_table
+
+    t0 = time.perf_counter()
+    d = cfg.data
+    tables: list[pa.Table] = []
+    sources: list[str] = []
+    for p in d.events:
+        if not p.exists():
+            raise ConfigError(f"data.events: no such file: {p}")
+    if d.events:
+        if d.format == "shoprank":
+            tables.append(read_events_table(d.events, since=_day(d.since), until=_day(d.until)))
+        else:
+            tables.extend(_adapter_table(d.format, p) for p in d.events)
+        sources += [str(p) for p in d.events]
+    if d.event_log and events_dir is not None and events_dir.is_dir() and any(
+        events_dir.glob("*.jsonl")
+    ):
+        from data.eventlog import EventLog
+
+        elog = EventLog(events_dir)
+        try:
+            tables.append(elog.read_table(since=_day(d.since), until=_day(d.until)))
+        finally:
+            elog.close()
+        sources.append(f"event log {events_dir}")
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        raise TrainingDataError(
+            "no events found: generate a shop (`shoprank generate`), send events to the API, "
+            "or name event files under [data] events in the training config"
+        )
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    users = list(iter_users(d.users)) if d.users else None
+    frame = encode_events(table, users=users)
+    catalog = Catalog.from_items(iter_items(d.items)) if d.items else None
+    bundles = None
+    if d.truth is not None and d.truth.is_file():
+        truth = json.loads(d.truth.read_text("utf-8"))
+        bundles = [tuple(b) for b in truth.get("bundles", [])]
+    return TrainingInput(frame, catalog, sources, bundles, time.perf_counter() - t0)  # type: ignore[arg-type]
+
+
+def _day(v: str | None) -> datetime | None:
+    if v is None:
+        return None
+    try:
+        return datetime.fromisoformat(v).replace(tzinfo=UTC) if "T" not in v else \
+            datetime.fromisoformat(v)
+    except ValueError:
+        raise ConfigError(f"data.since/until: {v!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _split_options(cfg: TrainConfig) -> dict[str, Any]:
+    e = cfg.evaluation
+    if e.split == "temporal":
+        return {"test_fraction": e.test_fraction}
+    if e.split == "leave_last_n":
+        return {"n": e.leave_n}
+    return {"test_fraction": e.test_fraction, "seed": e.seed}
+
+
+# ---------------------------------------------------------------------------- train
+@dataclass(frozen=True)
+class TrainedModel:
+    name: str
+    algorithm: str
+    version: str
+    promoted: bool
+    fit_seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    models: list[TrainedModel]
+    counts: dict[str, int]
+    window: tuple[str, str]
+    seconds: dict[str, float]
+    bundles: tuple[int, int] | None = None
+
+
+def train(
+    cfg: TrainConfig,
+    models_dir: Path,
+    *,
+    events_dir: Path | None = None,
+    promote: bool | None = None,
+    only: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    data: TrainingInput | None = None,
+) -> TrainReport:
+    """Fit every configured model on all the data, register each, optionally promote."""
+    say = progress or (lambda _msg: None)
+    promote = cfg.train.promote if promote is None else promote
+    specs = cfg.model_specs()
+    if only:
+        unknown = set(only) - {s.name for s in specs}
+        if unknown:
+            raise ConfigError(f"--model: not in the config: {', '.join(sorted(unknown))}")
+        specs = [s for s in specs if s.name in only]
+    seconds: dict[str, float] = {}
+    say("reading data")
+    inp = data or load_input(cfg, events_dir)
+    seconds["read"] = inp.seconds
+    mconf = matrix_config(cfg)
+    holdout: dict[str, dict[str, float]] = {}
+    if cfg.train.holdout_metrics:
+        say("holdout evaluation")
+        t0 = time.perf_counter()
+        try:
+            ev = prepare(inp.frame, cfg.evaluation.split, config=mconf, catalog=inp.catalog,
+                         relevant_types=cfg.evaluation.relevant_types, **_split_options(cfg))
+            for spec in specs:
+                say(f"holdout: {spec.name}")
+                model = spec.create().fit(ev.train)
+                holdout[spec.name] = evaluate_model(model, ev, cfg.evaluation.ks,
+                                                    max_users=cfg.evaluation.max_users)
+        except TrainingDataError as exc:
+            log.warning("no holdout metrics: %s", exc)
+        seconds["holdout"] = time.perf_counter() - t0
+    say("building the interaction matrix")
+    t0 = time.perf_counter()
+    full = build_interactions(inp.frame, mconf, catalog=inp.catalog)
+    seconds["matrix"] = time.perf_counter() - t0
+    registry = Registry(models_dir)
+    data_info = {
+        "sources": inp.sources,
+        "window": [_iso(full.window[0]), _iso(full.window[1])],
+        "reference_time": _iso(full.reference_time),
+        "counts": full.counts(),
+        "matrix": {k: v for k, v in matrix_config(cfg).__dict__.items()},
+    }
+    out: list[TrainedModel] = []
+    bundles = None
+    seconds["fit"] = seconds["register"] = 0.0
+    for spec in specs:
+        say(f"fitting {spec.name}")
+        t0 = time.perf_counter()
+        model = spec.create().fit(full)
+        fit_s = time.perf_counter() - t0
+        seconds["fit"] += fit_s
+        if inp.bundles is not None and spec.algorithm == "bought_together":
+            from training.evaluate import bundle_recovery
+
+            bundles = bundle_recovery(model, inp.bundles)
+        t0 = time.perf_counter()
+        version = registry.register(
+            spec.name, model, metrics=holdout.get(spec.name, {}), data=data_info,
+            extra={"holdout": {"split": cfg.evaluation.split, **_split_options(cfg)},
+                   "fit_seconds": round(fit_s, 3)},
+        )
+        if promote:
+            registry.promote(spec.name, version)
+        seconds["register"] += time.perf_counter() - t0
+        out.append(TrainedModel(spec.name, spec.algorithm, version, promote, fit_s,
+                                holdout.get(spec.name, {})))
+    return TrainReport(out, full.counts(), (data_info["window"][0], data_info["window"][1]),
+                       seconds, bundles)
+
+
+# ---------------------------------------------------------------------------- evaluate
+@dataclass(frozen=True)
+class EvaluationReport:
+    results: list[EvalResult]
+    split: str
+    counts: dict[str, int]
+    n_test_users: int
+    plots: list[Path]
+    out_dir: Path
+    bundles: tuple[int, int] | None = None
+
+
+def evaluate(
+    cfg: TrainConfig,
+    out_dir: Path,
+    *,
+    events_dir: Path | None = None,
+    progress: Progress | None = None,
+    data: TrainingInput | None = None,
+) -> EvaluationReport:
+    """Compare every configured model (plus the popularity baseline) on one split."""
+    say = progress or (lambda _msg: None)
+    say("reading data")
+    inp = data or load_input(cfg, events_dir)
+    specs = cfg.model_specs()
+    if not any(s.algorithm == "popularity" for s in specs):
+        specs.append(ModelSpec("popularity", "popularity", {}))
+    say("splitting")
+    ev = prepare(inp.frame, cfg.evaluation.split, config=matrix_config(cfg), catalog=inp.catalog,
+                 relevant_types=cfg.evaluation.relevant_types, **_split_options(cfg))
+    results = compare(specs, ev, cfg.evaluation.ks, max_users=cfg.evaluation.max_users,
+                      on_model=lambda n: say(f"evaluating {n}"))
+    bundles = None
+    if inp.bundles is not None:
+        fbt = [s for s in specs if s.algorithm == "bought_together"]
+        if fbt:
+            from training.evaluate import bundle_recovery
+
+            say("checking planted bundles")
+            full = build_interactions(inp.frame, matrix_config(cfg), catalog=inp.catalog)
+            bundles = bundle_recovery(fbt[0].create().fit(full), inp.bundles)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = plot_results(results, out_dir, cfg.evaluation.ks, title=ev.split.description)
+    report = EvaluationReport(results, ev.split.description, ev.train.counts(),
+                              len(ev.users), plots, out_dir, bundles)
+    (out_dir / "results.json").write_text(json.dumps({
+        "split": report.split,
+        "counts": report.counts,
+        "test_users": report.n_test_users,
+        "bundles_found": None if bundles is None else {"found": bundles[0], "of": bundles[1]},
+        "models": [{"name": r.name, "algorithm": r.algorithm, "params": r.params,
+                    "fit_seconds": round(r.fit_seconds, 3), "metrics": r.metrics}
+                   for r in results],
+    }, indent=2, ensure_ascii=False), "utf-8")
+    return report
+
+
+def best_personalized(results: Sequence[EvalResult], metric: str = "ndcg@10") -> EvalResult | None:
+    """The best result among personalized models (for the "× popularity" headline)."""
+    from recsys.models import model_class
+
+    cands = [r for r in results if model_class(r.algorithm).personalized]
+    return max(cands, key=lambda r: r.metrics[metric], default=None)
