@@ -428,9 +428,10 @@ class OpenSearchBackend:
         n = 0
         batch = 0
         errors: list[str] = []
-        for ok, info in helpers.streaming_bulk(
-            self.client, actions, chunk_size=BULK_CHUNK, raise_on_error=False,
-            raise_on_exception=False, max_retries=2,
+        # Two sender threads: one chunk is indexed by OpenSearch while the next is analysed.
+        for ok, info in helpers.parallel_bulk(
+            self.client, actions, thread_count=2, chunk_size=BULK_CHUNK, queue_size=2,
+            raise_on_error=False, raise_on_exception=False,
         ):
             if ok:
                 n += 1
