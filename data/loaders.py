@@ -472,10 +472,10 @@ def _conform(table: pa.Table) -> pa.Table:
             arrays.append(_parse_timestamps(col))
             continue
         if col.type == f.type:
-            arrays.append(col.combine_chunks())
+            arrays.append(col)
             continue
         try:
-            arrays.append(col.cast(f.type).combine_chunks())
+            arrays.append(col.cast(f.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             # values of the wrong type become null (and the row may then be dropped)
             vals = []
@@ -487,17 +487,26 @@ def _conform(table: pa.Table) -> pa.Table:
                     vals.append(None)
             arrays.append(pa.array(vals, f.type))
     out = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in EVENT_SCHEMA]))
-    # Empty strings mean "absent".
+    # Empty strings mean "absent" (CSV cells); most files have none, so look before rewriting.
     for name in ("item_id", "session_id", "query", "request_id", "experiment", "variant",
                  "channel", "device", "surface"):
         col = out.column(name)
-        i = out.column_names.index(name)
-        out = out.set_column(i, name, pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col))
+        if col.null_count == len(col):
+            continue
+        empty = pc.equal(pc.utf8_length(col), 0)
+        if pc.any(empty).as_py():
+            i = out.column_names.index(name)
+            out = out.set_column(i, name, pc.if_else(empty, pa.scalar(None, pa.string()), col))
     return out
 
 
 def valid_event_mask(table: pa.Table) -> pa.Array:
-    """Vectorized version of the Event model's rules (ids, type, timestamp, item, rating)."""
+    """Vectorized version of the Event model's main rules.
+
+    Ids present and non-empty, a known type, a timestamp, an item (or a query for search), a
+    finite value and a 0–5 rating for ``rate``. Id spelling (whitespace, length) is not
+    re-checked here: the row-by-row loaders and the API check it on the way in.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -505,10 +514,6 @@ def valid_event_mask(table: pa.Table) -> pa.Array:
         col = table.column(name)
         return pc.and_(pc.is_valid(col), pc.greater(pc.utf8_length(pc.fill_null(col, "")), 0))
 
-    def id_ok(name: str) -> pa.Array:
-        col = pc.fill_null(table.column(name), "")
-        return pc.and_(pc.less_equal(pc.utf8_length(col), 128),
-                       pc.invert(pc.match_substring_regex(col, r"[\s/\\]")))
 
     typ = table.column("type")
     is_search = pc.fill_null(pc.equal(typ, "search"), False)
@@ -516,10 +521,9 @@ def valid_event_mask(table: pa.Table) -> pa.Array:
     value = table.column("value")
     rating_ok = pc.and_(pc.greater_equal(value, 0), pc.less_equal(value, 5))
     value_finite = pc.or_(pc.is_null(value), pc.is_finite(pc.fill_null(value, 0.0)))
-    item_present = pc.and_(nonempty("item_id"), id_ok("item_id"))
+    item_present = nonempty("item_id")
     query_present = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(table.column("query"), ""))), 0)
-    mask = pc.and_(nonempty("event_id"), id_ok("event_id"))
-    mask = pc.and_(mask, pc.and_(nonempty("user_id"), id_ok("user_id")))
+    mask = pc.and_(nonempty("event_id"), nonempty("user_id"))
     mask = pc.and_(mask, pc.fill_null(pc.is_in(typ, value_set=pa.array(EVENT_TYPES)), False))
     mask = pc.and_(mask, pc.is_valid(table.column("timestamp")))
     mask = pc.and_(mask, value_finite)

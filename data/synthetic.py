@@ -227,7 +227,7 @@ _HOURS_LOCAL = np.array([0.35, 0.2, 0.12, 0.08, 0.08, 0.12, 0.3, 0.6, 0.85, 1.0,
                          1.3, 1.2, 1.0, 1.0, 1.0, 1.1, 1.3, 1.6, 1.9, 2.1, 1.8, 0.9])
 _SALE_DAYS = {(6, 18), (11, 11), (12, 12)}
 
-EVENTS_PER_SESSION = 7.1
+EVENTS_PER_SESSION = 7.0
 """Measured mean events per session of the simulator; sizes the number of sessions."""
 EVENTS_PER_CHUNK = 1_000_000
 
@@ -417,7 +417,7 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
         v_zh, v_en = _VARIANTS[vkind][variant[i]]
         s_zh, s_en = tc.styles[style[i] % len(tc.styles)]
         b = tc.brands[brand_in_top[i]]
-        b_en = b.split(" ")[-1] if " " in b else b
+        b_en = _short_brand(b)
         model = f"{chr(65 + model_letter[i])}-{model_num[i]}"
         title = f"{v_zh}{s_zh}{lf.zh[2]} {v_en} {s_en} {lf.noun} - {b_en} {model}"
         desc = (f"{b}{s_zh}{lf.zh[2]}，{v_zh}款，{tc.feature[0]}。"
@@ -512,9 +512,14 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
 # Users and events, one chunk of users at a time
 
 
-def _brand_name(b: int) -> str:
-    name = TOPS[b // len(TOPS[0].brands)].brands[b % len(TOPS[0].brands)]
+def _short_brand(name: str) -> str:
+    """"北境 Northland" → "Northland": the Latin name goes in titles and the brand field."""
     return name.split(" ")[-1] if " " in name else name
+
+
+BRAND_NAMES: tuple[str, ...] = tuple(_short_brand(b) for t in TOPS for b in t.brands)
+"""Brand field values, indexed by global brand number (top category × 6 + rank)."""
+LEAF_PATHS: tuple[str, ...] = tuple(leaf.path for leaf in LEAVES)
 
 
 def _day_weights(spec: ShopSpec) -> np.ndarray:
@@ -565,13 +570,14 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     seg_score = sens + rng.normal(0, 0.12, n)
     segment = np.where(seg_score > 0.65, "price_sensitive", np.where(seg_score < 0.35, "premium", "mainstream"))
 
-    users = [{"user_id": f"u{u0 + i}",
-              "attributes": {"region": REGIONS[region[i]], "tier": TIERS[tier[i]], "segment": str(segment[i])},
-              "consent": bool(consent[i])} for i in range(n)]
+    users = [{"user_id": f"u{u0 + i}", "attributes": {"region": REGIONS[r], "tier": TIERS[t], "segment": g},
+              "consent": c}
+             for i, (r, t, g, c) in enumerate(zip(region.tolist(), tier.tolist(), segment.tolist(),
+                                                  consent.tolist(), strict=True))]
     truth = {
         "user_id": [f"u{u0 + i}" for i in range(n)],
-        "leaves": [[LEAVES[top3[i, k]].path for k in range(n_pref[i])] for i in range(n)],
-        "brands": [sorted({_brand_name(pb1[i]), _brand_name(pb2[i])}) for i in range(n)],
+        "leaves": [[LEAF_PATHS[x] for x in top3[i, :n_pref[i]]] for i in range(n)],
+        "brands": [sorted({BRAND_NAMES[a], BRAND_NAMES[b]}) for a, b in zip(pb1.tolist(), pb2.tolist(), strict=True)],
         "price_sensitivity": np.round(sens, 4).tolist(),
         "activity": np.round(activity, 4).tolist(),
     }
