@@ -651,10 +651,17 @@ class OpenSearchBackend:
                 "size": size,
                 "include": f"{_regex_literal(kind + ':' + p)}.*",
                 "order": [{"_count": "desc"}, {"_key": "asc"}],
+                # only the matching documents' terms are checked against the regex
+                "execution_hint": "map",
             }}
             for kind in _SUGGEST_KINDS
         }
-        body = {"size": 0, "query": {"term": {"is_active": True}}, "aggs": aggs}
+        query = {"bool": {
+            "filter": [{"term": {"is_active": True}}],
+            "should": [{"prefix": {"suggest": f"{kind}:{p}"}} for kind in _SUGGEST_KINDS],
+            "minimum_should_match": 1,
+        }}
+        body = {"size": 0, "query": query, "aggs": aggs}
         resp = self._call("suggest", self.client.search, index=self.alias, body=body)
         out: list[Suggestion] = []
         for kind in _SUGGEST_KINDS:
