@@ -35,7 +35,12 @@ def _first_field(exc: ValidationError) -> str | None:
     "is sent, and the user's recent history is updated at once. Re-sending an `event_id` that "
     "was already accepted is harmless (counted in `duplicates`). When every event is rejected "
     "the status is 422.",
-    responses={422: {"model": EventsOut, "description": "Every event in the batch was rejected."}},
+    responses={
+        422: {
+            "description": "Every event in the batch was rejected: the error body (error, "
+            "message, field) plus the fields of a normal answer (rejected lists each event)."
+        }
+    },
 )
 def post_events(
     body: EventsIn, request: Request, services: ServicesDep, request_id: RequestIdDep
@@ -80,5 +85,12 @@ def post_events(
         rejected=rejected,
     )
     if not valid:
-        return JSONResponse(out.model_dump(), status_code=422)
+        first = rejected[0]
+        body = {
+            "error": "validation_error",
+            "message": f"every event was rejected; events.{first.index}: {first.reason}",
+            "field": f"events.{first.index}" + (f".{first.field}" if first.field else ""),
+            **out.model_dump(),
+        }
+        return JSONResponse(body, status_code=422)
     return out
