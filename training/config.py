@@ -105,6 +105,7 @@ class TrainConfig(_Section):
 
     def model_specs(self) -> list[Any]:
         from recsys.models import model_class
+        from recsys.models.errors import ModelLoadError
         from training.evaluate import ModelSpec
 
         specs = []
@@ -113,7 +114,10 @@ class TrainConfig(_Section):
             if m.name in seen:
                 raise ConfigError(f"models: the name {m.name!r} is used twice")
             seen.add(m.name)
-            cls = model_class(m.algorithm)
+            try:
+                cls = model_class(m.algorithm)
+            except ModelLoadError as exc:
+                raise ConfigError(f"models.{m.name}.algorithm: {exc}") from None
             try:
                 cls.Params(**m.params)
             except TypeError as exc:

@@ -27,7 +27,7 @@ DAY = 86_400
 @dataclass(frozen=True)
 class BoughtTogetherParams:
     types: tuple[str, ...] = ("purchase", "add_to_cart")
-    min_support: int = 3
+    min_support: int = 2
     """Shared baskets a pair needs before it counts."""
     measure: Literal["lift", "confidence", "support"] = "lift"
     neighbors: int = 50
