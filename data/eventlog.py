@@ -48,6 +48,7 @@ INDEX_FILE = "index.sqlite"
 LOCK_FILE = ".lock"
 _SUFFIX = ".jsonl"
 _SQL_CHUNK = 500
+_EMPTY_CONTEXT = ',"context":{}}'
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,10 @@ def _fsync_dir(path: Path) -> None:
 
 def serialize(event: Event) -> bytes:
     """The event's log line (without the newline)."""
-    data = event.model_dump(mode="json", exclude_none=True)
-    if not data.get("context"):
-        data.pop("context", None)
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    line = event.model_dump_json(exclude_none=True)
+    if line.endswith(_EMPTY_CONTEXT):  # context is the last field; drop it when empty
+        line = line[: -len(_EMPTY_CONTEXT)] + "}"
+    return line.encode("utf-8")
 
 
 class EventLog:

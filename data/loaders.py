@@ -388,7 +388,8 @@ def _jsonl_table(path: Path) -> pa.Table:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return _jsonl_table_python(data, str(path))
-    return t.flatten().rename_columns([c.removeprefix("context.") for c in t.flatten().column_names])
+    flat = t.flatten()
+    return flat.rename_columns([c.removeprefix("context.") for c in flat.column_names])
 
 
 def _csv_table(path: Path) -> pa.Table:
