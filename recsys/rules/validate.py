@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from data.catalog import Catalog
 from recsys.errors import RuleValidationError
-from recsys.rules.engine import normalize_query
+from recsys.rules.engine import normalize_query, query_matches
 from recsys.rules.model import (
     BoostAction,
     Condition,
@@ -19,6 +19,7 @@ from recsys.rules.model import (
     HideAction,
     ItemFilter,
     PinAction,
+    QueryCondition,
     RedirectAction,
     RewriteAction,
     Rule,
@@ -136,10 +137,8 @@ def _windows_overlap(a: Rule, b: Rule) -> bool:
 def _conditions_overlap(a: Condition, b: Condition) -> bool:
     if a.contexts and b.contexts and not set(a.contexts) & set(b.contexts):
         return False
-    if a.query is not None and b.query is not None:
-        qa, qb = normalize_query(a.query.text), normalize_query(b.query.text)
-        if a.query.match == "equals" and b.query.match == "equals" and qa != qb:
-            return False
+    if a.query is not None and b.query is not None and not _queries_overlap(a.query, b.query):
+        return False
     if a.category is not None and b.category is not None:
         n = min(len(a.category), len(b.category))
         if a.category[:n] != b.category[:n]:
@@ -148,6 +147,19 @@ def _conditions_overlap(a: Condition, b: Condition) -> bool:
         if name in b.user_attributes and not set(allowed) & set(b.user_attributes[name]):
             return False
     return True
+
+
+def _queries_overlap(a: QueryCondition, b: QueryCondition) -> bool:
+    """Equals/equals: the same text. Equals/contains: the exact query has the words.
+    Contains/contains: one's words include the other's (a query that merely mentions two
+    unrelated phrases is rare, and then the documented order decides)."""
+    if a.match == "equals" and b.match == "equals":
+        return normalize_query(a.text) == normalize_query(b.text)
+    if a.match == "equals":
+        return query_matches(b, a.text)
+    if b.match == "equals":
+        return query_matches(a, b.text)
+    return query_matches(a, b.text) or query_matches(b, a.text)
 
 
 def may_overlap(a: Rule, b: Rule) -> bool:

@@ -7,6 +7,7 @@ query, user or anchor item, and an impact estimate over recent traffic.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -14,9 +15,17 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from data.models import CATEGORY_SEPARATOR
+from recsys.experiment_store import ServedRequest
 from recsys.rules.engine import QueryPlan
-from recsys.rules.model import RULE_CONTEXTS, Rule, RuleContext
-from recsys.rules.preview import ImpactEstimate, ListPreview, estimate_impact, preview_context, sample_contexts
+from recsys.rules.model import CONTEXT_SURFACES, RULE_CONTEXTS, Rule, RuleContext
+from recsys.rules.preview import (
+    ImpactEstimate,
+    ListPreview,
+    SampleContext,
+    estimate_impact,
+    preview_context,
+    sample_contexts,
+)
 from recsys.rules.spec import RuleSpec
 from recsys.rules.validate import rule_problems, rule_warnings
 from recsys.types import RankContext, ScoredItem
@@ -227,6 +236,27 @@ def default_surface(rule: Rule) -> RuleContext:
     return rule.condition.contexts[0] if rule.condition.contexts else "feed"
 
 
+def served_samples(served: list[ServedRequest], surface: RuleContext, n: int, now: datetime,
+                   user_attributes: Callable[[str], Mapping[str, str | int | float | bool]]) -> list[SampleContext]:
+    """Sample contexts from the served-request log (most recent first)."""
+    surfaces = CONTEXT_SURFACES[surface]
+    out: list[SampleContext] = []
+    seen: set[tuple[str | None, str | None, str | None]] = set()
+    for s in served:
+        if s.surface not in surfaces:
+            continue
+        key = (s.user_id, s.query, s.item_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        ctx = RankContext(surface=surface, user_id=s.user_id, query=s.query, item_id=s.item_id, now=now,
+                          user_attributes=dict(user_attributes(s.user_id)) if s.user_id else {})
+        out.append(SampleContext(ctx, 1.0, s.query or s.user_id or s.item_id or s.request_id))
+        if len(out) >= n:
+            break
+    return out
+
+
 def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None) -> PreviewOut:
     """Preview a draft (also used by the console)."""
     m = merch(services)
@@ -254,6 +284,9 @@ def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None)
 
         samples = sample_contexts(read_events(services), surface, n=body.sample_size,
                                   last=body.sample_last, now=now, user_attributes=user_attributes)
+        if not samples:  # no events yet: sample the requests the API served instead
+            samples = served_samples(m.requests.recent(None, body.sample_last), surface, body.sample_size,
+                                     now, user_attributes)
         impact = _impact_out(estimate_impact(draft, stored, samples, ranker, services.catalog, k=body.k), services)
     return PreviewOut(valid=not problems, problems=problems, warnings=warnings,
                       preview=_list_out(one, services), impact=impact)

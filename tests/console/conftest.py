@@ -69,10 +69,11 @@ def simulate_feed_traffic(live: MerchLive, users: list[str], *, requests_per_use
     The storefront echoes only the response's ``request_id`` in its events (no experiment or
     variant), so attribution has to come from the served-request log. A click happens with
     probability 0.03, or 0.30 when the item's category is one of the user's hidden taste
-    leaves — so the variant whose ranking follows tastes better is truly better.
+    leaves — so the variant whose ranking follows tastes better is truly better. A click leads
+    to an add-to-cart 30 % of the time, and that to a purchase at the item's price half the time.
     """
     rng = random.Random(seed)
-    counts = {"requests": 0, "impressions": 0, "clicks": 0}
+    counts = {"requests": 0, "impressions": 0, "clicks": 0, "purchases": 0}
     batch: list[dict[str, object]] = []
     with live.storefront() as http:
         def send() -> None:
@@ -100,6 +101,14 @@ def simulate_feed_traffic(live: MerchLive, users: list[str], *, requests_per_use
                         batch.append({"event_id": uuid.uuid4().hex, "user_id": uid, "item_id": it["item_id"],
                                       "type": "click", "timestamp": now, "context": ctx})
                         counts["clicks"] += 1
+                        if rng.random() < 0.3:
+                            batch.append({"event_id": uuid.uuid4().hex, "user_id": uid, "item_id": it["item_id"],
+                                          "type": "add_to_cart", "timestamp": now, "context": ctx})
+                            if rng.random() < 0.5:
+                                batch.append({"event_id": uuid.uuid4().hex, "user_id": uid,
+                                              "item_id": it["item_id"], "type": "purchase", "timestamp": now,
+                                              "value": it["price"], "context": ctx})
+                                counts["purchases"] += 1
                 if len(batch) > 500:
                     send()
         send()

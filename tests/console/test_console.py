@@ -58,6 +58,12 @@ def login(pg, live: MerchLive) -> None:  # type: ignore[no-untyped-def]
     pg.wait_for_url("**/console/search")
 
 
+def save(pg, rule_id: str) -> None:  # type: ignore[no-untyped-def]
+    with pg.expect_navigation():
+        pg.click("#save-button")
+    assert pg.url.endswith(f"/console/rules?saved={rule_id}"), pg.inner_text("main")[:600]
+
+
 def _consenting(live: MerchLive) -> list[str]:
     rows = [json.loads(x) for x in (live.home / "data" / "users.jsonl").read_text().splitlines() if x]
     return [u["user_id"] for u in rows if u.get("consent", True) and u["user_id"] in live.tastes]
@@ -97,8 +103,7 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
     assert page.locator("#preview-before li").first.get_attribute("data-item-id") != target
     assert "the rule fires" in page.inner_text("#preview-summary")
     shot(page, "03-rule-pin-preview")
-    page.click("#save-button")
-    page.wait_for_url("**/console/rules?saved=pin-lipstick")
+    save(page, "pin-lipstick")
     assert page.locator("tr[data-rule-id='pin-lipstick'] .live").count() == 1
 
     # ... and see it first in the console's search and through the public search API
@@ -111,7 +116,8 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
         hits = http.get("/v1/search", params={"q": "口红"}).json()["hits"]  # simplified spelling
     assert hits[0]["item_id"] == target
 
-    # 2. bury a brand in the feed for a week, previewing it for a shopper
+    # 2. bury a brand in the feed for a week, previewing it for a shopper and recent traffic
+    simulate_feed_traffic(live, _consenting(live)[130:150], requests_per_user=1, seed=4)
     user = _consenting(live)[5]
     page.goto(f"{live.url}/console/search?surface=feed&user_id={user}")
     page.wait_for_selector("#results li.item")
@@ -128,9 +134,10 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
     after_first = page.locator("#preview-after li").first.inner_text()
     assert brand in page.locator("#preview-before li").first.inner_text() and brand not in after_first
     assert page.locator("#preview-after li.down, #preview-after li.entered").count() > 0
+    page.wait_for_selector("#impact-summary")
+    assert "would change" in page.inner_text("#impact-summary")
     shot(page, "05-rule-bury-preview")
-    page.click("#save-button")
-    page.wait_for_url("**/console/rules?saved=bury-week")
+    save(page, "bury-week")
     row = page.locator("tr[data-rule-id='bury-week']")
     assert "bury" in row.inner_text() and row.locator(".live").count() == 1
     shot(page, "06-rules")

@@ -243,14 +243,20 @@ def test_conflicting_pins_across_overlapping_rules(tmp_path: Path, catalog: Cata
                  actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}])
     with pytest.raises(RuleValidationError, match="conflicting pins at position 1: rule 'one'"):
         svc.create(clash)
-    # disjoint conditions (another exact query), another window or another rule set are fine
+    # disjoint conditions (another exact query, words the exact query lacks), another window
+    # or another rule set are fine
+    svc.create(rule(id="six", condition={"query": {"text": "red", "match": "contains"}},
+                    actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}]))
     svc.create(rule(id="three", condition={"query": {"text": "shoes"}},
                     actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}]))
     svc.create(rule(id="four", rule_set="holiday", condition={"query": {"text": "dress"}},
                     actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}]))
     svc.create(rule(id="five", condition={"query": {"text": "dress"}}, start=NOW + timedelta(days=400),
                     actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}]))
-    assert [r.rule_id for r in svc.store.list("default")] == ["five", "one", "three"]
+    assert [r.rule_id for r in svc.store.list("default")] == ["five", "one", "six", "three"]
+    with pytest.raises(RuleValidationError, match="rule 'six'"):  # "red dress" has both words
+        svc.create(rule(id="seven", condition={"query": {"text": "red dress"}},
+                        actions=[{"type": "pin", "pins": [{"item_id": "b", "position": 1}]}]))
 
 
 # ---------------------------------------------------------------- store + service
