@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from search.errors import SynonymsFileError
 
@@ -76,6 +76,11 @@ def normalize(text: str) -> str:
 def _aligned(text: str) -> tuple[str, list[int]]:
     """`normalize` with, for each output character, the index of the input character it
     came from (for highlighting the original text)."""
+    lowered = text.lower()
+    if len(lowered) == len(text) and unicodedata.is_normalized("NFKC", lowered):
+        converted = _converter().convert(lowered)
+        if len(converted) == len(text):  # the common case: one character each
+            return converted, list(range(len(text)))
     pieces = [unicodedata.normalize("NFKC", c).lower() for c in text]
     joined = "".join(pieces)
     converted = _converter().convert(joined)
@@ -438,43 +443,66 @@ def default_analyzer() -> Analyzer:
 
 # ---------------------------------------------------------------- highlighting
 
-HighlightMode = Literal["html"]
+class Highlighter:
+    """Marks the parts of titles that match a plan; remembers token decisions, so build one
+    per request and use it for every hit."""
+
+    def __init__(self, plan: QueryPlan) -> None:
+        self.plan = plan
+        self._wanted = plan.all_tokens()
+        self._fuzzy = plan.fuzzy_tokens()
+        self._seen: dict[str, bool] = {}
+
+    def _hit(self, tok: str) -> bool:
+        got = self._seen.get(tok)
+        if got is None:
+            got = tok in self._wanted or (
+                tok.isalpha()
+                and not is_cjk(tok)
+                and any(
+                    abs(len(tok) - len(q)) <= d and edit_distance(tok, q, d) <= d
+                    for q, d in self._fuzzy.items()
+                )
+            )
+            self._seen[tok] = got
+        return got
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character ranges of ``text`` (original) that match the plan's tokens, merged."""
+        if self.plan.is_empty or not text:
+            return []
+        normalized, origin = _aligned(text)
+        merged: list[tuple[int, int]] = []
+        for tok in token_spans(normalized):  # in text order
+            if not self._hit(tok.text):
+                continue
+            s, e = origin[tok.start], origin[tok.end - 1] + 1
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        return merged
+
+    def html(self, text: str, tag: str = "em") -> str:
+        """``text`` HTML-escaped with matched parts wrapped in ``<tag>…</tag>``."""
+        out: list[str] = []
+        pos = 0
+        for s, e in self.spans(text):
+            out.append(html.escape(text[pos:s]))
+            out.append(f"<{tag}>{html.escape(text[s:e])}</{tag}>")
+            pos = e
+        out.append(html.escape(text[pos:]))
+        return "".join(out)
 
 
 def matched_spans(text: str, plan: QueryPlan) -> list[tuple[int, int]]:
     """Character ranges of ``text`` (original) that match the plan's tokens, merged."""
-    if plan.is_empty or not text:
-        return []
-    wanted = plan.all_tokens()
-    fuzzy = plan.fuzzy_tokens()
-    normalized, origin = _aligned(text)
-    spans: list[tuple[int, int]] = []
-    for tok in token_spans(normalized):
-        hit = tok.text in wanted or any(
-            edit_distance(tok.text, q, d) <= d for q, d in fuzzy.items() if not is_cjk(tok.text)
-        )
-        if hit:
-            spans.append((origin[tok.start], origin[tok.end - 1] + 1))
-    spans.sort()
-    merged: list[tuple[int, int]] = []
-    for s, e in spans:
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-        else:
-            merged.append((s, e))
-    return merged
+    return Highlighter(plan).spans(text)
 
 
 def highlight(text: str, plan: QueryPlan, tag: str = "em") -> str:
     """``text`` HTML-escaped with matched parts wrapped in ``<tag>…</tag>``."""
-    out: list[str] = []
-    pos = 0
-    for s, e in matched_spans(text, plan):
-        out.append(html.escape(text[pos:s]))
-        out.append(f"<{tag}>{html.escape(text[s:e])}</{tag}>")
-        pos = e
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+    return Highlighter(plan).html(text, tag)
 
 
 def phrase_tokens(words: Sequence[Word]) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.models import Item
-from search.analysis import Analyzer, QueryPlan, default_analyzer, highlight, normalize
+from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
 from search.backend import FUZZY_FIELDS, FUZZY_SCORE, TEXT_FIELDS, Progress
 from search.document import POSITION_GAP, SearchDocument, to_document
 from search.errors import IndexNotFoundError, SearchError
@@ -44,6 +44,7 @@ _SUGGEST_KINDS = ("brand", "category", "title")
 _SUGGEST_SEP = "\x00"
 _TERMS_AGG_SIZE = 65_000
 _WRITER_HEAP = 128_000_000
+_TOTAL_AGG = "_total"
 
 
 def _schema() -> tantivy.Schema:
@@ -479,28 +480,27 @@ class TantivyBackend:
         query = self._query(text_q, request.filters_by_field())
         start, count = request.window()
         order_field, order = _SORTS[request.sort]
-        if order_field is None:
-            res = searcher.search(query, limit=count, count=True, offset=start)
-        else:
-            res = searcher.search(
-                query,
-                limit=count,
-                count=True,
-                offset=start,
-                order_by_field=order_field,
-                order=tantivy.Order.Asc if order == "asc" else tantivy.Order.Desc,
-            )
+        # With facets, the shared aggregation over the full query also counts the hits, so
+        # the top-k search can skip counting (much faster for broad queries).
+        facets, total = self._facets(searcher, request, text_q, query) if request.facets else ({}, None)
+        kwargs: dict[str, Any] = {"limit": count, "count": total is None, "offset": start}
+        if order_field is not None:
+            kwargs["order_by_field"] = order_field
+            kwargs["order"] = tantivy.Order.Asc if order == "asc" else tantivy.Order.Desc
+        res = searcher.search(query, **kwargs)
+        if total is None:
+            total = int(res.count or 0)
         addrs = [a for _, a in res.hits]
         pops = searcher.fast_field_values("popularity", addrs) if addrs else []
+        hl = Highlighter(plan)
         hits = []
         for (key, addr), pop in zip(res.hits, pops, strict=True):
             src = json.loads(searcher.doc(addr).get_first("source"))
             score = float(key) if order_field is None else 0.0
-            hits.append(_hit(src, score, float(pop or 0.0), plan))
-        facets = self._facets(searcher, request, text_q, query) if request.facets else {}
+            hits.append(_hit(src, score, float(pop or 0.0), hl))
         return SearchResult(
             hits=hits,
-            total=int(res.count or 0),
+            total=total,
             offset=start,
             facets=facets,
             took_ms=(time.perf_counter() - t0) * 1000,
@@ -513,14 +513,14 @@ class TantivyBackend:
         request: SearchRequest,
         text_q: tantivy.Query,
         full_query: tantivy.Query,
-    ) -> dict[str, list[FacetValue]]:
+    ) -> tuple[dict[str, list[FacetValue]], int]:
+        """Facet values, and the number of hits (counted by the shared aggregation)."""
         filtered = {f.field for f in request.filters}
         # Facets on unfiltered fields share one aggregation over the full query.
-        shared = [f for f in request.facets if f.field not in filtered]
+        shared = {f.field: _agg(f) for f in request.facets if f.field not in filtered}
         own = [f for f in request.facets if f.field in filtered]
-        raw: dict[str, Any] = {}
-        if shared:
-            raw.update(searcher.aggregate(full_query, {f.field: _agg(f) for f in shared}))
+        shared[_TOTAL_AGG] = {"value_count": {"field": "price"}}
+        raw: dict[str, Any] = searcher.aggregate(full_query, shared)
         for f in own:
             q = self._query(text_q, request.filters_by_field(excluding=f.field))
             raw.update(searcher.aggregate(q, {f.field: _agg(f)}))
@@ -531,7 +531,8 @@ class TantivyBackend:
                 out[f.field] = _terms_values(f, buckets, request.selected_terms(f.field))
             else:
                 out[f.field] = _range_values(f, buckets, request.selected_ranges(f.field))
-        return out
+        total = int(raw.get(_TOTAL_AGG, {}).get("value") or 0)
+        return out, total
 
     def suggest(self, prefix: str, size: int = 10) -> list[Suggestion]:
         import tantivy
@@ -632,12 +633,12 @@ def _range_values(
     return out
 
 
-def _hit(src: dict[str, Any], score: float, popularity: float, plan: QueryPlan) -> SearchHit:
+def _hit(src: dict[str, Any], score: float, popularity: float, hl: Highlighter) -> SearchHit:
     return SearchHit(
         item_id=src["item_id"],
         score=score,
         title=src["title"],
-        highlighted_title=highlight(src["title"], plan),
+        highlighted_title=hl.html(src["title"]),
         brand=src.get("brand"),
         category=tuple(src.get("category") or ()),
         price=float(src["price"]),

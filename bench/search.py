@@ -1,0 +1,211 @@
+"""Search latency and throughput: a mix of queries with facets on a synthetic shop.
+
+    .venv/bin/python bench/search.py                       # 100k items, embedded only
+    .venv/bin/python bench/search.py --opensearch-url http://127.0.0.1:9201   # both backends
+
+The shop is generated once into ``--shop`` (default ``var/bench/shop-<items>``) and reused.
+Each backend gets a fresh full index (timed), then ``--warmup`` queries, then ``--queries``
+timed queries one after another (latency p50/p90/p99, single-client QPS), then the same
+queries from ``--threads`` threads (throughput QPS). Results: a table on stdout and
+``bench/results/search.json`` (other keys in that file are kept).
+
+Query mix (seeded): labeled shopper queries from `search.relevance.make_queries` (Chinese,
+simplified, English, brand, typos); every request asks for facets brand, category_l2 and
+price; 30% add a brand or price filter (multi-select facets then need extra aggregations),
+10% sort by price, 10% ask for page 2, 10% are empty-text category browsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data.loaders import iter_items  # noqa: E402
+from data.models import Item  # noqa: E402
+from search.analysis import Analyzer  # noqa: E402
+from search.backend import SearchBackend  # noqa: E402
+from search.query import SearchRequest  # noqa: E402
+from search.relevance import make_queries  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "search.json"
+
+
+def ensure_shop(shop: Path, n_items: int) -> Path:
+    items = shop / "items.jsonl"
+    if not items.is_file():
+        from data.synthetic import ShopSpec, generate
+
+        print(f"generating a {n_items:,}-item shop in {shop} …", flush=True)
+        generate(ShopSpec(n_users=200, n_items=n_items, n_events=2_000, seed=11), shop, progress=True)
+    return items
+
+
+def query_mix(items: list[Item], n: int, seed: int) -> list[SearchRequest]:
+    rng = random.Random(seed)
+    texts = [q.text for q in make_queries(items, min(n, 600), seed=seed)]
+    brands = sorted({i.brand for i in items if i.brand})
+    l2 = sorted({i.category[1] for i in items if len(i.category) > 1})
+    facets = ["brand", "category_l2", "price"]
+    out: list[SearchRequest] = []
+    for _ in range(n):
+        r = rng.random()
+        kw: dict[str, object] = {"facets": facets, "size": 10}
+        if r < 0.10:
+            kw["filters"] = [{"field": "category_l2", "values": [rng.choice(l2)]}]
+        else:
+            kw["text"] = rng.choice(texts)
+            f = rng.random()
+            if f < 0.15:
+                kw["filters"] = [{"field": "brand", "values": rng.sample(brands, 2)}]
+            elif f < 0.30:
+                low = rng.choice([0, 200, 500, 1000])
+                kw["filters"] = [{"field": "price", "gte": low, "lt": low * 2 + 500}]
+            s = rng.random()
+            if s < 0.10:
+                kw["sort"] = rng.choice(["price_asc", "price_desc"])
+            elif s < 0.20:
+                kw["page"] = 2
+        out.append(SearchRequest.model_validate(kw))
+    return out
+
+
+def percentile(xs: list[float], p: float) -> float:
+    ys = sorted(xs)
+    return ys[min(len(ys) - 1, int(round(p / 100 * (len(ys) - 1))))]
+
+
+def run_backend(
+    backend: SearchBackend, items: list[Item], reqs: list[SearchRequest], warmup: int, threads: int
+) -> dict[str, float]:
+    t0 = time.perf_counter()
+    backend.rebuild(items)
+    index_s = time.perf_counter() - t0
+    for r in reqs[:warmup]:
+        backend.search(r)
+    reqs = reqs[warmup:]
+    lat: list[float] = []
+    empty = 0
+    t0 = time.perf_counter()
+    for r in reqs:
+        s = time.perf_counter()
+        res = backend.search(r)
+        lat.append((time.perf_counter() - s) * 1000)
+        empty += res.total == 0
+    seq_s = time.perf_counter() - t0
+
+    # throughput with several client threads
+    chunks = [reqs[i::threads] for i in range(threads)]
+    errors: list[BaseException] = []
+
+    def worker(rs: list[SearchRequest]) -> None:
+        try:
+            for r in rs:
+                backend.search(r)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    ts = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    par_s = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return {
+        "items": len(items),
+        "queries": len(reqs),
+        "index_seconds": round(index_s, 2),
+        "index_items_per_s": round(len(items) / index_s, 1),
+        "p50_ms": round(statistics.median(lat), 3),
+        "p90_ms": round(percentile(lat, 90), 3),
+        "p99_ms": round(percentile(lat, 99), 3),
+        "mean_ms": round(statistics.fmean(lat), 3),
+        "qps_1_client": round(len(reqs) / seq_s, 1),
+        f"qps_{threads}_threads": round(len(reqs) / par_s, 1),
+        "zero_hit_share": round(empty / len(reqs), 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=100_000, help="catalog size (default 100k)")
+    ap.add_argument("--shop", type=Path, default=None, help="synthetic shop folder (generated if empty)")
+    ap.add_argument("--queries", type=int, default=2_000)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--index-dir", type=Path, default=None, help="embedded index folder (default: temp)")
+    ap.add_argument("--opensearch-url", default=os.environ.get("SHOPRANK_OPENSEARCH_URL"),
+                    help="OpenSearch node (e.g. from scripts/opensearch start); omitted → embedded only")
+    ap.add_argument("--backends", default="embedded,opensearch")
+    args = ap.parse_args()
+
+    import tempfile
+
+    from rich.console import Console
+    from rich.table import Table
+
+    shop = args.shop or ROOT / "var" / "bench" / f"shop-{args.items}"
+    items = list(iter_items(ensure_shop(shop, args.items)))[: args.items]
+    reqs = query_mix(items, args.queries + args.warmup, args.seed)
+    warm, timed = reqs[: args.warmup], reqs[args.warmup :]
+    analyzer = Analyzer.from_file(None)
+    analyzer.warm_up()
+    wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
+    results: dict[str, dict[str, float]] = {}
+    for kind in wanted:
+        if kind == "embedded":
+            from search.tantivy_backend import TantivyBackend
+
+            with tempfile.TemporaryDirectory(prefix="shoprank-bench-") as tmp:
+                backend = TantivyBackend(args.index_dir or Path(tmp) / "index", analyzer=analyzer)
+                try:
+                    results[kind] = run_backend(backend, items, warm + timed, len(warm), args.threads)
+                finally:
+                    backend.close()
+        elif kind == "opensearch":
+            if not args.opensearch_url:
+                print("opensearch: skipped (no --opensearch-url / SHOPRANK_OPENSEARCH_URL)")
+                continue
+            from search.opensearch_backend import OpenSearchBackend
+
+            backend = OpenSearchBackend(args.opensearch_url, index="shoprank-bench", analyzer=analyzer)
+            try:
+                results[kind] = run_backend(backend, items, warm + timed, len(warm), args.threads)
+            finally:
+                backend.close()
+        else:
+            ap.error(f"unknown backend {kind!r}")
+
+    table = Table(title=f"search: {len(items):,} items, {len(timed):,} queries with facets")
+    keys = list(next(iter(results.values())).keys()) if results else []
+    table.add_column("metric")
+    for k in results:
+        table.add_column(k, justify="right")
+    for key in keys:
+        table.add_row(key, *[str(results[b].get(key, "")) for b in results])
+    Console().print(table)
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    previous.update(results)
+    previous["command"] = "python bench/search.py " + " ".join(sys.argv[1:])
+    previous["machine"] = f"{os.cpu_count()} cores"
+    RESULTS.write_text(json.dumps(previous, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
