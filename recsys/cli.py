@@ -20,9 +20,13 @@ if TYPE_CHECKING:
     from recsys.rules.service import RuleService
     from serving.settings import Settings
 
-rules_app = typer.Typer(help="Merchandising rules (pin, boost, bury, hide, filter, redirect, rewrite).",
-                        no_args_is_help=True)
-experiments_app = typer.Typer(help="A/B experiments: create, start, stop, results.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="Merchandising rules (pin, boost, bury, hide, filter, redirect, rewrite).",
+    no_args_is_help=True,
+)
+experiments_app = typer.Typer(
+    help="A/B experiments: create, start, stop, results.", no_args_is_help=True
+)
 
 
 def _settings() -> Settings:
@@ -51,7 +55,9 @@ def _experiments() -> ExperimentService:
     from recsys.experiments import ExperimentService
 
     s = _settings()
-    return ExperimentService(SqliteExperimentStore.in_state_dir(s.state_dir), SqliteRequestLog.in_state_dir(s.state_dir))
+    return ExperimentService(
+        SqliteExperimentStore.in_state_dir(s.state_dir), SqliteRequestLog.in_state_dir(s.state_dir)
+    )
 
 
 def _read_json(path: Path) -> object:
@@ -89,26 +95,52 @@ def rules_list(
 
     rules = _rules().store.list(rule_set)
     if as_json:
-        typer.echo(json.dumps([RuleSpec.of(r).model_dump(mode="json") for r in rules], ensure_ascii=False, indent=1))
+        typer.echo(
+            json.dumps(
+                [RuleSpec.of(r).model_dump(mode="json") for r in rules],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return
     now = datetime.now(UTC)
-    rows = [[n, r.rule_id, r.name, r.rule_set, r.priority, ", ".join(a.kind for a in r.actions),
-             "live" if r.is_active(now) else ("disabled" if not r.enabled else "inactive")]
-            for n, r in enumerate(rules, 1)]
-    console.print(table("Rules (applied in this order)", ["#", "id", "name", "set", "priority", "actions", "status"], rows))
+    rows = [
+        [
+            n,
+            r.rule_id,
+            r.name,
+            r.rule_set,
+            r.priority,
+            ", ".join(a.kind for a in r.actions),
+            "live" if r.is_active(now) else ("disabled" if not r.enabled else "inactive"),
+        ]
+        for n, r in enumerate(rules, 1)
+    ]
+    console.print(
+        table(
+            "Rules (applied in this order)",
+            ["#", "id", "name", "set", "priority", "actions", "status"],
+            rows,
+        )
+    )
 
 
 @rules_app.command("add")
 def rules_add(
     file: Annotated[Path, typer.Argument(help="JSON file: one rule or a list of rules.")],
-    replace: Annotated[bool, typer.Option("--replace", help="Overwrite rules with the same id.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite rules with the same id.")
+    ] = False,
 ) -> None:
     """Validate and store rules from a JSON file (rejected with every reason when invalid)."""
     from recsys.rules.spec import RuleSpec
     from serving.cli_support import console
 
     data = _read_json(file)
-    specs = [_validated(RuleSpec, d, f"{file}[{n}]") for n, d in enumerate(data if isinstance(data, list) else [data])]
+    specs = [
+        _validated(RuleSpec, d, f"{file}[{n}]")
+        for n, d in enumerate(data if isinstance(data, list) else [data])
+    ]
     svc = _rules()
     for spec in specs:
         if replace and spec.id:
@@ -160,8 +192,12 @@ def rules_preview(
     query: Annotated[str | None, typer.Option("--query", "-q")] = None,
     user: Annotated[str | None, typer.Option("--user", "-u")] = None,
     item: Annotated[str | None, typer.Option("--item", help="Anchor item (similar).")] = None,
-    surface: Annotated[str | None, typer.Option("--surface", help="feed, search, similar, bought_together")] = None,
-    sample: Annotated[int, typer.Option("--sample", help="Recent requests to estimate the impact on.")] = 30,
+    surface: Annotated[
+        str | None, typer.Option("--surface", help="feed, search, similar, bought_together")
+    ] = None,
+    sample: Annotated[
+        int, typer.Option("--sample", help="Recent requests to estimate the impact on.")
+    ] = 30,
     k: Annotated[int, typer.Option("--k", help="List length to compare.")] = 10,
 ) -> None:
     """Before/after of a draft rule and its impact on recent traffic (loads models and index)."""
@@ -171,8 +207,19 @@ def rules_preview(
     from serving.state import Services
 
     spec = _validated(RuleSpec, _read_json(file), str(file))
-    body = _validated(PreviewIn, {"rule": spec.model_dump(mode="json"), "query": query, "user_id": user,
-                                  "item_id": item, "surface": surface, "sample_size": sample, "k": k}, "preview")
+    body = _validated(
+        PreviewIn,
+        {
+            "rule": spec.model_dump(mode="json"),
+            "query": query,
+            "user_id": user,
+            "item_id": item,
+            "surface": surface,
+            "sample_size": sample,
+            "k": k,
+        },
+        "preview",
+    )
     services = Services.build(_settings())
     try:
         out = run_preview(services, body)
@@ -185,9 +232,18 @@ def rules_preview(
     for n in range(max(len(pv.before), len(pv.after))):
         b = pv.before[n] if n < len(pv.before) else None
         a = pv.after[n] if n < len(pv.after) else None
-        rows.append([n + 1, f"{b.item_id} {b.title[:30]}" if b else "", f"{a.item_id} {a.title[:30]}" if a else ""])
+        rows.append(
+            [
+                n + 1,
+                f"{b.item_id} {b.title[:30]}" if b else "",
+                f"{a.item_id} {a.title[:30]}" if a else "",
+            ]
+        )
     title = f"{pv.surface} {pv.query or pv.user_id or pv.item_id or ''}: " + (
-        "fires — " + "; ".join(pv.draft_effects) if pv.draft_fired else f"does not fire ({pv.why_not})")
+        "fires — " + "; ".join(pv.draft_effects)
+        if pv.draft_fired
+        else f"does not fire ({pv.why_not})"
+    )
     console.print(table(title, ["#", "before", "after"], rows))
     if out.impact is not None:
         console.print(out.impact.summary, highlight=False)
@@ -200,11 +256,24 @@ def rules_preview(
 def experiments_list() -> None:
     from serving.cli_support import console, table
 
-    rows = [[e.experiment_id, e.name, e.status, ", ".join(e.surfaces) or "all",
-             " / ".join(f"{v.name} {v.share:g}" for v in e.variants),
-             e.started_at.isoformat(timespec="minutes") if e.started_at else ""]
-            for e in _experiments().list()]
-    console.print(table("Experiments", ["id", "name", "status", "surfaces", "variants (shares)", "started"], rows))
+    rows = [
+        [
+            e.experiment_id,
+            e.name,
+            e.status,
+            ", ".join(e.surfaces) or "all",
+            " / ".join(f"{v.name} {v.share:g}" for v in e.variants),
+            e.started_at.isoformat(timespec="minutes") if e.started_at else "",
+        ]
+        for e in _experiments().list()
+    ]
+    console.print(
+        table(
+            "Experiments",
+            ["id", "name", "status", "surfaces", "variants (shares)", "started"],
+            rows,
+        )
+    )
 
 
 @experiments_app.command("create")
@@ -246,7 +315,9 @@ def experiments_results(
 
 
 # ---------------------------------------------------------------------------- report
-def _build(start: datetime | None, end: datetime | None, experiment: str | None, metric: str) -> KpiReport:
+def _build(
+    start: datetime | None, end: datetime | None, experiment: str | None, metric: str
+) -> KpiReport:
     from data.eventlog import EventLog
     from recsys.reports import METRICS, build_report
     from serving.cli_support import fail
@@ -258,8 +329,15 @@ def _build(start: datetime | None, end: datetime | None, experiment: str | None,
     exp = svc.get(experiment) if experiment else None
     log = EventLog(s.events_dir)
     try:
-        return build_report(log.iter_events(since=start, until=end), start=start, end=end, experiment=exp,
-                            requests=svc.requests, catalog=_catalog(s), primary_metric=metric)  # type: ignore[arg-type]
+        return build_report(
+            log.iter_events(since=start, until=end),
+            start=start,
+            end=end,
+            experiment=exp,
+            requests=svc.requests,
+            catalog=_catalog(s),
+            primary_metric=metric,
+        )  # type: ignore[arg-type]
     finally:
         log.close()
 
@@ -271,8 +349,20 @@ def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
     else:
-        cols = ["slice", "users", "impressions", "clicks", "orders", "revenue", "CTR", "conversion",
-                "revenue/user", "AOV", "repurchase", "retention"]
+        cols = [
+            "slice",
+            "users",
+            "impressions",
+            "clicks",
+            "orders",
+            "revenue",
+            "CTR",
+            "conversion",
+            "revenue/user",
+            "AOV",
+            "repurchase",
+            "retention",
+        ]
 
         def fmt(row, m):  # type: ignore[no-untyped-def]
             e = row.metrics[m]
@@ -283,22 +373,57 @@ def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:
             return f"{e.value:,.2f} [{e.low:,.2f}, {e.high:,.2f}]"
 
         def rows(items):  # type: ignore[no-untyped-def]
-            return [[r.label, r.users, r.impressions, r.clicks, r.orders, f"{r.revenue:,.2f}",
-                     *(fmt(r, m) for m in ("ctr", "conversion_rate", "revenue_per_user", "aov",
-                                            "repurchase_rate", "retention"))] for r in items]
+            return [
+                [
+                    r.label,
+                    r.users,
+                    r.impressions,
+                    r.clicks,
+                    r.orders,
+                    f"{r.revenue:,.2f}",
+                    *(
+                        fmt(r, m)
+                        for m in (
+                            "ctr",
+                            "conversion_rate",
+                            "revenue_per_user",
+                            "aov",
+                            "repurchase_rate",
+                            "retention",
+                        )
+                    ),
+                ]
+                for r in items
+            ]
 
-        console.print(table(f"KPIs ({report.events} events, 95% intervals)", cols, rows([report.overall])))
+        console.print(
+            table(f"KPIs ({report.events} events, 95% intervals)", cols, rows([report.overall]))
+        )
         if report.by_surface:
             console.print(table("Per surface", cols, rows(report.by_surface)))
         if report.by_day:
             console.print(table("Per day", cols, rows(report.by_day)))
         if report.experiment:
-            console.print(table(f"Experiment {report.experiment} (control: {report.control})", cols,
-                                rows(report.by_variant)))
-            crow = [[METRIC_LABELS[c.metric], c.variant, "–" if c.lift is None else f"{c.lift:+.1%}",
-                     "–" if c.p_value is None else f"{c.p_value:.3g}",
-                     "significant" if c.significant else "not yet significant"] for c in report.comparisons]
-            console.print(table("Against control", ["metric", "variant", "lift", "p", "verdict"], crow))
+            console.print(
+                table(
+                    f"Experiment {report.experiment} (control: {report.control})",
+                    cols,
+                    rows(report.by_variant),
+                )
+            )
+            crow = [
+                [
+                    METRIC_LABELS[c.metric],
+                    c.variant,
+                    "–" if c.lift is None else f"{c.lift:+.1%}",
+                    "–" if c.p_value is None else f"{c.p_value:.3g}",
+                    "significant" if c.significant else "not yet significant",
+                ]
+                for c in report.comparisons
+            ]
+            console.print(
+                table("Against control", ["metric", "variant", "lift", "p", "verdict"], crow)
+            )
             console.print(report.verdict, highlight=False)
     if out is not None:
         from recsys.report_charts import save_charts
@@ -308,9 +433,13 @@ def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:
 
 
 def report(
-    start: Annotated[datetime | None, typer.Option("--start", help="ISO date/time, inclusive (UTC).")] = None,
+    start: Annotated[
+        datetime | None, typer.Option("--start", help="ISO date/time, inclusive (UTC).")
+    ] = None,
     end: Annotated[datetime | None, typer.Option("--end", help="ISO date/time, exclusive.")] = None,
-    experiment: Annotated[str | None, typer.Option("--experiment", help="Also per variant of this experiment.")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="Also per variant of this experiment.")
+    ] = None,
     metric: Annotated[str, typer.Option("--metric", help="Primary metric of the verdict.")] = "ctr",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for PNG charts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,

@@ -83,9 +83,16 @@ class SqliteExperimentStore:
         spec, status, created, started, stopped = row
         e = ExperimentSpec.model_validate_json(spec).to_experiment()
         return Experiment(
-            experiment_id=e.experiment_id, name=e.name, variants=e.variants, control=e.control,
-            surfaces=e.surfaces, description=e.description, status=status,  # type: ignore[arg-type]
-            created_at=_dt(created), started_at=_dt(started), stopped_at=_dt(stopped),
+            experiment_id=e.experiment_id,
+            name=e.name,
+            variants=e.variants,
+            control=e.control,
+            surfaces=e.surfaces,
+            description=e.description,
+            status=status,  # type: ignore[arg-type]
+            created_at=_dt(created),
+            started_at=_dt(started),
+            stopped_at=_dt(stopped),
         )
 
     def list(self) -> list[Experiment]:
@@ -110,8 +117,12 @@ class SqliteExperimentStore:
     def put(self, experiment: Experiment, *, create: bool = False) -> None:
         e = experiment
         values = (
-            e.experiment_id, ExperimentSpec.of(e).model_dump_json(), e.status,
-            _ts(e.created_at), _ts(e.started_at), _ts(e.stopped_at),
+            e.experiment_id,
+            ExperimentSpec.of(e).model_dump_json(),
+            e.status,
+            _ts(e.created_at),
+            _ts(e.started_at),
+            _ts(e.stopped_at),
         )
         with self._lock:
             try:
@@ -127,7 +138,9 @@ class SqliteExperimentStore:
 
     def delete(self, experiment_id: str) -> None:
         with self._lock:
-            cur = self._db.execute("DELETE FROM experiments WHERE experiment_id = ?", (experiment_id,))
+            cur = self._db.execute(
+                "DELETE FROM experiments WHERE experiment_id = ?", (experiment_id,)
+            )
             if cur.rowcount == 0:
                 self._db.rollback()
                 raise ExperimentNotFoundError(experiment_id)
@@ -136,7 +149,9 @@ class SqliteExperimentStore:
 
     def revision(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0])
+            return int(
+                self._db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0]
+            )
 
 
 # ---------------------------------------------------------------------------- requests
@@ -175,8 +190,9 @@ class RequestLog(Protocol):
 
 
 class SqliteRequestLog:
-    def __init__(self, path: Path, *, flush_seconds: float = 1.0, batch: int = 500,
-                 keep_days: int = 90) -> None:
+    def __init__(
+        self, path: Path, *, flush_seconds: float = 1.0, batch: int = 500, keep_days: int = 90
+    ) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._db = _connect(path)
@@ -201,9 +217,18 @@ class SqliteRequestLog:
     def in_state_dir(cls, state_dir: Path) -> SqliteRequestLog:
         return cls(state_dir / "requests.sqlite")
 
-    def record(self, *, request_id: str, at: datetime, surface: str, user_id: str | None = None,
-               experiment: str | None = None, variant: str | None = None, query: str | None = None,
-               item_id: str | None = None) -> None:
+    def record(
+        self,
+        *,
+        request_id: str,
+        at: datetime,
+        surface: str,
+        user_id: str | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+        query: str | None = None,
+        item_id: str | None = None,
+    ) -> None:
         row = (request_id, _ts(at), surface, user_id, experiment, variant, query, item_id)
         with self._lock:
             self._buf.append(row)
@@ -218,7 +243,9 @@ class SqliteRequestLog:
             rows, self._buf = self._buf, []
             self._flushed_at = time.monotonic()
             if rows:
-                self._db.executemany("INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?)", rows
+                )
             if time.monotonic() - self._pruned_at > 3600:
                 self._pruned_at = time.monotonic()
                 cutoff = _ts(datetime.now(UTC) - self._keep)
@@ -228,8 +255,14 @@ class SqliteRequestLog:
     @staticmethod
     def _served(r: tuple[str | None, ...]) -> ServedRequest:
         return ServedRequest(
-            request_id=r[0] or "", at=datetime.fromisoformat(r[1] or ""), surface=r[2] or "",
-            user_id=r[3], experiment=r[4], variant=r[5], query=r[6], item_id=r[7],
+            request_id=r[0] or "",
+            at=datetime.fromisoformat(r[1] or ""),
+            surface=r[2] or "",
+            user_id=r[3],
+            experiment=r[4],
+            variant=r[5],
+            query=r[6],
+            item_id=r[7],
         )
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedRequest]:
@@ -240,7 +273,9 @@ class SqliteRequestLog:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for r in self._db.execute(f"SELECT * FROM requests WHERE request_id IN ({marks})", chunk):
+                for r in self._db.execute(
+                    f"SELECT * FROM requests WHERE request_id IN ({marks})", chunk
+                ):
                     out[r[0]] = self._served(r)
         return out
 
@@ -251,7 +286,8 @@ class SqliteRequestLog:
                 rows = self._db.execute("SELECT * FROM requests ORDER BY at DESC LIMIT ?", (limit,))
             else:
                 rows = self._db.execute(
-                    "SELECT * FROM requests WHERE surface = ? ORDER BY at DESC LIMIT ?", (surface, limit)
+                    "SELECT * FROM requests WHERE surface = ? ORDER BY at DESC LIMIT ?",
+                    (surface, limit),
                 )
             return [self._served(r) for r in rows.fetchall()]
 

@@ -44,7 +44,12 @@ log = logging.getLogger(__name__)
 
 ExperimentStatus = Literal["draft", "running", "stopped"]
 EXPERIMENT_SURFACES: tuple[Surface, ...] = (
-    "feed", "recommend", "search", "similar", "bought_together", "trending",
+    "feed",
+    "recommend",
+    "search",
+    "similar",
+    "bought_together",
+    "trending",
 )
 
 
@@ -140,10 +145,10 @@ class VariantSpec(_Spec):
 class ExperimentSpec(_Spec):
     """An experiment as sent to the API. Example::
 
-        {"id": "blend-test", "name": "More CF in the feed", "surfaces": ["feed"],
-         "variants": [{"name": "control", "share": 50},
-                      {"name": "cf-heavy", "share": 50,
-                       "overrides": {"blend_weights": {"cf": 0.9, "trending": 0.1}}}]}
+    {"id": "blend-test", "name": "More CF in the feed", "surfaces": ["feed"],
+     "variants": [{"name": "control", "share": 50},
+                  {"name": "cf-heavy", "share": 50,
+                   "overrides": {"blend_weights": {"cf": 0.9, "trending": 0.1}}}]}
     """
 
     id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -159,7 +164,9 @@ class ExperimentSpec(_Spec):
         if len(set(names)) != len(names):
             raise ValueError("variants: names must be unique")
         if self.control is not None and self.control not in names:
-            raise ValueError(f"control: {self.control!r} is not one of the variants ({', '.join(names)})")
+            raise ValueError(
+                f"control: {self.control!r} is not one of the variants ({', '.join(names)})"
+            )
         return self
 
     def to_experiment(self, experiment_id: str | None = None) -> Experiment:
@@ -285,13 +292,22 @@ class ExperimentService:
         new = spec.to_experiment(experiment_id)
         if old.status == "stopped":
             raise ExperimentError(f"experiment {experiment_id!r} is stopped; create a new one")
-        if old.status == "running" and [v.name for v in new.variants] != [v.name for v in old.variants]:
+        if old.status == "running" and [v.name for v in new.variants] != [
+            v.name for v in old.variants
+        ]:
             raise ExperimentError(
                 "variants: a running experiment keeps its variants (names and order); "
                 "stop it and create a new one to change them"
             )
-        e = Experiment(**{**_fields(new), "status": old.status, "created_at": old.created_at,
-                          "started_at": old.started_at, "stopped_at": old.stopped_at})
+        e = Experiment(
+            **{
+                **_fields(new),
+                "status": old.status,
+                "created_at": old.created_at,
+                "started_at": old.started_at,
+                "stopped_at": old.stopped_at,
+            }
+        )
         if e.status == "running":
             self._check_overlap(e)
         self.store.put(e)
@@ -308,7 +324,9 @@ class ExperimentService:
                 "create a new experiment instead"
             )
         self._check_overlap(e)
-        e = Experiment(**{**_fields(e), "status": "running", "started_at": now or datetime.now(UTC)})
+        e = Experiment(
+            **{**_fields(e), "status": "running", "started_at": now or datetime.now(UTC)}
+        )
         self.store.put(e)
         self._changed()
         log.info("experiment %s started", experiment_id)
@@ -318,7 +336,9 @@ class ExperimentService:
         e = self.store.get(experiment_id)
         if e.status != "running":
             raise ExperimentError(f"experiment {experiment_id!r} is {e.status}, not running")
-        e = Experiment(**{**_fields(e), "status": "stopped", "stopped_at": now or datetime.now(UTC)})
+        e = Experiment(
+            **{**_fields(e), "status": "stopped", "stopped_at": now or datetime.now(UTC)}
+        )
         self.store.put(e)
         self._changed()
         log.info("experiment %s stopped", experiment_id)

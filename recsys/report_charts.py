@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 ChartFormat = Literal["png", "svg"]
-_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK TC", "WenQuanYi Micro Hei", "Droid Sans Fallback", "DejaVu Sans"]
+_FONTS = [
+    "Noto Sans CJK SC",
+    "Noto Sans CJK TC",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "DejaVu Sans",
+]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -53,7 +59,13 @@ def variant_chart(report: KpiReport, metric: str | None = None) -> Figure:
         values.append(v)
         lows.append(v - (est.low if est.low is not None else v))
         highs.append((est.high if est.high is not None else v) - v)
-        colors.append("#2e7d32" if row.label == winner else "#90a4ae" if row.label == report.control else "#1565c0")
+        colors.append(
+            "#2e7d32"
+            if row.label == winner
+            else "#90a4ae"
+            if row.label == report.control
+            else "#1565c0"
+        )
     ax1.bar(names, values, yerr=[lows, highs], capsize=6, color=colors)
     for x, v in enumerate(values):
         ax1.annotate(_fmt(metric, v), (x, v), textcoords="offset points", xytext=(8, 4), fontsize=9)
@@ -80,8 +92,12 @@ def overview_chart(report: KpiReport) -> Figure:
     ax1.bar(xs, [r.impressions for r in report.by_day], color="#90a4ae")
     ax1.set_title("Impressions per day")
     for metric in ("ctr", "conversion_rate", "add_to_cart_rate"):
-        ax2.plot(xs, [r.metrics[metric].value or 0.0 for r in report.by_day], marker="o",
-                 label=METRIC_LABELS[metric])
+        ax2.plot(
+            xs,
+            [r.metrics[metric].value or 0.0 for r in report.by_day],
+            marker="o",
+            label=METRIC_LABELS[metric],
+        )
     from matplotlib.ticker import PercentFormatter
 
     ax2.yaxis.set_major_formatter(PercentFormatter(1.0))

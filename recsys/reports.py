@@ -55,9 +55,17 @@ MetricName = Literal[
     "retention",
 ]
 METRICS: tuple[MetricName, ...] = (
-    "ctr", "add_to_cart_rate", "conversion_rate", "revenue_per_user", "aov", "repurchase_rate", "retention",
+    "ctr",
+    "add_to_cart_rate",
+    "conversion_rate",
+    "revenue_per_user",
+    "aov",
+    "repurchase_rate",
+    "retention",
 )
-RATE_METRICS = frozenset({"ctr", "add_to_cart_rate", "conversion_rate", "repurchase_rate", "retention"})
+RATE_METRICS = frozenset(
+    {"ctr", "add_to_cart_rate", "conversion_rate", "repurchase_rate", "retention"}
+)
 METRIC_LABELS: Mapping[str, str] = {
     "ctr": "CTR",
     "add_to_cart_rate": "Add-to-cart rate",
@@ -134,30 +142,49 @@ class Comparison:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "metric": self.metric, "variant": self.variant, "control": self.control,
-            "variant_value": self.variant_value, "control_value": self.control_value,
-            "lift": self.lift, "lift_low": self.lift_low, "lift_high": self.lift_high,
-            "p_value": self.p_value, "significant": self.significant,
-            "needed_per_variant": self.needed_per_variant, "statement": self.statement,
+            "metric": self.metric,
+            "variant": self.variant,
+            "control": self.control,
+            "variant_value": self.variant_value,
+            "control_value": self.control_value,
+            "lift": self.lift,
+            "lift_low": self.lift_low,
+            "lift_high": self.lift_high,
+            "p_value": self.p_value,
+            "significant": self.significant,
+            "needed_per_variant": self.needed_per_variant,
+            "statement": self.statement,
         }
 
 
-def compare(metric: str, variant: str, control: str, t: Estimate, c: Estimate, *, alpha: float = 0.05) -> Comparison:
+def compare(
+    metric: str, variant: str, control: str, t: Estimate, c: Estimate, *, alpha: float = 0.05
+) -> Comparison:
     """Variant vs control on one metric: lift, interval, p-value and a plain statement."""
     label = METRIC_LABELS.get(metric, metric)
     unit = "impressions" if metric == "ctr" else "orders" if metric == "aov" else "users"
 
     def result(**kw: object) -> Comparison:
         base: dict[str, object] = dict(
-            metric=metric, variant=variant, control=control, variant_value=t.value,
-            control_value=c.value, lift=None, lift_low=None, lift_high=None, p_value=None,
-            significant=False, needed_per_variant=None,
+            metric=metric,
+            variant=variant,
+            control=control,
+            variant_value=t.value,
+            control_value=c.value,
+            lift=None,
+            lift_low=None,
+            lift_high=None,
+            p_value=None,
+            significant=False,
+            needed_per_variant=None,
         )
         base.update(kw)
         return Comparison(**base)  # type: ignore[arg-type]
 
     if t.value is None or c.value is None or t.n < 2 or c.n < 2:
-        return result(statement=f"{label}: not enough data yet ({variant} n={t.n}, {control} n={c.n})")
+        return result(
+            statement=f"{label}: not enough data yet ({variant} n={t.n}, {control} n={c.n})"
+        )
     vt, vc = (t.variance or 0.0), (c.variance or 0.0)
     se = math.sqrt(vt / t.n + vc / c.n)
     diff = t.value - c.value
@@ -178,7 +205,9 @@ def compare(metric: str, variant: str, control: str, t: Estimate, c: Estimate, *
     significant = p < alpha
     lift_txt = f"{lift:+.1%}" if lift is not None else f"{diff:+.4g}"
     ci_txt = (
-        f" (95% CI {lift_low:+.1%} to {lift_high:+.1%})" if lift_low is not None and lift_high is not None else ""
+        f" (95% CI {lift_low:+.1%} to {lift_high:+.1%})"
+        if lift_low is not None and lift_high is not None
+        else ""
     )
     if significant:
         better = "better" if diff > 0 else "worse"
@@ -190,11 +219,19 @@ def compare(metric: str, variant: str, control: str, t: Estimate, c: Estimate, *
             needed = math.ceil((Z95 + Z80) ** 2 * (vt + vc) / diff**2)
         more = (
             f"; about {needed:,} {unit} per variant would detect a difference this size"
-            if needed is not None else ""
+            if needed is not None
+            else ""
         )
         statement = f"{label}: not yet significant — {variant} vs {control} {lift_txt}{ci_txt}, p={p:.3g}{more}"
-    return result(lift=lift, lift_low=lift_low, lift_high=lift_high, p_value=p,
-                  significant=significant, needed_per_variant=needed, statement=statement)
+    return result(
+        lift=lift,
+        lift_low=lift_low,
+        lift_high=lift_high,
+        p_value=p,
+        significant=significant,
+        needed_per_variant=needed,
+        statement=statement,
+    )
 
 
 # ---------------------------------------------------------------------------- slices
@@ -247,9 +284,14 @@ class KpiRow:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "label": self.label, "users": self.users, "impressions": self.impressions,
-            "clicks": self.clicks, "add_to_carts": self.add_to_carts, "purchases": self.purchases,
-            "orders": self.orders, "revenue": round(self.revenue, 2),
+            "label": self.label,
+            "users": self.users,
+            "impressions": self.impressions,
+            "clicks": self.clicks,
+            "add_to_carts": self.add_to_carts,
+            "purchases": self.purchases,
+            "orders": self.orders,
+            "revenue": round(self.revenue, 2),
             "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
         }
 
@@ -267,9 +309,15 @@ def _row(label: str, a: _Acc) -> KpiRow:
         "retention": wilson(sum(1 for d in a.user_days.values() if len(d) >= 2), n_users),
     }
     return KpiRow(
-        label=label, users=n_users, impressions=a.impressions, clicks=a.clicks,
-        add_to_carts=a.add_to_carts, purchases=a.purchases, orders=len(a.orders),
-        revenue=sum(a.revenue.values()), metrics=metrics,
+        label=label,
+        users=n_users,
+        impressions=a.impressions,
+        clicks=a.clicks,
+        add_to_carts=a.add_to_carts,
+        purchases=a.purchases,
+        orders=len(a.orders),
+        revenue=sum(a.revenue.values()),
+        metrics=metrics,
     )
 
 
@@ -300,8 +348,11 @@ class KpiReport:
 
     def winner(self) -> str | None:
         """The variant significantly better than control on the primary metric, if any."""
-        best = [c for c in self.comparisons
-                if c.metric == self.primary_metric and c.significant and (c.lift or 0) > 0]
+        best = [
+            c
+            for c in self.comparisons
+            if c.metric == self.primary_metric and c.significant and (c.lift or 0) > 0
+        ]
         if not best:
             control_wins = [c for c in self.comparisons if c.metric == self.primary_metric]
             if control_wins and all(c.significant and (c.lift or 0) < 0 for c in control_wins):
@@ -349,10 +400,15 @@ def build_report(
         start = max(filter(None, [start, experiment.started_at]), default=None)
         end = min(filter(None, [end, experiment.stopped_at]), default=None)
     chosen = [
-        e for e in events
+        e
+        for e in events
         if (start is None or e.timestamp >= start) and (end is None or e.timestamp < end)
     ]
-    served = requests.lookup(e.context.request_id for e in chosen if e.context.request_id) if requests else {}
+    served = (
+        requests.lookup(e.context.request_id for e in chosen if e.context.request_id)
+        if requests
+        else {}
+    )
 
     def revenue(e: Event) -> float:
         if e.type not in ("purchase", "refund"):
@@ -385,7 +441,9 @@ def build_report(
         eid = experiment.experiment_id
         names = [v.name for v in experiment.variants]
         attributed: list[tuple[Event, str, str]] = []
-        exposed: set[str] = {s.user_id for s in served.values() if s.experiment == eid and s.user_id}
+        exposed: set[str] = {
+            s.user_id for s in served.values() if s.experiment == eid and s.user_id
+        }
         pending: list[Event] = []
         for e in chosen:
             if e.context.experiment == eid and e.context.variant in names:
@@ -408,14 +466,25 @@ def build_report(
             accs[v].add(e, r)
             vdays[v][e.timestamp.date()].add(e, r)
         by_variant = tuple(_row(n, accs[n]) for n in names)
-        by_variant_day = {n: tuple(_row(d.isoformat(), a) for d, a in sorted(vdays[n].items())) for n in names}
+        by_variant_day = {
+            n: tuple(_row(d.isoformat(), a) for d, a in sorted(vdays[n].items())) for n in names
+        }
         control = next(r for r in by_variant if r.label == experiment.control)
         k = max(1, len(names) - 1)
         for row in by_variant:
             if row.label == experiment.control:
                 continue
             for m in METRICS:
-                comparisons.append(compare(m, row.label, control.label, row.metrics[m], control.metrics[m], alpha=alpha / k))
+                comparisons.append(
+                    compare(
+                        m,
+                        row.label,
+                        control.label,
+                        row.metrics[m],
+                        control.metrics[m],
+                        alpha=alpha / k,
+                    )
+                )
 
     return KpiReport(
         start=start,

@@ -85,7 +85,9 @@ class SqliteRuleStore:
 
     def get(self, rule_id: str) -> Rule:
         with self._lock:
-            row = self._db.execute("SELECT spec FROM rules WHERE rule_id = ?", (rule_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT spec FROM rules WHERE rule_id = ?", (rule_id,)
+            ).fetchone()
         if row is None:
             raise RuleNotFoundError(rule_id)
         return RuleSpec.model_validate_json(row[0]).to_rule()
@@ -126,7 +128,9 @@ class SqliteRuleStore:
 
     def revision(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0])
+            return int(
+                self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0]
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -51,7 +51,11 @@ def install_merchandising(services: Services) -> Merch:
     services.experiments = experiments
     m = Merch(rules, experiments, requests)
     services.extras["merch"] = m
-    log.info("merchandising ready: %d rules, %d experiments", len(rules.all_rules()), len(experiments.list()))
+    log.info(
+        "merchandising ready: %d rules, %d experiments",
+        len(rules.all_rules()),
+        len(experiments.list()),
+    )
     return m
 
 
@@ -67,7 +71,9 @@ def merch(services: Services) -> Merch:
 
 
 # ---------------------------------------------------------------------------- events
-def read_events(services: Services, start: datetime | None = None, end: datetime | None = None) -> Iterator[Event]:
+def read_events(
+    services: Services, start: datetime | None = None, end: datetime | None = None
+) -> Iterator[Event]:
     """Events of the durable log between ``start`` and ``end`` (both optional)."""
     sink = services.events
     reader = getattr(sink, "iter_events", None)

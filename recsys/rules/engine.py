@@ -121,7 +121,9 @@ def item_matches(f: ItemFilter, item_id: str, item: Item | None, now: datetime) 
         return False
     if item is None:
         return bool(f.item_ids) and _only_ids(f)
-    if f.brands and (item.brand is None or item.brand.casefold() not in {b.casefold() for b in f.brands}):
+    if f.brands and (
+        item.brand is None or item.brand.casefold() not in {b.casefold() for b in f.brands}
+    ):
         return False
     if f.categories and not any(item.category[: len(c)] == c for c in f.categories):
         return False
@@ -131,7 +133,9 @@ def item_matches(f: ItemFilter, item_id: str, item: Item | None, now: datetime) 
         return False
     if f.price_max is not None and item.price > f.price_max:
         return False
-    if f.new_arrival_days is not None and item.created_at < now - timedelta(days=f.new_arrival_days):
+    if f.new_arrival_days is not None and item.created_at < now - timedelta(
+        days=f.new_arrival_days
+    ):
         return False
     return not (f.in_stock is not None and item.in_stock != f.in_stock)
 
@@ -199,20 +203,32 @@ def apply_rules(
             if isinstance(action, PinAction):
                 for pin in action.pins:
                     if pin.item_id in removed:
-                        effects.append(f"{pin.item_id} not pinned: removed by rule {removed[pin.item_id]}")
+                        effects.append(
+                            f"{pin.item_id} not pinned: removed by rule {removed[pin.item_id]}"
+                        )
                     elif pin.item_id in pinned_by:
-                        effects.append(f"{pin.item_id} already pinned by rule {pinned_by[pin.item_id]}")
+                        effects.append(
+                            f"{pin.item_id} already pinned by rule {pinned_by[pin.item_id]}"
+                        )
                     elif pin.position in pins:
-                        effects.append(f"slot {pin.position} already taken by rule {pins[pin.position][1]}")
+                        effects.append(
+                            f"slot {pin.position} already taken by rule {pins[pin.position][1]}"
+                        )
                     elif pin.item_id not in current and not catalog.is_recommendable(pin.item_id):
-                        effects.append(f"{pin.item_id} not pinned: inactive, out of stock or unknown")
+                        effects.append(
+                            f"{pin.item_id} not pinned: inactive, out of stock or unknown"
+                        )
                     elif pin.item_id == ctx.item_id:
                         effects.append(f"{pin.item_id} not pinned: it is the anchor item")
                     else:
                         pins[pin.position] = (pin.item_id, rule.rule_id)
                         pinned_by[pin.item_id] = rule.rule_id
-                        base = current.get(pin.item_id) or ScoredItem(item_id=pin.item_id, score=0.0)
-                        current[pin.item_id] = base.with_reason(_reason(rule, f"pinned at {pin.position}"))
+                        base = current.get(pin.item_id) or ScoredItem(
+                            item_id=pin.item_id, score=0.0
+                        )
+                        current[pin.item_id] = base.with_reason(
+                            _reason(rule, f"pinned at {pin.position}")
+                        )
                         if pin.item_id not in order:
                             order.append(pin.item_id)
                         effects.append(f"pinned {pin.item_id} at {pin.position}")
@@ -224,7 +240,12 @@ def apply_rules(
                     current[i] = (
                         current[i]
                         .with_component(f"rule:{rule.rule_id}", delta)
-                        .with_reason(_reason(rule, f"{action.kind} {action.weight:g} ({action.filter.describe()})"))
+                        .with_reason(
+                            _reason(
+                                rule,
+                                f"{action.kind} {action.weight:g} ({action.filter.describe()})",
+                            )
+                        )
                     )
                 boosted = boosted or bool(hits)
                 effects.append(f"{action.kind} {len(hits)} item(s) by {action.weight:g}")
@@ -242,7 +263,9 @@ def apply_rules(
                     del current[i]
                 for i in keep & set(current):
                     if i not in pinned_by:
-                        current[i] = current[i].with_reason(_reason(rule, f"kept by filter ({action.filter.describe()})"))
+                        current[i] = current[i].with_reason(
+                            _reason(rule, f"kept by filter ({action.filter.describe()})")
+                        )
                 effects.append(f"filtered out {len(gone)} item(s)")
             # query actions are handled by plan_query
         fired.append(rule.rule_id)
@@ -250,7 +273,11 @@ def apply_rules(
         if rule.stop_processing:
             for later in sort_rules(list(rules)):
                 if later.order_key > rule.order_key:
-                    trace.append(RuleTrace(later.rule_id, later.name, False, f"stopped by rule {rule.rule_id}"))
+                    trace.append(
+                        RuleTrace(
+                            later.rule_id, later.name, False, f"stopped by rule {rule.rule_id}"
+                        )
+                    )
             break
 
     unpinned = [current[i] for i in order if i in current and i not in pinned_by]

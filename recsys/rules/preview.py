@@ -179,9 +179,15 @@ def sample_contexts(
         for q, c in counts.most_common(n):
             out.append(SampleContext(RankContext(surface="search", query=q, now=now), float(c), q))
     elif surface in ("similar", "bought_together"):
-        views = Counter(e.item_id for e in recent[-last:] if e.item_id and e.type in ("view", "click"))
+        views = Counter(
+            e.item_id for e in recent[-last:] if e.item_id and e.type in ("view", "click")
+        )
         for item_id, c in views.most_common(n):
-            out.append(SampleContext(RankContext(surface=surface, item_id=item_id, now=now), float(c), item_id))
+            out.append(
+                SampleContext(
+                    RankContext(surface=surface, item_id=item_id, now=now), float(c), item_id
+                )
+            )
     else:
         seen: dict[str, None] = {}
         for e in reversed(recent):
@@ -190,7 +196,9 @@ def sample_contexts(
                 if len(seen) >= n:
                     break
         for uid in seen:
-            ctx = RankContext(surface=surface, user_id=uid, user_attributes=dict(attrs(uid)), now=now)
+            ctx = RankContext(
+                surface=surface, user_id=uid, user_attributes=dict(attrs(uid)), now=now
+            )
             out.append(SampleContext(ctx, 1.0, uid))
     return out
 
@@ -301,12 +309,16 @@ def estimate_impact(
             left=c[1],
             up=c[2],
             down=c[3],
-            mean_shift=(sum(per_item_shift[i]) / len(per_item_shift[i])) if per_item_shift[i] else 0.0,
+            mean_shift=(sum(per_item_shift[i]) / len(per_item_shift[i]))
+            if per_item_shift[i]
+            else 0.0,
         )
         for i, c in per_item.items()
         if any(c)
     ]
-    impacts.sort(key=lambda x: (-(x.entered + x.left + x.up + x.down), -abs(x.mean_shift), x.item_id))
+    impacts.sort(
+        key=lambda x: (-(x.entered + x.left + x.up + x.down), -abs(x.mean_shift), x.item_id)
+    )
     return ImpactEstimate(
         surface=surface,
         sampled=len(samples),

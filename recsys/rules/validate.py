@@ -51,7 +51,9 @@ def rule_problems(rule: Rule, catalog: Catalog, others: Iterable[Rule] = ()) -> 
         if isinstance(a, PinAction):
             for p in a.pins:
                 if p.item_id not in catalog:
-                    problems.append(f"{where}: unknown item {p.item_id!r}; pin an item of the catalog")
+                    problems.append(
+                        f"{where}: unknown item {p.item_id!r}; pin an item of the catalog"
+                    )
                 elif not catalog.is_recommendable(p.item_id):
                     problems.append(
                         f"{where}: item {p.item_id!r} is inactive or out of stock, so it would never show"
@@ -70,7 +72,9 @@ def rule_problems(rule: Rule, catalog: Catalog, others: Iterable[Rule] = ()) -> 
                 seen_items.setdefault(p.item_id, p.position)
         elif isinstance(a, RedirectAction | RewriteAction):
             if rule.condition.contexts and "search" not in rule.condition.contexts:
-                problems.append(f"{where}: only applies to searches; add 'search' to condition.contexts")
+                problems.append(
+                    f"{where}: only applies to searches; add 'search' to condition.contexts"
+                )
             if rule.condition.query is None:
                 problems.append(
                     f"{where}: needs a query condition, or it would change every search"
@@ -81,9 +85,7 @@ def rule_problems(rule: Rule, catalog: Catalog, others: Iterable[Rule] = ()) -> 
                 if a.url is not None and not a.url.startswith(("http://", "https://", "/")):
                     problems.append(f"{where}: url must start with http://, https:// or /")
                 if a.category is not None and not catalog.items_in_category(a.category):
-                    problems.append(
-                        f"{where}: no item is in category {' > '.join(a.category)!r}"
-                    )
+                    problems.append(f"{where}: no item is in category {' > '.join(a.category)!r}")
     for where, f in _filters(rule):
         if f.is_empty():
             problems.append(f"{where}: the filter is empty and would match every item; narrow it")

@@ -36,8 +36,12 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 COOKIE = "shoprank_console"
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".svg": "image/svg+xml", ".png": "image/png"}
+STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 
 
 @lru_cache(maxsize=1)
@@ -66,13 +70,17 @@ def page(template: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
 def _logged_in(request: Request, services: Services) -> bool:
     expected = services.settings.admin_api_key
     got = request.cookies.get(COOKIE)
-    return bool(expected and got and hmac.compare_digest(got.encode(), expected.get_secret_value().encode()))
+    return bool(
+        expected and got and hmac.compare_digest(got.encode(), expected.get_secret_value().encode())
+    )
 
 
 def require_console(request: Request, services: ServicesDep) -> Services:
     if not _logged_in(request, services):
         # 303 + Location: the browser goes to the login form (the JSON body is ignored)
-        raise HTTPException(status_code=303, detail="log in first", headers={"Location": "/console/login"})
+        raise HTTPException(
+            status_code=303, detail="log in first", headers={"Location": "/console/login"}
+        )
     return services
 
 
@@ -98,7 +106,9 @@ def static(name: str) -> Response:
     path = CONSOLE_DIR / "static" / name
     if "/" in name or path.suffix not in STATIC_TYPES or not path.is_file():
         return Response("not found", status_code=404)
-    return FileResponse(path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "max-age=300"})
+    return FileResponse(
+        path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "max-age=300"}
+    )
 
 
 @router.get("/login")
@@ -113,12 +123,24 @@ async def login(request: Request, services: ServicesDep) -> Response:
     key = _one(f, "key")
     expected = services.settings.admin_api_key
     if expected is None:
-        return page("login.html", 403, error="The console is disabled: set SHOPRANK_ADMIN_API_KEY.", disabled=True)
+        return page(
+            "login.html",
+            403,
+            error="The console is disabled: set SHOPRANK_ADMIN_API_KEY.",
+            disabled=True,
+        )
     if not key or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
         return page("login.html", 401, error="That is not the admin key.", disabled=False)
     resp = _redirect("/console/search")
-    resp.set_cookie(COOKIE, key, httponly=True, samesite="strict", path="/console",
-                    secure=request.url.scheme == "https", max_age=12 * 3600)
+    resp.set_cookie(
+        COOKIE,
+        key,
+        httponly=True,
+        samesite="strict",
+        path="/console",
+        secure=request.url.scheme == "https",
+        max_age=12 * 3600,
+    )
     return resp
 
 
@@ -156,40 +178,95 @@ def search_page(
     try:
         if surface == "feed":
             ranked = services.pipeline.feed(user_id=user_id or None, request_id=rid, depth=40)
-            meta = {"strategy": ranked.strategy, "experiment": ranked.assignment.experiment if ranked.assignment else None,
-                    "variant": ranked.assignment.variant if ranked.assignment else None, "total": len(ranked.items)}
+            meta = {
+                "strategy": ranked.strategy,
+                "experiment": ranked.assignment.experiment if ranked.assignment else None,
+                "variant": ranked.assignment.variant if ranked.assignment else None,
+                "total": len(ranked.items),
+            }
             for s in ranked.items[:20]:
                 item = services.catalog.get(s.item_id)
                 if item is None:
                     continue
-                hits.append({"item_id": s.item_id, "title": item.title, "brand": item.brand,
-                             "category": list(item.category), "price": item.price, "currency": item.currency,
-                             "score": s.score, "reasons": [r.as_dict() for r in s.reasons],
-                             "breakdown": dict(s.breakdown)})
+                hits.append(
+                    {
+                        "item_id": s.item_id,
+                        "title": item.title,
+                        "brand": item.brand,
+                        "category": list(item.category),
+                        "price": item.price,
+                        "currency": item.currency,
+                        "score": s.score,
+                        "reasons": [r.as_dict() for r in s.reasons],
+                        "breakdown": dict(s.breakdown),
+                    }
+                )
         elif q or brand or category:
             filters = []
             if brand:
                 filters.append(TermsFilter(field="brand", values=(brand,)))
             if category:
                 filters.append(TermsFilter(field="category_l1", values=(category,)))
-            req = SearchRequest(text=q, user_id=user_id or None, filters=tuple(filters), size=20,
-                                facets=("category_l1", "brand", "price"))
+            req = SearchRequest(
+                text=q,
+                user_id=user_id or None,
+                filters=tuple(filters),
+                size=20,
+                facets=("category_l1", "brand", "price"),
+            )
             out = run_search(services, req, debug=True, request_id=rid)
             d = out.model_dump()
             hits = d["hits"]
             facets = d["facets"]
-            meta = {k: d.get(k) for k in ("total", "rewritten_query", "redirect", "personalized",
-                                           "backend", "took_ms", "experiment", "variant")}
+            meta = {
+                k: d.get(k)
+                for k in (
+                    "total",
+                    "rewritten_query",
+                    "redirect",
+                    "personalized",
+                    "backend",
+                    "took_ms",
+                    "experiment",
+                    "variant",
+                )
+            }
     except ShopRankError as exc:
         error = str(exc)
     except ValidationError as exc:
         error = describe(exc)
     users = sorted(services.profiles.ids())[:200] if hasattr(services.profiles, "ids") else []
-    return page("search.html", active="search", q=q, user_id=user_id, surface=surface, brand=brand,
-                category=category, hits=hits, facets=facets, meta=meta, error=error, users=users,
-                link=lambda **kw: "/console/search?" + urlencode(
-                    {k: v for k, v in {"q": q, "user_id": user_id, "surface": surface, "brand": brand,
-                                       "category": category, **kw}.items() if v}))
+    return page(
+        "search.html",
+        active="search",
+        q=q,
+        user_id=user_id,
+        surface=surface,
+        brand=brand,
+        category=category,
+        hits=hits,
+        facets=facets,
+        meta=meta,
+        error=error,
+        users=users,
+        link=lambda **kw: (
+            "/console/search?"
+            + urlencode(
+                {
+                    k: v
+                    for k, v in {
+                        "q": q,
+                        "user_id": user_id,
+                        "surface": surface,
+                        "brand": brand,
+                        "category": category,
+                        **kw,
+                    }.items()
+                    if v
+                }
+            )
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------- rules
@@ -215,7 +292,9 @@ def spec_from_form(f: dict[str, list[str]]) -> RuleSpec:
     if _one(f, "condition_category"):
         cond["category"] = _one(f, "condition_category")
     if _one(f, "segment_values"):
-        cond["user_attributes"] = {_one(f, "segment_attribute", "segment") or "segment": _split(_one(f, "segment_values"))}
+        cond["user_attributes"] = {
+            _one(f, "segment_attribute", "segment") or "segment": _split(_one(f, "segment_values"))
+        }
     flt: dict[str, Any] = {}
     for name in ("item_ids", "brands", "tags"):
         if _one(f, f"filter_{name}"):
@@ -274,18 +353,27 @@ def form_from_spec(spec: RuleSpec) -> dict[str, Any]:
     """Values for the rule form (the first action fills the simple fields; all in JSON)."""
     c = spec.condition
     v: dict[str, Any] = {
-        "id": spec.id or "", "name": spec.name, "description": spec.description, "priority": spec.priority,
-        "enabled": spec.enabled, "stop_processing": spec.stop_processing, "rule_set": spec.rule_set,
+        "id": spec.id or "",
+        "name": spec.name,
+        "description": spec.description,
+        "priority": spec.priority,
+        "enabled": spec.enabled,
+        "stop_processing": spec.stop_processing,
+        "rule_set": spec.rule_set,
         "start": spec.start.strftime("%Y-%m-%dT%H:%M") if spec.start else "",
         "end": spec.end.strftime("%Y-%m-%dT%H:%M") if spec.end else "",
-        "contexts": list(c.contexts), "query_text": c.query.text if c.query else "",
+        "contexts": list(c.contexts),
+        "query_text": c.query.text if c.query else "",
         "query_match": c.query.match if c.query else "equals",
         "condition_category": " > ".join(c.category) if c.category else "",
         "rule_json": "",
     }
     if c.user_attributes:
         name, values = next(iter(c.user_attributes.items()))
-        v["segment_attribute"], v["segment_values"] = name, ", ".join(values if isinstance(values, list) else [values])
+        v["segment_attribute"], v["segment_values"] = (
+            name,
+            ", ".join(values if isinstance(values, list) else [values]),
+        )
     if spec.actions:
         a = spec.actions[0].model_dump()
         v["action_type"] = a["type"]
@@ -299,7 +387,9 @@ def form_from_spec(spec: RuleSpec) -> dict[str, Any]:
             v[f"filter_{name}"] = "" if flt.get(name) is None else flt[name]
         v["filter_in_stock"] = "" if flt.get("in_stock") is None else str(flt["in_stock"]).lower()
         v["weight"] = a.get("weight", 0.5)
-        v["redirect_category"] = " > ".join(a.get("category") or []) if a["type"] == "redirect" else ""
+        v["redirect_category"] = (
+            " > ".join(a.get("category") or []) if a["type"] == "redirect" else ""
+        )
         v["redirect_url"] = a.get("url") or ""
         v["rewrite_text"] = a.get("text") or ""
         v["rewrite_mode"] = a.get("mode") or "replace"
@@ -314,14 +404,37 @@ def rules_page(services: ConsoleDep, saved: str = "", error: str = "") -> HTMLRe
 
     m = merch(services)
     rules = [rule_out(r).model_dump() for r in m.rules.store.list()]
-    return page("rules.html", active="rules", rules=rules, saved=saved, error=error,
-                rule_sets=m.rules.rule_sets())
+    return page(
+        "rules.html",
+        active="rules",
+        rules=rules,
+        saved=saved,
+        error=error,
+        rule_sets=m.rules.rule_sets(),
+    )
 
 
-def _rule_form(services: Services, values: dict[str, Any], *, editing: str | None, error: str = "",
-               preview_html: str = "", preview: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
-    return page("rule_form.html", status, active="rules", v=values, editing=editing, error=error,
-                contexts=RULE_CONTEXTS, preview_html=preview_html, p=preview or {})
+def _rule_form(
+    services: Services,
+    values: dict[str, Any],
+    *,
+    editing: str | None,
+    error: str = "",
+    preview_html: str = "",
+    preview: dict[str, Any] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return page(
+        "rule_form.html",
+        status,
+        active="rules",
+        v=values,
+        editing=editing,
+        error=error,
+        contexts=RULE_CONTEXTS,
+        preview_html=preview_html,
+        p=preview or {},
+    )
 
 
 @router.get("/rules/new")
@@ -331,45 +444,78 @@ def new_rule(
     query: Annotated[str, Query(max_length=200)] = "",
     brand: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
-    values: dict[str, Any] = {"enabled": True, "priority": 0, "rule_set": "default", "query_match": "equals",
-                              "action_type": "pin", "weight": 0.5, "contexts": []}
+    values: dict[str, Any] = {
+        "enabled": True,
+        "priority": 0,
+        "rule_set": "default",
+        "query_match": "equals",
+        "action_type": "pin",
+        "weight": 0.5,
+        "contexts": [],
+    }
     preview = {"surface": "", "query": query, "user_id": "", "item_id": "", "sample_size": 30}
     if pin:
-        values.update(name=f"Pin {pin}" + (f" for {query}" if query else ""), action_type="pin", pins=f"{pin}@1")
+        values.update(
+            name=f"Pin {pin}" + (f" for {query}" if query else ""),
+            action_type="pin",
+            pins=f"{pin}@1",
+        )
         if query:
             values.update(contexts=["search"], query_text=query)
     if brand:
-        values.update(name=f"Bury {brand} in the feed for a week", action_type="bury", filter_brands=brand,
-                      weight=1.0, contexts=["feed"], duration_days="7")
+        values.update(
+            name=f"Bury {brand} in the feed for a week",
+            action_type="bury",
+            filter_brands=brand,
+            weight=1.0,
+            contexts=["feed"],
+            duration_days="7",
+        )
     return _rule_form(services, values, editing=None, preview=preview)
 
 
 @router.get("/rules/{rule_id}/edit")
 def edit_rule(rule_id: str, services: ConsoleDep) -> HTMLResponse:
     spec = RuleSpec.of(merch(services).rules.get(rule_id))
-    preview = {"surface": "", "query": spec.condition.query.text if spec.condition.query else "",
-               "user_id": "", "item_id": "", "sample_size": 30}
+    preview = {
+        "surface": "",
+        "query": spec.condition.query.text if spec.condition.query else "",
+        "user_id": "",
+        "item_id": "",
+        "sample_size": 30,
+    }
     return _rule_form(services, form_from_spec(spec), editing=rule_id, preview=preview)
 
 
 def _preview_args(f: dict[str, list[str]]) -> dict[str, Any]:
-    return {"surface": _one(f, "preview_surface"), "query": _one(f, "preview_query"),
-            "user_id": _one(f, "preview_user"), "item_id": _one(f, "preview_item"),
-            "sample_size": _one(f, "sample_size", "30") or "30"}
+    return {
+        "surface": _one(f, "preview_surface"),
+        "query": _one(f, "preview_query"),
+        "user_id": _one(f, "preview_user"),
+        "item_id": _one(f, "preview_item"),
+        "sample_size": _one(f, "sample_size", "30") or "30",
+    }
 
 
-def _render_preview(services: Services, f: dict[str, list[str]], editing: str | None) -> tuple[str, int]:
+def _render_preview(
+    services: Services, f: dict[str, list[str]], editing: str | None
+) -> tuple[str, int]:
     from serving.routes.rules import PreviewIn, run_preview
 
     args = _preview_args(f)
     try:
         spec = spec_from_form(f)
-        body = PreviewIn.model_validate({
-            "rule": spec.model_dump(mode="json"),
-            "surface": args["surface"] or None, "query": args["query"] or None,
-            "user_id": args["user_id"] or None, "item_id": args["item_id"] or None,
-            "sample_size": args["sample_size"], "k": 10,
-        })
+        body = PreviewIn.model_validate(
+            {
+                "rule": spec.model_dump(mode="json"),
+                "surface": args["surface"] or None,
+                "query": args["query"] or None,
+                "user_id": args["user_id"] or None,
+                "item_id": args["item_id"] or None,
+                "sample_size": args["sample_size"],
+                "k": 10,
+            }
+        )
         result = run_preview(services, body, rule_id=editing)
     except ValidationError as exc:
         return _env().get_template("_preview.html").render(error=describe(exc), r=None), 422
@@ -396,15 +542,21 @@ async def save_rule(request: Request, services: ConsoleDep) -> Response:
     preview = {k: v for k, v in _preview_args(f).items()}
     if _one(f, "do") == "preview":
         html, status = _render_preview(services, f, editing)
-        return _rule_form(services, values, editing=editing, preview_html=html, preview=preview, status=status)
+        return _rule_form(
+            services, values, editing=editing, preview_html=html, preview=preview, status=status
+        )
     try:
         spec = spec_from_form(f)
         m = merch(services)
         rule = m.rules.update(editing, spec)[0] if editing else m.rules.create(spec)[0]
     except ValidationError as exc:
-        return _rule_form(services, values, editing=editing, error=describe(exc), preview=preview, status=422)
+        return _rule_form(
+            services, values, editing=editing, error=describe(exc), preview=preview, status=422
+        )
     except (ShopRankError, ValueError) as exc:
-        return _rule_form(services, values, editing=editing, error=str(exc), preview=preview, status=400)
+        return _rule_form(
+            services, values, editing=editing, error=str(exc), preview=preview, status=400
+        )
     return _redirect(f"/console/rules?saved={rule.rule_id}")
 
 
@@ -456,25 +608,48 @@ async def create_experiment(request: Request, services: ConsoleDep) -> Response:
             if _one(f, f"{tag}_rule_set"):
                 ov["rule_set"] = _one(f, f"{tag}_rule_set")
             if _one(f, f"{tag}_model_versions"):
-                ov["model_versions"] = dict(p.split("=", 1) for p in _split(_one(f, f"{tag}_model_versions")))
+                ov["model_versions"] = dict(
+                    p.split("=", 1) for p in _split(_one(f, f"{tag}_model_versions"))
+                )
             if _one(f, f"{tag}_personalization"):
                 ov["personalization_weight"] = _one(f, f"{tag}_personalization")
-            variants.append({"name": _one(f, f"{tag}_name") or tag.upper(), "share": _one(f, f"{tag}_share") or "50",
-                             "overrides": ov})
-        spec = ExperimentSpec.model_validate({
-            "id": _one(f, "id") or None, "name": _one(f, "name") or "experiment",
-            "surfaces": [s for s in f.get("surfaces", []) if s], "variants": variants,
-        })
+            variants.append(
+                {
+                    "name": _one(f, f"{tag}_name") or tag.upper(),
+                    "share": _one(f, f"{tag}_share") or "50",
+                    "overrides": ov,
+                }
+            )
+        spec = ExperimentSpec.model_validate(
+            {
+                "id": _one(f, "id") or None,
+                "name": _one(f, "name") or "experiment",
+                "surfaces": [s for s in f.get("surfaces", []) if s],
+                "variants": variants,
+            }
+        )
         m = merch(services)
         e = m.experiments.create(spec)
         if _one(f, "start_now") in ("on", "true", "1"):
             m.experiments.start(e.experiment_id)
     except ValidationError as exc:
-        return page("experiments.html", 422, active="experiments", error=describe(exc), v=values,
-                    experiments=[experiment_as_dict(x) for x in merch(services).experiments.list()])
+        return page(
+            "experiments.html",
+            422,
+            active="experiments",
+            error=describe(exc),
+            v=values,
+            experiments=[experiment_as_dict(x) for x in merch(services).experiments.list()],
+        )
     except (ShopRankError, ValueError) as exc:
-        return page("experiments.html", 400, active="experiments", error=str(exc), v=values,
-                    experiments=[experiment_as_dict(x) for x in merch(services).experiments.list()])
+        return page(
+            "experiments.html",
+            400,
+            active="experiments",
+            error=str(exc),
+            v=values,
+            experiments=[experiment_as_dict(x) for x in merch(services).experiments.list()],
+        )
     return _redirect(f"/console/experiments/{e.experiment_id}")
 
 
@@ -498,7 +673,8 @@ def experiment_action(experiment_id: str, action: str, services: ConsoleDep) -> 
 
 @router.get("/experiments/{experiment_id}")
 def experiment_page(
-    experiment_id: str, services: ConsoleDep,
+    experiment_id: str,
+    services: ConsoleDep,
     metric: Annotated[str, Query(pattern="^(" + "|".join(METRICS) + ")$")] = "ctr",
 ) -> HTMLResponse:
     from recsys.report_charts import inline_svg, variant_chart
@@ -506,10 +682,19 @@ def experiment_page(
 
     exp = merch(services).experiments.get(experiment_id)
     report = experiment_report(services, experiment_id, metric)
-    chart = inline_svg(variant_chart(report, metric)) if any(r.users for r in report.by_variant) else ""
-    return page("experiment.html", active="experiments", e=experiment_as_dict(exp), r=report.as_dict(),
-                chart=chart, metric=metric, metrics=METRICS,
-                comparisons=[c for c in report.as_dict()["comparisons"]])  # type: ignore[union-attr]
+    chart = (
+        inline_svg(variant_chart(report, metric)) if any(r.users for r in report.by_variant) else ""
+    )
+    return page(
+        "experiment.html",
+        active="experiments",
+        e=experiment_as_dict(exp),
+        r=report.as_dict(),
+        chart=chart,
+        metric=metric,
+        metrics=METRICS,
+        comparisons=[c for c in report.as_dict()["comparisons"]],
+    )  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------- models
@@ -524,8 +709,14 @@ def models_page(services: ConsoleDep, error: str = "", done: str = "") -> HTMLRe
         error = error or str(exc)
     except ImportError:
         error = error or "the model registry is not available in this build"
-    return page("models.html", active="models", models=models, error=error, done=done,
-                serving=services.models.versions)
+    return page(
+        "models.html",
+        active="models",
+        models=models,
+        error=error,
+        done=done,
+        serving=services.models.versions,
+    )
 
 
 @router.post("/models/{name}/{action}")
@@ -544,4 +735,6 @@ async def model_action(name: str, action: str, request: Request, services: Conso
     except (ShopRankError, ValidationError) as exc:
         msg = describe(exc) if isinstance(exc, ValidationError) else str(exc)
         return _redirect("/console/models?" + urlencode({"error": msg}))
-    return _redirect("/console/models?" + urlencode({"done": f"{name} now at {out.current_version}"}))
+    return _redirect(
+        "/console/models?" + urlencode({"done": f"{name} now at {out.current_version}"})
+    )

@@ -22,11 +22,16 @@ from serving.state import Services
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], dependencies=[AdminDep])
 
 EXAMPLE = {
-    "id": "feed-blend", "name": "More for-you in the feed", "surfaces": ["feed"],
+    "id": "feed-blend",
+    "name": "More for-you in the feed",
+    "surfaces": ["feed"],
     "variants": [
         {"name": "control", "share": 50},
-        {"name": "for-you-heavy", "share": 50,
-         "overrides": {"blend_weights": {"for_you": 1.0, "trending": 0.1, "new_arrivals": 0.05}}},
+        {
+            "name": "for-you-heavy",
+            "share": 50,
+            "overrides": {"blend_weights": {"for_you": 1.0, "trending": 0.1, "new_arrivals": 0.05}},
+        },
     ],
 }
 
@@ -36,9 +41,15 @@ def list_experiments(services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     return {"experiments": [experiment_as_dict(e) for e in merch(services).experiments.list()]}
 
 
-@router.post("", status_code=201, summary="Create an experiment (as a draft)",
-             openapi_extra={"requestBody": {"content": {"application/json": {"example": EXAMPLE}}}})
-def create_experiment(body: ExperimentSpec, services: ServicesDep, response: Response) -> dict[str, Any]:
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an experiment (as a draft)",
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": EXAMPLE}}}},
+)
+def create_experiment(
+    body: ExperimentSpec, services: ServicesDep, response: Response
+) -> dict[str, Any]:
     e = merch(services).experiments.create(body)
     response.headers["Location"] = f"/v1/experiments/{e.experiment_id}"
     return experiment_as_dict(e)
@@ -49,8 +60,12 @@ def get_experiment(experiment_id: str, services: ServicesDep) -> dict[str, Any]:
     return experiment_as_dict(merch(services).experiments.get(experiment_id))
 
 
-@router.put("/{experiment_id}", summary="Change a draft, or the shares/overrides of a running experiment")
-def put_experiment(experiment_id: str, body: ExperimentSpec, services: ServicesDep) -> dict[str, Any]:
+@router.put(
+    "/{experiment_id}", summary="Change a draft, or the shares/overrides of a running experiment"
+)
+def put_experiment(
+    experiment_id: str, body: ExperimentSpec, services: ServicesDep
+) -> dict[str, Any]:
     return experiment_as_dict(merch(services).experiments.update(experiment_id, body))
 
 
@@ -59,7 +74,9 @@ def start_experiment(experiment_id: str, services: ServicesDep) -> dict[str, Any
     return experiment_as_dict(merch(services).experiments.start(experiment_id))
 
 
-@router.post("/{experiment_id}/stop", summary="Stop the experiment (everyone gets the default again)")
+@router.post(
+    "/{experiment_id}/stop", summary="Stop the experiment (everyone gets the default again)"
+)
 def stop_experiment(experiment_id: str, services: ServicesDep) -> dict[str, Any]:
     return experiment_as_dict(merch(services).experiments.stop(experiment_id))
 
@@ -72,16 +89,24 @@ def delete_experiment(experiment_id: str, services: ServicesDep) -> Response:
 
 def experiment_report(services: Services, experiment_id: str, metric: str = "ctr"):  # type: ignore[no-untyped-def]
     if metric not in METRICS:
-        raise BadRequest(f"metric: unknown {metric!r}; choose one of {', '.join(METRICS)}", field="metric")
+        raise BadRequest(
+            f"metric: unknown {metric!r}; choose one of {', '.join(METRICS)}", field="metric"
+        )
     m = merch(services)
     e = m.experiments.get(experiment_id)
     m.requests.flush()
-    return build_report(read_events(services, e.started_at, e.stopped_at), experiment=e,
-                        requests=m.requests, catalog=services.catalog,
-                        primary_metric=metric)  # type: ignore[arg-type]
+    return build_report(
+        read_events(services, e.started_at, e.stopped_at),
+        experiment=e,
+        requests=m.requests,
+        catalog=services.catalog,
+        primary_metric=metric,
+    )  # type: ignore[arg-type]
 
 
-@router.get("/{experiment_id}/results", summary="KPIs per variant with intervals, lift and significance")
+@router.get(
+    "/{experiment_id}/results", summary="KPIs per variant with intervals, lift and significance"
+)
 def results(
     experiment_id: str,
     services: ServicesDep,

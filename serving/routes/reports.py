@@ -31,11 +31,20 @@ def _report(services, start, end, experiment, metric):  # type: ignore[no-untype
     m = merch(services)
     exp = m.experiments.get(experiment) if experiment else None
     m.requests.flush()
-    return build_report(read_events(services, start, end), start=start, end=end, experiment=exp,
-                        requests=m.requests, catalog=services.catalog, primary_metric=metric)
+    return build_report(
+        read_events(services, start, end),
+        start=start,
+        end=end,
+        experiment=exp,
+        requests=m.requests,
+        catalog=services.catalog,
+        primary_metric=metric,
+    )
 
 
-@router.get("/kpis", summary="KPIs overall, per day, per surface (and per variant of an experiment)")
+@router.get(
+    "/kpis", summary="KPIs overall, per day, per surface (and per variant of an experiment)"
+)
 def kpis(
     services: ServicesDep,
     start: StartQ = None,
@@ -46,8 +55,12 @@ def kpis(
     return _report(services, start, end, experiment, metric).as_dict()
 
 
-@router.get("/kpis.png", summary="The KPI chart as a PNG", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}})
+@router.get(
+    "/kpis.png",
+    summary="The KPI chart as a PNG",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
 def kpis_png(
     services: ServicesDep,
     start: StartQ = None,

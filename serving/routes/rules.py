@@ -51,7 +51,9 @@ class RuleListOut(BaseModel):
 
 def rule_out(rule: Rule, warnings: list[str] | None = None) -> RuleOut:
     spec = RuleSpec.of(rule)
-    return RuleOut(**spec.model_dump(), active_now=rule.is_active(datetime.now(UTC)), warnings=warnings or [])
+    return RuleOut(
+        **spec.model_dump(), active_now=rule.is_active(datetime.now(UTC)), warnings=warnings or []
+    )
 
 
 @router.get("", response_model=RuleListOut, summary="List rules in the order they apply")
@@ -71,10 +73,26 @@ def list_rules(
     summary="Create a rule",
     description="Rejected with 400 and every reason when it cannot be applied (unknown item, "
     "window ending before it starts, pins conflicting with another rule at one position).",
-    openapi_extra={"requestBody": {"content": {"application/json": {"example": {
-        "id": "pin-dress", "name": "Pin our dress for 連衣裙", "priority": 10,
-        "condition": {"contexts": ["search"], "query": {"text": "連衣裙", "match": "contains"}},
-        "actions": [{"type": "pin", "pins": [{"item_id": "i00042", "position": 1}]}]}}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "id": "pin-dress",
+                        "name": "Pin our dress for 連衣裙",
+                        "priority": 10,
+                        "condition": {
+                            "contexts": ["search"],
+                            "query": {"text": "連衣裙", "match": "contains"},
+                        },
+                        "actions": [
+                            {"type": "pin", "pins": [{"item_id": "i00042", "position": 1}]}
+                        ],
+                    }
+                }
+            }
+        }
+    },
 )
 def create_rule(body: RuleSpec, services: ServicesDep, response: Response) -> RuleOut:
     rule, warnings = merch(services).rules.create(body)
@@ -105,15 +123,22 @@ class PreviewIn(BaseModel):
 
     rule: RuleSpec
     surface: RuleContext | None = Field(
-        default=None, description="Defaults to search when the rule has a query condition, else its first context."
+        default=None,
+        description="Defaults to search when the rule has a query condition, else its first context.",
     )
     query: str | None = Field(default=None, max_length=500)
     user_id: str | None = Field(default=None, max_length=128)
-    item_id: str | None = Field(default=None, max_length=128, description="Anchor for similar / bought_together.")
+    item_id: str | None = Field(
+        default=None, max_length=128, description="Anchor for similar / bought_together."
+    )
     category: str | None = Field(default=None, max_length=500, description="'A > B'")
     k: int = Field(default=10, ge=1, le=50)
-    sample_size: int = Field(default=30, ge=0, le=200, description="Requests to sample; 0 skips the estimate.")
-    sample_last: int = Field(default=5000, ge=10, le=100_000, description="Recent events to sample from.")
+    sample_size: int = Field(
+        default=30, ge=0, le=200, description="Requests to sample; 0 skips the estimate."
+    )
+    sample_last: int = Field(
+        default=5000, ge=10, le=100_000, description="Recent events to sample from."
+    )
 
 
 class PreviewItemOut(BaseModel):
@@ -188,12 +213,18 @@ def _items(items: list[ScoredItem], services: Services) -> list[PreviewItemOut]:
     out = []
     for n, s in enumerate(items, 1):
         item = services.catalog.get(s.item_id)
-        out.append(PreviewItemOut(
-            position=n, item_id=s.item_id, title=item.title if item else s.item_id,
-            brand=item.brand if item else None, price=item.price if item else None,
-            score=round(s.score, 6), reasons=[r.as_dict() for r in s.reasons],
-            rule_ids=[r.rule_id for r in s.reasons if r.rule_id],
-        ))
+        out.append(
+            PreviewItemOut(
+                position=n,
+                item_id=s.item_id,
+                title=item.title if item else s.item_id,
+                brand=item.brand if item else None,
+                price=item.price if item else None,
+                score=round(s.score, 6),
+                reasons=[r.as_dict() for r in s.reasons],
+                rule_ids=[r.rule_id for r in s.reasons if r.rule_id],
+            )
+        )
     return out
 
 
@@ -206,38 +237,72 @@ def _plan_text(p: QueryPlan | None) -> str | None:
 def _list_out(p: ListPreview, services: Services) -> ListPreviewOut:
     redirect = None
     if p.plan_after is not None and p.plan_after.redirected:
-        redirect = p.plan_after.redirect_url or CATEGORY_SEPARATOR.join(p.plan_after.redirect_category or ())
+        redirect = p.plan_after.redirect_url or CATEGORY_SEPARATOR.join(
+            p.plan_after.redirect_category or ()
+        )
     return ListPreviewOut(
-        surface=p.ctx.surface, query=p.ctx.query, user_id=p.ctx.user_id, item_id=p.ctx.item_id,
-        changed=p.changed, draft_fired=p.draft_fired,
+        surface=p.ctx.surface,
+        query=p.ctx.query,
+        user_id=p.ctx.user_id,
+        item_id=p.ctx.item_id,
+        changed=p.changed,
+        draft_fired=p.draft_fired,
         draft_effects=list(p.draft_trace.effects) if p.draft_trace else [],
         why_not=p.draft_trace.why_not if p.draft_trace and not p.draft_trace.fired else "",
-        query_before=_plan_text(p.plan_before), query_after=_plan_text(p.plan_after),
+        query_before=_plan_text(p.plan_before),
+        query_after=_plan_text(p.plan_after),
         redirect_after=redirect,
-        before=_items(p.before, services), after=_items(p.after, services),
-        moves=[MoveOut(item_id=m.item_id, title=m.title, before=m.before, after=m.after, kind=m.kind) for m in p.moves],
+        before=_items(p.before, services),
+        after=_items(p.after, services),
+        moves=[
+            MoveOut(item_id=m.item_id, title=m.title, before=m.before, after=m.after, kind=m.kind)
+            for m in p.moves
+        ],
     )
 
 
 def _impact_out(e: ImpactEstimate, services: Services) -> ImpactOut:
     return ImpactOut(
-        surface=e.surface, sampled=e.sampled, fired=e.fired, changed=e.changed,
-        changed_share=round(e.changed_share, 4), traffic_share=round(e.traffic_share, 4),
-        redirected=e.redirected, mean_displacement=round(e.mean_displacement, 3), summary=e.summary(),
-        items=[ItemImpactOut(item_id=i.item_id, title=i.title, entered=i.entered, left=i.left, up=i.up,
-                             down=i.down, mean_shift=round(i.mean_shift, 3)) for i in e.items],
+        surface=e.surface,
+        sampled=e.sampled,
+        fired=e.fired,
+        changed=e.changed,
+        changed_share=round(e.changed_share, 4),
+        traffic_share=round(e.traffic_share, 4),
+        redirected=e.redirected,
+        mean_displacement=round(e.mean_displacement, 3),
+        summary=e.summary(),
+        items=[
+            ItemImpactOut(
+                item_id=i.item_id,
+                title=i.title,
+                entered=i.entered,
+                left=i.left,
+                up=i.up,
+                down=i.down,
+                mean_shift=round(i.mean_shift, 3),
+            )
+            for i in e.items
+        ],
         examples=[_list_out(x, services) for x in e.examples],
     )
 
 
 def default_surface(rule: Rule) -> RuleContext:
-    if rule.condition.query is not None and (not rule.condition.contexts or "search" in rule.condition.contexts):
+    if rule.condition.query is not None and (
+        not rule.condition.contexts or "search" in rule.condition.contexts
+    ):
         return "search"
     return rule.condition.contexts[0] if rule.condition.contexts else "feed"
 
 
-def served_samples(served: list[ServedRequest], surface: RuleContext, n: int, now: datetime,
-                   user_attributes: Callable[[str], Mapping[str, str | int | float | bool]]) -> list[SampleContext]:
+def served_samples(
+    served: list[ServedRequest],
+    surface: RuleContext,
+    n: int,
+    now: datetime,
+    user_attributes: Callable[[str], Mapping[str, str | int | float | bool]],
+) -> list[SampleContext]:
     """Sample contexts from the served-request log (most recent first)."""
     surfaces = CONTEXT_SURFACES[surface]
     out: list[SampleContext] = []
@@ -249,8 +314,14 @@ def served_samples(served: list[ServedRequest], surface: RuleContext, n: int, no
         if key in seen:
             continue
         seen.add(key)
-        ctx = RankContext(surface=surface, user_id=s.user_id, query=s.query, item_id=s.item_id, now=now,
-                          user_attributes=dict(user_attributes(s.user_id)) if s.user_id else {})
+        ctx = RankContext(
+            surface=surface,
+            user_id=s.user_id,
+            query=s.query,
+            item_id=s.item_id,
+            now=now,
+            user_attributes=dict(user_attributes(s.user_id)) if s.user_id else {},
+        )
         out.append(SampleContext(ctx, 1.0, s.query or s.user_id or s.item_id or s.request_id))
         if len(out) >= n:
             break
@@ -272,34 +343,75 @@ def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None)
     if surface == "search" and not query and draft.condition.query is not None:
         query = draft.condition.query.text
     cat = tuple(p.strip() for p in body.category.split(">") if p.strip()) if body.category else None
-    ctx = RankContext(surface=surface, user_id=body.user_id, user_attributes=attrs,
-                      query=query if surface == "search" else None, category=cat,
-                      item_id=body.item_id, now=now)
+    ctx = RankContext(
+        surface=surface,
+        user_id=body.user_id,
+        user_attributes=attrs,
+        query=query if surface == "search" else None,
+        category=cat,
+        item_id=body.item_id,
+        now=now,
+    )
     ranker = preview_ranker(services)
     one = preview_context(draft, stored, ctx, ranker, services.catalog, k=body.k)
     impact = None
     if body.sample_size > 0:
+
         def user_attributes(uid: str) -> dict[str, str | int | float | bool]:
             return dict(services.profiles.get(uid).attributes)
 
-        samples = sample_contexts(read_events(services), surface, n=body.sample_size,
-                                  last=body.sample_last, now=now, user_attributes=user_attributes)
+        samples = sample_contexts(
+            read_events(services),
+            surface,
+            n=body.sample_size,
+            last=body.sample_last,
+            now=now,
+            user_attributes=user_attributes,
+        )
         if not samples:  # no events yet: sample the requests the API served instead
-            samples = served_samples(m.requests.recent(None, body.sample_last), surface, body.sample_size,
-                                     now, user_attributes)
-        impact = _impact_out(estimate_impact(draft, stored, samples, ranker, services.catalog, k=body.k), services)
-    return PreviewOut(valid=not problems, problems=problems, warnings=warnings,
-                      preview=_list_out(one, services), impact=impact)
+            samples = served_samples(
+                m.requests.recent(None, body.sample_last),
+                surface,
+                body.sample_size,
+                now,
+                user_attributes,
+            )
+        impact = _impact_out(
+            estimate_impact(draft, stored, samples, ranker, services.catalog, k=body.k), services
+        )
+    return PreviewOut(
+        valid=not problems,
+        problems=problems,
+        warnings=warnings,
+        preview=_list_out(one, services),
+        impact=impact,
+    )
 
 
 @router.post(
     "/preview",
     response_model=PreviewOut,
     summary="Preview a draft rule: before/after and impact over recent traffic",
-    openapi_extra={"requestBody": {"content": {"application/json": {"example": {
-        "rule": {"name": "Bury ACME in the feed", "condition": {"contexts": ["feed"]},
-                 "actions": [{"type": "bury", "filter": {"brands": ["ACME"]}, "weight": 1}]},
-        "user_id": "u00001", "k": 10, "sample_size": 30}}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "rule": {
+                            "name": "Bury ACME in the feed",
+                            "condition": {"contexts": ["feed"]},
+                            "actions": [
+                                {"type": "bury", "filter": {"brands": ["ACME"]}, "weight": 1}
+                            ],
+                        },
+                        "user_id": "u00001",
+                        "k": 10,
+                        "sample_size": 30,
+                    }
+                }
+            }
+        }
+    },
 )
 def preview(body: PreviewIn, services: ServicesDep) -> PreviewOut:
     return run_preview(services, body)

@@ -42,14 +42,22 @@ class MerchLive:
 
 @pytest.fixture(scope="session")
 def merch_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MerchLive]:
-    from data.synthetic import generate
-    from data.synthetic import ShopSpec
+    from data.synthetic import ShopSpec, generate
 
     home = tmp_path_factory.mktemp("merch-shop")
-    generate(ShopSpec(n_users=300, n_items=500, n_events=25_000, seed=5, days=30), home / "data", progress=False)
+    generate(
+        ShopSpec(n_users=300, n_items=500, n_events=25_000, seed=5, days=30),
+        home / "data",
+        progress=False,
+    )
     trained = shop.train(home / "data", only=MODELS)
-    settings = Settings(home=home, environment="test", admin_api_key=ADMIN_KEY,  # type: ignore[arg-type]
-                        search_backend="embedded", model_poll_seconds=0)
+    settings = Settings(
+        home=home,
+        environment="test",
+        admin_api_key=ADMIN_KEY,  # type: ignore[arg-type]
+        search_backend="embedded",
+        model_poll_seconds=0,
+    )
     services = Services.build(settings)
     assert services.search is not None
     services.search.rebuild(iter(services.catalog))
@@ -62,8 +70,9 @@ def merch_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MerchLive]:
     services.close()
 
 
-def simulate_feed_traffic(live: MerchLive, users: list[str], *, requests_per_user: int = 2,
-                          size: int = 10, seed: int = 1) -> dict[str, int]:
+def simulate_feed_traffic(
+    live: MerchLive, users: list[str], *, requests_per_user: int = 2, size: int = 10, seed: int = 1
+) -> dict[str, int]:
     """Shoppers open the feed and click what matches their hidden tastes.
 
     The storefront echoes only the response's ``request_id`` in its events (no experiment or
@@ -76,6 +85,7 @@ def simulate_feed_traffic(live: MerchLive, users: list[str], *, requests_per_use
     counts = {"requests": 0, "impressions": 0, "clicks": 0, "purchases": 0}
     batch: list[dict[str, object]] = []
     with live.storefront() as http:
+
         def send() -> None:
             if batch:
                 r = http.post("/v1/events", json={"events": batch})
@@ -93,21 +103,53 @@ def simulate_feed_traffic(live: MerchLive, users: list[str], *, requests_per_use
                 now = datetime.now(UTC).isoformat()
                 for pos, it in enumerate(body["items"]):
                     ctx = {"request_id": rid, "position": pos}
-                    batch.append({"event_id": uuid.uuid4().hex, "user_id": uid, "item_id": it["item_id"],
-                                  "type": "impression", "timestamp": now, "context": ctx})
+                    batch.append(
+                        {
+                            "event_id": uuid.uuid4().hex,
+                            "user_id": uid,
+                            "item_id": it["item_id"],
+                            "type": "impression",
+                            "timestamp": now,
+                            "context": ctx,
+                        }
+                    )
                     counts["impressions"] += 1
                     leaf = " > ".join(it["category"])
                     if rng.random() < (0.30 if leaf in taste else 0.03):
-                        batch.append({"event_id": uuid.uuid4().hex, "user_id": uid, "item_id": it["item_id"],
-                                      "type": "click", "timestamp": now, "context": ctx})
+                        batch.append(
+                            {
+                                "event_id": uuid.uuid4().hex,
+                                "user_id": uid,
+                                "item_id": it["item_id"],
+                                "type": "click",
+                                "timestamp": now,
+                                "context": ctx,
+                            }
+                        )
                         counts["clicks"] += 1
                         if rng.random() < 0.3:
-                            batch.append({"event_id": uuid.uuid4().hex, "user_id": uid, "item_id": it["item_id"],
-                                          "type": "add_to_cart", "timestamp": now, "context": ctx})
+                            batch.append(
+                                {
+                                    "event_id": uuid.uuid4().hex,
+                                    "user_id": uid,
+                                    "item_id": it["item_id"],
+                                    "type": "add_to_cart",
+                                    "timestamp": now,
+                                    "context": ctx,
+                                }
+                            )
                             if rng.random() < 0.5:
-                                batch.append({"event_id": uuid.uuid4().hex, "user_id": uid,
-                                              "item_id": it["item_id"], "type": "purchase", "timestamp": now,
-                                              "value": it["price"], "context": ctx})
+                                batch.append(
+                                    {
+                                        "event_id": uuid.uuid4().hex,
+                                        "user_id": uid,
+                                        "item_id": it["item_id"],
+                                        "type": "purchase",
+                                        "timestamp": now,
+                                        "value": it["price"],
+                                        "context": ctx,
+                                    }
+                                )
                                 counts["purchases"] += 1
                 if len(batch) > 500:
                     send()

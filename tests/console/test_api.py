@@ -19,7 +19,9 @@ def _search(live: MerchLive, q: str, **params: object) -> dict:
 
 
 def _consenting_users(live: MerchLive) -> list[str]:
-    rows = [json.loads(x) for x in (live.home / "data" / "users.jsonl").read_text().splitlines() if x]
+    rows = [
+        json.loads(x) for x in (live.home / "data" / "users.jsonl").read_text().splitlines() if x
+    ]
     return [u["user_id"] for u in rows if u.get("consent", True) and u["user_id"] in live.tastes]
 
 
@@ -34,14 +36,23 @@ def test_admin_key_is_required(merch_live: MerchLive) -> None:
 def test_bad_rules_are_rejected_with_reasons(merch_live: MerchLive) -> None:
     now = datetime.now(UTC)
     with merch_live.admin() as admin:
-        r = admin.post("/v1/rules", json={
-            "name": "bad", "start": now.isoformat(), "end": (now - timedelta(days=1)).isoformat(),
-            "condition": {"contexts": ["search"], "query": {"text": "帳篷"}},
-            "actions": [{"type": "pin", "pins": [{"item_id": "no-such-item", "position": 1}]}]})
+        r = admin.post(
+            "/v1/rules",
+            json={
+                "name": "bad",
+                "start": now.isoformat(),
+                "end": (now - timedelta(days=1)).isoformat(),
+                "condition": {"contexts": ["search"], "query": {"text": "帳篷"}},
+                "actions": [{"type": "pin", "pins": [{"item_id": "no-such-item", "position": 1}]}],
+            },
+        )
         assert r.status_code == 400
         msg = r.json()["message"]
         assert "unknown item 'no-such-item'" in msg and "window ends" in msg
-        r = admin.post("/v1/rules", json={"name": "typo", "actions": [{"type": "pin", "pins": [{"item": "i1"}]}]})
+        r = admin.post(
+            "/v1/rules",
+            json={"name": "typo", "actions": [{"type": "pin", "pins": [{"item": "i1"}]}]},
+        )
         assert r.status_code == 422 and "actions" in r.json()["field"]
         assert admin.get("/v1/rules/nope").status_code == 404
 
@@ -51,9 +62,13 @@ def test_pin_for_a_query_shows_first_in_public_search(merch_live: MerchLive) -> 
     before = _search(merch_live, q)
     assert before["total"] > 3
     target = before["hits"][3]["item_id"]  # a product found by search, not first today
-    rule = {"id": "pin-tent", "name": "Pin our tent for 帳篷", "priority": 5,
-            "condition": {"contexts": ["search"], "query": {"text": "帐篷", "match": "contains"}},
-            "actions": [{"type": "pin", "pins": [{"item_id": target, "position": 1}]}]}
+    rule = {
+        "id": "pin-tent",
+        "name": "Pin our tent for 帳篷",
+        "priority": 5,
+        "condition": {"contexts": ["search"], "query": {"text": "帐篷", "match": "contains"}},
+        "actions": [{"type": "pin", "pins": [{"item_id": target, "position": 1}]}],
+    }
     with merch_live.admin() as admin:
         p = admin.post("/v1/rules/preview", json={"rule": rule, "sample_size": 0})
         assert p.status_code == 200, p.text
@@ -67,24 +82,34 @@ def test_pin_for_a_query_shows_first_in_public_search(merch_live: MerchLive) -> 
         assert admin.post("/v1/rules", json=rule).status_code == 409
     after = _search(merch_live, "帳篷")  # traditional query, rule written in simplified
     assert after["hits"][0]["item_id"] == target
-    assert {"source": "rule", "rule_id": "pin-tent", "detail": "pinned at 1"}.items() <= after["hits"][0]["reasons"][-1].items()
+    assert {"source": "rule", "rule_id": "pin-tent", "detail": "pinned at 1"}.items() <= after[
+        "hits"
+    ][0]["reasons"][-1].items()
     other = _search(merch_live, "lipstick")
     assert all(h["item_id"] != target for h in other["hits"][:1])
 
 
 def test_bury_a_brand_in_the_feed_for_a_week_with_preview_and_impact(merch_live: MerchLive) -> None:
     user = _consenting_users(merch_live)[0]
-    simulate_feed_traffic(merch_live, _consenting_users(merch_live)[1:9], requests_per_user=1)  # traffic to sample
+    simulate_feed_traffic(
+        merch_live, _consenting_users(merch_live)[1:9], requests_per_user=1
+    )  # traffic to sample
     with merch_live.storefront() as http:
         feed = http.get("/v1/feed", params={"user_id": user, "size": 20}).json()["items"]
     brand = feed[0]["brand"]
     now = datetime.now(UTC)
-    rule = {"id": "bury-brand", "name": f"Bury {brand} in the feed for a week",
-            "start": now.isoformat(), "end": (now + timedelta(days=7)).isoformat(),
-            "condition": {"contexts": ["feed"]},
-            "actions": [{"type": "bury", "filter": {"brands": [brand]}, "weight": 1.0}]}
+    rule = {
+        "id": "bury-brand",
+        "name": f"Bury {brand} in the feed for a week",
+        "start": now.isoformat(),
+        "end": (now + timedelta(days=7)).isoformat(),
+        "condition": {"contexts": ["feed"]},
+        "actions": [{"type": "bury", "filter": {"brands": [brand]}, "weight": 1.0}],
+    }
     with merch_live.admin() as admin:
-        p = admin.post("/v1/rules/preview", json={"rule": rule, "user_id": user, "k": 10, "sample_size": 8})
+        p = admin.post(
+            "/v1/rules/preview", json={"rule": rule, "user_id": user, "k": 10, "sample_size": 8}
+        )
         assert p.status_code == 200, p.text
         prev = p.json()
         save_json("preview-bury.json", prev)
@@ -106,12 +131,27 @@ def test_bury_a_brand_in_the_feed_for_a_week_with_preview_and_impact(merch_live:
 
 
 def test_ab_test_of_two_blend_weightings_finds_the_better_one(merch_live: MerchLive) -> None:
-    exp = {"id": "api-blend", "name": "For-you vs trending-heavy feed", "surfaces": ["feed"],
-           "variants": [
-               {"name": "trending", "share": 50,
-                "overrides": {"blend_weights": {"for_you": 0.0, "trending": 1.0, "new_arrivals": 0.5}}},
-               {"name": "for-you", "share": 50,
-                "overrides": {"blend_weights": {"for_you": 1.0, "trending": 0.1, "new_arrivals": 0.05}}}]}
+    exp = {
+        "id": "api-blend",
+        "name": "For-you vs trending-heavy feed",
+        "surfaces": ["feed"],
+        "variants": [
+            {
+                "name": "trending",
+                "share": 50,
+                "overrides": {
+                    "blend_weights": {"for_you": 0.0, "trending": 1.0, "new_arrivals": 0.5}
+                },
+            },
+            {
+                "name": "for-you",
+                "share": 50,
+                "overrides": {
+                    "blend_weights": {"for_you": 1.0, "trending": 0.1, "new_arrivals": 0.05}
+                },
+            },
+        ],
+    }
     with merch_live.admin() as admin:
         assert admin.post("/v1/experiments", json=exp).status_code == 201
         assert admin.post("/v1/experiments/api-blend/start").json()["status"] == "running"
@@ -138,10 +178,13 @@ def test_ab_test_of_two_blend_weightings_finds_the_better_one(merch_live: MerchL
             assert "experiment" not in http.get("/v1/feed", params={"user_id": users[0]}).json()
 
 
-@pytest.mark.parametrize("bad", [
-    {"name": "x", "variants": [{"name": "A", "share": 1}]},
-    {"name": "x", "variants": [{"name": "A", "share": -1}, {"name": "B", "share": 1}]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "x", "variants": [{"name": "A", "share": 1}]},
+        {"name": "x", "variants": [{"name": "A", "share": -1}, {"name": "B", "share": 1}]},
+    ],
+)
 def test_bad_experiments_are_422(merch_live: MerchLive, bad: dict) -> None:
     with merch_live.admin() as admin:
         r = admin.post("/v1/experiments", json=bad)

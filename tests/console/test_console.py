@@ -21,15 +21,24 @@ from tests.console.conftest import ADMIN_KEY, ARTIFACTS, MerchLive, simulate_fee
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `./dev test` installs it (apt-get install chromium)"
+    assert CHROMIUM.exists(), (
+        "Debian's chromium is missing: `./dev test` installs it (apt-get install chromium)"
+    )
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         yield b
@@ -65,11 +74,15 @@ def save(pg, rule_id: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _consenting(live: MerchLive) -> list[str]:
-    rows = [json.loads(x) for x in (live.home / "data" / "users.jsonl").read_text().splitlines() if x]
+    rows = [
+        json.loads(x) for x in (live.home / "data" / "users.jsonl").read_text().splitlines() if x
+    ]
     return [u["user_id"] for u in rows if u.get("consent", True) and u["user_id"] in live.tastes]
 
 
-def test_login_rejects_a_wrong_key_and_keeps_the_key_in_an_httponly_cookie(page, merch_live: MerchLive) -> None:  # type: ignore[no-untyped-def]
+def test_login_rejects_a_wrong_key_and_keeps_the_key_in_an_httponly_cookie(
+    page, merch_live: MerchLive
+) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{merch_live.url}/console/rules")
     assert page.url.endswith("/console/login")
     shot(page, "01-login")
@@ -132,7 +145,9 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
         f" return s && s.textContent.includes('for {user}') && s.textContent.includes('the rule fires'); }}"
     )
     after_first = page.locator("#preview-after li").first.inner_text()
-    assert brand in page.locator("#preview-before li").first.inner_text() and brand not in after_first
+    assert (
+        brand in page.locator("#preview-before li").first.inner_text() and brand not in after_first
+    )
     assert page.locator("#preview-after li.down, #preview-after li.entered").count() > 0
     page.wait_for_selector("#impact-summary")
     assert "would change" in page.inner_text("#impact-summary")

@@ -17,19 +17,37 @@ from recsys.types import RankContext
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
 
-def spec(eid: str = "blend", shares: tuple[float, ...] = (50, 50), surfaces: list[str] | None = None,
-         **kw: object) -> ExperimentSpec:
+def spec(
+    eid: str = "blend",
+    shares: tuple[float, ...] = (50, 50),
+    surfaces: list[str] | None = None,
+    **kw: object,
+) -> ExperimentSpec:
     variants = [{"name": n, "share": s} for n, s in zip(("A", "B", "C"), shares, strict=False)]
-    variants[-1]["overrides"] = {"blend_weights": {"cf": 0.9, "trending": 0.1}, "rule_set": "holiday",
-                                 "personalization_weight": 0.7, "model_versions": {"als": "v2"}}
-    return ExperimentSpec.model_validate({"id": eid, "name": "blend test", "variants": variants,
-                                          "surfaces": surfaces or ["feed"], **kw})
+    variants[-1]["overrides"] = {
+        "blend_weights": {"cf": 0.9, "trending": 0.1},
+        "rule_set": "holiday",
+        "personalization_weight": 0.7,
+        "model_versions": {"als": "v2"},
+    }
+    return ExperimentSpec.model_validate(
+        {
+            "id": eid,
+            "name": "blend test",
+            "variants": variants,
+            "surfaces": surfaces or ["feed"],
+            **kw,
+        }
+    )
 
 
 @pytest.fixture
 def svc(tmp_path: Path) -> ExperimentService:
-    return ExperimentService(SqliteExperimentStore(tmp_path / "e.sqlite"),
-                             SqliteRequestLog(tmp_path / "r.sqlite"), reload_check_seconds=0)
+    return ExperimentService(
+        SqliteExperimentStore(tmp_path / "e.sqlite"),
+        SqliteRequestLog(tmp_path / "r.sqlite"),
+        reload_check_seconds=0,
+    )
 
 
 def test_bucket_is_deterministic_uniform_and_per_experiment() -> None:
@@ -82,12 +100,21 @@ def test_spec_validation_names_the_field() -> None:
     with pytest.raises(ValidationError, match="variants"):
         ExperimentSpec.model_validate({"name": "x", "variants": [{"name": "A", "share": 1}]})
     with pytest.raises(ValidationError, match="share"):
-        ExperimentSpec.model_validate({"name": "x", "variants": [{"name": "A", "share": 0}, {"name": "B", "share": 1}]})
+        ExperimentSpec.model_validate(
+            {"name": "x", "variants": [{"name": "A", "share": 0}, {"name": "B", "share": 1}]}
+        )
     with pytest.raises(ValidationError, match="control"):
-        ExperimentSpec.model_validate({"name": "x", "control": "Z",
-                                       "variants": [{"name": "A", "share": 1}, {"name": "B", "share": 1}]})
+        ExperimentSpec.model_validate(
+            {
+                "name": "x",
+                "control": "Z",
+                "variants": [{"name": "A", "share": 1}, {"name": "B", "share": 1}],
+            }
+        )
     with pytest.raises(ValidationError, match="unique"):
-        ExperimentSpec.model_validate({"name": "x", "variants": [{"name": "A", "share": 1}, {"name": "A", "share": 1}]})
+        ExperimentSpec.model_validate(
+            {"name": "x", "variants": [{"name": "A", "share": 1}, {"name": "A", "share": 1}]}
+        )
 
 
 def test_assign_hook_overrides_and_records_requests(svc: ExperimentService) -> None:
@@ -95,8 +122,12 @@ def test_assign_hook_overrides_and_records_requests(svc: ExperimentService) -> N
     ctx = RankContext(surface="feed", user_id="u1", request_id="req-1", now=NOW)
     assert svc.assign(ctx) is None  # draft: nobody is in it
     svc.start("blend")
-    got = {svc.assign(RankContext(surface="feed", user_id=f"u{i}", request_id=f"q{i}", now=NOW)).variant  # type: ignore[union-attr]
-           for i in range(50)}
+    got = {
+        svc.assign(
+            RankContext(surface="feed", user_id=f"u{i}", request_id=f"q{i}", now=NOW)
+        ).variant  # type: ignore[union-attr]
+        for i in range(50)
+    }
     assert got == {"A", "B"}
     uid = next(f"u{i}" for i in range(100) if assign_variant(svc.get("blend"), f"u{i}").name == "B")
     a = svc.assign(RankContext(surface="recommend", user_id=uid, request_id="r-rec", now=NOW))
@@ -106,10 +137,16 @@ def test_assign_hook_overrides_and_records_requests(svc: ExperimentService) -> N
     assert dict(a.blend_weights) == {"cf": 0.9, "trending": 0.1} and a.rule_set == "holiday"
     assert a.personalization_weight == 0.7 and dict(a.model_versions) == {"als": "v2"}
     assert svc.assign(RankContext(surface="feed", request_id="anon", now=NOW)) is None  # no user
-    assert svc.rule_set_for(RankContext(surface="feed", experiment="blend", variant="B")) == "holiday"
+    assert (
+        svc.rule_set_for(RankContext(surface="feed", experiment="blend", variant="B")) == "holiday"
+    )
     assert svc.rule_set_for(RankContext(surface="feed", experiment="blend", variant="A")) is None
     served = svc.requests.lookup(["r-b", "r-rec", "anon", "missing"])  # type: ignore[union-attr]
-    assert (served["r-b"].experiment, served["r-b"].variant, served["r-b"].surface) == ("blend", "B", "feed")
+    assert (served["r-b"].experiment, served["r-b"].variant, served["r-b"].surface) == (
+        "blend",
+        "B",
+        "feed",
+    )
     assert served["r-rec"].experiment is None and served["r-rec"].surface == "recommend"
     assert "missing" not in served
 

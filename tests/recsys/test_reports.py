@@ -19,8 +19,15 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 def ev(n: int, user: str, type_: str, at: datetime, item: str = "i1", **ctx: object) -> Event:
     value = ctx.pop("value", None)
-    return Event(event_id=f"e{n}", user_id=user, item_id=item, type=type_, timestamp=at,  # type: ignore[arg-type]
-                 value=value, context=EventContext(**ctx))  # type: ignore[arg-type]
+    return Event(
+        event_id=f"e{n}",
+        user_id=user,
+        item_id=item,
+        type=type_,
+        timestamp=at,  # type: ignore[arg-type]
+        value=value,
+        context=EventContext(**ctx),
+    )  # type: ignore[arg-type]
 
 
 def test_wilson_and_mean_intervals_on_known_values() -> None:
@@ -44,17 +51,28 @@ def test_two_proportion_comparison() -> None:
 def test_overall_day_and_surface_slices_on_known_events() -> None:
     d1, d2 = T0, T0 + timedelta(days=1)
     events = [
-        ev(1, "u1", "impression", d1, surface="feed"), ev(2, "u1", "impression", d1, surface="feed"),
-        ev(3, "u1", "click", d1, surface="feed"), ev(4, "u1", "add_to_cart", d1, surface="feed"),
+        ev(1, "u1", "impression", d1, surface="feed"),
+        ev(2, "u1", "impression", d1, surface="feed"),
+        ev(3, "u1", "click", d1, surface="feed"),
+        ev(4, "u1", "add_to_cart", d1, surface="feed"),
         ev(5, "u1", "purchase", d1, value=100.0, session_id="s1"),
         ev(6, "u1", "purchase", d1, value=50.0, session_id="s1", item="i2"),
         ev(7, "u1", "purchase", d2, value=30.0, session_id="s2"),
-        ev(8, "u2", "impression", d1, surface="search"), ev(9, "u2", "impression", d2, surface="search"),
-        ev(10, "u3", "purchase", d2, value=20.0), ev(11, "u3", "refund", d2, value=20.0),
+        ev(8, "u2", "impression", d1, surface="search"),
+        ev(9, "u2", "impression", d2, surface="search"),
+        ev(10, "u3", "purchase", d2, value=20.0),
+        ev(11, "u3", "refund", d2, value=20.0),
     ]
     r = build_report(events)
     o = r.overall
-    assert (o.users, o.impressions, o.clicks, o.purchases, o.orders, o.revenue) == (3, 4, 1, 4, 3, 180.0)
+    assert (o.users, o.impressions, o.clicks, o.purchases, o.orders, o.revenue) == (
+        3,
+        4,
+        1,
+        4,
+        3,
+        180.0,
+    )
     assert o.metrics["ctr"].value == 0.25
     assert o.metrics["conversion_rate"].value == pytest.approx(2 / 3)
     assert o.metrics["add_to_cart_rate"].value == pytest.approx(1 / 3)
@@ -66,12 +84,21 @@ def test_overall_day_and_surface_slices_on_known_events() -> None:
     assert {s.label: s.impressions for s in r.by_surface} == {"feed": 2, "search": 2}
 
 
-def _simulated(tmp_path: Path, ctr_a: float, ctr_b: float, users: int = 1500, seed: int = 7) -> tuple:
+def _simulated(
+    tmp_path: Path, ctr_a: float, ctr_b: float, users: int = 1500, seed: int = 7
+) -> tuple:
     """Served feed requests logged like the API does; the storefront echoes only request_id."""
-    exp = ExperimentSpec.model_validate({
-        "id": "blend", "name": "blend", "surfaces": ["feed"],
-        "variants": [{"name": "A", "share": 50}, {"name": "B", "share": 50}]}).to_experiment()
-    exp = type(exp)(**{**{f: getattr(exp, f) for f in exp.__slots__}, "status": "running", "started_at": T0})
+    exp = ExperimentSpec.model_validate(
+        {
+            "id": "blend",
+            "name": "blend",
+            "surfaces": ["feed"],
+            "variants": [{"name": "A", "share": 50}, {"name": "B", "share": 50}],
+        }
+    ).to_experiment()
+    exp = type(exp)(
+        **{**{f: getattr(exp, f) for f in exp.__slots__}, "status": "running", "started_at": T0}
+    )
     log = SqliteRequestLog(tmp_path / "req.sqlite")
     rng = random.Random(seed)
     events, n = [], 0
@@ -82,10 +109,14 @@ def _simulated(tmp_path: Path, ctr_a: float, ctr_b: float, users: int = 1500, se
         for k in range(4):
             at = T0 + timedelta(hours=u % 48, minutes=k)
             rid = f"req-{u}-{k}"
-            log.record(request_id=rid, at=at, surface="feed", user_id=uid, experiment="blend", variant=v)
+            log.record(
+                request_id=rid, at=at, surface="feed", user_id=uid, experiment="blend", variant=v
+            )
             for pos in range(5):
                 n += 1
-                events.append(ev(n, uid, "impression", at, item=f"i{pos}", request_id=rid, position=pos))
+                events.append(
+                    ev(n, uid, "impression", at, item=f"i{pos}", request_id=rid, position=pos)
+                )
                 if rng.random() < p:
                     n += 1
                     events.append(ev(n, uid, "click", at, item=f"i{pos}", request_id=rid))
@@ -99,7 +130,11 @@ def test_variant_report_finds_the_truly_better_variant(tmp_path: Path) -> None:
     exp, log, events = _simulated(tmp_path, ctr_a=0.05, ctr_b=0.065)
     r = build_report(events, experiment=exp, requests=log)
     assert [v.label for v in r.by_variant] == ["A", "B"]
-    assert r.attribution["request_id"] > 0 and r.attribution["user"] > 0 and r.attribution["context"] == 0
+    assert (
+        r.attribution["request_id"] > 0
+        and r.attribution["user"] > 0
+        and r.attribution["context"] == 0
+    )
     a, b = r.by_variant
     assert a.users + b.users == 1500 and a.purchases + b.purchases == r.overall.purchases
     ctr = next(c for c in r.comparisons if c.metric == "ctr")
