@@ -188,9 +188,31 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
     assert "stopped" in page.inner_text("h1")
 
 
-def test_models_page_lists_serving_versions(page, merch_live: MerchLive) -> None:  # type: ignore[no-untyped-def]
-    login(page, merch_live)
-    page.goto(f"{merch_live.url}/console/models")
-    assert page.locator("h1").inner_text() == "Models"
-    assert "Serving now" in page.inner_text("main")
-    shot(page, "10-models")
+def test_models_page_promotes_and_rolls_back(page, merch_live: MerchLive) -> None:  # type: ignore[no-untyped-def]
+    from training.registry import Registry
+
+    live = merch_live
+    reg = Registry(live.services.settings.models_dir)
+    popularity = live.services.models.get("popularity")
+    assert popularity is not None
+    v1 = reg.register("popularity", popularity.model.model, metrics={"ndcg@10": 0.101}, version="20260101-000000")
+    v2 = reg.register("popularity", popularity.model.model, metrics={"ndcg@10": 0.123}, version="20260102-000000")
+    reg.promote("popularity", v1)
+    saved = live.services.models
+    try:
+        login(page, live)
+        page.goto(f"{live.url}/console/models")
+        card = page.locator("section[data-model='popularity']")
+        assert "ndcg@10 0.1230" in card.inner_text() and "current" in card.locator("tr.current").inner_text()
+        shot(page, "10-models")
+        with page.expect_navigation():
+            card.locator("tr", has_text=v2).get_by_role("button", name="Promote").click()
+        assert f"popularity now at {v2}" in page.inner_text("[role=status]")
+        assert reg.current_version("popularity") == v2
+        assert live.services.models.versions.get("popularity") == v2  # serving it now
+        with page.expect_navigation():
+            page.locator("section[data-model='popularity']").get_by_role("button", name="Roll back").click()
+        assert f"popularity now at {v1}" in page.inner_text("[role=status]")
+        assert reg.current_version("popularity") == v1
+    finally:
+        live.services.models = saved  # the other tests keep the in-memory models
