@@ -351,7 +351,6 @@ class _Catalog:
     leaf_top: np.ndarray
     by_leaf: _Sampler
     by_leaf_variant: _Sampler
-    global_p_items: np.ndarray
     global_cdf: np.ndarray
     partner: np.ndarray
     bundles: list[tuple[int, int]]
@@ -502,7 +501,7 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
     return _Catalog(
         leaf=leaf, brand=brand, variant=variant, style=style, price=price, relprice=relprice, pop=pop,
         created=created, ids=pa.array(ids, pa.string()), leaf_user_p=leaf_user_p, leaf_nvar=leaf_nvar,
-        leaf_top=leaf_top, by_leaf=by_leaf, by_leaf_variant=by_leaf_variant, global_p_items=gp,
+        leaf_top=leaf_top, by_leaf=by_leaf, by_leaf_variant=by_leaf_variant,
         global_cdf=global_cdf, partner=partner, bundles=bundles, trending=trending,
         queries=pa.array(queries, pa.string()), rows=rows,
     )

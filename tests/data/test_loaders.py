@@ -177,3 +177,15 @@ def test_read_events_table_from_several_files_and_formats(tmp_path: Path, small_
     assert t.num_rows == 2 * summary.n_events
     half = t.num_rows // 2
     assert t.slice(0, half).equals(t.slice(half))
+
+
+def test_read_events_table_selected_columns(small_shop) -> None:
+    shop, summary = small_shop
+    cols = ["user_id", "item_id", "type", "timestamp"]
+    for f in ("events.parquet", "events.jsonl"):
+        t = read_events_table(shop / f, columns=cols)
+        assert t.column_names == cols and t.num_rows == summary.n_events
+    full = read_events_table(shop / "events.parquet")
+    assert read_events_table(shop / "events.parquet", columns=cols).equals(full.select(cols))
+    with pytest.raises(ValueError, match="unknown event column"):
+        read_events_table(shop / "events.parquet", columns=["user", "item"])
