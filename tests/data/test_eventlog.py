@@ -188,3 +188,29 @@ def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None:
     ids = ids_in_files(root)
     assert len(ids) == len(set(ids))
     assert {f"b{i}-{j}" for i in acked | set(final) for j in range(40)} <= set(ids)
+
+
+def test_interrupted_erasure_is_reindexed_on_open(tmp_path: Path) -> None:
+    """A day file rewritten (erasure) but the index not yet updated: the index follows the file."""
+    with EventLog(tmp_path) as log:
+        log.append([ev(1, user="alice"), ev(2, user="bob"), ev(3, user="alice")])
+    part = tmp_path / "2026-11-23.jsonl"
+    kept = [x for x in part.read_bytes().split(b"\n") if x and b'"alice"' not in x]
+    part.write_bytes(b"\n".join(kept) + b"\n")
+    with EventLog(tmp_path) as log:
+        assert log.count() == 1 and "e1" not in log and "e2" in log
+        assert log.append([ev(1, user="carol")]).accepted == ("e1",)
+
+
+def test_read_table_matches_iter_events(tmp_path: Path) -> None:
+    events = [Event(event_id=f"e{i}", user_id=f"u{i % 3}", item_id=f"i{i}", type="purchase", value=9.5 + i,
+                    timestamp=T0 + timedelta(hours=7 * i, microseconds=123456),
+                    context={"session_id": f"s{i}", "position": i, "device": "ios"}) for i in range(10)]
+    with EventLog(tmp_path) as log:
+        log.append(events)
+        from data.event_table import events_to_table
+
+        t = log.read_table()
+        assert t.sort_by("event_id").equals(events_to_table(list(log.iter_events())).sort_by("event_id"))
+        assert sorted(t.column("event_id").to_pylist()) == sorted(e.event_id for e in events)
+        assert t.column("timestamp").to_pylist()[0].microsecond == 123456
