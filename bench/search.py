@@ -184,13 +184,19 @@ def main() -> None:
             backend = OpenSearchBackend(args.opensearch_url, index="shoprank-bench", analyzer=analyzer)
             try:
                 results[kind] = run_backend(backend, items, warm + timed, len(warm), args.threads)
+                # Our OpenSearch path vs raw opensearch-py with the same bodies (OPENSEARCH owner).
+                from bench.opensearch_overhead import measure_overhead
+
+                overhead = measure_overhead(backend, warm + timed, warmup=len(warm))
+                results[kind]["overhead_ratio_p50"] = overhead["ratio_of_medians"]
+                results[kind]["raw_opensearch_py_p50_ms"] = overhead["raw_p50_ms"]
             finally:
                 backend.close()
         else:
             ap.error(f"unknown backend {kind!r}")
 
     table = Table(title=f"search: {len(items):,} items, {len(timed):,} queries with facets")
-    keys = list(next(iter(results.values())).keys()) if results else []
+    keys = list(dict.fromkeys(k for r in results.values() for k in r))
     table.add_column("metric")
     for k in results:
         table.add_column(k, justify="right")
