@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--singles", type=int, default=2000, help="Single-event appends in total.")
     ap.add_argument("--batches", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=1000)
-    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "eventlog.json")
+    ap.add_argument(
+        "--results", type=Path, default=Path(__file__).parent / "results" / "eventlog.json"
+    )
     args = ap.parse_args(argv)
 
     from rich.console import Console
@@ -42,8 +44,14 @@ def main(argv: list[str] | None = None) -> None:
     t0 = datetime(2026, 11, 23, tzinfo=UTC)
 
     def event(i: int) -> Event:
-        return Event(event_id=f"e{i}", user_id=f"u{i % 997}", item_id=f"i{i % 5003}", type="view",
-                     timestamp=t0 + timedelta(seconds=i * 7), context={"session_id": f"s{i // 10}"})
+        return Event(
+            event_id=f"e{i}",
+            user_id=f"u{i % 997}",
+            item_id=f"i{i % 5003}",
+            type="view",
+            timestamp=t0 + timedelta(seconds=i * 7),
+            context={"session_id": f"s{i // 10}"},
+        )
 
     root = Path(tempfile.mkdtemp(prefix="shoprank-eventlog-"))
     try:
@@ -75,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         events = [event(base + i) for i in range(args.batches * args.batch_size)]
         s = time.perf_counter()
         for b in range(args.batches):
-            log.append(events[b * args.batch_size:(b + 1) * args.batch_size])
+            log.append(events[b * args.batch_size : (b + 1) * args.batch_size])
         batch_s = time.perf_counter() - s
 
         s = time.perf_counter()
@@ -94,12 +102,15 @@ def main(argv: list[str] | None = None) -> None:
     latencies.sort()
     result = {
         "benchmark": "eventlog",
-        "command": "python bench/eventlog.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/eventlog.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "threads": args.threads,
         "single_appends": n_singles,
         "single_appends_per_second": round(n_singles / singles_s),
         "single_append_latency_ms_median": round(statistics.median(latencies) * 1000, 2),
-        "single_append_latency_ms_p99": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2),
+        "single_append_latency_ms_p99": round(
+            latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2
+        ),
         "batch_size": args.batch_size,
         "batched_events_per_second": round(len(events) / batch_s),
         "duplicate_batch_ms": round(dup_s * 1000, 1),

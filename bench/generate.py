@@ -33,10 +33,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--events", type=int, default=20_000_000)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--out", type=Path, default=None, help="Keep the shop here (default: a temp dir, removed).")
-    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "generate.json")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="Keep the shop here (default: a temp dir, removed)."
+    )
+    ap.add_argument(
+        "--results", type=Path, default=Path(__file__).parent / "results" / "generate.json"
+    )
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--skip-read", action="store_true", help="Do not time read_events_table afterwards.")
+    ap.add_argument(
+        "--skip-read", action="store_true", help="Do not time read_events_table afterwards."
+    )
     args = ap.parse_args(argv)
 
     from rich.console import Console
@@ -70,22 +76,39 @@ def main(argv: list[str] | None = None) -> None:
 
     result = {
         "benchmark": "generate",
-        "command": "python bench/generate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "users": spec.n_users, "items": spec.n_items, "events_requested": spec.n_events,
-        "events": summary.n_events, "sessions": summary.n_sessions,
-        "seconds": round(seconds, 2), "events_per_second": round(summary.n_events / seconds),
-        "peak_rss_mib": round(peak_mib, 1), "rss_before_mib": round(rss0 / 1024, 1),
+        "command": "python bench/generate.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "users": spec.n_users,
+        "items": spec.n_items,
+        "events_requested": spec.n_events,
+        "events": summary.n_events,
+        "sessions": summary.n_sessions,
+        "seconds": round(seconds, 2),
+        "events_per_second": round(summary.n_events / seconds),
+        "peak_rss_mib": round(peak_mib, 1),
+        "rss_before_mib": round(rss0 / 1024, 1),
         "read_events_table_seconds": None if read_seconds is None else round(read_seconds, 2),
-        "read_training_columns_seconds": (None if read_training_seconds is None
-                                          else round(read_training_seconds, 2)),
+        "read_training_columns_seconds": (
+            None if read_training_seconds is None else round(read_training_seconds, 2)
+        ),
         "file_mib": {f: round(b / 2**20, 1) for f, b in sizes.items()},
-        "python": platform.python_version(), "machine": platform.machine(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
     }
     table = Table(title="generator benchmark", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k in ("users", "items", "events", "sessions", "seconds", "events_per_second", "peak_rss_mib",
-              "read_events_table_seconds", "read_training_columns_seconds"):
+    for k in (
+        "users",
+        "items",
+        "events",
+        "sessions",
+        "seconds",
+        "events_per_second",
+        "peak_rss_mib",
+        "read_events_table_seconds",
+        "read_training_columns_seconds",
+    ):
         table.add_row(k, f"{result[k]:,}" if isinstance(result[k], int) else str(result[k]))
     for f, mib in result["file_mib"].items():
         table.add_row(f"{f} (MiB)", str(mib))

@@ -17,17 +17,32 @@ def print_generate_summary(summary: GenerateSummary) -> None:
     from serving.cli_support import console, table
 
     s = summary
-    console.print(table(
-        f"Generated shop → {s.out_dir} ({s.seconds:.1f}s)",
-        ["what", "count"],
-        [["items", s.n_items], ["users", s.n_users], ["events", s.n_events], ["sessions", s.n_sessions],
-         ["leaf categories covered", f"{s.leaves_covered}/{s.n_leaves}"],
-         ["planted bundles", s.n_bundles], ["bundle co-purchases", s.bundle_copurchases],
-         ["trending items", s.n_trending]],
-    ))
-    console.print(table("Events by type", ["type", "events", "share"],
-                        [[k, v, f"{v / max(s.n_events, 1):.1%}"]
-                         for k, v in sorted(s.counts.items(), key=lambda kv: -kv[1])]))
+    console.print(
+        table(
+            f"Generated shop → {s.out_dir} ({s.seconds:.1f}s)",
+            ["what", "count"],
+            [
+                ["items", s.n_items],
+                ["users", s.n_users],
+                ["events", s.n_events],
+                ["sessions", s.n_sessions],
+                ["leaf categories covered", f"{s.leaves_covered}/{s.n_leaves}"],
+                ["planted bundles", s.n_bundles],
+                ["bundle co-purchases", s.bundle_copurchases],
+                ["trending items", s.n_trending],
+            ],
+        )
+    )
+    console.print(
+        table(
+            "Events by type",
+            ["type", "events", "share"],
+            [
+                [k, v, f"{v / max(s.n_events, 1):.1%}"]
+                for k, v in sorted(s.counts.items(), key=lambda kv: -kv[1])
+            ],
+        )
+    )
     console.print(table("Funnel", ["step", "rate"], [[k, f"{v:.2%}"] for k, v in s.funnel.items()]))
     console.print("files: " + ", ".join(s.files))
 
@@ -36,7 +51,9 @@ def _report_rejects(rejects: list, rejects_path: Path | None) -> None:
     from serving.cli_support import err_console
 
     for r in rejects[:10]:
-        err_console.print(f"[yellow]rejected[/] {r.file}:{r.line}: {r.reason}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[yellow]rejected[/] {r.file}:{r.line}: {r.reason}", highlight=False, soft_wrap=True
+        )
     if len(rejects) > 10:
         err_console.print(f"… and {len(rejects) - 10} more", highlight=False)
     if rejects and rejects_path is not None:
@@ -80,13 +97,23 @@ def register(app: typer.Typer) -> None:
     def generate_cmd(
         users: Annotated[int, typer.Option("--users", min=1, help="Number of users.")] = 2_000,
         items: Annotated[int, typer.Option("--items", min=84, help="Number of items.")] = 1_000,
-        events: Annotated[int, typer.Option("--events", min=1, help="About this many events.")] = 100_000,
+        events: Annotated[
+            int, typer.Option("--events", min=1, help="About this many events.")
+        ] = 100_000,
         seed: Annotated[int, typer.Option("--seed", min=0)] = 42,
         days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 90,
-        start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")] = "2026-09-01",
-        out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: data dir).")] = None,
+        start: Annotated[
+            str, typer.Option("--start", help="First day, YYYY-MM-DD.")
+        ] = "2026-09-01",
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Output folder (default: data dir).")
+        ] = None,
         events_format: Annotated[
-            str, typer.Option("--format", help="auto (parquet, plus jsonl up to 200k events), parquet, jsonl, both.")
+            str,
+            typer.Option(
+                "--format",
+                help="auto (parquet, plus jsonl up to 200k events), parquet, jsonl, both.",
+            ),
         ] = "auto",
         progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     ) -> None:
@@ -102,20 +129,33 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             fail(f"--start must be a date like 2026-09-01, not {start!r}")
         try:
-            spec = ShopSpec(n_users=users, n_items=items, n_events=events, seed=seed, days=days,
-                            start=start_day, trend_days=min(3, days))
+            spec = ShopSpec(
+                n_users=users,
+                n_items=items,
+                n_events=events,
+                seed=seed,
+                days=days,
+                start=start_day,
+                trend_days=min(3, days),
+            )
         except ValueError as exc:
             fail(str(exc))
         fmt: Literal["auto", "parquet", "jsonl", "both"] = events_format  # type: ignore[assignment]
-        summary = generate(spec, out or get_settings().data_dir, progress=progress, events_format=fmt)
+        summary = generate(
+            spec, out or get_settings().data_dir, progress=progress, events_format=fmt
+        )
         print_generate_summary(summary)
 
     @app.command("load")
     def load_cmd(
         kind: Annotated[str, typer.Argument(help="items, users or events.")],
         file: Annotated[Path, typer.Argument(help="A .jsonl/.ndjson, .csv or .parquet file.")],
-        rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (JSON Lines).")] = None,
-        strict: Annotated[bool, typer.Option("--strict", help="Exit 2 (and load nothing) if any row is bad.")] = False,
+        rejects: Annotated[
+            Path | None, typer.Option("--rejects", help="Write rejected rows here (JSON Lines).")
+        ] = None,
+        strict: Annotated[
+            bool, typer.Option("--strict", help="Exit 2 (and load nothing) if any row is bad.")
+        ] = False,
     ) -> None:
         """Validate a file and load it: items/users into the data dir, events into the event log."""
         from data.loaders import Reject, iter_events, load_items, load_users
@@ -132,9 +172,16 @@ def register(app: typer.Typer) -> None:
             if strict and res.rejects:
                 fail(f"{file}: {res.rejected} bad row(s) (--strict); nothing loaded")
             target = settings.data_dir / f"{kind}.jsonl"
-            added, updated = merge_records(target, res.records, "item_id" if kind == "items" else "user_id")
-            console.print(table(f"Loaded {kind} → {target}", ["loaded", "new", "updated", "rejected"],
-                                [[res.loaded, added, updated, res.rejected]]))
+            added, updated = merge_records(
+                target, res.records, "item_id" if kind == "items" else "user_id"
+            )
+            console.print(
+                table(
+                    f"Loaded {kind} → {target}",
+                    ["loaded", "new", "updated", "rejected"],
+                    [[res.loaded, added, updated, res.rejected]],
+                )
+            )
             return
 
         from data.eventlog import EventLog
@@ -154,15 +201,28 @@ def register(app: typer.Typer) -> None:
         if rejects is not None:
             write_rejects(bad, rejects)
         _report_rejects(bad, rejects)
-        console.print(table(f"Loaded events → {settings.events_dir}", ["stored", "duplicates", "rejected"],
-                            [[accepted, duplicates, len(bad)]]))
+        console.print(
+            table(
+                f"Loaded events → {settings.events_dir}",
+                ["stored", "duplicates", "rejected"],
+                [[accepted, duplicates, len(bad)]],
+            )
+        )
 
     @app.command("import")
     def import_cmd(
         fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="movielens or retailrocket.")],
-        file: Annotated[Path, typer.Argument(help="u.data, ratings.dat, ratings.csv or RetailRocket events.csv.")],
-        out: Annotated[Path | None, typer.Option("--out", help="Folder for events.parquet (default: <data dir>/<format>).")] = None,
-        strict: Annotated[bool, typer.Option("--strict", help="Exit 2 if any line is bad.")] = False,
+        file: Annotated[
+            Path,
+            typer.Argument(help="u.data, ratings.dat, ratings.csv or RetailRocket events.csv."),
+        ],
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="Folder for events.parquet (default: <data dir>/<format>)."),
+        ] = None,
+        strict: Annotated[
+            bool, typer.Option("--strict", help="Exit 2 if any line is bad.")
+        ] = False,
     ) -> None:
         """Convert a public behavior log into events.parquet (plus import_rejects.jsonl)."""
         import pyarrow.parquet as pq

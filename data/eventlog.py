@@ -105,14 +105,23 @@ class EventLog:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise EventLogError(f"cannot open the event log in {self.root}: {exc.strerror}; "
-                                "check the path and its permissions (settings.events_dir)") from exc
-        self._db = sqlite3.connect(self.root / INDEX_FILE, check_same_thread=False, isolation_level=None)
+            raise EventLogError(
+                f"cannot open the event log in {self.root}: {exc.strerror}; "
+                "check the path and its permissions (settings.events_dir)"
+            ) from exc
+        self._db = sqlite3.connect(
+            self.root / INDEX_FILE, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS ids (event_id TEXT PRIMARY KEY, day TEXT NOT NULL) WITHOUT ROWID")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS ids "
+            "(event_id TEXT PRIMARY KEY, day TEXT NOT NULL) WITHOUT ROWID"
+        )
         self._db.execute("CREATE INDEX IF NOT EXISTS ids_day ON ids(day)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, indexed_bytes INTEGER NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, indexed_bytes INTEGER NOT NULL)"
+        )
         self._db_lock = threading.RLock()
         self._cv = threading.Condition()
         self._busy = False
@@ -158,8 +167,12 @@ class EventLog:
         if size == indexed:
             return
         if size < indexed:
-            log.warning("event log %s is shorter than indexed (%d < %d bytes); re-indexing the day",
-                        path.name, size, indexed)
+            log.warning(
+                "event log %s is shorter than indexed (%d < %d bytes); re-indexing the day",
+                path.name,
+                size,
+                indexed,
+            )
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM ids WHERE day = ?", (day,))
             self._db.execute("DELETE FROM days WHERE day = ?", (day,))
@@ -172,8 +185,12 @@ class EventLog:
             tail = f.read()
             cut = tail.rfind(b"\n") + 1
             if cut < len(tail):
-                log.warning("event log %s: dropped a torn last line of %d bytes (an unacknowledged "
-                            "write interrupted by a crash)", path.name, len(tail) - cut)
+                log.warning(
+                    "event log %s: dropped a torn last line of %d bytes (an unacknowledged "
+                    "write interrupted by a crash)",
+                    path.name,
+                    len(tail) - cut,
+                )
                 f.truncate(indexed + cut)
                 f.flush()
                 os.fsync(f.fileno())
@@ -185,19 +202,29 @@ class EventLog:
             try:
                 ids.append((json.loads(line)["event_id"], day))
             except (ValueError, KeyError, TypeError):
-                log.warning("event log %s: line %d after byte %d is not an event; readers skip it",
-                            path.name, n + 1, indexed)
+                log.warning(
+                    "event log %s: line %d after byte %d is not an event; readers skip it",
+                    path.name,
+                    n + 1,
+                    indexed,
+                )
         self._db.execute("BEGIN")
         self._db.executemany("INSERT OR IGNORE INTO ids(event_id, day) VALUES (?, ?)", ids)
-        self._db.execute("INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)", (day, indexed + cut))
+        self._db.execute(
+            "INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)", (day, indexed + cut)
+        )
         self._db.execute("COMMIT")
         if ids:
-            log.info("event log %s: indexed %d events found after the last acknowledged write", path.name, len(ids))
+            log.info(
+                "event log %s: indexed %d events found after the last acknowledged write",
+                path.name,
+                len(ids),
+            )
 
     def _known(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for i in range(0, len(ids), _SQL_CHUNK):
-            chunk = ids[i:i + _SQL_CHUNK]
+            chunk = ids[i : i + _SQL_CHUNK]
             q = f"SELECT event_id FROM ids WHERE event_id IN ({','.join('?' * len(chunk))})"
             found.update(r[0] for r in self._db.execute(q, chunk))
         return found
@@ -239,7 +266,9 @@ class EventLog:
         if req.error is not None:
             if isinstance(req.error, EventLogError):
                 raise req.error
-            raise EventLogError(f"could not write to the event log in {self.root}: {req.error}") from req.error
+            raise EventLogError(
+                f"could not write to the event log in {self.root}: {req.error}"
+            ) from req.error
         assert req.result is not None
         return req.result
 
@@ -295,8 +324,10 @@ class EventLog:
             if new_ids:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT INTO ids(event_id, day) VALUES (?, ?)", new_ids)
-                self._db.executemany("INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)",
-                                     list(sizes.items()))
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)",
+                    list(sizes.items()),
+                )
                 self._db.execute("COMMIT")
             stored = {i for i, _ in new_ids}
         for r in batch:
@@ -356,7 +387,9 @@ class EventLog:
                     _fsync_dir(self.root)
                     self._db.execute("BEGIN")
                     self._db.executemany("DELETE FROM ids WHERE event_id = ?", [(g,) for g in gone])
-                    self._db.execute("INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)", (day, size))
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)", (day, size)
+                    )
                     self._db.execute("COMMIT")
                     removed += len(gone)
         finally:
@@ -370,7 +403,9 @@ class EventLog:
 
     def __contains__(self, event_id: object) -> bool:
         with self._db_lock:
-            return bool(self._db.execute("SELECT 1 FROM ids WHERE event_id = ?", (event_id,)).fetchone())
+            return bool(
+                self._db.execute("SELECT 1 FROM ids WHERE event_id = ?", (event_id,)).fetchone()
+            )
 
     def count(self) -> int:
         """Number of stored events (from the index)."""
@@ -380,10 +415,15 @@ class EventLog:
     def _selected(self, since: date | datetime | None, until: date | datetime | None) -> list[Path]:
         lo = _as_day(since)
         hi = _as_day(until)
-        return [p for p in self.partitions() if (lo is None or p.stem >= lo) and (hi is None or p.stem <= hi)]
+        return [
+            p
+            for p in self.partitions()
+            if (lo is None or p.stem >= lo) and (hi is None or p.stem <= hi)
+        ]
 
-    def iter_events(self, *, since: date | datetime | None = None,
-                    until: date | datetime | None = None) -> Iterator[Event]:
+    def iter_events(
+        self, *, since: date | datetime | None = None, until: date | datetime | None = None
+    ) -> Iterator[Event]:
         """Every stored event, day by day (within a day in arrival order).
 
         ``since``/``until`` select day files (inclusive); a torn or unreadable line is
@@ -400,10 +440,16 @@ class EventLog:
                     try:
                         yield Event.model_validate_json(line)
                     except ValidationError as exc:
-                        log.warning("%s:%d: skipped an unreadable line (%s)", path, n, exc.errors()[0]["msg"])
+                        log.warning(
+                            "%s:%d: skipped an unreadable line (%s)",
+                            path,
+                            n,
+                            exc.errors()[0]["msg"],
+                        )
 
-    def read_table(self, *, since: date | datetime | None = None,
-                   until: date | datetime | None = None) -> pa.Table:
+    def read_table(
+        self, *, since: date | datetime | None = None, until: date | datetime | None = None
+    ) -> pa.Table:
         """The stored events as one Arrow table (``data.event_table.EVENT_SCHEMA``)."""
         from data.loaders import read_events_table
 

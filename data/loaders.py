@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 
 FileFormat = Literal["jsonl", "csv", "parquet"]
 _EXTENSIONS: dict[str, FileFormat] = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json-lines": "jsonl", ".csv": "csv", ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json-lines": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
 }
 _NESTED = ("context", "attributes")
 _LIST_FIELDS = ("category", "tags")
@@ -65,8 +69,10 @@ class Reject:
     raw: str
 
     def to_json(self) -> str:
-        return json.dumps({"file": self.file, "line": self.line, "reason": self.reason, "raw": self.raw},
-                          ensure_ascii=False)
+        return json.dumps(
+            {"file": self.file, "line": self.line, "reason": self.reason, "raw": self.raw},
+            ensure_ascii=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,12 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
             try:
                 raw = raw_bytes.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                yield lineno, None, raw_bytes.decode("utf-8", "replace").rstrip("\r\n"), f"not UTF-8: {exc.reason}"
+                yield (
+                    lineno,
+                    None,
+                    raw_bytes.decode("utf-8", "replace").rstrip("\r\n"),
+                    f"not UTF-8: {exc.reason}",
+                )
                 continue
             if not raw.strip():
                 continue
@@ -216,7 +227,7 @@ def normalize_row(row: dict[str, Any], model: type[BaseModel] | None = None) -> 
             continue
         for prefix in _NESTED:
             if k.startswith(prefix + ".") or k.startswith(prefix + "_"):
-                nested.setdefault(prefix, {})[k[len(prefix) + 1:]] = value
+                nested.setdefault(prefix, {})[k[len(prefix) + 1 :]] = value
                 break
         else:
             if k in _NESTED:
@@ -265,46 +276,66 @@ def write_rejects(rejects: Iterable[Reject], path: Path | str) -> int:
     return n
 
 
-def _load(path: Path | str, model: type[M], rejects_path: Path | str | None, strict: bool) -> LoadResult[M]:
+def _load(
+    path: Path | str, model: type[M], rejects_path: Path | str | None, strict: bool
+) -> LoadResult[M]:
     p = Path(path)
     result: LoadResult[M] = LoadResult(p)
     result.records.extend(iter_records(p, model, on_reject=result.rejects.append))
     if result.rejects:
         first = result.rejects[0]
-        log.warning("%s: %d bad row(s) set aside; first at line %d: %s",
-                    p, len(result.rejects), first.line, first.reason)
+        log.warning(
+            "%s: %d bad row(s) set aside; first at line %d: %s",
+            p,
+            len(result.rejects),
+            first.line,
+            first.reason,
+        )
     if rejects_path is not None:
         write_rejects(result.rejects, rejects_path)
     if strict and result.rejects:
         first = result.rejects[0]
         where = f" (all written to {rejects_path})" if rejects_path is not None else ""
         raise RejectedRowsError(
-            f"{p}: {len(result.rejects)} bad row(s){where}; first at line {first.line}: {first.reason}"
+            f"{p}: {len(result.rejects)} bad row(s){where}; "
+            f"first at line {first.line}: {first.reason}"
         )
     return result
 
 
-def load_items(path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False) -> LoadResult[Item]:
+def load_items(
+    path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False
+) -> LoadResult[Item]:
     return _load(path, Item, rejects_path, strict)
 
 
-def load_users(path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False) -> LoadResult[User]:
+def load_users(
+    path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False
+) -> LoadResult[User]:
     return _load(path, User, rejects_path, strict)
 
 
-def load_events(path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False) -> LoadResult[Event]:
+def load_events(
+    path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False
+) -> LoadResult[Event]:
     return _load(path, Event, rejects_path, strict)
 
 
-def iter_items(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Item]:
+def iter_items(
+    path: Path | str, *, on_reject: Callable[[Reject], None] | None = None
+) -> Iterator[Item]:
     return iter_records(path, Item, on_reject=on_reject)
 
 
-def iter_users(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[User]:
+def iter_users(
+    path: Path | str, *, on_reject: Callable[[Reject], None] | None = None
+) -> Iterator[User]:
     return iter_records(path, User, on_reject=on_reject)
 
 
-def iter_events(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Event]:
+def iter_events(
+    path: Path | str, *, on_reject: Callable[[Reject], None] | None = None
+) -> Iterator[Event]:
     """Stream validated events from a file of any size (memory stays flat)."""
     return iter_records(path, Event, on_reject=on_reject)
 
@@ -319,8 +350,10 @@ def _json_read_schema() -> pa.Schema:
     from data.event_table import CONTEXT_FIELDS, EVENT_SCHEMA
 
     ctx = pa.struct([EVENT_SCHEMA.field(f).with_nullable(True) for f in CONTEXT_FIELDS])
-    fields = [EVENT_SCHEMA.field(n).with_nullable(True) for n in
-              ("event_id", "user_id", "item_id", "type", "value")]
+    fields = [
+        EVENT_SCHEMA.field(n).with_nullable(True)
+        for n in ("event_id", "user_id", "item_id", "type", "value")
+    ]
     return pa.schema([*fields, pa.field("timestamp", pa.string()), pa.field("context", ctx)])
 
 
@@ -344,7 +377,9 @@ def _jsonl_table_python(data: bytes, source: str) -> pa.Table:
                 raise ValueError("context is not an object")
         except (ValueError, UnicodeDecodeError):
             bad += 1
-            log.warning("%s:%d: skipped a line that is not valid JSON (torn write?)", source, lineno)
+            log.warning(
+                "%s:%d: skipped a line that is not valid JSON (torn write?)", source, lineno
+            )
             continue
         for c in ("event_id", "user_id", "item_id", "type", "timestamp", "value"):
             v = obj.get(c)
@@ -377,7 +412,9 @@ def _jsonl_table(path: Path) -> pa.Table:
         return pa.table({})
     if not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
-        log.warning("%s: skipped a torn last line (%d bytes without a newline)", path, len(data) - cut)
+        log.warning(
+            "%s: skipped a torn last line (%d bytes without a newline)", path, len(data) - cut
+        )
         data = data[:cut]
         if not data.strip():
             return pa.table({})
@@ -385,8 +422,9 @@ def _jsonl_table(path: Path) -> pa.Table:
         t = pj.read_json(
             io.BytesIO(data),
             read_options=pj.ReadOptions(block_size=1 << 24),
-            parse_options=pj.ParseOptions(explicit_schema=_json_read_schema(),
-                                          unexpected_field_behavior="ignore"),
+            parse_options=pj.ParseOptions(
+                explicit_schema=_json_read_schema(), unexpected_field_behavior="ignore"
+            ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return _jsonl_table_python(data, str(path))
@@ -406,10 +444,13 @@ def _csv_table(path: Path) -> pa.Table:
             path,
             read_options=pcsv.ReadOptions(encoding="utf8"),
             convert_options=pcsv.ConvertOptions(
-                column_types={h: pa.string() for h in header}, strings_can_be_null=True),
+                column_types={h: pa.string() for h in header}, strings_can_be_null=True
+            ),
         )
     except pa.ArrowInvalid as exc:
-        raise LoaderError(f"{path}: unreadable CSV ({exc}); use load_events() to find the bad rows") from exc
+        raise LoaderError(
+            f"{path}: unreadable CSV ({exc}); use load_events() to find the bad rows"
+        ) from exc
 
 
 def _parse_timestamps(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -466,7 +507,7 @@ def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
     for name in table.column_names:
         for prefix in ("context.", "context_"):
             if name.startswith(prefix):
-                rename[name] = name[len(prefix):]
+                rename[name] = name[len(prefix) :]
     if rename:
         table = table.rename_columns([rename.get(n, n) for n in table.column_names])
     n = table.num_rows
@@ -489,15 +530,33 @@ def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
             vals = []
             for v in col.to_pylist():
                 try:
-                    vals.append(None if v is None else (str(v) if f.type == pa.string() else
-                                                        float(v) if f.type == pa.float64() else int(v)))
+                    vals.append(
+                        None
+                        if v is None
+                        else (
+                            str(v)
+                            if f.type == pa.string()
+                            else float(v)
+                            if f.type == pa.float64()
+                            else int(v)
+                        )
+                    )
                 except (TypeError, ValueError):
                     vals.append(None)
             arrays.append(pa.array(vals, f.type))
     out = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in fields]))
     # Empty strings mean "absent" (CSV cells); most files have none, so look before rewriting.
-    for name in ("item_id", "session_id", "query", "request_id", "experiment", "variant",
-                 "channel", "device", "surface"):
+    for name in (
+        "item_id",
+        "session_id",
+        "query",
+        "request_id",
+        "experiment",
+        "variant",
+        "channel",
+        "device",
+        "surface",
+    ):
         if name not in out.column_names:
             continue
         col = out.column(name)
@@ -529,7 +588,6 @@ def valid_event_mask(table: pa.Table) -> pa.Array:
         col = table.column(name)
         return pc.and_(pc.is_valid(col), pc.greater(pc.utf8_length(pc.fill_null(col, "")), 0))
 
-
     typ = table.column("type")
     is_search = pc.fill_null(pc.equal(typ, "search"), False)
     is_rate = pc.fill_null(pc.equal(typ, "rate"), False)
@@ -539,7 +597,8 @@ def valid_event_mask(table: pa.Table) -> pa.Array:
     item_present = nonempty("item_id")
     if "query" in names:
         query_present = pc.greater(
-            pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(table.column("query"), ""))), 0)
+            pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(table.column("query"), ""))), 0
+        )
     else:  # not read: a search event cannot be checked, keep it
         query_present = pa.repeat(True, n)
     mask = pc.and_(nonempty("event_id"), nonempty("user_id"))
@@ -552,7 +611,7 @@ def valid_event_mask(table: pa.Table) -> pa.Array:
 
 
 def read_event_file_table(path: Path | str, columns: Sequence[str] | None = None) -> pa.Table:
-    """One events file as an unvalidated table conformed to the event schema (or ``columns`` of it)."""
+    """One events file, unvalidated, conformed to the event schema (or its ``columns``)."""
     import pyarrow.parquet as pq
 
     p = Path(path)
@@ -562,8 +621,11 @@ def read_event_file_table(path: Path | str, columns: Sequence[str] | None = None
         try:
             names = pq.read_schema(p).names
             # Our own flat layout: read only the needed columns (much faster at scale).
-            flat = columns is not None and "context" not in names and not any(
-                n.startswith(("context.", "context_")) for n in names)
+            flat = (
+                columns is not None
+                and "context" not in names
+                and not any(n.startswith(("context.", "context_")) for n in names)
+            )
             raw = pq.read_table(p, columns=[c for c in columns if c in names] if flat else None)
         except Exception as exc:
             raise LoaderError(f"{p}: not a readable Parquet file ({exc})") from exc
@@ -598,7 +660,9 @@ def read_events_table(
     if columns is not None:
         unknown = [c for c in columns if c not in EVENT_COLUMNS]
         if unknown:
-            raise ValueError(f"unknown event column(s) {unknown}; choose from {list(EVENT_COLUMNS)}")
+            raise ValueError(
+                f"unknown event column(s) {unknown}; choose from {list(EVENT_COLUMNS)}"
+            )
         need: list[str] | None = [c for c in EVENT_COLUMNS if c in set(columns) | set(_CHECKED)]
     else:
         need = None

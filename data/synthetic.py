@@ -64,15 +64,30 @@ TRUTH_USERS_IN_JSON_LIMIT = 50_000
 # The catalogue's vocabulary: 8 top categories, 42 leaves, brands, variants, styles.
 
 COLOURS = (
-    ("紅色", "Red"), ("黑色", "Black"), ("白色", "White"), ("藍色", "Blue"), ("粉色", "Pink"),
-    ("綠色", "Green"), ("灰色", "Gray"), ("米色", "Beige"), ("紫色", "Purple"), ("黃色", "Yellow"),
+    ("紅色", "Red"),
+    ("黑色", "Black"),
+    ("白色", "White"),
+    ("藍色", "Blue"),
+    ("粉色", "Pink"),
+    ("綠色", "Green"),
+    ("灰色", "Gray"),
+    ("米色", "Beige"),
+    ("紫色", "Purple"),
+    ("黃色", "Yellow"),
 )
 FLAVOURS = (
-    ("原味", "Original"), ("辣味", "Spicy"), ("蜂蜜", "Honey"), ("抹茶", "Matcha"),
-    ("黑糖", "Brown Sugar"), ("海鹽", "Sea Salt"),
+    ("原味", "Original"),
+    ("辣味", "Spicy"),
+    ("蜂蜜", "Honey"),
+    ("抹茶", "Matcha"),
+    ("黑糖", "Brown Sugar"),
+    ("海鹽", "Sea Salt"),
 )
 SCENTS = (
-    ("玫瑰", "Rose"), ("薰衣草", "Lavender"), ("柑橘", "Citrus"), ("綠茶", "Green Tea"),
+    ("玫瑰", "Rose"),
+    ("薰衣草", "Lavender"),
+    ("柑橘", "Citrus"),
+    ("綠茶", "Green Tea"),
     ("無香", "Unscented"),
 )
 _VARIANTS = {"colour": COLOURS, "flavour": FLAVOURS, "scent": SCENTS}
@@ -105,46 +120,113 @@ class Leaf:
 
 
 TOPS: tuple[TopCategory, ...] = (
-    TopCategory("服裝", "Clothing", "colour",
-                (("修身", "Slim"), ("寬鬆", "Loose"), ("復古", "Vintage"), ("碎花", "Floral"),
-                 ("簡約", "Classic"), ("純棉", "Cotton")),
-                ("Lumière", "UrbanThread", "MiMi", "北境 Northland", "Cotton&Co", "Sora"),
-                ("舒適透氣，四季皆宜", "comfortable and breathable in every season")),
-    TopCategory("鞋靴", "Shoes", "colour",
-                (("輕量", "Lightweight"), ("透氣", "Breathable"), ("防滑", "Non-slip"),
-                 ("經典", "Classic"), ("減震", "Cushioned")),
-                ("StrideOn", "Pace", "步履 Bulu", "Heelia", "TrailFox", "Kiddo"),
-                ("貼合腳型，久走不累", "fits the foot and stays comfortable all day")),
-    TopCategory("數碼", "Electronics", "colour",
-                (("旗艦", "Pro"), ("輕薄", "Air"), ("入門", "Lite"), ("高階", "Max"),
-                 ("迷你", "Mini")),
-                ("Nova", "Zenix", "光速 Lightspeed", "Orbit", "Kestrel", "Pixelo"),
-                ("效能強勁，續航持久", "fast, with a long battery life")),
-    TopCategory("美妝", "Beauty", "scent",
-                (("保濕", "Hydrating"), ("亮白", "Brightening"), ("抗老", "Anti-aging"),
-                 ("溫和", "Gentle"), ("清爽", "Fresh")),
-                ("Bloom", "雪肌 Snowskin", "Aurelle", "PureLab", "Maison Rose", "Herbé"),
-                ("溫和不刺激，敏感肌適用", "gentle, suitable for sensitive skin")),
-    TopCategory("家居", "Home", "colour",
-                (("不鏽鋼", "Stainless"), ("北歐", "Nordic"), ("日式", "Japanese"),
-                 ("極簡", "Minimal"), ("人體工學", "Ergonomic")),
-                ("Hearth", "木匠 Mujiang", "Nido", "Casa Luz", "Kettlewell", "Restwell"),
-                ("耐用好清潔，居家必備", "durable, easy to clean, a home essential")),
-    TopCategory("食品", "Food", "flavour",
-                (("有機", "Organic"), ("特級", "Premium"), ("台灣", "Taiwanese"),
-                 ("手工", "Handmade"), ("經典", "Classic")),
-                ("山嵐 Shanlan", "BeanCraft", "老街 Old Street", "NutriBox", "Farmhouse", "茶語 Chayu"),
-                ("嚴選原料，新鮮直送", "carefully sourced and shipped fresh")),
-    TopCategory("運動", "Sports", "colour",
-                (("專業", "Pro"), ("輕量", "Lightweight"), ("防水", "Waterproof"),
-                 ("耐磨", "Durable"), ("入門", "Starter")),
-                ("Apex", "Summit", "動力 Dongli", "FlexFit", "Ridge", "Courtside"),
-                ("專為運動設計，穩定耐用", "built for training, stable and durable")),
-    TopCategory("母嬰", "Baby & Kids", "colour",
-                (("有機棉", "Organic"), ("安全", "Safe"), ("柔軟", "Soft"), ("益智", "Educational"),
-                 ("輕巧", "Compact")),
-                ("LittleOne", "寶貝 Baobei", "Snuggle", "TinyToes", "Brickly", "Mamacare"),
-                ("安全材質，媽媽安心", "made of safe materials parents can trust")),
+    TopCategory(
+        "服裝",
+        "Clothing",
+        "colour",
+        (
+            ("修身", "Slim"),
+            ("寬鬆", "Loose"),
+            ("復古", "Vintage"),
+            ("碎花", "Floral"),
+            ("簡約", "Classic"),
+            ("純棉", "Cotton"),
+        ),
+        ("Lumière", "UrbanThread", "MiMi", "北境 Northland", "Cotton&Co", "Sora"),
+        ("舒適透氣，四季皆宜", "comfortable and breathable in every season"),
+    ),
+    TopCategory(
+        "鞋靴",
+        "Shoes",
+        "colour",
+        (
+            ("輕量", "Lightweight"),
+            ("透氣", "Breathable"),
+            ("防滑", "Non-slip"),
+            ("經典", "Classic"),
+            ("減震", "Cushioned"),
+        ),
+        ("StrideOn", "Pace", "步履 Bulu", "Heelia", "TrailFox", "Kiddo"),
+        ("貼合腳型，久走不累", "fits the foot and stays comfortable all day"),
+    ),
+    TopCategory(
+        "數碼",
+        "Electronics",
+        "colour",
+        (("旗艦", "Pro"), ("輕薄", "Air"), ("入門", "Lite"), ("高階", "Max"), ("迷你", "Mini")),
+        ("Nova", "Zenix", "光速 Lightspeed", "Orbit", "Kestrel", "Pixelo"),
+        ("效能強勁，續航持久", "fast, with a long battery life"),
+    ),
+    TopCategory(
+        "美妝",
+        "Beauty",
+        "scent",
+        (
+            ("保濕", "Hydrating"),
+            ("亮白", "Brightening"),
+            ("抗老", "Anti-aging"),
+            ("溫和", "Gentle"),
+            ("清爽", "Fresh"),
+        ),
+        ("Bloom", "雪肌 Snowskin", "Aurelle", "PureLab", "Maison Rose", "Herbé"),
+        ("溫和不刺激，敏感肌適用", "gentle, suitable for sensitive skin"),
+    ),
+    TopCategory(
+        "家居",
+        "Home",
+        "colour",
+        (
+            ("不鏽鋼", "Stainless"),
+            ("北歐", "Nordic"),
+            ("日式", "Japanese"),
+            ("極簡", "Minimal"),
+            ("人體工學", "Ergonomic"),
+        ),
+        ("Hearth", "木匠 Mujiang", "Nido", "Casa Luz", "Kettlewell", "Restwell"),
+        ("耐用好清潔，居家必備", "durable, easy to clean, a home essential"),
+    ),
+    TopCategory(
+        "食品",
+        "Food",
+        "flavour",
+        (
+            ("有機", "Organic"),
+            ("特級", "Premium"),
+            ("台灣", "Taiwanese"),
+            ("手工", "Handmade"),
+            ("經典", "Classic"),
+        ),
+        ("山嵐 Shanlan", "BeanCraft", "老街 Old Street", "NutriBox", "Farmhouse", "茶語 Chayu"),
+        ("嚴選原料，新鮮直送", "carefully sourced and shipped fresh"),
+    ),
+    TopCategory(
+        "運動",
+        "Sports",
+        "colour",
+        (
+            ("專業", "Pro"),
+            ("輕量", "Lightweight"),
+            ("防水", "Waterproof"),
+            ("耐磨", "Durable"),
+            ("入門", "Starter"),
+        ),
+        ("Apex", "Summit", "動力 Dongli", "FlexFit", "Ridge", "Courtside"),
+        ("專為運動設計，穩定耐用", "built for training, stable and durable"),
+    ),
+    TopCategory(
+        "母嬰",
+        "Baby & Kids",
+        "colour",
+        (
+            ("有機棉", "Organic"),
+            ("安全", "Safe"),
+            ("柔軟", "Soft"),
+            ("益智", "Educational"),
+            ("輕巧", "Compact"),
+        ),
+        ("LittleOne", "寶貝 Baobei", "Snuggle", "TinyToes", "Brickly", "Mamacare"),
+        ("安全材質，媽媽安心", "made of safe materials parents can trust"),
+    ),
 )
 
 
@@ -201,11 +283,28 @@ _LEAF_INDEX = {leaf.zh[2]: i for i, leaf in enumerate(LEAVES)}
 
 # Bundles are bought together: the anchor's leaf → the partner's leaf.
 COMPLEMENTS: dict[str, str] = {
-    "連衣裙": "高跟鞋", "襯衫": "半身裙", "T恤": "牛仔褲", "外套": "T恤", "跑步鞋": "瑜伽墊",
-    "智慧型手機": "手機殼", "筆記型電腦": "滑鼠", "藍牙耳機": "充電器", "智慧手錶": "充電器",
-    "面霜": "精華液", "口紅": "女士香水", "炒鍋": "保溫杯", "枕頭": "床單", "辦公椅": "檯燈",
-    "咖啡豆": "保溫杯", "烏龍茶": "堅果", "牛肉乾": "堅果", "瑜伽墊": "啞鈴",
-    "帳篷": "登山背包", "紙尿褲": "奶瓶", "積木": "兒童外套", "籃球": "跑步鞋",
+    "連衣裙": "高跟鞋",
+    "襯衫": "半身裙",
+    "T恤": "牛仔褲",
+    "外套": "T恤",
+    "跑步鞋": "瑜伽墊",
+    "智慧型手機": "手機殼",
+    "筆記型電腦": "滑鼠",
+    "藍牙耳機": "充電器",
+    "智慧手錶": "充電器",
+    "面霜": "精華液",
+    "口紅": "女士香水",
+    "炒鍋": "保溫杯",
+    "枕頭": "床單",
+    "辦公椅": "檯燈",
+    "咖啡豆": "保溫杯",
+    "烏龍茶": "堅果",
+    "牛肉乾": "堅果",
+    "瑜伽墊": "啞鈴",
+    "帳篷": "登山背包",
+    "紙尿褲": "奶瓶",
+    "積木": "兒童外套",
+    "籃球": "跑步鞋",
 }
 
 REGIONS = ("台北市", "新北市", "桃園市", "台中市", "台南市", "高雄市", "新竹市", "基隆市")
@@ -218,13 +317,50 @@ SURFACES = ("home", "search")
 EXPERIMENT = "home-feed-2026"
 
 # Event type codes in funnel order (used to order events that share a timestamp).
-TYPES = ("search", "impression", "click", "view", "favorite", "share", "add_to_cart",
-         "remove_from_cart", "purchase", "rate", "refund")
+TYPES = (
+    "search",
+    "impression",
+    "click",
+    "view",
+    "favorite",
+    "share",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "rate",
+    "refund",
+)
 _T = {name: i for i, name in enumerate(TYPES)}
 
 # Local (UTC+8) hour-of-day shape of traffic: quiet nights, evening peak.
-_HOURS_LOCAL = np.array([0.35, 0.2, 0.12, 0.08, 0.08, 0.12, 0.3, 0.6, 0.85, 1.0, 1.0, 1.1,
-                         1.3, 1.2, 1.0, 1.0, 1.0, 1.1, 1.3, 1.6, 1.9, 2.1, 1.8, 0.9])
+_HOURS_LOCAL = np.array(
+    [
+        0.35,
+        0.2,
+        0.12,
+        0.08,
+        0.08,
+        0.12,
+        0.3,
+        0.6,
+        0.85,
+        1.0,
+        1.0,
+        1.1,
+        1.3,
+        1.2,
+        1.0,
+        1.0,
+        1.0,
+        1.1,
+        1.3,
+        1.6,
+        1.9,
+        2.1,
+        1.8,
+        0.9,
+    ]
+)
 _SALE_DAYS = {(6, 18), (11, 11), (12, 12)}
 
 EVENTS_PER_SESSION = 7.0
@@ -362,7 +498,9 @@ class _Catalog:
 def _price(p: np.ndarray) -> np.ndarray:
     """Shop-style prices: …90 or …99 endings."""
     p = np.maximum(p, 30)
-    return np.where(p >= 1000, np.round(p / 100) * 100 - 10, np.round(p / 10) * 10 - 1).astype(float)
+    return np.where(p >= 1000, np.round(p / 100) * 100 - 10, np.round(p / 10) * 10 - 1).astype(
+        float
+    )
 
 
 def _build_catalog(spec: ShopSpec) -> _Catalog:
@@ -376,14 +514,20 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
     leaf_user_p = 1.0 / ranks**0.8
     leaf_user_p /= leaf_user_p.sum()
     # Every leaf gets at least two items, the rest by share.
-    leaf = np.concatenate([np.repeat(np.arange(n_leaves), 2),
-                           rng.choice(n_leaves, n - 2 * n_leaves, p=leaf_size_w / leaf_size_w.sum())])
+    leaf = np.concatenate(
+        [
+            np.repeat(np.arange(n_leaves), 2),
+            rng.choice(n_leaves, n - 2 * n_leaves, p=leaf_size_w / leaf_size_w.sum()),
+        ]
+    )
     leaf = leaf[rng.permutation(n)]
     top = leaf_top[leaf]
     n_brands = len(TOPS[0].brands)
     brand_in_top = rng.choice(n_brands, n, p=np.array([0.3, 0.22, 0.17, 0.13, 0.1, 0.08]))
     brand = top * n_brands + brand_in_top
-    brand_premium = np.exp(np.random.default_rng([spec.seed, 5]).normal(0, 0.25, len(TOPS) * n_brands))
+    brand_premium = np.exp(
+        np.random.default_rng([spec.seed, 5]).normal(0, 0.25, len(TOPS) * n_brands)
+    )
     variant = (rng.random(n) * leaf_nvar[leaf]).astype(np.int64)
     style = rng.integers(0, 5, n)
     leaf_price = np.array([leaf_.price for leaf_ in LEAVES])
@@ -393,8 +537,9 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
     pop = rng.lognormal(0, 1.2, n)
     horizon = spec.days * 86400
     new = rng.random(n) < 0.08
-    created = np.where(new, rng.integers(0, int(horizon * 0.9) + 1, n),
-                       -rng.integers(86400, 365 * 86400, n))
+    created = np.where(
+        new, rng.integers(0, int(horizon * 0.9) + 1, n), -rng.integers(86400, 365 * 86400, n)
+    )
     pop = np.where(new, pop * 2.0, pop)
     stock = np.where(rng.random(n) < 0.06, 0, rng.geometric(0.02, n))
     active = rng.random(n) >= 0.03
@@ -419,8 +564,10 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
         b_en = _short_brand(b)
         model = f"{chr(65 + model_letter[i])}-{model_num[i]}"
         title = f"{v_zh}{s_zh}{lf.zh[2]} {v_en} {s_en} {lf.noun} - {b_en} {model}"
-        desc = (f"{b}{s_zh}{lf.zh[2]}，{v_zh}款，{tc.feature[0]}。"
-                f"{b_en} {s_en.lower()} {lf.noun.lower()} in {v_en.lower()}, {tc.feature[1]}.")
+        desc = (
+            f"{b}{s_zh}{lf.zh[2]}，{v_zh}款，{tc.feature[0]}。"
+            f"{b_en} {s_en.lower()} {lf.noun.lower()} in {v_en.lower()}, {tc.feature[1]}."
+        )
         tags = []
         if new[i]:
             tags.append("新品")
@@ -429,22 +576,28 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
         if tag_sale[i]:
             tags.append("限時搶購")
         created_at = start + timedelta(seconds=int(created[i]))
-        rows.append({
-            "item_id": ids[i],
-            "title": title,
-            "description": desc,
-            "category": list(lf.zh),
-            "brand": b_en,
-            "price": float(price[i]),
-            "currency": "TWD",
-            "tags": tags,
-            "attributes": {"category_en": " > ".join(lf.en), vkind: v_en.lower(), "style": s_en.lower()},
-            "stock": int(stock[i]),
-            "is_active": bool(active[i]),
-            "created_at": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "merchant_id": f"m{merchant[i]}",
-            "rating": float(rating[i]) if has_rating[i] else None,
-        })
+        rows.append(
+            {
+                "item_id": ids[i],
+                "title": title,
+                "description": desc,
+                "category": list(lf.zh),
+                "brand": b_en,
+                "price": float(price[i]),
+                "currency": "TWD",
+                "tags": tags,
+                "attributes": {
+                    "category_en": " > ".join(lf.en),
+                    vkind: v_en.lower(),
+                    "style": s_en.lower(),
+                },
+                "stock": int(stock[i]),
+                "is_active": bool(active[i]),
+                "created_at": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "merchant_id": f"m{merchant[i]}",
+                "rating": float(rating[i]) if has_rating[i] else None,
+            }
+        )
 
     by_leaf = _Sampler(leaf, pop, n_leaves)
     by_leaf_variant = _Sampler(leaf * MAX_VARIANTS + variant, pop, n_leaves * MAX_VARIANTS)
@@ -469,7 +622,9 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
         target = _LEAF_INDEX.get(COMPLEMENTS.get(lname, ""), -1)
         pool = np.flatnonzero(old & active & (leaf == target)) if target >= 0 else np.array([], int)
         if len(pool) == 0:
-            pool = np.flatnonzero(old & active & (leaf_top[leaf] == leaf_top[leaf[a]]) & (leaf != leaf[a]))
+            pool = np.flatnonzero(
+                old & active & (leaf_top[leaf] == leaf_top[leaf[a]]) & (leaf != leaf[a])
+            )
         pool = pool[~np.isin(pool, list(used | {int(a)}))]
         if len(pool) == 0 or int(a) in used:
             continue
@@ -495,15 +650,33 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
                 queries += [lf.noun.lower(), lf.zh[2]]
             elif v - 1 < len(variants):
                 vz, ve = variants[v - 1]
-                queries += [f"{ve} {lf.noun}".lower(), f"{lf.zh[2]} {vz}" if v % 2 else f"{vz}{lf.zh[2]}"]
+                queries += [
+                    f"{ve} {lf.noun}".lower(),
+                    f"{lf.zh[2]} {vz}" if v % 2 else f"{vz}{lf.zh[2]}",
+                ]
             else:
                 queries += ["", ""]
     return _Catalog(
-        leaf=leaf, brand=brand, variant=variant, style=style, price=price, relprice=relprice, pop=pop,
-        created=created, ids=pa.array(ids, pa.string()), leaf_user_p=leaf_user_p, leaf_nvar=leaf_nvar,
-        leaf_top=leaf_top, by_leaf=by_leaf, by_leaf_variant=by_leaf_variant,
-        global_cdf=global_cdf, partner=partner, bundles=bundles, trending=trending,
-        queries=pa.array(queries, pa.string()), rows=rows,
+        leaf=leaf,
+        brand=brand,
+        variant=variant,
+        style=style,
+        price=price,
+        relprice=relprice,
+        pop=pop,
+        created=created,
+        ids=pa.array(ids, pa.string()),
+        leaf_user_p=leaf_user_p,
+        leaf_nvar=leaf_nvar,
+        leaf_top=leaf_top,
+        by_leaf=by_leaf,
+        by_leaf_variant=by_leaf_variant,
+        global_cdf=global_cdf,
+        partner=partner,
+        bundles=bundles,
+        trending=trending,
+        queries=pa.array(queries, pa.string()),
+        rows=rows,
     )
 
 
@@ -512,7 +685,7 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
 
 
 def _short_brand(name: str) -> str:
-    """"北境 Northland" → "Northland": the Latin name goes in titles and the brand field."""
+    """ "北境 Northland" → "Northland": the Latin name goes in titles and the brand field."""
     return name.split(" ")[-1] if " " in name else name
 
 
@@ -546,8 +719,17 @@ def _in_prefs(top3: np.ndarray, n_pref: np.ndarray, u: np.ndarray, lf: np.ndarra
     return (t[:, 0] == lf) | ((k > 1) & (t[:, 1] == lf)) | ((k > 2) & (t[:, 2] == lf))
 
 
-def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0: int,
-           day_p: np.ndarray, hour_p: np.ndarray) -> _ChunkOut:
+def _chunk(
+    cat: _Catalog,
+    spec: ShopSpec,
+    c: int,
+    u0: int,
+    u1: int,
+    s0: int,
+    e0: int,
+    day_p: np.ndarray,
+    hour_p: np.ndarray,
+) -> _ChunkOut:
     rng = np.random.default_rng([spec.seed, 2, c])
     n = u1 - u0
     n_leaves = len(LEAVES)
@@ -567,16 +749,27 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     region = rng.choice(len(REGIONS), n, p=REGION_P)
     tier = rng.choice(len(TIERS), n, p=TIER_P)
     seg_score = sens + rng.normal(0, 0.12, n)
-    segment = np.where(seg_score > 0.65, "price_sensitive", np.where(seg_score < 0.35, "premium", "mainstream"))
+    segment = np.where(
+        seg_score > 0.65, "price_sensitive", np.where(seg_score < 0.35, "premium", "mainstream")
+    )
 
-    users = [{"user_id": f"u{u0 + i}", "attributes": {"region": REGIONS[r], "tier": TIERS[t], "segment": g},
-              "consent": c}
-             for i, (r, t, g, c) in enumerate(zip(region.tolist(), tier.tolist(), segment.tolist(),
-                                                  consent.tolist(), strict=True))]
+    users = [
+        {
+            "user_id": f"u{u0 + i}",
+            "attributes": {"region": REGIONS[r], "tier": TIERS[t], "segment": g},
+            "consent": c,
+        }
+        for i, (r, t, g, c) in enumerate(
+            zip(region.tolist(), tier.tolist(), segment.tolist(), consent.tolist(), strict=True)
+        )
+    ]
     truth = {
         "user_id": [f"u{u0 + i}" for i in range(n)],
-        "leaves": [[LEAF_PATHS[x] for x in top3[i, :n_pref[i]]] for i in range(n)],
-        "brands": [sorted({BRAND_NAMES[a], BRAND_NAMES[b]}) for a, b in zip(pb1.tolist(), pb2.tolist(), strict=True)],
+        "leaves": [[LEAF_PATHS[x] for x in top3[i, : n_pref[i]]] for i in range(n)],
+        "brands": [
+            sorted({BRAND_NAMES[a], BRAND_NAMES[b]})
+            for a, b in zip(pb1.tolist(), pb2.tolist(), strict=True)
+        ],
         "price_sensitivity": np.round(sens, 4).tolist(),
         "activity": np.round(activity, 4).tolist(),
     }
@@ -603,8 +796,11 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     use_seg = (qv >= 0) & (cat.by_leaf_variant.count[seg_key] > 0)
     qidx = (s_leaf * (MAX_VARIANTS + 1) + (qv + 1)) * 2 + lang_zh
     s_channel = (rng.random(S) < 0.4).astype(np.int64)  # 0 app, 1 web
-    s_device = np.where(s_channel == 0, (rng.random(S) < 0.55).astype(np.int64),
-                        2 + (rng.random(S) < 0.5).astype(np.int64))
+    s_device = np.where(
+        s_channel == 0,
+        (rng.random(S) < 0.55).astype(np.int64),
+        2 + (rng.random(S) < 0.5).astype(np.int64),
+    )
     u_global = u0 + np.arange(n)
     u_variant = ((u_global * 2654435761) >> 7) % 2
 
@@ -619,11 +815,20 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
         return out
 
     # columns of the chunk's events
-    E: dict[str, list[np.ndarray]] = {k: [] for k in ("t", "sess", "item", "type", "value", "pos", "req", "q")}
+    E: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("t", "sess", "item", "type", "value", "pos", "req", "q")
+    }
 
-    def emit(t: np.ndarray, sess: np.ndarray, item: np.ndarray | int, type_: str,
-             value: np.ndarray | None = None, pos: np.ndarray | None = None,
-             req: np.ndarray | bool = False, q: np.ndarray | bool = False) -> None:
+    def emit(
+        t: np.ndarray,
+        sess: np.ndarray,
+        item: np.ndarray | int,
+        type_: str,
+        value: np.ndarray | None = None,
+        pos: np.ndarray | None = None,
+        req: np.ndarray | bool = False,
+        q: np.ndarray | bool = False,
+    ) -> None:
         k = len(t)
         E["t"].append(t.astype(np.int64))
         E["sess"].append(sess.astype(np.int64))
@@ -648,7 +853,9 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     imp_item = np.empty(len(imp_sess), dtype=np.int64)
     imp_item[from_leaf] = pick(imp_sess[from_leaf])
     k = int((~from_leaf).sum())
-    imp_item[~from_leaf] = np.minimum(np.searchsorted(cat.global_cdf, rng.random(k)), len(cat.pop) - 1)
+    imp_item[~from_leaf] = np.minimum(
+        np.searchsorted(cat.global_cdf, rng.random(k)), len(cat.pop) - 1
+    )
     imp_t = s_t0[imp_sess] + 3
     ok = cat.created[imp_item] <= imp_t
     imp_sess, imp_pos, imp_item, imp_t = imp_sess[ok], imp_pos[ok], imp_item[ok], imp_t[ok]
@@ -668,8 +875,16 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     dv_item = pick(dv_sess)
     dv_t = s_t0[dv_sess] + 20 + rng.integers(0, 1200, len(dv_sess))
     trend_window = s_t0 >= horizon - spec.trend_days * 86400
-    tr_sess = np.flatnonzero(trend_window & (rng.random(S) < 0.3)) if len(cat.trending) else np.array([], int)
-    tr_item = cat.trending[rng.integers(0, max(1, len(cat.trending)), len(tr_sess))] if len(tr_sess) else tr_sess
+    tr_sess = (
+        np.flatnonzero(trend_window & (rng.random(S) < 0.3))
+        if len(cat.trending)
+        else np.array([], int)
+    )
+    tr_item = (
+        cat.trending[rng.integers(0, max(1, len(cat.trending)), len(tr_sess))]
+        if len(tr_sess)
+        else tr_sess
+    )
     tr_t = s_t0[tr_sess] + 15 + rng.integers(0, 600, len(tr_sess))
     v_sess = np.concatenate([c_sess, dv_sess, tr_sess])
     v_item = np.concatenate([c_item, dv_item, tr_item])
@@ -694,8 +909,12 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     emit(v_t[share] + rng.integers(3, 90, int(share.sum())), v_sess[share], v_item[share], "share")
     cart_t = v_t + rng.integers(20, 300, V)
     emit(cart_t[cart], v_sess[cart], v_item[cart], "add_to_cart", value=np.ones(int(cart.sum())))
-    emit(cart_t[remove] + rng.integers(30, 600, int(remove.sum())), v_sess[remove], v_item[remove],
-         "remove_from_cart")
+    emit(
+        cart_t[remove] + rng.integers(30, 600, int(remove.sum())),
+        v_sess[remove],
+        v_item[remove],
+        "remove_from_cart",
+    )
     p_sess, p_item = v_sess[buy], v_item[buy]
     p_t = cart_t[buy] + rng.integers(60, 900, len(p_sess))
 
@@ -716,11 +935,21 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     pu = s_user[p_sess]
     bp = (cat.brand[p_item] == pb1[pu]) | (cat.brand[p_item] == pb2[pu])
     stars = np.clip(np.round(3.4 + 1.0 * bp + rng.normal(0, 0.9, P)), 1, 5)
-    emit(p_t[rated] + rng.integers(86400, 10 * 86400, int(rated.sum())), p_sess[rated], p_item[rated],
-         "rate", value=stars[rated])
+    emit(
+        p_t[rated] + rng.integers(86400, 10 * 86400, int(rated.sum())),
+        p_sess[rated],
+        p_item[rated],
+        "rate",
+        value=stars[rated],
+    )
     refunded = rng.random(P) < 0.03
-    emit(p_t[refunded] + rng.integers(2 * 86400, 14 * 86400, int(refunded.sum())), p_sess[refunded],
-         p_item[refunded], "refund", value=cat.price[p_item[refunded]])
+    emit(
+        p_t[refunded] + rng.integers(2 * 86400, 14 * 86400, int(refunded.sum())),
+        p_sess[refunded],
+        p_item[refunded],
+        "refund",
+        value=cat.price[p_item[refunded]],
+    )
 
     # ---- assemble, drop what falls after the horizon, order by time
     t = np.concatenate(E["t"])
@@ -734,7 +963,9 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
     is_feed = cols["req"] & ~is_search[sess]
 
     def ids(prefix: str, nums: np.ndarray) -> pa.Array:
-        return pc.binary_join_element_wise(prefix, pc.cast(pa.array(nums, pa.int64()), pa.string()), "")
+        return pc.binary_join_element_wise(
+            prefix, pc.cast(pa.array(nums, pa.int64()), pa.string()), ""
+        )
 
     user_ids = pa.array(truth["user_id"], pa.string())
     item = cols["item"]
@@ -747,18 +978,25 @@ def _chunk(cat: _Catalog, spec: ShopSpec, c: int, u0: int, u1: int, s0: int, e0:
             user_ids.take(pa.array(user_local)),
             cat.ids.take(pa.array(item, mask=item < 0)),
             pa.array(TYPES, pa.string()).take(pa.array(cols["type"].astype(np.int64))),
-            pa.array(start_us + cols["t"] * 1_000_000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            pa.array(start_us + cols["t"] * 1_000_000, pa.int64()).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
             pa.array(cols["value"], mask=np.isnan(cols["value"])),
             ids(f"s{spec.seed}-s", s0 + sess),
             cat.queries.take(qi),
             pa.array(cols["pos"], mask=cols["pos"] < 0).cast(pa.int32()),
             pc.if_else(pa.array(cols["req"]), ids(f"s{spec.seed}-r", s0 + sess), null_str),
             pc.if_else(pa.array(is_feed), pa.scalar(EXPERIMENT), null_str),
-            pc.if_else(pa.array(is_feed), pa.array(np.array(["A", "B"])[u_variant[user_local]]), null_str),
+            pc.if_else(
+                pa.array(is_feed), pa.array(np.array(["A", "B"])[u_variant[user_local]]), null_str
+            ),
             pa.array(CHANNELS).take(pa.array(s_channel[sess])),
             pa.array(DEVICES).take(pa.array(s_device[sess])),
-            pc.if_else(pa.array(cols["req"]),
-                       pa.array(SURFACES).take(pa.array(is_search[sess].astype(np.int64))), null_str),
+            pc.if_else(
+                pa.array(cols["req"]),
+                pa.array(SURFACES).take(pa.array(is_search[sess].astype(np.int64))),
+                null_str,
+            ),
         ],
         schema=EVENT_SCHEMA,
     )
@@ -777,8 +1015,13 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             f.write("\n")
 
 
-def generate(spec: ShopSpec, out_dir: Path | str, *, progress: bool = True,
-             events_format: EventsFormat = "auto") -> GenerateSummary:
+def generate(
+    spec: ShopSpec,
+    out_dir: Path | str,
+    *,
+    progress: bool = True,
+    events_format: EventsFormat = "auto",
+) -> GenerateSummary:
     """Generate a shop into ``out_dir`` (created if missing; generated files are overwritten)."""
     from tqdm import tqdm
 
@@ -787,7 +1030,8 @@ def generate(spec: ShopSpec, out_dir: Path | str, *, progress: bool = True,
     out.mkdir(parents=True, exist_ok=True)
     write_parquet = events_format in ("auto", "parquet", "both")
     write_jsonl = events_format in ("jsonl", "both") or (
-        events_format == "auto" and spec.n_events <= JSONL_AUTO_LIMIT)
+        events_format == "auto" and spec.n_events <= JSONL_AUTO_LIMIT
+    )
 
     cat = _build_catalog(spec)
     _write_jsonl(out / "items.jsonl", cat.rows)
@@ -803,13 +1047,22 @@ def generate(spec: ShopSpec, out_dir: Path | str, *, progress: bool = True,
     truth_users: list[dict[str, list[Any]]] = []
     small_truth = spec.n_users <= TRUTH_USERS_IN_JSON_LIMIT
     files = ["items.jsonl", "users.jsonl"]
-    writer = pq.ParquetWriter(out / "events.parquet", EVENT_SCHEMA, compression="zstd") if write_parquet else None
-    ev_jsonl = (out / "events.jsonl").open("w", encoding="utf-8", newline="\n") if write_jsonl else None
+    writer = (
+        pq.ParquetWriter(out / "events.parquet", EVENT_SCHEMA, compression="zstd")
+        if write_parquet
+        else None
+    )
+    ev_jsonl = (
+        (out / "events.jsonl").open("w", encoding="utf-8", newline="\n") if write_jsonl else None
+    )
     tw = pq.ParquetWriter(out / "truth_users.parquet", _TRUTH_SCHEMA, compression="zstd")
     try:
-        with (out / "users.jsonl").open("w", encoding="utf-8", newline="\n") as uf, tqdm(
-            total=spec.n_events, desc="events", unit="ev", disable=not progress, unit_scale=True
-        ) as bar:
+        with (
+            (out / "users.jsonl").open("w", encoding="utf-8", newline="\n") as uf,
+            tqdm(
+                total=spec.n_events, desc="events", unit="ev", disable=not progress, unit_scale=True
+            ) as bar,
+        ):
             for c, u0 in enumerate(range(0, spec.n_users, chunk_users)):
                 u1 = min(spec.n_users, u0 + chunk_users)
                 ch = _chunk(cat, spec, c, u0, u1, n_sessions, n_events, day_p, hour_p)
@@ -829,7 +1082,9 @@ def generate(spec: ShopSpec, out_dir: Path | str, *, progress: bool = True,
                 for entry in vc.to_pylist():
                     counts[entry["values"]] += entry["counts"]
                 items_idx = pc.drop_null(ch.events.column("item_id"))
-                seen = np.unique(np.asarray(pc.cast(pc.utf8_slice_codeunits(items_idx, 1), pa.int64())))
+                seen = np.unique(
+                    np.asarray(pc.cast(pc.utf8_slice_codeunits(items_idx, 1), pa.int64()))
+                )
                 leaves_seen[np.unique(cat.leaf[seen])] = True
                 n_events += ch.events.num_rows
                 n_sessions += ch.n_sessions
@@ -853,44 +1108,73 @@ def generate(spec: ShopSpec, out_dir: Path | str, *, progress: bool = True,
         "bundles": [[item_id[a], item_id[b]] for a, b in cat.bundles],
         "trending": [item_id[i] for i in cat.trending],
         "trend_days": spec.trend_days,
-        "counts": {"items": spec.n_items, "users": spec.n_users, "events": n_events,
-                   "sessions": n_sessions, "by_type": dict(sorted(counts.items()))},
+        "counts": {
+            "items": spec.n_items,
+            "users": spec.n_users,
+            "events": n_events,
+            "sessions": n_sessions,
+            "by_type": dict(sorted(counts.items())),
+        },
     }
     if small_truth:
         users_truth: dict[str, Any] = {}
         for t in truth_users:
             for i, uid in enumerate(t["user_id"]):
-                users_truth[uid] = {k: t[k][i] for k in ("leaves", "brands", "price_sensitivity", "activity")}
+                users_truth[uid] = {
+                    k: t[k][i] for k in ("leaves", "brands", "price_sensitivity", "activity")
+                }
         truth["users"] = users_truth
-    (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    (out / "truth.json").write_text(
+        json.dumps(truth, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     files += ["truth.json", "truth_users.parquet"]
 
     def rate(a: str, b: str) -> float:
         return counts[a] / counts[b] if counts[b] else 0.0
 
     summary = GenerateSummary(
-        spec=spec, out_dir=out, n_items=spec.n_items, n_users=spec.n_users, n_events=n_events,
-        n_sessions=n_sessions, counts=dict(counts), leaves_covered=int(leaves_seen.sum()),
-        n_leaves=len(LEAVES), n_bundles=len(cat.bundles), bundle_copurchases=copurchases,
-        n_trending=len(cat.trending), files=tuple(files), seconds=time.perf_counter() - t_start,
-        funnel={"click/impression": rate("click", "impression"),
-                "add_to_cart/view": rate("add_to_cart", "view"),
-                "purchase/add_to_cart": rate("purchase", "add_to_cart"),
-                "purchase/view": rate("purchase", "view"),
-                "purchases/session": counts["purchase"] / n_sessions if n_sessions else 0.0},
+        spec=spec,
+        out_dir=out,
+        n_items=spec.n_items,
+        n_users=spec.n_users,
+        n_events=n_events,
+        n_sessions=n_sessions,
+        counts=dict(counts),
+        leaves_covered=int(leaves_seen.sum()),
+        n_leaves=len(LEAVES),
+        n_bundles=len(cat.bundles),
+        bundle_copurchases=copurchases,
+        n_trending=len(cat.trending),
+        files=tuple(files),
+        seconds=time.perf_counter() - t_start,
+        funnel={
+            "click/impression": rate("click", "impression"),
+            "add_to_cart/view": rate("add_to_cart", "view"),
+            "purchase/add_to_cart": rate("purchase", "add_to_cart"),
+            "purchase/view": rate("purchase", "view"),
+            "purchases/session": counts["purchase"] / n_sessions if n_sessions else 0.0,
+        },
     )
-    log.info("generated %d events for %d users and %d items in %.1fs into %s",
-             n_events, spec.n_users, spec.n_items, summary.seconds, out)
+    log.info(
+        "generated %d events for %d users and %d items in %.1fs into %s",
+        n_events,
+        spec.n_users,
+        spec.n_items,
+        summary.seconds,
+        out,
+    )
     return summary
 
 
-_TRUTH_SCHEMA = pa.schema([
-    ("user_id", pa.string()),
-    ("leaves", pa.list_(pa.string())),
-    ("brands", pa.list_(pa.string())),
-    ("price_sensitivity", pa.float64()),
-    ("activity", pa.float64()),
-])
+_TRUTH_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("leaves", pa.list_(pa.string())),
+        ("brands", pa.list_(pa.string())),
+        ("price_sensitivity", pa.float64()),
+        ("activity", pa.float64()),
+    ]
+)
 
 
 def load_truth(out_dir: Path | str) -> Truth:

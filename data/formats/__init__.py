@@ -18,7 +18,9 @@ Adapter = Literal["movielens", "retailrocket"]
 ADAPTERS: tuple[str, ...] = ("movielens", "retailrocket")
 
 
-def iter_adapter(name: str, path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Event]:
+def iter_adapter(
+    name: str, path: Path | str, *, on_reject: Callable[[Reject], None] | None = None
+) -> Iterator[Event]:
     """Events of ``path`` read with the named adapter."""
     if name == "movielens":
         from data.formats.movielens import iter_movielens
@@ -31,8 +33,9 @@ def iter_adapter(name: str, path: Path | str, *, on_reject: Callable[[Reject], N
     raise LoaderError(f"unknown format {name!r}; use one of: {', '.join(ADAPTERS)}")
 
 
-def load_adapter(name: str, path: Path | str, *, rejects_path: Path | str | None = None,
-                 strict: bool = False) -> LoadResult[Event]:
+def load_adapter(
+    name: str, path: Path | str, *, rejects_path: Path | str | None = None, strict: bool = False
+) -> LoadResult[Event]:
     """All events of ``path`` (small files); same reject/strict rules as the loaders."""
     p = Path(path)
     result: LoadResult[Event] = LoadResult(p)
@@ -41,7 +44,9 @@ def load_adapter(name: str, path: Path | str, *, rejects_path: Path | str | None
         write_rejects(result.rejects, rejects_path)
     if strict and result.rejects:
         first = result.rejects[0]
-        raise RejectedRowsError(f"{p}: {len(result.rejects)} bad line(s); first at line {first.line}: {first.reason}")
+        raise RejectedRowsError(
+            f"{p}: {len(result.rejects)} bad line(s); first at line {first.line}: {first.reason}"
+        )
     return result
 
 

@@ -41,11 +41,19 @@ def _event(user: str, item: str, rating: str, ts: str) -> Event:
         when = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         raise ValueError(f"timestamp {ts!r} is out of range") from None
-    return Event(event_id=f"ml-{user}-{item}-{seconds}", user_id=user, item_id=item, type="rate",
-                 value=value, timestamp=when)
+    return Event(
+        event_id=f"ml-{user}-{item}-{seconds}",
+        user_id=user,
+        item_id=item,
+        type="rate",
+        value=value,
+        timestamp=when,
+    )
 
 
-def iter_movielens(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Event]:
+def iter_movielens(
+    path: Path | str, *, on_reject: Callable[[Reject], None] | None = None
+) -> Iterator[Event]:
     p = Path(path)
     layout: str | None = None
     for n, line in open_text(p):
@@ -68,7 +76,9 @@ def iter_movielens(path: Path | str, *, on_reject: Callable[[Reject], None] | No
         fields = [f.strip() for f in fields]
         try:
             if len(fields) != 4:
-                raise ValueError(f"expected 4 fields (user item rating timestamp), found {len(fields)}")
+                raise ValueError(
+                    f"expected 4 fields (user item rating timestamp), found {len(fields)}"
+                )
             yield _event(*fields)
         except ValidationError as exc:
             _reject(on_reject, Reject(str(p), n, describe(exc), line))

@@ -26,7 +26,9 @@ EVENT_TYPES = {"view": "view", "addtocart": "add_to_cart", "transaction": "purch
 log = logging.getLogger(__name__)
 
 
-def iter_retailrocket(path: Path | str, *, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Event]:
+def iter_retailrocket(
+    path: Path | str, *, on_reject: Callable[[Reject], None] | None = None
+) -> Iterator[Event]:
     p = Path(path)
     lines = open_text(p)
     header_seen = False
@@ -63,8 +65,13 @@ def _event(fields: list[str]) -> Event:
     if kind == "transaction" and not tx:
         raise ValueError("a transaction needs a transactionid")
     suffix = f"-{tx}" if tx else ""
-    return Event(event_id=f"rr-{visitor}-{item}-{kind}-{ms}{suffix}", user_id=visitor, item_id=item,
-                 type=EVENT_TYPES[kind], timestamp=when)  # type: ignore[arg-type]
+    return Event(
+        event_id=f"rr-{visitor}-{item}-{kind}-{ms}{suffix}",
+        user_id=visitor,
+        item_id=item,
+        type=EVENT_TYPES[kind],
+        timestamp=when,
+    )  # type: ignore[arg-type]
 
 
 def _reject(cb: Callable[[Reject], None] | None, r: Reject) -> None:

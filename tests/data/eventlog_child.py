@@ -18,7 +18,15 @@ t0 = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
 log = EventLog(root)
 print("ready", flush=True)
 for i in range(first, first + n):
-    batch = [Event(event_id=f"b{i}-{j}", user_id=f"u{j % 7}", item_id=f"i{j}", type="view",
-                   timestamp=t0 + timedelta(hours=(i * size + j) % 60)) for j in range(size)]
+    batch = [
+        Event(
+            event_id=f"b{i}-{j}",
+            user_id=f"u{j % 7}",
+            item_id=f"i{j}",
+            type="view",
+            timestamp=t0 + timedelta(hours=(i * size + j) % 60),
+        )
+        for j in range(size)
+    ]
     log.append(batch)
     print(i, flush=True)

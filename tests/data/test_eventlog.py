@@ -38,10 +38,20 @@ def ids_in_files(root: Path) -> list[str]:
 
 def test_append_read_back_partitioned_by_day(tmp_path: Path) -> None:
     with EventLog(tmp_path) as log:
-        r = log.append([ev(1), ev(2, ts=T0 + timedelta(days=1)),
-                        ev(3, ts=datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC)),
-                        Event(event_id="e4", user_id="u2", type="search", timestamp=T0,
-                              context={"query": "紅色 連衣裙", "session_id": "s1"})])
+        r = log.append(
+            [
+                ev(1),
+                ev(2, ts=T0 + timedelta(days=1)),
+                ev(3, ts=datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC)),
+                Event(
+                    event_id="e4",
+                    user_id="u2",
+                    type="search",
+                    timestamp=T0,
+                    context={"query": "紅色 連衣裙", "session_id": "s1"},
+                ),
+            ]
+        )
         assert r.accepted == ("e1", "e2", "e3", "e4") and r.duplicates == ()
         assert [p.name for p in log.partitions()] == ["2026-11-23.jsonl", "2026-11-24.jsonl"]
         assert [e.event_id for e in log.iter_events()] == ["e1", "e3", "e4", "e2"]
@@ -53,8 +63,13 @@ def test_append_read_back_partitioned_by_day(tmp_path: Path) -> None:
         assert "紅色 連衣裙" in t.column("query").to_pylist()
         assert log.count() == 4 and "e1" in log and "e9" not in log
     line = (tmp_path / "2026-11-23.jsonl").read_text(encoding="utf-8").splitlines()[0]
-    assert json.loads(line) == {"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "view",
-                                "timestamp": "2026-11-23T10:00:00Z"}
+    assert json.loads(line) == {
+        "event_id": "e1",
+        "user_id": "u1",
+        "item_id": "i1",
+        "type": "view",
+        "timestamp": "2026-11-23T10:00:00Z",
+    }
 
 
 def test_idempotent_within_batch_and_across_reopen(tmp_path: Path) -> None:
@@ -68,7 +83,9 @@ def test_idempotent_within_batch_and_across_reopen(tmp_path: Path) -> None:
     assert sorted(ids_in_files(tmp_path)) == ["e1", "e2", "e3"]
 
 
-def test_torn_last_line_is_skipped_then_cut_and_next_append_is_clean(tmp_path: Path, caplog) -> None:
+def test_torn_last_line_is_skipped_then_cut_and_next_append_is_clean(
+    tmp_path: Path, caplog
+) -> None:
     with EventLog(tmp_path) as log:
         log.append([ev(1), ev(2)])
     part = tmp_path / "2026-11-23.jsonl"
@@ -104,8 +121,14 @@ def test_lines_written_but_not_indexed_are_indexed_on_open(tmp_path: Path) -> No
 
 def test_erase_user_rewrites_partitions(tmp_path: Path) -> None:
     with EventLog(tmp_path) as log:
-        log.append([ev(1, user="alice"), ev(2, user="bob"), ev(3, user="alice", ts=T0 + timedelta(days=2)),
-                    ev(4, user="alice2")])
+        log.append(
+            [
+                ev(1, user="alice"),
+                ev(2, user="bob"),
+                ev(3, user="alice", ts=T0 + timedelta(days=2)),
+                ev(4, user="alice2"),
+            ]
+        )
         assert log.erase_user("alice") == 2
         assert sorted(e.event_id for e in log.iter_events()) == ["e2", "e4"]
         assert "e1" not in log and "e2" in log and log.count() == 2
@@ -120,6 +143,7 @@ def test_erase_user_rewrites_partitions(tmp_path: Path) -> None:
 def test_concurrent_appends_from_threads_are_group_committed(tmp_path: Path) -> None:
     results = []
     with EventLog(tmp_path) as log:
+
         def worker(k: int) -> None:
             for b in range(20):
                 # overlapping ids between threads: each id stored once
@@ -139,10 +163,17 @@ def test_concurrent_appends_from_threads_are_group_committed(tmp_path: Path) -> 
     assert len(stored) == len(set(stored)) == 800
 
 
-def _run_child(root: Path, first: int, n: int, kill_after: int | None, rnd: random.Random) -> list[int]:
+def _run_child(
+    root: Path, first: int, n: int, kill_after: int | None, rnd: random.Random
+) -> list[int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(root), str(first), str(n), "40"],
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT_DIR)
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), str(root), str(first), str(n), "40"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT_DIR,
+    )
     acked: list[int] = []
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
@@ -203,14 +234,25 @@ def test_interrupted_erasure_is_reindexed_on_open(tmp_path: Path) -> None:
 
 
 def test_read_table_matches_iter_events(tmp_path: Path) -> None:
-    events = [Event(event_id=f"e{i}", user_id=f"u{i % 3}", item_id=f"i{i}", type="purchase", value=9.5 + i,
-                    timestamp=T0 + timedelta(hours=7 * i, microseconds=123456),
-                    context={"session_id": f"s{i}", "position": i, "device": "ios"}) for i in range(10)]
+    events = [
+        Event(
+            event_id=f"e{i}",
+            user_id=f"u{i % 3}",
+            item_id=f"i{i}",
+            type="purchase",
+            value=9.5 + i,
+            timestamp=T0 + timedelta(hours=7 * i, microseconds=123456),
+            context={"session_id": f"s{i}", "position": i, "device": "ios"},
+        )
+        for i in range(10)
+    ]
     with EventLog(tmp_path) as log:
         log.append(events)
         from data.event_table import events_to_table
 
         t = log.read_table()
-        assert t.sort_by("event_id").equals(events_to_table(list(log.iter_events())).sort_by("event_id"))
+        assert t.sort_by("event_id").equals(
+            events_to_table(list(log.iter_events())).sort_by("event_id")
+        )
         assert sorted(t.column("event_id").to_pylist()) == sorted(e.event_id for e in events)
         assert t.column("timestamp").to_pylist()[0].microsecond == 123456

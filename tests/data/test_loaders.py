@@ -21,16 +21,32 @@ from data.loaders import (
     read_events_table,
 )
 
-ITEMS_JSONL = "\n".join([
-    json.dumps({"item_id": "i1", "title": "紅色連衣裙 Red Dress - Lumière", "price": 1190,
-                "category": ["服裝", "女裝", "連衣裙"], "attributes": {"colour": "red"}}, ensure_ascii=False),
-    "{not json",
-    json.dumps({"item_id": "i2", "title": "Black Phone", "price": -5}),
-    "",
-    "[1, 2]",
-    json.dumps({"item_id": "i3", "title": "黑色手機 Black Phone", "price": 15900, "stock": 3}, ensure_ascii=False),
-    json.dumps({"item_id": "bad id", "title": "x", "price": 1}),
-]) + "\n"
+ITEMS_JSONL = (
+    "\n".join(
+        [
+            json.dumps(
+                {
+                    "item_id": "i1",
+                    "title": "紅色連衣裙 Red Dress - Lumière",
+                    "price": 1190,
+                    "category": ["服裝", "女裝", "連衣裙"],
+                    "attributes": {"colour": "red"},
+                },
+                ensure_ascii=False,
+            ),
+            "{not json",
+            json.dumps({"item_id": "i2", "title": "Black Phone", "price": -5}),
+            "",
+            "[1, 2]",
+            json.dumps(
+                {"item_id": "i3", "title": "黑色手機 Black Phone", "price": 15900, "stock": 3},
+                ensure_ascii=False,
+            ),
+            json.dumps({"item_id": "bad id", "title": "x", "price": 1}),
+        ]
+    )
+    + "\n"
+)
 
 
 def test_jsonl_items_bad_rows_reported_with_line_and_reason(tmp_path: Path) -> None:
@@ -40,7 +56,12 @@ def test_jsonl_items_bad_rows_reported_with_line_and_reason(tmp_path: Path) -> N
     res = load_items(src, rejects_path=rejects)
     assert [i.item_id for i in res.records] == ["i1", "i3"]
     assert res.records[0].category == ("服裝", "女裝", "連衣裙")
-    assert [(r.line, r.file) for r in res.rejects] == [(2, str(src)), (3, str(src)), (5, str(src)), (7, str(src))]
+    assert [(r.line, r.file) for r in res.rejects] == [
+        (2, str(src)),
+        (3, str(src)),
+        (5, str(src)),
+        (7, str(src)),
+    ]
     reasons = [r.reason for r in res.rejects]
     assert "invalid JSON" in reasons[0]
     assert reasons[1].startswith("price:")
@@ -68,17 +89,21 @@ def test_csv_items_with_path_tags_and_attribute_columns(tmp_path: Path) -> None:
     src.write_text(
         "item_id,title,price,category,tags,attributes.colour,attributes_size,stock,is_active\n"
         "i1,紅色連衣裙 Red Dress,1190,服裝 > 女裝 > 連衣裙,新品|熱銷,red,M,5,true\n"
-        "i2,\"Dress, long\",abc,服裝,,,,1,true\n"
+        'i2,"Dress, long",abc,服裝,,,,1,true\n'
         "i3,Too,1,2,3\n"
         "i4,Sneaker,2490,鞋靴 > 運動鞋,,black,,0,false\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     res = load_items(src)
     assert [i.item_id for i in res.records] == ["i1", "i4"]
     i1 = res.records[0]
     assert i1.category == ("服裝", "女裝", "連衣裙") and i1.tags == ("新品", "熱銷")
     assert i1.attributes == {"colour": "red", "size": "M"} and i1.stock == 5
     assert res.records[1].is_active is False and res.records[1].brand is None
-    assert [(r.line, r.reason.split(":")[0]) for r in res.rejects] == [(3, "price"), (4, "has 5 fields, the header has 9")]
+    assert [(r.line, r.reason.split(":")[0]) for r in res.rejects] == [
+        (3, "price"),
+        (4, "has 5 fields, the header has 9"),
+    ]
 
 
 def test_csv_events_context_columns_both_spellings(tmp_path: Path) -> None:
@@ -89,11 +114,14 @@ def test_csv_events_context_columns_both_spellings(tmp_path: Path) -> None:
         "e2,u1,i1,click,2026-01-02T03:04:09+08:00,,紅色 連衣裙,3,s1\n"
         "e3,u1,i1,rate,2026-01-02T03:05:00Z,9,,,s1\n"
         "e4,u1,,view,2026-01-02T03:05:00Z,,,,s1\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     res = load_events(src)
     assert [e.event_id for e in res.records] == ["e1", "e2"]
     e1, e2 = res.records
-    assert e1.context.query == "紅色 連衣裙" and e1.item_id is None and e1.context.session_id == "s1"
+    assert (
+        e1.context.query == "紅色 連衣裙" and e1.item_id is None and e1.context.session_id == "s1"
+    )
     assert e2.context.position == 3 and e2.timestamp == datetime(2026, 1, 1, 19, 4, 9, tzinfo=UTC)
     assert [(r.line, r.reason) for r in res.rejects] == [
         (4, "(row): value must be a rating between 0 and 5 for a rate event"),
@@ -106,24 +134,47 @@ def test_csv_events_context_columns_both_spellings(tmp_path: Path) -> None:
 
 
 def test_parquet_items_users_events(tmp_path: Path) -> None:
-    pq.write_table(pa.table({"user_id": ["u1", "", "u3"], "consent": [True, True, False],
-                             "attributes.tier": ["gold", "x", None]}), tmp_path / "users.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": ["u1", "", "u3"],
+                "consent": [True, True, False],
+                "attributes.tier": ["gold", "x", None],
+            }
+        ),
+        tmp_path / "users.parquet",
+    )
     res = load_users(tmp_path / "users.parquet")
     assert [u.user_id for u in res.records] == ["u1", "u3"]
     assert res.records[0].attributes == {"tier": "gold"} and res.records[1].consent is False
     assert [r.line for r in res.rejects] == [2] and "user_id" in res.rejects[0].reason
 
-    pq.write_table(pa.table({"item_id": ["i1", "i2"], "title": ["A", "B"], "price": [1.0, None]}),
-                   tmp_path / "items.parquet")
+    pq.write_table(
+        pa.table({"item_id": ["i1", "i2"], "title": ["A", "B"], "price": [1.0, None]}),
+        tmp_path / "items.parquet",
+    )
     res = load_items(tmp_path / "items.parquet")
     assert [i.item_id for i in res.records] == ["i1"] and res.rejects[0].line == 2
 
     ts = pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * 3, pa.timestamp("ms", tz="UTC"))
-    pq.write_table(pa.table({
-        "event_id": ["e1", "e2", "e3"], "user_id": ["u1", "u1", "u2"], "item_id": ["i1", None, "i2"],
-        "type": ["view", "view", "purchase"], "timestamp": ts, "value": [None, None, 99.0],
-        "context": [{"session_id": "s1", "position": 0}, None, {"session_id": "s2", "position": None}],
-    }), tmp_path / "events.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ["e1", "e2", "e3"],
+                "user_id": ["u1", "u1", "u2"],
+                "item_id": ["i1", None, "i2"],
+                "type": ["view", "view", "purchase"],
+                "timestamp": ts,
+                "value": [None, None, 99.0],
+                "context": [
+                    {"session_id": "s1", "position": 0},
+                    None,
+                    {"session_id": "s2", "position": None},
+                ],
+            }
+        ),
+        tmp_path / "events.parquet",
+    )
     res = load_events(tmp_path / "events.parquet")
     assert [e.event_id for e in res.records] == ["e1", "e3"] and res.rejects[0].line == 2
     assert res.records[0].context.session_id == "s1"
@@ -146,17 +197,42 @@ def test_missing_file_and_unknown_extension(tmp_path: Path) -> None:
 
 def test_read_events_table_jsonl_drops_invalid_and_torn_rows(tmp_path: Path, caplog) -> None:
     rows = [
-        {"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "view", "timestamp": "2026-01-02T00:00:00Z"},
-        {"event_id": "e2", "user_id": "u1", "item_id": "i1", "type": "teleport", "timestamp": "2026-01-02T00:00:00Z"},
-        {"event_id": "e3", "user_id": "u1", "type": "search", "timestamp": "2026-01-02 08:00:00",
-         "context": {"query": "手機"}},
+        {
+            "event_id": "e1",
+            "user_id": "u1",
+            "item_id": "i1",
+            "type": "view",
+            "timestamp": "2026-01-02T00:00:00Z",
+        },
+        {
+            "event_id": "e2",
+            "user_id": "u1",
+            "item_id": "i1",
+            "type": "teleport",
+            "timestamp": "2026-01-02T00:00:00Z",
+        },
+        {
+            "event_id": "e3",
+            "user_id": "u1",
+            "type": "search",
+            "timestamp": "2026-01-02 08:00:00",
+            "context": {"query": "手機"},
+        },
         {"event_id": "e4", "user_id": "u1", "type": "search", "timestamp": "2026-01-02T00:00:00Z"},
-        {"event_id": "e5", "user_id": "u1", "item_id": "i2", "type": "rate", "value": 4.5,
-         "timestamp": "2026-01-03T00:00:00+08:00"},
+        {
+            "event_id": "e5",
+            "user_id": "u1",
+            "item_id": "i2",
+            "type": "rate",
+            "value": 4.5,
+            "timestamp": "2026-01-03T00:00:00+08:00",
+        },
     ]
     src = tmp_path / "events.ndjson"
-    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + '{"event_id": "e6", "us',
-                   encoding="utf-8")
+    src.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + '{"event_id": "e6", "us',
+        encoding="utf-8",
+    )
     with caplog.at_level(logging.WARNING):
         t = read_events_table(src)
     assert t.column("event_id").to_pylist() == ["e1", "e3", "e5"]

@@ -16,7 +16,14 @@ from data.loaders import load_events, load_items, load_users, read_events_table
 from data.synthetic import LEAVES, GenerateSummary, ShopSpec, generate, load_truth
 from tests.data.conftest import SMALL
 
-FILES = ("items.jsonl", "users.jsonl", "events.parquet", "events.jsonl", "truth.json", "truth_users.parquet")
+FILES = (
+    "items.jsonl",
+    "users.jsonl",
+    "events.parquet",
+    "events.jsonl",
+    "truth.json",
+    "truth_users.parquet",
+)
 
 
 def _bytes(d: Path) -> dict[str, bytes]:
@@ -36,10 +43,17 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path, small_shop)
 
 def test_every_record_is_valid_and_counts_match(small_shop) -> None:
     shop, summary = small_shop
-    items, users, events = (load_items(shop / "items.jsonl"), load_users(shop / "users.jsonl"),
-                            load_events(shop / "events.jsonl"))
+    items, users, events = (
+        load_items(shop / "items.jsonl"),
+        load_users(shop / "users.jsonl"),
+        load_events(shop / "events.jsonl"),
+    )
     assert (items.rejected, users.rejected, events.rejected) == (0, 0, 0)
-    assert (items.loaded, users.loaded, events.loaded) == (SMALL.n_items, SMALL.n_users, summary.n_events)
+    assert (items.loaded, users.loaded, events.loaded) == (
+        SMALL.n_items,
+        SMALL.n_users,
+        summary.n_events,
+    )
     assert abs(summary.n_events - SMALL.n_events) / SMALL.n_events < 0.15
     table = read_events_table(shop / "events.parquet")
     assert table.num_rows == summary.n_events
@@ -59,7 +73,9 @@ def test_catalog_is_searchable_bilingual_and_covers_every_leaf(small_shop) -> No
         leaf = next(lf for lf in LEAVES if lf.zh == item.category)
         assert leaf.zh[2] in item.title and leaf.noun in item.title
         assert item.brand and item.brand in item.title
-        variant = next(item.attributes[k] for k in ("colour", "flavour", "scent") if k in item.attributes)
+        variant = next(
+            item.attributes[k] for k in ("colour", "flavour", "scent") if k in item.attributes
+        )
         assert str(variant).lower() in item.title.lower()
     red = [i for i in items if "紅色" in i.title]
     assert red and all("Red" in i.title and i.attributes["colour"] == "red" for i in red)
@@ -73,8 +89,19 @@ def test_catalog_is_searchable_bilingual_and_covers_every_leaf(small_shop) -> No
 def test_funnel_rates_are_plausible(small_shop) -> None:
     _, s = small_shop
     c = s.counts
-    assert set(c) == {"impression", "view", "click", "add_to_cart", "remove_from_cart", "favorite",
-                      "purchase", "refund", "rate", "share", "search"}
+    assert set(c) == {
+        "impression",
+        "view",
+        "click",
+        "add_to_cart",
+        "remove_from_cart",
+        "favorite",
+        "purchase",
+        "refund",
+        "rate",
+        "share",
+        "search",
+    }
     assert 0.02 <= c["click"] / c["impression"] <= 0.2
     assert 0.01 <= c["add_to_cart"] / c["view"] <= 0.12
     assert 0.15 <= c["purchase"] / c["add_to_cart"] <= 0.7
@@ -150,8 +177,9 @@ def test_events_jsonl_only_when_small_or_asked(tmp_path: Path) -> None:
     assert "events.parquet" not in s.files and (tmp_path / "j" / "events.jsonl").exists()
 
 
-@pytest.mark.parametrize("bad", [dict(n_users=0), dict(n_items=10), dict(days=0), dict(trend_days=0),
-                                 dict(seed=-1)])
+@pytest.mark.parametrize(
+    "bad", [dict(n_users=0), dict(n_items=10), dict(days=0), dict(trend_days=0), dict(seed=-1)]
+)
 def test_spec_rejects_bad_sizes(bad: dict) -> None:
     with pytest.raises(ValueError):
         ShopSpec(**bad)
