@@ -109,19 +109,27 @@ class EventLog:
                 f"cannot open the event log in {self.root}: {exc.strerror}; "
                 "check the path and its permissions (settings.events_dir)"
             ) from exc
-        self._db = sqlite3.connect(
-            self.root / INDEX_FILE, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS ids "
-            "(event_id TEXT PRIMARY KEY, day TEXT NOT NULL) WITHOUT ROWID"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS ids_day ON ids(day)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, indexed_bytes INTEGER NOT NULL)"
-        )
+        try:
+            self._db = sqlite3.connect(
+                self.root / INDEX_FILE, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS ids "
+                "(event_id TEXT PRIMARY KEY, day TEXT NOT NULL) WITHOUT ROWID"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS days "
+                "(day TEXT PRIMARY KEY, indexed_bytes INTEGER NOT NULL)"
+            )
+        except sqlite3.Error as exc:
+            os.close(self._lock_fd)
+            raise EventLogError(
+                f"cannot open the event log index {self.root / INDEX_FILE}: {exc}; "
+                "check the folder's permissions and free space, or delete the index file "
+                "to rebuild it from the day files"
+            ) from exc
         self._db_lock = threading.RLock()
         self._cv = threading.Condition()
         self._busy = False

@@ -1090,6 +1090,8 @@ def generate(
                 n_sessions += ch.n_sessions
                 copurchases += ch.bundle_copurchases
                 bar.update(ch.events.num_rows)
+            bar.total = n_events  # the requested count is approximate
+            bar.refresh()
     finally:
         if writer is not None:
             writer.close()

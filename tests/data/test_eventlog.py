@@ -256,3 +256,22 @@ def test_read_table_matches_iter_events(tmp_path: Path) -> None:
         )
         assert sorted(t.column("event_id").to_pylist()) == sorted(e.event_id for e in events)
         assert t.column("timestamp").to_pylist()[0].microsecond == 123456
+
+
+def test_deleted_index_is_rebuilt_from_the_day_files(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.append([ev(1), ev(2, ts=T0 + timedelta(days=3))])
+    for f in tmp_path.glob("index.sqlite*"):
+        f.unlink()
+    with EventLog(tmp_path) as log:
+        assert log.count() == 2
+        assert log.append([ev(1), ev(3)]).accepted == ("e3",)
+
+
+def test_unusable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    from data.errors import EventLogError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(EventLogError, match="cannot open the event log"):
+        EventLog(blocker / "events")
