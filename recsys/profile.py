@@ -1,16 +1,22 @@
 """User profiles for online ranking: consent, attributes, recent history and affinities.
 
-A :class:`ProfileStore` is updated in real time from posted events (``record``), so the next
-feed reflects a view made a moment ago. It keeps, per user, the last ``history_size``
-interactions, the purchased items, and decayed category / brand affinities. Readers get an
-immutable :class:`UserProfile` snapshot.
+A :class:`ProfileStore` answers "what do we know about this user now" from three layers,
+newest first:
 
-Users without consent keep their consent flag and attributes, but no history is recorded for
-them and ranking treats them as anonymous (non-personalized).
+1. live state: users who posted events (or were changed over the API) since start-up, updated
+   in real time by ``record`` so the next feed reflects a view made a moment ago (bounded LRU);
+2. the :class:`~recsys.history.HistorySnapshot` read at start-up from the event files and the
+   event log: the last events and the purchases of every user (flat numpy arrays);
+3. the :class:`UserDirectory`: consent and attributes of every user of the users file
+   (flat arrays; attributes interned as a few distinct combinations).
 
-Memory: attributes are interned (users share few distinct attribute combinations) and only
-users that posted events since start-up (or were bootstrapped) carry a history, so a shop with
-1M users costs a few hundred MB at most here.
+A live state is seeded from layers 2 and 3 the first time the user posts an event. Readers
+get an immutable :class:`UserProfile` snapshot. Users without consent keep their consent flag
+and attributes, but no history is recorded or shown for them and ranking treats them as
+anonymous (non-personalized).
+
+Memory at 1M users × 20M events: directory ≈ 40 MB, snapshot ≈ 100 MB (both may be
+memory-mapped and shared between worker processes), plus ≈ 1 KB per live user.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import numpy as np
+
 from data.catalog import Catalog
 from data.models import CATEGORY_SEPARATOR, AttributeValue, Event, User
+from recsys.history import HistorySnapshot
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +87,50 @@ class UserProfile:
         return [c for c, _ in sorted(self.category_affinity.items(), key=lambda kv: -kv[1])[:n]]
 
 
+@dataclass(frozen=True, slots=True)
+class UserDirectory:
+    """Consent and attributes of many users, column-wise. Row ``r`` is ``user_ids[r]`` (sorted)."""
+
+    user_ids: np.ndarray
+    consent: np.ndarray
+    """bool per row."""
+    attr_code: np.ndarray
+    """Index into ``attrs`` per row."""
+    attrs: tuple[Mapping[str, AttributeValue], ...] = ()
+
+    @classmethod
+    def empty(cls) -> UserDirectory:
+        return cls(np.array([], dtype="U1"), np.zeros(0, bool), np.zeros(0, np.int32), ())
+
+    @classmethod
+    def from_users(cls, users: Iterable[User]) -> UserDirectory:
+        """From validated users (small shops, tests); large files use ``serving.bootstrap``."""
+        by_id = {u.user_id: u for u in users}
+        ids = np.array(sorted(by_id), dtype=str) if by_id else np.array([], dtype="U1")
+        combos: dict[tuple[tuple[str, AttributeValue], ...], int] = {}
+        codes = np.zeros(len(ids), np.int32)
+        consent = np.zeros(len(ids), bool)
+        for r, uid in enumerate(ids):
+            u = by_id[str(uid)]
+            codes[r] = combos.setdefault(tuple(sorted(u.attributes.items())), len(combos))
+            consent[r] = u.consent
+        attrs = tuple(MappingProxyType(dict(k)) if k else _NO_ATTRS for k in combos)
+        return cls(ids, consent, codes, attrs)
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    def row(self, user_id: str) -> int:
+        ids = self.user_ids
+        if not len(ids):
+            return -1
+        r = int(np.searchsorted(ids, user_id))
+        return r if r < len(ids) and ids[r] == user_id else -1
+
+    def no_consent_ids(self) -> list[str]:
+        return [str(u) for u in self.user_ids[~self.consent]]
+
+
 class _State:
     __slots__ = ("attributes", "consent", "recent", "purchased", "cat", "brand")
 
@@ -91,20 +144,44 @@ class _State:
 
 
 class ProfileStore:
-    """Thread-safe user profiles, bounded to `max_users` active histories (LRU)."""
+    """Thread-safe user profiles: live states (LRU, at most ``max_users``) over the start-up
+    snapshot and the user directory."""
 
-    def __init__(self, *, history_size: int = 50, max_users: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        *,
+        history_size: int = 50,
+        max_users: int = 500_000,
+        directory: UserDirectory | None = None,
+        snapshot: HistorySnapshot | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.history_size = history_size
         self.max_users = max_users
+        self.directory = directory or UserDirectory.empty()
+        self.snapshot = snapshot or HistorySnapshot.empty()
+        self.catalog = catalog
         self._users: OrderedDict[str, _State] = OrderedDict()
+        self._overrides: dict[str, tuple[bool, Mapping[str, AttributeValue]]] = {}
+        """Consent and attributes changed over the API since the files were written."""
+        self._erased: set[str] = set()
         self._interned: dict[tuple[tuple[str, AttributeValue], ...], Mapping[str, AttributeValue]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._users)
+        """Users known from the users file and the API (not those only seen in events)."""
+        d = self.directory
+        return len(d) + sum(1 for u in self._overrides if d.row(u) < 0)
 
     def __contains__(self, user_id: object) -> bool:
-        return user_id in self._users
+        if not isinstance(user_id, str) or user_id in self._erased:
+            return False
+        return (
+            user_id in self._users
+            or user_id in self._overrides
+            or self.directory.row(user_id) >= 0
+            or self.snapshot.row(user_id) >= 0
+        )
 
     # reading -----------------------------------------------------------------
     def get(self, user_id: str) -> UserProfile:
@@ -112,77 +189,122 @@ class ProfileStore:
         with self._lock:
             st = self._users.get(user_id)
             if st is None:
-                return UserProfile(user_id=user_id)
-            recent: list[str] = []
-            seen: set[str] = set()
-            for item_id in reversed(st.recent):
-                if item_id not in seen:
-                    seen.add(item_id)
-                    recent.append(item_id)
-            return UserProfile(
-                user_id=user_id,
-                known=True,
-                consent=st.consent,
-                attributes=st.attributes,
-                recent_items=tuple(recent),
-                purchased=frozenset(st.purchased),
-                category_affinity=MappingProxyType({k: v for k, v in st.cat.items() if v > 0}),
-                brand_affinity=MappingProxyType({k: v for k, v in st.brand.items() if v > 0}),
-            )
+                st = self._base_state(user_id)
+                if st is None:
+                    return UserProfile(user_id=user_id)
+            return self._profile(user_id, st)
+
+    @staticmethod
+    def _profile(user_id: str, st: _State) -> UserProfile:
+        recent: list[str] = []
+        seen: set[str] = set()
+        for item_id in reversed(st.recent):
+            if item_id not in seen:
+                seen.add(item_id)
+                recent.append(item_id)
+        return UserProfile(
+            user_id=user_id,
+            known=True,
+            consent=st.consent,
+            attributes=st.attributes,
+            recent_items=tuple(recent),
+            purchased=frozenset(st.purchased),
+            category_affinity=MappingProxyType({k: v for k, v in st.cat.items() if v > 0}),
+            brand_affinity=MappingProxyType({k: v for k, v in st.brand.items() if v > 0}),
+        )
+
+    def _base_state(self, user_id: str) -> _State | None:
+        """What the files and API changes say about a user without a live state (or None)."""
+        if user_id in self._erased:
+            return None
+        over = self._overrides.get(user_id)
+        d = self.directory
+        drow = d.row(user_id) if over is None else -1
+        srow = self.snapshot.row(user_id)
+        if over is None and drow < 0 and srow < 0:
+            return None
+        st = _State(self.history_size)
+        if over is not None:
+            st.consent, st.attributes = over
+        elif drow >= 0:
+            st.consent = bool(d.consent[drow])
+            st.attributes = d.attrs[int(d.attr_code[drow])] if d.attrs else _NO_ATTRS
+        if st.consent and srow >= 0:
+            snap = self.snapshot
+            for item_id, etype in reversed(snap.recent(srow)):  # oldest first
+                self._apply(st, etype, item_id, None)
+            st.purchased = set(snap.purchased(srow))
+        return st
 
     # writing -----------------------------------------------------------------
     def upsert_users(self, users: Iterable[User]) -> int:
         n = 0
         with self._lock:
             for user in users:
-                st = self._state(user.user_id)
-                st.attributes = self._intern(user.attributes)
-                st.consent = user.consent
-                if not user.consent:
-                    self._forget_history(st)
+                uid = user.user_id
+                attrs = self._intern(user.attributes)
+                self._erased.discard(uid)
+                self._overrides[uid] = (user.consent, attrs)
+                st = self._users.get(uid)
+                if st is not None:
+                    st.attributes = attrs
+                    st.consent = user.consent
+                    if not user.consent:
+                        self._forget_history(st)
                 n += 1
         return n
 
     def erase(self, user_id: str) -> bool:
         """Forget everything about the user. Returns whether they were known."""
         with self._lock:
-            return self._users.pop(user_id, None) is not None
+            known = user_id in self
+            self._users.pop(user_id, None)
+            self._overrides.pop(user_id, None)
+            self._erased.add(user_id)
+            return known
 
-    def record(self, events: Iterable[Event], catalog: Catalog) -> int:
+    def record(self, events: Iterable[Event], catalog: Catalog | None = None) -> int:
         """Update histories and affinities from events (in the order given).
 
         Returns how many events changed a profile. Events of users without consent only mark
         the user as known.
         """
         n = 0
+        catalog = catalog or self.catalog
         with self._lock:
             for ev in events:
                 st = self._state(ev.user_id)
                 if not st.consent or ev.item_id is None:
                     continue
-                if ev.type == "refund":
-                    st.purchased.discard(ev.item_id)
-                elif ev.type == "purchase":
-                    st.purchased.add(ev.item_id)
-                if ev.type in HISTORY_TYPES:
-                    st.recent.append(ev.item_id)
-                w = EVENT_WEIGHTS.get(ev.type, 0.0)
-                if ev.type == "rate" and ev.value is not None:
-                    w = ev.value - 2.5
-                if w:
-                    item = catalog.get(ev.item_id)
-                    if item is not None:
-                        _bump(st.cat, CATEGORY_SEPARATOR.join(item.category), w)
-                        if item.brand:
-                            _bump(st.brand, item.brand, w)
+                w = ev.value - 2.5 if ev.type == "rate" and ev.value is not None else None
+                self._apply(st, ev.type, ev.item_id, w, catalog)
                 n += 1
         return n
 
     # internals ---------------------------------------------------------------
+    def _apply(
+        self, st: _State, etype: str, item_id: str, weight: float | None, catalog: Catalog | None = None
+    ) -> None:
+        if etype == "refund":
+            st.purchased.discard(item_id)
+        elif etype == "purchase":
+            st.purchased.add(item_id)
+        if etype in HISTORY_TYPES:
+            st.recent.append(item_id)
+        w = EVENT_WEIGHTS.get(etype, 0.0) if weight is None else weight
+        catalog = catalog or self.catalog
+        if w and catalog is not None:
+            item = catalog.get(item_id)
+            if item is not None:
+                _bump(st.cat, CATEGORY_SEPARATOR.join(item.category), w)
+                if item.brand:
+                    _bump(st.brand, item.brand, w)
+
     def _state(self, user_id: str) -> _State:
         st = self._users.get(user_id)
         if st is None:
-            st = _State(self.history_size)
+            st = self._base_state(user_id) or _State(self.history_size)
+            self._erased.discard(user_id)
             self._users[user_id] = st
             if len(self._users) > self.max_users:
                 self._users.popitem(last=False)

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     search_personalization_top_n: int = 50
     history_size: int = 50
     """Recent interactions kept per user for real-time signals."""
+    bootstrap_history: int = 20
+    """Events per user read back from the event files and log at start-up (0: none)."""
     feed_cache_size: int = 20_000
     feed_cache_ttl_seconds: float = 900.0
     """Ranked feeds kept per request_id so page 2 never repeats page 1."""

@@ -30,7 +30,7 @@ from recsys.modelset import ModelSet, current_versions, load_model_set
 from recsys.pipeline import Pipeline, PipelineConfig, Ranked
 from recsys.profile import ProfileStore
 from serving.settings import Settings
-from serving.userstore import UserJournal, load_users
+from serving.userstore import UserJournal
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend
@@ -146,8 +146,9 @@ class Services:
         """Open everything the settings name. Missing pieces (no catalog yet, no trained
         model, no index) leave the service running in a degraded but honest mode."""
         catalog = _load_catalog(settings)
-        profiles = ProfileStore(history_size=settings.history_size)
-        profiles.upsert_users(load_users(settings.data_dir, settings.state_dir).values())
+        from serving.bootstrap import load_profiles
+
+        profiles = load_profiles(settings, catalog)
         search: SearchBackend | None = None
         if with_search:
             search = _open_search(settings)

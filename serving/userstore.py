@@ -3,8 +3,8 @@
 ``<state_dir>/users.jsonl`` holds one line per change, ``{"op": "upsert", "user": {...}}`` or
 ``{"op": "erase", "user_id": "..."}``. The users the shop was loaded with
 (``<data_dir>/users.jsonl``) come first, then the journal is replayed on top, so the latest
-consent and attributes win. Training reads the same view with :func:`load_users` to keep users
-without consent (and erased users) out of the interaction matrix.
+consent and attributes win. Training keeps users without consent (and erased users) out of the
+interaction matrix with :func:`excluded_by_journal` on top of the users file.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class UserJournal:
                     log.warning("%s line %d set aside: %s", self.path.name, lineno, why)
 
 
-def _read_users_file(path: Path) -> Iterator[User]:
+def read_users_file(path: Path) -> Iterator[User]:
     if not path.exists():
         return
     with open(path, encoding="utf-8") as fh:
@@ -77,7 +77,7 @@ def _read_users_file(path: Path) -> Iterator[User]:
 
 def load_users(data_dir: Path, state_dir: Path) -> dict[str, User]:
     """The current users: the shop's users file with the API's changes replayed on top."""
-    users = {u.user_id: u for u in _read_users_file(data_dir / "users.jsonl")}
+    users = {u.user_id: u for u in read_users_file(data_dir / "users.jsonl")}
     for op, rec in UserJournal(state_dir / "users.jsonl").replay():
         if op == "erase":
             users.pop(rec, None)  # type: ignore[arg-type]
@@ -95,3 +95,22 @@ def erased_user_ids(state_dir: Path) -> set[str]:
         else:
             erased.discard(rec.user_id)  # type: ignore[union-attr]
     return erased
+
+
+def excluded_by_journal(state_dir: Path) -> tuple[set[str], set[str]]:
+    """What the API changed about consent: ``(excluded, consented)``.
+
+    ``excluded``: users erased over the API, or whose latest upsert withdrew consent — their
+    events must stay out of training and profiles whatever the users file says.
+    ``consented``: users whose latest upsert gave consent (this overrides a ``consent: false``
+    in the users file). Users the journal never mentions are in neither set.
+    """
+    latest: dict[str, bool | None] = {}
+    for op, rec in UserJournal(state_dir / "users.jsonl").replay():
+        if op == "erase":
+            latest[rec] = None  # type: ignore[index]
+        else:
+            latest[rec.user_id] = rec.consent  # type: ignore[union-attr]
+    excluded = {u for u, c in latest.items() if not c}
+    consented = {u for u, c in latest.items() if c}
+    return excluded, consented
