@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from data.models import Item
-from search.analysis import Analyzer, QueryPlan, default_analyzer, highlight, normalize
+from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
 from search.backend import FUZZY_FIELDS, FUZZY_SCORE, TEXT_FIELDS, Progress
 from search.document import POSITION_GAP, SearchDocument, to_document
 from search.errors import BackendUnavailableError, IndexNotFoundError, SearchError
@@ -608,6 +608,7 @@ class OpenSearchBackend:
         body = search_body(request, plan)
         resp = self._call("search", self.client.search, index=self.alias, body=body)
         relevance = request.sort == "relevance"
+        hl = Highlighter(plan)  # one per request: remembers token decisions across hits
         hits = []
         for h in resp["hits"]["hits"]:
             src = h["_source"]
@@ -615,7 +616,7 @@ class OpenSearchBackend:
                 item_id=src["item_id"],
                 score=float(h["_score"] or 0.0) if relevance else 0.0,
                 title=src["title_raw"],
-                highlighted_title=highlight(src["title_raw"], plan),
+                highlighted_title=hl.html(src["title_raw"]),
                 brand=src.get("brand"),
                 category=tuple(src.get("category_path") or ()),
                 price=float(src["price"]),
