@@ -69,8 +69,8 @@ def register(app: typer.Typer) -> None:
             cfg.train.holdout_metrics = holdout
         bar, say = _progress()
         try:
-            rep = train(cfg, s.models_dir, events_dir=s.events_dir, promote=promote,
-                        only=model, progress=say)
+            rep = train(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+                        promote=promote, only=model, progress=say)
         finally:
             bar.close()
         cols = _metric_cols(cfg.evaluation.ks)[:3]
@@ -113,7 +113,8 @@ def register(app: typer.Typer) -> None:
         out = out or s.home / "reports" / f"evaluate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         bar, say = _progress()
         try:
-            rep = evaluate(cfg, out, events_dir=s.events_dir, progress=say)
+            rep = evaluate(cfg, out, events_dir=s.events_dir, state_dir=s.state_dir,
+                           progress=say)
         finally:
             bar.close()
         cols = _metric_cols(cfg.evaluation.ks)
@@ -161,7 +162,7 @@ def register(app: typer.Typer) -> None:
             fail(f"--metric: k must be one of evaluation.ks {cfg.evaluation.ks}")
         bar, say = _progress()
         try:
-            inp = load_input(cfg, s.events_dir)
+            inp = load_input(cfg, s.events_dir, s.state_dir)
             params = {m.algorithm: m.params for m in cfg.models}
             res = tune(inp.frame, algs, split=cfg.evaluation.split,
                        split_options=_split_options(cfg), config=matrix_config(cfg),

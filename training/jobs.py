@@ -67,8 +67,14 @@ def _adapter_table(fmt: str, path: Path) -> pa.Table:
     return table
 
 
-def load_input(cfg: TrainConfig, events_dir: Path | None = None) -> TrainingInput:
-    """Read the events (files + event log), users (consent) and catalog the config names."""
+def load_input(cfg: TrainConfig, events_dir: Path | None = None,
+               state_dir: Path | None = None) -> TrainingInput:
+    """Read the events (files + event log), users (consent) and catalog the config names.
+
+    ``state_dir`` (settings.state_dir): also leave out users erased over the API or whose
+    consent was withdrawn there (``serving.userstore`` journal); a consent given over the
+    API overrides ``consent: false`` in the users file.
+    """
     from data.loaders import iter_items, read_events_table
 
     t0 = time.perf_counter()
@@ -103,6 +109,12 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None) -> TrainingInpu
         )
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     no_consent = _users_without_consent(d.users) if d.users else None
+    if state_dir is not None:
+        from serving.userstore import excluded_by_journal
+
+        excluded, consented = excluded_by_journal(state_dir)
+        if excluded or consented:
+            no_consent = ((no_consent or set()) - consented) | excluded
     frame = encode_events(table, no_consent=no_consent)
     catalog = Catalog.from_items(iter_items(d.items)) if d.items else None
     bundles = None
@@ -189,6 +201,7 @@ def train(
     models_dir: Path,
     *,
     events_dir: Path | None = None,
+    state_dir: Path | None = None,
     promote: bool | None = None,
     only: Sequence[str] | None = None,
     progress: Progress | None = None,
@@ -205,7 +218,7 @@ def train(
         specs = [s for s in specs if s.name in only]
     seconds: dict[str, float] = {}
     say("reading data")
-    inp = data or load_input(cfg, events_dir)
+    inp = data or load_input(cfg, events_dir, state_dir)
     seconds["read"] = inp.seconds
     mconf = matrix_config(cfg)
     holdout: dict[str, dict[str, float]] = {}
@@ -280,13 +293,14 @@ def evaluate(
     out_dir: Path,
     *,
     events_dir: Path | None = None,
+    state_dir: Path | None = None,
     progress: Progress | None = None,
     data: TrainingInput | None = None,
 ) -> EvaluationReport:
     """Compare every configured model (plus the popularity baseline) on one split."""
     say = progress or (lambda _msg: None)
     say("reading data")
-    inp = data or load_input(cfg, events_dir)
+    inp = data or load_input(cfg, events_dir, state_dir)
     specs = cfg.model_specs()
     if not any(s.algorithm == "popularity" for s in specs):
         specs.append(ModelSpec("popularity", "popularity", {}))

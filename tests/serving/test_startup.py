@@ -126,3 +126,46 @@ def test_exclude_purchased_after_restart_over_http(restart_home: Path) -> None:
     finally:
         server.stop()
         services.close()
+
+
+def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home: Path) -> None:
+    """The real train job (as `shoprank train` runs it) honours the API's user journal."""
+    from recsys.models import load_model
+    from tests.serving.conftest import ADMIN_KEY
+    from training.config import ModelEntry, default_config
+    from training.jobs import train
+    from training.registry import Registry
+
+    home = restart_home
+    data = home / "data"
+    _, bought = _brute_force(data / "events.parquet", 20)
+    active = sorted(bought)
+    erased, withdrawn, kept = active[0], active[1], active[2]
+    no_consent_in_file = next(
+        u.user_id for u in (User.model_validate_json(line) for line in (data / "users.jsonl").open())
+        if not u.consent and u.user_id in bought
+    )
+    settings = make_settings(home)
+    services = Services.build(settings, with_search=False)
+    server = ServerThread(create_app(settings, services), free_port())
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-API-Key": ADMIN_KEY}) as c:
+            assert c.delete(f"/v1/users/{erased}").status_code == 200
+            assert c.put(f"/v1/users/{withdrawn}", json={"consent": False}).status_code == 200
+            assert c.put(f"/v1/users/{no_consent_in_file}", json={"consent": True}).status_code == 200
+    finally:
+        server.stop()
+        services.close()
+
+    cfg = default_config(data)
+    cfg.models = [ModelEntry(name="popularity", algorithm="popularity")]
+    cfg.train.holdout_metrics = False
+    train(cfg, settings.models_dir, events_dir=settings.events_dir, state_dir=settings.state_dir,
+          promote=True)
+    reg = Registry(settings.models_dir)
+    model = load_model(reg.path("popularity", reg.current_version("popularity")))
+    assert not model.known_user(erased)
+    assert not model.known_user(withdrawn)
+    assert model.known_user(kept)
+    assert model.known_user(no_consent_in_file)  # consent given over the API counts
