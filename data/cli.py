@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from data.models import Event
     from data.synthetic import GenerateSummary
 
 
@@ -196,8 +199,19 @@ def register(app: typer.Typer) -> None:
                     write_rejects(bad, rejects)
                 _report_rejects(bad, rejects)
                 fail(f"{file}: {len(bad)} bad row(s) (--strict); nothing loaded")
-        with EventLog(settings.events_dir) as log:
-            accepted, duplicates = log.append_many(iter_events(file, on_reject=bad.append))
+        from tqdm import tqdm
+
+        with (
+            EventLog(settings.events_dir) as log,
+            tqdm(desc="events", unit="ev", unit_scale=True, disable=None) as bar,
+        ):
+
+            def counted() -> Iterator[Event]:
+                for e in iter_events(file, on_reject=bad.append):
+                    bar.update()
+                    yield e
+
+            accepted, duplicates = log.append_many(counted())
         if rejects is not None:
             write_rejects(bad, rejects)
         _report_rejects(bad, rejects)
