@@ -94,6 +94,7 @@ def _aligned(text: str) -> tuple[str, list[int]]:
 # ---------------------------------------------------------------- stemming
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """Light English plural stemming (lower-case input). Words with digits are kept."""
     if len(word) <= 3 or not word.isalpha() or not word.isascii():
@@ -136,8 +137,18 @@ def token_spans(normalized: str) -> list[Token]:
 
 
 def tokens(text: str) -> list[str]:
-    """Index tokens of ``text`` (normalized first)."""
-    return [t.text for t in token_spans(normalize(text))]
+    """Index tokens of ``text`` (normalized first); same as `token_spans` without offsets."""
+    out: list[str] = []
+    for m in _TOKEN_RE.finditer(normalize(text)):
+        run = m.group(1)
+        if run:
+            if len(run) == 1:
+                out.append(run)
+            else:
+                out.extend([run[i : i + 2] for i in range(len(run) - 1)])
+        else:
+            out.append(stem(m.group(2)))
+    return out
 
 
 def is_cjk(word: str) -> bool:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from data.models import Item
 from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
 from search.backend import FUZZY_FIELDS, FUZZY_SCORE, TEXT_FIELDS, Progress
-from search.document import POSITION_GAP, SearchDocument, to_document
+from search.document import SearchDocument, to_document
 from search.errors import IndexNotFoundError, SearchError
 from search.query import BoolFilter, RangeFacet, RangeFilter, SearchRequest, TermsFacet, TermsFilter
 from search.result import FacetValue, SearchHit, SearchResult, Suggestion
@@ -173,18 +173,11 @@ class TantivyBackend:
         d = tantivy.Document()
         d.add_text("item_id", doc.item_id)
         for name in TEXT_FIELDS:
-            values: tuple[tuple[str, ...], ...] = getattr(doc, name)
-            toks: list[tantivy.Token] = []
-            pos = 0
-            for value in values:
-                for t in value:
-                    toks.append(tantivy.Token(t, pos, 0, 0))
-                    pos += 1
-                pos += POSITION_GAP
-            if toks:
-                d.add_pre_tokenized_text(
-                    name, tantivy.PreTokenizedString(" ".join(t.text for t in toks), toks)
-                )
+            # Tokens never contain spaces, so the whitespace tokenizer gives them back as
+            # they are; tantivy leaves a position gap between values (no phrase spans two).
+            for value in getattr(doc, name):
+                if value:
+                    d.add_text(name, " ".join(value))
         for name in _KEYWORD_FIELDS:
             v = getattr(doc, name)
             if v:
