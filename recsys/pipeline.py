@@ -123,7 +123,9 @@ class Pipeline:
             item_id=item_id,
             request_id=request_id,
         )
-        assignment = self._experiments().assign(ctx) if user_id else None
+        # every request goes through the hook (anonymous ones too): it also records the served
+        # request for attribution; the hook itself puts only users with an id in experiments
+        assignment = self._experiments().assign(ctx)
         if assignment is not None:
             ctx = replace(ctx, experiment=assignment.experiment, variant=assignment.variant)
         return ctx, profile, assignment, self._models_for(assignment)
