@@ -190,3 +190,44 @@ def test_bad_experiments_are_422(merch_live: MerchLive, bad: dict) -> None:
         r = admin.post("/v1/experiments", json=bad)
         assert r.status_code == 422 and r.json()["field"].startswith("variants")
         assert admin.post(f"/v1/experiments/{uuid.uuid4().hex[:8]}/start").status_code == 404
+
+
+def test_anonymous_click_is_attributed_to_its_surface_by_request_id(merch_live: MerchLive) -> None:
+    """An anonymous visitor's list is in the request log too: its events carry only the
+    request_id (no surface, no user the API knows), and the report still finds the surface."""
+    at = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
+    with merch_live.storefront() as http:
+        search = http.get("/v1/search", params={"q": "帳篷", "size": 5}).json()
+        feed = http.get("/v1/feed", params={"size": 5}).json()
+        assert "experiment" not in feed and search["hits"] and feed["items"]
+        events = []
+        for n, (rid, item) in enumerate(
+            [
+                (search["request_id"], search["hits"][0]["item_id"]),
+                (feed["request_id"], feed["items"][0]["item_id"]),
+                (feed["request_id"], feed["items"][1]["item_id"]),
+            ]
+        ):
+            for type_ in ("impression", "click"):
+                events.append(
+                    {
+                        "event_id": f"anon-{uuid.uuid4().hex}",
+                        "user_id": f"visitor-{n}",
+                        "item_id": item,
+                        "type": type_,
+                        "timestamp": at.isoformat(),
+                        "context": {"request_id": rid},
+                    }
+                )
+        r = http.post("/v1/events", json={"events": events})
+        assert r.status_code == 200, r.text
+    window = {"start": at.isoformat(), "end": (at + timedelta(seconds=1)).isoformat()}
+    with merch_live.admin() as admin:
+        rep = admin.get("/v1/reports/kpis", params=window).json()
+    by = {s["label"]: s for s in rep["by_surface"]}
+    assert rep["events"] == 6 and set(by) == {"feed", "search"}
+    assert (by["feed"]["clicks"], by["feed"]["users"]) == (2, 2)
+    assert (by["search"]["clicks"], by["search"]["impressions"]) == (1, 1)
+    served = merch_live.services.extras["merch"].requests.lookup([feed["request_id"]])
+    s = served[feed["request_id"]]
+    assert (s.surface, s.user_id, s.experiment, s.variant) == ("feed", None, None, None)
