@@ -165,6 +165,32 @@ class Catalog:
             ),
         )
 
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Catalog:
+        """From an Arrow table of items (``item_id``, ``title``, ``brand``, ``category`` and
+        ``tags`` as lists of strings, ``created_at`` as a timestamp); missing columns are blank."""
+        n = table.num_rows
+
+        def col(name: str) -> list:
+            return table.column(name).to_pylist() if name in table.column_names else [None] * n
+
+        created = np.full(n, np.nan)
+        if "created_at" in table.column_names:
+            ts = table.column("created_at")
+            if pa.types.is_timestamp(ts.type):
+                created = _seconds(ts)
+                created[np.asarray(ts.is_null())] = np.nan
+        return cls(
+            item_ids=tuple(str(i) for i in col("item_id")),
+            features=ItemFeatures(
+                titles=tuple(t or "" for t in col("title")),
+                brands=tuple(b or "" for b in col("brand")),
+                categories=tuple(tuple(c or ()) for c in col("category")),
+                tags=tuple(tuple(t or ()) for t in col("tags")),
+                created_at=created,
+            ),
+        )
+
     def aligned(self, vocab: Vocabulary) -> ItemFeatures:
         """Features in ``vocab`` order; items missing from the catalog get blanks."""
         pos = {iid: k for k, iid in enumerate(self.item_ids)}
@@ -229,8 +255,12 @@ class Interactions:
 
 
 # ---------------------------------------------------------------------------- encoding
-def _encode(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Dictionary-encode a string column → (int32 codes with -1 for null, unique values)."""
+def _encode(col: pa.ChunkedArray | pa.Array, values: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Dictionary-encode a string column → (int32 codes with -1 for null, unique values).
+
+    With ``values=False`` the unique values are not turned into Python strings (the second
+    item is then an empty array whose ``len`` is not meaningful; use the codes' maximum).
+    """
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if pa.types.is_dictionary(arr.type):
         enc = arr
@@ -239,8 +269,10 @@ def _encode(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
             arr = arr.cast(pa.string())
         enc = pc.dictionary_encode(arr)
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
-    values = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    return codes, values
+    if not values:
+        return codes, np.empty(len(enc.dictionary), dtype=np.int8)
+    uniques = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    return codes, uniques
 
 
 def _seconds(col: pa.ChunkedArray) -> np.ndarray:
@@ -278,7 +310,7 @@ def encode_events(
     n = table.num_rows
     keep = np.ones(n, dtype=bool)
     if dedupe and "event_id" in table.column_names and n:
-        codes, values = _encode(table.column("event_id"))
+        codes, values = _encode(table.column("event_id"), values=False)
         if len(values) < n:
             _, first = np.unique(codes, return_index=True)
             dup = np.ones(n, dtype=bool)
@@ -318,7 +350,7 @@ def encode_events(
     else:
         value_np = np.full(n, np.nan, np.float32)
     if "session_id" in table.column_names:
-        basket, _ = _encode(table.column("session_id"))
+        basket, _ = _encode(table.column("session_id"), values=False)
     else:
         basket = np.full(n, -1, np.int32)
     frame = EventFrame(

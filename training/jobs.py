@@ -75,7 +75,7 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
     consent was withdrawn there (``serving.userstore`` journal); a consent given over the
     API overrides ``consent: false`` in the users file.
     """
-    from data.loaders import iter_items, read_events_table
+    from data.loaders import read_events_table
 
     t0 = time.perf_counter()
     d = cfg.data
@@ -116,12 +116,39 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
         if excluded or consented:
             no_consent = ((no_consent or set()) - consented) | excluded
     frame = encode_events(table, no_consent=no_consent)
-    catalog = Catalog.from_items(iter_items(d.items)) if d.items else None
+    catalog = _read_catalog(d.items) if d.items else None
     bundles = None
     if d.truth is not None and d.truth.is_file():
         truth = json.loads(d.truth.read_text("utf-8"))
         bundles = [tuple(b) for b in truth.get("bundles", [])]
     return TrainingInput(frame, catalog, sources, bundles, time.perf_counter() - t0)  # type: ignore[arg-type]
+
+
+def _read_catalog(path: Path) -> Catalog:
+    """The items file column-wise (100k items in seconds); other layouts row by row."""
+    if not path.exists():
+        raise ConfigError(f"data.items: no such file: {path}")
+    try:
+        if path.suffix in (".jsonl", ".ndjson"):
+            import pyarrow.json as pj
+
+            t = pj.read_json(path)
+        elif path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            t = pq.read_table(path)
+        else:
+            raise ValueError("not a columnar layout")
+        ok = all(pa.types.is_list(t.schema.field(c).type) for c in ("category", "tags")
+                 if c in t.column_names)
+        if "item_id" not in t.column_names or not ok:
+            raise ValueError("unexpected columns")
+        return Catalog.from_table(t)
+    except (pa.ArrowInvalid, ValueError) as exc:
+        from data.loaders import iter_items
+
+        log.info("reading %s row by row (%s)", path, exc)
+        return Catalog.from_items(iter_items(path))
 
 
 def _users_without_consent(path: Path) -> set[str]:
