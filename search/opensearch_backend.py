@@ -128,7 +128,7 @@ def _suggest_entries(doc: SearchDocument) -> list[str]:
     return [f"{kind}:{normalize(text)}{_SUGGEST_SEP}{text}" for kind, text in values]
 
 
-def to_source(doc: SearchDocument) -> dict[str, Any]:
+def _to_source(doc: SearchDocument) -> dict[str, Any]:
     """The JSON document stored for one item. Every field is present (None → null), so a
     partial ``doc`` update with it replaces the whole item."""
     return {
@@ -158,7 +158,7 @@ def to_source(doc: SearchDocument) -> dict[str, Any]:
 # ---------------------------------------------------------------- query building
 
 
-def text_query(plan: QueryPlan) -> dict[str, Any]:
+def _text_query(plan: QueryPlan) -> dict[str, Any]:
     """The scoring query for a plan (see `search.backend`)."""
     if plan.is_empty:
         return {"match_all": {}}
@@ -192,7 +192,7 @@ def text_query(plan: QueryPlan) -> dict[str, Any]:
     return {"bool": {"should": clauses, "minimum_should_match": msm}}
 
 
-def filter_clause(f: Filter) -> dict[str, Any]:
+def _filter_clause(f: Filter) -> dict[str, Any]:
     if isinstance(f, TermsFilter):
         return {"terms": {f.field: list(f.values)}}
     if isinstance(f, BoolFilter):
@@ -202,17 +202,17 @@ def filter_clause(f: Filter) -> dict[str, Any]:
     return {"range": {f.field: bounds}}
 
 
-def group_clause(filters: Sequence[Filter]) -> dict[str, Any]:
+def _group_clause(filters: Sequence[Filter]) -> dict[str, Any]:
     """Filters on one field: OR-ed."""
     if len(filters) == 1:
-        return filter_clause(filters[0])
-    return {"bool": {"should": [filter_clause(f) for f in filters], "minimum_should_match": 1}}
+        return _filter_clause(filters[0])
+    return {"bool": {"should": [_filter_clause(f) for f in filters], "minimum_should_match": 1}}
 
 
 def _and(groups: Mapping[str, Sequence[Filter]]) -> dict[str, Any] | None:
     if not groups:
         return None
-    return {"bool": {"filter": [group_clause(g) for g in groups.values()]}}
+    return {"bool": {"filter": [_group_clause(g) for g in groups.values()]}}
 
 
 def _facet_agg(f: TermsFacet | RangeFacet, selected: set[str]) -> dict[str, Any]:
@@ -240,9 +240,9 @@ def search_body(request: SearchRequest, plan: QueryPlan) -> dict[str, Any]:
     groups = request.filters_by_field()
     query_groups = {k: v for k, v in groups.items() if k not in facet_fields}
     post_groups = {k: v for k, v in groups.items() if k in facet_fields}
-    query = text_query(plan)
+    query = _text_query(plan)
     if query_groups:
-        query = {"bool": {"must": [query], "filter": [group_clause(g) for g in query_groups.values()]}}
+        query = {"bool": {"must": [query], "filter": [_group_clause(g) for g in query_groups.values()]}}
     start, count = request.window()
     body: dict[str, Any] = {
         "query": query,
@@ -413,12 +413,12 @@ class OpenSearchBackend:
         pops = popularity or {}
         for item in items:
             if keep_popularity and item.item_id not in pops:
-                source = to_source(to_document(item, 0.0))
+                source = _to_source(to_document(item, 0.0))
                 doc = {k: v for k, v in source.items() if k != "popularity"}
                 yield {"_op_type": "update", "_index": index, "_id": item.item_id,
                        "doc": doc, "upsert": source}
             else:
-                source = to_source(to_document(item, float(pops.get(item.item_id, 0.0))))
+                source = _to_source(to_document(item, float(pops.get(item.item_id, 0.0))))
                 yield {"_op_type": "index", "_index": index, "_id": item.item_id,
                        "_source": source}
 
@@ -527,6 +527,7 @@ class OpenSearchBackend:
             return n
 
     def delete(self, item_ids: Sequence[str]) -> int:
+        from opensearchpy import exceptions as osx
         from opensearchpy import helpers
 
         if not item_ids:
@@ -535,9 +536,14 @@ class OpenSearchBackend:
             index = self._ensure_index()
             actions = ({"_op_type": "delete", "_index": index, "_id": i} for i in dict.fromkeys(item_ids))
             n = 0
-            for ok, _info in helpers.streaming_bulk(self.client, actions, chunk_size=BULK_CHUNK,
-                                                    raise_on_error=False):
-                n += int(ok)
+            try:
+                for ok, _info in helpers.streaming_bulk(self.client, actions, chunk_size=BULK_CHUNK,
+                                                        raise_on_error=False):
+                    n += int(ok)  # a delete of an unknown id comes back as "not_found"
+            except osx.ConnectionError as exc:
+                raise BackendUnavailableError(
+                    f"lost OpenSearch at {self.url} while deleting: check the node and retry"
+                ) from exc
             self._refresh(index)
             return n
 
