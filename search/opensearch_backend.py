@@ -338,6 +338,9 @@ class OpenSearchBackend:
                 if self._client_obj is None:
                     from opensearchpy import OpenSearch
 
+                    # opensearch-py logs every request at INFO; keep only its warnings.
+                    logging.getLogger("opensearch").setLevel(logging.WARNING)
+
                     self._client_obj = OpenSearch(
                         hosts=[self.url], timeout=self._timeout, maxsize=16,
                         http_compress=False, retry_on_timeout=False,
