@@ -40,38 +40,40 @@ MODELS = {
 }
 
 
-def prepare(home: Path, users: int, items: int, events: int) -> None:
+def prepare(home: Path, users: int, items: int, events: int, shop: Path | None = None) -> None:
+    """Generate (or copy ``shop``) into ``home/data``, train + promote with the real train job,
+    build the embedded index. Each step is skipped when its output exists."""
     from data.synthetic import ShopSpec, generate
 
     data = home / "data"
     if not (data / "items.jsonl").exists():
-        print(f"generating {users} users × {items} items × {events} events into {data}", flush=True)
-        generate(ShopSpec(n_users=users, n_items=items, n_events=events), data, events_format="parquet")
+        if shop is not None:
+            import shutil
+
+            print(f"copying the shop from {shop} into {data}", flush=True)
+            data.mkdir(parents=True, exist_ok=True)
+            for f in ("items.jsonl", "users.jsonl", "events.parquet", "truth.json"):
+                if (shop / f).exists():
+                    shutil.copy2(shop / f, data / f)
+        else:
+            print(f"generating {users} users × {items} items × {events} events into {data}", flush=True)
+            generate(ShopSpec(n_users=users, n_items=items, n_events=events), data, events_format="parquet")
     from training.registry import Registry
 
     reg = Registry(home / "models")
     missing = [m for m in MODELS if reg.current_version(m) is None]
     if missing:
-        import pyarrow.parquet as pq
-        from threadpoolctl import threadpool_limits
+        from training.config import ModelEntry, default_config
+        from training.jobs import train
 
-        from data.catalog import Catalog
-        from recsys.models import create_model
-        from serving.userstore import load_users
-        from training.interactions import Catalog as TrainCatalog
-        from training.interactions import build_interactions, encode_events
-
+        cfg = default_config(data)
+        cfg.models = [ModelEntry(name=m, algorithm=m, params=MODELS[m]) for m in missing]
+        cfg.train.holdout_metrics = False
         t0 = time.perf_counter()
-        frame = encode_events(pq.read_table(data / "events.parquet"), users=load_users(data, home / "state").values())
-        catalog = Catalog.from_jsonl(data / "items.jsonl")
-        inter = build_interactions(frame, catalog=TrainCatalog.from_items(iter(catalog)))
-        print(f"interaction matrix {inter.shape} in {time.perf_counter() - t0:.0f}s", flush=True)
-        with threadpool_limits(1, "blas"):
-            for name in missing:
-                t1 = time.perf_counter()
-                model = create_model(name, **MODELS[name]).fit(inter)
-                reg.promote(name, reg.register(name, model, data=inter.counts()))
-                print(f"trained {name} in {time.perf_counter() - t1:.0f}s", flush=True)
+        rep = train(cfg, home / "models", events_dir=home / "events", promote=True,
+                    progress=lambda msg: print(f"  train: {msg} ({time.perf_counter() - t0:.0f}s)", flush=True))
+        print(f"trained {', '.join(m.name for m in rep.models)} in {time.perf_counter() - t0:.0f}s "
+              f"({', '.join(f'{k} {v:.0f}s' for k, v in rep.seconds.items())})", flush=True)
     from search.factory import open_backend
     from serving.settings import get_settings
 
@@ -80,7 +82,9 @@ def prepare(home: Path, users: int, items: int, events: int) -> None:
         if backend.count() == 0:
             from data.catalog import Catalog
 
-            backend.rebuild(iter(Catalog.from_jsonl(data / "items.jsonl")))
+            t0 = time.perf_counter()
+            n = backend.rebuild(iter(Catalog.from_jsonl(data / "items.jsonl")))
+            print(f"indexed {n} items in {time.perf_counter() - t0:.0f}s", flush=True)
     finally:
         backend.close()
 
@@ -147,10 +151,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--duration", type=float, default=15.0, help="Seconds per route.")
     ap.add_argument("--port", type=int, default=18800)
+    ap.add_argument("--shop", type=Path, default=None,
+                    help="An already generated shop folder to copy instead of generating one.")
+    ap.add_argument("--prepare-only", action="store_true", help="Generate, train and index; no load.")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = ap.parse_args(argv)
     home = (args.home or ROOT / "var" / f"bench-serve-{args.users}x{args.items}").resolve()
-    prepare(home, args.users, args.items, args.events)
+    prepare(home, args.users, args.items, args.events, args.shop)
+    if args.prepare_only:
+        return
 
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded", "SHOPRANK_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 watcher.stop()
             if services is None:
                 svc.close()
+            metrics.close()
 
     app = FastAPI(
         title="shoprank",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
 
 DEMO_MODELS: dict[str, dict[str, object]] = {
     "item_knn": {"neighbors": 100},
@@ -31,28 +35,35 @@ def _demo_key(state_dir: Path) -> str:
     return key
 
 
-def _train_and_promote(data_dir: Path, models_dir: Path) -> dict[str, str]:
-    """Fit the serving models on the shop's events and promote them (demo-sized)."""
-    import pyarrow.parquet as pq
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """The multiprocess folder of the Prometheus metrics, emptied of an earlier run's files."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.state_dir / "prometheus")
+    path.mkdir(parents=True, exist_ok=True)
+    for f in path.glob("*.db"):
+        f.unlink()
+    return path
+
+
+def _train_and_promote(settings: Settings) -> dict[str, str]:
+    """Train, register and promote the demo models with the real train job (as
+    ``shoprank train --promote`` does, with demo-sized parameters and no holdout pass)."""
     from tqdm import tqdm
 
-    from data.catalog import Catalog
-    from recsys.models import create_model
-    from serving.userstore import load_users
-    from training.interactions import Catalog as TrainCatalog
-    from training.interactions import build_interactions, encode_events
-    from training.registry import Registry
+    from training.config import ModelEntry, default_config
+    from training.jobs import train
 
-    users = load_users(data_dir, data_dir.parent / "state").values()
-    catalog = Catalog.from_jsonl(data_dir / "items.jsonl")
-    frame = encode_events(pq.read_table(data_dir / "events.parquet"), users=users)
-    inter = build_interactions(frame, catalog=TrainCatalog.from_items(iter(catalog)))
-    reg = Registry(models_dir)
-    out = {}
-    for name, params in tqdm(DEMO_MODELS.items(), desc="train", unit="model"):
-        model = create_model(name, **params).fit(inter)
-        out[name] = reg.promote(name, reg.register(name, model, data=inter.counts()))
-    return out
+    cfg = default_config(settings.data_dir)
+    cfg.models = [ModelEntry(name=n, algorithm=n, params=p) for n, p in DEMO_MODELS.items()]
+    cfg.train.holdout_metrics = False
+    with tqdm(total=len(DEMO_MODELS) + 2, desc="train", unit="step", leave=False) as bar:
+
+        def say(msg: str) -> None:
+            bar.set_postfix_str(msg)
+            bar.update(1)
+
+        rep = train(cfg, settings.models_dir, events_dir=settings.events_dir,
+                    state_dir=settings.state_dir, promote=True, progress=say)
+    return {m.name: m.version for m in rep.models}
 
 
 def register(app: typer.Typer) -> None:
@@ -70,6 +81,8 @@ def register(app: typer.Typer) -> None:
         from serving.settings import get_settings
 
         s = get_settings()
+        if workers > 1:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(s))
         uvicorn.run(
             "serving.app:app_factory",
             factory=True,
@@ -89,7 +102,6 @@ def register(app: typer.Typer) -> None:
         serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the API at the end.")] = True,
     ) -> None:
         """Generate a sample shop (if absent), train, index, start the API, print example calls."""
-        import os
 
         from serving.cli_support import console
 
@@ -106,7 +118,7 @@ def register(app: typer.Typer) -> None:
 
         if not Registry(s.models_dir).current_versions():
             console.print("==> training and promoting models")
-            versions = _train_and_promote(s.data_dir, s.models_dir)
+            versions = _train_and_promote(s)
             console.print("    " + ", ".join(f"{k} {v}" for k, v in versions.items()))
         from data.catalog import Catalog
         from search.factory import open_backend
@@ -122,7 +134,7 @@ def register(app: typer.Typer) -> None:
         key = s.admin_api_key.get_secret_value() if s.admin_api_key else _demo_key(s.state_dir)
         base = f"http://127.0.0.1:{port}"
         console.print(f"\n==> shoprank API on {base}  (docs: {base}/docs)")
-        console.print(f"    admin key (generated into {s.state_dir / 'demo-admin-key'}): {key}\n")
+        console.print(f"    admin key (generated into {s.state_dir / 'demo-admin-key'}): {key}\n", soft_wrap=True)
         examples = [
             f"curl -s '{base}/v1/recommendations?user_id=u1&n=5'",
             f"curl -s '{base}/v1/feed?user_id=u1&size=10&debug=true'",

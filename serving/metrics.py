@@ -5,12 +5,15 @@ bounded): ``shoprank_requests_total{method,route,status}`` and
 ``shoprank_request_duration_seconds{method,route}``. Model versions in service:
 ``shoprank_model_info{name,version} 1``. Each app has its own registry (tests build many apps).
 
-With several uvicorn workers each process exports its own counters (scrape each worker, or
-run one worker per container).
+Several uvicorn workers: ``shoprank serve --workers N`` sets ``PROMETHEUS_MULTIPROC_DIR``
+(emptied at start), so every worker writes its samples to files there and ``/metrics``,
+whichever worker answers, reports the sum over workers (prometheus_client's multiprocess
+mode; gauges report the maximum over live workers).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -29,25 +32,40 @@ _VALID_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
+def multiprocess_dir() -> str | None:
+    """The folder of prometheus_client's multiprocess mode, when several workers serve."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class Metrics:
     def __init__(self) -> None:
+        self.multiprocess = multiprocess_dir() is not None
         self.registry = CollectorRegistry(auto_describe=True)
+        own = self.registry
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)
+            own = CollectorRegistry()  # samples go to the shared files; this one is never read
         self.requests = Counter(
-            "shoprank_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "shoprank_requests", "HTTP requests", ["method", "route", "status"], registry=own
         )
         self.latency = Histogram(
             "shoprank_request_duration_seconds",
             "HTTP request latency",
             ["method", "route"],
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
         self.model_info = Gauge(
-            "shoprank_model_info", "Model version in service (value 1)", ["name", "version"], registry=self.registry
+            "shoprank_model_info", "Model version in service (value 1)", ["name", "version"],
+            registry=own, multiprocess_mode="livemax",
         )
-        self.catalog_items = Gauge("shoprank_catalog_items", "Items in the catalog", registry=self.registry)
+        self.catalog_items = Gauge(
+            "shoprank_catalog_items", "Items in the catalog", registry=own, multiprocess_mode="livemax"
+        )
         self.events_accepted = Counter(
-            "shoprank_events_accepted", "Events written to the event log", registry=self.registry
+            "shoprank_events_accepted", "Events written to the event log", registry=own
         )
         self._shown: dict[str, str] = {}
 
@@ -55,6 +73,9 @@ class Metrics:
         if versions == self._shown:
             return
         for name, version in self._shown.items():
+            if self.multiprocess:  # files cannot forget a label: 0 means "no longer served"
+                self.model_info.labels(name, version).set(0)
+                continue
             try:
                 self.model_info.remove(name, version)
             except KeyError:
@@ -62,6 +83,13 @@ class Metrics:
         for name, version in versions.items():
             self.model_info.labels(name, version).set(1)
         self._shown = dict(versions)
+
+    def close(self) -> None:
+        """A worker's live gauges leave the sums when it stops."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
 
 
 def new_request_id() -> str:

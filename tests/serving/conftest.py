@@ -95,6 +95,17 @@ def trained(shop_home: Path) -> dict[str, ModelHandle]:
     return handles
 
 
+@pytest.fixture()
+def restart_home(shop_home: Path, trained: dict[str, ModelHandle], tmp_path: Path) -> Path:
+    """A copy of the test shop (data + models) that a test may change and restart."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(shop_home / "data", home / "data")
+    shutil.copytree(shop_home / "models", home / "models")
+    return home
+
+
 def start_live(home: Path, **overrides: object) -> tuple[ServerThread, Live]:
     settings = make_settings(home, **overrides)
     services = Services.build(settings)

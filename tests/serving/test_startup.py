@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
-import pytest
 
 from data.eventlog import EventLog
 from data.models import Event, User
@@ -54,15 +52,6 @@ def test_snapshot_matches_a_plain_replay(shop_home: Path) -> None:
         checked_purchases += len(bought.get(user, ()))
     assert checked_purchases > 0
     assert snap.row("nobody") == -1
-
-
-@pytest.fixture()
-def restart_home(shop_home: Path, trained: object, tmp_path: Path) -> Path:
-    """A copy of the test shop (data + models) that a test may change and restart."""
-    home = tmp_path / "home"
-    shutil.copytree(shop_home / "data", home / "data")
-    shutil.copytree(shop_home / "models", home / "models")
-    return home
 
 
 def _buyer(home: Path) -> tuple[str, set[str]]:
