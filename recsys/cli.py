@@ -330,7 +330,7 @@ def _build(
     log = EventLog(s.events_dir)
     try:
         return build_report(
-            log.iter_events(since=start, until=end),
+            log.read_table(since=start, until=end),
             start=start,
             end=end,
             experiment=exp,

@@ -26,23 +26,32 @@ the log ratio), a two-sided z-test p-value, and the verdict "significant" only w
 0.05 divided by the number of comparisons (Bonferroni across variants). Otherwise the report
 says "not yet significant" and estimates how many more units per variant would be needed to
 detect the observed difference with 80 % power.
+
+Computation is columnar: the events (an Arrow table, :data:`REPORT_COLUMNS`) become integer
+codes (user, day, type, surface, variant, order) and every slice is a numpy group-by over
+them — no Python work per event. ``tests/recsys/report_reference.py`` keeps the original
+event-by-event implementation; the tests check both agree on messy random traffic.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data.event_table import events_to_table
 from data.models import Event
 from recsys.errors import ReportError
 
 if TYPE_CHECKING:
     from data.catalog import Catalog
-    from recsys.experiment_store import RequestLog
+    from recsys.experiment_store import RequestLog, ServedRequest
     from recsys.experiments import Experiment
 
 MetricName = Literal[
@@ -235,41 +244,6 @@ def compare(
 
 
 # ---------------------------------------------------------------------------- slices
-@dataclass
-class _Acc:
-    impressions: int = 0
-    clicks: int = 0
-    add_to_carts: int = 0
-    purchases: int = 0
-    users: set[str] = field(default_factory=set)
-    cart_users: set[str] = field(default_factory=set)
-    revenue: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    orders: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
-    user_days: dict[str, set[date]] = field(default_factory=lambda: defaultdict(set))
-    order_days: dict[str, set[date]] = field(default_factory=lambda: defaultdict(set))
-
-    def add(self, e: Event, revenue: float) -> None:
-        uid = e.user_id
-        self.users.add(uid)
-        day = e.timestamp.date()
-        self.user_days[uid].add(day)
-        if e.type == "impression":
-            self.impressions += 1
-        elif e.type == "click":
-            self.clicks += 1
-        elif e.type == "add_to_cart":
-            self.add_to_carts += 1
-            self.cart_users.add(uid)
-        elif e.type == "purchase":
-            self.purchases += 1
-            self.revenue[uid] += revenue
-            key = (uid, e.context.session_id or day.isoformat())
-            self.orders[key] += revenue
-            self.order_days[uid].add(day)
-        elif e.type == "refund":
-            self.revenue[uid] -= revenue
-
-
 @dataclass(frozen=True, slots=True)
 class KpiRow:
     label: str
@@ -294,31 +268,6 @@ class KpiRow:
             "revenue": round(self.revenue, 2),
             "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
         }
-
-
-def _row(label: str, a: _Acc) -> KpiRow:
-    n_users = len(a.users)
-    buyers = [u for u, d in a.order_days.items() if d]
-    metrics = {
-        "ctr": wilson(min(a.clicks, a.impressions), a.impressions),
-        "add_to_cart_rate": wilson(len(a.cart_users), n_users),
-        "conversion_rate": wilson(len(buyers), n_users),
-        "revenue_per_user": mean_ci([a.revenue.get(u, 0.0) for u in a.users]),
-        "aov": mean_ci(list(a.orders.values())),
-        "repurchase_rate": wilson(sum(1 for u in buyers if len(a.order_days[u]) >= 2), len(buyers)),
-        "retention": wilson(sum(1 for d in a.user_days.values() if len(d) >= 2), n_users),
-    }
-    return KpiRow(
-        label=label,
-        users=n_users,
-        impressions=a.impressions,
-        clicks=a.clicks,
-        add_to_carts=a.add_to_carts,
-        purchases=a.purchases,
-        orders=len(a.orders),
-        revenue=sum(a.revenue.values()),
-        metrics=metrics,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,8 +329,293 @@ class KpiReport:
         }
 
 
+REPORT_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "item_id",
+    "type",
+    "timestamp",
+    "value",
+    "session_id",
+    "request_id",
+    "experiment",
+    "variant",
+    "surface",
+)
+"""The event columns a report reads (``data.loaders.read_events_table(columns=...)``)."""
+
+_KINDS = ("impression", "click", "add_to_cart", "purchase", "refund")
+_IMP, _CLICK, _CART, _BUY, _REFUND = range(5)
+_DAY_US = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
+
+
+def _group(*cols: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Distinct rows of non-negative integer columns (sorted) and each input row's index
+    into them — a columnar group-by. Packs the columns into one int64 key when it fits."""
+    n = len(cols[0])
+    if n == 0:
+        return tuple(np.zeros(0, np.int64) for _ in cols), np.zeros(0, np.int64)
+    sizes = [int(c.max()) + 1 for c in cols]
+    if math.prod(sizes) < 2**62:
+        key = np.zeros(n, np.int64)
+        for c, size in zip(cols, sizes, strict=True):
+            key = key * size + c
+        uniq, inv = np.unique(key, return_inverse=True)
+        out = []
+        for size in reversed(sizes):
+            out.append(uniq % size)
+            uniq = uniq // size
+        return tuple(reversed(out)), inv.reshape(-1)
+    rows, inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+    return tuple(rows[:, j] for j in range(len(cols))), inv.reshape(-1)
+
+
+def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct rows of non-negative integer columns (no inverse: a sort, not an argsort)."""
+    if len(cols[0]) == 0:
+        return tuple(np.zeros(0, np.int64) for _ in cols)
+    sizes = [int(c.max()) + 1 for c in cols]
+    if math.prod(sizes) >= 2**62:
+        return _group(*cols)[0]
+    key = np.zeros(len(cols[0]), np.int64)
+    for c, size in zip(cols, sizes, strict=True):
+        key = key * size + c
+    uniq = np.unique(key)
+    out = []
+    for size in reversed(sizes):
+        out.append(uniq % size)
+        uniq = uniq // size
+    return tuple(reversed(out))
+
+
+def _mean_by(
+    g: np.ndarray, values: np.ndarray, n: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group mean and sample variance of ``values`` (group ``g``) over ``n`` units per
+    group, the units without a value counting as zeros. Two passes, like :func:`mean_ci`."""
+    total = np.bincount(g, weights=values, minlength=k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(n > 0, total / np.maximum(n, 1), 0.0)
+    dev = values - mean[g]
+    present = np.bincount(g, minlength=k)
+    ss = np.bincount(g, weights=dev * dev, minlength=k) + (n - present) * mean * mean
+    var = np.where(n > 1, ss / np.maximum(n - 1, 1), 0.0)
+    return mean, var
+
+
+def mean_estimate(n: int, mean: float, var: float, z: float = Z95) -> Estimate:
+    """:func:`mean_ci` from a count, a mean and a sample variance."""
+    if n <= 0:
+        return Estimate(None, None, None, 0)
+    half = z * math.sqrt(var / n)
+    return Estimate(mean, mean - half, mean + half, n, None, var)
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The events of the window as integer codes (one entry per event)."""
+
+    user: np.ndarray
+    """Code into ``user_ids``."""
+    user_ids: pa.Array
+    kind: np.ndarray
+    """Index into ``_KINDS``; -1 for every other type."""
+    day: np.ndarray
+    """Code into ``days`` (days since 1970-01-01, UTC)."""
+    days: np.ndarray
+    revenue: np.ndarray
+    """Purchase or refund value (the event's, else the catalog price, else 0); 0 elsewhere."""
+    order: np.ndarray
+    """Order key of a purchase: its session code, or (no session) n_sessions + its day code."""
+    surface: np.ndarray
+    """Code into ``surfaces``; -1 when the event has none and its request is not logged."""
+    surfaces: list[str]
+
+
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes of a string column (-1 for null) and the dictionary."""
+    enc = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+    return enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+
+
+def _columns(t: pa.Table, catalog: Catalog | None, served: Mapping[str, ServedRequest]) -> _Columns:
+    user, user_ids = _codes(t.column("user_id"))
+    type_codes, type_names = _codes(t.column("type"))
+    lut = np.array([_KINDS.index(x) if x in _KINDS else -1 for x in type_names.to_pylist()] or [-1])
+    kind = lut[type_codes] if len(type_codes) else np.zeros(0, np.int64)
+    micros = pc.cast(t.column("timestamp"), pa.int64()).to_numpy()
+    days, day = np.unique(micros // _DAY_US, return_inverse=True)
+    day = day.reshape(-1)
+
+    value = pc.fill_null(t.column("value"), math.nan).to_numpy()
+    money = (kind == _BUY) | (kind == _REFUND)
+    missing = money & np.isnan(value)
+    if missing.any():
+        prices: dict[str, float] = {}
+        items = t.column("item_id").filter(pa.array(missing)).to_pylist()
+        for i in set(items):
+            item = catalog.get(i) if catalog is not None and i else None
+            prices[i] = item.price if item is not None else 0.0
+        value = value.copy()
+        value[missing] = [prices[i] for i in items]
+    revenue = np.where(money, value, 0.0)
+
+    session = t.column("session_id")
+    session = pc.if_else(pc.equal(session, ""), pa.scalar(None, pa.string()), session)
+    sess, sess_ids = _codes(session)
+    order = np.where(sess >= 0, sess, len(sess_ids) + day)
+
+    surface_col = t.column("surface")
+    if served:
+        ids = list(served)
+        logged = pa.array([served[r].surface for r in ids], pa.string())
+        at = pc.index_in(t.column("request_id"), value_set=pa.array(ids, pa.string()))
+        surface_col = pc.coalesce(surface_col, pc.take(logged, at))
+    surface, surface_names = _codes(surface_col)
+    return _Columns(
+        user=user,
+        user_ids=user_ids,
+        kind=kind,
+        day=day,
+        days=days,
+        revenue=revenue,
+        order=order,
+        surface=surface,
+        surfaces=surface_names.to_pylist(),
+    )
+
+
+def _rows(c: _Columns, g: np.ndarray, labels: Sequence[str]) -> list[KpiRow]:
+    """One KPI row per group: ``g`` gives each event's group (index into ``labels``, -1 = none)."""
+    k = len(labels)
+    keep = g >= 0
+    if not keep.all():
+        g, user, kind, day = g[keep], c.user[keep], c.kind[keep], c.day[keep]
+        revenue, order = c.revenue[keep], c.order[keep]
+    else:
+        user, kind, day, revenue, order = c.user, c.kind, c.day, c.revenue, c.order
+    count = [np.bincount(g[kind == t], minlength=k) for t in range(len(_KINDS))]
+
+    # users and retention: distinct (group, user, day), then days per (group, user)
+    gu_g, gu_u, _ = _distinct(g, user, day)
+    (users_g, _u), inv = _group(gu_g, gu_u)
+    n_days = np.bincount(inv)
+    users = np.bincount(users_g, minlength=k)
+    retained = np.bincount(users_g[n_days >= 2], minlength=k)
+
+    cart = kind == _CART
+    cart_g, _ = _distinct(g[cart], user[cart])
+    cart_users = np.bincount(cart_g, minlength=k)
+
+    buy = kind == _BUY
+    bg, bu, _ = _distinct(g[buy], user[buy], day[buy])
+    (buyer_g, _u), inv = _group(bg, bu)
+    buyers = np.bincount(buyer_g, minlength=k)
+    repeat = np.bincount(buyer_g[np.bincount(inv) >= 2], minlength=k)
+
+    money = buy | (kind == _REFUND)
+    signed = np.where(kind[money] == _BUY, revenue[money], -revenue[money])
+    (rev_g, _u), inv = _group(g[money], user[money])
+    per_user = np.bincount(inv, weights=signed, minlength=len(rev_g))
+    rpu_mean, rpu_var = _mean_by(rev_g, per_user, users, k)
+    total_revenue = np.bincount(rev_g, weights=per_user, minlength=k)
+
+    (ord_g, _u, _o), inv = _group(g[buy], user[buy], order[buy])
+    order_value = np.bincount(inv, weights=revenue[buy], minlength=len(ord_g))
+    orders = np.bincount(ord_g, minlength=k)
+    aov_mean, aov_var = _mean_by(ord_g, order_value, orders, k)
+
+    out = []
+    for j, label in enumerate(labels):
+        imps, clicks = int(count[_IMP][j]), int(count[_CLICK][j])
+        n_users, n_buyers, n_orders = int(users[j]), int(buyers[j]), int(orders[j])
+        metrics = {
+            "ctr": wilson(min(clicks, imps), imps),
+            "add_to_cart_rate": wilson(int(cart_users[j]), n_users),
+            "conversion_rate": wilson(n_buyers, n_users),
+            "revenue_per_user": mean_estimate(n_users, float(rpu_mean[j]), float(rpu_var[j])),
+            "aov": mean_estimate(n_orders, float(aov_mean[j]), float(aov_var[j])),
+            "repurchase_rate": wilson(int(repeat[j]), n_buyers),
+            "retention": wilson(int(retained[j]), n_users),
+        }
+        out.append(
+            KpiRow(
+                label=label,
+                users=n_users,
+                impressions=imps,
+                clicks=clicks,
+                add_to_carts=int(count[_CART][j]),
+                purchases=int(count[_BUY][j]),
+                orders=n_orders,
+                revenue=float(total_revenue[j]),
+                metrics=metrics,
+            )
+        )
+    return out
+
+
+def _day_label(d: int) -> str:
+    return (_EPOCH + timedelta(days=int(d))).isoformat()
+
+
+def _variants(
+    t: pa.Table,
+    c: _Columns,
+    experiment: Experiment,
+    served: Mapping[str, ServedRequest],
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Each event's variant (index into the experiment's variants, -1 = not attributed) and
+    how many events each attribution path found (see the module doc)."""
+    from recsys.experiments import assign_variant
+
+    eid = experiment.experiment_id
+    names = [v.name for v in experiment.variants]
+    n = t.num_rows
+    name_set = pa.array(names, pa.string())
+    variant = np.full(n, -1, np.int64)
+
+    in_ctx = pc.and_(
+        pc.equal(t.column("experiment"), eid), pc.is_in(t.column("variant"), value_set=name_set)
+    )
+    in_ctx = pc.fill_null(in_ctx, False).to_numpy(zero_copy_only=False)
+    ctx_variant = pc.index_in(t.column("variant"), value_set=name_set)
+    ctx_variant = pc.fill_null(ctx_variant, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    variant[in_ctx] = ctx_variant[in_ctx]
+
+    by_request = np.zeros(n, bool)
+    ours = [s for s in served.values() if s.experiment == eid and s.variant in names]
+    if ours:
+        ids = pa.array([s.request_id for s in ours], pa.string())
+        codes = np.array([names.index(s.variant or "") for s in ours], np.int64)
+        at = pc.index_in(t.column("request_id"), value_set=ids)
+        at = pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        by_request = (~in_ctx) & (at >= 0)
+        variant[by_request] = codes[at[by_request]]
+
+    exposed = np.zeros(len(c.user_ids), bool)
+    exposed[c.user[in_ctx]] = True
+    served_users = [s.user_id for s in served.values() if s.experiment == eid and s.user_id]
+    if served_users:
+        at = pc.index_in(pa.array(served_users, pa.string()), value_set=c.user_ids)
+        at = pc.drop_null(at).to_numpy(zero_copy_only=False).astype(np.int64)
+        exposed[at] = True
+    by_user = (variant < 0) & exposed[c.user]
+    if by_user.any():
+        codes_u = np.unique(c.user[by_user])
+        ids_u = c.user_ids.take(pa.array(codes_u)).to_pylist()
+        per_user = np.full(len(c.user_ids), -1, np.int64)
+        per_user[codes_u] = [names.index(assign_variant(experiment, u).name) for u in ids_u]
+        variant[by_user] = per_user[c.user[by_user]]
+    how = {
+        "context": int(in_ctx.sum()),
+        "request_id": int(by_request.sum()),
+        "user": int(by_user.sum()),
+    }
+    return variant, how
+
+
 def build_report(
-    events: Iterable[Event],
+    events: pa.Table | Iterable[Event],
     *,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -391,7 +625,12 @@ def build_report(
     primary_metric: MetricName = "ctr",
     alpha: float = 0.05,
 ) -> KpiReport:
-    """Compute the KPI report (see the module doc for definitions)."""
+    """Compute the KPI report (see the module doc for definitions).
+
+    ``events`` is an Arrow table in ``data.event_table.EVENT_SCHEMA`` (at least
+    :data:`REPORT_COLUMNS`; e.g. ``EventLog.read_table`` or ``read_events_table``), or any
+    iterable of events. The work is columnar: integer codes and numpy group-bys.
+    """
     if start is not None and end is not None and end <= start:
         raise ReportError("end must be after start")
     if primary_metric not in METRICS:
@@ -399,89 +638,63 @@ def build_report(
     if experiment is not None:
         start = max(filter(None, [start, experiment.started_at]), default=None)
         end = min(filter(None, [end, experiment.stopped_at]), default=None)
-    chosen = [
-        e
-        for e in events
-        if (start is None or e.timestamp >= start) and (end is None or e.timestamp < end)
-    ]
-    served = (
-        requests.lookup(e.context.request_id for e in chosen if e.context.request_id)
-        if requests
-        else {}
-    )
+    t = events if isinstance(events, pa.Table) else events_to_table(events)
+    missing = [col for col in REPORT_COLUMNS if col not in t.column_names]
+    if missing:
+        raise ReportError(f"events: the table lacks column(s) {missing}; read {REPORT_COLUMNS}")
+    t = t.select(list(REPORT_COLUMNS))
+    ts = t.column("timestamp")
+    mask = None
+    for bound, op in ((start, pc.greater_equal), (end, pc.less)):
+        if bound is not None:
+            m = op(ts, pa.scalar(bound, pa.timestamp("us", tz="UTC")))
+            mask = m if mask is None else pc.and_(mask, m)
+    if mask is not None:
+        t = t.filter(mask)
+    served: dict[str, ServedRequest] = {}
+    if requests is not None and t.num_rows:
+        ids = pc.unique(pc.drop_null(t.column("request_id"))).to_pylist()
+        served = requests.lookup(i for i in ids if i)
+    c = _columns(t, catalog, served)
 
-    def revenue(e: Event) -> float:
-        if e.type not in ("purchase", "refund"):
-            return 0.0
-        if e.value is not None:
-            return e.value
-        item = catalog.get(e.item_id) if catalog is not None and e.item_id else None
-        return item.price if item is not None else 0.0
-
-    overall = _Acc()
-    days: dict[date, _Acc] = defaultdict(_Acc)
-    surfaces: dict[str, _Acc] = defaultdict(_Acc)
-    for e in chosen:
-        r = revenue(e)
-        overall.add(e, r)
-        days[e.timestamp.date()].add(e, r)
-        surface = e.context.surface
-        if surface is None and e.context.request_id in served:
-            surface = served[e.context.request_id or ""].surface
-        if surface is not None:
-            surfaces[surface].add(e, r)
+    overall = _rows(c, np.zeros(t.num_rows, np.int64), ["overall"])[0]
+    by_day = _rows(c, c.day, [_day_label(d) for d in c.days])
+    order = sorted(range(len(c.surfaces)), key=lambda j: c.surfaces[j])
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    surface_g = np.where(c.surface >= 0, rank[np.maximum(c.surface, 0)] if len(rank) else -1, -1)
+    by_surface = _rows(c, surface_g, [c.surfaces[j] for j in order])
 
     by_variant: tuple[KpiRow, ...] = ()
     by_variant_day: dict[str, tuple[KpiRow, ...]] = {}
     comparisons: list[Comparison] = []
-    how: dict[str, int] = {"context": 0, "request_id": 0, "user": 0}
+    how: dict[str, int] = {}
     if experiment is not None:
-        from recsys.experiments import assign_variant
-
-        eid = experiment.experiment_id
         names = [v.name for v in experiment.variants]
-        attributed: list[tuple[Event, str, str]] = []
-        exposed: set[str] = {
-            s.user_id for s in served.values() if s.experiment == eid and s.user_id
-        }
-        pending: list[Event] = []
-        for e in chosen:
-            if e.context.experiment == eid and e.context.variant in names:
-                attributed.append((e, e.context.variant or "", "context"))
-                exposed.add(e.user_id)
-                continue
-            s = served.get(e.context.request_id or "")
-            if s is not None and s.experiment == eid and s.variant in names:
-                attributed.append((e, s.variant or "", "request_id"))
-                continue
-            pending.append(e)
-        for e in pending:
-            if e.user_id in exposed:
-                attributed.append((e, assign_variant(experiment, e.user_id).name, "user"))
-        accs: dict[str, _Acc] = {n: _Acc() for n in names}
-        vdays: dict[str, dict[date, _Acc]] = {n: defaultdict(_Acc) for n in names}
-        for e, v, source in attributed:
-            how[source] += 1
-            r = revenue(e)
-            accs[v].add(e, r)
-            vdays[v][e.timestamp.date()].add(e, r)
-        by_variant = tuple(_row(n, accs[n]) for n in names)
+        variant, how = _variants(t, c, experiment, served)
+        by_variant = tuple(_rows(c, variant, names))
+        nd = len(c.days)
+        vd = np.where(variant >= 0, variant * nd + c.day, -1)
+        present = np.zeros(len(names) * nd, bool)
+        present[vd[vd >= 0]] = True
+        rows = _rows(c, vd, [_day_label(c.days[j % nd]) for j in range(len(names) * nd)])
         by_variant_day = {
-            n: tuple(_row(d.isoformat(), a) for d, a in sorted(vdays[n].items())) for n in names
+            n: tuple(rows[v * nd + d] for d in range(nd) if present[v * nd + d])
+            for v, n in enumerate(names)
         }
         control = next(r for r in by_variant if r.label == experiment.control)
         k = max(1, len(names) - 1)
         for row in by_variant:
             if row.label == experiment.control:
                 continue
-            for m in METRICS:
+            for metric in METRICS:
                 comparisons.append(
                     compare(
-                        m,
+                        metric,
                         row.label,
                         control.label,
-                        row.metrics[m],
-                        control.metrics[m],
+                        row.metrics[metric],
+                        control.metrics[metric],
                         alpha=alpha / k,
                     )
                 )
@@ -489,10 +702,10 @@ def build_report(
     return KpiReport(
         start=start,
         end=end,
-        events=len(chosen),
-        overall=_row("overall", overall),
-        by_day=tuple(_row(d.isoformat(), a) for d, a in sorted(days.items())),
-        by_surface=tuple(_row(s, a) for s, a in sorted(surfaces.items())),
+        events=t.num_rows,
+        overall=overall,
+        by_day=tuple(by_day),
+        by_surface=tuple(by_surface),
         experiment=experiment.experiment_id if experiment is not None else None,
         control=experiment.control if experiment is not None else None,
         primary_metric=primary_metric,

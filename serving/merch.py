@@ -25,6 +25,8 @@ from recsys.rules.service import RuleService
 from recsys.types import RankContext, ScoredItem
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from recsys.pipeline import Pipeline
     from serving.state import Services
 
@@ -84,6 +86,19 @@ def read_events(
     for e in it:
         if (start is None or e.timestamp >= start) and (end is None or e.timestamp < end):
             yield e
+
+
+def read_events_table(
+    services: Services, start: datetime | None = None, end: datetime | None = None
+) -> pa.Table:
+    """The durable log's events between ``start`` and ``end`` as an Arrow table (the whole
+    day files that overlap the window; ``recsys.reports.build_report`` cuts it exactly)."""
+    reader = getattr(services.events, "read_table", None)
+    if callable(reader):
+        return reader(since=start, until=end)  # data.eventlog.EventLog: day files, inclusive
+    from data.event_table import events_to_table
+
+    return events_to_table(read_events(services, start, end))
 
 
 def _journal_events(services: Services) -> Iterator[Event]:

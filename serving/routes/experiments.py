@@ -16,7 +16,7 @@ from recsys.experiments import ExperimentSpec, experiment_as_dict
 from recsys.reports import METRICS, MetricName, build_report
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest
-from serving.merch import merch, read_events
+from serving.merch import merch, read_events_table
 from serving.state import Services
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], dependencies=[AdminDep])
@@ -96,7 +96,7 @@ def experiment_report(services: Services, experiment_id: str, metric: str = "ctr
     e = m.experiments.get(experiment_id)
     m.requests.flush()
     return build_report(
-        read_events(services, e.started_at, e.stopped_at),
+        read_events_table(services, e.started_at, e.stopped_at),
         experiment=e,
         requests=m.requests,
         catalog=services.catalog,

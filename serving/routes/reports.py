@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from recsys.reports import MetricName, build_report
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest
-from serving.merch import merch, read_events
+from serving.merch import merch, read_events_table
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep])
 
@@ -32,7 +32,7 @@ def _report(services, start, end, experiment, metric):  # type: ignore[no-untype
     exp = m.experiments.get(experiment) if experiment else None
     m.requests.flush()
     return build_report(
-        read_events(services, start, end),
+        read_events_table(services, start, end),
         start=start,
         end=end,
         experiment=exp,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from data.models import Event, EventContext
+from recsys.errors import ReportError
 from recsys.experiment_store import SqliteRequestLog
 from recsys.experiments import ExperimentSpec, assign_variant
 from recsys.report_charts import inline_svg, save_charts, variant_chart
@@ -99,6 +100,7 @@ def _simulated(
     exp = type(exp)(
         **{**{f: getattr(exp, f) for f in exp.__slots__}, "status": "running", "started_at": T0}
     )
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = SqliteRequestLog(tmp_path / "req.sqlite")
     rng = random.Random(seed)
     events, n = [], 0
@@ -153,6 +155,55 @@ def test_no_real_difference_is_reported_not_yet_significant(tmp_path: Path) -> N
     assert r.verdict.startswith("CTR: not yet significant")
 
 
+def test_a_a_tests_are_rarely_called_significant_across_seeds(tmp_path: Path) -> None:
+    """Honest A/A check. Both variants have the same true CTR, so under the null each seed's
+    CTR comparison is significant with probability alpha = 0.05 (one comparison, so no
+    Bonferroni split), independently across seeds: the number of false positives over 20 seeds
+    is Binomial(20, 0.05) — mean 1, P(>= 5) = 0.003. More than 4 means the report's test is too
+    eager. Its p-values should also look uniform (mean 0.5; with 20 seeds the mean's standard
+    deviation is 0.065), so a report that never calls anything significant fails too."""
+    import numpy as np
+    import pyarrow as pa
+
+    exp, _, _ = _simulated(tmp_path, ctr_a=0.05, ctr_b=0.05, users=0)
+    users = [f"u{u}" for u in range(400)]
+    variants = [assign_variant(exp, u).name for u in users]
+    n_imp = 20  # impressions per user: 8,000 per test, about 4,000 per variant
+    seeds = range(100, 120)
+    flagged, p_values = 0, []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        clicks = rng.random((len(users), n_imp)) < 0.05
+        uid = np.repeat(users, n_imp).tolist() + np.repeat(users, clicks.sum(1)).tolist()
+        var = np.repeat(variants, n_imp).tolist() + np.repeat(variants, clicks.sum(1)).tolist()
+        n_click = int(clicks.sum())
+        table = pa.table(
+            {
+                "user_id": uid,
+                "item_id": ["i1"] * len(uid),
+                "type": ["impression"] * (len(users) * n_imp) + ["click"] * n_click,
+                "timestamp": pa.array(
+                    [T0 + timedelta(hours=1)] * len(uid), pa.timestamp("us", "UTC")
+                ),
+                "value": pa.nulls(len(uid), pa.float64()),
+                "session_id": pa.nulls(len(uid), pa.string()),
+                "request_id": pa.nulls(len(uid), pa.string()),
+                "experiment": ["blend"] * len(uid),
+                "variant": var,
+                "surface": ["feed"] * len(uid),
+            }
+        )
+        r = build_report(table, experiment=exp)
+        ctr = next(c for c in r.comparisons if c.metric == "ctr")
+        assert ctr.p_value is not None and r.attribution["context"] == len(uid)
+        p_values.append(ctr.p_value)
+        flagged += int(ctr.significant)
+        assert ctr.significant == (ctr.p_value < 0.05)
+        assert (r.winner() is not None) == ctr.significant
+    assert flagged <= 4, f"{flagged} of {len(seeds)} A/A tests called significant"
+    assert 0.3 < sum(p_values) / len(p_values) < 0.7, p_values
+
+
 def test_charts_render_png_and_inline_svg(tmp_path: Path) -> None:
     exp, log, events = _simulated(tmp_path, ctr_a=0.05, ctr_b=0.07, users=200)
     r = build_report(events, experiment=exp, requests=log)
@@ -161,3 +212,181 @@ def test_charts_render_png_and_inline_svg(tmp_path: Path) -> None:
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
     svg = inline_svg(variant_chart(r))
     assert svg.startswith("<svg") and "CTR by variant" in svg
+
+
+def _random_traffic(tmp_path: Path, seed: int, n: int = 3000) -> tuple:
+    """Messy random traffic: every type, sessions or none (also empty), values or catalog
+    prices, surfaces in the event or only in the request log, variants by context, by
+    request id and by user, events outside the experiment's window."""
+    from data.catalog import Catalog
+    from data.models import Item
+
+    rng = random.Random(seed)
+    exp = ExperimentSpec.model_validate(
+        {
+            "id": "x",
+            "name": "x",
+            "variants": [
+                {"name": "A", "share": 40},
+                {"name": "B", "share": 30},
+                {"name": "C", "share": 30},
+            ],
+        }
+    ).to_experiment()
+    exp = type(exp)(
+        **{
+            **{f: getattr(exp, f) for f in exp.__slots__},
+            "status": "stopped",
+            "started_at": T0 + timedelta(hours=5),
+            "stopped_at": T0 + timedelta(days=4),
+        }
+    )
+    catalog = Catalog(Item(item_id=f"i{k}", title=f"t{k}", price=10.0 + k) for k in range(20))
+    log = SqliteRequestLog(tmp_path / f"req{seed}.sqlite")
+    for r in range(200):
+        u = f"u{rng.randrange(60)}"
+        in_exp = rng.random() < 0.6
+        log.record(
+            request_id=f"r{r}",
+            at=T0,
+            surface=rng.choice(["feed", "search", "similar"]),
+            user_id=u if rng.random() < 0.9 else None,
+            experiment="x" if in_exp else rng.choice([None, "other"]),
+            variant=rng.choice(["A", "B", "C", "Z"]) if in_exp else None,
+        )
+    types = ["impression"] * 6 + ["click"] * 2 + ["add_to_cart", "purchase", "refund", "view"]
+    events = []
+    for k in range(n):
+        t = rng.choice(types)
+        ctx: dict[str, object] = {}
+        if rng.random() < 0.5:
+            ctx["session_id"] = rng.choice(["", "s1", "s2", f"s{rng.randrange(40)}"])
+        if rng.random() < 0.6:
+            ctx["request_id"] = f"r{rng.randrange(260)}"
+        if rng.random() < 0.2:
+            ctx["surface"] = rng.choice(["feed", "search", "home"])
+        if rng.random() < 0.15:
+            ctx["experiment"] = rng.choice(["x", "x", "y"])
+            ctx["variant"] = rng.choice(["A", "B", "C", "D"])
+        if t in ("purchase", "refund") and rng.random() < 0.7:
+            ctx["value"] = round(rng.uniform(1, 300), 2)
+        at = T0 + timedelta(minutes=rng.randrange(6 * 24 * 60))
+        events.append(ev(k, f"u{rng.randrange(80)}", t, at, item=f"i{rng.randrange(25)}", **ctx))
+    return exp, log, events, catalog
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_columnar_report_equals_the_event_by_event_reference(tmp_path: Path, seed: int) -> None:
+    from data.event_table import events_to_table
+    from tests.recsys.report_reference import reference_report
+
+    exp, log, events, catalog = _random_traffic(tmp_path, seed)
+    for kw in (
+        {},
+        {"start": T0 + timedelta(days=1), "end": T0 + timedelta(days=3)},
+        {"experiment": exp, "requests": log},
+        {"experiment": exp, "requests": log, "catalog": catalog, "start": T0 + timedelta(days=2)},
+        {"requests": log, "catalog": catalog, "primary_metric": "revenue_per_user"},
+    ):
+        want = reference_report(events, **kw).as_dict()  # type: ignore[arg-type]
+        got = build_report(events_to_table(events), **kw).as_dict()  # type: ignore[arg-type]
+        assert _diff(got, want) == []
+        assert build_report(events, **kw).as_dict() == got  # type: ignore[arg-type]
+
+
+def _diff(a: object, b: object, path: str = "") -> list[str]:
+    """Paths where two report dicts differ (floats within 1e-9 relative are equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{path}: keys {sorted(a)} != {sorted(b)}"]
+        return [d for k in a for d in _diff(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: length {len(a)} != {len(b)}"]
+        return [
+            d
+            for n, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _diff(x, y, f"{path}[{n}]")
+        ]
+    if isinstance(a, float) and isinstance(b, float):
+        return [] if a == pytest.approx(b, rel=1e-9, abs=1e-9) else [f"{path}: {a} != {b}"]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def test_columnar_report_on_a_hand_computed_table(tmp_path: Path) -> None:
+    """A table with only the report's columns: surfaces from the event or the request log,
+    variants by context (u2), by request id (u3's list) and by user (their later purchases),
+    an empty session id (the order is the day's), a missing value (the catalog price)."""
+    import pyarrow as pa
+
+    from data.catalog import Catalog
+    from data.event_table import EVENT_SCHEMA
+    from data.models import Item
+    from recsys.reports import REPORT_COLUMNS
+
+    exp = ExperimentSpec.model_validate(
+        {
+            "id": "e",
+            "name": "e",
+            "variants": [{"name": "A", "share": 50}, {"name": "B", "share": 50}],
+        }
+    ).to_experiment()
+    exp = type(exp)(
+        **{**{f: getattr(exp, f) for f in exp.__slots__}, "status": "running", "started_at": T0}
+    )
+    assert (assign_variant(exp, "u3").name, assign_variant(exp, "u2").name) == ("A", "B")
+    log = SqliteRequestLog(tmp_path / "req.sqlite")
+    log.record(request_id="r1", at=T0, surface="feed", user_id="u3", experiment="e", variant="A")
+    log.record(request_id="r2", at=T0, surface="search")  # an anonymous visitor's search
+    d1, d2 = T0 + timedelta(hours=1), T0 + timedelta(days=1)
+
+    def row(user: str, type_: str, at: datetime, **kw: object) -> dict[str, object]:
+        return {"user_id": user, "item_id": "i1", "type": type_, "timestamp": at, **kw}
+
+    rows = [
+        row("u3", "impression", d1, request_id="r1"),
+        row("u3", "click", d1, request_id="r1"),
+        row("u2", "impression", d1, experiment="e", variant="B", surface="feed"),
+        row("u2", "purchase", d1, item_id="i9", session_id=""),
+        row("v9", "click", d1, request_id="r2"),
+        row("u3", "purchase", d2, value=25.0, session_id="s1"),
+        row("u3", "refund", d2, value=5.0, session_id="s1"),
+        row("u2", "impression", T0 - timedelta(hours=1), experiment="e", variant="B"),
+    ]
+    schema = pa.schema([EVENT_SCHEMA.field(c) for c in REPORT_COLUMNS])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    catalog = Catalog([Item(item_id="i9", title="nine", price=40.0)])
+    r = build_report(table, experiment=exp, requests=log, catalog=catalog)
+
+    o = r.overall
+    assert r.events == 7  # the impression before the start is out
+    assert (o.users, o.impressions, o.clicks, o.purchases, o.orders, o.revenue) == (
+        3,
+        2,
+        2,
+        2,
+        2,
+        60.0,
+    )
+    m = o.metrics
+    assert m["ctr"].value == 1.0 and m["conversion_rate"].value == pytest.approx(2 / 3)
+    rpu = m["revenue_per_user"]  # u3 20, u2 40, v9 0: mean 20, sample variance 400
+    assert (rpu.value, rpu.variance, rpu.n) == (20.0, 400.0, 3)
+    assert (m["aov"].value, m["aov"].n) == (32.5, 2)  # u2's day order 40, u3's session 25
+    assert m["repurchase_rate"].value == 0.0 and m["retention"].value == pytest.approx(1 / 3)
+    day = {d.label: (d.users, d.purchases, d.revenue) for d in r.by_day}
+    assert day == {"2025-03-01": (3, 1, 40.0), "2025-03-02": (1, 1, 20.0)}
+    surf = {s.label: (s.users, s.impressions, s.clicks) for s in r.by_surface}
+    assert surf == {"feed": (2, 2, 1), "search": (1, 0, 1)}
+    assert next(s for s in r.by_surface if s.label == "search").metrics["ctr"].value is None
+    var = {
+        v.label: (v.users, v.impressions, v.clicks, v.purchases, v.revenue) for v in r.by_variant
+    }
+    assert var == {"A": (1, 1, 1, 1, 20.0), "B": (1, 1, 0, 1, 40.0)}
+    assert dict(r.attribution) == {"context": 1, "request_id": 2, "user": 3}
+    assert {k: [d.label for d in v] for k, v in r.by_variant_day.items()} == {
+        "A": ["2025-03-01", "2025-03-02"],
+        "B": ["2025-03-01"],
+    }
+    with pytest.raises(ReportError, match="lacks column"):
+        build_report(table.drop_columns(["session_id"]))
