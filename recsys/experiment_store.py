@@ -18,7 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,6 +167,10 @@ class ServedRequest:
     item_id: str | None = None
 
 
+SERVED_COLUMNS: tuple[str, ...] = ("request_id", "surface", "user_id", "experiment", "variant")
+"""What reports read of a served request."""
+
+
 @runtime_checkable
 class RequestLog(Protocol):
     def record(
@@ -183,6 +187,10 @@ class RequestLog(Protocol):
     ) -> None: ...
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedRequest]: ...
+
+    def lookup_columns(self, request_ids: Sequence[str]) -> dict[str, list[str | None]]:
+        """The same rows as :meth:`lookup`, column-wise (``SERVED_COLUMNS``), for reports."""
+        ...
 
     def recent(self, surface: str | None = None, limit: int = 1000) -> list[ServedRequest]: ...
 
@@ -277,6 +285,40 @@ class SqliteRequestLog:
                     f"SELECT * FROM requests WHERE request_id IN ({marks})", chunk
                 ):
                     out[r[0]] = self._served(r)
+        return out
+
+    def lookup_columns(self, request_ids: Sequence[str]) -> dict[str, list[str | None]]:
+        """Logged rows of ``request_ids`` as columns (``SERVED_COLUMNS``; unknown ids absent).
+
+        For many ids at once (a report over millions of events): when they are a large share
+        of the log, one scan of the table filtered in Python beats index look-ups; otherwise
+        the ids go to a temporary table joined with the log.
+        """
+        self.flush()
+        cols = ", ".join(f"r.{c}" for c in SERVED_COLUMNS)
+        out: dict[str, list[str | None]] = {c: [] for c in SERVED_COLUMNS}
+        if not request_ids:
+            return out
+        with self._lock:
+            total = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+            if len(request_ids) * 4 >= total:
+                wanted = set(request_ids)
+                rows = [
+                    r for r in self._db.execute(f"SELECT {cols} FROM requests r") if r[0] in wanted
+                ]
+            else:
+                self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (request_id TEXT)")
+                self._db.execute("DELETE FROM wanted")
+                self._db.executemany(
+                    "INSERT INTO wanted VALUES (?)", ((i,) for i in dict.fromkeys(request_ids))
+                )
+                rows = self._db.execute(
+                    f"SELECT {cols} FROM wanted w JOIN requests r ON r.request_id = w.request_id"
+                ).fetchall()
+                self._db.execute("DELETE FROM wanted")
+                self._db.commit()
+        for j, name in enumerate(SERVED_COLUMNS):
+            out[name] = [r[j] for r in rows]
         return out
 
     def recent(self, surface: str | None = None, limit: int = 1000) -> list[ServedRequest]:

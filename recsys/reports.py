@@ -36,7 +36,7 @@ event-by-event implementation; the tests check both agree on messy random traffi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -48,10 +48,11 @@ import pyarrow.compute as pc
 from data.event_table import events_to_table
 from data.models import Event
 from recsys.errors import ReportError
+from recsys.experiment_store import SERVED_COLUMNS
 
 if TYPE_CHECKING:
     from data.catalog import Catalog
-    from recsys.experiment_store import RequestLog, ServedRequest
+    from recsys.experiment_store import RequestLog
     from recsys.experiments import Experiment
 
 MetricName = Literal[
@@ -349,43 +350,71 @@ _DAY_US = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
 
 
-def _group(*cols: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Distinct rows of non-negative integer columns (sorted) and each input row's index
-    into them — a columnar group-by. Packs the columns into one int64 key when it fits."""
-    n = len(cols[0])
-    if n == 0:
-        return tuple(np.zeros(0, np.int64) for _ in cols), np.zeros(0, np.int64)
-    sizes = [int(c.max()) + 1 for c in cols]
-    if math.prod(sizes) < 2**62:
-        key = np.zeros(n, np.int64)
-        for c, size in zip(cols, sizes, strict=True):
-            key = key * size + c
-        uniq, inv = np.unique(key, return_inverse=True)
-        out = []
-        for size in reversed(sizes):
-            out.append(uniq % size)
-            uniq = uniq // size
-        return tuple(reversed(out)), inv.reshape(-1)
-    rows, inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
-    return tuple(rows[:, j] for j in range(len(cols))), inv.reshape(-1)
+def _unique(key: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort + neighbour compare: much faster than ``np.unique``'s
+    hash path on millions of mostly distinct int64 keys)."""
+    s = np.sort(key)
+    if len(s) == 0:
+        return s
+    first = np.empty(len(s), bool)
+    first[0] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    return s[first]
 
 
-def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Distinct rows of non-negative integer columns (no inverse: a sort, not an argsort)."""
-    if len(cols[0]) == 0:
-        return tuple(np.zeros(0, np.int64) for _ in cols)
+def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and each input's index into them."""
+    order = np.argsort(key)
+    s = key[order]
+    first = np.empty(len(s), bool)
+    if len(s):
+        first[0] = True
+        np.not_equal(s[1:], s[:-1], out=first[1:])
+    inv = np.empty(len(s), np.int64)
+    inv[order] = np.cumsum(first) - 1
+    return s[first], inv
+
+
+def _pack(cols: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]] | None:
+    """The columns packed into one int64 key (None when their ranges do not fit)."""
     sizes = [int(c.max()) + 1 for c in cols]
     if math.prod(sizes) >= 2**62:
-        return _group(*cols)[0]
+        return None
     key = np.zeros(len(cols[0]), np.int64)
     for c, size in zip(cols, sizes, strict=True):
         key = key * size + c
-    uniq = np.unique(key)
+    return key, sizes
+
+
+def _unpack(key: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, ...]:
     out = []
     for size in reversed(sizes):
-        out.append(uniq % size)
-        uniq = uniq // size
+        out.append(key % size)
+        key = key // size
     return tuple(reversed(out))
+
+
+def _group(*cols: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Distinct rows of non-negative integer columns (sorted) and each input row's index
+    into them — a columnar group-by."""
+    if len(cols[0]) == 0:
+        return tuple(np.zeros(0, np.int64) for _ in cols), np.zeros(0, np.int64)
+    packed = _pack(cols)
+    if packed is None:
+        rows, inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+        return tuple(rows[:, j] for j in range(len(cols))), inv.reshape(-1)
+    uniq, inv = _unique_inverse(packed[0])
+    return _unpack(uniq, packed[1]), inv
+
+
+def _distinct(*cols: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct rows of non-negative integer columns (a sort, not an argsort)."""
+    if len(cols[0]) == 0:
+        return tuple(np.zeros(0, np.int64) for _ in cols)
+    packed = _pack(cols)
+    if packed is None:
+        return _group(*cols)[0]
+    return _unpack(_unique(packed[0]), packed[1])
 
 
 def _mean_by(
@@ -413,7 +442,8 @@ def mean_estimate(n: int, mean: float, var: float, z: float = Z95) -> Estimate:
 
 @dataclass(frozen=True, slots=True)
 class _Columns:
-    """The events of the window as integer codes (one entry per event)."""
+    """The events of the window as integer codes, one entry per event, plus the few columns
+    only purchases and refunds need (indexed by ``money``)."""
 
     user: np.ndarray
     """Code into ``user_ids``."""
@@ -421,113 +451,145 @@ class _Columns:
     kind: np.ndarray
     """Index into ``_KINDS``; -1 for every other type."""
     day: np.ndarray
-    """Code into ``days`` (days since 1970-01-01, UTC)."""
-    days: np.ndarray
-    revenue: np.ndarray
-    """Purchase or refund value (the event's, else the catalog price, else 0); 0 elsewhere."""
-    order: np.ndarray
-    """Order key of a purchase: its session code, or (no session) n_sessions + its day code."""
+    """Days since ``first_day`` (UTC)."""
+    first_day: int
+    """Days since 1970-01-01 of the first day in the window."""
+    n_days: int
     surface: np.ndarray
     """Code into ``surfaces``; -1 when the event has none and its request is not logged."""
     surfaces: list[str]
+    money: np.ndarray
+    """Positions of the purchases and refunds."""
+    revenue: np.ndarray
+    """Their value (the event's, else the catalog price, else 0), by ``money`` position."""
+    order: np.ndarray
+    """Their order key: session code, or (no session) n_sessions + day."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Active:
+    """Distinct (user, day, surface, variant) of the events: what users and retention of any
+    slice are counted from (smaller than the events, computed once)."""
+
+    user: np.ndarray
+    day: np.ndarray
+    surface: np.ndarray
+    variant: np.ndarray
+
+
+Slicer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(day, surface, variant) codes → slice index per row, -1 = in no slice."""
 
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Dictionary codes of a string column (-1 for null) and the dictionary."""
-    enc = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
-    return enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    enc = pc.dictionary_encode(arr)
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, enc.dictionary
 
 
-def _columns(t: pa.Table, catalog: Catalog | None, served: Mapping[str, ServedRequest]) -> _Columns:
+def _np(col: pa.ChunkedArray | pa.Array, fill: object) -> np.ndarray:
+    return pc.fill_null(col, fill).to_numpy(zero_copy_only=False)
+
+
+def _columns(
+    t: pa.Table, catalog: Catalog | None, served: pa.Table | None, served_at: np.ndarray
+) -> _Columns:
     user, user_ids = _codes(t.column("user_id"))
     type_codes, type_names = _codes(t.column("type"))
-    lut = np.array([_KINDS.index(x) if x in _KINDS else -1 for x in type_names.to_pylist()] or [-1])
-    kind = lut[type_codes] if len(type_codes) else np.zeros(0, np.int64)
-    micros = pc.cast(t.column("timestamp"), pa.int64()).to_numpy()
-    days, day = np.unique(micros // _DAY_US, return_inverse=True)
-    day = day.reshape(-1)
+    names = type_names.to_pylist()
+    lut = np.array([_KINDS.index(x) if x in _KINDS else -1 for x in names] + [-1], np.int64)
+    kind = lut[type_codes]
+    if t.num_rows:
+        day_num = pc.cast(t.column("timestamp"), pa.int64()).to_numpy() // _DAY_US
+        first = int(day_num.min())
+        day = day_num - first
+        n_days = int(day.max()) + 1
+    else:
+        day, first, n_days = np.zeros(0, np.int64), 0, 0
 
-    value = pc.fill_null(t.column("value"), math.nan).to_numpy()
-    money = (kind == _BUY) | (kind == _REFUND)
-    missing = money & np.isnan(value)
+    money = np.flatnonzero((kind == _BUY) | (kind == _REFUND))
+    picked = t.take(pa.array(money))
+    value = _np(picked.column("value"), math.nan).astype(np.float64)
+    missing = np.isnan(value)
     if missing.any():
-        prices: dict[str, float] = {}
-        items = t.column("item_id").filter(pa.array(missing)).to_pylist()
+        items = picked.column("item_id").filter(pa.array(missing)).to_pylist()
+        prices: dict[str | None, float] = {}
         for i in set(items):
             item = catalog.get(i) if catalog is not None and i else None
             prices[i] = item.price if item is not None else 0.0
-        value = value.copy()
         value[missing] = [prices[i] for i in items]
-    revenue = np.where(money, value, 0.0)
-
-    session = t.column("session_id")
+    session = picked.column("session_id")
     session = pc.if_else(pc.equal(session, ""), pa.scalar(None, pa.string()), session)
     sess, sess_ids = _codes(session)
-    order = np.where(sess >= 0, sess, len(sess_ids) + day)
+    order = np.where(sess >= 0, sess, len(sess_ids) + day[money])
 
     surface_col = t.column("surface")
-    if served:
-        ids = list(served)
-        logged = pa.array([served[r].surface for r in ids], pa.string())
-        at = pc.index_in(t.column("request_id"), value_set=pa.array(ids, pa.string()))
-        surface_col = pc.coalesce(surface_col, pc.take(logged, at))
+    if served is not None and served.num_rows:
+        at = pa.array(served_at, mask=served_at < 0)
+        surface_col = pc.coalesce(surface_col, pc.take(served.column("surface"), at))
     surface, surface_names = _codes(surface_col)
     return _Columns(
         user=user,
         user_ids=user_ids,
         kind=kind,
         day=day,
-        days=days,
-        revenue=revenue,
-        order=order,
+        first_day=first,
+        n_days=n_days,
         surface=surface,
         surfaces=surface_names.to_pylist(),
+        money=money,
+        revenue=value,
+        order=order,
     )
 
 
-def _rows(c: _Columns, g: np.ndarray, labels: Sequence[str]) -> list[KpiRow]:
-    """One KPI row per group: ``g`` gives each event's group (index into ``labels``, -1 = none)."""
+def _rows(
+    c: _Columns, active: _Active, variant: np.ndarray, slicer: Slicer, labels: Sequence[str]
+) -> list[KpiRow]:
+    """One KPI row per slice (``slicer`` maps codes to an index into ``labels``)."""
     k = len(labels)
-    keep = g >= 0
-    if not keep.all():
-        g, user, kind, day = g[keep], c.user[keep], c.kind[keep], c.day[keep]
-        revenue, order = c.revenue[keep], c.order[keep]
-    else:
-        user, kind, day, revenue, order = c.user, c.kind, c.day, c.revenue, c.order
-    count = [np.bincount(g[kind == t], minlength=k) for t in range(len(_KINDS))]
+    g = slicer(c.day, c.surface, variant)
+    ok = (g >= 0) & (c.kind >= 0)
+    count = np.bincount(g[ok] * len(_KINDS) + c.kind[ok], minlength=k * len(_KINDS))
+    count = count.reshape(k, len(_KINDS))
 
-    # users and retention: distinct (group, user, day), then days per (group, user)
-    gu_g, gu_u, _ = _distinct(g, user, day)
+    # users and retention: distinct (slice, user, day) of the active rows, days per (slice, user)
+    ga = slicer(active.day, active.surface, active.variant)
+    keep = ga >= 0
+    gu_g, gu_u, _ = _distinct(ga[keep], active.user[keep], active.day[keep])
     (users_g, _u), inv = _group(gu_g, gu_u)
-    n_days = np.bincount(inv)
     users = np.bincount(users_g, minlength=k)
-    retained = np.bincount(users_g[n_days >= 2], minlength=k)
+    retained = np.bincount(users_g[np.bincount(inv) >= 2], minlength=k)
 
-    cart = kind == _CART
-    cart_g, _ = _distinct(g[cart], user[cart])
+    cart = np.flatnonzero((c.kind == _CART) & (g >= 0))
+    cart_g, _u = _distinct(g[cart], c.user[cart])
     cart_users = np.bincount(cart_g, minlength=k)
 
-    buy = kind == _BUY
-    bg, bu, _ = _distinct(g[buy], user[buy], day[buy])
+    mg = g[c.money]
+    m_keep = mg >= 0
+    m_user, m_kind, m_day = c.user[c.money], c.kind[c.money], c.day[c.money]
+    buy = m_keep & (m_kind == _BUY)
+    bg, bu, _d = _distinct(mg[buy], m_user[buy], m_day[buy])
     (buyer_g, _u), inv = _group(bg, bu)
     buyers = np.bincount(buyer_g, minlength=k)
     repeat = np.bincount(buyer_g[np.bincount(inv) >= 2], minlength=k)
 
-    money = buy | (kind == _REFUND)
-    signed = np.where(kind[money] == _BUY, revenue[money], -revenue[money])
-    (rev_g, _u), inv = _group(g[money], user[money])
+    signed = np.where(m_kind == _BUY, c.revenue, -c.revenue)[m_keep]
+    (rev_g, _u), inv = _group(mg[m_keep], m_user[m_keep])
     per_user = np.bincount(inv, weights=signed, minlength=len(rev_g))
     rpu_mean, rpu_var = _mean_by(rev_g, per_user, users, k)
     total_revenue = np.bincount(rev_g, weights=per_user, minlength=k)
 
-    (ord_g, _u, _o), inv = _group(g[buy], user[buy], order[buy])
-    order_value = np.bincount(inv, weights=revenue[buy], minlength=len(ord_g))
+    (ord_g, _u, _o), inv = _group(mg[buy], m_user[buy], c.order[buy])
+    order_value = np.bincount(inv, weights=c.revenue[buy], minlength=len(ord_g))
     orders = np.bincount(ord_g, minlength=k)
     aov_mean, aov_var = _mean_by(ord_g, order_value, orders, k)
 
     out = []
     for j, label in enumerate(labels):
-        imps, clicks = int(count[_IMP][j]), int(count[_CLICK][j])
+        imps, clicks = int(count[j, _IMP]), int(count[j, _CLICK])
         n_users, n_buyers, n_orders = int(users[j]), int(buyers[j]), int(orders[j])
         metrics = {
             "ctr": wilson(min(clicks, imps), imps),
@@ -544,8 +606,8 @@ def _rows(c: _Columns, g: np.ndarray, labels: Sequence[str]) -> list[KpiRow]:
                 users=n_users,
                 impressions=imps,
                 clicks=clicks,
-                add_to_carts=int(count[_CART][j]),
-                purchases=int(count[_BUY][j]),
+                add_to_carts=int(count[j, _CART]),
+                purchases=int(count[j, _BUY]),
                 orders=n_orders,
                 revenue=float(total_revenue[j]),
                 metrics=metrics,
@@ -554,15 +616,28 @@ def _rows(c: _Columns, g: np.ndarray, labels: Sequence[str]) -> list[KpiRow]:
     return out
 
 
-def _day_label(d: int) -> str:
-    return (_EPOCH + timedelta(days=int(d))).isoformat()
+def _day_label(c: _Columns, d: int) -> str:
+    return (_EPOCH + timedelta(days=c.first_day + int(d))).isoformat()
+
+
+def _served(requests: RequestLog, t: pa.Table) -> pa.Table:
+    """The logged rows of the window's request ids, as a table (``SERVED_COLUMNS``)."""
+    ids = [i for i in pc.unique(pc.drop_null(t.column("request_id"))).to_pylist() if i]
+    lookup_columns = getattr(requests, "lookup_columns", None)
+    if callable(lookup_columns):
+        cols = lookup_columns(ids)
+    else:  # any RequestLog: row by row
+        rows = list(requests.lookup(ids).values())
+        cols = {f: [getattr(r, f) for r in rows] for f in SERVED_COLUMNS}
+    return pa.table({f: pa.array(cols[f], pa.string()) for f in SERVED_COLUMNS})
 
 
 def _variants(
     t: pa.Table,
     c: _Columns,
     experiment: Experiment,
-    served: Mapping[str, ServedRequest],
+    served: pa.Table | None,
+    served_at: np.ndarray,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Each event's variant (index into the experiment's variants, -1 = not attributed) and
     how many events each attribution path found (see the module doc)."""
@@ -570,38 +645,32 @@ def _variants(
 
     eid = experiment.experiment_id
     names = [v.name for v in experiment.variants]
-    n = t.num_rows
     name_set = pa.array(names, pa.string())
-    variant = np.full(n, -1, np.int64)
+    variant = np.full(t.num_rows, -1, np.int64)
 
     in_ctx = pc.and_(
         pc.equal(t.column("experiment"), eid), pc.is_in(t.column("variant"), value_set=name_set)
     )
-    in_ctx = pc.fill_null(in_ctx, False).to_numpy(zero_copy_only=False)
-    ctx_variant = pc.index_in(t.column("variant"), value_set=name_set)
-    ctx_variant = pc.fill_null(ctx_variant, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    in_ctx = _np(in_ctx, False).astype(bool)
+    ctx_variant = _np(pc.index_in(t.column("variant"), value_set=name_set), -1).astype(np.int64)
     variant[in_ctx] = ctx_variant[in_ctx]
 
-    by_request = np.zeros(n, bool)
-    ours = [s for s in served.values() if s.experiment == eid and s.variant in names]
-    if ours:
-        ids = pa.array([s.request_id for s in ours], pa.string())
-        codes = np.array([names.index(s.variant or "") for s in ours], np.int64)
-        at = pc.index_in(t.column("request_id"), value_set=ids)
-        at = pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        by_request = (~in_ctx) & (at >= 0)
-        variant[by_request] = codes[at[by_request]]
-
+    by_request = np.zeros(t.num_rows, bool)
     exposed = np.zeros(len(c.user_ids), bool)
     exposed[c.user[in_ctx]] = True
-    served_users = [s.user_id for s in served.values() if s.experiment == eid and s.user_id]
-    if served_users:
-        at = pc.index_in(pa.array(served_users, pa.string()), value_set=c.user_ids)
-        at = pc.drop_null(at).to_numpy(zero_copy_only=False).astype(np.int64)
-        exposed[at] = True
+    if served is not None and served.num_rows:
+        in_exp = _np(pc.equal(served.column("experiment"), eid), False).astype(bool)
+        codes = _np(pc.index_in(served.column("variant"), value_set=name_set), -1)
+        codes = np.where(in_exp, codes.astype(np.int64), -1)
+        logged = np.where(served_at >= 0, codes[np.maximum(served_at, 0)], -1)
+        by_request = (~in_ctx) & (logged >= 0)
+        variant[by_request] = logged[by_request]
+        mine = served.filter(pa.array(in_exp))
+        seen = pc.index_in(pc.drop_null(mine.column("user_id")), value_set=c.user_ids)
+        exposed[pc.drop_null(seen).to_numpy(zero_copy_only=False).astype(np.int64)] = True
     by_user = (variant < 0) & exposed[c.user]
     if by_user.any():
-        codes_u = np.unique(c.user[by_user])
+        codes_u = _unique(c.user[by_user])
         ids_u = c.user_ids.take(pa.array(codes_u)).to_pylist()
         per_user = np.full(len(c.user_ids), -1, np.int64)
         per_user[codes_u] = [names.index(assign_variant(experiment, u).name) for u in ids_u]
@@ -627,9 +696,8 @@ def build_report(
 ) -> KpiReport:
     """Compute the KPI report (see the module doc for definitions).
 
-    ``events`` is an Arrow table in ``data.event_table.EVENT_SCHEMA`` (at least
-    :data:`REPORT_COLUMNS`; e.g. ``EventLog.read_table`` or ``read_events_table``), or any
-    iterable of events. The work is columnar: integer codes and numpy group-bys.
+    ``events`` is an Arrow table with at least :data:`REPORT_COLUMNS` (e.g.
+    ``EventLog.read_table`` or ``data.loaders.read_events_table``), or any iterable of events.
     """
     if start is not None and end is not None and end <= start:
         raise ReportError("end must be after start")
@@ -651,36 +719,49 @@ def build_report(
             mask = m if mask is None else pc.and_(mask, m)
     if mask is not None:
         t = t.filter(mask)
-    served: dict[str, ServedRequest] = {}
-    if requests is not None and t.num_rows:
-        ids = pc.unique(pc.drop_null(t.column("request_id"))).to_pylist()
-        served = requests.lookup(i for i in ids if i)
-    c = _columns(t, catalog, served)
+    served = _served(requests, t) if requests is not None and t.num_rows else None
+    served_at = np.full(t.num_rows, -1, np.int64)  # each event's row in ``served``
+    if served is not None and served.num_rows:
+        at = pc.index_in(t.column("request_id"), value_set=served.column("request_id"))
+        served_at = _np(at, -1).astype(np.int64)
+    c = _columns(t, catalog, served, served_at)
+    how: dict[str, int] = {}
+    if experiment is not None:
+        variant, how = _variants(t, c, experiment, served, served_at)
+    else:
+        variant = np.full(t.num_rows, -1, np.int64)
+    u, d, s, v = _distinct(c.user, c.day, c.surface + 1, variant + 1)
+    active = _Active(u, d, s - 1, v - 1)
 
-    overall = _rows(c, np.zeros(t.num_rows, np.int64), ["overall"])[0]
-    by_day = _rows(c, c.day, [_day_label(d) for d in c.days])
+    def rows(slicer: Slicer, labels: Sequence[str]) -> list[KpiRow]:
+        return _rows(c, active, variant, slicer, labels)
+
+    overall = rows(lambda day, surface, var: np.zeros(len(day), np.int64), ["overall"])[0]
+    days = np.flatnonzero(np.bincount(c.day))
+    day_slice = np.full(max(c.n_days, 1), -1, np.int64)
+    day_slice[days] = np.arange(len(days))
+    by_day = rows(lambda day, s, v: day_slice[day], [_day_label(c, x) for x in days])
     order = sorted(range(len(c.surfaces)), key=lambda j: c.surfaces[j])
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    surface_g = np.where(c.surface >= 0, rank[np.maximum(c.surface, 0)] if len(rank) else -1, -1)
-    by_surface = _rows(c, surface_g, [c.surfaces[j] for j in order])
+    surface_slice = np.full(len(order) + 1, -1, np.int64)  # the last entry serves code -1
+    surface_slice[order] = np.arange(len(order))
+    by_surface = rows(lambda d, surface, v: surface_slice[surface], [c.surfaces[j] for j in order])
 
     by_variant: tuple[KpiRow, ...] = ()
     by_variant_day: dict[str, tuple[KpiRow, ...]] = {}
     comparisons: list[Comparison] = []
-    how: dict[str, int] = {}
     if experiment is not None:
-        names = [v.name for v in experiment.variants]
-        variant, how = _variants(t, c, experiment, served)
-        by_variant = tuple(_rows(c, variant, names))
-        nd = len(c.days)
-        vd = np.where(variant >= 0, variant * nd + c.day, -1)
+        names = [x.name for x in experiment.variants]
+        by_variant = tuple(rows(lambda d, s, var: var, names))
+        nd = max(c.n_days, 1)
+        vd = rows(
+            lambda day, s, var: np.where(var >= 0, var * nd + day, -1),
+            [_day_label(c, j % nd) for j in range(len(names) * nd)],
+        )
         present = np.zeros(len(names) * nd, bool)
-        present[vd[vd >= 0]] = True
-        rows = _rows(c, vd, [_day_label(c.days[j % nd]) for j in range(len(names) * nd)])
+        present[(variant * nd + c.day)[variant >= 0]] = True
         by_variant_day = {
-            n: tuple(rows[v * nd + d] for d in range(nd) if present[v * nd + d])
-            for v, n in enumerate(names)
+            n: tuple(vd[j * nd + x] for x in range(nd) if present[j * nd + x])
+            for j, n in enumerate(names)
         }
         control = next(r for r in by_variant if r.label == experiment.control)
         k = max(1, len(names) - 1)
