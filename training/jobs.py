@@ -115,13 +115,23 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
         excluded, consented = excluded_by_journal(state_dir)
         if excluded or consented:
             no_consent = ((no_consent or set()) - consented) | excluded
-    frame = encode_events(table, no_consent=no_consent)
+    frame = encode_events(table, no_consent=no_consent, types=used_types(cfg))
     catalog = _read_catalog(d.items) if d.items else None
     bundles = None
     if d.truth is not None and d.truth.is_file():
         truth = json.loads(d.truth.read_text("utf-8"))
         bundles = [tuple(b) for b in truth.get("bundles", [])]
     return TrainingInput(frame, catalog, sources, bundles, time.perf_counter() - t0)  # type: ignore[arg-type]
+
+
+def used_types(cfg: TrainConfig) -> set[str]:
+    """Event types training can use: weighted ones, refunds, purchases, relevance types."""
+    weights = matrix_config(cfg).weights
+    types = {t for t, w in weights.items() if w > 0} | {"refund", "purchase", "add_to_cart"}
+    types |= set(cfg.evaluation.relevant_types or ())
+    for m in cfg.models:
+        types |= set(m.params.get("types", ()))
+    return types
 
 
 def _read_catalog(path: Path) -> Catalog:

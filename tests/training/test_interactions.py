@@ -151,3 +151,11 @@ def test_vocabulary_round_trip(tmp_path: Path) -> None:
     w = Vocabulary.load(tmp_path / "v.json")
     assert w == v and w.index("連衣裙") == 1 and w.index("zz") == -1
     assert w.indices(["c", "nope"]).tolist() == [2, -1]
+
+
+def test_same_time_different_ids_are_not_duplicates() -> None:
+    d = build([ev(1, "u1", "i1", "purchase", eid="a"), ev(2, "u1", "i1", "purchase", eid="b"),
+               ev(3, "u1", "i1", "purchase", eid="a"), ev(4, "u2", "i1", "view", eid="c"),
+               ev(5, "u2", "i1", "view", eid="c")])
+    assert weight(d, "u1", "i1") == 16.0  # a and b count, the repeated a does not
+    assert weight(d, "u2", "i1") == 1.0
