@@ -1,6 +1,10 @@
 """``/console``: the merchandiser's web console (server-rendered HTML, Jinja2, no CDN).
 
-Log in with the admin key (kept in an HttpOnly, SameSite=Strict cookie). Pages: search the
+Log in with the admin key (kept in an HttpOnly, SameSite=Strict cookie). Every state-changing
+form also carries a per-session CSRF token: login sets a random session id in a second cookie,
+forms embed HMAC(admin key, session id), and a POST whose token is missing or wrong is refused
+with 403 before anything changes (SameSite alone does not cover older browsers or same-site
+subdomains). Pages: search the
 catalog (or open a user's feed) and see ranked results with reasons and facets; rules with a
 live preview beside the form; experiments with their results and charts; model versions with
 promote and rollback. Forms post ``application/x-www-form-urlencoded``; the live preview uses
@@ -9,8 +13,10 @@ a few lines of build-free JavaScript (``static/console.js``) and works without i
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -36,6 +42,8 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 COOKIE = "shoprank_console"
+SESSION_COOKIE = "shoprank_console_session"
+CSRF_FIELD = "csrf_token"
 STATIC_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -75,16 +83,43 @@ def _logged_in(request: Request, services: Services) -> bool:
     )
 
 
-def require_console(request: Request, services: ServicesDep) -> Services:
-    if not _logged_in(request, services):
+def csrf_token(request: Request, services: Services) -> str:
+    """This session's CSRF token: HMAC(admin key, the session cookie's random id)."""
+    key = services.settings.admin_api_key
+    session = request.cookies.get(SESSION_COOKIE, "")
+    if key is None or not session:
+        return ""
+    msg = f"shoprank-console-csrf:{session}".encode()
+    return hmac.new(key.get_secret_value().encode(), msg, hashlib.sha256).hexdigest()
+
+
+async def require_console(request: Request, services: ServicesDep) -> Services:
+    """Logged in (else 303 to the login form); a POST must carry this session's CSRF token."""
+    if not _logged_in(request, services) or not request.cookies.get(SESSION_COOKIE):
         # 303 + Location: the browser goes to the login form (the JSON body is ignored)
         raise HTTPException(
             status_code=303, detail="log in first", headers={"Location": "/console/login"}
         )
+    if request.method == "POST":
+        sent = _one(await _form(request), CSRF_FIELD) or request.headers.get("X-CSRF-Token", "")
+        if not sent or not hmac.compare_digest(sent, csrf_token(request, services)):
+            raise HTTPException(
+                status_code=403,
+                detail=f"{CSRF_FIELD}: missing or wrong CSRF token; nothing was changed — "
+                "reload the console page and submit the form again",
+            )
     return services
 
 
 ConsoleDep = Annotated[Services, Depends(require_console)]
+
+
+def page_csrf(request: Request, services: ConsoleDep) -> str:
+    """The token the page's forms embed (``csrf`` in the templates)."""
+    return csrf_token(request, services)
+
+
+CsrfDep = Annotated[str, Depends(page_csrf)]
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
@@ -132,22 +167,24 @@ async def login(request: Request, services: ServicesDep) -> Response:
     if not key or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
         return page("login.html", 401, error="That is not the admin key.", disabled=False)
     resp = _redirect("/console/search")
-    resp.set_cookie(
-        COOKIE,
-        key,
-        httponly=True,
-        samesite="strict",
-        path="/console",
-        secure=request.url.scheme == "https",
-        max_age=12 * 3600,
-    )
+    for name, value in ((COOKIE, key), (SESSION_COOKIE, secrets.token_urlsafe(24))):
+        resp.set_cookie(
+            name,
+            value,
+            httponly=True,
+            samesite="strict",
+            path="/console",
+            secure=request.url.scheme == "https",
+            max_age=12 * 3600,
+        )
     return resp
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(services: ConsoleDep) -> Response:
     resp = _redirect("/console/login")
     resp.delete_cookie(COOKIE, path="/console")
+    resp.delete_cookie(SESSION_COOKIE, path="/console")
     return resp
 
 
@@ -161,6 +198,7 @@ def home(services: ConsoleDep) -> Response:
 @router.get("/search")
 def search_page(
     services: ConsoleDep,
+    csrf: CsrfDep,
     q: Annotated[str, Query(max_length=500)] = "",
     user_id: Annotated[str, Query(max_length=128)] = "",
     surface: Annotated[str, Query(pattern="^(search|feed)$")] = "search",
@@ -238,6 +276,7 @@ def search_page(
     users = sorted(services.profiles.ids())[:200] if hasattr(services.profiles, "ids") else []
     return page(
         "search.html",
+        csrf=csrf,
         active="search",
         q=q,
         user_id=user_id,
@@ -399,13 +438,16 @@ def form_from_spec(spec: RuleSpec) -> dict[str, Any]:
 
 
 @router.get("/rules")
-def rules_page(services: ConsoleDep, saved: str = "", error: str = "") -> HTMLResponse:
+def rules_page(
+    services: ConsoleDep, csrf: CsrfDep, saved: str = "", error: str = ""
+) -> HTMLResponse:
     from serving.routes.rules import rule_out
 
     m = merch(services)
     rules = [rule_out(r).model_dump() for r in m.rules.store.list()]
     return page(
         "rules.html",
+        csrf=csrf,
         active="rules",
         rules=rules,
         saved=saved,
@@ -418,6 +460,7 @@ def _rule_form(
     services: Services,
     values: dict[str, Any],
     *,
+    csrf: str,
     editing: str | None,
     error: str = "",
     preview_html: str = "",
@@ -427,6 +470,7 @@ def _rule_form(
     return page(
         "rule_form.html",
         status,
+        csrf=csrf,
         active="rules",
         v=values,
         editing=editing,
@@ -440,6 +484,7 @@ def _rule_form(
 @router.get("/rules/new")
 def new_rule(
     services: ConsoleDep,
+    csrf: CsrfDep,
     pin: Annotated[str, Query(max_length=128)] = "",
     query: Annotated[str, Query(max_length=200)] = "",
     brand: Annotated[str, Query(max_length=200)] = "",
@@ -471,11 +516,11 @@ def new_rule(
             contexts=["feed"],
             duration_days="7",
         )
-    return _rule_form(services, values, editing=None, preview=preview)
+    return _rule_form(services, values, csrf=csrf, editing=None, preview=preview)
 
 
 @router.get("/rules/{rule_id}/edit")
-def edit_rule(rule_id: str, services: ConsoleDep) -> HTMLResponse:
+def edit_rule(rule_id: str, services: ConsoleDep, csrf: CsrfDep) -> HTMLResponse:
     spec = RuleSpec.of(merch(services).rules.get(rule_id))
     preview = {
         "surface": "",
@@ -484,7 +529,7 @@ def edit_rule(rule_id: str, services: ConsoleDep) -> HTMLResponse:
         "item_id": "",
         "sample_size": 30,
     }
-    return _rule_form(services, form_from_spec(spec), editing=rule_id, preview=preview)
+    return _rule_form(services, form_from_spec(spec), csrf=csrf, editing=rule_id, preview=preview)
 
 
 def _preview_args(f: dict[str, list[str]]) -> dict[str, Any]:
@@ -533,7 +578,7 @@ async def preview_fragment(request: Request, services: ConsoleDep) -> HTMLRespon
 
 
 @router.post("/rules/save")
-async def save_rule(request: Request, services: ConsoleDep) -> Response:
+async def save_rule(request: Request, services: ConsoleDep, csrf: CsrfDep) -> Response:
     f = await _form(request)
     editing = _one(f, "editing") or None
     values = {k: (v if k == "contexts" else v[0]) for k, v in f.items()}
@@ -543,7 +588,13 @@ async def save_rule(request: Request, services: ConsoleDep) -> Response:
     if _one(f, "do") == "preview":
         html, status = _render_preview(services, f, editing)
         return _rule_form(
-            services, values, editing=editing, preview_html=html, preview=preview, status=status
+            services,
+            values,
+            csrf=csrf,
+            editing=editing,
+            preview_html=html,
+            preview=preview,
+            status=status,
         )
     try:
         spec = spec_from_form(f)
@@ -551,11 +602,23 @@ async def save_rule(request: Request, services: ConsoleDep) -> Response:
         rule = m.rules.update(editing, spec)[0] if editing else m.rules.create(spec)[0]
     except ValidationError as exc:
         return _rule_form(
-            services, values, editing=editing, error=describe(exc), preview=preview, status=422
+            services,
+            values,
+            csrf=csrf,
+            editing=editing,
+            error=describe(exc),
+            preview=preview,
+            status=422,
         )
     except (ShopRankError, ValueError) as exc:
         return _rule_form(
-            services, values, editing=editing, error=str(exc), preview=preview, status=400
+            services,
+            values,
+            csrf=csrf,
+            editing=editing,
+            error=str(exc),
+            preview=preview,
+            status=400,
         )
     return _redirect(f"/console/rules?saved={rule.rule_id}")
 
@@ -590,13 +653,15 @@ def _weights(text: str) -> dict[str, float]:
 
 
 @router.get("/experiments")
-def experiments_page(services: ConsoleDep, error: str = "") -> HTMLResponse:
+def experiments_page(services: ConsoleDep, csrf: CsrfDep, error: str = "") -> HTMLResponse:
     exps = [experiment_as_dict(e) for e in merch(services).experiments.list()]
-    return page("experiments.html", active="experiments", experiments=exps, error=error, v={})
+    return page(
+        "experiments.html", csrf=csrf, active="experiments", experiments=exps, error=error, v={}
+    )
 
 
 @router.post("/experiments")
-async def create_experiment(request: Request, services: ConsoleDep) -> Response:
+async def create_experiment(request: Request, services: ConsoleDep, csrf: CsrfDep) -> Response:
     f = await _form(request)
     values = {k: v[0] for k, v in f.items()}
     try:
@@ -636,6 +701,7 @@ async def create_experiment(request: Request, services: ConsoleDep) -> Response:
         return page(
             "experiments.html",
             422,
+            csrf=csrf,
             active="experiments",
             error=describe(exc),
             v=values,
@@ -645,6 +711,7 @@ async def create_experiment(request: Request, services: ConsoleDep) -> Response:
         return page(
             "experiments.html",
             400,
+            csrf=csrf,
             active="experiments",
             error=str(exc),
             v=values,
@@ -675,6 +742,7 @@ def experiment_action(experiment_id: str, action: str, services: ConsoleDep) -> 
 def experiment_page(
     experiment_id: str,
     services: ConsoleDep,
+    csrf: CsrfDep,
     metric: Annotated[str, Query(pattern="^(" + "|".join(METRICS) + ")$")] = "ctr",
 ) -> HTMLResponse:
     from recsys.report_charts import inline_svg, variant_chart
@@ -687,6 +755,7 @@ def experiment_page(
     )
     return page(
         "experiment.html",
+        csrf=csrf,
         active="experiments",
         e=experiment_as_dict(exp),
         r=report.as_dict(),
@@ -699,7 +768,9 @@ def experiment_page(
 
 # ---------------------------------------------------------------------------- models
 @router.get("/models")
-def models_page(services: ConsoleDep, error: str = "", done: str = "") -> HTMLResponse:
+def models_page(
+    services: ConsoleDep, csrf: CsrfDep, error: str = "", done: str = ""
+) -> HTMLResponse:
     models: list[dict[str, Any]] = []
     try:
         from serving.routes.models import list_models
@@ -711,6 +782,7 @@ def models_page(services: ConsoleDep, error: str = "", done: str = "") -> HTMLRe
         error = error or "the model registry is not available in this build"
     return page(
         "models.html",
+        csrf=csrf,
         active="models",
         models=models,
         error=error,

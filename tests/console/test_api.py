@@ -231,3 +231,39 @@ def test_anonymous_click_is_attributed_to_its_surface_by_request_id(merch_live: 
     served = merch_live.services.extras["merch"].requests.lookup([feed["request_id"]])
     s = served[feed["request_id"]]
     assert (s.surface, s.user_id, s.experiment, s.variant) == ("feed", None, None, None)
+
+
+def test_console_forms_refuse_a_post_without_the_session_csrf_token(merch_live: MerchLive) -> None:
+    import re
+
+    import httpx
+
+    from tests.console.conftest import ADMIN_KEY
+
+    with httpx.Client(base_url=merch_live.url, timeout=60.0) as browser:
+        r = browser.post("/console/login", data={"key": ADMIN_KEY})
+        assert r.status_code == 303 and {"shoprank_console", "shoprank_console_session"} <= set(
+            browser.cookies.keys()
+        )
+        html = browser.get("/console/experiments").text
+        tokens = set(re.findall(r'name="csrf_token" value="([0-9a-f]{64})"', html))
+        assert len(tokens) == 1, "every form of the page carries the session's token"
+        token = tokens.pop()
+        form = {"id": "csrf-probe", "name": "probe", "a_name": "A", "b_name": "B"}
+        for sent in ({}, {"csrf_token": ""}, {"csrf_token": "0" * 64}):
+            r = browser.post("/console/experiments", data={**form, **sent})
+            assert r.status_code == 403, r.text
+            assert r.json()["message"].startswith("csrf_token: missing or wrong CSRF token")
+        r = browser.post("/console/rules/x/delete")  # a form without a body at all
+        assert r.status_code == 403
+        with merch_live.admin() as admin:
+            assert admin.get("/v1/experiments/csrf-probe").status_code == 404  # nothing changed
+        r = browser.post("/console/experiments", data={**form, "csrf_token": token})
+        assert r.status_code == 303 and r.headers["location"] == "/console/experiments/csrf-probe"
+    with httpx.Client(base_url=merch_live.url, timeout=60.0) as other:  # another session
+        other.post("/console/login", data={"key": ADMIN_KEY})
+        r = other.post("/console/experiments/csrf-probe/start", data={"csrf_token": token})
+        assert r.status_code == 403  # a token is only good for the session it was made for
+        with merch_live.admin() as admin:
+            assert admin.get("/v1/experiments/csrf-probe").json()["status"] == "draft"
+            assert admin.delete("/v1/experiments/csrf-probe").status_code == 204
