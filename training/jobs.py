@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
+TRAINING_COLUMNS = ("event_id", "user_id", "item_id", "type", "timestamp", "value", "session_id")
+"""The event columns training reads (Parquet skips the others)."""
+
 
 @dataclass(frozen=True)
 class TrainingInput:
@@ -86,7 +89,8 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
             raise ConfigError(f"data.events: no such file: {p}")
     if d.events:
         if d.format == "shoprank":
-            tables.append(read_events_table(d.events, since=_day(d.since), until=_day(d.until)))
+            tables.append(read_events_table(d.events, columns=TRAINING_COLUMNS,
+                                            since=_day(d.since), until=_day(d.until)))
         else:
             tables.extend(_adapter_table(d.format, p) for p in d.events)
         sources += [str(p) for p in d.events]
@@ -97,7 +101,8 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
 
         elog = EventLog(events_dir)
         try:
-            tables.append(elog.read_table(since=_day(d.since), until=_day(d.until)))
+            tables.append(elog.read_table(since=_day(d.since), until=_day(d.until))
+                          .select(list(TRAINING_COLUMNS)))
         finally:
             elog.close()
         sources.append(f"event log {events_dir}")
