@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from data.catalog import Catalog
+from recsys.catalog_index import CatalogIndex
 from recsys.live import LiveCounts
 from recsys.modelset import LoadedModel, ModelSet
 from recsys.profile import UserProfile
@@ -198,10 +199,14 @@ class GlobalSources:
 
     catalog: Catalog
     live: LiveCounts
+    index: CatalogIndex | None = None
     views: CatalogViews = field(init=False)
+    _cache: dict[tuple[object, ...], list[ScoredItem]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.views = CatalogViews(self.catalog)
+        if self.index is None:
+            self.index = CatalogIndex(self.catalog)
 
     def trending(self, req: SourceRequest) -> list[ScoredItem]:
         m = req.models.get("trending")
@@ -225,7 +230,7 @@ class GlobalSources:
                 return self._pairs(pairs, Reason(source="popular", detail="popular", model_version=m.version), "popular", req)
         ids = self.views.best_rated()
         if req.category:
-            ids = [i for i in ids if self.catalog.in_category(i, req.category)]
+            ids = [i for i in ids if self.index.in_category(i, req.category)]  # type: ignore[union-attr]
         return _ranked(ids, Reason(source="popular", detail="well rated"), "popular", req)
 
     def new_arrivals(self, req: SourceRequest) -> list[ScoredItem]:
@@ -240,11 +245,22 @@ class GlobalSources:
         return _ranked(self.views.promoted(), Reason(source="promoted", detail="promoted"), "promoted", req)
 
     def _pairs(self, pairs: list[tuple[str, float]], reason: Reason, name: str, req: SourceRequest) -> list[ScoredItem]:
+        # The lists of non-personal models repeat from request to request: their explained
+        # items are built once per (source, version, list) and only filtered per request.
+        key = (name, reason.model_version, req.category, id(pairs[0]) if pairs else 0, len(pairs))
+        items = self._cache.get(key)
+        if items is None:
+            items = [ScoredItem(i, s, (reason,), {name: s}) for i, s in pairs]
+            if reason.model_version is not None:
+                if len(self._cache) > 2048:
+                    self._cache.clear()
+                self._cache[key] = items
         out = []
-        for i, s in pairs:
-            if i in req.exclude or (req.category and not self.catalog.in_category(i, req.category)):
+        index = self.index
+        for it in items:
+            if it.item_id in req.exclude or (req.category and not index.in_category(it.item_id, req.category)):  # type: ignore[union-attr]
                 continue
-            out.append(ScoredItem(i, s, (reason,), {name: s}))
+            out.append(it)
             if len(out) >= req.n:
                 break
         return out

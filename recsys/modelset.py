@@ -6,18 +6,38 @@ promoted) and then swaps one reference, so a request in flight keeps the set it 
 Each model is wrapped in a :class:`LoadedModel` that normalizes the facade of ``recsys.base``
 (``recommend(user_id=… | history=…, n, exclude)`` / ``similar(item_id, n)``) into lists of
 ``(item_id, score)``, so candidate sources never depend on one model's return type.
+
+Serving loads models lean and shared (:func:`load_serving_model`): the arrays of a saved model
+are memory-mapped straight out of its uncompressed ``arrays.npz`` (no copy; several worker
+processes share the pages), and only the model that serves the ``cf`` source keeps its
+user side (user vocabulary, as sorted numpy ids, and training rows) — item-to-item and
+non-personal models never look users up. The hot calls have numpy fast paths with the
+same results as the models' own code (:class:`FastPaths`): a known user's factor scores, a
+neighbour row of a sparse item-item matrix, and cached lists of non-personal models.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import zipfile
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 log = logging.getLogger(__name__)
+
+USER_SIDE_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
+"""Registry names that may serve the ``cf`` source (same order as ``recsys.candidates``):
+the first one present keeps its user side when loaded for serving."""
+_SPARSE_NEIGHBOURS = {"item_knn": "similarity_", "bought_together": "association_"}
+_FACTOR_MODELS = ("als", "bpr")
 
 Scored = list[tuple[str, float]]
 
@@ -54,6 +74,13 @@ class LoadedModel:
     name: str
     version: str
     model: ModelFacade
+    fast: FastPaths | None = field(default=None, compare=False)
+
+    @property
+    def knows_users(self) -> bool:
+        """Loaded with its user side (see :func:`load_serving_model`)."""
+        inner = getattr(self.model, "model", None)
+        return inner is None or len(getattr(inner, "user_ids_", ())) > 0
 
     def knows_user(self, user_id: str) -> bool:
         fn = getattr(self.model, "known_user", None)
@@ -71,6 +98,10 @@ class LoadedModel:
     ) -> Scored:
         """The user's top items. Seen items stay eligible (shops re-show what was viewed);
         callers exclude what must not come back (e.g. purchases)."""
+        if self.fast is not None and not history and not filter_seen:
+            got = self.fast.user_top(user_id, n, exclude, category)
+            if got is not None:
+                return got
         return _as_pairs(
             self.model.recommend(
                 user_id=user_id,
@@ -90,14 +121,31 @@ class LoadedModel:
         *,
         category: Sequence[str] | None = None,
     ) -> Scored:
+        excl = set(exclude)
+        if self.fast is not None and not history and not excl:
+            return self.fast.global_top(
+                n, category,
+                lambda k: _as_pairs(self.model.recommend(history=[], n=k, category=category)),
+            )
         return _as_pairs(
-            self.model.recommend(history=list(history), n=n, exclude=set(exclude), category=category)
+            self.model.recommend(history=list(history), n=n, exclude=excl, category=category)
         )
 
     def similar(self, item_id: str, n: int, exclude: Iterable[str] = ()) -> Scored:
+        if self.fast is not None:
+            got = self.fast.neighbours(item_id, n, exclude)
+            if got is not None:
+                return got
         return _as_pairs(self.model.similar(item_id, n=n, exclude=set(exclude)))
 
     def score_items(self, item_ids: Sequence[str], user_id: str | None, history: Sequence[str]) -> dict[str, float]:
+        """Model scores of the given items for the user (search re-ranking). A user the
+        factor model knows is scored from the learned factors alone (fast path); their
+        real-time history counts through the profile's affinities instead."""
+        if self.fast is not None and user_id:
+            got = self.fast.user_scores(user_id, item_ids)
+            if got is not None:
+                return got
         fn = getattr(self.model, "score_items", None)
         if fn is None:
             return {}
@@ -153,21 +201,251 @@ def load_model_set(
     wanted = dict(versions) if versions is not None else current_versions(models_dir)
     if not wanted:
         return ModelSet()
-    from training import registry
+    from training.registry import Registry
 
+    reg = Registry(models_dir)
+    user_side = next((n for n in USER_SIDE_MODELS if n in wanted), None)
     loaded: dict[str, LoadedModel] = {}
     for name, version in sorted(wanted.items()):
         old = previous.get(name) if previous is not None else None
-        if old is not None and old.version == version:
+        if old is not None and old.version == version and (name != user_side or old.knows_users):
             loaded[name] = old
             continue
         try:
-            model = registry.load(models_dir, name, version)  # type: ignore[attr-defined]
+            reg.verify(name, version)
+            model = load_serving_model(reg.path(name, version), version, with_users=name == user_side)
         except Exception:  # a broken artifact must not take serving down
             log.exception("cannot load model %s version %s; keeping the previous one", name, version)
             if old is not None:
                 loaded[name] = old
             continue
-        loaded[name] = LoadedModel(name=name, version=version, model=model)
-        log.info("loaded model %s version %s", name, version)
+        loaded[name] = LoadedModel(name=name, version=version, model=model, fast=FastPaths.build(model))
+        log.info("loaded model %s version %s%s", name, version, " (with users)" if name == user_side else "")
     return ModelSet(MappingProxyType(loaded))
+
+
+# ---------------------------------------------------------------------------- lean loading
+def mmap_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, memory-mapped in place when stored uncompressed
+    (``np.savez``), else read normally. Mappings are copy-on-write: libraries that ask for
+    writable buffers get them, and pages nobody writes stay shared between processes."""
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.compress_type != zipfile.ZIP_STORED:
+                with zf.open(info) as member:
+                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(
+                local[28:30], "little")
+            fh.seek(start)
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh, max_header_size=1 << 20)
+            if dtype.hasobject:
+                raise ValueError(f"{path.name}:{name}: object arrays are not loaded")
+            if int(np.prod(shape)) == 0:
+                out[name] = np.zeros(shape, dtype)
+                continue
+            out[name] = np.memmap(path, dtype=dtype, mode="c", offset=fh.tell(), shape=shape,
+                                  order="F" if fortran else "C")
+    return out
+
+
+class SortedIds:
+    """A user vocabulary without a Python object per id: sorted numpy ids + their indices.
+
+    Speaks the part of ``recsys.models.vocab.Vocabulary`` the models use on users
+    (``len``, ``index``, ``indices``, ``ids``, ``to_ids``)."""
+
+    __slots__ = ("_sorted", "_order")
+
+    def __init__(self, ids: Sequence[str] | np.ndarray) -> None:
+        arr = np.asarray(ids, dtype=str) if len(ids) else np.array([], dtype="U1")
+        self._order = np.argsort(arr, kind="stable").astype(np.int64)
+        self._sorted = arr[self._order]
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def __contains__(self, user_id: object) -> bool:
+        return isinstance(user_id, str) and self.index(user_id) >= 0
+
+    def index(self, user_id: str) -> int:
+        s = self._sorted
+        r = int(np.searchsorted(s, user_id))
+        return int(self._order[r]) if r < len(s) and s[r] == user_id else -1
+
+    def indices(self, ids: Iterable[str]) -> np.ndarray:
+        return np.fromiter((self.index(i) for i in ids), dtype=np.int64)
+
+    @property
+    def ids(self) -> np.ndarray:
+        out = np.empty(len(self._sorted), dtype=object)
+        out[self._order] = self._sorted
+        return out
+
+    def id(self, index: int) -> str:
+        return str(self.ids[index])
+
+    def to_ids(self, indices: np.ndarray) -> list[str]:
+        ids = self.ids
+        return [str(ids[i]) for i in np.asarray(indices, dtype=np.int64)]
+
+
+def load_serving_model(folder: Path, version: str, *, with_users: bool) -> Any:
+    """A saved model as a ``recsys.models.ModelHandle``, arrays memory-mapped, user side
+    only ``with_users`` (the same attributes ``Recommender.load`` sets)."""
+    import scipy.sparse as sp
+
+    from recsys.base import ARRAYS_FILE, CATEGORIES_FILE, ITEMS_FILE, USERS_FILE, read_model_meta
+    from recsys.models import ModelHandle, model_class
+    from recsys.models.vocab import Vocabulary
+
+    meta = read_model_meta(folder)
+    cls = model_class(meta["algorithm"])
+    model = cls(cls.Params(**meta["params"]))
+    arrays = mmap_npz(folder / ARRAYS_FILE)
+    items = Vocabulary.load(folder / ITEMS_FILE)
+    for name, kind in meta["arrays"].items():
+        if kind == "none":
+            value: Any = None
+        elif name == "user_items_" and not with_users:
+            value = sp.csr_matrix((0, len(items)), dtype=np.float32)
+        elif kind == "csr":
+            shape = tuple(int(x) for x in arrays[f"{name}.shape"])
+            value = sp.csr_matrix(
+                (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
+                shape=shape, copy=False)
+        else:
+            value = arrays[name]
+        setattr(model, name, value)
+    if with_users:
+        model.user_ids_ = SortedIds(json.loads((folder / USERS_FILE).read_text("utf-8")))
+    else:
+        model.user_ids_ = Vocabulary([])
+    model.item_ids_ = items
+    cat_path = folder / CATEGORIES_FILE
+    model.item_categories_ = json.loads(cat_path.read_text("utf-8")) if cat_path.exists() else None
+    model._set_extra_state(meta.get("extra") or {})
+    model._after_load()
+    return ModelHandle(model, version=version)
+
+
+# ---------------------------------------------------------------------------- fast paths
+class FastPaths:
+    """Numpy versions of the hot model calls, giving the results the models' own code gives.
+
+    * ``user_top``: a known user of a factor model (ALS, BPR): ``item_factors @ user``.
+    * ``neighbours``: a row of a sparse item-item matrix (item-kNN, bought together).
+    * ``global_top``: lists of non-personal models (trending, popularity, new arrivals),
+      computed once per (n, category) and version.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        m = handle.model
+        self.item_ids: list[str] = [str(x) for x in m.item_ids_.ids]
+        self.item_index = m.item_ids_
+        self.algorithm: str = m.algorithm
+        self.personalized: bool = m.personalized
+        self.sparse = getattr(m, _SPARSE_NEIGHBOURS[m.algorithm]) if m.algorithm in _SPARSE_NEIGHBOURS else None
+        self.factors = (m.user_factors_, m.item_factors_) if m.algorithm in _FACTOR_MODELS else None
+        self._global: OrderedDict[tuple[int, tuple[str, ...] | None], list[tuple[str, float]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, handle: Any) -> FastPaths | None:
+        return cls(handle) if hasattr(handle, "model") else None
+
+    def _pairs(self, ids: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
+        names = self.item_ids
+        return [(names[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
+
+    def user_top(
+        self, user_id: str, n: int, exclude: Iterable[str], category: Sequence[str] | None
+    ) -> list[tuple[str, float]] | None:
+        if self.factors is None:
+            return None
+        m = self.handle.model
+        u = m.user_ids_.index(user_id)
+        if u < 0:
+            return None
+        users, items = self.factors
+        cand = m.items_in_category(category) if category else None
+        if cand is not None:
+            if cand.size == 0:
+                return []
+            scores = items[cand] @ users[u]
+        else:
+            scores = items @ users[u]
+        excl = self.item_index.indices(list(exclude)) if exclude else None
+        if excl is not None and excl.size:
+            excl = excl[excl >= 0]
+            if cand is not None:
+                pos = np.searchsorted(cand, excl)
+                pos = pos[(pos < cand.size) & (cand[np.minimum(pos, cand.size - 1)] == excl)]
+                scores[pos] = -np.inf
+            else:
+                scores[excl] = -np.inf
+        k = min(n, scores.size)
+        top = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[np.isfinite(scores[top])]
+        ids = cand[top] if cand is not None else top
+        return self._pairs(ids, scores[top])
+
+    def user_scores(self, user_id: str, item_ids: Sequence[str]) -> dict[str, float] | None:
+        if self.factors is None:
+            return None
+        u = self.handle.model.user_ids_.index(user_id)
+        if u < 0:
+            return None
+        idx = self.item_index.indices(item_ids)
+        ok = idx >= 0
+        users, items = self.factors
+        scores = items[idx[ok]] @ users[u]
+        return {i: float(v) for i, v in zip([i for i, k in zip(item_ids, ok.tolist(), strict=True) if k],
+                                            scores.tolist(), strict=True)}
+
+    def neighbours(self, item_id: str, n: int, exclude: Iterable[str]) -> list[tuple[str, float]] | None:
+        if self.sparse is None:
+            return None
+        i = self.item_index.index(item_id)
+        if i < 0:
+            return []
+        sim = self.sparse
+        lo, hi = sim.indptr[i], sim.indptr[i + 1]
+        ids = np.asarray(sim.indices[lo:hi], dtype=np.int64)
+        scores = np.asarray(sim.data[lo:hi], dtype=np.float32)
+        keep = (ids != i) & (scores > 0)
+        excl = set(exclude)
+        if excl:
+            bad = self.item_index.indices(list(excl))
+            keep &= ~np.isin(ids, bad)
+        ids, scores = ids[keep], scores[keep]
+        order = np.argsort(-scores, kind="stable")[:n]
+        return self._pairs(ids[order], scores[order])
+
+    def global_top(
+        self, n: int, category: Sequence[str] | None, compute: Any
+    ) -> list[tuple[str, float]]:
+        if self.personalized:
+            return compute(n)  # type: ignore[no-any-return]
+        depth = max(256, 1 << (max(n, 1) - 1).bit_length())  # one list serves every n below it
+        key = (depth, tuple(category) if category else None)
+        with self._lock:
+            got = self._global.get(key)
+            if got is not None:
+                self._global.move_to_end(key)
+                return got[:n]
+        got = compute(depth)
+        with self._lock:
+            self._global[key] = got
+            if len(self._global) > 512:
+                self._global.popitem(last=False)
+        return got[:n]

@@ -24,8 +24,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 from data.catalog import Catalog
-from data.models import CATEGORY_SEPARATOR
 from recsys import candidates as C
+from recsys.catalog_index import CatalogIndex
 from recsys.diversity import diversify
 from recsys.hooks import Assignment, ExperimentHook, RulesHook
 from recsys.live import LiveCounts
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 BLEND_TAU = 25.0
 """Rank decay of blending: the item at rank 25 of a source counts 1/e of its first item."""
 SLOTS: tuple[str, ...] = ("for_you", "trending", "new_arrivals", "promoted")
+_DECAY = [math.exp(-r / BLEND_TAU) for r in range(1024)]
 
 Strategy = Literal["personalized", "history", "trending", "non_personalized", "similar", "bought_together", "none"]
 
@@ -94,9 +95,15 @@ class Pipeline:
         self._models = models
         self._rules = rules
         self._experiments = experiments
-        self.globals = C.GlobalSources(catalog, live)
+        self.index = CatalogIndex(catalog)
+        self.globals = C.GlobalSources(catalog, live, self.index)
         self._override_cache: dict[tuple[tuple[str, str], ...], ModelSet] = {}
         self._override_lock = threading.Lock()
+
+    def catalog_changed(self, item_ids: Iterable[str]) -> None:
+        """Items were upserted or deleted: refresh what ranking precomputed about them."""
+        self.index.refresh(item_ids)
+        self.globals.views.invalidate()
 
     # ----------------------------------------------------------------- context
     def profile(self, user_id: str | None) -> UserProfile:
@@ -295,38 +302,45 @@ class Pipeline:
 
     @staticmethod
     def _blend(lists: Mapping[str, list[ScoredItem]], weights: Mapping[str, float]) -> list[ScoredItem]:
-        merged: dict[str, ScoredItem] = {}
+        score: dict[str, float] = {}
+        parts: dict[str, list[tuple[str, float, ScoredItem]]] = {}
         for source, items in lists.items():
             w = weights.get(source, 0.0)
             if w <= 0:
                 continue
+            decay = _DECAY if len(items) <= len(_DECAY) else [math.exp(-r / BLEND_TAU) for r in range(len(items))]
             for rank, it in enumerate(items):
-                v = w * math.exp(-rank / BLEND_TAU)
-                prev = merged.get(it.item_id)
-                if prev is None:
-                    merged[it.item_id] = ScoredItem(
-                        it.item_id, v, it.reasons, {**it.breakdown, f"blend:{source}": v}
-                    )
+                v = w * decay[rank]
+                iid = it.item_id
+                got = parts.get(iid)
+                if got is None:
+                    parts[iid] = [(source, v, it)]
+                    score[iid] = v
                 else:
-                    bd = dict(prev.breakdown)
-                    bd.update(it.breakdown)
-                    bd[f"blend:{source}"] = v
-                    merged[it.item_id] = ScoredItem(it.item_id, prev.score + v, prev.reasons + it.reasons, bd)
-        return sorted(merged.values(), key=lambda it: (-it.score, it.item_id))
+                    got.append((source, v, it))
+                    score[iid] += v
+        out: list[ScoredItem] = []
+        for iid in sorted(score, key=lambda i: (-score[i], i)):
+            got = parts[iid]
+            if len(got) == 1:
+                source, v, it = got[0]
+                out.append(ScoredItem(iid, v, it.reasons, {**it.breakdown, f"blend:{source}": v}))
+                continue
+            reasons: tuple[Reason, ...] = ()
+            bd: dict[str, float] = {}
+            for source, v, it in got:
+                reasons += it.reasons
+                bd.update(it.breakdown)
+                bd[f"blend:{source}"] = v
+            out.append(ScoredItem(iid, score[iid], reasons, bd))
+        return out
 
     def _filter(self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None) -> list[ScoredItem]:
-        cat = self.catalog
-        return [
-            it
-            for it in items
-            if it.item_id not in excl
-            and cat.is_recommendable(it.item_id)
-            and (category is None or cat.in_category(it.item_id, category))
-        ]
+        keep = self.index.keep
+        return [it for it in items if keep(it.item_id, excl, category)]
 
     def category_key(self, item_id: str) -> str | None:
-        item = self.catalog.get(item_id)
-        return CATEGORY_SEPARATOR.join(item.category) if item is not None and item.category else None
+        return self.index.group(item_id)
 
     def _finish(
         self,
@@ -342,7 +356,8 @@ class Pipeline:
         items = self._filter(items, excl, category)
         items = self._rules().apply_rules(items, ctx)
         # rules may add pinned items: they must still be recommendable
-        items = [it for it in items if self.catalog.is_recommendable(it.item_id)]
+        ok = self.index.recommendable
+        items = [it for it in items if ok(it.item_id)]
         if diversity:
             items = diversify(
                 items,

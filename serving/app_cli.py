@@ -81,6 +81,8 @@ def register(app: typer.Typer) -> None:
         from serving.settings import get_settings
 
         s = get_settings()
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
         if workers > 1:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(s))
         uvicorn.run(

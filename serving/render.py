@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fastapi import Response
+from pydantic import BaseModel
+
 from data.catalog import Catalog
 from recsys.pipeline import Ranked
 from recsys.types import ScoredItem
@@ -45,3 +48,10 @@ def list_fields(ranked: Ranked, request_id: str) -> dict[str, object]:
         "experiment": a.experiment if a else None,
         "variant": a.variant if a else None,
     }
+
+
+def json_response(out: BaseModel) -> Response:
+    """The body serialized once by pydantic's Rust serializer (``exclude_none``, like the
+    routes' ``response_model_exclude_none``), skipping FastAPI's second validation pass of
+    the response model. The route keeps ``response_model=`` for the OpenAPI schema."""
+    return Response(out.model_dump_json(exclude_none=True), media_type="application/json")

@@ -20,10 +20,22 @@ router = APIRouter(prefix="/v1/catalog", tags=["catalog"], dependencies=[AdminDe
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
 
 
+_MIN_YEAR, _MAX_YEAR = 1678, 2261
+"""Dates the search indexes can store (64-bit nanoseconds since 1970)."""
+
+
+def _check_dates(items: list[Item], prefix: str) -> None:
+    for k, it in enumerate(items):
+        if not _MIN_YEAR <= it.created_at.year <= _MAX_YEAR:
+            where = f"{prefix}{k}.created_at" if prefix else "created_at"
+            raise BadRequest(f"{where}: {it.created_at.isoformat()} is out of range; use a date "
+                             f"between {_MIN_YEAR} and {_MAX_YEAR}", field=where)
+
+
 def _upsert(services: Services, items: list[Item]) -> bool:
     services.catalog.upsert(items)
     services.save_catalog()
-    services.pipeline.globals.views.invalidate()
+    services.pipeline.catalog_changed([it.item_id for it in items])
     if services.search is None:
         return False
     services.search.upsert(items)
@@ -35,6 +47,7 @@ def upsert_items(body: ItemsUpsertIn, services: ServicesDep, request_id: Request
     ids = [it.item_id for it in body.items]
     if len(set(ids)) != len(ids):
         raise BadRequest("items: the same item_id appears twice in the batch", field="items")
+    _check_dates(list(body.items), "items.")
     indexed = _upsert(services, list(body.items))
     return ItemsUpsertOut(request_id=request_id, upserted=len(body.items), indexed=indexed)
 
@@ -43,6 +56,7 @@ def upsert_items(body: ItemsUpsertIn, services: ServicesDep, request_id: Request
 def upsert_item(item_id: ItemIdPath, body: Item, services: ServicesDep, request_id: RequestIdDep) -> ItemsUpsertOut:
     if body.item_id != item_id:
         raise BadRequest(f"item_id: body has {body.item_id!r} but the path has {item_id!r}", field="item_id")
+    _check_dates([body], "")
     indexed = _upsert(services, [body])
     return ItemsUpsertOut(request_id=request_id, upserted=1, indexed=indexed)
 
@@ -62,7 +76,7 @@ def delete_item(item_id: ItemIdPath, services: ServicesDep, request_id: RequestI
     services.catalog.delete([item_id])
     services.save_catalog()
     services.live.forget([item_id])
-    services.pipeline.globals.views.invalidate()
+    services.pipeline.catalog_changed([item_id])
     if services.search is not None:
         services.search.delete([item_id])
     return DeletedOut(request_id=request_id, deleted=True)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
 from serving.errors import BadRequest
 from serving.params import CategoryParam, DebugParam, IdListParam, OptionalUserParam, parse_category, parse_ids
-from serving.render import items_out, list_fields
+from serving.render import items_out, json_response, list_fields
 from serving.schemas import FeedOut
 
 router = APIRouter(prefix="/v1", tags=["feed"], dependencies=[StorefrontDep])
@@ -29,7 +29,6 @@ async def feed(
     pipeline: PipelineDep,
     services: ServicesDep,
     request_id: RequestIdDep,
-    response: Response,
     user_id: OptionalUserParam = None,
     page: Annotated[int, Query(ge=1, le=100)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -46,7 +45,7 @@ async def feed(
         ),
     ] = None,
     debug: DebugParam = False,
-) -> FeedOut:
+) -> Response:
     cat = parse_category(category)
     depth = pipeline.config.feed_depth
     if page * size > depth:
@@ -61,14 +60,15 @@ async def feed(
             user_id=user_id, history=parse_ids(history, "history"), category=cat, request_id=rid
         )
         services.feed_cache.put(key, ranked)
-    response.headers["X-Request-ID"] = rid
     start = (page - 1) * size
     window = ranked.items[start : start + size]
-    return FeedOut(
+    out = json_response(FeedOut(
         **list_fields(ranked, rid),  # type: ignore[arg-type]
         user_id=user_id,
         page=page,
         size=size,
         has_more=len(ranked.items) > start + size,
         items=items_out(window, services.catalog, debug=debug),
-    )
+    ))
+    out.headers["X-Request-ID"] = rid
+    return out

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
 from serving.errors import NotFound
 from serving.params import DebugParam, OptionalUserParam
-from serving.render import items_out, list_fields
+from serving.render import items_out, json_response, list_fields
 from serving.schemas import ItemListOut
 
 router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[StorefrontDep])
@@ -37,14 +37,14 @@ async def similar(
     n: NParam = 10,
     user_id: OptionalUserParam = None,
     debug: DebugParam = False,
-) -> ItemListOut:
+) -> Response:
     _check(services, item_id)
     ranked = pipeline.similar(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
-    return ItemListOut(
+    return json_response(ItemListOut(
         **list_fields(ranked, request_id),  # type: ignore[arg-type]
         item_id=item_id,
         items=items_out(ranked.items, services.catalog, debug=debug),
-    )
+    ))
 
 
 @router.get(
@@ -61,11 +61,11 @@ async def bought_together(
     n: NParam = 10,
     user_id: OptionalUserParam = None,
     debug: DebugParam = False,
-) -> ItemListOut:
+) -> Response:
     _check(services, item_id)
     ranked = pipeline.bought_together(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
-    return ItemListOut(
+    return json_response(ItemListOut(
         **list_fields(ranked, request_id),  # type: ignore[arg-type]
         item_id=item_id,
         items=items_out(ranked.items, services.catalog, debug=debug),
-    )
+    ))

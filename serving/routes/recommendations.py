@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
 from serving.params import CategoryParam, DebugParam, IdListParam, OptionalUserParam, parse_category, parse_ids
-from serving.render import items_out, list_fields
+from serving.render import items_out, json_response, list_fields
 from serving.schemas import RecommendationsOut
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[StorefrontDep])
@@ -35,7 +35,7 @@ async def recommendations(
     exclude: IdListParam = None,
     exclude_purchased: Annotated[bool, Query(description="Leave out what the user bought.")] = True,
     debug: DebugParam = False,
-) -> RecommendationsOut:
+) -> Response:
     ranked = pipeline.recommend(
         user_id=user_id,
         history=parse_ids(history, "history"),
@@ -45,8 +45,8 @@ async def recommendations(
         exclude=parse_ids(exclude, "exclude"),
         request_id=request_id,
     )
-    return RecommendationsOut(
+    return json_response(RecommendationsOut(
         **list_fields(ranked, request_id),  # type: ignore[arg-type]
         user_id=user_id,
         items=items_out(ranked.items, services.catalog, debug=debug),
-    )
+    ))

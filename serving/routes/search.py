@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from data.models import CATEGORY_SEPARATOR
 from recsys.candidates import CF_MODELS
@@ -21,6 +21,7 @@ from search.result import SearchHit
 from serving.deps import RequestIdDep, ServicesDep, StorefrontDep
 from serving.errors import Unavailable
 from serving.params import CategoryParam, DebugParam, OptionalUserParam, parse_category
+from serving.render import json_response
 from serving.schemas import AutocompleteOut, FacetValueOut, ReasonOut, SearchHitOut, SearchOut, SuggestionOut
 from serving.state import Services
 
@@ -161,9 +162,9 @@ def run_search(services: Services, req: SearchRequest, *, debug: bool, request_i
         }
     },
 )
-def search_post(body: SearchIn, services: ServicesDep, request_id: RequestIdDep) -> SearchOut:
+def search_post(body: SearchIn, services: ServicesDep, request_id: RequestIdDep) -> Response:
     req = SearchRequest.model_validate(body.model_dump(exclude={"debug"}, exclude_none=True))
-    return run_search(services, req, debug=body.debug, request_id=request_id)
+    return json_response(run_search(services, req, debug=body.debug, request_id=request_id))
 
 
 @router.get("", response_model=SearchOut, response_model_exclude_none=True, summary="Simple search")
@@ -178,7 +179,7 @@ def search_get(
     page: Annotated[int, Query(ge=1, le=100)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 10,
     debug: DebugParam = False,
-) -> SearchOut:
+) -> Response:
     filters = []
     cat = parse_category(category)
     if cat:
@@ -189,7 +190,7 @@ def search_get(
         text=q, user_id=user_id, filters=tuple(filters), sort=sort, page=page, size=size,
         facets=("category_l1", "brand", "price"),
     )
-    return run_search(services, req, debug=debug, request_id=request_id)
+    return json_response(run_search(services, req, debug=debug, request_id=request_id))
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut, summary="Autocomplete")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
 from serving.params import CategoryParam, DebugParam, parse_category
-from serving.render import items_out, list_fields
+from serving.render import items_out, json_response, list_fields
 from serving.schemas import TrendingOut
 
 router = APIRouter(prefix="/v1", tags=["trending"], dependencies=[StorefrontDep])
@@ -22,11 +22,11 @@ async def trending(
     n: Annotated[int, Query(ge=1, le=100)] = 10,
     category: CategoryParam = None,
     debug: DebugParam = False,
-) -> TrendingOut:
+) -> Response:
     cat = parse_category(category)
     ranked = pipeline.trending(n=n, category=cat, request_id=request_id)
-    return TrendingOut(
+    return json_response(TrendingOut(
         **list_fields(ranked, request_id),  # type: ignore[arg-type]
         category=list(cat) if cat else None,
         items=items_out(ranked.items, services.catalog, debug=debug),
-    )
+    ))
