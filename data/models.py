@@ -35,8 +35,16 @@ AttributeValue = str | int | float | bool
 CATEGORY_SEPARATOR = " > "
 
 
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """Naive times are taken as UTC; every time must fall between 1970 and 2200."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError("must be between 1970-01-01 and 2200-01-01")
+    return value
 
 
 class _Model(BaseModel):

@@ -25,6 +25,7 @@ def _message(model: type, data: dict) -> str:
         ("item_id", ""), ("item_id", "has space"), ("item_id", "x" * 129),
         ("title", ""), ("price", -1), ("price", "cheap"), ("price", float("nan")),
         ("currency", "yuan"), ("stock", -3), ("rating", 6), ("created_at", "yesterday"),
+        ("created_at", "0216-10-16T03:07:39Z"), ("created_at", "2999-01-01T00:00:00Z"),
         ("is_active", "maybe"), ("category", ["服裝", ""]), ("attributes", {"k": [1]}),
         ("unknown_field", 1),
     ],
@@ -52,6 +53,7 @@ def test_user_field_errors_name_the_field(field: str, value: object) -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("event_id", ""), ("user_id", ""), ("type", "like"), ("timestamp", "soon"),
+     ("timestamp", "1901-01-01T00:00:00Z"),
      ("value", "much"), ("context", {"position": -1}), ("context", {"colour": "red"})],
 )
 def test_event_field_errors_name_the_field(field: str, value: object) -> None:
