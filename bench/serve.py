@@ -1,26 +1,30 @@
-"""Benchmark: the HTTP API under load — p50/p99 latency and requests/s per route, and RSS.
+"""Benchmark: the HTTP API under load — p50/p99 latency and requests/s per route, and memory.
 
-    python bench/serve.py                                  # 1M users × 100k items × 20M events
+    python bench/serve.py --shop /path/to/generated/shop     # 1M users × 100k items × 20M events
+    python bench/serve.py                                     # generates that shop first (~4 min)
     python bench/serve.py --users 20000 --items 5000 --events 400000 --duration 10
 
-Steps: generate the shop into ``--home`` (kept, reused when present), train and promote the
-serving models (item_knn, ALS, trending, popularity, new arrivals, bought together), build the
-embedded index, start ``shoprank serve --workers N`` as a separate process, then drive each
-route with ``--concurrency`` concurrent keep-alive clients for ``--duration`` seconds:
+Steps: generate the shop into ``--home/data`` (or copy ``--shop``; kept and reused), train and
+promote the serving models with the real train job (item_knn, ALS, trending, popularity, new
+arrivals, bought together), build the embedded index, start ``shoprank serve --workers N`` as
+its own process, then load each route for ``--duration`` seconds with ``wrk`` (C, one thread,
+``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
 ``/healthz`` (the floor: the HTTP stack alone), recommendations, feed, similar and search.
-The load generator runs on the same machine (it competes for the same cores; the numbers are
-a lower bound for a separate client). RSS is the sum over the server's processes after the
-run. Prints a table and writes bench/results/serve.json.
+
+The client shares the machine: the CPU seconds of the server and of wrk are measured per route
+and reported (``server_cpu`` / ``client_cpu``: cores busy on average), with the load average
+before each route. Memory: RSS summed over the server's processes (counts shared pages once per
+process) and PSS (shared pages split between processes: the honest total). Prints a table and
+writes bench/results/serve.json. Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,55 +93,72 @@ def prepare(home: Path, users: int, items: int, events: int, shop: Path | None =
         backend.close()
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MB (from /proc)."""
+def _tree(pid: int) -> list[int]:
     pids = [pid]
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        pids += [int(p) for p in out]
-    except OSError:
-        pass
-    total = 0
-    for p in pids:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return pids + [int(p) for p in out]
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS and PSS of a process and its children, in MB (from /proc)."""
+    total = {"rss_mb": 0.0, "pss_mb": 0.0}
+    for p in _tree(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    total["rss_mb"] += int(line.split()[1]) / 1024
+                elif line.startswith("Pss:"):
+                    total["pss_mb"] += int(line.split()[1]) / 1024
         except OSError:
             continue
-    return total / 1024
+    return total
 
 
-async def drive(base: str, make_path, duration: float, concurrency: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    import httpx
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError):
+            continue
+    return total
 
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.perf_counter() + duration
 
-    async def worker(k: int) -> None:
-        nonlocal errors
-        rng = random.Random(k)
-        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-            while time.perf_counter() < stop_at:
-                path = make_path(rng)
-                t0 = time.perf_counter()
-                r = await c.get(path)
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    errors += 1
+def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int, items: int,
+            server_pid: int) -> dict[str, float]:
+    """One wrk run; latency percentiles from wrk, CPU of server and client measured around it."""
+    import resource
 
+    env = {**os.environ, "ROUTE": route, "N_USERS": str(users), "N_ITEMS": str(items)}
+    load = os.getloadavg()[0]
+    before_srv = cpu_seconds(server_pid)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:.0f}s", "--timeout", "10s",
+         "-s", str(ROOT / "bench" / "serve.lua"), base],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
     wall = time.perf_counter() - t0
-    latencies.sort()
-    n = len(latencies)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    srv = cpu_seconds(server_pid) - before_srv
+    line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
+    w = json.loads(line[len("WRKJSON "):])
+    secs = w["duration_us"] / 1e6
     return {
-        "requests": n,
-        "errors": errors,
-        "rps": n / wall,
-        "p50_ms": 1000 * latencies[n // 2] if n else 0.0,
-        "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else 0.0,
+        "requests": w["requests"],
+        "errors": w["non2xx"] + w["socket_errors"],
+        "rps": w["requests"] / secs,
+        "p50_ms": w["p50_us"] / 1000,
+        "p90_ms": w["p90_us"] / 1000,
+        "p99_ms": w["p99_us"] / 1000,
+        "max_ms": w["max_us"] / 1000,
+        "server_cpu": srv / wall,
+        "client_cpu": (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall,
+        "load_avg_before": load,
     }
 
 
@@ -148,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, default=20_000_000)
     ap.add_argument("--home", type=Path, default=None, help="Default: var/bench-serve-<users>x<items>.")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, default=8, help="wrk connections.")
     ap.add_argument("--duration", type=float, default=15.0, help="Seconds per route.")
     ap.add_argument("--port", type=int, default=18800)
     ap.add_argument("--shop", type=Path, default=None,
@@ -161,7 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.prepare_only:
         return
 
-    env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded", "SHOPRANK_LOG_LEVEL": "WARNING"}
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/serve.py needs wrk (a C load generator): apt-get install wrk")
+    env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded",
+           "SHOPRANK_LOG_LEVEL": "WARNING"}
+    t_start = time.perf_counter()
     server = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "shoprank"), "serve", "--port", str(args.port), "--workers", str(args.workers)],
         env=env,
@@ -171,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import httpx
 
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 900
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
@@ -181,21 +206,16 @@ def main(argv: list[str] | None = None) -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not become ready")
             time.sleep(0.5)
-        n_users, n_items = args.users, args.items
-        queries = ["dress", "連衣裙", "coffee", "咖啡", "shoes", "跑步鞋", "lamp", "背包"]
-        routes = {
-            "healthz": lambda r: "/healthz",
-            "recommendations": lambda r: f"/v1/recommendations?user_id=u{r.randrange(n_users)}&n=10",
-            "feed": lambda r: f"/v1/feed?user_id=u{r.randrange(n_users)}&size=20",
-            "similar": lambda r: f"/v1/items/i{r.randrange(n_items)}/similar?n=10",
-            "search": lambda r: f"/v1/search?q={r.choice(queries)}&user_id=u{r.randrange(n_users)}",
-        }
+        startup_s = time.perf_counter() - t_start
+        print(f"server ready in {startup_s:.1f}s; memory {memory_mb(server.pid)}", flush=True)
         results: dict[str, dict[str, float]] = {}
-        for name, make in routes.items():
-            asyncio.run(drive(base, make, min(2.0, args.duration), args.concurrency))  # warm-up
-            results[name] = asyncio.run(drive(base, make, args.duration, args.concurrency))
+        for name in ("healthz", "recommendations", "feed", "similar", "search"):
+            run_wrk(base, name, min(3.0, args.duration), args.concurrency, args.users, args.items,
+                    server.pid)  # warm-up (page cache, caches)
+            results[name] = run_wrk(base, name, args.duration, args.concurrency, args.users,
+                                    args.items, server.pid)
             print(name, {k: round(v, 2) for k, v in results[name].items()}, flush=True)
-        rss = rss_mb(server.pid)
+        mem = memory_mb(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -203,18 +223,22 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"serve: {args.users} users × {args.items} items, {args.workers} workers, "
-              f"{args.concurrency} clients, {args.duration:.0f}s per route; server RSS {rss:.0f} MB")
-    for c in ("route", "req/s", "p50 ms", "p99 ms", "errors"):
+    t = Table(title=f"serve: {args.users:,} users × {args.items:,} items, {args.workers} workers, "
+              f"wrk {args.concurrency} connections, {args.duration:.0f}s per route; server RSS "
+              f"{mem['rss_mb']:.0f} MB, PSS {mem['pss_mb']:.0f} MB; ready in {startup_s:.0f}s")
+    for c in ("route", "req/s", "p50 ms", "p99 ms", "errors", "server cores", "wrk cores", "load before"):
         t.add_column(c, justify="right")
     for name, r in results.items():
-        t.add_row(name, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(int(r["errors"])))
+        t.add_row(name, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(int(r["errors"])),
+                  f"{r['server_cpu']:.2f}", f"{r['client_cpu']:.2f}", f"{r['load_avg_before']:.1f}")
     Console().print(t)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({
         "users": args.users, "items": args.items, "events": args.events, "workers": args.workers,
-        "concurrency": args.concurrency, "duration_s": args.duration, "rss_mb": rss,
+        "concurrency": args.concurrency, "duration_s": args.duration, "client": "wrk -t1",
+        "rss_mb": mem["rss_mb"], "pss_mb": mem["pss_mb"], "startup_s": startup_s,
         "cpus": os.cpu_count(), "python": platform.python_version(), "routes": results,
+        "command": "python bench/serve.py " + " ".join(sys.argv[1:]),
     }, indent=2))
 
 

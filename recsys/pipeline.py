@@ -303,36 +303,36 @@ class Pipeline:
     @staticmethod
     def _blend(lists: Mapping[str, list[ScoredItem]], weights: Mapping[str, float]) -> list[ScoredItem]:
         score: dict[str, float] = {}
-        parts: dict[str, list[tuple[str, float, ScoredItem]]] = {}
+        first: dict[str, tuple[str, float, ScoredItem]] = {}
+        more: dict[str, list[tuple[str, float, ScoredItem]]] = {}
         for source, items in lists.items():
             w = weights.get(source, 0.0)
-            if w <= 0:
+            if w <= 0 or not items:
                 continue
             decay = _DECAY if len(items) <= len(_DECAY) else [math.exp(-r / BLEND_TAU) for r in range(len(items))]
-            for rank, it in enumerate(items):
-                v = w * decay[rank]
+            bkey = f"blend:{source}"
+            for it, d in zip(items, decay):
                 iid = it.item_id
-                got = parts.get(iid)
-                if got is None:
-                    parts[iid] = [(source, v, it)]
-                    score[iid] = v
-                else:
-                    got.append((source, v, it))
+                v = w * d
+                if iid in score:
                     score[iid] += v
+                    more.setdefault(iid, []).append((bkey, v, it))
+                else:
+                    score[iid] = v
+                    first[iid] = (bkey, v, it)
         out: list[ScoredItem] = []
-        for iid in sorted(score, key=lambda i: (-score[i], i)):
-            got = parts[iid]
-            if len(got) == 1:
-                source, v, it = got[0]
-                out.append(ScoredItem(iid, v, it.reasons, {**it.breakdown, f"blend:{source}": v}))
-                continue
-            reasons: tuple[Reason, ...] = ()
-            bd: dict[str, float] = {}
-            for source, v, it in got:
-                reasons += it.reasons
-                bd.update(it.breakdown)
-                bd[f"blend:{source}"] = v
-            out.append(ScoredItem(iid, score[iid], reasons, bd))
+        for iid, total in sorted(score.items(), key=lambda kv: (-kv[1], kv[0])):
+            bkey, v, it = first[iid]
+            bd = dict(it.breakdown)
+            bd[bkey] = v
+            reasons = it.reasons
+            extra = more.get(iid)
+            if extra is not None:
+                for bkey, v, it in extra:
+                    reasons += it.reasons
+                    bd.update(it.breakdown)
+                    bd[bkey] = v
+            out.append(ScoredItem(iid, total, reasons, bd))
         return out
 
     def _filter(self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None) -> list[ScoredItem]:
@@ -358,6 +358,9 @@ class Pipeline:
         # rules may add pinned items: they must still be recommendable
         ok = self.index.recommendable
         items = [it for it in items if ok(it.item_id)]
+        # Only the head can reach the answer: diversity never moves an item up by more than
+        # the items it skips, so 3n + window candidates are plenty (rules already ran on all).
+        items = items[: 3 * n + 2 * self.config.diversity_window]
         if diversity:
             items = diversify(
                 items,

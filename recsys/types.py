@@ -43,7 +43,12 @@ class Reason:
     related_item_id: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, "")}
+        out = {"source": self.source}
+        for k in ("detail", "model_version", "rule_id", "related_item_id"):
+            v = getattr(self, k)
+            if v not in (None, ""):
+                out[k] = v
+        return out
 
 
 def _frozen(m: Mapping[str, float] | None = None) -> Mapping[str, float]:

@@ -28,28 +28,28 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 _bearer = HTTPBearer(auto_error=False, description="The same key as a bearer token.")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings_dep(services: ServicesDep) -> Settings:
+async def get_settings_dep(services: ServicesDep) -> Settings:
     return services.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_pipeline(services: ServicesDep) -> Pipeline:
+async def get_pipeline(services: ServicesDep) -> Pipeline:
     return services.pipeline
 
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return request.state.request_id  # type: ignore[no-any-return]
 
 
@@ -68,7 +68,7 @@ def _matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def require_admin(
+async def require_admin(
     services: ServicesDep,
     header: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
@@ -86,7 +86,7 @@ def require_admin(
         raise Forbidden("X-API-Key: not the admin API key", field="X-API-Key")
 
 
-def require_storefront(
+async def require_storefront(
     services: ServicesDep,
     header: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fastapi import Response
 from pydantic import BaseModel
 
 from data.catalog import Catalog
 from recsys.pipeline import Ranked
-from recsys.types import ScoredItem
+from recsys.types import Reason, ScoredItem
 from serving.schemas import RankedItemOut, ReasonOut
+
+
+@lru_cache(maxsize=65_536)
+def reason_out(r: Reason) -> ReasonOut:
+    """Reasons repeat from request to request (same source, model version, related item)."""
+    return ReasonOut(**r.as_dict())
 
 
 def item_out(it: ScoredItem, catalog: Catalog, *, debug: bool) -> RankedItemOut | None:
@@ -24,7 +32,7 @@ def item_out(it: ScoredItem, catalog: Catalog, *, debug: bool) -> RankedItemOut 
         price=item.price,
         currency=item.currency,
         in_stock=item.stock > 0,
-        reasons=[ReasonOut(**r.as_dict()) for r in it.reasons],
+        reasons=[reason_out(r) for r in it.reasons],
         breakdown={k: round(v, 6) for k, v in it.breakdown.items()} if debug else None,
     )
 

@@ -8,7 +8,7 @@ the backend's, unchanged.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query, Response
 
@@ -21,9 +21,13 @@ from search.result import SearchHit
 from serving.deps import RequestIdDep, ServicesDep, StorefrontDep
 from serving.errors import Unavailable
 from serving.params import CategoryParam, DebugParam, OptionalUserParam, parse_category
-from serving.render import json_response
-from serving.schemas import AutocompleteOut, FacetValueOut, ReasonOut, SearchHitOut, SearchOut, SuggestionOut
+from serving.render import json_response, reason_out
+from serving.schemas import AutocompleteOut, FacetValueOut, SearchHitOut, SearchOut, SuggestionOut
 from serving.state import Services
+
+if TYPE_CHECKING:
+    from recsys.hooks import RulesHook
+    from recsys.pipeline import Pipeline
 
 router = APIRouter(prefix="/v1/search", tags=["search"], dependencies=[StorefrontDep])
 
@@ -40,13 +44,24 @@ def _backend(services: Services):  # type: ignore[no-untyped-def]
     return services.search
 
 
-def run_search(services: Services, req: SearchRequest, *, debug: bool, request_id: str) -> SearchOut:
+def run_search(
+    services: Services,
+    req: SearchRequest,
+    *,
+    debug: bool,
+    request_id: str,
+    pipeline: Pipeline | None = None,
+    rules: RulesHook | None = None,
+) -> SearchOut:
+    """One search, all stages. ``pipeline``/``rules`` replace the app's (rule previews run
+    this same code with a draft rule in force and an experiment hook that records nothing)."""
     backend = _backend(services)
-    pipeline = services.pipeline
+    pipeline = pipeline or services.pipeline
+    rules = rules or services.rules
     ctx, profile, assignment, models = pipeline.begin(
         "search", user_id=req.user_id, request_id=request_id, query=req.text
     )
-    rewrite = services.rules.rewrite_query(req.text, ctx) if req.text else None
+    rewrite = rules.rewrite_query(req.text, ctx) if req.text else None
     text = rewrite.query if rewrite is not None else req.text
     s = services.settings
     weight = s.search_personalization_weight
@@ -94,7 +109,7 @@ def run_search(services: Services, req: SearchRequest, *, debug: bool, request_i
         ]
     else:
         scored = [ScoredItem(h.item_id, h.score, (search_reason,), {"lexical": h.score}) for h in result.hits]
-    scored = services.rules.apply_rules(scored, ctx)
+    scored = rules.apply_rules(scored, ctx)
     if rerank:
         page = scored[req.page_slice()]
     else:
@@ -118,7 +133,7 @@ def run_search(services: Services, req: SearchRequest, *, debug: bool, request_i
                 price=h.price if h is not None else item.price,  # type: ignore[union-attr]
                 currency=h.currency if h is not None else item.currency,  # type: ignore[union-attr]
                 in_stock=(h.stock if h is not None else item.stock) > 0,  # type: ignore[union-attr]
-                reasons=[ReasonOut(**r.as_dict()) for r in it.reasons],
+                reasons=[reason_out(r) for r in it.reasons],
                 breakdown={k: round(v, 6) for k, v in it.breakdown.items()} if debug else None,
             )
         )

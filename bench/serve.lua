@@ -1,0 +1,34 @@
+-- The URL mix of bench/serve.py for wrk: one route per run, chosen by the ROUTE variable.
+-- N_USERS / N_ITEMS: ids are drawn uniformly from u0..u<N_USERS-1> and i0..i<N_ITEMS-1>.
+local route = os.getenv("ROUTE") or "healthz"
+local users = tonumber(os.getenv("N_USERS") or "1000")
+local items = tonumber(os.getenv("N_ITEMS") or "1000")
+-- dress, 連衣裙, coffee, 咖啡, shoes, 跑步鞋, lamp, 背包 (URL-encoded)
+local queries = {"dress", "%E9%80%A3%E8%A1%A3%E8%A3%99", "coffee", "%E5%92%96%E5%95%A1", "shoes",
+                 "%E8%B7%91%E6%AD%A5%E9%9E%8B", "lamp", "%E8%83%8C%E5%8C%85"}
+math.randomseed(tonumber(os.getenv("SEED") or "1"))
+
+request = function()
+  local path
+  if route == "recommendations" then
+    path = "/v1/recommendations?n=10&user_id=u" .. math.random(0, users - 1)
+  elseif route == "feed" then
+    path = "/v1/feed?size=20&user_id=u" .. math.random(0, users - 1)
+  elseif route == "similar" then
+    path = "/v1/items/i" .. math.random(0, items - 1) .. "/similar?n=10"
+  elseif route == "search" then
+    path = "/v1/search?q=" .. queries[math.random(#queries)] .. "&user_id=u" .. math.random(0, users - 1)
+  else
+    path = "/healthz"
+  end
+  return wrk.format("GET", path)
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end

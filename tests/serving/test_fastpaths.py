@@ -1,0 +1,68 @@
+"""Serving's lean, memory-mapped models and numpy fast paths give the models' own answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.models import ModelHandle
+from recsys.modelset import load_model_set, mmap_npz
+from training.registry import Registry
+
+
+def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
+    """Same scores in the same order, and the same item for each score (ties at the cut-off
+    may pick different items of equal score)."""
+    assert [s for _, s in a] == pytest.approx([s for _, s in b], rel=1e-4, abs=1e-5)
+    if a:
+        cut = min(s for _, s in a) + 1e-4 * max(1.0, abs(min(s for _, s in a)))
+        above_a = {i: s for i, s in a if s > cut}
+        above_b = {i: s for i, s in b if s > cut}
+        assert above_a.keys() == above_b.keys()
+
+
+def test_fast_paths_match_the_models(shop_home: Path, trained: dict[str, ModelHandle]) -> None:
+    models = load_model_set(shop_home / "models", {n: "v1" for n in trained})
+    reg = Registry(shop_home / "models")
+    als = models.get("als")
+    assert als is not None and als.fast is not None and als.knows_users
+    assert not models.get("item_knn").knows_users  # type: ignore[union-attr]
+    ref_als = reg.load("als", "v1")
+    users = [str(u) for u in ref_als.model.user_ids_.ids[:25]]
+    items = [str(i) for i in ref_als.model.item_ids_.ids[:40]]
+    for u in users:
+        got = als.recommend_user(u, 20, exclude=items[:3])
+        want = ref_als.recommend(user_id=u, n=20, exclude=set(items[:3]), filter_seen=False)
+        _close(got, want)
+        assert not {i for i, _ in got} & set(items[:3])
+        cat = ("服裝",)
+        _close(als.recommend_user(u, 10, category=cat),
+               ref_als.recommend(user_id=u, n=10, category=cat, filter_seen=False))
+        scores = als.score_items(items, u, ())
+        ref = ref_als.model
+        uvec = ref.user_factors_[ref.user_ids_.index(u)]
+        for i, s in scores.items():
+            assert s == pytest.approx(float(ref.item_factors_[ref.item_ids_.index(i)] @ uvec), rel=1e-4)
+    for name in ("item_knn", "bought_together"):
+        m, ref_m = models.get(name), reg.load(name, "v1")
+        assert m is not None and m.fast is not None and m.fast.sparse is not None
+        for i in items:
+            _close(m.similar(i, 10, exclude=[items[0]]), ref_m.similar(i, n=10, exclude={items[0]}))
+        assert m.similar("no-such-item", 10) == []
+    for name in ("trending", "popularity", "new_arrivals"):
+        m, ref_m = models.get(name), reg.load(name, "v1")
+        assert m is not None
+        for n in (5, 40):
+            _close(m.recommend_history([], n), ref_m.recommend(history=[], n=n))
+
+
+def test_npz_arrays_are_memory_mapped_unchanged(shop_home: Path, trained: dict[str, ModelHandle]) -> None:
+    path = Registry(shop_home / "models").path("als", "v1") / "arrays.npz"
+    mapped = mmap_npz(path)
+    with np.load(path, allow_pickle=False) as ref:
+        assert set(mapped) == set(ref.files)
+        for k in ref.files:
+            np.testing.assert_array_equal(np.asarray(mapped[k]), ref[k])
+    assert isinstance(mapped["item_factors_"], np.memmap)
