@@ -219,7 +219,9 @@ class SqliteRequestLog:
         self._flush_seconds = flush_seconds
         self._batch = batch
         self._keep = timedelta(days=keep_days)
-        self._pruned_at = 0.0
+        # the first prune runs an hour after opening (not at the first flush: how long the
+        # machine has been up must not decide whether a fresh log drops rows)
+        self._pruned_at = time.monotonic()
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteRequestLog:
@@ -255,10 +257,21 @@ class SqliteRequestLog:
                     "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?)", rows
                 )
             if time.monotonic() - self._pruned_at > 3600:
-                self._pruned_at = time.monotonic()
-                cutoff = _ts(datetime.now(UTC) - self._keep)
-                self._db.execute("DELETE FROM requests WHERE at < ?", (cutoff,))
+                self._prune(datetime.now(UTC))
             self._db.commit()
+
+    def _prune(self, now: datetime) -> int:
+        self._pruned_at = time.monotonic()
+        cutoff = _ts(now - self._keep)
+        return self._db.execute("DELETE FROM requests WHERE at < ?", (cutoff,)).rowcount
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Drop rows served more than ``keep_days`` before ``now``; returns how many."""
+        self.flush()
+        with self._lock:
+            n = self._prune(now or datetime.now(UTC))
+            self._db.commit()
+        return n
 
     @staticmethod
     def _served(r: tuple[str | None, ...]) -> ServedRequest:

@@ -368,21 +368,10 @@ class ExperimentService:
         self._refresh()
         return next((e for e in self._running if e.covers(surface)), None)
 
-    def assign(self, ctx: RankContext) -> Assignment | None:
-        """The pipeline's experiment hook; also records the served request for attribution."""
+    def assignment(self, ctx: RankContext) -> Assignment | None:
+        """The request's variant and its overrides, recording nothing (previews use this)."""
         exp = self.running_for(ctx.surface) if ctx.user_id else None
         variant = exp.variant_for(ctx.user_id) if exp is not None and ctx.user_id else None
-        if self.requests is not None and ctx.request_id:
-            self.requests.record(
-                request_id=ctx.request_id,
-                at=ctx.now,
-                surface=ctx.surface,
-                user_id=ctx.user_id,
-                experiment=exp.experiment_id if exp and variant else None,
-                variant=variant.name if variant else None,
-                query=ctx.query,
-                item_id=ctx.item_id,
-            )
         if exp is None or variant is None:
             return None
         o = variant.overrides
@@ -395,6 +384,22 @@ class ExperimentService:
             rule_set=o.rule_set,
         )
 
+    def assign(self, ctx: RankContext) -> Assignment | None:
+        """The pipeline's experiment hook; also records the served request for attribution."""
+        got = self.assignment(ctx)
+        if self.requests is not None and ctx.request_id:
+            self.requests.record(
+                request_id=ctx.request_id,
+                at=ctx.now,
+                surface=ctx.surface,
+                user_id=ctx.user_id,
+                experiment=got.experiment if got else None,
+                variant=got.variant if got else None,
+                query=ctx.query,
+                item_id=ctx.item_id,
+            )
+        return got
+
     def rule_set_for(self, ctx: RankContext) -> str | None:
         """The rule set a request's variant selects (for ``RuleService(rule_set_for=…)``)."""
         if not ctx.experiment or not ctx.variant:
@@ -405,11 +410,24 @@ class ExperimentService:
         return v.overrides.rule_set if v is not None else None
 
 
+class AssignOnly:
+    """An experiment hook that assigns like ``service`` but records no served request: the
+    pipeline of rule previews, so a preview is ranked for the same variant as live serving
+    without counting as traffic."""
+
+    def __init__(self, service: ExperimentService) -> None:
+        self.service = service
+
+    def assign(self, ctx: RankContext) -> Assignment | None:
+        return self.service.assignment(ctx)
+
+
 def _fields(e: Experiment) -> dict[str, object]:
     return {f: getattr(e, f) for f in Experiment.__slots__}  # type: ignore[attr-defined]
 
 
 __all__ = [
+    "AssignOnly",
     "Experiment",
     "ExperimentNotFoundError",
     "ExperimentService",

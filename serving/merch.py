@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from data.models import Event
 from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
-from recsys.experiments import ExperimentService
-from recsys.hooks import NoExperiments, NoRules
+from recsys.experiments import AssignOnly, ExperimentService
+from recsys.hooks import NoExperiments, QueryRewrite, RulesHook
 from recsys.rule_store import SqliteRuleStore
-from recsys.rules.service import RuleService
-from recsys.types import RankContext, ScoredItem
+from recsys.rules.model import Rule
+from recsys.rules.preview import Ranker, Served
+from recsys.rules.service import FixedRules, RuleService
+from recsys.types import RankContext, Reason, ScoredItem
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -112,42 +116,92 @@ def _journal_events(services: Services) -> Iterator[Event]:
 
 
 # ---------------------------------------------------------------------------- ranker for previews
-def _plain_pipeline(services: Services) -> Pipeline:
-    """The app's pipeline without rules or experiments (what lists look like before rules)."""
+_PREVIEW_RULES: ContextVar[RulesHook] = ContextVar("shoprank_preview_rules")
+
+
+class _PreviewRules:
+    """The preview pipeline's rules hook: the rules of the preview running in this context
+    (each request's thread has its own context, so concurrent previews never mix)."""
+
+    def apply_rules(self, items: list[ScoredItem], ctx: RankContext) -> list[ScoredItem]:
+        return _PREVIEW_RULES.get().apply_rules(items, ctx)
+
+    def rewrite_query(self, query: str, ctx: RankContext) -> QueryRewrite:
+        return _PREVIEW_RULES.get().rewrite_query(query, ctx)
+
+
+def _preview_pipeline(services: Services) -> Pipeline:
+    """The app's pipeline, stage for stage (same config, models, candidate sources and their
+    caches), with the preview's rules and an experiment hook that records nothing."""
     from recsys.pipeline import Pipeline
 
-    got = services.extras.get("plain_pipeline")
+    got = services.extras.get("preview_pipeline")
     if isinstance(got, Pipeline):
         return got
+    hook = _PreviewRules()
+    live = services.experiments
+    experiments = AssignOnly(live) if isinstance(live, ExperimentService) else NoExperiments()
     p = Pipeline(
         catalog=services.catalog,
         profiles=services.profiles,
         live=services.live,
         config=services.pipeline.config,
         models=lambda: services.models,
-        rules=NoRules,
-        experiments=NoExperiments,
+        rules=lambda: hook,
+        experiments=lambda: experiments,
     )
-    services.extras["plain_pipeline"] = p
+    p.globals = services.pipeline.globals  # the same trending / new-arrival lists
+    services.extras["preview_pipeline"] = p
     return p
 
 
-def preview_ranker(services: Services, depth: int = 60):  # type: ignore[no-untyped-def]
-    """A ``recsys.rules.preview.Ranker`` over the app's real pipeline and search backend."""
+def preview_ranker(services: Services, *, k: int = 10) -> Ranker:
+    """A ``recsys.rules.preview.Ranker`` that runs the live code path with the given rules:
+    ``Pipeline.feed`` / ``similar`` / ``bought_together`` like the routes (rules, then
+    diversity), and for search the route's own ``run_search`` (rewrite, backend,
+    personalization, rules, page) — so "after" is what the API returns once saved."""
+    m = merch(services)
+    rule_set_for = m.experiments.rule_set_for
 
-    def rank(ctx: RankContext, text: str | None) -> list[ScoredItem]:
-        pipe = _plain_pipeline(services)
-        if ctx.surface == "search":
-            if services.search is None or not text:
-                return []
-            from search.query import SearchRequest
-
-            res = services.search.search(SearchRequest(text=text, size=min(depth, 100)))
-            return [ScoredItem(h.item_id, h.score) for h in res.hits]
-        if ctx.surface == "similar" and ctx.item_id:
-            return pipe.similar(item_id=ctx.item_id, n=depth, user_id=ctx.user_id).items
-        if ctx.surface == "bought_together" and ctx.item_id:
-            return pipe.bought_together(item_id=ctx.item_id, n=depth, user_id=ctx.user_id).items
-        return pipe.feed(user_id=ctx.user_id, category=ctx.category, depth=depth).items
+    def rank(ctx: RankContext, rules: Sequence[Rule]) -> Served:
+        pipe = _preview_pipeline(services)
+        hook = FixedRules(list(rules), services.catalog, rule_set_for=rule_set_for)
+        token = _PREVIEW_RULES.set(hook)
+        try:
+            items = _serve(services, pipe, hook, ctx, k)
+        finally:
+            _PREVIEW_RULES.reset(token)
+        trace = hook.first_outcome.trace if hook.first_outcome is not None else ()
+        return Served(items, hook.first_plan, trace)
 
     return rank
+
+
+def _serve(
+    services: Services, pipe: Pipeline, hook: FixedRules, ctx: RankContext, k: int
+) -> list[ScoredItem]:
+    rid = "preview-" + uuid.uuid4().hex[:12]
+    if ctx.surface == "search":
+        if services.search is None or not ctx.query:
+            return []
+        from search.query import SearchRequest
+        from serving.routes.search import run_search
+
+        req = SearchRequest(text=ctx.query, user_id=ctx.user_id, size=k)
+        out = run_search(services, req, debug=True, request_id=rid, pipeline=pipe, rules=hook)
+        return [
+            ScoredItem(
+                h.item_id,
+                h.score,
+                tuple(Reason(**r.model_dump(exclude_none=True)) for r in h.reasons),
+                dict(h.breakdown or {}),
+            )
+            for h in out.hits
+        ]
+    if ctx.surface == "similar" and ctx.item_id:
+        return pipe.similar(item_id=ctx.item_id, n=k, user_id=ctx.user_id, request_id=rid).items
+    if ctx.surface == "bought_together" and ctx.item_id:
+        return pipe.bought_together(
+            item_id=ctx.item_id, n=k, user_id=ctx.user_id, request_id=rid
+        ).items
+    return pipe.feed(user_id=ctx.user_id, category=ctx.category, request_id=rid).items[:k]

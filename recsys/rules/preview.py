@@ -7,9 +7,12 @@
   (also weighted by how often each query is searched), how far items moved, which items
   enter or leave the top k, and a few example diffs.
 
-"Before" is the list with the stored rules of the draft's rule set (with the old version of
-the rule when the draft edits one); "after" has the draft instead. A ranker supplies the list
-*before any rule* for a context and a search text, so the preview uses the real pipeline.
+"Before" is what serving returns with the stored rules (with the old version of the rule
+when the draft edits one); "after" is what it would return with the draft saved. Both come
+from a :data:`Ranker` that runs serving's own code path — the same pipeline stages in the same
+order (rules before diversity on feeds, after personalization on search), the same rule-set
+choice by experiment variant — with the given rules in force, so a preview's "after" list is
+exactly what the live API returns once the draft is saved.
 """
 
 from __future__ import annotations
@@ -22,12 +25,24 @@ from datetime import UTC, datetime
 
 from data.catalog import Catalog
 from data.models import Event
-from recsys.rules.engine import QueryPlan, RuleTrace, apply_rules, plan_query, rule_fires
+from recsys.rules.engine import QueryPlan, RuleTrace, rule_fires
 from recsys.rules.model import Rule
 from recsys.types import RankContext, ScoredItem, Surface
 
-Ranker = Callable[[RankContext, str | None], list[ScoredItem]]
-"""(context, text to search or None) → the ranked list before rules."""
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What serving returns for one request with a given list of rules in force."""
+
+    items: list[ScoredItem]
+    plan: QueryPlan | None = None
+    """The query plan (search only)."""
+    trace: tuple[RuleTrace, ...] = ()
+    """What each rule of the request's rule set did to the list."""
+
+
+Ranker = Callable[[RankContext, Sequence[Rule]], Served]
+"""(context, every rule as stored — all rule sets) → the list serving would return."""
 
 UserAttributes = Callable[[str], Mapping[str, str | int | float | bool]]
 
@@ -87,11 +102,11 @@ def _moves(before: list[ScoredItem], after: list[ScoredItem], catalog: Catalog) 
     return tuple(Move(i, _title(catalog, i), pb.get(i), pa.get(i)) for i in ids)
 
 
-def _split(draft: Rule, rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
-    same_set = [r for r in rules if r.rule_set == draft.rule_set]
-    base = [r for r in same_set if r.rule_id != draft.rule_id]
-    old = [r for r in same_set if r.rule_id == draft.rule_id]
-    return base + old, base + [draft]
+def _versions(draft: Rule, rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
+    """The rules as stored (before) and with the draft saved (after)."""
+    others = [r for r in rules if r.rule_id != draft.rule_id]
+    old = [r for r in rules if r.rule_id == draft.rule_id]
+    return others + old, others + [draft]
 
 
 def preview_context(
@@ -103,37 +118,21 @@ def preview_context(
     *,
     k: int = 10,
 ) -> ListPreview:
-    before_rules, after_rules = _split(draft, rules)
-    cache: dict[str | None, list[ScoredItem]] = {}
-
-    def ranked(text: str | None) -> list[ScoredItem]:
-        if text not in cache:
-            cache[text] = ranker(ctx, text)
-        return cache[text]
-
-    def run(rs: list[Rule]) -> tuple[list[ScoredItem], QueryPlan | None, tuple[RuleTrace, ...]]:
-        plan = None
-        text = None
-        if ctx.surface == "search" and ctx.query is not None:
-            plan = plan_query(ctx.query, ctx, rs)
-            if plan.redirected:
-                return [], plan, ()
-            text = " ".join((plan.query, *plan.extra_terms))
-        out = apply_rules(ranked(text), ctx, rs, catalog)
-        return out.items[:k], plan, out.trace
-
-    before, plan_b, _ = run(before_rules)
-    after, plan_a, trace = run(after_rules)
+    """Before/after of one request. ``rules`` are every stored rule (all rule sets)."""
+    before_rules, after_rules = _versions(draft, rules)
+    before = ranker(ctx, before_rules)
+    after = ranker(ctx, after_rules)
     fired = rule_fires(draft, ctx)[0]
-    draft_trace = next((t for t in trace if t.rule_id == draft.rule_id), None)
+    draft_trace = next((t for t in after.trace if t.rule_id == draft.rule_id), None)
+    plan_a = after.plan
     if draft_trace is None and plan_a is not None and draft.rule_id in plan_a.rule_ids:
         draft_trace = RuleTrace(draft.rule_id, draft.name, True, "", ("changed the query",))
     return ListPreview(
         ctx=ctx,
-        before=before,
-        after=after,
-        moves=_moves(before, after, catalog),
-        plan_before=plan_b,
+        before=before.items[:k],
+        after=after.items[:k],
+        moves=_moves(before.items[:k], after.items[:k], catalog),
+        plan_before=before.plan,
         plan_after=plan_a,
         draft_fired=fired,
         draft_trace=draft_trace,

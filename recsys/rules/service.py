@@ -1,10 +1,14 @@
 """The rule engine the app uses: storage + validation + the pipeline hooks.
 
-:class:`RuleService` implements ``recsys.hooks.RulesHook`` (``apply_rules`` and
-``rewrite_query``). It reads rules from a :class:`recsys.rule_store.RuleStore`, keeps them in
-memory and reloads them when the store's revision changes (so a rule saved through any API
-replica is live on the next request). The rule set of a request is ``default`` unless
+:class:`RulesHookBase` implements ``recsys.hooks.RulesHook`` (``apply_rules`` and
+``rewrite_query``) over some list of rules: the rule set of a request is ``default`` unless
 ``rule_set_for(ctx)`` (wired to the experiment registry) names another one.
+
+* :class:`RuleService` — the live hook: reads rules from a :class:`recsys.rule_store.RuleStore`,
+  keeps them in memory and reloads them when the store's revision changes (so a rule saved
+  through any API replica is live on the next request).
+* :class:`FixedRules` — the same hook over a given list (stored rules with a draft in place),
+  remembering what it did: what previews run the real pipeline with.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from data.catalog import Catalog
 from recsys.errors import RuleNotFoundError
 from recsys.hooks import QueryRewrite
 from recsys.rule_store import RuleStore
-from recsys.rules.engine import RuleOutcome, apply_rules, plan_query
+from recsys.rules.engine import QueryPlan, RuleOutcome, apply_rules, plan_query
 from recsys.rules.model import DEFAULT_RULE_SET, Rule
 from recsys.rules.spec import RuleSpec
 from recsys.rules.validate import check_rule, rule_warnings
@@ -29,7 +33,77 @@ log = logging.getLogger(__name__)
 RuleSetChooser = Callable[[RankContext], str | None]
 
 
-class RuleService:
+class RulesHookBase:
+    """Rule-set choice, rule application and query rewriting over :meth:`all_rules`."""
+
+    def __init__(self, catalog: Catalog, *, rule_set_for: RuleSetChooser | None = None) -> None:
+        self.catalog = catalog
+        self.rule_set_for = rule_set_for
+
+    def all_rules(self) -> list[Rule]:
+        raise NotImplementedError
+
+    def rule_set_of(self, ctx: RankContext) -> str:
+        chosen = self.rule_set_for(ctx) if self.rule_set_for is not None else None
+        return chosen or DEFAULT_RULE_SET
+
+    def rules_for(self, ctx: RankContext) -> list[Rule]:
+        rule_set = self.rule_set_of(ctx)
+        return [r for r in self.all_rules() if r.rule_set == rule_set]
+
+    def rule_sets(self) -> list[str]:
+        return sorted({r.rule_set for r in self.all_rules()} | {DEFAULT_RULE_SET})
+
+    # ------------------------------------------------------------------ hooks
+    def outcome(self, items: list[ScoredItem], ctx: RankContext) -> RuleOutcome:
+        return apply_rules(items, ctx, self.rules_for(ctx), self.catalog)
+
+    def apply_rules(self, items: list[ScoredItem], ctx: RankContext) -> list[ScoredItem]:
+        return self.outcome(items, ctx).items
+
+    def plan(self, query: str, ctx: RankContext) -> QueryPlan:
+        return plan_query(query, ctx, self.rules_for(ctx))
+
+    def rewrite_query(self, query: str, ctx: RankContext) -> QueryRewrite:
+        plan = self.plan(query, ctx)
+        text = plan.query
+        if plan.extra_terms:
+            text = " ".join((text, *plan.extra_terms))
+        redirect = plan.redirect_url
+        if plan.redirect_category is not None:
+            redirect = " > ".join(plan.redirect_category)
+        return QueryRewrite(query=text, redirect=redirect, rule_ids=plan.rule_ids)
+
+
+class FixedRules(RulesHookBase):
+    """The hooks over a fixed list of rules (every rule set), recording the first rule
+    application's outcome and the first query plan — one instance per previewed request."""
+
+    def __init__(
+        self, rules: list[Rule], catalog: Catalog, *, rule_set_for: RuleSetChooser | None = None
+    ) -> None:
+        super().__init__(catalog, rule_set_for=rule_set_for)
+        self._rules = list(rules)
+        self.first_outcome: RuleOutcome | None = None
+        self.first_plan: QueryPlan | None = None
+
+    def all_rules(self) -> list[Rule]:
+        return list(self._rules)
+
+    def outcome(self, items: list[ScoredItem], ctx: RankContext) -> RuleOutcome:
+        out = super().outcome(items, ctx)
+        if self.first_outcome is None:
+            self.first_outcome = out
+        return out
+
+    def plan(self, query: str, ctx: RankContext) -> QueryPlan:
+        got = super().plan(query, ctx)
+        if self.first_plan is None:
+            self.first_plan = got
+        return got
+
+
+class RuleService(RulesHookBase):
     def __init__(
         self,
         store: RuleStore,
@@ -38,9 +112,8 @@ class RuleService:
         rule_set_for: RuleSetChooser | None = None,
         reload_check_seconds: float = 0.5,
     ) -> None:
+        super().__init__(catalog, rule_set_for=rule_set_for)
         self.store = store
-        self.catalog = catalog
-        self.rule_set_for = rule_set_for
         self._reload_check = reload_check_seconds
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
@@ -58,17 +131,6 @@ class RuleService:
                     self._rules = self.store.list()
                     self._revision = rev
             return list(self._rules)
-
-    def rule_set_of(self, ctx: RankContext) -> str:
-        chosen = self.rule_set_for(ctx) if self.rule_set_for is not None else None
-        return chosen or DEFAULT_RULE_SET
-
-    def rules_for(self, ctx: RankContext) -> list[Rule]:
-        rule_set = self.rule_set_of(ctx)
-        return [r for r in self.all_rules() if r.rule_set == rule_set]
-
-    def rule_sets(self) -> list[str]:
-        return sorted({r.rule_set for r in self.all_rules()} | {DEFAULT_RULE_SET})
 
     def get(self, rule_id: str) -> Rule:
         return self.store.get(rule_id)
@@ -103,22 +165,5 @@ class RuleService:
         self.store.delete(rule_id)
         self._checked_at = 0.0
 
-    # ------------------------------------------------------------------ hooks
-    def outcome(self, items: list[ScoredItem], ctx: RankContext) -> RuleOutcome:
-        return apply_rules(items, ctx, self.rules_for(ctx), self.catalog)
 
-    def apply_rules(self, items: list[ScoredItem], ctx: RankContext) -> list[ScoredItem]:
-        return self.outcome(items, ctx).items
-
-    def rewrite_query(self, query: str, ctx: RankContext) -> QueryRewrite:
-        plan = plan_query(query, ctx, self.rules_for(ctx))
-        text = plan.query
-        if plan.extra_terms:
-            text = " ".join((text, *plan.extra_terms))
-        redirect = plan.redirect_url
-        if plan.redirect_category is not None:
-            redirect = " > ".join(plan.redirect_category)
-        return QueryRewrite(query=text, redirect=redirect, rule_ids=plan.rule_ids)
-
-
-__all__ = ["RuleNotFoundError", "RuleService"]
+__all__ = ["FixedRules", "RuleNotFoundError", "RuleService", "RulesHookBase"]

@@ -352,8 +352,9 @@ def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None)
         item_id=body.item_id,
         now=now,
     )
-    ranker = preview_ranker(services)
-    one = preview_context(draft, stored, ctx, ranker, services.catalog, k=body.k)
+    ranker = preview_ranker(services, k=body.k)
+    every = m.rules.all_rules()  # all rule sets: serving picks the request's set itself
+    one = preview_context(draft, every, ctx, ranker, services.catalog, k=body.k)
     impact = None
     if body.sample_size > 0:
 
@@ -377,7 +378,7 @@ def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None)
                 user_attributes,
             )
         impact = _impact_out(
-            estimate_impact(draft, stored, samples, ranker, services.catalog, k=body.k), services
+            estimate_impact(draft, every, samples, ranker, services.catalog, k=body.k), services
         )
     return PreviewOut(
         valid=not problems,

@@ -267,3 +267,64 @@ def test_console_forms_refuse_a_post_without_the_session_csrf_token(merch_live: 
         with merch_live.admin() as admin:
             assert admin.get("/v1/experiments/csrf-probe").json()["status"] == "draft"
             assert admin.delete("/v1/experiments/csrf-probe").status_code == 204
+
+
+def test_preview_after_list_is_what_the_live_api_returns_once_saved(merch_live: MerchLive) -> None:
+    """Previews run serving's own code path: on the feed the rules come before diversity (a
+    strong category boost is still spread out), search is personalized for the user, and the
+    draft's "after" list is exactly what the public API returns once the rule is saved."""
+    from recsys.diversity import max_in_any_window
+
+    s = merch_live.services.settings
+    user = _consenting_users(merch_live)[2]
+    with merch_live.storefront() as http:
+        feed = http.get("/v1/feed", params={"user_id": user, "size": 40}).json()["items"]
+    leaf = feed[-1]["category"]  # a category the feed ranks low today
+    boost = {
+        "id": "parity-feed",
+        "name": "Push one category up the feed",
+        "condition": {"contexts": ["feed"]},
+        "actions": [{"type": "boost", "filter": {"categories": [leaf]}, "weight": 5.0}],
+    }
+    search_rule = {
+        "id": "parity-search",
+        "name": "Bury a brand for 帳篷",
+        "condition": {"contexts": ["search"], "query": {"text": "帳篷", "match": "contains"}},
+        "actions": [{"type": "bury", "filter": {"brands": ["__none__"]}, "weight": 1.0}],
+    }
+    first = _search(merch_live, "帳篷", user_id=user)["hits"]
+    search_rule["actions"][0]["filter"]["brands"] = [first[1]["brand"]]
+
+    def live_feed() -> list[str]:
+        with merch_live.storefront() as http:
+            r = http.get("/v1/feed", params={"user_id": user, "size": 10})
+            return [it["item_id"] for it in r.json()["items"]]
+
+    def live_search() -> list[str]:
+        return [h["item_id"] for h in _search(merch_live, "帳篷", user_id=user)["hits"]]
+
+    with merch_live.admin() as admin:
+        for rule, live in ((boost, live_feed), (search_rule, live_search)):
+            p = admin.post(
+                "/v1/rules/preview",
+                json={"rule": rule, "user_id": user, "k": 10, "sample_size": 0},
+            )
+            assert p.status_code == 200, p.text
+            prev = p.json()["preview"]
+            assert [it["item_id"] for it in prev["before"]] == live()
+            assert prev["changed"] and prev["draft_fired"]
+            assert admin.post("/v1/rules", json=rule).status_code == 201
+            try:
+                assert [it["item_id"] for it in prev["after"]] == live()
+            finally:
+                assert admin.delete(f"/v1/rules/{rule['id']}").status_code == 204
+            if rule is boost:
+                groups = [
+                    " > ".join(merch_live.services.catalog.get(it["item_id"]).category)
+                    for it in prev["after"]
+                ]
+                boosted = [g for g in groups if g == " > ".join(leaf)]
+                assert len(boosted) >= s.diversity_max_per_category  # the boost worked...
+                assert max_in_any_window(groups, s.diversity_window) <= (
+                    s.diversity_max_per_category
+                )  # ...and diversity still ran after it

@@ -158,3 +158,29 @@ def test_store_is_durable_across_handles(tmp_path: Path) -> None:
     b = SqliteExperimentStore(tmp_path / "e.sqlite").get("keep")
     assert b.status == "running" and b.started_at == NOW
     assert b.variants == spec("keep").to_experiment().variants
+
+
+def test_request_log_keeps_rows_until_pruned_and_reads_them_column_wise(tmp_path: Path) -> None:
+    from recsys.experiment_store import SqliteRequestLog
+
+    log = SqliteRequestLog(tmp_path / "r.sqlite", keep_days=30)
+    old = NOW - timedelta(days=40)
+    for n in range(12):
+        log.record(
+            request_id=f"r{n}",
+            at=old if n < 4 else NOW,
+            surface="search" if n % 2 else "feed",
+            user_id=f"u{n}" if n % 3 else None,
+            experiment="x" if n > 8 else None,
+            variant="B" if n > 8 else None,
+        )
+    assert len(log.lookup([f"r{n}" for n in range(12)])) == 12  # a fresh log prunes nothing
+    for ids in (["r1", "r9", "nope"], [f"r{n}" for n in range(12)] + ["nope"]):  # join, scan
+        cols = log.lookup_columns(ids)
+        rows = sorted(zip(*(cols[c] for c in cols), strict=True))
+        want = sorted(
+            (s.request_id, s.surface, s.user_id, s.experiment, s.variant)
+            for s in log.lookup(ids).values()
+        )
+        assert rows == want and len(rows) == len(ids) - 1
+    assert log.prune(now=NOW) == 4 and set(log.lookup(["r0", "r5"])) == {"r5"}

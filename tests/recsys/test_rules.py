@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +15,15 @@ from recsys.errors import RuleConflictError, RuleNotFoundError, RuleValidationEr
 from recsys.rule_store import SqliteRuleStore
 from recsys.rules import RuleSpec, apply_rules, plan_query
 from recsys.rules.engine import query_matches
-from recsys.rules.model import QueryCondition
-from recsys.rules.preview import estimate_impact, preview_context, sample_contexts
-from recsys.rules.service import RuleService
+from recsys.rules.model import QueryCondition, Rule
+from recsys.rules.preview import (
+    Ranker,
+    Served,
+    estimate_impact,
+    preview_context,
+    sample_contexts,
+)
+from recsys.rules.service import FixedRules, RuleService
 from recsys.rules.validate import rule_problems
 from recsys.types import RankContext, ScoredItem
 
@@ -452,10 +459,21 @@ def test_service_applies_rule_set_chosen_for_the_request(tmp_path: Path, catalog
 
 
 # ---------------------------------------------------------------- preview
-def _ranker(ctx: RankContext, text: str | None) -> list[ScoredItem]:
-    if ctx.surface == "search":
-        return ranked("d", "e") if text and "phone" in text else ranked("a", "b", "c")
-    return ranked("a", "b", "c", "d", "e")
+def _ranker(catalog: Catalog) -> Ranker:
+    """A stand-in for serving: plan the query, fetch a fixed list, apply the rules."""
+
+    def rank(ctx: RankContext, rules: Sequence[Rule]) -> Served:
+        hook = FixedRules(list(rules), catalog)
+        plan = hook.plan(ctx.query, ctx) if ctx.surface == "search" and ctx.query else None
+        if ctx.surface == "search":
+            text = " ".join((plan.query, *plan.extra_terms)) if plan else ""
+            items = ranked("d", "e") if "phone" in text else ranked("a", "b", "c")
+        else:
+            items = ranked("a", "b", "c", "d", "e")
+        out = hook.outcome(items, ctx)
+        return Served(out.items, plan, out.trace)
+
+    return rank
 
 
 def test_preview_shows_before_after_and_moves(catalog: Catalog) -> None:
@@ -465,7 +483,7 @@ def test_preview_shows_before_after_and_moves(catalog: Catalog) -> None:
         actions=[{"type": "bury", "filter": {"brands": ["Acme"]}, "weight": 1}],
     ).to_rule()
     existing = rule(id="pin", actions=[PIN_X1]).to_rule()
-    p = preview_context(draft, [existing], feed(), _ranker, catalog, k=4)
+    p = preview_context(draft, [existing], feed(), _ranker(catalog), catalog, k=4)
     assert ids(p.before) == ["x", "a", "b", "c"]
     assert ids(p.after) == ["x", "b", "d", "e"]
     kinds = {m.item_id: m.kind for m in p.moves}
@@ -486,7 +504,7 @@ def test_preview_of_a_rewrite_searches_the_new_text(catalog: Catalog) -> None:
         condition={"query": {"text": "手機"}},
         actions=[{"type": "rewrite", "text": "phone"}],
     ).to_rule()
-    p = preview_context(draft, [], search("手機"), _ranker, catalog)
+    p = preview_context(draft, [], search("手機"), _ranker(catalog), catalog)
     assert ids(p.before) == ["a", "b", "c"] and ids(p.after) == ["d", "e"]
     assert p.plan_after is not None and p.plan_after.query == "phone"
 
@@ -513,7 +531,7 @@ def test_impact_over_sampled_searches(catalog: Catalog) -> None:
         condition={"contexts": ["search"], "query": {"text": "连衣裙", "match": "contains"}},
         actions=[PIN_X1],
     ).to_rule()
-    est = estimate_impact(draft, [], samples, _ranker, catalog, k=3)
+    est = estimate_impact(draft, [], samples, _ranker(catalog), catalog, k=3)
     assert (est.sampled, est.fired, est.changed) == (3, 2, 2)
     assert est.traffic_share == pytest.approx(0.8)
     by_id = {i.item_id: i for i in est.items}
