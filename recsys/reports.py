@@ -620,16 +620,21 @@ def _day_label(c: _Columns, d: int) -> str:
     return (_EPOCH + timedelta(days=c.first_day + int(d))).isoformat()
 
 
-def _served(requests: RequestLog, t: pa.Table) -> pa.Table:
-    """The logged rows of the window's request ids, as a table (``SERVED_COLUMNS``)."""
-    ids = [i for i in pc.unique(pc.drop_null(t.column("request_id"))).to_pylist() if i]
+def _served(requests: RequestLog, t: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """The logged rows of the window's request ids, as a table (``SERVED_COLUMNS``), and
+    each event's row in it (-1 when the event has no logged request)."""
+    codes, ids = _codes(t.column("request_id"))  # one hash pass over the events
+    wanted = [i for i in ids.to_pylist() if i]
     lookup_columns = getattr(requests, "lookup_columns", None)
     if callable(lookup_columns):
-        cols = lookup_columns(ids)
+        cols = lookup_columns(wanted)
     else:  # any RequestLog: row by row
-        rows = list(requests.lookup(ids).values())
+        rows = list(requests.lookup(wanted).values())
         cols = {f: [getattr(r, f) for r in rows] for f in SERVED_COLUMNS}
-    return pa.table({f: pa.array(cols[f], pa.string()) for f in SERVED_COLUMNS})
+    served = pa.table({f: pa.array(cols[f], pa.string()) for f in SERVED_COLUMNS})
+    row_of_id = _np(pc.index_in(ids, value_set=served.column("request_id")), -1)
+    row_of_id = np.append(row_of_id.astype(np.int64), -1)  # code -1 (no request id) → -1
+    return served, row_of_id[codes]
 
 
 def _variants(
@@ -719,11 +724,10 @@ def build_report(
             mask = m if mask is None else pc.and_(mask, m)
     if mask is not None:
         t = t.filter(mask)
-    served = _served(requests, t) if requests is not None and t.num_rows else None
+    served: pa.Table | None = None
     served_at = np.full(t.num_rows, -1, np.int64)  # each event's row in ``served``
-    if served is not None and served.num_rows:
-        at = pc.index_in(t.column("request_id"), value_set=served.column("request_id"))
-        served_at = _np(at, -1).astype(np.int64)
+    if requests is not None and t.num_rows:
+        served, served_at = _served(requests, t)
     c = _columns(t, catalog, served, served_at)
     how: dict[str, int] = {}
     if experiment is not None:
