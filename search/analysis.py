@@ -6,10 +6,22 @@
 * `tokens` (indexing): Latin/digit words with light English stemming (``dresses`` → ``dress``,
   ``berries`` → ``berry``); CJK runs as overlapping character bigrams (a one-character run is
   kept as one token). No dictionary is needed to index.
+* `char_tokens` (indexing): every CJK character of a text on its own, for the character
+  fields (`search.backend.CHAR_FIELDS`) where a one-character query word is looked up.
+* `category_key` (indexing): a category name as one key, matched whole by the query words
+  that name it (`QueryPlan.names`).
 * `Analyzer.plan` (querying): CJK runs are cut into words with jieba (dictionary only, no
   HMM); each word becomes the phrase of its bigrams, so a word matches wherever its
   characters appear together (``红色连衣裙`` → ``红色`` + ``连衣裙``, matching "連衣裙 紅色").
+  A character jieba leaves alone between words (``红色裙`` → ``红色`` + ``裙``) stays one
+  character and matches that character anywhere in titles and meta (裙 finds 連衣裙 and
+  半身裙), except a few function characters (`STOP_CHARS`: ``红色的裙子``), which are dropped.
   Synonyms are expanded here, in Python, so both backends behave the same.
+* Category names: every run of query words (and every synonym of one word) that spells a
+  whole category name (``手机``, ``智慧型手机``, ``running shoe``) is listed in
+  `QueryPlan.names`; backends add a fixed score to items in that category, so a word that
+  names what the item *is* outranks the same word in a title that names something else
+  ("yellow phone" → phones before "Yellow Phone Case").
 
 Synonyms file (UTF-8, merchandisers edit it; ``#`` starts a comment)::
 
@@ -55,6 +67,11 @@ _CJK_RE = re.compile(rf"^[{_CJK}]+$")
 DEFAULT_SYNONYMS = "synonyms.txt"
 SYNONYM_BOOST = 0.8
 """Weight of a synonym's matches relative to the typed words (exact wording ranks first)."""
+STOP_CHARS = frozenset("的了之与及和或")
+"""Function characters dropped when jieba leaves them alone in a query (``红色的裙子``),
+unless nothing else is left."""
+MAX_NAME_WORDS = 4
+"""Longest run of query words compared with category names."""
 
 # ---------------------------------------------------------------- normalization
 
@@ -151,6 +168,32 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def char_tokens(text: str) -> list[str]:
+    """Every CJK character of ``text`` (normalized first), in order, repeats kept."""
+    return [c for m in _TOKEN_RE.finditer(normalize(text)) if m.group(1) for c in m.group(1)]
+
+
+def name_key(words: Sequence[str]) -> str:
+    """One key for a word sequence: CJK words run together (``智慧型`` + ``手机`` →
+    ``智慧型手机``), other words joined by ``_`` (``running_shoe``)."""
+    out = ""
+    prev_cjk = False
+    for w in words:
+        cjk = is_cjk(w)
+        if out and not (cjk and prev_cjk):
+            out += "_"
+        out += w
+        prev_cjk = cjk
+    return out
+
+
+def category_key(name: str) -> str:
+    """The key of a category name (normalized, Latin words stemmed); '' when it has no
+    searchable characters. Equals `name_key` of the query words that spell it."""
+    pieces = [m.group(1) or stem(m.group(2)) for m in _TOKEN_RE.finditer(normalize(name))]
+    return name_key(pieces)
+
+
 def is_cjk(word: str) -> bool:
     return bool(_CJK_RE.match(word))
 
@@ -194,6 +237,9 @@ class Alternative:
     """Edits allowed when typo tolerance is on (0 for phrases, CJK and short words)."""
     boost: float = 1.0
     """1.0 for what the shopper typed, `SYNONYM_BOOST` for a synonym expansion."""
+    chars: bool = False
+    """One CJK character: a term in the character fields (`search.backend.CHAR_FIELDS`),
+    which hold every CJK character alone, instead of the text fields."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +254,9 @@ class QueryPlan:
     text: str
     clauses: tuple[Clause, ...]
     typo_tolerance: bool = True
+    names: tuple[tuple[str, float], ...] = ()
+    """(category key, boost): runs of query words, or one word's synonyms, that spell a
+    whole category name (`category_key`); boost 1.0 typed, `SYNONYM_BOOST` synonym."""
 
     @property
     def minimum_should_match(self) -> int:
@@ -220,7 +269,10 @@ class QueryPlan:
         return not self.clauses
 
     def all_tokens(self) -> set[str]:
-        return {t for c in self.clauses for a in c.alternatives for t in a.tokens}
+        return {t for c in self.clauses for a in c.alternatives if not a.chars for t in a.tokens}
+
+    def all_chars(self) -> set[str]:
+        return {a.tokens[0] for c in self.clauses for a in c.alternatives if a.chars}
 
     def fuzzy_tokens(self) -> dict[str, int]:
         if not self.typo_tolerance:
@@ -282,6 +334,11 @@ def _segmenter_with(extra_words: frozenset[str]) -> jieba.Tokenizer:
         return tk
 
 
+def _add_name(names: dict[str, float], key: str, boost: float) -> None:
+    if key and boost > names.get(key, 0.0):
+        names[key] = boost
+
+
 def _word_tokens(word: Word) -> list[str]:
     return [t.text for t in _bigrams(word, 0)] if is_cjk(word) else [word]
 
@@ -313,45 +370,41 @@ class Analyzer:
         self._segmenter()
 
     def words(self, normalized: str) -> list[Word]:
-        """Query words of normalized text. A lone CJK character (jieba found no word) becomes
-        the bigram with its neighbour in the same run; consecutive lone characters are joined."""
+        """Query words of normalized text. Consecutive characters jieba leaves alone are
+        joined (an unknown name: ``欧莱雅``); one alone between words stays one character
+        (``红色裙`` → ``红色``, ``裙``), and is dropped when it is in `STOP_CHARS`, unless
+        the query has nothing else."""
         out: list[Word] = []
+        dropped: list[Word] = []
         for m in _TOKEN_RE.finditer(normalized):
             if m.group(2):
                 out.append(stem(m.group(2)))
                 continue
             run = m.group(1)
-            if len(run) == 1:
-                out.append(run)
-                continue
-            cut = list(self._segmenter().cut(run, HMM=False))
-            merged: list[str] = []
+            cut = [run] if len(run) == 1 else self._segmenter().cut(run, HMM=False)
             pending = ""
             for w in cut:
-                if len(w) == 1:
+                if len(w) == 1 and w not in STOP_CHARS:
                     pending += w
                     continue
                 if pending:
-                    merged.append(pending)
+                    out.append(pending)
                     pending = ""
-                merged.append(w)
-            if pending:
-                merged.append(pending)
-            pos = 0
-            for w in merged:
-                if len(w) == 1:  # lone char between words: pair it with a neighbour
-                    w = run[pos - 1 : pos + 1] if pos > 0 else run[pos : pos + 2]
-                    pos += 1
+                if len(w) == 1:
+                    dropped.append(w)  # a function character separates words
                 else:
-                    pos += len(w)
-                out.append(w)
-        return out
+                    out.append(w)
+            if pending:
+                out.append(pending)
+        return out or dropped
 
     def plan(self, text: str, *, typo_tolerance: bool = True) -> QueryPlan:
         """The query plan for ``text`` (see `search.backend` for how backends run it)."""
         normalized = normalize(text)
         words = self.words(normalized)
         clauses: list[Clause] = []
+        spans: list[tuple[Word, ...]] = []
+        names: dict[str, float] = {}
         i = 0
         max_len = self.synonyms.max_len
         while i < len(words):
@@ -375,11 +428,22 @@ class Analyzer:
                 if toks and toks not in seen:
                     seen.add(toks)
                     fd = fuzzy_distance(toks[0]) if len(toks) == 1 and typo_tolerance else 0
-                    alts.append(Alternative(toks, fd, 1.0 if v == typed else SYNONYM_BOOST))
+                    boost = 1.0 if v == typed else SYNONYM_BOOST
+                    chars = len(v) == 1 and len(v[0]) == 1 and is_cjk(v[0])
+                    alts.append(Alternative(toks, fd, boost, chars))
+                    _add_name(names, name_key(v), boost)
             if alts:
                 clauses.append(Clause(" ".join(words[i : i + step]), tuple(alts)))
+                spans.append(typed)
             i += step
-        return QueryPlan(normalized, tuple(clauses), typo_tolerance)
+        for a in range(len(spans)):  # runs of typed words across clauses
+            run: tuple[Word, ...] = spans[a]
+            for b in range(a + 1, len(spans)):
+                run += spans[b]
+                if len(run) > MAX_NAME_WORDS:
+                    break
+                _add_name(names, name_key(run), 1.0)
+        return QueryPlan(normalized, tuple(clauses), typo_tolerance, tuple(names.items()))
 
 
 # ---------------------------------------------------------------- synonyms
@@ -461,6 +525,7 @@ class Highlighter:
     def __init__(self, plan: QueryPlan) -> None:
         self.plan = plan
         self._wanted = plan.all_tokens()
+        self._chars = plan.all_chars()
         self._fuzzy = plan.fuzzy_tokens()
         self._seen: dict[str, bool] = {}
 
@@ -483,11 +548,16 @@ class Highlighter:
         if self.plan.is_empty or not text:
             return []
         normalized, origin = _aligned(text)
+        found = [
+            (origin[tok.start], origin[tok.end - 1] + 1)
+            for tok in token_spans(normalized)  # in text order
+            if self._hit(tok.text)
+        ]
+        if self._chars:
+            found += [(origin[i], origin[i] + 1) for i, c in enumerate(normalized) if c in self._chars]
+            found.sort()
         merged: list[tuple[int, int]] = []
-        for tok in token_spans(normalized):  # in text order
-            if not self._hit(tok.text):
-                continue
-            s, e = origin[tok.start], origin[tok.end - 1] + 1
+        for s, e in found:
             if merged and s <= merged[-1][1]:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], e))
             else:

@@ -15,10 +15,18 @@ Text matching (the reference semantics):
   when any alternative does; it matches a document when it matches any text field. A document
   matches the text when at least ``plan.minimum_should_match`` clauses match. An empty plan
   matches every document.
+* An alternative marked ``chars`` (one CJK character typed alone) is a term in the
+  `CHAR_FIELDS` instead, which hold every CJK character of title and meta alone (weights as
+  their text field): 裙 finds 連衣裙 and 半身裙.
 * Scoring: for each (clause, field, alternative) that matches, BM25 of the term/phrase × the
   field weight × ``alternative.boost`` (1.0 typed, 0.8 synonym); summed. With ``typo_tolerance``, each alternative with a ``fuzzy_distance`` > 0
   also matches terms within that Levenshtein distance (transpositions cost 1, no prefix) in
   the `FUZZY_FIELDS`, scored as a constant ``FUZZY_SCORE × field weight × alternative.boost``.
+* Category names: for each ``(key, boost)`` in ``plan.names`` equal to one of the document's
+  `CATEGORY_NAME_FIELD` values, a constant ``CATEGORY_NAME_SCORE × boost`` is added (never
+  needed to match). A query word that names what the item is (its category: 手機 for
+  phones) so outranks the same word in a title that names something else (Phone Case), which
+  BM25 alone ranks first when that title is shorter.
 * Sorts: ``relevance`` (score desc), ``price_asc``, ``price_desc``, ``newest`` (created_at
   desc), ``popularity`` (desc). Ties are not ordered by contract.
 * Filters and facets: see `search.query`. Facet value lists: see `search.result.SearchResult`.
@@ -43,6 +51,11 @@ TEXT_FIELDS: dict[str, float] = {"title": 3.0, "meta": 1.5, "description": 0.5}
 """Text field → weight. ``meta`` holds brand, category names and tags."""
 FUZZY_FIELDS: tuple[str, ...] = ("title", "meta")
 FUZZY_SCORE = 0.5
+CHAR_FIELDS: dict[str, float] = {"title_chars": TEXT_FIELDS["title"], "meta_chars": TEXT_FIELDS["meta"]}
+"""Character field → weight: one CJK character typed alone is looked up here."""
+CATEGORY_NAME_FIELD = "category_names"
+CATEGORY_NAME_SCORE = 10.0
+"""Added once per query key naming one of the item's categories (× the key's boost)."""
 
 Progress = Callable[[int], None]
 """Called with the number of items just indexed (e.g. ``tqdm.update``)."""

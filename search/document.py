@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from data.models import CATEGORY_SEPARATOR, Item
-from search.analysis import tokens
+from search.analysis import category_key, char_tokens, tokens
 
 MAX_CATEGORY_LEVELS = 3
 POSITION_GAP = 100
@@ -21,6 +21,12 @@ class SearchDocument:
     meta: tuple[tuple[str, ...], ...]
     """Brand, category names and tags: one token list each."""
     description: tuple[tuple[str, ...], ...]
+    title_chars: tuple[str, ...]
+    """Every CJK character of the title alone (one-character query words match here)."""
+    meta_chars: tuple[str, ...]
+    """Every CJK character of brand, category names and tags alone."""
+    category_names: tuple[str, ...]
+    """`search.analysis.category_key` of each category level (query words naming one)."""
     # keyword fields, original script
     category_l1: str | None
     category_l2: str | None
@@ -60,6 +66,9 @@ def to_document(item: Item, popularity: float = 0.0) -> SearchDocument:
         title=(tuple(tokens(item.title)),),
         meta=tuple(t for t in (tuple(tokens(v)) for v in meta_values) if t),
         description=(tuple(tokens(item.description)),) if item.description else (),
+        title_chars=tuple(char_tokens(item.title)),
+        meta_chars=tuple(c for v in meta_values for c in char_tokens(v)),
+        category_names=tuple(k for k in dict.fromkeys(category_key(c) for c in cat) if k),
         category_l1=level(0),
         category_l2=level(1),
         category_l3=level(2),

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from data.models import Item
 from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
-from search.backend import FUZZY_FIELDS, FUZZY_SCORE, TEXT_FIELDS, Progress
+from search.backend import (
+    CATEGORY_NAME_FIELD,
+    CATEGORY_NAME_SCORE,
+    CHAR_FIELDS,
+    FUZZY_FIELDS,
+    FUZZY_SCORE,
+    TEXT_FIELDS,
+    Progress,
+)
 from search.document import SearchDocument, to_document
 from search.errors import IndexNotFoundError, SearchError
 from search.query import BoolFilter, RangeFacet, RangeFilter, SearchRequest, TermsFacet, TermsFilter
@@ -35,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _CURRENT = "CURRENT"
 _GEN_PREFIX = "gen-"
 _KEYWORD_FIELDS = ("category_l1", "category_l2", "category_l3", "brand", "merchant_id")
@@ -54,6 +62,9 @@ def _schema() -> tantivy.Schema:
     sb.add_text_field("item_id", stored=True, fast=True, tokenizer_name="raw")
     for name in TEXT_FIELDS:
         sb.add_text_field(name, tokenizer_name="whitespace")
+    for name in CHAR_FIELDS:
+        sb.add_text_field(name, tokenizer_name="whitespace", index_option="freq")
+    sb.add_text_field(CATEGORY_NAME_FIELD, tokenizer_name="raw", index_option="basic")
     for name in _KEYWORD_FIELDS + _MULTI_KEYWORD_FIELDS:
         sb.add_text_field(name, fast=True, tokenizer_name="raw")
     sb.add_text_field("suggest", tokenizer_name="raw", index_option="freq")
@@ -178,6 +189,12 @@ class TantivyBackend:
             for value in getattr(doc, name):
                 if value:
                     d.add_text(name, " ".join(value))
+        for name in CHAR_FIELDS:
+            chars = getattr(doc, name)
+            if chars:
+                d.add_text(name, " ".join(chars))
+        for key in doc.category_names:
+            d.add_text(CATEGORY_NAME_FIELD, key)
         for name in _KEYWORD_FIELDS:
             v = getattr(doc, name)
             if v:
@@ -392,7 +409,7 @@ class TantivyBackend:
         for clause in plan.clauses:
             subs: list[tuple[Any, tantivy.Query]] = []
             for alt in clause.alternatives:
-                for field, weight in TEXT_FIELDS.items():
+                for field, weight in (CHAR_FIELDS if alt.chars else TEXT_FIELDS).items():
                     if len(alt.tokens) == 1:
                         q = Q.term_query(schema, field, alt.tokens[0])
                     else:
@@ -408,8 +425,13 @@ class TantivyBackend:
             clause_queries.append(Q.boolean_query(subs))
         msm = plan.minimum_should_match
         if msm >= len(clause_queries):
-            return Q.boolean_query([(Occur.Must, q) for q in clause_queries])
-        return Q.boolean_query([(Occur.Should, q) for q in clause_queries], msm)
+            parts = [(Occur.Must, q) for q in clause_queries]
+        else:
+            parts = [(Occur.Must, Q.boolean_query([(Occur.Should, q) for q in clause_queries], msm))]
+        for key, boost in plan.names:  # optional: adds score, never needed to match
+            nq = Q.term_query(schema, CATEGORY_NAME_FIELD, key)
+            parts.append((Occur.Should, Q.const_score_query(nq, CATEGORY_NAME_SCORE * boost)))
+        return Q.boolean_query(parts)
 
     def _filter_query(self, f: TermsFilter | RangeFilter | BoolFilter) -> tantivy.Query:
         import tantivy

@@ -9,6 +9,8 @@ import pytest
 from search.analysis import (
     SYNONYM_BOOST,
     Analyzer,
+    category_key,
+    char_tokens,
     edit_distance,
     highlight,
     load_synonyms,
@@ -46,8 +48,45 @@ def test_query_words_cut_chinese_runs() -> None:
     plan = a.plan("红色连衣裙")
     assert [c.source for c in plan.clauses] == ["红色", "连衣裙"]
     assert plan.clauses[1].alternatives[0].tokens == ("连衣", "衣裙")
-    # a lone character is paired with its neighbour
-    assert [c.source for c in a.plan("手机壳").clauses][-1] in ("机壳", "手机壳")
+
+def test_lone_character_stays_one_character() -> None:
+    # A shopper typing 裙 means any skirt or dress: the character alone, matched anywhere,
+    # not glued to a neighbour (色裙 would only find titles where 色 precedes 裙).
+    a = Analyzer()
+    for text, lone in (("红色裙", "裙"), ("防滑鞋", "鞋"), ("裙", "裙"), ("紅色 裙", "裙")):
+        clauses = a.plan(text).clauses
+        assert clauses[-1].source == lone, text
+        alt = clauses[-1].alternatives[0]
+        assert alt.tokens == (lone,) and alt.chars, text
+    assert not any(x.chars for c in a.plan("红色连衣裙").clauses for x in c.alternatives)
+    # consecutive lone characters (an unknown name) still make one word
+    assert [c.source for c in a.plan("欧莱雅").clauses] == ["欧莱雅"]
+
+
+def test_function_characters_are_dropped() -> None:
+    a = Analyzer()
+    assert [c.source for c in a.plan("红色的裙子").clauses] == ["红色", "裙子"]
+    assert [c.source for c in a.plan("的").clauses] == ["的"]  # nothing else: kept
+
+
+def test_char_tokens() -> None:
+    assert char_tokens("紅色 Red 連衣裙") == ["红", "色", "连", "衣", "裙"]
+    assert char_tokens("Red Dress") == []
+
+
+def test_category_names_in_plan() -> None:
+    a = Analyzer(parse_synonyms(["手機, phone"]))
+    assert category_key("智慧型手機") == "智慧型手机"
+    assert category_key("Running Shoes") == "running_shoe"
+    assert category_key("T恤") == "t_恤"
+    names = dict(a.plan("黃色 手機").names)
+    assert names["手机"] == 1.0 and names["phone"] == SYNONYM_BOOST
+    assert names["黄色手机"] == 1.0  # runs of words too
+    assert "手机" in dict(a.plan("yellow phone").names)  # a synonym names the category
+    # the keys of the words that spell a category equal the category's key
+    assert category_key("Running Shoes") in dict(a.plan("running shoes").names)
+    assert category_key("智慧型手機") in dict(a.plan("智慧型 手機").names)
+    assert category_key("T恤") in dict(a.plan("t恤").names)
 
 
 def test_minimum_should_match() -> None:
@@ -98,6 +137,8 @@ def test_highlight() -> None:
     assert highlight("Red Dreses", a.plan("red dresses")) == "<em>Red</em> <em>Dreses</em>"
     assert highlight("Red Dreses", a.plan("red dresses", typo_tolerance=False)) == "<em>Red</em> Dreses"
     assert highlight("ＲＥＤ", a.plan("red")) == "<em>ＲＥＤ</em>"
+    assert highlight("紅色連衣裙", a.plan("裙")) == "紅色連衣<em>裙</em>"
+    assert highlight("紅色連衣裙", a.plan("红色裙")) == "<em>紅色</em>連衣<em>裙</em>"
 
 
 def test_edit_distance() -> None:

@@ -62,6 +62,24 @@ def test_synonyms_find_other_language_and_script(shop: SearchBackend) -> None:
     assert set(ids(shop, text="headphones")) >= {"h1", "h2"}
 
 
+def test_a_word_naming_the_category_ranks_its_items_first(shop: SearchBackend) -> None:
+    # p4 透明手機殼 (a case, category 配件) has the shortest title with 手機 in it, so BM25
+    # alone ranks it first; the phones are in the category named 手機.
+    for text in ("手機", "手机", "mobile phone", "cellphone"):
+        got = ids(shop, text=text)
+        assert set(got[:3]) == {"p1", "p2", "p3"}, (text, got)
+    assert ids(shop, text="手機殼") == ["p4"]
+
+
+def test_one_character_alone_matches_it_anywhere(shop: SearchBackend) -> None:
+    dresses = {i.item_id for i in ACTIVE if i.category[-1] == "連衣裙"}
+    assert set(ids(shop, text="裙")) == dresses  # in the title or the category name
+    assert set(ids(shop, text="紅色裙")) == {"d1", "d2", "d5"}  # red, and 裙 anywhere
+    assert set(ids(shop, text="紅色的裙")) == {"d1", "d2", "d5"}  # 的 is dropped
+    hl = {h.item_id: h.highlighted_title for h in shop.search(SearchRequest(text="裙")).hits}
+    assert hl["d3"] == "藍色連衣<em>裙</em>"
+
+
 def test_all_words_must_match(shop: SearchBackend) -> None:
     got = set(ids(shop, text="blue dress"))
     assert got == {"d3", "d4"}  # 藍色連衣裙 via synonyms, Blue Denim Dress
