@@ -12,8 +12,9 @@ tantivy backend:
   plan from the same merchandiser-edited file (`search.analysis.Analyzer`).
 * Text query: one ``bool`` per plan clause (term or exact phrase per alternative and field,
   boosted by field weight × alternative boost × (1 + k1) so scores are on tantivy's BM25 scale; with typo
-  tolerance a ``constant_score`` fuzzy query in `FUZZY_FIELDS`), ``minimum_should_match``
-  of the plan over the clauses.
+  tolerance a ``constant_score`` fuzzy query in `FUZZY_FIELDS`; a one-character alternative
+  in `CHAR_FIELDS`), ``minimum_should_match`` of the plan over the clauses, plus an optional
+  ``constant_score`` term on `CATEGORY_NAME_FIELD` per plan name.
 * Multi-select facets: filters on fields that are not requested facets go into the query;
   filters on requested facet fields go into ``post_filter``; each facet's aggregation is
   wrapped in a ``filter`` aggregation with every post-filter except its own field's.
@@ -36,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 from data.models import Item
 from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
-from search.backend import FUZZY_FIELDS, FUZZY_SCORE, TEXT_FIELDS, Progress
+from search.backend import (
+    CATEGORY_NAME_FIELD,
+    CATEGORY_NAME_SCORE,
+    CHAR_FIELDS,
+    FUZZY_FIELDS,
+    FUZZY_SCORE,
+    TEXT_FIELDS,
+    Progress,
+)
 from search.document import POSITION_GAP, SearchDocument, to_document
 from search.errors import BackendUnavailableError, IndexNotFoundError, SearchError
 from search.query import (
@@ -95,6 +104,9 @@ def index_body(*, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
             "properties": {
                 "item_id": _keyword(),
                 **{name: dict(text) for name in TEXT_FIELDS},
+                **{name: {"type": "text", "analyzer": "whitespace", "index_options": "freqs"}
+                   for name in CHAR_FIELDS},
+                CATEGORY_NAME_FIELD: _keyword(),
                 "category_l1": _keyword(),
                 "category_l2": _keyword(),
                 "category_l3": _keyword(),
@@ -134,6 +146,8 @@ def _to_source(doc: SearchDocument) -> dict[str, Any]:
     return {
         "item_id": doc.item_id,
         **{name: [" ".join(v) for v in getattr(doc, name)] for name in TEXT_FIELDS},
+        **{name: " ".join(getattr(doc, name)) or None for name in CHAR_FIELDS},
+        CATEGORY_NAME_FIELD: list(doc.category_names),
         "category_l1": doc.category_l1,
         "category_l2": doc.category_l2,
         "category_l3": doc.category_l3,
@@ -166,7 +180,7 @@ def _text_query(plan: QueryPlan) -> dict[str, Any]:
     for clause in plan.clauses:
         should: list[dict[str, Any]] = []
         for alt in clause.alternatives:
-            for field, weight in TEXT_FIELDS.items():
+            for field, weight in (CHAR_FIELDS if alt.chars else TEXT_FIELDS).items():
                 boost = weight * alt.boost * SCORE_SCALE
                 if len(alt.tokens) == 1:
                     should.append({"term": {field: {"value": alt.tokens[0], "boost": boost}}})
@@ -188,8 +202,17 @@ def _text_query(plan: QueryPlan) -> dict[str, Any]:
         clauses.append({"bool": {"should": should, "minimum_should_match": 1}})
     msm = plan.minimum_should_match
     if msm >= len(clauses):
-        return {"bool": {"must": clauses}}
-    return {"bool": {"should": clauses, "minimum_should_match": msm}}
+        must = clauses
+    else:
+        must = [{"bool": {"should": clauses, "minimum_should_match": msm}}]
+    if not plan.names:
+        return {"bool": {"must": must}}
+    names = [  # optional: adds score, never needed to match
+        {"constant_score": {"filter": {"term": {CATEGORY_NAME_FIELD: key}},
+                            "boost": CATEGORY_NAME_SCORE * boost}}
+        for key, boost in plan.names
+    ]
+    return {"bool": {"must": must, "should": names}}
 
 
 def _filter_clause(f: Filter) -> dict[str, Any]:
