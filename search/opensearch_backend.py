@@ -11,10 +11,10 @@ tantivy backend:
   is what makes both backends find the same items; synonyms are expanded into the query
   plan from the same merchandiser-edited file (`search.analysis.Analyzer`).
 * Text query: one ``bool`` per plan clause (term or exact phrase per alternative and field,
-  boosted by field weight × alternative boost × (1 + k1) so scores are on tantivy's BM25 scale; with typo
-  tolerance a ``constant_score`` fuzzy query in `FUZZY_FIELDS`; a one-character alternative
-  in `CHAR_FIELDS`), ``minimum_should_match`` of the plan over the clauses, plus an optional
-  ``constant_score`` term on `CATEGORY_NAME_FIELD` per plan name.
+  boosted by field weight × alternative boost × (1 + k1) so scores are on tantivy's BM25
+  scale; with typo tolerance a ``constant_score`` fuzzy query in `FUZZY_FIELDS`; a
+  one-character alternative in `CHAR_FIELDS`), ``minimum_should_match`` of the plan over the
+  clauses, plus an optional ``constant_score`` term on `CATEGORY_NAME_FIELD` per plan name.
 * Multi-select facets: filters on fields that are not requested facets go into the query;
   filters on requested facet fields go into ``post_filter``; each facet's aggregation is
   wrapped in a ``filter`` aggregation with every post-filter except its own field's.
