@@ -653,11 +653,14 @@ def _variants(
     name_set = pa.array(names, pa.string())
     variant = np.full(t.num_rows, -1, np.int64)
 
-    in_ctx = pc.and_(
-        pc.equal(t.column("experiment"), eid), pc.is_in(t.column("variant"), value_set=name_set)
-    )
-    in_ctx = _np(in_ctx, False).astype(bool)
-    ctx_variant = _np(pc.index_in(t.column("variant"), value_set=name_set), -1).astype(np.int64)
+    # the context's experiment/variant as dictionary codes: a few distinct strings, so the
+    # comparisons run on small dictionaries and numpy look-ups, not on every event's string
+    exp_codes, exp_ids = _codes(t.column("experiment"))
+    is_ours = np.append(np.array([x == eid for x in exp_ids.to_pylist()], bool), False)
+    var_codes, var_ids = _codes(t.column("variant"))
+    name_of = np.array([names.index(x) if x in names else -1 for x in var_ids.to_pylist()] + [-1])
+    ctx_variant = name_of.astype(np.int64)[var_codes]
+    in_ctx = is_ours[exp_codes] & (ctx_variant >= 0)
     variant[in_ctx] = ctx_variant[in_ctx]
 
     by_request = np.zeros(t.num_rows, bool)
