@@ -347,6 +347,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
 _KINDS = ("impression", "click", "add_to_cart", "purchase", "refund")
 _IMP, _CLICK, _CART, _BUY, _REFUND = range(5)
 _DAY_US = 86_400_000_000
+_TS = pa.timestamp("us", tz="UTC")
 _EPOCH = date(1970, 1, 1)
 
 
@@ -720,10 +721,13 @@ def build_report(
         raise ReportError(f"events: the table lacks column(s) {missing}; read {REPORT_COLUMNS}")
     t = t.select(list(REPORT_COLUMNS))
     ts = t.column("timestamp")
+    if ts.type != _TS:  # e.g. a table of another unit or zone: days are UTC microseconds here
+        ts = pc.cast(ts, _TS)
+        t = t.set_column(t.column_names.index("timestamp"), "timestamp", ts)
     mask = None
     for bound, op in ((start, pc.greater_equal), (end, pc.less)):
         if bound is not None:
-            m = op(ts, pa.scalar(bound, pa.timestamp("us", tz="UTC")))
+            m = op(ts, pa.scalar(bound, _TS))
             mask = m if mask is None else pc.and_(mask, m)
     if mask is not None:
         t = t.filter(mask)
