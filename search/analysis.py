@@ -208,22 +208,11 @@ def fuzzy_distance(token: str) -> int:
 
 
 def edit_distance(a: str, b: str, limit: int = 2) -> int:
-    """Optimal-string-alignment distance (a transposition costs 1), capped at ``limit + 1``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return min(prev[-1], limit + 1)
+    """Optimal-string-alignment distance (a transposition costs 1), capped at ``limit + 1``
+    (the distance the engines' fuzzy queries use)."""
+    from rapidfuzz.distance import OSA
+
+    return int(OSA.distance(a, b, score_cutoff=limit))
 
 
 # ---------------------------------------------------------------- query plan
@@ -234,7 +223,8 @@ class Alternative:
     tokens: tuple[str, ...]
     """One token → a term; several → an exact phrase."""
     fuzzy_distance: int = 0
-    """Edits allowed when typo tolerance is on (0 for phrases, CJK and short words)."""
+    """Edits allowed when typo tolerance is on (0 for phrases, CJK, short words and synonym
+    expansions: typos are in what the shopper typed)."""
     boost: float = 1.0
     """1.0 for what the shopper typed, `SYNONYM_BOOST` for a synonym expansion."""
     chars: bool = False
@@ -427,8 +417,9 @@ class Analyzer:
                 toks = tuple(t for w in v for t in _word_tokens(w))
                 if toks and toks not in seen:
                     seen.add(toks)
-                    fd = fuzzy_distance(toks[0]) if len(toks) == 1 and typo_tolerance else 0
                     boost = 1.0 if v == typed else SYNONYM_BOOST
+                    # typos are in what the shopper typed, not in the synonyms we add
+                    fd = fuzzy_distance(toks[0]) if len(toks) == 1 and typo_tolerance and v == typed else 0
                     chars = len(v) == 1 and len(v[0]) == 1 and is_cjk(v[0])
                     alts.append(Alternative(toks, fd, boost, chars))
                     _add_name(names, name_key(v), boost)
@@ -548,14 +539,23 @@ class Highlighter:
         if self.plan.is_empty or not text:
             return []
         normalized, origin = _aligned(text)
-        found = [
-            (origin[tok.start], origin[tok.end - 1] + 1)
-            for tok in token_spans(normalized)  # in text order
-            if self._hit(tok.text)
-        ]
-        if self._chars:
-            found += [(origin[i], origin[i] + 1) for i, c in enumerate(normalized) if c in self._chars]
-            found.sort()
+        found: list[tuple[int, int]] = []
+        wanted, chars = self._wanted, self._chars
+        for m in _TOKEN_RE.finditer(normalized):  # in text order
+            run, base = m.group(1), m.start()
+            if not run:
+                if self._hit(stem(m.group(2))):
+                    found.append((origin[base], origin[m.end() - 1] + 1))
+                continue
+            if len(run) == 1:
+                if run in wanted or run in chars:
+                    found.append((origin[base], origin[base] + 1))
+                continue
+            for i in range(len(run)):
+                if run[i : i + 2] in wanted and i + 1 < len(run):
+                    found.append((origin[base + i], origin[base + i + 1] + 1))
+                elif run[i] in chars:
+                    found.append((origin[base + i], origin[base + i] + 1))
         merged: list[tuple[int, int]] = []
         for s, e in found:
             if merged and s <= merged[-1][1]:

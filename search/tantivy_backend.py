@@ -11,6 +11,7 @@ This is the only module that imports tantivy.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -23,7 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.models import Item
-from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
+from search.analysis import (
+    Analyzer,
+    Highlighter,
+    QueryPlan,
+    default_analyzer,
+    edit_distance,
+    is_cjk,
+    normalize,
+)
 from search.backend import (
     CATEGORY_NAME_FIELD,
     CATEGORY_NAME_SCORE,
@@ -53,6 +62,8 @@ _SUGGEST_SEP = "\x00"
 _TERMS_AGG_SIZE = 65_000
 _WRITER_HEAP = 128_000_000
 _TOTAL_AGG = "_total"
+_VOCAB_TTL_S = 30.0
+_FUZZY_CACHE_SIZE = 50_000
 
 
 def _schema() -> tantivy.Schema:
@@ -80,9 +91,22 @@ def _schema() -> tantivy.Schema:
 
 
 @dataclass
+class _Vocabulary:
+    """Latin terms of the `FUZZY_FIELDS` by length, and the fuzzy expansions computed so far.
+    Valid while the index looks the same (``stamp``) and for at most `_VOCAB_TTL_S`."""
+
+    stamp: tuple[int, int, int]
+    born: float
+    terms: dict[str, tuple[list[str], list[int]]]
+    """Field → (its Latin terms sorted by length, index of the first term of each length)."""
+    expansions: dict[tuple[str, str, int], tuple[str, ...]]
+
+
+@dataclass
 class _Generation:
     name: str
     index: tantivy.Index
+    vocabulary: _Vocabulary | None = None
 
 
 class TantivyBackend:
@@ -98,6 +122,8 @@ class TantivyBackend:
         self._current_stamp: tuple[int, int] | None = None
         self._open_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._vocab_lock = threading.Lock()
+        self._commits = 0
         self._closed = False
 
     # ------------------------------------------------------------ generations
@@ -246,6 +272,7 @@ class TantivyBackend:
         writer.commit()
         writer.wait_merging_threads()
         gen.index.reload()
+        self._commits += 1  # new terms: the fuzzy vocabulary is rebuilt on the next search
 
     def _writer(self, gen: _Generation) -> tantivy.IndexWriter:
         try:
@@ -399,7 +426,64 @@ class TantivyBackend:
 
     # -- query building
 
-    def _text_query(self, plan: QueryPlan) -> tantivy.Query:
+    def _vocabulary(self, gen: _Generation, searcher: tantivy.Searcher) -> _Vocabulary:
+        """The generation's fuzzy vocabulary, rebuilt when a commit (here, or by another
+        process: the document or segment count moved) may have added terms, and every
+        `_VOCAB_TTL_S` seconds in case another process's commit left both counts alone."""
+        stamp = (int(searcher.num_docs), int(searcher.num_segments), self._commits)
+        vocab = gen.vocabulary
+        now = time.monotonic()
+        if vocab is not None and vocab.stamp == stamp and now - vocab.born < _VOCAB_TTL_S:
+            return vocab
+        with self._vocab_lock:
+            vocab = gen.vocabulary
+            if vocab is not None and vocab.stamp == stamp and now - vocab.born < _VOCAB_TTL_S:
+                return vocab
+            terms: dict[str, tuple[list[str], list[int]]] = {}
+            for field in FUZZY_FIELDS:
+                # CJK terms are never within the allowed edits of a Latin word
+                latin = sorted(
+                    (t for t, _n in searcher.terms_with_prefix(field, "") if t and not is_cjk(t[0])),
+                    key=lambda t: (len(t), t),
+                )
+                longest = len(latin[-1]) if latin else 0
+                starts = [bisect.bisect_left(latin, n, key=len) for n in range(longest + 2)]
+                terms[field] = (latin, starts)
+            # Unchanged terms (a price or stock update): keep the expansions found so far.
+            same = vocab is not None and vocab.terms == terms
+            vocab = _Vocabulary(stamp, now, terms, vocab.expansions if same and vocab else {})
+            gen.vocabulary = vocab
+            return vocab
+
+    def _fuzzy_terms(self, vocab: _Vocabulary, field: str, token: str, distance: int) -> tuple[str, ...]:
+        """Terms of ``field`` within ``distance`` edits of ``token`` (optimal string alignment,
+        as the engines' fuzzy queries; itself included when indexed), found once per
+        vocabulary."""
+        key = (field, token, distance)
+        found = vocab.expansions.get(key)
+        if found is None:
+            from rapidfuzz import process
+            from rapidfuzz.distance import OSA
+
+            latin, starts = vocab.terms.get(field, ([], [0]))
+            lo = starts[min(max(len(token) - distance, 0), len(starts) - 1)]
+            hi = starts[min(len(token) + distance + 1, len(starts) - 1)]
+            found = tuple(
+                m[0]
+                for m in process.extract(
+                    token, latin[lo:hi], scorer=OSA.distance, score_cutoff=distance, limit=None
+                )
+            )
+            if len(vocab.expansions) < _FUZZY_CACHE_SIZE:
+                vocab.expansions[key] = found
+        return found
+
+    def _text_query(self, plan: QueryPlan, vocab: _Vocabulary | None = None) -> tantivy.Query:
+        """The scoring query of a plan. Fuzzy alternatives are expanded to the indexed terms
+        within their distance (from ``vocab``), each a constant-score term query under one
+        disjunction-max: the same matches and scores as a fuzzy term query, but the engine
+        reads only those terms' postings instead of building an automaton and a bit set of
+        every matching document on each search."""
         import tantivy
 
         Q, Occur, schema = tantivy.Query, tantivy.Occur, self._schema
@@ -416,12 +500,15 @@ class TantivyBackend:
                         q = Q.phrase_query(schema, field, list(alt.tokens))
                     subs.append((Occur.Should, Q.boost_query(q, weight * alt.boost)))
                 if plan.typo_tolerance and alt.fuzzy_distance > 0:
+                    assert vocab is not None, "fuzzy alternatives need the vocabulary"
                     for field in FUZZY_FIELDS:
-                        fq = Q.fuzzy_term_query(
-                            schema, field, alt.tokens[0], alt.fuzzy_distance, True, False
-                        )
                         score = FUZZY_SCORE * TEXT_FIELDS[field] * alt.boost
-                        subs.append((Occur.Should, Q.const_score_query(fq, score)))
+                        terms = self._fuzzy_terms(vocab, field, alt.tokens[0], alt.fuzzy_distance)
+                        near = [Q.const_score_query(Q.term_query(schema, field, t), score) for t in terms]
+                        if len(near) == 1:
+                            subs.append((Occur.Should, near[0]))
+                        elif near:
+                            subs.append((Occur.Should, Q.disjunction_max_query(near)))
             clause_queries.append(Q.boolean_query(subs))
         msm = plan.minimum_should_match
         if msm >= len(clause_queries):
@@ -491,7 +578,8 @@ class TantivyBackend:
         gen = self._live()
         searcher = gen.index.searcher()
         plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
-        text_q = self._text_query(plan)
+        vocab = self._vocabulary(gen, searcher) if plan.fuzzy_tokens() else None
+        text_q = self._text_query(plan, vocab)
         query = self._query(text_q, request.filters_by_field())
         start, count = request.window()
         order_field, order = _SORTS[request.sort]

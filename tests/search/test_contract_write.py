@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -49,6 +50,43 @@ def test_upsert_adds_and_replaces(new_backend: BackendFactory) -> None:
     hit = b.search(SearchRequest(text="crimson")).hits[0]
     assert hit.popularity == catalog.popularity()[changed.item_id]
     assert b.count() == len(ITEMS) + 1
+
+
+def test_typos_find_words_added_after_earlier_searches(new_backend: BackendFactory) -> None:
+    b = new_backend()
+    b.index_items(ITEMS)
+    assert _ids(b, text="gadgett") == []  # typo searches before the word exists
+    assert set(_ids(b, text="sneekers")) == {"s2"}
+    gadget = Item(item_id="g1", title="Pocket Gadget", category="電子 > 配件", brand="Acme", price=10)
+    b.upsert([gadget])
+    assert _ids(b, text="gadgett") == ["g1"]
+    assert _ids(b, text="gadgett", typo_tolerance=False) == []
+    b.update_fields("g1", price=12)  # terms unchanged
+    assert _ids(b, text="gadgett") == ["g1"]
+    b.delete(["g1"])
+    assert _ids(b, text="gadgett") == []
+
+
+def test_embedded_reader_sees_another_writers_new_words(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from search.tantivy_backend import TantivyBackend
+
+    root = Path(str(tmp_path)) / "idx"
+    writer, reader = TantivyBackend(root), TantivyBackend(root)  # as two processes would
+    try:
+        writer.index_items(ITEMS)
+        assert _ids(reader, text="gadgett") == []
+        writer.upsert([Item(item_id="g1", title="Pocket Gadget", category="電子 > 配件", price=10)])
+        # tantivy reloads another writer's commit shortly after it lands: wait for the item
+        deadline = time.monotonic() + 10
+        while _ids(reader, text="pocket gadget") != ["g1"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ids(reader, text="pocket gadget") == ["g1"]
+        assert _ids(reader, text="gadgett") == ["g1"]  # its fuzzy vocabulary followed
+    finally:
+        writer.close()
+        reader.close()
 
 
 def test_delete(new_backend: BackendFactory) -> None:
