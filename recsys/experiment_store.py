@@ -188,8 +188,15 @@ class RequestLog(Protocol):
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedRequest]: ...
 
-    def lookup_columns(self, request_ids: Sequence[str]) -> dict[str, list[str | None]]:
-        """The same rows as :meth:`lookup`, column-wise (``SERVED_COLUMNS``), for reports."""
+    def lookup_columns(
+        self,
+        request_ids: Sequence[str],
+        *,
+        experiment: str | None = None,
+        columns: Sequence[str] = SERVED_COLUMNS,
+    ) -> dict[str, list[str | None]]:
+        """The rows :meth:`lookup` finds, column-wise (some of ``SERVED_COLUMNS``), only those
+        of ``experiment`` when given — what reports read."""
         ...
 
     def recent(self, surface: str | None = None, limit: int = 1000) -> list[ServedRequest]: ...
@@ -300,25 +307,36 @@ class SqliteRequestLog:
                     out[r[0]] = self._served(r)
         return out
 
-    def lookup_columns(self, request_ids: Sequence[str]) -> dict[str, list[str | None]]:
-        """Logged rows of ``request_ids`` as columns (``SERVED_COLUMNS``; unknown ids absent).
+    def lookup_columns(
+        self,
+        request_ids: Sequence[str],
+        *,
+        experiment: str | None = None,
+        columns: Sequence[str] = SERVED_COLUMNS,
+    ) -> dict[str, list[str | None]]:
+        """Logged rows of ``request_ids`` as columns (unknown ids absent), only those of
+        ``experiment`` when given; ``columns`` from ``SERVED_COLUMNS``.
 
         For many ids at once (a report over millions of events): when they are a large share
         of the log, one scan of the table filtered in Python beats index look-ups; otherwise
         the ids go to a temporary table joined with the log.
         """
+        unknown = [c for c in columns if c not in SERVED_COLUMNS]
+        if unknown:
+            raise ValueError(f"columns: unknown {unknown}; choose from {SERVED_COLUMNS}")
         self.flush()
-        cols = ", ".join(f"r.{c}" for c in SERVED_COLUMNS)
-        out: dict[str, list[str | None]] = {c: [] for c in SERVED_COLUMNS}
+        names = ["request_id", *(c for c in columns if c != "request_id")]
+        cols = ", ".join(f"r.{c}" for c in names)
+        where, params = ("WHERE r.experiment = ?", (experiment,)) if experiment else ("", ())
+        out: dict[str, list[str | None]] = {c: [] for c in columns}
         if not request_ids:
             return out
         with self._lock:
             total = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
             if len(request_ids) * 4 >= total:
                 wanted = set(request_ids)
-                rows = [
-                    r for r in self._db.execute(f"SELECT {cols} FROM requests r") if r[0] in wanted
-                ]
+                sql = f"SELECT {cols} FROM requests r {where}"
+                rows = [r for r in self._db.execute(sql, params) if r[0] in wanted]
             else:
                 self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (request_id TEXT)")
                 self._db.execute("DELETE FROM wanted")
@@ -326,11 +344,14 @@ class SqliteRequestLog:
                     "INSERT INTO wanted VALUES (?)", ((i,) for i in dict.fromkeys(request_ids))
                 )
                 rows = self._db.execute(
-                    f"SELECT {cols} FROM wanted w JOIN requests r ON r.request_id = w.request_id"
+                    f"SELECT {cols} FROM wanted w JOIN requests r "
+                    f"ON r.request_id = w.request_id {where}",
+                    params,
                 ).fetchall()
                 self._db.execute("DELETE FROM wanted")
                 self._db.commit()
-        for j, name in enumerate(SERVED_COLUMNS):
+        for name in columns:
+            j = names.index(name)
             out[name] = [r[j] for r in rows]
         return out
 

@@ -621,29 +621,76 @@ def _day_label(c: _Columns, d: int) -> str:
     return (_EPOCH + timedelta(days=c.first_day + int(d))).isoformat()
 
 
-def _served(requests: RequestLog, t: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """The logged rows of the window's request ids, as a table (``SERVED_COLUMNS``), and
-    each event's row in it (-1 when the event has no logged request)."""
-    codes, ids = _codes(t.column("request_id"))  # one hash pass over the events
-    wanted = [i for i in ids.to_pylist() if i]
+def _lookup(
+    requests: RequestLog,
+    ids: Sequence[str],
+    *,
+    experiment: str | None = None,
+    columns: Sequence[str] = SERVED_COLUMNS,
+) -> dict[str, list[str | None]]:
+    """Logged rows of ``ids`` column-wise (any ``RequestLog``; column-wise when it can)."""
     lookup_columns = getattr(requests, "lookup_columns", None)
     if callable(lookup_columns):
-        cols = lookup_columns(wanted)
-    else:  # any RequestLog: row by row
-        rows = list(requests.lookup(wanted).values())
-        cols = {f: [getattr(r, f) for r in rows] for f in SERVED_COLUMNS}
-    served = pa.table({f: pa.array(cols[f], pa.string()) for f in SERVED_COLUMNS})
-    row_of_id = _np(pc.index_in(ids, value_set=served.column("request_id")), -1)
-    row_of_id = np.append(row_of_id.astype(np.int64), -1)  # code -1 (no request id) → -1
-    return served, row_of_id[codes]
+        return lookup_columns(ids, experiment=experiment, columns=columns)
+    rows = [
+        r for r in requests.lookup(ids).values() if experiment is None or r.experiment == experiment
+    ]
+    return {f: [getattr(r, f) for r in rows] for f in columns}
+
+
+def _served(
+    requests: RequestLog, t: pa.Table, need: np.ndarray, experiment: str | None
+) -> tuple[pa.Table, np.ndarray, list[str]]:
+    """What the request log says about the window's events.
+
+    Returns the logged rows of the request ids of the events in ``need`` (those whose
+    surface or variant may come from the log), each event's row in them (-1 = none or not
+    needed), and — with an experiment — the users of every logged request of the window
+    that served that experiment (users exposed to it). Asking only for what is needed keeps
+    the look-up small when the storefront echoes surface and variant itself."""
+    codes, ids = _codes(t.column("request_id"))  # one hash pass over the events
+    id_list = ids.to_pylist()
+    needed = _unique(codes[need & (codes >= 0)])
+    served = pa.table(
+        {
+            f: pa.array(v, pa.string())
+            for f, v in _lookup(requests, [id_list[j] for j in needed if id_list[j]]).items()
+        }
+    )
+    row_of_id = np.full(len(id_list) + 1, -1, np.int64)  # the last entry: no request id
+    at = pc.index_in(ids.take(pa.array(needed, pa.int64())), value_set=served["request_id"])
+    row_of_id[needed] = _np(at, -1).astype(np.int64)
+    served_at = np.where(need, row_of_id[codes], -1)
+    exposed: list[str] = []
+    if experiment is not None:
+        users = _lookup(
+            requests, [i for i in id_list if i], experiment=experiment, columns=("user_id",)
+        )["user_id"]
+        exposed = [u for u in set(users) if u]
+    return served, served_at, exposed
+
+
+def _in_context(t: pa.Table, experiment: Experiment) -> np.ndarray:
+    """Each event's variant as its own context names it (-1 when not this experiment's)."""
+    names = [v.name for v in experiment.variants]
+    # as dictionary codes: a few distinct strings, so the comparisons run on small
+    # dictionaries and numpy look-ups, not on every event's string
+    exp_codes, exp_ids = _codes(t.column("experiment"))
+    ours = [x == experiment.experiment_id for x in exp_ids.to_pylist()]
+    is_ours = np.array([*ours, False], bool)
+    var_codes, var_ids = _codes(t.column("variant"))
+    name_of = np.array([names.index(x) if x in names else -1 for x in var_ids.to_pylist()] + [-1])
+    ctx_variant = name_of.astype(np.int64)[var_codes]
+    return np.where(is_ours[exp_codes], ctx_variant, -1)
 
 
 def _variants(
-    t: pa.Table,
     c: _Columns,
     experiment: Experiment,
+    ctx_variant: np.ndarray,
     served: pa.Table | None,
     served_at: np.ndarray,
+    exposed_users: list[str],
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Each event's variant (index into the experiment's variants, -1 = not attributed) and
     how many events each attribution path found (see the module doc)."""
@@ -651,31 +698,22 @@ def _variants(
 
     eid = experiment.experiment_id
     names = [v.name for v in experiment.variants]
-    name_set = pa.array(names, pa.string())
-    variant = np.full(t.num_rows, -1, np.int64)
+    in_ctx = ctx_variant >= 0
+    variant = ctx_variant.copy()
 
-    # the context's experiment/variant as dictionary codes: a few distinct strings, so the
-    # comparisons run on small dictionaries and numpy look-ups, not on every event's string
-    exp_codes, exp_ids = _codes(t.column("experiment"))
-    is_ours = np.append(np.array([x == eid for x in exp_ids.to_pylist()], bool), False)
-    var_codes, var_ids = _codes(t.column("variant"))
-    name_of = np.array([names.index(x) if x in names else -1 for x in var_ids.to_pylist()] + [-1])
-    ctx_variant = name_of.astype(np.int64)[var_codes]
-    in_ctx = is_ours[exp_codes] & (ctx_variant >= 0)
-    variant[in_ctx] = ctx_variant[in_ctx]
-
-    by_request = np.zeros(t.num_rows, bool)
-    exposed = np.zeros(len(c.user_ids), bool)
-    exposed[c.user[in_ctx]] = True
+    by_request = np.zeros(len(variant), bool)
     if served is not None and served.num_rows:
         in_exp = _np(pc.equal(served.column("experiment"), eid), False).astype(bool)
+        name_set = pa.array(names, pa.string())
         codes = _np(pc.index_in(served.column("variant"), value_set=name_set), -1)
         codes = np.where(in_exp, codes.astype(np.int64), -1)
         logged = np.where(served_at >= 0, codes[np.maximum(served_at, 0)], -1)
         by_request = (~in_ctx) & (logged >= 0)
         variant[by_request] = logged[by_request]
-        mine = served.filter(pa.array(in_exp))
-        seen = pc.index_in(pc.drop_null(mine.column("user_id")), value_set=c.user_ids)
+    exposed = np.zeros(len(c.user_ids), bool)
+    exposed[c.user[in_ctx]] = True
+    if exposed_users:
+        seen = pc.index_in(pa.array(exposed_users, pa.string()), value_set=c.user_ids)
         exposed[pc.drop_null(seen).to_numpy(zero_copy_only=False).astype(np.int64)] = True
     by_user = (variant < 0) & exposed[c.user]
     if by_user.any():
@@ -731,16 +769,25 @@ def build_report(
             mask = m if mask is None else pc.and_(mask, m)
     if mask is not None:
         t = t.filter(mask)
+    ctx_variant = (
+        _in_context(t, experiment) if experiment is not None else np.full(t.num_rows, -1, np.int64)
+    )
     served: pa.Table | None = None
     served_at = np.full(t.num_rows, -1, np.int64)  # each event's row in ``served``
+    exposed: list[str] = []
     if requests is not None and t.num_rows:
-        served, served_at = _served(requests, t)
+        # the log is read for events without a surface, and (experiment) without a variant
+        need = _np(pc.is_null(t.column("surface")), True).astype(bool)
+        if experiment is not None:
+            need |= ctx_variant < 0
+        eid = experiment.experiment_id if experiment is not None else None
+        served, served_at, exposed = _served(requests, t, need, eid)
     c = _columns(t, catalog, served, served_at)
     how: dict[str, int] = {}
     if experiment is not None:
-        variant, how = _variants(t, c, experiment, served, served_at)
+        variant, how = _variants(c, experiment, ctx_variant, served, served_at, exposed)
     else:
-        variant = np.full(t.num_rows, -1, np.int64)
+        variant = ctx_variant
     u, d, s, v = _distinct(c.user, c.day, c.surface + 1, variant + 1)
     active = _Active(u, d, s - 1, v - 1)
 

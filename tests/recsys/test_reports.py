@@ -291,7 +291,17 @@ def test_columnar_report_equals_the_event_by_event_reference(tmp_path: Path, see
         want = reference_report(events, **kw).as_dict()  # type: ignore[arg-type]
         got = build_report(events_to_table(events), **kw).as_dict()  # type: ignore[arg-type]
         assert _diff(got, want) == []
+        if "requests" in kw:  # a request log with only the protocol's row-wise lookup
+            rowwise = {**kw, "requests": _RowWise(log)}
+            assert _diff(build_report(events, **rowwise).as_dict(), want) == []  # type: ignore[arg-type]
         assert build_report(events, **kw).as_dict() == got  # type: ignore[arg-type]
+
+
+class _RowWise:
+    """A request log offering only ``lookup`` (no column-wise read)."""
+
+    def __init__(self, log: SqliteRequestLog) -> None:
+        self.lookup = log.lookup
 
 
 def _diff(a: object, b: object, path: str = "") -> list[str]:
