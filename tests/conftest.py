@@ -72,10 +72,16 @@ def free_test_port(exclude: Collection[int] = ()) -> int:
 
 
 def run_opensearch_script(
-    command: str, *, port: int, node_dir: Path, timeout: float = 600, heap: str = "1g"
+    command: str, *, port: int, node_dir: Path, timeout: float = 600, heap: str = "1g",
+    owner_pid: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/opensearch COMMAND`` for the node in ``node_dir``. With ``owner_pid``, a
+    started node stops by itself once that process exits (a test run killed before its
+    teardown does not leave a JVM behind)."""
     env = dict(os.environ, OPENSEARCH_PORT=str(port), OPENSEARCH_DIR=str(node_dir),
                OPENSEARCH_HEAP=heap)
+    if owner_pid is not None:
+        env["OPENSEARCH_WATCH_PID"] = str(owner_pid)
     return subprocess.run(
         [str(OPENSEARCH_SCRIPT), command], env=env, capture_output=True, text=True,
         timeout=timeout, check=False,
@@ -99,7 +105,8 @@ def _start_node() -> tuple[OpenSearchNode | None, str]:
         tried.add(port)
         node_dir = Path(tempfile.mkdtemp(prefix="shoprank-opensearch-"))
         try:
-            proc = run_opensearch_script("start", port=port, node_dir=node_dir)
+            proc = run_opensearch_script("start", port=port, node_dir=node_dir,
+                                         owner_pid=os.getpid())
         except subprocess.TimeoutExpired:
             run_opensearch_script("stop", port=port, node_dir=node_dir, timeout=120)
             shutil.rmtree(node_dir, ignore_errors=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,5 +201,32 @@ def test_start_status_stop_cycle(opensearch_node: OpenSearchNode, tmp_path: Path
     assert stopped.returncode == 0, stopped.stderr
     assert not _alive(pid)
     assert cluster_status(url, timeout=2) is None
+    after = run_opensearch_script("status", port=port, node_dir=tmp_path)
+    assert after.returncode == 1 and after.stdout.strip() == "stopped"
+
+
+@pytest.mark.slow
+def test_node_stops_by_itself_when_its_owner_dies(
+    opensearch_node: OpenSearchNode, tmp_path: Path
+) -> None:
+    # What the session fixture relies on when a test run is killed before its teardown.
+    owner = subprocess.Popen(["sleep", "600"])
+    port = free_test_port({opensearch_node.port} if opensearch_node.port else set())
+    try:
+        started = run_opensearch_script("start", port=port, node_dir=tmp_path, heap="384m",
+                                        owner_pid=owner.pid)
+        assert started.returncode == 0, started.stderr
+        pid = int((tmp_path / "opensearch.pid").read_text())
+        assert _alive(pid)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 90
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.5)  # polling the process table, bounded by the deadline
+    alive = _alive(pid)
+    if alive:
+        run_opensearch_script("stop", port=port, node_dir=tmp_path, timeout=120)
+    assert not alive, "the node outlived its owner"
     after = run_opensearch_script("status", port=port, node_dir=tmp_path)
     assert after.returncode == 1 and after.stdout.strip() == "stopped"
