@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -70,7 +71,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reference-events", type=int, default=200_000)
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "report.json")
     args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    try:
+        _run(args, argv, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the shop (if generated) and the request log
 
+
+def _run(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
     from rich.console import Console
@@ -84,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
     from tests.recsys.report_reference import reference_report
 
     CONTEXT = ("session_id", "request_id", "experiment", "variant", "surface")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-report-"))
     path = args.events_file
     if path is None:
         from data.synthetic import ShopSpec, generate
