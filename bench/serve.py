@@ -83,7 +83,11 @@ def prepare(home: Path, users: int, items: int, events: int, shop: Path | None =
 
     backend = open_backend(get_settings(home=home, search_backend="embedded"))
     try:
-        if backend.count() == 0:
+        try:
+            fresh = backend.count() > 0 and backend.health()
+        except Exception:  # e.g. an index written by an older schema
+            fresh = False
+        if not fresh:
             from data.catalog import Catalog
 
             t0 = time.perf_counter()

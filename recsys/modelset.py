@@ -297,6 +297,64 @@ class SortedIds:
         return [str(ids[i]) for i in np.asarray(indices, dtype=np.int64)]
 
 
+_ITEM_VOCABS: OrderedDict[str, tuple[Any, list[str]]] = OrderedDict()
+_ITEM_VOCABS_LOCK = threading.Lock()
+
+
+def _shared_items(path: Path) -> Any:
+    """The item vocabulary, one object for every model trained on the same items (they
+    usually all are): saves a dict and a list of 100k ids per model and worker."""
+    import hashlib
+
+    from recsys.models.vocab import Vocabulary
+
+    raw = path.read_bytes()
+    key = hashlib.sha256(raw).hexdigest()
+    with _ITEM_VOCABS_LOCK:
+        got = _ITEM_VOCABS.get(key)
+        if got is not None:
+            _ITEM_VOCABS.move_to_end(key)
+            return got[0]
+    ids = json.loads(raw)
+    if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+        raise ValueError(f"{path.name}: expected a JSON list of id strings")
+    vocab = Vocabulary(np.asarray(ids, dtype=object))
+    with _ITEM_VOCABS_LOCK:
+        _ITEM_VOCABS[key] = (vocab, ids)
+        while len(_ITEM_VOCABS) > 16:
+            _ITEM_VOCABS.popitem(last=False)
+    return vocab
+
+
+_JSON_LISTS: OrderedDict[str, list[str]] = OrderedDict()
+
+
+def _shared_json_list(path: Path) -> list[str]:
+    """A JSON list of strings (item categories), one list for identical files."""
+    import hashlib
+
+    raw = path.read_bytes()
+    key = hashlib.sha256(raw).hexdigest()
+    with _ITEM_VOCABS_LOCK:
+        got = _JSON_LISTS.get(key)
+        if got is not None:
+            return got
+    value = json.loads(raw)
+    with _ITEM_VOCABS_LOCK:
+        _JSON_LISTS[key] = value
+        while len(_JSON_LISTS) > 16:
+            _JSON_LISTS.popitem(last=False)
+    return value  # type: ignore[no-any-return]
+
+
+def _item_id_list(vocab: Any) -> list[str]:
+    with _ITEM_VOCABS_LOCK:
+        for v, ids in _ITEM_VOCABS.values():
+            if v is vocab:
+                return ids
+    return [str(x) for x in vocab.ids]
+
+
 def load_serving_model(folder: Path, version: str, *, with_users: bool) -> Any:
     """A saved model as a ``recsys.models.ModelHandle``, arrays memory-mapped, user side
     only ``with_users`` (the same attributes ``Recommender.load`` sets)."""
@@ -310,7 +368,7 @@ def load_serving_model(folder: Path, version: str, *, with_users: bool) -> Any:
     cls = model_class(meta["algorithm"])
     model = cls(cls.Params(**meta["params"]))
     arrays = mmap_npz(folder / ARRAYS_FILE)
-    items = Vocabulary.load(folder / ITEMS_FILE)
+    items = _shared_items(folder / ITEMS_FILE)
     for name, kind in meta["arrays"].items():
         if kind == "none":
             value: Any = None
@@ -330,7 +388,7 @@ def load_serving_model(folder: Path, version: str, *, with_users: bool) -> Any:
         model.user_ids_ = Vocabulary([])
     model.item_ids_ = items
     cat_path = folder / CATEGORIES_FILE
-    model.item_categories_ = json.loads(cat_path.read_text("utf-8")) if cat_path.exists() else None
+    model.item_categories_ = _shared_json_list(cat_path) if cat_path.exists() else None
     model._set_extra_state(meta.get("extra") or {})
     model._after_load()
     return ModelHandle(model, version=version)
@@ -349,7 +407,7 @@ class FastPaths:
     def __init__(self, handle: Any) -> None:
         self.handle = handle
         m = handle.model
-        self.item_ids: list[str] = [str(x) for x in m.item_ids_.ids]
+        self.item_ids: list[str] = _item_id_list(m.item_ids_)
         self.item_index = m.item_ids_
         self.algorithm: str = m.algorithm
         self.personalized: bool = m.personalized
