@@ -18,7 +18,8 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,8 +63,10 @@ _SUGGEST_SEP = "\x00"
 _TERMS_AGG_SIZE = 65_000
 _WRITER_HEAP = 128_000_000
 _TOTAL_AGG = "_total"
-_VOCAB_TTL_S = 30.0
 _FUZZY_CACHE_SIZE = 50_000
+FACET_CACHE_SIZE = 2048
+"""Facet counts (and hit totals) kept per backend for repeated text + filters, dropped
+whenever the index changes."""
 
 
 def _schema() -> tantivy.Schema:
@@ -92,11 +95,10 @@ def _schema() -> tantivy.Schema:
 
 @dataclass
 class _Vocabulary:
-    """Latin terms of the `FUZZY_FIELDS` by length, and the fuzzy expansions computed so far.
-    Valid while the index looks the same (``stamp``) and for at most `_VOCAB_TTL_S`."""
+    """Latin terms of the `FUZZY_FIELDS` by length, and the fuzzy expansions computed so far,
+    for one state (`_Generation.version`) of the index."""
 
-    stamp: tuple[int, int, int]
-    born: float
+    version: int
     terms: dict[str, tuple[list[str], list[int]]]
     """Field → (its Latin terms sorted by length, index of the first term of each length)."""
     expansions: dict[tuple[str, str, int], tuple[str, ...]]
@@ -107,6 +109,11 @@ class _Generation:
     name: str
     index: tantivy.Index
     vocabulary: _Vocabulary | None = None
+    commit_stamp: tuple[int, int, int] | None = None
+    """(mtime, inode, size) of the generation's ``meta.json``, rewritten by every commit
+    and merge, by this process or another."""
+    version: int = 0
+    """Bumped whenever ``commit_stamp`` moves; caches of this generation key on it."""
 
 
 class TantivyBackend:
@@ -114,7 +121,13 @@ class TantivyBackend:
 
     name = "embedded"
 
-    def __init__(self, root: Path | str, *, analyzer: Analyzer | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        analyzer: Analyzer | None = None,
+        facet_cache_size: int = FACET_CACHE_SIZE,
+    ) -> None:
         self.root = Path(root)
         self.analyzer = analyzer or default_analyzer()
         self._schema = _schema()
@@ -123,7 +136,10 @@ class TantivyBackend:
         self._open_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
-        self._commits = 0
+        self._facet_cache: OrderedDict[Hashable, tuple[dict[str, list[FacetValue]], int]] = OrderedDict()
+        self._facet_cache_state: tuple[str, int] | None = None
+        self._facet_cache_lock = threading.Lock()
+        self.facet_cache_size = facet_cache_size
         self._closed = False
 
     # ------------------------------------------------------------ generations
@@ -181,6 +197,22 @@ class TantivyBackend:
                 self._gen = self._open_generation(name)
             self._current_stamp = stamp
             return self._gen
+
+    def _current_version(self, gen: _Generation) -> int:
+        """The generation's state: when a commit (here or in another process) rewrote its
+        ``meta.json``, reload its searchers now and bump the version caches key on."""
+        try:
+            st = (self.root / gen.name / "meta.json").stat()
+            stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != gen.commit_stamp:
+            with self._open_lock:
+                if stamp != gen.commit_stamp:
+                    gen.index.reload()
+                    gen.commit_stamp = stamp
+                    gen.version += 1
+        return gen.version
 
     def _new_generation(self) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -272,7 +304,6 @@ class TantivyBackend:
         writer.commit()
         writer.wait_merging_threads()
         gen.index.reload()
-        self._commits += 1  # new terms: the fuzzy vocabulary is rebuilt on the next search
 
     def _writer(self, gen: _Generation) -> tantivy.IndexWriter:
         try:
@@ -426,18 +457,15 @@ class TantivyBackend:
 
     # -- query building
 
-    def _vocabulary(self, gen: _Generation, searcher: tantivy.Searcher) -> _Vocabulary:
-        """The generation's fuzzy vocabulary, rebuilt when a commit (here, or by another
-        process: the document or segment count moved) may have added terms, and every
-        `_VOCAB_TTL_S` seconds in case another process's commit left both counts alone."""
-        stamp = (int(searcher.num_docs), int(searcher.num_segments), self._commits)
+    def _vocabulary(self, gen: _Generation, searcher: tantivy.Searcher, version: int) -> _Vocabulary:
+        """The generation's fuzzy vocabulary for index state ``version`` (read from
+        ``searcher``, opened after that state)."""
         vocab = gen.vocabulary
-        now = time.monotonic()
-        if vocab is not None and vocab.stamp == stamp and now - vocab.born < _VOCAB_TTL_S:
+        if vocab is not None and vocab.version == version:
             return vocab
         with self._vocab_lock:
             vocab = gen.vocabulary
-            if vocab is not None and vocab.stamp == stamp and now - vocab.born < _VOCAB_TTL_S:
+            if vocab is not None and vocab.version == version:
                 return vocab
             terms: dict[str, tuple[list[str], list[int]]] = {}
             for field in FUZZY_FIELDS:
@@ -451,7 +479,7 @@ class TantivyBackend:
                 terms[field] = (latin, starts)
             # Unchanged terms (a price or stock update): keep the expansions found so far.
             same = vocab is not None and vocab.terms == terms
-            vocab = _Vocabulary(stamp, now, terms, vocab.expansions if same and vocab else {})
+            vocab = _Vocabulary(version, terms, vocab.expansions if same and vocab else {})
             gen.vocabulary = vocab
             return vocab
 
@@ -576,16 +604,26 @@ class TantivyBackend:
 
         t0 = time.perf_counter()
         gen = self._live()
+        version = self._current_version(gen)
         searcher = gen.index.searcher()
         plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
-        vocab = self._vocabulary(gen, searcher) if plan.fuzzy_tokens() else None
+        vocab = self._vocabulary(gen, searcher, version) if plan.fuzzy_tokens() else None
         text_q = self._text_query(plan, vocab)
         query = self._query(text_q, request.filters_by_field())
         start, count = request.window()
         order_field, order = _SORTS[request.sort]
         # With facets, the shared aggregation over the full query also counts the hits, so
         # the top-k search can skip counting (much faster for broad queries).
-        facets, total = self._facets(searcher, request, text_q, query) if request.facets else ({}, None)
+        facets: dict[str, list[FacetValue]] = {}
+        total: int | None = None
+        if request.facets:
+            key = (request.text, request.typo_tolerance, request.filters, request.facets,
+                   request.include_inactive)
+            got = self._cached_facets((gen.name, version), key)
+            if got is None:
+                got = self._facets(searcher, request, text_q, query)
+                self._cache_facets((gen.name, version), key, got)
+            facets, total = got
         kwargs: dict[str, Any] = {"limit": count, "count": total is None, "offset": start}
         if order_field is not None:
             kwargs["order_by_field"] = order_field
@@ -610,6 +648,34 @@ class TantivyBackend:
             backend=self.name,
         )
 
+    def _cached_facets(
+        self, state: tuple[str, int], key: Hashable
+    ) -> tuple[dict[str, list[FacetValue]], int] | None:
+        if self.facet_cache_size <= 0:
+            return None
+        with self._facet_cache_lock:
+            if self._facet_cache_state != state:
+                return None
+            got = self._facet_cache.get(key)
+            if got is not None:
+                self._facet_cache.move_to_end(key)
+            return got
+
+    def _cache_facets(
+        self, state: tuple[str, int], key: Hashable, value: tuple[dict[str, list[FacetValue]], int]
+    ) -> None:
+        """Remember facet counts and total for ``key`` at index ``state`` (generation,
+        version); a newer state empties the cache."""
+        if self.facet_cache_size <= 0:
+            return
+        with self._facet_cache_lock:
+            if self._facet_cache_state != state:
+                self._facet_cache.clear()
+                self._facet_cache_state = state
+            self._facet_cache[key] = value
+            while len(self._facet_cache) > self.facet_cache_size:
+                self._facet_cache.popitem(last=False)
+
     def _facets(
         self,
         searcher: tantivy.Searcher,
@@ -619,14 +685,34 @@ class TantivyBackend:
     ) -> tuple[dict[str, list[FacetValue]], int]:
         """Facet values, and the number of hits (counted by the shared aggregation)."""
         filtered = {f.field for f in request.filters}
-        # Facets on unfiltered fields share one aggregation over the full query.
-        shared = {f.field: _agg(f) for f in request.facets if f.field not in filtered}
         own = [f for f in request.facets if f.field in filtered]
-        shared[_TOTAL_AGG] = {"value_count": {"field": "price"}}
-        raw: dict[str, Any] = searcher.aggregate(full_query, shared)
-        for f in own:
-            q = self._query(text_q, request.filters_by_field(excluding=f.field))
-            raw.update(searcher.aggregate(q, {f.field: _agg(f)}))
+        selector = _selector(request, own[0].field) if len(own) == 1 else None
+        if selector is not None:
+            # One facet field F is filtered (a ticked brand, a price range): one pass over
+            # the query without F's filter gives F's own counts directly, and every other
+            # facet's counts (and the total) with F's filter applied through a selector
+            # sub-aggregation on F, since an item has one value of F.
+            field = own[0].field
+            aggs: dict[str, Any] = {f.field: _agg(f) for f in own}
+            for f in request.facets:
+                if f.field != field:
+                    aggs[f.field] = {**_agg(f), "aggs": {_SELECTED_AGG: selector}}
+            aggs[_SELECTED_AGG] = selector
+            q = self._query(text_q, request.filters_by_field(excluding=field))
+            raw: dict[str, Any] = searcher.aggregate(q, aggs)
+            for f in request.facets:
+                if f.field != field:
+                    for b in raw.get(f.field, {}).get("buckets", []):
+                        b["doc_count"] = _selected_count(b.get(_SELECTED_AGG, {}))
+            raw[_TOTAL_AGG] = {"value": _selected_count(raw.get(_SELECTED_AGG, {}))}
+        else:
+            # Facets on unfiltered fields share one aggregation over the full query.
+            shared = {f.field: _agg(f) for f in request.facets if f.field not in filtered}
+            shared[_TOTAL_AGG] = {"value_count": {"field": "price"}}
+            raw = searcher.aggregate(full_query, shared)
+            for f in own:
+                q = self._query(text_q, request.filters_by_field(excluding=f.field))
+                raw.update(searcher.aggregate(q, {f.field: _agg(f)}))
         out: dict[str, list[FacetValue]] = {}
         for f in request.facets:
             buckets = raw.get(f.field, {}).get("buckets", [])
@@ -643,7 +729,9 @@ class TantivyBackend:
         p = normalize(prefix).strip()
         if not p or size < 1:
             return []
-        searcher = self._live().index.searcher()
+        gen = self._live()
+        self._current_version(gen)
+        searcher = gen.index.searcher()
         active = tantivy.Query.term_query(self._schema, "is_active", True)
         out: list[Suggestion] = []
         for kind in _SUGGEST_KINDS:
@@ -697,6 +785,48 @@ def _suggest_entries(doc: SearchDocument) -> list[tuple[str, str]]:
     out.extend(("category", c) for c in dict.fromkeys(doc.category_path))
     out.append(("title", doc.title_raw))
     return out
+
+
+_SINGLE_VALUED = frozenset(
+    ("category_l1", "category_l2", "category_l3", "brand", "merchant_id", "price", "rating")
+)
+_SELECTED_AGG = "_selected"
+
+
+def _selector(request: SearchRequest, field: str) -> dict[str, Any] | None:
+    """An aggregation on ``field`` whose selected bucket counts sum to the documents that
+    pass the request's filters on that field, or None when that cannot be read off one
+    aggregation (a multi-valued field, or several ranges that may overlap)."""
+    if field not in _SINGLE_VALUED:
+        return None
+    filters = [f for f in request.filters if f.field == field]
+    if all(isinstance(f, TermsFilter) for f in filters):
+        values = sorted(request.selected_terms(field))
+        return {"terms": {"field": field, "size": len(values), "include": values}}
+    if len(filters) != 1 or not isinstance(filters[0], RangeFilter):
+        return None
+    import math
+
+    f = filters[0]
+    low = f.gte if f.gte is not None else (math.nextafter(f.gt, math.inf) if f.gt is not None else None)
+    high = f.lt if f.lt is not None else (math.nextafter(f.lte, math.inf) if f.lte is not None else None)
+    if low is not None and high is not None and low >= high:
+        return None  # an empty range: let the plain path count nothing
+    bucket: dict[str, Any] = {"key": _SELECTED_AGG}
+    if low is not None:
+        bucket["from"] = float(low)
+    if high is not None:
+        bucket["to"] = float(high)
+    return {"range": {"field": field, "ranges": [bucket]}}
+
+
+def _selected_count(agg: Mapping[str, Any]) -> int:
+    """Documents in a `_selector` aggregation's selected buckets."""
+    return sum(
+        int(b["doc_count"])
+        for b in agg.get("buckets", [])
+        if "from" not in b and "to" not in b or b.get("key") == _SELECTED_AGG
+    )
 
 
 def _agg(f: TermsFacet | RangeFacet) -> dict[str, Any]:

@@ -249,6 +249,44 @@ def test_multi_select_facets(shop: SearchBackend) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("flt", "keep"),
+    [
+        ({"field": "brand", "values": ["Zara", "Levis", "Nike"]}, lambda i: i.brand in ("Zara", "Levis", "Nike")),
+        ({"field": "price", "gt": 199, "lte": 499}, lambda i: 199 < i.price <= 499),
+        ({"field": "price", "gte": 100, "lt": 100}, lambda i: False),
+        ({"field": "rating", "gte": 4}, lambda i: i.rating is not None and i.rating >= 4),
+        ({"field": "tags", "values": ["running", "denim"]}, lambda i: bool({"running", "denim"} & set(i.tags))),
+    ],
+)
+def test_one_filtered_facet(shop: SearchBackend, flt: dict[str, object], keep: object) -> None:
+    field = str(flt["field"])
+    facets = ["brand", "price", "category_l2", "tags", "rating"]
+    res = shop.search(SearchRequest(filters=[flt], facets=facets, size=100))
+    kept = [i for i in ACTIVE if keep(i)]  # type: ignore[operator]
+    assert res.total == len(kept) and {h.item_id for h in res.hits} == {i.item_id for i in kept}
+    counts = {f: {v.value: v.count for v in res.facets[f] if v.count} for f in facets}
+    # the filtered field counts without its own filter, every other one with it
+    own = ACTIVE if field in facets else kept
+    for f in ("brand", "category_l2", "tags"):
+        pool = own if f == field else kept
+        if f == "brand":
+            assert counts[f] == _top(_count(i.brand for i in pool)), f
+        elif f == "category_l2":
+            assert counts[f] == _count(i.category[1] for i in pool), f
+        elif f == "tags":
+            assert counts[f] == _top(_count(t for i in pool for t in i.tags)), f
+    assert counts["price"] == {
+        k: n for k, n in {
+            "*-100": sum(i.price < 100 for i in (own if field == "price" else kept)),
+            "100-200": sum(100 <= i.price < 200 for i in (own if field == "price" else kept)),
+            "200-500": sum(200 <= i.price < 500 for i in (own if field == "price" else kept)),
+            "500-1000": sum(500 <= i.price < 1000 for i in (own if field == "price" else kept)),
+            "1000-*": sum(i.price >= 1000 for i in (own if field == "price" else kept)),
+        }.items() if n
+    }
+
+
 def test_selected_value_outside_top_is_still_listed(shop: SearchBackend) -> None:
     res = shop.search(
         SearchRequest(

@@ -116,6 +116,45 @@ def test_partial_updates(new_backend: BackendFactory) -> None:
     assert b.update_fields("missing", price=1.0) is False
 
 
+def _price_counts(b: object, text: str = "dress") -> dict[str, int]:
+    res = b.search(SearchRequest(text=text, facets=["price", "brand"],  # type: ignore[attr-defined]
+                                 filters=[{"field": "brand", "values": ["Zara", "H&M"]}]))
+    return {v.value: v.count for v in res.facets["price"]} | {"total": res.total}
+
+
+def test_facet_counts_follow_every_write(new_backend: BackendFactory) -> None:
+    b = new_backend()
+    b.index_items(ITEMS)
+    before = _price_counts(b)
+    assert _price_counts(b) == before  # asked twice: the same
+    assert b.update_fields("d2", price=50.0)  # Zara dress 299 → 50
+    after = _price_counts(b)
+    assert after["*-100"] == before["*-100"] + 1 and after["200-500"] == before["200-500"] - 1
+    b.upsert([Item(item_id="n2", title="Zara Linen Dress", category="服裝 > 女裝 > 連衣裙", brand="Zara", price=20)])
+    assert _price_counts(b)["*-100"] == after["*-100"] + 1
+    assert _price_counts(b)["total"] == after["total"] + 1
+    b.delete(["n2", "d2"])
+    assert _price_counts(b)["*-100"] == before["*-100"]
+
+
+def test_embedded_reader_sees_another_writers_price_change(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from search.tantivy_backend import TantivyBackend
+
+    root = Path(str(tmp_path)) / "idx"
+    writer, reader = TantivyBackend(root), TantivyBackend(root)  # as two processes would
+    try:
+        writer.index_items(ITEMS)
+        before = _price_counts(reader)
+        assert writer.update_fields("d2", price=50.0)
+        after = _price_counts(reader)  # no wait: the reader checks the index's commit file
+        assert after["*-100"] == before["*-100"] + 1
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_rebuild_replaces_everything(new_backend: BackendFactory) -> None:
     b = new_backend()
     b.index_items(ITEMS)
