@@ -651,6 +651,11 @@ def _served(
     codes, ids = _codes(t.column("request_id"))  # one hash pass over the events
     id_list = ids.to_pylist()
     needed = _unique(codes[need & (codes >= 0)])
+    # when most requests are needed anyway, one read of them all (exposure from the same rows)
+    # is cheaper than two
+    read_all = experiment is not None and len(needed) * 2 >= len(id_list)
+    if read_all:
+        needed = np.arange(len(id_list), dtype=np.int64)
     served = pa.table(
         {
             f: pa.array(v, pa.string())
@@ -663,9 +668,16 @@ def _served(
     served_at = np.where(need, row_of_id[codes], -1)
     exposed: list[str] = []
     if experiment is not None:
-        users = _lookup(
-            requests, [i for i in id_list if i], experiment=experiment, columns=("user_id",)
-        )["user_id"]
+        if read_all:
+            mine = pc.fill_null(pc.equal(served["experiment"], experiment), False)
+            users = served["user_id"].filter(mine).to_pylist()
+        else:
+            users = _lookup(
+                requests,
+                [i for i in id_list if i],
+                experiment=experiment,
+                columns=("user_id",),
+            )["user_id"]
         exposed = [u for u in set(users) if u]
     return served, served_at, exposed
 

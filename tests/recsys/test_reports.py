@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -214,10 +215,11 @@ def test_charts_render_png_and_inline_svg(tmp_path: Path) -> None:
     assert svg.startswith("<svg") and "CTR by variant" in svg
 
 
-def _random_traffic(tmp_path: Path, seed: int, n: int = 3000) -> tuple:
+def _random_traffic(tmp_path: Path, seed: int, n: int = 3000, echo: float = 0.0) -> tuple:
     """Messy random traffic: every type, sessions or none (also empty), values or catalog
     prices, surfaces in the event or only in the request log, variants by context, by
-    request id and by user, events outside the experiment's window."""
+    request id and by user, events outside the experiment's window. ``echo``: the share of
+    events whose storefront echoed surface, experiment and variant (little to look up)."""
     from data.catalog import Catalog
     from data.models import Item
 
@@ -268,6 +270,8 @@ def _random_traffic(tmp_path: Path, seed: int, n: int = 3000) -> tuple:
         if rng.random() < 0.15:
             ctx["experiment"] = rng.choice(["x", "x", "y"])
             ctx["variant"] = rng.choice(["A", "B", "C", "D"])
+        if rng.random() < echo:
+            ctx.update(surface="feed", experiment="x", variant=rng.choice(["A", "B", "C"]))
         if t in ("purchase", "refund") and rng.random() < 0.7:
             ctx["value"] = round(rng.uniform(1, 300), 2)
         at = T0 + timedelta(minutes=rng.randrange(6 * 24 * 60))
@@ -275,12 +279,14 @@ def _random_traffic(tmp_path: Path, seed: int, n: int = 3000) -> tuple:
     return exp, log, events, catalog
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_columnar_report_equals_the_event_by_event_reference(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "echo"), [(1, 0.0), (2, 0.0), (3, 0.95)])
+def test_columnar_report_equals_the_event_by_event_reference(
+    tmp_path: Path, seed: int, echo: float
+) -> None:
     from data.event_table import events_to_table
     from tests.recsys.report_reference import reference_report
 
-    exp, log, events, catalog = _random_traffic(tmp_path, seed)
+    exp, log, events, catalog = _random_traffic(tmp_path, seed, echo=echo)
     for kw in (
         {},
         {"start": T0 + timedelta(days=1), "end": T0 + timedelta(days=3)},
@@ -320,6 +326,17 @@ def _diff(a: object, b: object, path: str = "") -> list[str]:
         ]
     if isinstance(a, float) and isinstance(b, float):
         return [] if a == pytest.approx(b, rel=1e-9, abs=1e-9) else [f"{path}: {a} != {b}"]
+    if isinstance(a, str) and isinstance(b, str) and a != b:
+        # statements print rounded numbers: a sum in another order may round the last digit
+        # the other way (55.075 → "55.07" / "55.08"); the words must match exactly
+        num = r"[-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?"
+        words_a, words_b = re.split(num, a), re.split(num, b)
+        nums_a = [float(x.replace(",", "")) for x in re.findall(num, a)]
+        nums_b = [float(x.replace(",", "")) for x in re.findall(num, b)]
+        close = len(nums_a) == len(nums_b) and all(
+            x == pytest.approx(y, rel=1e-3, abs=0.011) for x, y in zip(nums_a, nums_b, strict=True)
+        )
+        return [] if words_a == words_b and close else [f"{path}: {a!r} != {b!r}"]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
