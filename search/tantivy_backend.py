@@ -440,7 +440,9 @@ class TantivyBackend:
 
     def count(self) -> int:
         try:
-            return int(self._live().index.searcher().num_docs)
+            gen = self._live()
+            self._current_version(gen)
+            return int(gen.index.searcher().num_docs)
         except IndexNotFoundError:
             return 0
 
