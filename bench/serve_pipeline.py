@@ -1,0 +1,94 @@
+"""Benchmark: online ranking in-process (no HTTP) — p50/p99 per surface and memory.
+
+    python bench/serve_pipeline.py                     # the home bench/serve.py prepared (1M × 100k)
+    python bench/serve_pipeline.py --home var/bench-serve-20000x5000 --users 20000 --items 5000
+
+Builds ``Services`` on a prepared home (run bench/serve.py first), then times
+``pipeline.recommend``, ``pipeline.feed``, ``pipeline.similar`` and the search route's
+``run_search`` for random users / items / queries, one thread, BLAS limited to one thread as
+in the server. Prints a table and writes bench/results/serve_pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _mem() -> dict[str, float]:
+    out = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        k = line.split(":")[0]
+        if k in ("Rss", "Pss"):
+            out[k.lower() + "_mb"] = int(line.split()[1]) / 1024
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--home", type=Path, default=ROOT / "var" / "bench-serve-1000000x100000")
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve_pipeline.json")
+    args = ap.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from search.query import SearchRequest
+    from serving.routes.search import run_search
+    from serving.settings import Settings
+    from serving.state import Services
+
+    t0 = time.perf_counter()
+    services = Services.build(Settings(home=args.home, search_backend="embedded", model_poll_seconds=0))
+    build_s = time.perf_counter() - t0
+    p, r = services.pipeline, random.Random(1)
+    queries = ["dress", "連衣裙", "coffee", "咖啡", "shoes", "跑步鞋", "lamp", "背包"]
+    surfaces = {
+        "recommend": lambda: p.recommend(user_id=f"u{r.randrange(args.users)}", n=10),
+        "feed": lambda: p.feed(user_id=f"u{r.randrange(args.users)}"),
+        "similar": lambda: p.similar(item_id=f"i{r.randrange(args.items)}", n=10),
+        "search": lambda: run_search(services, SearchRequest(text=r.choice(queries),
+                                                             user_id=f"u{r.randrange(args.users)}"),
+                                     debug=False, request_id="bench"),
+    }
+    results: dict[str, dict[str, float]] = {}
+    for name, fn in surfaces.items():
+        for _ in range(30):
+            fn()
+        times = []
+        for _ in range(args.requests):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        times.sort()
+        n = len(times)
+        results[name] = {"p50_ms": 1000 * times[n // 2], "p99_ms": 1000 * times[int(n * 0.99)],
+                         "mean_ms": 1000 * sum(times) / n}
+    mem = _mem()
+    services.close()
+    t = Table(title=f"online ranking in-process: {args.home.name}; build {build_s:.1f}s, "
+              f"RSS {mem['rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}")
+    for c in ("surface", "p50 ms", "p99 ms", "mean ms"):
+        t.add_column(c, justify="right")
+    for name, v in results.items():
+        t.add_row(name, f"{v['p50_ms']:.2f}", f"{v['p99_ms']:.2f}", f"{v['mean_ms']:.2f}")
+    Console().print(t)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"home": args.home.name, "build_s": build_s, **mem,
+                                    "load_avg": os.getloadavg()[0], "surfaces": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
