@@ -23,7 +23,13 @@ def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
         assert above_a.keys() == above_b.keys()
 
 
-def test_fast_paths_match_the_models(shop_home: Path, trained: dict[str, ModelHandle]) -> None:
+@pytest.mark.parametrize("first_chunk", [4096, 16])  # 16: the norm-bound pruning stops early
+def test_fast_paths_match_the_models(
+    shop_home: Path, trained: dict[str, ModelHandle], first_chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys.modelset import FastPaths
+
+    monkeypatch.setattr(FastPaths, "first_chunk", first_chunk)
     models = load_model_set(shop_home / "models", {n: "v1" for n in trained})
     reg = Registry(shop_home / "models")
     als = models.get("als")
