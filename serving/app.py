@@ -14,6 +14,7 @@ Run it with ``shoprank serve`` or ``uvicorn --factory serving.app:app_factory``.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -69,6 +70,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
         app.state.blas_limits = threadpool_limits(limits=1, user_api="blas")
         svc = services if services is not None else Services.build(settings)
+        # What start-up built (catalog, models, profiles) lives as long as the process: keep
+        # it out of the garbage collector's full passes, which would otherwise walk it again
+        # and again (long pauses in the latency tail).
+        gc.collect()
+        gc.freeze()
         app.state.services = svc
         metrics.set_models(svc.models.versions)
         watcher = None
