@@ -60,9 +60,10 @@ class Settings(BaseSettings):
     """Recent interactions kept per user for real-time signals."""
     bootstrap_history: int = 20
     """Events per user read back from the event files and log at start-up (0: none)."""
-    feed_cache_size: int = 20_000
+    feed_cache_size: int = 5_000
     feed_cache_ttl_seconds: float = 900.0
-    """Ranked feeds kept per request_id so page 2 never repeats page 1."""
+    """Ranked feeds kept per request_id so page 2 never repeats page 1 (≈ 20 KB each, per
+    worker; a worker without the list ranks it again, deterministically)."""
 
     # logging
     log_level: str = "INFO"

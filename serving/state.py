@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from array import array
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -85,9 +86,10 @@ class SeenIds:
 class RankedListCache:
     """Ranked lists by request id, bounded by size and age (stable pagination).
 
-    Lists are kept packed — parallel tuples of ids, scores, reasons and score breakdowns —
-    rather than as ``ScoredItem`` objects: 20,000 feeds of 200 items would otherwise be 4M
-    objects for the garbage collector to walk (pauses of hundreds of ms) and ~1 GB."""
+    Lists are kept packed — parallel tuples of ids, scores and reasons — rather than as
+    ``ScoredItem`` objects (which made the garbage collector's pauses long) and without their
+    score breakdowns unless the list was ranked with ``debug`` (the breakdowns were ~90% of
+    the ~450 KB a 200-item feed cost): ≈ 20 KB a feed."""
 
     def __init__(self, max_size: int, ttl_seconds: float) -> None:
         self._data: OrderedDict[str, tuple[float, _Packed]] = OrderedDict()
@@ -107,8 +109,8 @@ class RankedListCache:
             packed = got[1]
         return packed.unpack()
 
-    def put(self, key: str, items: Ranked) -> None:
-        packed = _Packed.pack(items)
+    def put(self, key: str, items: Ranked, *, keep_breakdown: bool = False) -> None:
+        packed = _Packed.pack(items, keep_breakdown=keep_breakdown)
         with self._lock:
             self._data[key] = (time.monotonic(), packed)
             self._data.move_to_end(key)
@@ -121,23 +123,24 @@ class _Packed:
     head: Ranked
     """The list's context, strategy, versions and assignment (no items)."""
     ids: tuple[str, ...]
-    scores: tuple[float, ...]
+    scores: array[float]
     reasons: tuple[tuple[Reason, ...], ...]
-    breakdowns: tuple[dict[str, float], ...]
+    breakdowns: tuple[dict[str, float], ...] | None
 
     @classmethod
-    def pack(cls, r: Ranked) -> _Packed:
+    def pack(cls, r: Ranked, *, keep_breakdown: bool) -> _Packed:
         return cls(
             replace(r, items=[]),
             tuple(it.item_id for it in r.items),
-            tuple(it.score for it in r.items),
+            array("d", (it.score for it in r.items)),
             tuple(it.reasons for it in r.items),
-            tuple(dict(it.breakdown) for it in r.items),  # str → float dicts: not GC-tracked
+            tuple(dict(it.breakdown) for it in r.items) if keep_breakdown else None,
         )
 
     def unpack(self) -> Ranked:
+        bds = self.breakdowns or ({},) * len(self.ids)
         items = [ScoredItem(i, s, rs, bd) for i, s, rs, bd in
-                 zip(self.ids, self.scores, self.reasons, self.breakdowns, strict=True)]
+                 zip(self.ids, self.scores, self.reasons, bds, strict=True)]
         return replace(self.head, items=items)
 
 

@@ -23,7 +23,8 @@ router = APIRouter(prefix="/v1", tags=["feed"], dependencies=[StorefrontDep])
     description="One list blended from named slots with configurable weights, de-duplicated, "
     "only active in-stock items, diversified (at most N items of one category in any window). "
     "For page 2 and later pass the `request_id` of page 1: pages of one request id never "
-    "repeat an item (the ranked list is kept for a while; an expired one is ranked afresh).",
+    "repeat an item (the ranked list is kept for a while; an expired one is ranked afresh). "
+    "The score breakdown of later pages is kept when page 1 asked for `debug=true`.",
 )
 async def feed(
     pipeline: PipelineDep,
@@ -59,7 +60,7 @@ async def feed(
         ranked = pipeline.feed(
             user_id=user_id, history=parse_ids(history, "history"), category=cat, request_id=rid
         )
-        services.feed_cache.put(key, ranked)
+        services.feed_cache.put(key, ranked, keep_breakdown=debug)
     start = (page - 1) * size
     window = ranked.items[start : start + size]
     out = json_response(FeedOut(
