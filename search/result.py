@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import html
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field
 
 
 class _Model(BaseModel):
@@ -15,9 +19,6 @@ class SearchHit(_Model):
     """The backend's lexical score (BM25-like) under ``sort="relevance"``; 0.0 for other sorts."""
     title: str
     """The title as stored (original script)."""
-    highlighted_title: str
-    """The title, HTML-escaped, with matched parts wrapped in ``<em>…</em>``
-    (made by `search.analysis.highlight`, identical in every backend)."""
     brand: str | None = None
     category: tuple[str, ...] = ()
     price: float = 0.0
@@ -25,6 +26,35 @@ class SearchHit(_Model):
     stock: int = 0
     rating: float | None = None
     popularity: float = 0.0
+
+    _highlight: Callable[[str], str] | None = PrivateAttr(default=None)
+    _highlighted: str | None = PrivateAttr(default=None)
+
+    @classmethod
+    def build(cls, highlight: Callable[[str], str] | None, **fields: Any) -> SearchHit:
+        """A hit from a backend's own (already typed) fields, highlighted on first use:
+        a caller that re-ranks many hits and shows a page only pays for the page."""
+        hit = cls.model_construct(**fields)
+        hit._highlight = highlight
+        return hit
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def highlighted_title(self) -> str:
+        """The title, HTML-escaped, with matched parts wrapped in ``<em>…</em>``
+        (made by `search.analysis.Highlighter`, identical in every backend)."""
+        if self._highlighted is None:
+            hl = self._highlight
+            self._highlighted = hl(self.title) if hl is not None else html.escape(self.title)
+        return self._highlighted
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SearchHit):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash((self.item_id, self.score, self.title))
 
 
 class FacetValue(_Model):

@@ -869,16 +869,17 @@ def _range_values(
 
 
 def _hit(src: dict[str, Any], score: float, popularity: float, hl: Highlighter) -> SearchHit:
-    return SearchHit(
+    rating = src.get("rating")
+    return SearchHit.build(
+        hl.html,
         item_id=src["item_id"],
         score=score,
         title=src["title"],
-        highlighted_title=hl.html(src["title"]),
         brand=src.get("brand"),
         category=tuple(src.get("category") or ()),
         price=float(src["price"]),
         currency=src.get("currency", "CNY"),
         stock=int(src.get("stock", 0)),
-        rating=src.get("rating"),
+        rating=float(rating) if rating is not None else None,
         popularity=popularity,
     )
