@@ -644,17 +644,18 @@ class OpenSearchBackend:
         hits = []
         for h in resp["hits"]["hits"]:
             src = h["_source"]
-            hits.append(SearchHit(
+            rating = src.get("rating")
+            hits.append(SearchHit.build(  # highlighted on first use, as the embedded backend
+                hl.html,
                 item_id=src["item_id"],
                 score=float(h["_score"] or 0.0) if relevance else 0.0,
                 title=src["title_raw"],
-                highlighted_title=hl.html(src["title_raw"]),
                 brand=src.get("brand"),
                 category=tuple(src.get("category_path") or ()),
                 price=float(src["price"]),
                 currency=src.get("currency") or "CNY",
                 stock=int(src.get("stock") or 0),
-                rating=src.get("rating"),
+                rating=float(rating) if rating is not None else None,
                 popularity=float(src.get("popularity") or 0.0),
             ))
         facets: dict[str, list[FacetValue]] = {}
