@@ -17,7 +17,8 @@ price; 30% add a brand or price filter (multi-select facets then need extra aggr
 Texts repeat (at most 600 distinct), as shoppers' queries do, so the embedded backend's facet
 cache (counts per text + filters, dropped on every index change) answers part of the facet
 work: ``facet_repeat_share`` is the share of timed queries whose text + filters came earlier.
-``--no-facet-cache`` measures without it.
+``--no-facet-cache`` measures without it. ``--rerank-depth 50`` asks for the top 50 of every
+query, as the API does when it re-ranks for a user before cutting the page.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from data.models import Item  # noqa: E402
 from search.analysis import Analyzer  # noqa: E402
 from search.backend import SearchBackend  # noqa: E402
 from search.query import SearchRequest  # noqa: E402
+from search.result import SearchResult  # noqa: E402
 from search.relevance import make_queries  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "search.json"
@@ -84,6 +86,14 @@ def query_mix(items: list[Item], n: int, seed: int) -> list[SearchRequest]:
     return out
 
 
+def show(r: SearchRequest, res: SearchResult) -> None:
+    """What a page render reads: the highlighted titles of the page's hits (hits are
+    highlighted on first use; a re-ranking caller cuts the page from the top hits)."""
+    page = res.hits[r.page_slice()] if r.rerank_depth else res.hits
+    for h in page:
+        h.highlighted_title  # noqa: B018 - computed on access
+
+
 def percentile(xs: list[float], p: float) -> float:
     ys = sorted(xs)
     return ys[min(len(ys) - 1, int(round(p / 100 * (len(ys) - 1))))]
@@ -107,6 +117,7 @@ def run_backend(
         c = time.process_time()
         s = time.perf_counter()
         res = backend.search(r)
+        show(r, res)
         lat.append((time.perf_counter() - s) * 1000)
         cpu.append((time.process_time() - c) * 1000)
         empty += res.total == 0
@@ -119,7 +130,7 @@ def run_backend(
     def worker(rs: list[SearchRequest]) -> None:
         try:
             for r in rs:
-                backend.search(r)
+                show(r, backend.search(r))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -179,6 +190,8 @@ def main() -> None:
     ap.add_argument("--opensearch-url", default=os.environ.get("SHOPRANK_OPENSEARCH_URL"),
                     help="OpenSearch node (e.g. from scripts/opensearch start); omitted → embedded only")
     ap.add_argument("--backends", default="embedded,opensearch")
+    ap.add_argument("--rerank-depth", type=int, default=None,
+                    help="ask for the top N of each query (the API re-ranks its top 50)")
     ap.add_argument("--no-facet-cache", action="store_true",
                     help="embedded: compute every facet count (no cache of repeated text + filters)")
     args = ap.parse_args()
@@ -191,6 +204,8 @@ def main() -> None:
     shop = args.shop or ROOT / "var" / "bench" / f"shop-{args.items}"
     items = list(iter_items(ensure_shop(shop, args.items)))[: args.items]
     reqs = query_mix(items, args.queries + args.warmup, args.seed)
+    if args.rerank_depth:
+        reqs = [r.model_copy(update={"rerank_depth": args.rerank_depth}) for r in reqs]
     warm, timed = reqs[: args.warmup], reqs[args.warmup :]
     analyzer = Analyzer.from_file(None)
     analyzer.warm_up()
@@ -204,7 +219,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="shoprank-bench-") as tmp:
                 backend = TantivyBackend(args.index_dir or Path(tmp) / "index", analyzer=analyzer,
                                          facet_cache_size=0 if args.no_facet_cache else FACET_CACHE_SIZE)
-                name = "embedded_no_facet_cache" if args.no_facet_cache else kind
+                name = kind + ("_no_facet_cache" if args.no_facet_cache else "")
+                name += f"_top{args.rerank_depth}" if args.rerank_depth else ""
                 try:
                     results[name] = run_backend(backend, items, warm + timed, len(warm), args.threads)
                 finally:
