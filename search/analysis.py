@@ -419,7 +419,8 @@ class Analyzer:
                     seen.add(toks)
                     boost = 1.0 if v == typed else SYNONYM_BOOST
                     # typos are in what the shopper typed, not in the synonyms we add
-                    fd = fuzzy_distance(toks[0]) if len(toks) == 1 and typo_tolerance and v == typed else 0
+                    fuzzy = len(toks) == 1 and typo_tolerance and v == typed
+                    fd = fuzzy_distance(toks[0]) if fuzzy else 0
                     chars = len(v) == 1 and len(v[0]) == 1 and is_cjk(v[0])
                     alts.append(Alternative(toks, fd, boost, chars))
                     _add_name(names, name_key(v), boost)

@@ -51,7 +51,10 @@ TEXT_FIELDS: dict[str, float] = {"title": 3.0, "meta": 1.5, "description": 0.5}
 """Text field → weight. ``meta`` holds brand, category names and tags."""
 FUZZY_FIELDS: tuple[str, ...] = ("title", "meta")
 FUZZY_SCORE = 0.5
-CHAR_FIELDS: dict[str, float] = {"title_chars": TEXT_FIELDS["title"], "meta_chars": TEXT_FIELDS["meta"]}
+CHAR_FIELDS: dict[str, float] = {
+    "title_chars": TEXT_FIELDS["title"],
+    "meta_chars": TEXT_FIELDS["meta"],
+}
 """Character field → weight: one CJK character typed alone is looked up here."""
 CATEGORY_NAME_FIELD = "category_names"
 CATEGORY_NAME_SCORE = 10.0

@@ -64,6 +64,8 @@ _TERMS_AGG_SIZE = 65_000
 _WRITER_HEAP = 128_000_000
 _TOTAL_AGG = "_total"
 _FUZZY_CACHE_SIZE = 50_000
+_Facets = tuple[dict[str, list[FacetValue]], int]
+"""Facet values by field, and the number of hits."""
 FACET_CACHE_SIZE = 2048
 """Facet counts (and hit totals) kept per backend for repeated text + filters, dropped
 whenever the index changes."""
@@ -136,7 +138,7 @@ class TantivyBackend:
         self._open_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
-        self._facet_cache: OrderedDict[Hashable, tuple[dict[str, list[FacetValue]], int]] = OrderedDict()
+        self._facet_cache: OrderedDict[Hashable, _Facets] = OrderedDict()
         self._facet_cache_state: tuple[str, int] | None = None
         self._facet_cache_lock = threading.Lock()
         self.facet_cache_size = facet_cache_size
@@ -459,7 +461,9 @@ class TantivyBackend:
 
     # -- query building
 
-    def _vocabulary(self, gen: _Generation, searcher: tantivy.Searcher, version: int) -> _Vocabulary:
+    def _vocabulary(
+        self, gen: _Generation, searcher: tantivy.Searcher, version: int
+    ) -> _Vocabulary:
         """The generation's fuzzy vocabulary for index state ``version`` (read from
         ``searcher``, opened after that state)."""
         vocab = gen.vocabulary
@@ -472,10 +476,9 @@ class TantivyBackend:
             terms: dict[str, tuple[list[str], list[int]]] = {}
             for field in FUZZY_FIELDS:
                 # CJK terms are never within the allowed edits of a Latin word
-                latin = sorted(
-                    (t for t, _n in searcher.terms_with_prefix(field, "") if t and not is_cjk(t[0])),
-                    key=lambda t: (len(t), t),
-                )
+                found = searcher.terms_with_prefix(field, "")
+                latin = [t for t, _n in found if t and not is_cjk(t[0])]
+                latin.sort(key=lambda t: (len(t), t))
                 longest = len(latin[-1]) if latin else 0
                 starts = [bisect.bisect_left(latin, n, key=len) for n in range(longest + 2)]
                 terms[field] = (latin, starts)
@@ -485,7 +488,9 @@ class TantivyBackend:
             gen.vocabulary = vocab
             return vocab
 
-    def _fuzzy_terms(self, vocab: _Vocabulary, field: str, token: str, distance: int) -> tuple[str, ...]:
+    def _fuzzy_terms(
+        self, vocab: _Vocabulary, field: str, token: str, distance: int
+    ) -> tuple[str, ...]:
         """Terms of ``field`` within ``distance`` edits of ``token`` (optimal string alignment,
         as the engines' fuzzy queries; itself included when indexed), found once per
         vocabulary."""
@@ -531,10 +536,13 @@ class TantivyBackend:
                     subs.append((Occur.Should, Q.boost_query(q, weight * alt.boost)))
                 if plan.typo_tolerance and alt.fuzzy_distance > 0:
                     assert vocab is not None, "fuzzy alternatives need the vocabulary"
+                    fuzzy = (alt.tokens[0], alt.fuzzy_distance)
                     for field in FUZZY_FIELDS:
                         score = FUZZY_SCORE * TEXT_FIELDS[field] * alt.boost
-                        terms = self._fuzzy_terms(vocab, field, alt.tokens[0], alt.fuzzy_distance)
-                        near = [Q.const_score_query(Q.term_query(schema, field, t), score) for t in terms]
+                        near = [
+                            Q.const_score_query(Q.term_query(schema, field, t), score)
+                            for t in self._fuzzy_terms(vocab, field, *fuzzy)
+                        ]
                         if len(near) == 1:
                             subs.append((Occur.Should, near[0]))
                         elif near:
@@ -544,7 +552,8 @@ class TantivyBackend:
         if msm >= len(clause_queries):
             parts = [(Occur.Must, q) for q in clause_queries]
         else:
-            parts = [(Occur.Must, Q.boolean_query([(Occur.Should, q) for q in clause_queries], msm))]
+            any_msm = Q.boolean_query([(Occur.Should, q) for q in clause_queries], msm)
+            parts = [(Occur.Must, any_msm)]
         for key, boost in plan.names:  # optional: adds score, never needed to match
             nq = Q.term_query(schema, CATEGORY_NAME_FIELD, key)
             parts.append((Occur.Should, Q.const_score_query(nq, CATEGORY_NAME_SCORE * boost)))
@@ -652,7 +661,7 @@ class TantivyBackend:
 
     def _cached_facets(
         self, state: tuple[str, int], key: Hashable
-    ) -> tuple[dict[str, list[FacetValue]], int] | None:
+    ) -> _Facets | None:
         if self.facet_cache_size <= 0:
             return None
         with self._facet_cache_lock:
@@ -664,7 +673,7 @@ class TantivyBackend:
             return got
 
     def _cache_facets(
-        self, state: tuple[str, int], key: Hashable, value: tuple[dict[str, list[FacetValue]], int]
+        self, state: tuple[str, int], key: Hashable, value: _Facets
     ) -> None:
         """Remember facet counts and total for ``key`` at index ``state`` (generation,
         version); a newer state empties the cache."""
@@ -810,8 +819,9 @@ def _selector(request: SearchRequest, field: str) -> dict[str, Any] | None:
     import math
 
     f = filters[0]
-    low = f.gte if f.gte is not None else (math.nextafter(f.gt, math.inf) if f.gt is not None else None)
-    high = f.lt if f.lt is not None else (math.nextafter(f.lte, math.inf) if f.lte is not None else None)
+    # the range aggregation's buckets are [from, to): move the exclusive/inclusive bounds
+    low = f.gte if f.gt is None else math.nextafter(f.gt, math.inf)
+    high = f.lt if f.lte is None else math.nextafter(f.lte, math.inf)
     if low is not None and high is not None and low >= high:
         return None  # an empty range: let the plain path count nothing
     bucket: dict[str, Any] = {"key": _SELECTED_AGG}
