@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     """Events per user read back from the event files and log at start-up (0: none)."""
     feed_cache_size: int = 5_000
     feed_cache_ttl_seconds: float = 900.0
-    """Ranked feeds kept per request_id so page 2 never repeats page 1 (≈ 20 KB each, per
+    """Ranked feeds kept per request_id so page 2 never repeats page 1 (≈ 20–90 KB each, per
     worker; a worker without the list ranks it again, deterministically)."""
 
     # logging
