@@ -136,6 +136,7 @@ def register(app: typer.Typer) -> None:
         key = s.admin_api_key.get_secret_value() if s.admin_api_key else _demo_key(s.state_dir)
         base = f"http://127.0.0.1:{port}"
         console.print(f"\n==> shoprank API on {base}  (docs: {base}/docs)")
+        console.print(f"    merchandiser console: {base}/console  (log in with the admin key)")
         console.print(f"    admin key (generated into {s.state_dir / 'demo-admin-key'}): {key}\n", soft_wrap=True)
         examples = [
             f"curl -s '{base}/v1/recommendations?user_id=u1&n=5'",
