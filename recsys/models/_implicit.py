@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
+
+from recsys.base import Recommender
+
+if TYPE_CHECKING:
+    from training.interactions import Interactions
 
 
 def resolve_threads(num_threads: int) -> int:
@@ -68,3 +74,31 @@ def factor_top(
     if candidates is not None:
         ids = np.where(ids >= 0, candidates[np.clip(ids, 0, None)], -1)
     return ids, scores
+
+
+class ImplicitFactorModel(Recommender):
+    """Fit and reload for the factor models of ``implicit`` (ALS, BPR).
+
+    A subclass builds its unfitted ``implicit`` model in ``_implicit_model()``; fitting keeps
+    the learned factors as ``user_factors_`` / ``item_factors_`` and re-attaches them to a
+    fresh ``implicit`` model after loading.
+    """
+
+    _learned = ("user_factors_", "item_factors_")
+
+    def _implicit_model(self) -> Any:
+        raise NotImplementedError
+
+    def _fit(self, data: Interactions) -> None:
+        model = self._implicit_model()
+        with single_threaded_blas():
+            model.fit(data.matrix, show_progress=False)
+        self._model = model
+        self.user_factors_ = model.user_factors
+        self.item_factors_ = model.item_factors
+
+    def _after_load(self) -> None:
+        model = self._implicit_model()
+        model.user_factors = np.ascontiguousarray(self.user_factors_)
+        model.item_factors = np.ascontiguousarray(self.item_factors_)
+        self._model = model

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import IdsScores, Recommender
-from recsys.models._implicit import resolve_threads, single_threaded_blas
-
-if TYPE_CHECKING:
-    from training.interactions import Interactions
+from recsys.base import IdsScores
+from recsys.models._implicit import ImplicitFactorModel, resolve_threads, single_threaded_blas
 
 
 @dataclass(frozen=True)
@@ -28,12 +25,11 @@ class ALSParams:
     random_state: int = 42
 
 
-class ALS(Recommender):
+class ALS(ImplicitFactorModel):
     """Matrix factorization; cold users are folded in with ``recalculate_user``."""
 
     algorithm = "als"
     Params = ALSParams
-    _learned = ("user_factors_", "item_factors_")
 
     def _implicit_model(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -45,20 +41,6 @@ class ALS(Recommender):
                 iterations=p.iterations, use_cg=p.use_cg,
                 num_threads=resolve_threads(p.num_threads), random_state=p.random_state,
             )
-
-    def _fit(self, data: Interactions) -> None:
-        model = self._implicit_model()
-        with single_threaded_blas():
-            model.fit(data.matrix, show_progress=False)
-        self._model = model
-        self.user_factors_ = model.user_factors
-        self.item_factors_ = model.item_factors
-
-    def _after_load(self) -> None:
-        model = self._implicit_model()
-        model.user_factors = np.ascontiguousarray(self.user_factors_)
-        model.item_factors = np.ascontiguousarray(self.item_factors_)
-        self._model = model
 
     def _top(
         self,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import IdsScores, Recommender
-from recsys.models._implicit import factor_top, resolve_threads, single_threaded_blas
-
-if TYPE_CHECKING:
-    from training.interactions import Interactions
+from recsys.base import IdsScores
+from recsys.models._implicit import (
+    ImplicitFactorModel,
+    factor_top,
+    resolve_threads,
+    single_threaded_blas,
+)
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,12 @@ class BPRParams:
     random_state: int = 42
 
 
-class BPR(Recommender):
+class BPR(ImplicitFactorModel):
     """Pairwise ranking factorization. A cold user is the weighted mean of their items'
     factors (``implicit``'s BPR has no ``recalculate_user``)."""
 
     algorithm = "bpr"
     Params = BPRParams
-    _learned = ("user_factors_", "item_factors_")
 
     def _implicit_model(self) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -43,20 +44,6 @@ class BPR(Recommender):
                 regularization=p.regularization, iterations=p.iterations,
                 num_threads=resolve_threads(p.num_threads), random_state=p.random_state,
             )
-
-    def _fit(self, data: Interactions) -> None:
-        model = self._implicit_model()
-        with single_threaded_blas():
-            model.fit(data.matrix, show_progress=False)
-        self._model = model
-        self.user_factors_ = model.user_factors
-        self.item_factors_ = model.item_factors
-
-    def _after_load(self) -> None:
-        model = self._implicit_model()
-        model.user_factors = np.ascontiguousarray(self.user_factors_)
-        model.item_factors = np.ascontiguousarray(self.item_factors_)
-        self._model = model
 
     def _fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
         # Item factors end with the item bias; users carry a constant 1 there.
