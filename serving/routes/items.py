@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from recsys.pipeline import Ranked
 from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
 from serving.errors import NotFound
 from serving.params import DebugParam, OptionalUserParam
@@ -21,6 +22,16 @@ NParam = Annotated[int, Query(ge=1, le=100)]
 def _check(services: ServicesDep, item_id: str) -> None:
     if item_id not in services.catalog:
         raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
+
+
+def _respond(
+    ranked: Ranked, services: ServicesDep, request_id: str, item_id: str, debug: bool
+) -> Response:
+    return json_response(ItemListOut(
+        **list_fields(ranked, request_id),  # type: ignore[arg-type]
+        item_id=item_id,
+        items=items_out(ranked.items, services.catalog, debug=debug),
+    ))
 
 
 @router.get(
@@ -40,11 +51,7 @@ async def similar(
 ) -> Response:
     _check(services, item_id)
     ranked = pipeline.similar(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
-    return json_response(ItemListOut(
-        **list_fields(ranked, request_id),  # type: ignore[arg-type]
-        item_id=item_id,
-        items=items_out(ranked.items, services.catalog, debug=debug),
-    ))
+    return _respond(ranked, services, request_id, item_id, debug)
 
 
 @router.get(
@@ -64,8 +71,4 @@ async def bought_together(
 ) -> Response:
     _check(services, item_id)
     ranked = pipeline.bought_together(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
-    return json_response(ItemListOut(
-        **list_fields(ranked, request_id),  # type: ignore[arg-type]
-        item_id=item_id,
-        items=items_out(ranked.items, services.catalog, debug=debug),
-    ))
+    return _respond(ranked, services, request_id, item_id, debug)
