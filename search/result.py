@@ -32,10 +32,10 @@ class SearchHit(_Model):
 
     @classmethod
     def build(cls, highlight: Callable[[str], str] | None, **fields: Any) -> SearchHit:
-        """A hit from a backend's own (already typed) fields, highlighted on first use:
-        a caller that re-ranks many hits and shows a page only pays for the page."""
-        hit = cls.model_construct(**fields)
-        hit._highlight = highlight
+        """A hit from a backend's fields, highlighted on first use: a caller that re-ranks
+        many hits and shows a page only pays for the page."""
+        hit = cls.model_validate(fields)
+        hit.__pydantic_private__["_highlight"] = highlight  # type: ignore[index]  # (fast path)
         return hit
 
     @computed_field  # type: ignore[prop-decorator]
@@ -43,10 +43,13 @@ class SearchHit(_Model):
     def highlighted_title(self) -> str:
         """The title, HTML-escaped, with matched parts wrapped in ``<em>…</em>``
         (made by `search.analysis.Highlighter`, identical in every backend)."""
-        if self._highlighted is None:
-            hl = self._highlight
-            self._highlighted = hl(self.title) if hl is not None else html.escape(self.title)
-        return self._highlighted
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        got = private["_highlighted"]
+        if got is None:
+            hl = private["_highlight"]
+            got = hl(self.title) if hl is not None else html.escape(self.title)
+            private["_highlighted"] = got
+        return got
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SearchHit):
