@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from data.errors import EventLogError
+from data.fsutil import fsync_dir
 from data.models import Event
 
 if TYPE_CHECKING:
@@ -69,14 +70,6 @@ class _Request:
 
 def _day_of(ts: datetime) -> str:
     return ts.astimezone(UTC).date().isoformat()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def serialize(event: Event) -> bytes:
@@ -326,7 +319,7 @@ class EventLog:
                         os.fsync(f.fileno())
                     sizes[day] = f.tell()
                 if created and self.sync:
-                    _fsync_dir(self.root)
+                    fsync_dir(self.root)
                 new_ids += [(e.event_id, day) for e in rows if e.event_id not in known]
             # only now, with the lines durable, record the ids
             if new_ids:
@@ -392,7 +385,7 @@ class EventLog:
                         os.fsync(f.fileno())
                         size = f.tell()
                     os.replace(tmp, path)
-                    _fsync_dir(self.root)
+                    fsync_dir(self.root)
                     self._db.execute("BEGIN")
                     self._db.executemany("DELETE FROM ids WHERE event_id = ?", [(g,) for g in gone])
                     self._db.execute(

@@ -497,7 +497,7 @@ def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from data.event_table import EVENT_SCHEMA
+    from data.event_table import CONTEXT_FIELDS, EVENT_SCHEMA
 
     fields = [f for f in EVENT_SCHEMA if columns is None or f.name in columns]
 
@@ -546,17 +546,9 @@ def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
             arrays.append(pa.array(vals, f.type))
     out = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in fields]))
     # Empty strings mean "absent" (CSV cells); most files have none, so look before rewriting.
-    for name in (
-        "item_id",
-        "session_id",
-        "query",
-        "request_id",
-        "experiment",
-        "variant",
-        "channel",
-        "device",
-        "surface",
-    ):
+    text_context = (c for c in CONTEXT_FIELDS if EVENT_SCHEMA.field(c).type == pa.string())
+    optional_text = ("item_id", *text_context)
+    for name in optional_text:
         if name not in out.column_names:
             continue
         col = out.column(name)
