@@ -113,7 +113,7 @@ def rule_problems(rule: Rule, catalog: Catalog, others: Iterable[Rule] = ()) -> 
 
 def rule_warnings(rule: Rule, catalog: Catalog) -> list[str]:
     warnings: list[str] = []
-    brands = {i.brand.casefold() for i in catalog if i.brand}
+    brands = {b.casefold() for b in catalog.brands()}
     for where, f in _filters(rule):
         for b in f.brands:
             if b.casefold() not in brands:
