@@ -60,10 +60,13 @@ class Settings(BaseSettings):
     """Recent interactions kept per user for real-time signals."""
     bootstrap_history: int = 20
     """Events per user read back from the event files and log at start-up (0: none)."""
-    feed_cache_size: int = 5_000
+    feed_cache_backend: Literal["sqlite", "memory"] = "sqlite"
+    """Where ranked feeds wait for their next page: ``sqlite`` (``state/feed_cache.sqlite``,
+    shared by every worker of the machine) or ``memory`` (this process only)."""
+    feed_cache_size: int = 20_000
     feed_cache_ttl_seconds: float = 900.0
-    """Ranked feeds kept per request_id so page 2 never repeats page 1 (≈ 20–90 KB each, per
-    worker; a worker without the list ranks it again, deterministically)."""
+    """Ranked feeds kept per request_id so page 2 never repeats page 1 (oldest dropped first;
+    ≈ 8 KB each on disk with ``sqlite``, shared by the workers)."""
 
     # logging
     log_level: str = "INFO"

@@ -60,7 +60,8 @@ async def feed(
         ranked = pipeline.feed(
             user_id=user_id, history=parse_ids(history, "history"), category=cat, request_id=rid
         )
-        services.feed_cache.put(key, ranked, keep_breakdown=debug)
+        # the list stored first under this key wins (another worker may have ranked it too)
+        ranked = services.feed_cache.put(key, ranked, keep_breakdown=debug)
     start = (page - 1) * size
     window = ranked.items[start : start + size]
     out = json_response(FeedOut(

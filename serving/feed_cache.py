@@ -1,0 +1,404 @@
+"""Ranked feeds kept by request id, so page 2 of a feed never repeats page 1.
+
+``GET /v1/feed`` ranks a 200-deep list on page 1 and stores it under
+``"<request_id>|<user_id>|<category>"``; later pages with the same request id read it back.
+A stored list is **write-once until it expires**: :meth:`RankedListStore.put` keeps the list
+already stored under a live key and returns *that* one, so two workers that rank the same
+key at the same time still serve one list.
+
+Two stores behind one :class:`RankedListStore` protocol:
+
+* :class:`SqliteRankedListCache` (the default, ``feed_cache_backend = "sqlite"``): one SQLite
+  file under ``state_dir`` shared by every worker process of one machine (WAL,
+  ``synchronous=OFF``: it is a cache, losing it on a power cut only re-ranks). Bounded by
+  ``feed_cache_size`` (oldest first) and ``feed_cache_ttl_seconds``; expired and surplus rows
+  are pruned every ``prune_every`` writes. A corrupt or locked file never fails a request:
+  a read is a miss (the feed is ranked again) and a log line says how to fix it.
+* :class:`RankedListCache`: an in-process LRU, for a single process (tests, notebooks).
+
+Several API replicas on *different* machines need a store they all reach — an OpenSearch
+index (key → body document with a ``created`` field and a TTL query) or Redis
+(``SET key body NX EX ttl`` is exactly "write-once until it expires") — implementing the
+same two methods and using :func:`encode_ranked` / :func:`decode_ranked` for the body.
+
+Bodies are compact JSON: ids, scores (``repr`` floats, so they round-trip exactly), each
+item's reasons as indices into a table of the list's distinct reasons, the list's context
+and assignment, and score breakdowns only when the list was ranked with ``debug``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sqlite3
+import threading
+import time
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from recsys.hooks import Assignment
+from recsys.pipeline import Ranked
+from recsys.types import RankContext, Reason, ScoredItem
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+FEED_CACHE_FILE = "feed_cache.sqlite"
+_FORMAT = 1
+"""Body format version; a body of another version reads as a miss."""
+
+
+class RankedListStore(Protocol):
+    """Where ranked feeds live between page 1 and the following pages."""
+
+    def get(self, key: str) -> Ranked | None:
+        """The list stored under ``key``, or None when absent, expired or unreadable."""
+        ...
+
+    def put(self, key: str, items: Ranked, *, keep_breakdown: bool = False) -> Ranked:
+        """Store ``items`` unless a live list is already stored under ``key``; return the
+        list now stored (the one to serve). Score breakdowns are kept only when asked."""
+        ...
+
+
+def open_feed_cache(settings: Settings) -> RankedListStore:
+    """The store the settings name (``feed_cache_backend``)."""
+    if settings.feed_cache_backend == "memory":
+        return RankedListCache(settings.feed_cache_size, settings.feed_cache_ttl_seconds)
+    return SqliteRankedListCache(
+        settings.state_dir / FEED_CACHE_FILE, settings.feed_cache_size, settings.feed_cache_ttl_seconds
+    )
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+class RankedListCache:
+    """Ranked lists by request id in this process only, bounded by size (LRU) and age.
+
+    Lists are kept packed — parallel tuples of ids, scores and reasons, no ``ScoredItem``
+    objects (fewer objects for the garbage collector) and no breakdowns unless asked."""
+
+    def __init__(self, max_size: int, ttl_seconds: float) -> None:
+        self._data: OrderedDict[str, tuple[float, _Packed]] = OrderedDict()
+        self._max = max_size
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Ranked | None:
+        with self._lock:
+            got = self._data.get(key)
+            if got is None:
+                return None
+            if time.monotonic() - got[0] > self._ttl:
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            packed = got[1]
+        return packed.unpack()
+
+    def put(self, key: str, items: Ranked, *, keep_breakdown: bool = False) -> Ranked:
+        packed = _Packed.pack(items, keep_breakdown=keep_breakdown)
+        now = time.monotonic()
+        with self._lock:
+            got = self._data.get(key)
+            if got is not None and now - got[0] <= self._ttl:
+                self._data.move_to_end(key)
+                return got[1].unpack()
+            self._data[key] = (now, packed)
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+        return items
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    head: Ranked
+    """The list's context, strategy, versions and assignment (no items)."""
+    ids: tuple[str, ...]
+    scores: array[float]
+    reasons: tuple[tuple[Reason, ...], ...]
+    breakdowns: tuple[dict[str, float], ...] | None
+
+    @classmethod
+    def pack(cls, r: Ranked, *, keep_breakdown: bool) -> _Packed:
+        return cls(
+            replace(r, items=[]),
+            tuple(it.item_id for it in r.items),
+            array("d", (it.score for it in r.items)),
+            tuple(it.reasons for it in r.items),
+            tuple(dict(it.breakdown) for it in r.items) if keep_breakdown else None,
+        )
+
+    def unpack(self) -> Ranked:
+        bds = self.breakdowns or ({},) * len(self.ids)
+        items = [ScoredItem(i, s, rs, bd) for i, s, rs, bd in
+                 zip(self.ids, self.scores, self.reasons, bds, strict=True)]
+        return replace(self.head, items=items)
+
+
+# --------------------------------------------------------------------------- serialization
+
+
+def encode_ranked(r: Ranked, *, keep_breakdown: bool = False) -> str:
+    """A ranked list as compact JSON (see the module docstring)."""
+    table: dict[Reason, int] = {}
+    reasons = [[table.setdefault(x, len(table)) for x in it.reasons] for it in r.items]
+    body: dict[str, object] = {
+        "v": _FORMAT,
+        "strategy": r.strategy,
+        "model_versions": dict(r.model_versions),
+        "ctx": _fields_to_json(r.ctx),
+        "assignment": _fields_to_json(r.assignment) if r.assignment is not None else None,
+        "ids": [it.item_id for it in r.items],
+        "scores": [it.score for it in r.items],
+        "reason_table": [_fields_to_json(x) for x in table],
+        "reasons": reasons,
+    }
+    if keep_breakdown:
+        body["breakdowns"] = [dict(it.breakdown) for it in r.items]
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def decode_ranked(text: str | bytes) -> Ranked:
+    """The list :func:`encode_ranked` wrote. Raises ``ValueError`` for another format."""
+    body = json.loads(text)
+    if body.get("v") != _FORMAT:
+        raise ValueError(f"feed cache body format {body.get('v')!r}, expected {_FORMAT}")
+    table = [_fields_from_json(Reason, x) for x in body["reason_table"]]
+    bds = body.get("breakdowns") or [{}] * len(body["ids"])
+    items = [
+        ScoredItem(i, s, tuple(table[k] for k in rs), MappingProxyType(bd))
+        for i, s, rs, bd in zip(body["ids"], body["scores"], body["reasons"], bds, strict=True)
+    ]
+    a = body["assignment"]
+    return Ranked(
+        items=items,
+        ctx=_fields_from_json(RankContext, body["ctx"]),
+        strategy=body["strategy"],
+        model_versions=MappingProxyType(body["model_versions"]),
+        assignment=_fields_from_json(Assignment, a) if a is not None else None,
+    )
+
+
+def _fields_to_json(obj: object) -> dict[str, object]:
+    """A flat frozen dataclass's fields as JSON values (mappings, tuples, datetimes)."""
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        v = getattr(obj, f.name)
+        if isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, tuple):
+            v = list(v)
+        elif isinstance(v, MappingProxyType):
+            v = dict(v)
+        out[f.name] = v
+    return out
+
+
+def _fields_from_json(cls: type[_T], data: dict[str, object]) -> _T:
+    """Inverse of :func:`_fields_to_json`, led by the field annotations (strings)."""
+    kw: dict[str, object] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        v = data[f.name]
+        ann = str(f.type)
+        if v is not None:
+            if ann.startswith("datetime"):
+                v = datetime.fromisoformat(v)  # type: ignore[arg-type]
+            elif ann.startswith("tuple"):
+                v = tuple(v)  # type: ignore[arg-type]
+            elif ann.startswith("Mapping"):
+                v = MappingProxyType(v)  # type: ignore[arg-type]
+        kw[f.name] = v
+    return cls(**kw)
+
+
+# --------------------------------------------------------------------------- SQLite
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feed (
+    key TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feed_created ON feed(created);
+"""
+_UPSERT = (
+    "INSERT INTO feed(key, created, body) VALUES (?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET created = excluded.created, body = excluded.body "
+    "WHERE feed.created < ?"
+)
+
+
+class SqliteRankedListCache:
+    """Ranked lists in one SQLite file that every worker process of the machine shares.
+
+    Rows are ordered by creation time: the size bound drops the oldest (a feed is paged
+    through soon after page 1, so first-in-first-out is as good as LRU here and reads stay
+    read-only). Any SQLite error (corrupt file, lock held longer than ``busy_ms``, full disk)
+    makes a read a miss and a write a no-op, logged at most once a minute; the connection is
+    reopened on the next call after ``retry_seconds``."""
+
+    def __init__(
+        self,
+        path: Path,
+        max_size: int,
+        ttl_seconds: float,
+        *,
+        prune_every: int = 64,
+        busy_ms: int = 200,
+        retry_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self._max = max_size
+        self._ttl = ttl_seconds
+        self._prune_every = max(1, prune_every)
+        self._busy_ms = busy_ms
+        self._retry = retry_seconds
+        self._clock = clock
+        self._db: sqlite3.Connection | None = None
+        self._failed_at = float("-inf")
+        self._last_log = float("-inf")
+        self._writes = 0
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- API
+    def get(self, key: str) -> Ranked | None:
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                return None
+            try:
+                row = db.execute(
+                    "SELECT body FROM feed WHERE key = ? AND created >= ?", (key, self._clock() - self._ttl)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                self._failed(exc, "read")
+                return None
+        if row is None:
+            return None
+        try:
+            return decode_ranked(row[0])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._warn(f"feed cache {self.path}: unreadable list under {key!r} ({exc}); ranking again")
+            return None
+
+    def put(self, key: str, items: Ranked, *, keep_breakdown: bool = False) -> Ranked:
+        try:
+            body = encode_ranked(items, keep_breakdown=keep_breakdown)
+        except (TypeError, ValueError) as exc:  # a field JSON cannot hold: serve, do not keep
+            self._warn(f"feed cache: list under {key!r} not stored ({exc})")
+            return items
+        now = self._clock()
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                return items
+            try:
+                with db:
+                    stored = db.execute(_UPSERT, (key, now, body, now - self._ttl)).rowcount
+                    other = None
+                    if stored == 0:  # another worker stored this key first: serve its list
+                        other = db.execute("SELECT body FROM feed WHERE key = ?", (key,)).fetchone()
+                self._writes += 1
+                if self._writes % self._prune_every == 0:
+                    self._prune(db, now)
+            except sqlite3.Error as exc:
+                self._failed(exc, "write")
+                return items
+        if other is None:
+            return items
+        try:
+            return decode_ranked(other[0])
+        except (ValueError, KeyError, TypeError):
+            return items
+
+    def __len__(self) -> int:
+        """Rows stored, live or not yet pruned (0 when the file cannot be read)."""
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                return 0
+            try:
+                return int(db.execute("SELECT count(*) FROM feed").fetchone()[0])
+            except sqlite3.Error as exc:
+                self._failed(exc, "count")
+                return 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # ----------------------------------------------------------------- internals
+    def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        with db:
+            db.execute("DELETE FROM feed WHERE created < ?", (now - self._ttl,))
+            db.execute(
+                "DELETE FROM feed WHERE created <= ("
+                "SELECT created FROM feed ORDER BY created DESC LIMIT 1 OFFSET ?)",
+                (self._max,),
+            )
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._db is not None:
+            return self._db
+        if time.monotonic() - self._failed_at < self._retry:
+            return None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=self._busy_ms / 1000)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=OFF")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc, "open")
+            return None
+        self._db = db
+        return db
+
+    def _failed(self, exc: Exception, what: str) -> None:
+        """Say how to fix it; unless the file was only busy, drop the connection (reopened
+        after ``retry_seconds``)."""
+        busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        if busy:
+            self._warn(f"feed cache {self.path} is locked by another process ({what}); "
+                       f"this feed is ranked again")
+            return
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+        self._failed_at = time.monotonic()
+        self._warn(
+            f"feed cache {self.path} failed to {what} ({exc}); feeds are ranked again for every "
+            f"page until it works (if the file is corrupt, stop the API and delete "
+            f"{self.path.name}* — it holds only cached feeds)"
+        )
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= 60.0:
+            self._last_log = now
+            log.warning(message)

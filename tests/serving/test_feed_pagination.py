@@ -1,0 +1,326 @@
+"""Stable feed pagination: the ranked-list cache (serving/feed_cache.py) and `GET /v1/feed`
+served by two worker processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+import httpx
+import pytest
+
+from data.catalog import Catalog
+from recsys.hooks import Assignment
+from recsys.pipeline import Ranked
+from recsys.types import RankContext, Reason, ScoredItem
+from serving.feed_cache import (
+    RankedListCache,
+    SqliteRankedListCache,
+    decode_ranked,
+    encode_ranked,
+)
+from tests.serving.conftest import Live, free_port
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _ranked(n: int = 200, *, tag: str = "a", with_assignment: bool = True) -> Ranked:
+    reasons = (
+        Reason("cf", "collaborative filtering", model_version="v3"),
+        Reason("rule", rule_id="r12"),
+        Reason("history", related_item_id="i7"),
+    )
+    items = [
+        ScoredItem(f"{tag}{k}", 1.0 / (k + 3) + 1e-17 * k, reasons[k % 2 : k % 3 + 1],
+                   MappingProxyType({"cf": 0.5 / (k + 1), "rule:r12": 0.25}))
+        for k in range(n)
+    ]
+    ctx = RankContext(
+        surface="feed", user_id="u9", user_attributes={"tier": "gold", "age": 33, "vip": True},
+        category=("服裝", "女裝"), now=datetime(2026, 11, 2, 8, 30, 1, 5, tzinfo=UTC),
+        experiment="exp1", variant="b", request_id="rid-1",
+    )
+    assignment = Assignment("exp1", "b", MappingProxyType({"als": "v2"}),
+                            MappingProxyType({"trending": 0.5}), 0.2, "summer")
+    return Ranked(items, ctx, "personalized", MappingProxyType({"als": "v3", "trending": "v1"}),
+                  assignment if with_assignment else None)
+
+
+def _without_breakdown(r: Ranked) -> Ranked:
+    return Ranked([it.replace(breakdown={}) for it in r.items], r.ctx, r.strategy,
+                  r.model_versions, r.assignment)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "feed_cache.sqlite"
+
+
+# --------------------------------------------------------------------------- body format
+
+
+@pytest.mark.parametrize("with_assignment", [True, False])
+def test_body_round_trips_exactly(with_assignment: bool) -> None:
+    r = _ranked(with_assignment=with_assignment)
+    assert decode_ranked(encode_ranked(r, keep_breakdown=True)) == r
+    assert decode_ranked(encode_ranked(r)) == _without_breakdown(r)
+
+
+def test_body_is_compact_and_breakdowns_only_when_asked() -> None:
+    r = _ranked()
+    lean, full = encode_ranked(r), encode_ranked(r, keep_breakdown=True)
+    assert "rule:r12" not in lean and "rule:r12" in full
+    assert len(lean.encode()) < 12_000  # 200 items: ids, exact scores, reason indices
+    assert lean.count("collaborative filtering") == 1  # a reason is written once per list
+
+
+# --------------------------------------------------------------------------- SQLite cache
+
+
+def test_get_put_and_ttl_expiry(db_path: Path, clock: Clock) -> None:
+    cache = SqliteRankedListCache(db_path, 100, 60.0, clock=clock)
+    r = _ranked()
+    assert cache.get("k") is None
+    assert cache.put("k", r) is r  # stored: the caller serves its own list
+    assert cache.get("k") == _without_breakdown(r)
+    clock.now += 60.0
+    assert cache.get("k") is not None  # exactly at the TTL: still live
+    clock.now += 0.5
+    assert cache.get("k") is None
+    other = _ranked(tag="b")
+    assert cache.put("k", other).items[0].item_id == "b0"  # an expired key takes a new list
+    assert cache.get("k").items[0].item_id == "b0"  # type: ignore[union-attr]
+
+
+def test_breakdown_kept_only_when_asked(db_path: Path) -> None:
+    cache = SqliteRankedListCache(db_path, 100, 60.0)
+    r = _ranked()
+    cache.put("plain", r)
+    cache.put("debug", r, keep_breakdown=True)
+    assert all(not it.breakdown for it in cache.get("plain").items)  # type: ignore[union-attr]
+    assert cache.get("debug") == r
+
+
+def test_size_bound_drops_the_oldest(db_path: Path, clock: Clock) -> None:
+    cache = SqliteRankedListCache(db_path, 10, 900.0, prune_every=1, clock=clock)
+    r = _ranked(20)
+    for k in range(30):
+        clock.now += 1
+        cache.put(f"k{k}", r)
+    assert len(cache) == 10
+    assert [k for k in range(30) if cache.get(f"k{k}") is not None] == list(range(20, 30))
+
+
+def test_pruning_every_n_writes_bounds_size_and_removes_expired(db_path: Path, clock: Clock) -> None:
+    cache = SqliteRankedListCache(db_path, 50, 10.0, prune_every=8, clock=clock)
+    r = _ranked(5)
+    for k in range(200):
+        cache.put(f"k{k}", r)
+        assert len(cache) <= 50 + 8
+    clock.now += 11  # everything expired: the next pruning write removes it
+    for k in range(8):
+        cache.put(f"new{k}", r)
+    assert len(cache) == 8
+
+
+def test_two_instances_share_the_file_and_the_first_list_wins(db_path: Path) -> None:
+    a = SqliteRankedListCache(db_path, 100, 60.0)
+    b = SqliteRankedListCache(db_path, 100, 60.0)
+    first, second = _ranked(tag="a"), _ranked(tag="b")
+    a.put("k", first)
+    assert b.get("k") == _without_breakdown(first)
+    # b ranked the same key meanwhile (as a second worker would): it must serve a's list
+    assert b.put("k", second) == _without_breakdown(first)
+    assert a.get("k") == b.get("k") == _without_breakdown(first)
+
+
+def test_memory_cache_first_list_wins_too() -> None:
+    cache = RankedListCache(10, 60.0)
+    first, second = _ranked(tag="a"), _ranked(tag="b")
+    assert cache.put("k", first) is first
+    assert cache.put("k", second).items[0].item_id == "a0"
+
+
+def test_corrupt_file_degrades_to_misses_with_a_log_line(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"this is not a database" * 300)
+    cache = SqliteRankedListCache(db_path, 100, 60.0)
+    r = _ranked()
+    with caplog.at_level(logging.WARNING, logger="serving.feed_cache"):
+        assert cache.put("k", r) is r  # served, not kept
+        assert cache.get("k") is None  # so the next page is ranked again
+    assert any("delete feed_cache.sqlite" in m for m in caplog.messages), caplog.messages
+
+
+def test_locked_file_degrades_to_misses_with_a_log_line(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = SqliteRankedListCache(db_path, 100, 60.0)
+    first.put("old", _ranked(3))
+    first.close()  # an exclusive lock needs every other connection closed
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("SELECT count(*) FROM feed").fetchone()
+    try:
+        cache = SqliteRankedListCache(db_path, 100, 60.0, busy_ms=20)
+        r = _ranked()
+        with caplog.at_level(logging.WARNING, logger="serving.feed_cache"):
+            assert cache.put("k", r) is r
+            assert cache.get("old") is None
+        assert any("locked" in m for m in caplog.messages), caplog.messages
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert cache.get("old") is not None  # works again once the lock is gone
+
+
+def test_feed_answers_with_a_corrupt_cache(
+    live: Live, client: httpx.Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = tmp_path / "feed_cache.sqlite"
+    bad.write_bytes(b"garbage" * 1000)
+    saved = live.services.feed_cache
+    live.services.feed_cache = SqliteRankedListCache(bad, 100, 60.0)
+    try:
+        with caplog.at_level(logging.WARNING, logger="serving.feed_cache"):
+            p1 = client.get("/v1/feed", params={"user_id": "u4", "size": 10})
+            assert p1.status_code == 200, p1.text
+            rid = p1.json()["request_id"]
+            p2 = client.get("/v1/feed", params={"user_id": "u4", "size": 10, "page": 2, "request_id": rid})
+            assert p2.status_code == 200, p2.text
+            assert p2.json()["items"]
+    finally:
+        live.services.feed_cache = saved
+    assert any("feed cache" in m for m in caplog.messages)
+
+
+# --------------------------------------------------------------------------- two workers
+
+
+def _feed_counts_per_worker(metrics_dir: Path) -> dict[str, float]:
+    """GET /v1/feed answers (status 200) per worker pid, from the multiprocess metric files."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    out: dict[str, float] = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        total = 0.0
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            name, _sample, labels, *_rest = json.loads(key)
+            if name.startswith("shoprank_requests") and labels.get("route") == "/v1/feed" \
+                    and labels.get("status") == "200":
+                total += value
+        out[path.stem.rsplit("_", 1)[-1]] = total
+    return out
+
+
+@pytest.fixture()
+def two_workers(restart_home: Path) -> Iterator[tuple[str, Path]]:
+    """`shoprank serve --workers 2` on the test shop; yields (base url, metrics dir) once both
+    workers answer."""
+    port = free_port()
+    metrics_dir = restart_home / "state" / "prometheus"
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(SHOPRANK_HOME=str(restart_home), SHOPRANK_SEARCH_BACKEND="embedded",
+               SHOPRANK_MODEL_POLL_SECONDS="0", SHOPRANK_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        while len({p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("*.db")}) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            httpx.get(f"{base}/healthz", timeout=5)  # a new connection each time
+            time.sleep(0.1)
+        yield base, metrics_dir
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _ids(body: dict[str, object]) -> list[str]:
+    return [it["item_id"] for it in body["items"]]  # type: ignore[attr-defined, index]
+
+
+def test_pages_never_repeat_across_two_workers(two_workers: tuple[str, Path], restart_home: Path) -> None:
+    """Page 1, then the user's profile changes (views in another category, posted to both
+    workers), then pages 2..5 over new connections: one list, no repeats, whichever worker
+    answers."""
+    base, metrics_dir = two_workers
+    catalog = Catalog.from_jsonl(restart_home / "data" / "items.jsonl")
+    by_top: dict[str, list[str]] = {}
+    for item in catalog:
+        if item.is_active and item.stock > 0:
+            by_top.setdefault(item.category[0], []).append(item.item_id)
+    size, pages = 20, 5
+    stamp = datetime.now(UTC).isoformat()
+    for u in range(12):
+        user = f"u{u}"
+        p1 = httpx.get(f"{base}/v1/feed", params={"user_id": user, "size": size}, timeout=30)
+        assert p1.status_code == 200, p1.text
+        rid = p1.json()["request_id"]
+        shown = _ids(p1.json())
+        assert len(shown) == size
+        tops = {catalog.get(i).category[0] for i in shown}  # type: ignore[union-attr]
+        other = sorted((t for t in by_top if t not in tops), key=lambda t: -len(by_top[t]))
+        elsewhere = by_top[other[0]] if other else by_top[min(by_top, key=lambda t: len(by_top[t]))]
+        for b in range(6):  # one small batch per connection: both workers' profiles change
+            events = [
+                {"event_id": f"pg-{user}-{b}-{k}", "user_id": user, "item_id": elsewhere[(b * 3 + k) % len(elsewhere)],
+                 "type": "view", "timestamp": stamp}
+                for k in range(3)
+            ]
+            r = httpx.post(f"{base}/v1/events", json={"events": events}, timeout=30)
+            assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+        served = list(shown)
+        for page in range(2, pages + 1):
+            p = httpx.get(f"{base}/v1/feed", params={"user_id": user, "size": size, "page": page,
+                                                   "request_id": rid}, timeout=30)
+            assert p.status_code == 200, p.text
+            assert p.json()["request_id"] == rid
+            ids = _ids(p.json())
+            assert ids, f"{user}: page {page} is empty"
+            repeated = set(ids) & set(served)
+            assert not repeated, f"{user}: page {page} repeats {sorted(repeated)} of earlier pages"
+            served += ids
+        whole = httpx.get(f"{base}/v1/feed", params={"user_id": user, "size": size * pages, "page": 1,
+                                                   "request_id": rid}, timeout=30)
+        assert _ids(whole.json()) == served  # the pages are slices of one ranked list
+    per_worker = _feed_counts_per_worker(metrics_dir)
+    assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker  # both workers answered pages
