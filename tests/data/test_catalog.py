@@ -209,6 +209,17 @@ def test_index_facts_follow_upserts_and_deletes() -> None:
     assert idx.group("n") is None and not idx.in_category("n", ())
 
 
+def test_category_and_brand_match_the_items() -> None:
+    items = _rich_items(150)
+    c = Catalog(items)
+    c.delete(["i5"])
+    c.upsert([items[6].model_copy(update={"brand": None, "category": ("新", "類")})])
+    for it in [*items[:5], *items[7:]]:
+        assert c.category_and_brand(it.item_id) == (" > ".join(it.category), it.brand)
+    assert c.category_and_brand("i6") == ("新 > 類", None)
+    assert c.category_and_brand("i5") == (None, None) and c.category_and_brand("i0")[0] == ""
+
+
 def _versioned(i: str, v: int) -> Item:
     """Every field derived from `v`: a reader can tell a whole item from a mixed one."""
     return Item(item_id=i, title=f"title v{v}", description=f"d{v}" * (v % 40), price=float(v),

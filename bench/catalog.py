@@ -1,0 +1,172 @@
+"""Benchmark: the in-memory catalog — memory, load time, get() hot and cold, iteration, views.
+
+    python bench/catalog.py                       # items of the home bench/serve.py prepared (100k)
+    python bench/catalog.py --items var/bench-serve-20000x5000/data/items.jsonl
+    python bench/catalog.py --old-rev 7eafea2     # also measure data/catalog.py as of that commit
+
+Each implementation is measured in a fresh process (so RSS deltas are its own): RSS added by
+loading items.jsonl, load time, ``get()`` of never-read ids (cold: decoded) and of the same ids
+again (hot: the LRU), a full iteration, ``save``, a ``CatalogViews`` refresh (newest, promoted,
+best rated) and the rule validator's brand set. The "old" implementation is read with
+``git show REV:data/catalog.py`` (and its catalog_views.py) into a temporary module. Prints a
+table and writes bench/results/catalog.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_ITEMS = ROOT / "var" / "bench-serve-1000000x100000" / "data" / "items.jsonl"
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _module_at(rev: str, path: str, name: str, where: Path) -> object:
+    src = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    file = where / f"{name}.py"
+    file.write_text(src, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _median_us(fn: object, ids: list[str]) -> float:
+    ts = []
+    for i in ids:
+        t = time.perf_counter_ns()
+        fn(i)  # type: ignore[operator]
+        ts.append(time.perf_counter_ns() - t)
+    return statistics.median(ts) / 1000
+
+
+def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | str]:
+    """One implementation, in this process: `rev` None is the working tree's."""
+    import numpy  # noqa: F401  (imported before the baseline so it is not counted)
+
+    from data.models import Item  # noqa: F401
+
+    tmp = Path(tempfile.mkdtemp(prefix="shoprank-bench-catalog-"))
+    if rev is None:
+        from data.catalog import Catalog
+        from recsys.catalog_views import CatalogViews
+    else:
+        Catalog = _module_at(rev, "data/catalog.py", "old_catalog", tmp).Catalog  # type: ignore[attr-defined]  # noqa: N806
+        CatalogViews = _module_at(rev, "recsys/catalog_views.py", "old_views", tmp).CatalogViews  # type: ignore[attr-defined]  # noqa: N806
+    gc.collect()
+    r0 = _rss_mb()
+    t = time.perf_counter()
+    cat = Catalog.from_jsonl(items_path)
+    load_s = time.perf_counter() - t
+    gc.collect()
+    rss = _rss_mb() - r0
+    ids = [it.item_id for it in cat] if rev is not None else cat.ids()
+    rng = random.Random(0)
+    sample = rng.sample(ids, min(n_get, len(ids)))
+    cold = _median_us(cat.get, sample)
+    hot = _median_us(cat.get, sample)
+    gc.collect()
+    rss_after_gets = _rss_mb() - r0
+    t = time.perf_counter()
+    n = sum(1 for _ in cat)
+    iter_s = time.perf_counter() - t
+    t = time.perf_counter()
+    cat.save(tmp / "items.jsonl")
+    save_s = time.perf_counter() - t
+    views = CatalogViews(cat)
+    t = time.perf_counter()
+    views.newest()
+    views_ms = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    if hasattr(cat, "brands"):
+        brands = {b.casefold() for b in cat.brands()}
+    else:
+        brands = {i.brand.casefold() for i in cat if i.brand}
+    brands_ms = (time.perf_counter() - t) * 1000
+    return {
+        "impl": "working tree" if rev is None else f"git {rev}",
+        "items": n,
+        "rss_mb": round(rss, 1),
+        "rss_after_gets_mb": round(rss_after_gets, 1),
+        "load_s": round(load_s, 2),
+        "get_cold_us": round(cold, 2),
+        "get_hot_us": round(hot, 2),
+        "iter_s": round(iter_s, 2),
+        "save_s": round(save_s, 2),
+        "views_refresh_ms": round(views_ms, 1),
+        "brands_ms": round(brands_ms, 2),
+        "distinct_brands": len(brands),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=Path, default=DEFAULT_ITEMS, help="An items.jsonl to load.")
+    ap.add_argument("--old-rev", default=None,
+                    help="Also measure data/catalog.py (and recsys/catalog_views.py) at this commit.")
+    ap.add_argument("--gets", type=int, default=3000, help="Distinct ids read cold, then hot.")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "catalog.json")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child is not None:  # one measurement in this (fresh) process
+        rev = None if args.child == "-" else args.child
+        print(json.dumps(measure(args.items, rev, args.gets)))
+        return
+    if not args.items.exists():
+        sys.exit(f"no {args.items}: run bench/serve.py once (it prepares that home) or pass --items")
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = []
+    for rev in ([args.old_rev] if args.old_rev else []) + ["-"]:
+        out = subprocess.run(
+            [sys.executable, __file__, "--items", str(args.items), "--gets", str(args.gets),
+             "--child", rev], check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    result: dict[str, object] = {
+        "benchmark": "catalog",
+        "command": "python bench/catalog.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "items_file_mb": round(args.items.stat().st_size / 1e6, 1),
+        "runs": rows,
+    }
+    if len(rows) == 2:
+        old, new = rows
+        result["memory_ratio_old_over_new"] = round(old["rss_mb"] / max(new["rss_mb"], 0.1), 1)
+    table = Table(title=f"catalog benchmark ({rows[-1]['items']} items, "
+                  f"{result['items_file_mb']} MB of JSON)", title_justify="left")
+    table.add_column("metric")
+    for r in rows:
+        table.add_column(str(r["impl"]), justify="right")
+    for k in rows[0]:
+        if k != "impl":
+            table.add_row(k, *(str(r[k]) for r in rows))
+    Console().print(table)
+    if "memory_ratio_old_over_new" in result:
+        Console().print(f"memory: old / new = {result['memory_ratio_old_over_new']}x")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
