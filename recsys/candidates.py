@@ -23,11 +23,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from data.catalog import Catalog
 from recsys.catalog_index import CatalogIndex
 from recsys.catalog_views import CatalogViews
 from recsys.live import LiveCounts
-from recsys.modelset import LoadedModel, ModelSet
+from recsys.modelset import FastPaths, LoadedModel, ModelSet
 from recsys.profile import UserProfile
 from recsys.types import Reason, ScoredItem
 
@@ -65,16 +67,53 @@ def _safe(fn: Callable[[], list[tuple[str, float]]], what: str) -> list[tuple[st
         return []
 
 
+@dataclass(frozen=True, slots=True)
+class CandList:
+    """A source's list before it becomes :class:`ScoredItem` objects: ids best first, their
+    scores, and one reason for all or one per item. Ranking builds objects only for the
+    items that reach the answer (a few dozen of the hundreds of candidates)."""
+
+    name: str
+    """The score-breakdown key (``cf``, ``history``)."""
+    ids: list[str]
+    scores: list[float]
+    reasons: Reason | list[Reason]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def reasons_at(self, r: int) -> tuple[Reason, ...]:
+        rs = self.reasons
+        return (rs,) if isinstance(rs, Reason) else (rs[r],)
+
+    def breakdown_at(self, r: int) -> dict[str, float]:
+        return {self.name: self.scores[r]}
+
+    def items(self) -> list[ScoredItem]:
+        return [ScoredItem(i, s, self.reasons_at(r), self.breakdown_at(r))
+                for r, (i, s) in enumerate(zip(self.ids, self.scores, strict=True))]
+
+
 def cf(req: SourceRequest) -> list[ScoredItem]:
+    got = cf_list(req)
+    return got.items() if got is not None else []
+
+
+def cf_list(req: SourceRequest) -> CandList | None:
+    """The collaborative model's picks for a known, consenting user (None: no picks)."""
     model = req.models.first(CF_MODELS)
     p = req.profile
     if model is None or not p.personalizable or not model.knows_user(p.user_id):
-        return []
+        return None
     pairs = _safe(
         lambda: model.recommend_user(p.user_id, req.n, req.exclude, category=req.category), "cf"
     )
+    if req.exclude:
+        pairs = [(i, s) for i, s in pairs if i not in req.exclude]
+    if not pairs:
+        return None
     reason = Reason(source="cf", detail=f"picked for you ({model.name})", model_version=model.version)
-    return [ScoredItem(i, s, (reason,), {"cf": s}) for i, s in pairs if i not in req.exclude]
+    return CandList("cf", [i for i, _ in pairs], [s for _, s in pairs], reason)
 
 
 def similar_model(models: ModelSet) -> LoadedModel | None:
@@ -82,13 +121,89 @@ def similar_model(models: ModelSet) -> LoadedModel | None:
 
 
 def history(req: SourceRequest) -> list[ScoredItem]:
-    """Neighbours of the last few items, weighted by recency; explains the item they came from."""
+    got = history_list(req)
+    return got.items() if got is not None else []
+
+
+def _history_reason(used: LoadedModel, anchor: str) -> Reason:
+    return Reason(
+        source="history" if used.name != "content" else "content",
+        detail="similar to an item you viewed",
+        model_version=used.version,
+        related_item_id=anchor,
+    )
+
+
+def history_list(req: SourceRequest) -> CandList | None:
+    """Neighbours of the last few items, weighted by recency; explains the item they came from.
+
+    Each of the last :data:`HISTORY_ITEMS` items (the k-th most recent weighted
+    ``HISTORY_DECAY ** k``) contributes its top ``n`` neighbours, scores divided by its best
+    neighbour's; an item's score is the sum, its reason the anchor that gave it most."""
     recent = req.history[:HISTORY_ITEMS]
     if not recent:
-        return []
+        return None
     chain = [m for m in (req.models.first(SIMILAR_MODELS), req.models.get("content")) if m is not None]
     if not chain:
-        return []
+        return None
+    fast = chain[0].fast
+    if fast is not None and fast.sparse is not None:
+        got = _history_fast(req, recent, chain[0], fast)
+        if got is not None:
+            return got
+    return _history_pairs(req, recent, chain)
+
+
+def _history_fast(req: SourceRequest, recent: tuple[str, ...], used: LoadedModel, fast: FastPaths) -> CandList | None:
+    """:func:`history_list` on the rows of a sparse item-item model, in numpy (the same scores;
+    ties may be ordered differently). None when an anchor is unknown to the model (the
+    generic path then asks the next model in the chain for it)."""
+    anchors = fast.item_index.indices(recent)
+    if (anchors < 0).any():
+        return None
+    # a few dozen ids at most: set lookups beat np.isin's sort by far
+    excl = set(fast.item_index.indices(req.exclude).tolist()) if req.exclude else None
+    hist = set(fast.item_index.indices(req.history).tolist())
+    parts_i, parts_v, parts_a = [], [], []
+    for k, a in enumerate(anchors.tolist()):
+        ids, sc = fast.row(a)
+        keep = (ids != a) & (sc > 0)
+        if excl:
+            keep &= np.fromiter((i not in excl for i in ids.tolist()), bool, ids.size)
+        ids, sc = ids[keep], sc[keep]
+        if ids.size == 0:
+            return None  # fall back: the generic path tries the next model for this anchor
+        if ids.size > req.n:
+            top = np.argsort(-sc, kind="stable")[: req.n]
+            ids, sc = ids[top], sc[top]
+        best = float(sc.max()) or 1.0
+        keep = np.fromiter((i not in hist for i in ids.tolist()), bool, ids.size)
+        ids, sc = ids[keep], sc[keep]
+        parts_i.append(ids)
+        parts_v.append(sc * (HISTORY_DECAY**k / best))
+        parts_a.append(np.full(ids.size, k, dtype=np.int64))
+    i_all = np.concatenate(parts_i)
+    if i_all.size == 0:
+        return None
+    v_all = np.concatenate(parts_v).astype(np.float64)
+    a_all = np.concatenate(parts_a)
+    order = np.lexsort((-v_all, i_all))  # by item, biggest contribution first
+    i_s, v_s, a_s = i_all[order], v_all[order], a_all[order]
+    first = np.flatnonzero(np.r_[True, i_s[1:] != i_s[:-1]])
+    totals = np.add.reduceat(v_s, first)
+    items, from_anchor = i_s[first], a_s[first]
+    top = np.argsort(-totals, kind="stable")[: req.n]
+    reasons = [_history_reason(used, anchor) for anchor in recent]
+    names = fast.item_ids
+    return CandList(
+        "history",
+        [names[i] for i in items[top].tolist()],
+        totals[top].tolist(),
+        [reasons[k] for k in from_anchor[top].tolist()],
+    )
+
+
+def _history_pairs(req: SourceRequest, recent: tuple[str, ...], chain: list[LoadedModel]) -> CandList | None:
     scores: dict[str, float] = {}
     best_from: dict[str, tuple[float, str, LoadedModel]] = {}
     hist = set(req.history)
@@ -97,7 +212,7 @@ def history(req: SourceRequest) -> list[ScoredItem]:
         pairs: list[tuple[str, float]] = []
         used = chain[0]
         for m in chain:
-            pairs = _safe(lambda m=m: m.similar(anchor, req.n, req.exclude), f"similar({m.name})")
+            pairs = _safe(lambda m=m, a=anchor: m.similar(a, req.n, req.exclude), f"similar({m.name})")
             if pairs:
                 used = m
                 break
@@ -111,17 +226,15 @@ def history(req: SourceRequest) -> list[ScoredItem]:
             scores[i] = scores.get(i, 0.0) + v
             if i not in best_from or v > best_from[i][0]:
                 best_from[i] = (v, anchor, used)
-    out = []
-    for i, s in heapq.nlargest(req.n, scores.items(), key=lambda kv: kv[1]):
-        _, anchor, used = best_from[i]
-        reason = Reason(
-            source="history" if used.name != "content" else "content",
-            detail="similar to an item you viewed",
-            model_version=used.version,
-            related_item_id=anchor,
-        )
-        out.append(ScoredItem(i, s, (reason,), {"history": s}))
-    return out
+    if not scores:
+        return None
+    best = heapq.nlargest(req.n, scores.items(), key=lambda kv: kv[1])
+    return CandList(
+        "history",
+        [i for i, _ in best],
+        [s for _, s in best],
+        [_history_reason(best_from[i][2], best_from[i][1]) for i, _ in best],
+    )
 
 
 def _ranked(ids: Sequence[str], reason: Reason, name: str, req: SourceRequest) -> list[ScoredItem]:

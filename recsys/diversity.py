@@ -22,33 +22,33 @@ def diversify(
     max_per_window: int,
     window: int,
     relax: bool = True,
+    limit: int | None = None,
 ) -> list[ScoredItem]:
     """Re-order ``items`` (best first) to respect the window limit. Items whose group is None
-    are never limited."""
+    are never limited. ``limit``: stop after that many items (the head is all a caller shows)."""
     if max_per_window <= 0 or window <= 1 or max_per_window >= window or len(items) <= 1:
-        return list(items)
-    remaining = list(items)
-    groups = {it.item_id: group(it.item_id) for it in items}
+        return list(items[:limit] if limit is not None else items)
+    remaining = [(it, group(it.item_id)) for it in items]
     recent: deque[str | None] = deque(maxlen=window - 1)
-    counts: Counter[str | None] = Counter()
+    counts: dict[str | None, int] = {}
     out: list[ScoredItem] = []
-    while remaining:
+    want = len(items) if limit is None else min(limit, len(items))
+    while remaining and len(out) < want:
         pick = None
-        for idx, it in enumerate(remaining):
-            g = groups[it.item_id]
-            if g is None or counts[g] < max_per_window:
+        for idx, (_, g) in enumerate(remaining):
+            if g is None or counts.get(g, 0) < max_per_window:
                 pick = idx
                 break
         if pick is None:
             if not relax:
                 break
             pick = 0
-        it = remaining.pop(pick)
-        g = groups[it.item_id]
+        it, g = remaining.pop(pick)
         if len(recent) == recent.maxlen:
-            counts[recent[0]] -= 1
+            old = recent[0]
+            counts[old] -= 1
         recent.append(g)
-        counts[g] += 1
+        counts[g] = counts.get(g, 0) + 1
         out.append(it)
     return out
 

@@ -5,6 +5,7 @@ The pipeline calls, in this order::
     assignment = experiments.assign(ctx)            # once per request, before ranking
     ... candidates → blend → filter ...
     items = rules.apply_rules(items, ctx)           # after filtering, before diversity
+                                                    # (skipped when rules.fires(ctx) is False)
     rewrite = rules.rewrite_query(query, ctx)       # search only, before the backend is asked
 
 The defaults do nothing. The rule engine and the experiment registry (``recsys/rules.py``,
@@ -63,6 +64,11 @@ class ExperimentHook(Protocol):
 
 class NoRules:
     """The default: no rule changes anything."""
+
+    def fires(self, ctx: RankContext) -> bool:
+        """Optional on a hook: False promises ``apply_rules`` would change nothing in this
+        context, so ranking may skip it (and build only the items it shows)."""
+        return False
 
     def apply_rules(self, items: list[ScoredItem], ctx: RankContext) -> list[ScoredItem]:
         return items

@@ -405,7 +405,7 @@ class FastPaths:
     """
 
     first_chunk = 4096
-    """Items scored in the first step of the pruned top-k (doubling after)."""
+    """Items scored in the first step of the pruned top-k before calls have taught it more."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -415,6 +415,12 @@ class FastPaths:
         self.algorithm: str = m.algorithm
         self.personalized: bool = m.personalized
         self.sparse = getattr(m, _SPARSE_NEIGHBOURS[m.algorithm]) if m.algorithm in _SPARSE_NEIGHBOURS else None
+        if self.sparse is not None:
+            # plain ndarray views of the (memory-mapped) CSR arrays: slicing a np.memmap costs
+            # a subclass round trip per call
+            self._indptr = np.asarray(self.sparse.indptr)
+            self._indices = np.asarray(self.sparse.indices)
+            self._data = np.asarray(self.sparse.data)
         self.factors = (m.user_factors_, m.item_factors_) if m.algorithm in _FACTOR_MODELS else None
         if self.factors is not None:
             # Items by decreasing factor norm: a user's score for item i is at most
@@ -427,6 +433,8 @@ class FastPaths:
             self._norms = norms[self._order]
             self._rank = np.empty_like(self._order)
             self._rank[self._order] = np.arange(len(self._order))
+            self._needed = float(self.first_chunk)
+            self._neg_norms = -self._norms  # ascending, for the stopping point
         self._global: OrderedDict[tuple[int, tuple[str, ...] | None], list[tuple[str, float]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -475,34 +483,48 @@ class FastPaths:
 
     def _pruned_top(self, u: np.ndarray, n: int, exclude: Iterable[str]) -> list[tuple[str, float]]:
         """Exact top ``n`` of ``items @ u`` scoring items by decreasing norm until the bound
-        ``|u|·|i|`` of the rest cannot beat the current n-th best."""
+        ``|u|·|i|`` of the rest cannot beat the current n-th best.
+
+        The first step scores about as many items as recent calls needed (a running average
+        of the exact stopping point, plus a margin), so most calls take one matrix-vector
+        product of a few thousand rows; each further step adds half as many again."""
         by_norm, norms = self._by_norm, self._norms
         total = len(by_norm)
         k = min(n, total)
         if k <= 0:
             return []
-        excl = self.item_index.indices(list(exclude)) if exclude else np.zeros(0, np.int64)
-        excl_pos = self._rank[excl[excl >= 0]]
+        excl = self.item_index.indices(list(exclude)) if exclude else None
+        excl_pos = self._rank[excl[excl >= 0]] if excl is not None else None
         unorm = float(np.linalg.norm(u))
         top_s = np.zeros(0, np.float32)
         top_i = np.zeros(0, np.int64)
-        start, step = 0, self.first_chunk
+        start = 0
+        step = max(k + (excl_pos.size if excl_pos is not None else 0), int(self._needed * 1.25) + 256)
         while start < total:
             stop = min(total, start + step)
             s = by_norm[start:stop] @ u
-            if excl_pos.size:
+            if excl_pos is not None and excl_pos.size:
                 hit = excl_pos[(excl_pos >= start) & (excl_pos < stop)]
                 s[hit - start] = -np.inf
-            cs = np.concatenate([top_s, s])
-            ci = np.concatenate([top_i, np.arange(start, stop)])
-            if cs.size > k:
-                keep = np.argpartition(-cs, k - 1)[:k]
-                cs, ci = cs[keep], ci[keep]
-            top_s, top_i = cs, ci
+            if start:
+                s = np.concatenate([top_s, s])
+                idx = np.concatenate([top_i, np.arange(start, stop)])
+            else:
+                idx = None
+            if s.size > k:
+                keep = np.argpartition(-s, k - 1)[:k]
+                top_s = s[keep]
+                top_i = idx[keep] if idx is not None else keep
+            else:
+                top_s, top_i = s, (idx if idx is not None else np.arange(stop))
             start = stop
             if top_s.size >= k and start < total and float(top_s.min()) >= unorm * float(norms[start]):
                 break
-            step *= 2
+            step = max(step // 2, 1024)
+        if top_s.size >= k and np.isfinite(top_s).all():
+            kth = float(top_s.min())
+            needed = int(np.searchsorted(self._neg_norms, -kth / unorm, side="right")) if unorm > 0 else k
+            self._needed = 0.95 * self._needed + 0.05 * needed
         order = np.argsort(-top_s, kind="stable")
         top_s, top_i = top_s[order], top_i[order]
         ok = np.isfinite(top_s)
@@ -521,16 +543,18 @@ class FastPaths:
         return {i: float(v) for i, v in zip([i for i, k in zip(item_ids, ok.tolist(), strict=True) if k],
                                             scores.tolist(), strict=True)}
 
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``i`` of the sparse item-item matrix: (item indices, scores), stored order."""
+        lo, hi = int(self._indptr[i]), int(self._indptr[i + 1])
+        return self._indices[lo:hi].astype(np.int64), self._data[lo:hi].astype(np.float32, copy=False)
+
     def neighbours(self, item_id: str, n: int, exclude: Iterable[str]) -> list[tuple[str, float]] | None:
         if self.sparse is None:
             return None
         i = self.item_index.index(item_id)
         if i < 0:
             return []
-        sim = self.sparse
-        lo, hi = sim.indptr[i], sim.indptr[i + 1]
-        ids = np.asarray(sim.indices[lo:hi], dtype=np.int64)
-        scores = np.asarray(sim.data[lo:hi], dtype=np.float32)
+        ids, scores = self.row(i)
         keep = (ids != i) & (scores > 0)
         excl = set(exclude)
         if excl:

@@ -77,6 +77,39 @@ class Ranked:
     assignment: Assignment | None = None
 
 
+Candidates = C.CandList | list[ScoredItem]
+"""A source's list: packed (:class:`recsys.candidates.CandList`) or already built items."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Blended:
+    """Blended candidates, not yet built: the order, each item's total and which lists
+    (source, rank) found it. :meth:`item` builds one item with every reason and component."""
+
+    order: list[str]
+    score: dict[str, float]
+    hits: dict[str, list[tuple[str, int]]]
+    lists: dict[str, tuple[Candidates, float]]
+
+    def item(self, iid: str) -> ScoredItem:
+        reasons: tuple[Reason, ...] = ()
+        bd: dict[str, float] = {}
+        for source, r in self.hits[iid]:
+            cands, w = self.lists[source]
+            if isinstance(cands, C.CandList):
+                reasons += cands.reasons_at(r)
+                bd[cands.name] = cands.scores[r]
+            else:
+                it = cands[r]
+                reasons += it.reasons
+                bd.update(it.breakdown)
+            bd[f"blend:{source}"] = w * (_DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU))
+        return ScoredItem(iid, self.score[iid], reasons, bd)
+
+    def items(self) -> list[ScoredItem]:
+        return [self.item(i) for i in self.order]
+
+
 class Pipeline:
     def __init__(
         self,
@@ -178,7 +211,7 @@ class Pipeline:
             lists = {"trending": self.globals.trending(req)}
             weights = {"trending": 1.0}
             strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
-        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, n)
+        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, n, limit=n)
         if len(items) < n:  # top up from trending, then popular, in the same category
             items = self._top_up(items, n, excl, category, models, ctx, assignment)
         return Ranked(items[:n], ctx, strategy, models.versions, assignment)
@@ -245,7 +278,7 @@ class Pipeline:
             req = C.SourceRequest(profile, depth, models, (), frozenset({item_id}), cat or None)
             items = self.globals.trending(req)
             strategy = "trending"
-        items = self._finish(items, ctx, {item_id}, None, assignment, n)
+        items = self._finish(items, ctx, {item_id}, None, assignment, n, limit=n)
         return Ranked(items[:n], ctx, strategy, models.versions, assignment)
 
     def bought_together(
@@ -285,55 +318,44 @@ class Pipeline:
         excl: frozenset[str],
         models: ModelSet,
         category: tuple[str, ...] | None,
-    ) -> tuple[dict[str, list[ScoredItem]], Strategy]:
+    ) -> tuple[dict[str, Candidates], Strategy]:
         if profile.user_id and not profile.personalizable:
             return {}, "non_personalized"
         recent = tuple(dict.fromkeys([*history, *profile.recent_items]))
         req = C.SourceRequest(profile, depth, models, recent, excl, category)
-        lists: dict[str, list[ScoredItem]] = {}
-        cf = C.cf(req) if profile.user_id else []
-        if cf:
+        lists: dict[str, Candidates] = {}
+        cf = C.cf_list(req) if profile.user_id else None
+        if cf is not None:
             lists["cf"] = cf
-        hist = C.history(req)
-        if hist:
+        hist = C.history_list(req)
+        if hist is not None:
             lists["history"] = hist
-        strategy: Strategy = "personalized" if cf else "history"
+        strategy: Strategy = "personalized" if cf is not None else "history"
         return lists, strategy
 
     @staticmethod
-    def _blend(lists: Mapping[str, list[ScoredItem]], weights: Mapping[str, float]) -> list[ScoredItem]:
+    def _blend(lists: Mapping[str, Candidates], weights: Mapping[str, float]) -> _Blended:
+        """Sum the rank scores of every list per item; the order is by total, then id."""
         score: dict[str, float] = {}
-        first: dict[str, tuple[str, float, ScoredItem]] = {}
-        more: dict[str, list[tuple[str, float, ScoredItem]]] = {}
-        for source, items in lists.items():
+        hits: dict[str, list[tuple[str, int]]] = {}
+        used: dict[str, tuple[Candidates, float]] = {}
+        for source, cands in lists.items():
             w = weights.get(source, 0.0)
-            if w <= 0 or not items:
+            if w <= 0 or not cands:
                 continue
-            decay = _DECAY if len(items) <= len(_DECAY) else [math.exp(-r / BLEND_TAU) for r in range(len(items))]
-            bkey = f"blend:{source}"
-            for it, d in zip(items, decay):
-                iid = it.item_id
-                v = w * d
-                if iid in score:
-                    score[iid] += v
-                    more.setdefault(iid, []).append((bkey, v, it))
+            used[source] = (cands, w)
+            ids = cands.ids if isinstance(cands, C.CandList) else [it.item_id for it in cands]
+            decay = _DECAY if len(ids) <= len(_DECAY) else [math.exp(-r / BLEND_TAU) for r in range(len(ids))]
+            for r, (iid, d) in enumerate(zip(ids, decay)):
+                got = score.get(iid)
+                if got is None:
+                    score[iid] = w * d
+                    hits[iid] = [(source, r)]
                 else:
-                    score[iid] = v
-                    first[iid] = (bkey, v, it)
-        out: list[ScoredItem] = []
-        for iid, total in sorted(score.items(), key=lambda kv: (-kv[1], kv[0])):
-            bkey, v, it = first[iid]
-            bd = dict(it.breakdown)
-            bd[bkey] = v
-            reasons = it.reasons
-            extra = more.get(iid)
-            if extra is not None:
-                for bkey, v, it in extra:
-                    reasons += it.reasons
-                    bd.update(it.breakdown)
-                    bd[bkey] = v
-            out.append(ScoredItem(iid, total, reasons, bd))
-        return out
+                    score[iid] = got + w * d
+                    hits[iid].append((source, r))
+        order = sorted(score, key=lambda i: (-score[i], i))
+        return _Blended(order, score, hits, used)
 
     def _filter(self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None) -> list[ScoredItem]:
         keep = self.index.keep
@@ -344,29 +366,61 @@ class Pipeline:
 
     def _finish(
         self,
-        items: list[ScoredItem],
+        items: list[ScoredItem] | _Blended,
         ctx: RankContext,
-        excl: set[str],
+        excl: set[str] | frozenset[str],
         category: tuple[str, ...] | None,
         assignment: Assignment | None,
         n: int,
         *,
         diversity: bool = True,
+        limit: int | None = None,
     ) -> list[ScoredItem]:
-        items = self._filter(items, excl, category)
-        items = self._rules().apply_rules(items, ctx)
-        # rules may add pinned items: they must still be recommendable
-        ok = self.index.recommendable
-        items = [it for it in items if ok(it.item_id)]
-        # Only the head can reach the answer: diversity never moves an item up by more than
-        # the items it skips, so 3n + window candidates are plenty (rules already ran on all).
-        items = items[: 3 * n + 2 * self.config.diversity_window]
+        """Filter (active, in stock, not excluded, in the category) → rules → head → diversity.
+
+        Only the head can reach the answer: diversity never moves an item up by more than
+        the items it skips, so ``3n + 2·window`` candidates are plenty. When no rule can fire
+        for this context, items are built only until the head is full; otherwise every
+        candidate is built and the rules see them all."""
+        limit = 3 * n + 2 * self.config.diversity_window
+        keep = self.index.keep
+        hook = self._rules()
+        fires = getattr(hook, "fires", None)
+        if isinstance(items, _Blended):
+            order, build = items.order, items.item
+        else:
+            order, build = None, None
+        if fires is not None and not fires(ctx):
+            head: list[ScoredItem] = []
+            if order is not None and build is not None:
+                for iid in order:
+                    if keep(iid, excl, category):
+                        head.append(build(iid))
+                        if len(head) >= limit:
+                            break
+            else:
+                for it in items:  # type: ignore[union-attr]
+                    if keep(it.item_id, excl, category):
+                        head.append(it)
+                        if len(head) >= limit:
+                            break
+            items = head
+        else:
+            if order is not None and build is not None:
+                items = [build(i) for i in order if keep(i, excl, category)]
+            else:
+                items = self._filter(items, excl, category)  # type: ignore[arg-type]
+            items = hook.apply_rules(items, ctx)
+            # rules may add pinned items: they must still be recommendable
+            ok = self.index.recommendable
+            items = [it for it in items if ok(it.item_id)][:limit]
         if diversity:
             items = diversify(
                 items,
                 self.category_key,
                 max_per_window=self.config.diversity_max_per_category,
                 window=self.config.diversity_window,
+                limit=limit,
             )
         if assignment is not None:
             reason = Reason(source="experiment", detail=f"{assignment.experiment}:{assignment.variant}")

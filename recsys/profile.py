@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -132,7 +132,7 @@ class UserDirectory:
 
 
 class _State:
-    __slots__ = ("attributes", "consent", "recent", "purchased", "cat", "brand")
+    __slots__ = ("attributes", "consent", "recent", "purchased", "cat", "brand", "pending")
 
     def __init__(self, history_size: int) -> None:
         self.attributes: Mapping[str, AttributeValue] = _NO_ATTRS
@@ -141,6 +141,36 @@ class _State:
         self.purchased: set[str] = set()
         self.cat: dict[str, float] = {}
         self.brand: dict[str, float] = {}
+        self.pending: list[tuple[str, float]] = []
+        """Affinity bumps (item, weight) not applied yet, oldest first (see ``_settle``)."""
+
+
+class _LazyAffinity(Mapping[str, float]):
+    """An affinity mapping computed on first read: most requests (recommendations, feed)
+    never read affinities, and computing them costs a catalog lookup per history event."""
+
+    __slots__ = ("_load", "_data")
+
+    def __init__(self, load: Callable[[], Mapping[str, float]]) -> None:
+        self._load: Callable[[], Mapping[str, float]] | None = load
+        self._data: Mapping[str, float] = _EMPTY
+
+    def _get(self) -> Mapping[str, float]:
+        if self._load is not None:
+            self._data, self._load = self._load(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> float:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(dict(self._get()))
 
 
 class ProfileStore:
@@ -189,13 +219,13 @@ class ProfileStore:
         with self._lock:
             st = self._users.get(user_id)
             if st is None:
-                st = self._base_state(user_id)
+                st = self._base_state(user_id, lazy=True)
                 if st is None:
                     return UserProfile(user_id=user_id)
+                return self._profile(user_id, st, lazy=True)
             return self._profile(user_id, st)
 
-    @staticmethod
-    def _profile(user_id: str, st: _State) -> UserProfile:
+    def _profile(self, user_id: str, st: _State, *, lazy: bool = False) -> UserProfile:
         recent: list[str] = []
         seen: set[str] = set()
         for item_id in reversed(st.recent):
@@ -209,12 +239,21 @@ class ProfileStore:
             attributes=st.attributes,
             recent_items=tuple(recent),
             purchased=frozenset(st.purchased),
-            category_affinity=MappingProxyType({k: v for k, v in st.cat.items() if v > 0}),
-            brand_affinity=MappingProxyType({k: v for k, v in st.brand.items() if v > 0}),
+            category_affinity=_LazyAffinity(lambda: self._affinity(st, "cat")) if lazy
+            else MappingProxyType({k: v for k, v in st.cat.items() if v > 0}),
+            brand_affinity=_LazyAffinity(lambda: self._affinity(st, "brand")) if lazy
+            else MappingProxyType({k: v for k, v in st.brand.items() if v > 0}),
         )
 
-    def _base_state(self, user_id: str) -> _State | None:
-        """What the files and API changes say about a user without a live state (or None)."""
+    def _affinity(self, st: _State, which: str) -> Mapping[str, float]:
+        """Affinities of a state no other thread holds (a lazily read one)."""
+        self._settle(st)
+        d: dict[str, float] = st.cat if which == "cat" else st.brand
+        return MappingProxyType({k: v for k, v in d.items() if v > 0})
+
+    def _base_state(self, user_id: str, *, lazy: bool = False) -> _State | None:
+        """What the files and API changes say about a user without a live state (or None).
+        ``lazy``: affinities are left pending (see ``_settle``)."""
         if user_id in self._erased:
             return None
         over = self._overrides.get(user_id)
@@ -232,8 +271,10 @@ class ProfileStore:
         if st.consent and srow >= 0:
             snap = self.snapshot
             for item_id, etype in reversed(snap.recent(srow)):  # oldest first
-                self._apply(st, etype, item_id, None)
+                self._apply(st, etype, item_id, None, lazy=True)
             st.purchased = set(snap.purchased(srow))
+            if not lazy:
+                self._settle(st)
         return st
 
     # writing -----------------------------------------------------------------
@@ -283,7 +324,14 @@ class ProfileStore:
 
     # internals ---------------------------------------------------------------
     def _apply(
-        self, st: _State, etype: str, item_id: str, weight: float | None, catalog: Catalog | None = None
+        self,
+        st: _State,
+        etype: str,
+        item_id: str,
+        weight: float | None,
+        catalog: Catalog | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
         if etype == "refund":
             st.purchased.discard(item_id)
@@ -292,13 +340,23 @@ class ProfileStore:
         if etype in HISTORY_TYPES:
             st.recent.append(item_id)
         w = EVENT_WEIGHTS.get(etype, 0.0) if weight is None else weight
+        if w:
+            st.pending.append((item_id, w))
+            if not lazy:
+                self._settle(st, catalog)
+
+    def _settle(self, st: _State, catalog: Catalog | None = None) -> None:
+        """Apply the pending affinity bumps, oldest first (category path and brand of each item)."""
         catalog = catalog or self.catalog
-        if w and catalog is not None:
-            item = catalog.get(item_id)
-            if item is not None:
-                _bump(st.cat, CATEGORY_SEPARATOR.join(item.category), w)
-                if item.brand:
-                    _bump(st.brand, item.brand, w)
+        pending, st.pending = st.pending, []
+        if catalog is None:
+            return
+        for item_id, w in pending:
+            cat, brand = _category_and_brand(catalog, item_id)
+            if cat is not None:
+                _bump(st.cat, cat, w)
+                if brand:
+                    _bump(st.brand, brand, w)
 
     def _state(self, user_id: str) -> _State:
         st = self._users.get(user_id)
@@ -328,6 +386,18 @@ class ProfileStore:
         st.purchased.clear()
         st.cat.clear()
         st.brand.clear()
+        st.pending.clear()
+
+
+def _category_and_brand(catalog: Catalog, item_id: str) -> tuple[str | None, str | None]:
+    """(category path, brand) of a catalog item, (None, None) when it is not in the catalog."""
+    facts = getattr(catalog, "category_and_brand", None)
+    if facts is not None:
+        return facts(item_id)  # type: ignore[no-any-return]
+    item = catalog.get(item_id)
+    if item is None:
+        return None, None
+    return CATEGORY_SEPARATOR.join(item.category), item.brand
 
 
 def _bump(d: dict[str, float], key: str, w: float) -> None:

@@ -123,6 +123,9 @@ class _PreviewRules:
     """The preview pipeline's rules hook: the rules of the preview running in this context
     (each request's thread has its own context, so concurrent previews never mix)."""
 
+    def fires(self, ctx: RankContext) -> bool:
+        return True  # previews record what every rule did
+
     def apply_rules(self, items: list[ScoredItem], ctx: RankContext) -> list[ScoredItem]:
         return _PREVIEW_RULES.get().apply_rules(items, ctx)
 

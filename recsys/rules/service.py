@@ -22,7 +22,7 @@ from data.catalog import Catalog
 from recsys.errors import RuleNotFoundError
 from recsys.hooks import QueryRewrite
 from recsys.rule_store import RuleStore
-from recsys.rules.engine import QueryPlan, RuleOutcome, apply_rules, plan_query
+from recsys.rules.engine import QueryPlan, RuleOutcome, apply_rules, plan_query, rule_fires
 from recsys.rules.model import DEFAULT_RULE_SET, Rule
 from recsys.rules.spec import RuleSpec
 from recsys.rules.validate import check_rule, rule_warnings
@@ -55,6 +55,10 @@ class RulesHookBase:
         return sorted({r.rule_set for r in self.all_rules()} | {DEFAULT_RULE_SET})
 
     # ------------------------------------------------------------------ hooks
+    def fires(self, ctx: RankContext) -> bool:
+        """Whether any rule of the context's rule set fires (else applying them is a no-op)."""
+        return any(rule_fires(r, ctx)[0] for r in self.rules_for(ctx))
+
     def outcome(self, items: list[ScoredItem], ctx: RankContext) -> RuleOutcome:
         return apply_rules(items, ctx, self.rules_for(ctx), self.catalog)
 
@@ -89,6 +93,9 @@ class FixedRules(RulesHookBase):
 
     def all_rules(self) -> list[Rule]:
         return list(self._rules)
+
+    def fires(self, ctx: RankContext) -> bool:
+        return True  # a preview records what every rule did, firing or not
 
     def outcome(self, items: list[ScoredItem], ctx: RankContext) -> RuleOutcome:
         out = super().outcome(items, ctx)
