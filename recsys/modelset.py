@@ -232,7 +232,7 @@ def mmap_npz(path: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
         for info in zf.infolist():
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            name = info.filename.removesuffix(".npy")
             if info.compress_type != zipfile.ZIP_STORED:
                 with zf.open(info) as member:
                     out[name] = np.lib.format.read_array(member, allow_pickle=False)
@@ -262,7 +262,7 @@ class SortedIds:
     Speaks the part of ``recsys.models.vocab.Vocabulary`` the models use on users
     (``len``, ``index``, ``indices``, ``ids``, ``to_ids``)."""
 
-    __slots__ = ("_sorted", "_order")
+    __slots__ = ("_order", "_sorted")
 
     def __init__(self, ids: Sequence[str] | np.ndarray) -> None:
         arr = np.asarray(ids, dtype=str) if len(ids) else np.array([], dtype="U1")

@@ -132,7 +132,7 @@ class UserDirectory:
 
 
 class _State:
-    __slots__ = ("attributes", "consent", "recent", "purchased", "cat", "brand", "pending")
+    __slots__ = ("attributes", "brand", "cat", "consent", "pending", "purchased", "recent")
 
     def __init__(self, history_size: int) -> None:
         self.attributes: Mapping[str, AttributeValue] = _NO_ATTRS
@@ -149,7 +149,7 @@ class _LazyAffinity(Mapping[str, float]):
     """An affinity mapping computed on first read: most requests (recommendations, feed)
     never read affinities, and computing them costs a catalog lookup per history event."""
 
-    __slots__ = ("_load", "_data")
+    __slots__ = ("_data", "_load")
 
     def __init__(self, load: Callable[[], Mapping[str, float]]) -> None:
         self._load: Callable[[], Mapping[str, float]] | None = load
