@@ -21,27 +21,29 @@ index (key → body document with a ``created`` field and a TTL query) or Redis
 (``SET key body NX EX ttl`` is exactly "write-once until it expires") — implementing the
 same two methods and using :func:`encode_ranked` / :func:`decode_ranked` for the body.
 
-Bodies are compact JSON: ids, scores (``repr`` floats, so they round-trip exactly), each
-item's reasons as indices into a table of the list's distinct reasons, the list's context
-and assignment, and score breakdowns only when the list was ranked with ``debug``.
+Bodies are compact bytes (≈ 7 KB for a 200-item feed): the scores as raw doubles (exact),
+then JSON with the ids, each item's reasons as an index into the list's distinct reason sets,
+the list's context and assignment, and score breakdowns only when ranked with ``debug``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from recsys.hooks import Assignment
 from recsys.pipeline import Ranked
@@ -56,6 +58,8 @@ _T = TypeVar("_T")
 FEED_CACHE_FILE = "feed_cache.sqlite"
 _FORMAT = 1
 """Body format version; a body of another version reads as a miss."""
+_EMPTY: Mapping[str, float] = MappingProxyType({})
+"""The breakdown of every item of a list kept without breakdowns (immutable, so shared)."""
 
 
 class RankedListStore(Protocol):
@@ -142,7 +146,7 @@ class _Packed:
         )
 
     def unpack(self) -> Ranked:
-        bds = self.breakdowns or ({},) * len(self.ids)
+        bds = self.breakdowns or (_EMPTY,) * len(self.ids)
         items = [ScoredItem(i, s, rs, bd) for i, s, rs, bd in
                  zip(self.ids, self.scores, self.reasons, bds, strict=True)]
         return replace(self.head, items=items)
@@ -151,79 +155,111 @@ class _Packed:
 # --------------------------------------------------------------------------- serialization
 
 
-def encode_ranked(r: Ranked, *, keep_breakdown: bool = False) -> str:
-    """A ranked list as compact JSON (see the module docstring)."""
-    table: dict[Reason, int] = {}
-    reasons = [[table.setdefault(x, len(table)) for x in it.reasons] for it in r.items]
-    body: dict[str, object] = {
+def encode_ranked(r: Ranked, *, keep_breakdown: bool = False) -> bytes:
+    """A ranked list as compact bytes (see the module docstring): the item count (4 bytes),
+    the scores as little-endian doubles (exact, and 30× cheaper than JSON floats), then JSON."""
+    table: dict[Reason, int] = {}  # distinct reasons, by value
+    by_id: dict[int, int] = {}  # reasons are mostly shared objects: hash each one once
+    sets: dict[tuple[int, ...], int] = {}  # distinct reason sets, as table indices
+    per_item: list[int] = []
+    for it in r.items:
+        refs = []
+        for x in it.reasons:
+            j = by_id.get(id(x))
+            if j is None:
+                j = by_id[id(x)] = table.setdefault(x, len(table))
+            refs.append(j)
+        per_item.append(sets.setdefault(tuple(refs), len(sets)))
+    head: dict[str, object] = {
         "v": _FORMAT,
         "strategy": r.strategy,
         "model_versions": dict(r.model_versions),
         "ctx": _fields_to_json(r.ctx),
         "assignment": _fields_to_json(r.assignment) if r.assignment is not None else None,
         "ids": [it.item_id for it in r.items],
-        "scores": [it.score for it in r.items],
         "reason_table": [_fields_to_json(x) for x in table],
-        "reasons": reasons,
+        "reason_sets": list(sets),
+        "reasons": per_item,
     }
     if keep_breakdown:
-        body["breakdowns"] = [dict(it.breakdown) for it in r.items]
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        head["breakdowns"] = [dict(it.breakdown) for it in r.items]
+    scores = array("d", [it.score for it in r.items])
+    if sys.byteorder != "little":
+        scores.byteswap()
+    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return len(scores).to_bytes(4, "little") + scores.tobytes() + text.encode()
 
 
-def decode_ranked(text: str | bytes) -> Ranked:
+def decode_ranked(body: bytes) -> Ranked:
     """The list :func:`encode_ranked` wrote. Raises ``ValueError`` for another format."""
-    body = json.loads(text)
-    if body.get("v") != _FORMAT:
-        raise ValueError(f"feed cache body format {body.get('v')!r}, expected {_FORMAT}")
-    table = [_fields_from_json(Reason, x) for x in body["reason_table"]]
-    bds = body.get("breakdowns") or [{}] * len(body["ids"])
-    items = [
-        ScoredItem(i, s, tuple(table[k] for k in rs), MappingProxyType(bd))
-        for i, s, rs, bd in zip(body["ids"], body["scores"], body["reasons"], bds, strict=True)
-    ]
-    a = body["assignment"]
+    n = int.from_bytes(body[:4], "little")
+    scores = array("d")
+    scores.frombytes(body[4 : 4 + 8 * n])
+    if sys.byteorder != "little":
+        scores.byteswap()
+    head = json.loads(body[4 + 8 * n :])
+    if head.get("v") != _FORMAT:
+        raise ValueError(f"feed cache body format {head.get('v')!r}, expected {_FORMAT}")
+    table = [_fields_from_json(Reason, x) for x in head["reason_table"]]
+    sets = [tuple(table[k] for k in refs) for refs in head["reason_sets"]]
+    ids: list[str] = head["ids"]
+    if len(ids) != n:
+        raise ValueError(f"feed cache body holds {len(ids)} ids and {n} scores")
+    bds = head.get("breakdowns")
+    if bds is None:
+        items = [ScoredItem(i, s, sets[k], _EMPTY) for i, s, k in zip(ids, scores, head["reasons"], strict=True)]
+    else:
+        items = [ScoredItem(i, s, sets[k], MappingProxyType(bd))
+                 for i, s, k, bd in zip(ids, scores, head["reasons"], bds, strict=True)]
+    a = head["assignment"]
     return Ranked(
         items=items,
-        ctx=_fields_from_json(RankContext, body["ctx"]),
-        strategy=body["strategy"],
-        model_versions=MappingProxyType(body["model_versions"]),
+        ctx=_fields_from_json(RankContext, head["ctx"]),
+        strategy=head["strategy"],
+        model_versions=MappingProxyType(head["model_versions"]),
         assignment=_fields_from_json(Assignment, a) if a is not None else None,
     )
 
 
 def _fields_to_json(obj: object) -> dict[str, object]:
-    """A flat frozen dataclass's fields as JSON values (mappings, tuples, datetimes)."""
+    """A flat frozen dataclass's fields as JSON values (mappings, tuples, datetimes); fields
+    equal to their plain default are left out."""
     out: dict[str, object] = {}
     for f in dataclasses.fields(obj):  # type: ignore[arg-type]
         v = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING and v == f.default and type(v) is type(f.default):
+            continue
         if isinstance(v, datetime):
             v = v.isoformat()
         elif isinstance(v, tuple):
             v = list(v)
-        elif isinstance(v, MappingProxyType):
+        elif isinstance(v, Mapping):
             v = dict(v)
         out[f.name] = v
     return out
 
 
-def _fields_from_json(cls: type[_T], data: dict[str, object]) -> _T:
-    """Inverse of :func:`_fields_to_json`, led by the field annotations (strings)."""
-    kw: dict[str, object] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            continue
-        v = data[f.name]
+@functools.cache
+def _converters(cls: type) -> dict[str, Callable[[Any], object]]:
+    """Field name → how to rebuild its value from JSON, read from the (string) annotations."""
+    out: dict[str, Callable[[Any], object]] = {}
+    for f in dataclasses.fields(cls):
         ann = str(f.type)
-        if v is not None:
-            if ann.startswith("datetime"):
-                v = datetime.fromisoformat(v)  # type: ignore[arg-type]
-            elif ann.startswith("tuple"):
-                v = tuple(v)  # type: ignore[arg-type]
-            elif ann.startswith("Mapping"):
-                v = MappingProxyType(v)  # type: ignore[arg-type]
-        kw[f.name] = v
-    return cls(**kw)
+        if ann.startswith("datetime"):
+            out[f.name] = datetime.fromisoformat
+        elif ann.startswith("tuple"):
+            out[f.name] = tuple
+        elif ann.startswith("Mapping"):
+            out[f.name] = MappingProxyType
+    return out
+
+
+def _fields_from_json(cls: type[_T], data: dict[str, Any]) -> _T:
+    """Inverse of :func:`_fields_to_json`."""
+    conv = _converters(cls)
+    if conv:
+        data = {k: (conv[k](v) if k in conv and v is not None else v) for k, v in data.items()}
+    return cls(**data)
 
 
 # --------------------------------------------------------------------------- SQLite
@@ -232,7 +268,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feed (
     key TEXT PRIMARY KEY,
     created REAL NOT NULL,
-    body TEXT NOT NULL
+    body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feed_created ON feed(created);
 """
@@ -293,7 +329,7 @@ class SqliteRankedListCache:
             return None
         try:
             return decode_ranked(row[0])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             self._warn(f"feed cache {self.path}: unreadable list under {key!r} ({exc}); ranking again")
             return None
 
@@ -324,7 +360,7 @@ class SqliteRankedListCache:
             return items
         try:
             return decode_ranked(other[0])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):
             return items
 
     def __len__(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -60,6 +61,8 @@ async def feed(
         ranked = pipeline.feed(
             user_id=user_id, history=parse_ids(history, "history"), category=cat, request_id=rid
         )
+        if len(ranked.items) > depth:  # no page reaches further: keep (and store) no more
+            ranked = replace(ranked, items=ranked.items[:depth])
         # the list stored first under this key wins (another worker may have ranked it too)
         ranked = services.feed_cache.put(key, ranked, keep_breakdown=debug)
     start = (page - 1) * size
