@@ -6,11 +6,12 @@
 
 Times, one thread: the in-process LRU (``RankedListCache``, one worker only), the shared SQLite
 cache (``SqliteRankedListCache``; put = encode + upsert, pruning every 64 writes included;
-get = select + decode of a random live key) and the JSON body alone. The lists are synthetic
+get = select + decode of a random live key) and the body encoding alone. The lists are synthetic
 200-item feeds shaped like real ones (item ids ``i<n>``, one or two reasons per item from a
 dozen distinct ones, a context and model versions) or, with ``--home`` (a home bench/serve.py
-prepared), real feeds from ``pipeline.feed``, whose own time is then reported alongside. The file lives in a temporary folder on the same disk as the
-repository and is removed afterwards. Prints a table and writes bench/results/feed_cache.json.
+prepared), real feeds from ``pipeline.feed``, whose own time is then reported alongside.
+The file lives in a temporary folder on the repository's disk and is removed afterwards.
+Prints a table and writes bench/results/feed_cache.json.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000, help="Live feeds in the file before timing.")
     ap.add_argument("--ops", type=int, default=2_000)
-    ap.add_argument("--home", type=Path, default=None, help="Rank real feeds on this prepared home.")
+    ap.add_argument("--home", type=Path, default=None,
+                    help="Rank real feeds on this prepared home.")
     ap.add_argument("--users", type=int, default=20_000, help="Users of --home to draw from.")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "feed_cache.json")
     args = ap.parse_args()
@@ -76,7 +78,12 @@ def main() -> None:
     from rich.table import Table
     from tqdm import tqdm
 
-    from serving.feed_cache import RankedListCache, SqliteRankedListCache, decode_ranked, encode_ranked
+    from serving.feed_cache import (
+        RankedListCache,
+        SqliteRankedListCache,
+        decode_ranked,
+        encode_ranked,
+    )
 
     r = random.Random(7)
     results: dict[str, dict[str, float]] = {}
@@ -87,8 +94,9 @@ def main() -> None:
         from serving.state import Services
 
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        services = Services.build(Settings(home=args.home, search_backend="embedded", model_poll_seconds=0,
-                                           feed_cache_backend="memory"), with_search=False)
+        settings = Settings(home=args.home, search_backend="embedded", model_poll_seconds=0,
+                            feed_cache_backend="memory")
+        services = Services.build(settings, with_search=False)
         pipe = services.pipeline
         depth = pipe.config.feed_depth  # what GET /v1/feed keeps of a ranked list
         feeds = [replace(f, items=f.items[:depth])
@@ -106,8 +114,8 @@ def main() -> None:
             mem.put(f"fill{k}", feeds[k % len(feeds)])
         keys = [f"fill{r.randrange(args.rows)}" for _ in range(args.ops)]
         body = encode_ranked(feeds[0])
-        results["encode (json body)"] = _time(lambda k: encode_ranked(feeds[k % 50]), args.ops)
-        results["decode (json body)"] = _time(lambda k: decode_ranked(body), args.ops)
+        results["encode (body)"] = _time(lambda k: encode_ranked(feeds[k % 50]), args.ops)
+        results["decode (body)"] = _time(lambda k: decode_ranked(body), args.ops)
         results["memory put"] = _time(lambda k: mem.put(f"new{k}", feeds[k % 50]), args.ops)
         results["memory get"] = _time(lambda k: mem.get(keys[k]), args.ops)
         results["sqlite put"] = _time(lambda k: sq.put(f"new{k}", feeds[k % 50]), args.ops)
@@ -119,7 +127,8 @@ def main() -> None:
 
     n_items = round(statistics.fmean(len(f.items) for f in feeds))
     source = "synthetic" if args.home is None else f"real ({args.home.name})"
-    table = Table(title=f"feed cache, {source} {n_items}-item feeds, {args.rows:,} stored, {args.ops:,} ops")
+    table = Table(title=f"feed cache, {source} {n_items}-item feeds, {args.rows:,} stored, "
+                        f"{args.ops:,} ops")
     for col in ("operation", "p50 µs", "p99 µs", "mean µs"):
         table.add_column(col, justify="left" if col == "operation" else "right")
     for name, v in results.items():
@@ -127,11 +136,13 @@ def main() -> None:
     console = Console()
     console.print(table)
     body_bytes = len(body)
-    console.print(f"body {body_bytes / 1000:.1f} KB a feed (the first); file {file_mb:.1f} MB for {rows:,} rows; "
+    console.print(f"body {body_bytes / 1000:.1f} KB a feed (the first); "
+                  f"file {file_mb:.1f} MB for {rows:,} rows; "
                   f"load avg {os.getloadavg()[0]:.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "rows": args.rows, "ops": args.ops, "items": n_items, "feeds": source, "body_bytes": body_bytes,
+        "rows": args.rows, "ops": args.ops, "items": n_items, "feeds": source,
+        "body_bytes": body_bytes,
         "file_mb": file_mb, "rows_after": rows, "load_avg": os.getloadavg()[0], "results": results,
     }, indent=1) + "\n")
 

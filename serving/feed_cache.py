@@ -21,7 +21,7 @@ index (key → body document with a ``created`` field and a TTL query) or Redis
 (``SET key body NX EX ttl`` is exactly "write-once until it expires") — implementing the
 same two methods and using :func:`encode_ranked` / :func:`decode_ranked` for the body.
 
-Bodies are compact bytes (≈ 7 KB for a 200-item feed): the scores as raw doubles (exact),
+Bodies are compact bytes (≈ 5 KB for a 200-item feed): the scores as raw doubles (exact),
 then JSON with the ids, each item's reasons as an index into the list's distinct reason sets,
 the list's context and assignment, and score breakdowns only when ranked with ``debug``.
 """
@@ -80,7 +80,9 @@ def open_feed_cache(settings: Settings) -> RankedListStore:
     if settings.feed_cache_backend == "memory":
         return RankedListCache(settings.feed_cache_size, settings.feed_cache_ttl_seconds)
     return SqliteRankedListCache(
-        settings.state_dir / FEED_CACHE_FILE, settings.feed_cache_size, settings.feed_cache_ttl_seconds
+        settings.state_dir / FEED_CACHE_FILE,
+        settings.feed_cache_size,
+        settings.feed_cache_ttl_seconds,
     )
 
 
@@ -207,7 +209,8 @@ def decode_ranked(body: bytes) -> Ranked:
         raise ValueError(f"feed cache body holds {len(ids)} ids and {n} scores")
     bds = head.get("breakdowns")
     if bds is None:
-        items = [ScoredItem(i, s, sets[k], _EMPTY) for i, s, k in zip(ids, scores, head["reasons"], strict=True)]
+        items = [ScoredItem(i, s, sets[k], _EMPTY)
+                 for i, s, k in zip(ids, scores, head["reasons"], strict=True)]
     else:
         items = [ScoredItem(i, s, sets[k], MappingProxyType(bd))
                  for i, s, k, bd in zip(ids, scores, head["reasons"], bds, strict=True)]
@@ -320,7 +323,8 @@ class SqliteRankedListCache:
                 return None
             try:
                 row = db.execute(
-                    "SELECT body FROM feed WHERE key = ? AND created >= ?", (key, self._clock() - self._ttl)
+                    "SELECT body FROM feed WHERE key = ? AND created >= ?",
+                    (key, self._clock() - self._ttl),
                 ).fetchone()
             except sqlite3.Error as exc:
                 self._failed(exc, "read")
@@ -330,7 +334,8 @@ class SqliteRankedListCache:
         try:
             return decode_ranked(row[0])
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            self._warn(f"feed cache {self.path}: unreadable list under {key!r} ({exc}); ranking again")
+            self._warn(f"feed cache {self.path}: unreadable list under {key!r} ({exc}); "
+                       f"ranking again")
             return None
 
     def put(self, key: str, items: Ranked, *, keep_breakdown: bool = False) -> Ranked:

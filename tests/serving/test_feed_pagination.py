@@ -134,7 +134,9 @@ def test_size_bound_drops_the_oldest(db_path: Path, clock: Clock) -> None:
     assert [k for k in range(30) if cache.get(f"k{k}") is not None] == list(range(20, 30))
 
 
-def test_pruning_every_n_writes_bounds_size_and_removes_expired(db_path: Path, clock: Clock) -> None:
+def test_pruning_every_n_writes_bounds_size_and_removes_expired(
+    db_path: Path, clock: Clock
+) -> None:
     cache = SqliteRankedListCache(db_path, 50, 10.0, prune_every=8, clock=clock)
     r = _ranked(5)
     for k in range(200):
@@ -212,7 +214,8 @@ def test_feed_answers_with_a_corrupt_cache(
             p1 = client.get("/v1/feed", params={"user_id": "u4", "size": 10})
             assert p1.status_code == 200, p1.text
             rid = p1.json()["request_id"]
-            p2 = client.get("/v1/feed", params={"user_id": "u4", "size": 10, "page": 2, "request_id": rid})
+            p2 = client.get("/v1/feed",
+                            params={"user_id": "u4", "size": 10, "page": 2, "request_id": rid})
             assert p2.status_code == 200, p2.text
             assert p2.json()["items"]
     finally:
@@ -278,7 +281,10 @@ def _ids(body: dict[str, object]) -> list[str]:
     return [it["item_id"] for it in body["items"]]  # type: ignore[attr-defined, index]
 
 
-def test_pages_never_repeat_across_two_workers(two_workers: tuple[str, Path], restart_home: Path) -> None:
+@pytest.mark.slow
+def test_pages_never_repeat_across_two_workers(
+    two_workers: tuple[str, Path], restart_home: Path
+) -> None:
     """Page 1, then the user's profile changes (views in another category, posted to both
     workers), then pages 2..5 over new connections: one list, no repeats, whichever worker
     answers."""
@@ -302,8 +308,8 @@ def test_pages_never_repeat_across_two_workers(two_workers: tuple[str, Path], re
         elsewhere = by_top[other[0]] if other else by_top[min(by_top, key=lambda t: len(by_top[t]))]
         for b in range(6):  # one small batch per connection: both workers' profiles change
             events = [
-                {"event_id": f"pg-{user}-{b}-{k}", "user_id": user, "item_id": elsewhere[(b * 3 + k) % len(elsewhere)],
-                 "type": "view", "timestamp": stamp}
+                {"event_id": f"pg-{user}-{b}-{k}", "user_id": user, "type": "view",
+                 "item_id": elsewhere[(b * 3 + k) % len(elsewhere)], "timestamp": stamp}
                 for k in range(3)
             ]
             r = httpx.post(f"{base}/v1/events", json={"events": events}, timeout=30)
@@ -319,8 +325,9 @@ def test_pages_never_repeat_across_two_workers(two_workers: tuple[str, Path], re
             repeated = set(ids) & set(served)
             assert not repeated, f"{user}: page {page} repeats {sorted(repeated)} of earlier pages"
             served += ids
-        whole = httpx.get(f"{base}/v1/feed", params={"user_id": user, "size": size * pages, "page": 1,
-                                                   "request_id": rid}, timeout=30)
+        whole = httpx.get(f"{base}/v1/feed", timeout=30, params={
+            "user_id": user, "size": size * pages, "page": 1, "request_id": rid})
         assert _ids(whole.json()) == served  # the pages are slices of one ranked list
     per_worker = _feed_counts_per_worker(metrics_dir)
-    assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker  # both workers answered pages
+    # both workers answered pages
+    assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker
