@@ -6,7 +6,8 @@
 
 Each implementation is measured in a fresh process (so RSS deltas are its own): RSS added by
 loading items.jsonl, load time, ``get()`` of never-read ids (cold: decoded) and of the same ids
-again (hot: the LRU), a full iteration, ``save``, a ``CatalogViews`` refresh (newest, promoted,
+again (hot: the LRU) — wall and this thread's CPU µs per call, medians over batches of 100, the
+CPU figure being the one that holds on a busy machine —, a full iteration, ``save``, a ``CatalogViews`` refresh (newest, promoted,
 best rated) and the rule validator's brand set. The "old" implementation is read with
 ``git show REV:data/catalog.py`` (and its catalog_views.py) into a temporary module. Prints a
 table and writes bench/results/catalog.json.
@@ -18,6 +19,7 @@ import argparse
 import gc
 import importlib.util
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -51,13 +53,18 @@ def _module_at(rev: str, path: str, name: str, where: Path) -> object:
     return mod
 
 
-def _median_us(fn: object, ids: list[str]) -> float:
-    ts = []
-    for i in ids:
-        t = time.perf_counter_ns()
-        fn(i)  # type: ignore[operator]
-        ts.append(time.perf_counter_ns() - t)
-    return statistics.median(ts) / 1000
+def _per_op_us(fn: object, ids: list[str], batch: int = 100) -> tuple[float, float]:
+    """Median over batches of the mean wall and CPU (this thread) µs per call."""
+    wall, cpu = [], []
+    for k in range(0, len(ids) - batch + 1, batch):
+        chunk = ids[k : k + batch]
+        c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+        for i in chunk:
+            fn(i)  # type: ignore[operator]
+        w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+        wall.append((w1 - w0) / batch / 1000)
+        cpu.append((c1 - c0) / batch / 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | str]:
@@ -83,8 +90,8 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
     ids = [it.item_id for it in cat] if rev is not None else cat.ids()
     rng = random.Random(0)
     sample = rng.sample(ids, min(n_get, len(ids)))
-    cold = _median_us(cat.get, sample)
-    hot = _median_us(cat.get, sample)
+    cold, cold_cpu = _per_op_us(cat.get, sample)
+    hot, hot_cpu = _per_op_us(cat.get, sample)
     gc.collect()
     rss_after_gets = _rss_mb() - r0
     t = time.perf_counter()
@@ -110,7 +117,9 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
         "rss_after_gets_mb": round(rss_after_gets, 1),
         "load_s": round(load_s, 2),
         "get_cold_us": round(cold, 2),
+        "get_cold_cpu_us": round(cold_cpu, 2),
         "get_hot_us": round(hot, 2),
+        "get_hot_cpu_us": round(hot_cpu, 2),
         "iter_s": round(iter_s, 2),
         "save_s": round(save_s, 2),
         "views_refresh_ms": round(views_ms, 1),
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    load_before = os.getloadavg()[0]
     rows = []
     for rev in ([args.old_rev] if args.old_rev else []) + ["-"]:
         out = subprocess.run(
@@ -148,11 +158,13 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "catalog",
         "command": "python bench/catalog.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "items_file_mb": round(args.items.stat().st_size / 1e6, 1),
+        "load_average_before": load_before,
         "runs": rows,
     }
     if len(rows) == 2:
         old, new = rows
         result["memory_ratio_old_over_new"] = round(old["rss_mb"] / max(new["rss_mb"], 0.1), 1)
+    result["load_average"] = os.getloadavg()[0]
     table = Table(title=f"catalog benchmark ({rows[-1]['items']} items, "
                   f"{result['items_file_mb']} MB of JSON)", title_justify="left")
     table.add_column("metric")
@@ -164,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     Console().print(table)
     if "memory_ratio_old_over_new" in result:
         Console().print(f"memory: old / new = {result['memory_ratio_old_over_new']}x")
+    Console().print(f"load average before / after: {load_before:.2f} / {result['load_average']:.2f}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 

@@ -5,9 +5,10 @@ current and are written back with :meth:`Catalog.save` (atomic replace).
 
 Storage (about 30 MB at 100k items instead of ~230 MB of pydantic objects):
 
-- each item is kept as its canonical JSON (``Item.model_dump_json``) compressed with raw
-  deflate against a shared dictionary learnt from a sample of the catalog (:class:`ItemCodec`);
-  small records compress well only against such a dictionary (about a fifth of their size);
+- each item is kept as JSON text that validates to exactly that item (the line it was loaded
+  from, or ``Item.model_dump_json``) compressed with raw deflate against a shared dictionary
+  learnt from a sample of the catalog (:class:`ItemCodec`); small records compress well only
+  against such a dictionary (to about a fifth of their size);
 - :meth:`Catalog.get` decodes on a miss (inflate + ``model_validate_json``, ~20 µs) and keeps a
   bounded LRU of materialized items for hot ids (a hit is a few dict reads);
 - the facts ranking reads per request or per refresh (active, in stock, promoted, category,
@@ -68,6 +69,14 @@ def is_promoted(item: Item) -> bool:
     return "promoted" in item.tags or item.attributes.get("promoted") is True
 
 
+def _with_text(item: Item, line: bytes) -> tuple[Item, bytes]:
+    """The line itself when it validates to the same item every time (it names ``created_at``,
+    the one field whose default changes); else the item's canonical JSON."""
+    if "created_at" in item.model_fields_set:
+        return item, line
+    return item, item.model_dump_json().encode()
+
+
 class ItemCodec:
     """Items ↔ compact bytes: canonical JSON deflated against a shared dictionary."""
 
@@ -86,7 +95,7 @@ class ItemCodec:
         return c.compress(text) + c.flush()
 
     def text(self, blob: bytes) -> bytes:
-        """The item's canonical JSON (as written to items.jsonl)."""
+        """The item's JSON text (as written to items.jsonl)."""
         return zlib.decompressobj(_WBITS, self.zdict).decompress(blob)
 
     def encode(self, item: Item) -> bytes:
@@ -283,10 +292,14 @@ class Catalog:
 
     # writing -----------------------------------------------------------------
     def upsert(self, items: Iterable[Item]) -> int:
+        return self._upsert((item, item.model_dump_json().encode()) for item in items)
+
+    def _upsert(self, pairs: Iterable[tuple[Item, bytes]]) -> int:
+        """Store items with their JSON text: any text that validates to exactly that item."""
         n = 0
         with self._lock:
-            for item in items:
-                self._put(item, item.model_dump_json().encode())
+            for item, text in pairs:
+                self._put(item, text)
                 n += 1
                 if len(self._st.rows) >= 2 * self._trained_on and self._trained_on < _TRAIN_MAX:
                     self._maybe_learn()
@@ -404,8 +417,11 @@ class Catalog:
     @classmethod
     def from_jsonl(cls, path: Path) -> Catalog:
         """Read a clean items.jsonl (as written by :meth:`save` or the generator)."""
-        with open(path, encoding="utf-8") as fh:
-            return cls(Item.model_validate_json(line) for line in fh if line.strip())
+        catalog = cls()
+        with open(path, "rb") as fh:
+            catalog._upsert(_with_text(Item.model_validate_json(line), line.strip())
+                            for line in fh if line.strip())
+        return catalog
 
     def save(self, path: Path) -> None:
         """Write all items to `path` atomically (temp file, fsync, rename), one JSON a line."""

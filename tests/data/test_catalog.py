@@ -84,6 +84,22 @@ def test_every_field_survives_get_iter_save_and_load(tmp_path: Path) -> None:
         _same(a, b)
 
 
+def test_loaded_lines_in_any_form_decode_to_the_validated_item(tmp_path: Path) -> None:
+    lines = [
+        '{"item_id": "a", "title": " 連衣裙 ", "price": 10, "category": "服裝 / 女裝", '
+        '"tags": "x, y", "created_at": "2025-01-01T08:00:00+08:00", "rating": null}',
+        '{"item_id":"b","title":"no date","price":1.5}',  # created_at defaults to "now"
+    ]
+    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    c = Catalog.from_jsonl(tmp_path / "items.jsonl")
+    c.hot_items = 0  # every get decodes again
+    assert c.get("a") == Item.model_validate_json(lines[0])
+    assert c.get("a").category == ("服裝", "女裝") and c.get("a").created_at == T0  # type: ignore[union-attr]
+    b, again = c.get("b"), c.get("b")
+    assert b is not None and again is not None and b is not again
+    assert b.created_at == again.created_at == list(c)[1].created_at  # fixed once, at load
+
+
 def test_upsert_replaces_in_place_and_delete_forgets(tmp_path: Path) -> None:
     items = _rich_items(200)
     c = Catalog(items)
