@@ -13,7 +13,10 @@ Two stores behind one :class:`RankedListStore` protocol:
   ``synchronous=OFF``: it is a cache, losing it on a power cut only re-ranks). Bounded by
   ``feed_cache_size`` (oldest first) and ``feed_cache_ttl_seconds``; expired and surplus rows
   are pruned every ``prune_every`` writes. A corrupt or locked file never fails a request:
-  a read is a miss (the feed is ranked again) and a log line says how to fix it.
+  a read is a miss (the feed is ranked again) and a log line says how to fix it. There is no
+  in-process front: a select is ≈ 25 µs, most of a get is building the 200 ``ScoredItem``
+  objects (which an in-process LRU pays too), and a front could serve a list that another
+  worker replaced after the row was evicted (bench/feed_cache.py has the numbers).
 * :class:`RankedListCache`: an in-process LRU, for a single process (tests, notebooks).
 
 Several API replicas on *different* machines need a store they all reach — an OpenSearch
@@ -32,6 +35,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -287,9 +291,10 @@ class SqliteRankedListCache:
 
     Rows are ordered by creation time: the size bound drops the oldest (a feed is paged
     through soon after page 1, so first-in-first-out is as good as LRU here and reads stay
-    read-only). Any SQLite error (corrupt file, lock held longer than ``busy_ms``, full disk)
-    makes a read a miss and a write a no-op, logged at most once a minute; the connection is
-    reopened on the next call after ``retry_seconds``."""
+    read-only). Any SQLite error makes a read a miss and a write a no-op, logged at most once
+    a minute: a lock held longer than ``busy_ms`` costs only that call; any other error (a
+    corrupt file, a full disk) drops the connection, reopened after ``retry_seconds``.
+    ``clock`` (wall time, shared by the processes) is there for tests."""
 
     def __init__(
         self,
@@ -310,6 +315,7 @@ class SqliteRankedListCache:
         self._retry = retry_seconds
         self._clock = clock
         self._db: sqlite3.Connection | None = None
+        self._pid = os.getpid()
         self._failed_at = float("-inf")
         self._last_log = float("-inf")
         self._writes = 0
@@ -398,7 +404,9 @@ class SqliteRankedListCache:
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._db is not None:
-            return self._db
+            if self._pid == os.getpid():
+                return self._db
+            self._db = None  # a forked child never uses its parent's connection
         if time.monotonic() - self._failed_at < self._retry:
             return None
         try:
@@ -414,7 +422,7 @@ class SqliteRankedListCache:
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc, "open")
             return None
-        self._db = db
+        self._db, self._pid = db, os.getpid()
         return db
 
     def _failed(self, exc: Exception, what: str) -> None:
