@@ -8,7 +8,8 @@ Each implementation is measured in a fresh process (so RSS deltas are its own): 
 loading items.jsonl, load time, ``get()`` of never-read ids (cold: decoded) and of the same ids
 again (hot: the LRU) — wall and this thread's CPU µs per call, medians over batches of 100, the
 CPU figure being the one that holds on a busy machine —, a full iteration, ``save``, a ``CatalogViews`` refresh (newest, promoted,
-best rated) and the rule validator's brand set. The "old" implementation is read with
+best rated), the rule validator's brand set and a rule filter over 300 random candidates
+(reading items with ``get``, and with the decode-free ``facts`` where present). The "old" implementation is read with
 ``git show REV:data/catalog.py`` (and its catalog_views.py) into a temporary module. Prints a
 table and writes bench/results/catalog.json.
 """
@@ -67,6 +68,34 @@ def _per_op_us(fn: object, ids: list[str], batch: int = 100) -> tuple[float, flo
     return statistics.median(wall), statistics.median(cpu)
 
 
+def _rule_filter_ms(cat: object, ids: list[str], n: int = 300, lists: int = 20) -> tuple[float, float]:
+    """A bury-by-brand filter over `n` random candidates (as the rules engine runs it): median ms
+    per list reading items with ``get`` (cold ids: a fresh list each time), and with ``facts``
+    where the catalog has it (NaN otherwise)."""
+    from datetime import UTC, datetime
+
+    from recsys.rules.engine import item_matches
+    from recsys.rules.model import ItemFilter
+
+    f = ItemFilter(brands=("Snuggle", "StrideOn"), in_stock=True)
+    now = datetime.now(UTC)
+    rng = random.Random(1)
+    out = []
+    for read in ("get", "facts"):
+        fn = getattr(cat, read, None)
+        if fn is None:
+            out.append(float("nan"))
+            continue
+        ts = []
+        for _ in range(lists):
+            cand = rng.sample(ids, n)
+            t = time.perf_counter()
+            [i for i in cand if item_matches(f, i, fn(i), now)]
+            ts.append((time.perf_counter() - t) * 1000)
+        out.append(statistics.median(ts))
+    return out[0], out[1]
+
+
 def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | str]:
     """One implementation, in this process: `rev` None is the working tree's."""
     import numpy  # noqa: F401  (imported before the baseline so it is not counted)
@@ -110,6 +139,7 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
     else:
         brands = {i.brand.casefold() for i in cat if i.brand}
     brands_ms = (time.perf_counter() - t) * 1000
+    rule_ms, rule_facts_ms = _rule_filter_ms(cat, ids)
     return {
         "impl": "working tree" if rev is None else f"git {rev}",
         "items": n,
@@ -125,6 +155,8 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
         "views_refresh_ms": round(views_ms, 1),
         "brands_ms": round(brands_ms, 2),
         "distinct_brands": len(brands),
+        "rule_filter_300_ms": round(rule_ms, 2),
+        "rule_filter_300_facts_ms": round(rule_facts_ms, 2),
     }
 
 

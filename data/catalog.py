@@ -12,8 +12,9 @@ Storage (about 30 MB at 100k items instead of ~230 MB of pydantic objects):
 - :meth:`Catalog.get` decodes on a miss (inflate + ``model_validate_json``, ~20 µs) and keeps a
   bounded LRU of materialized items for hot ids (a hit is a few dict reads);
 - the facts ranking reads per request or per refresh (active, in stock, promoted, category,
-  brand, created_at, rating) live in light per-row columns maintained on upsert, so filters and
-  catalog-wide views never decode items; :meth:`columns` hands out a numpy snapshot of them.
+  brand, tags, price, created_at, rating) live in light per-row columns maintained on upsert,
+  so filters (:meth:`keep`, :meth:`facts`) and catalog-wide views never decode items;
+  :meth:`columns` hands out a numpy snapshot of them.
 
 Readers take no lock: a reader uses one consistent store snapshot, every blob is replaced as a
 whole, and a cached item is used only while its blob is still the stored one, so ``get`` never
@@ -29,11 +30,11 @@ import threading
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from data.models import CATEGORY_SEPARATOR, Item
 
@@ -128,20 +129,88 @@ class CatalogColumns:
         return (self.flags & PROMOTED) != 0
 
 
+class ItemFacts(NamedTuple):
+    """What filters read about an item, from the catalog's columns (nothing decoded).
+
+    A named tuple: built for hundreds of candidates per request, it must be cheap to make."""
+
+    item_id: str
+    category: tuple[str, ...]
+    brand: str | None
+    tags: tuple[str, ...]
+    price: float
+    stock: int
+    """Clipped to 2**63 - 1."""
+    is_active: bool
+    created_us: int
+    """``created_at`` in µs since 1970 (UTC)."""
+    rating: float | None
+
+    @property
+    def created_at(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.created_us)
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+    @property
+    def category_path(self) -> str:
+        return CATEGORY_SEPARATOR.join(self.category)
+
+
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("created", "q"),  # µs since 1970, UTC
+    ("rating", "d"),  # NaN for None
+    ("stock", "q"),  # clipped to int64
+    ("price", "d"),
+    ("cat", "i"),  # code into Catalog._cats
+    ("brand", "i"),  # code into Catalog._brands, -1 for None
+    ("tags", "i"),  # code into Catalog._tags
+)
+"""The typed per-row columns (besides ``flags``), one ``array`` each."""
+
+K = TypeVar("K", bound=Hashable)
+
+
+class _Codes(Generic[K]):
+    """Values ↔ small ints, append-only (a code once handed out always means its value)."""
+
+    def __init__(self) -> None:
+        self.values: list[K] = []
+        self._code: dict[K, int] = {}
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._code
+
+    def code(self, value: K) -> int:
+        c = self._code.get(value)
+        if c is None:
+            c = len(self.values)
+            self.values.append(value)  # before the code can reach a column
+            self._code[value] = c
+        return c
+
+
 class _Store:
     """One consistent set of rows. Writers mutate it in place (row by row) or replace it."""
+
+    created: array[int]
+    rating: array[float]
+    stock: array[int]
+    price: array[float]
+    cat: array[int]
+    brand: array[int]
+    tags: array[int]
 
     def __init__(self, codec: ItemCodec) -> None:
         self.codec = codec
         self.rows: dict[str, int] = {}
         self.ids: list[str | None] = []
         self.blobs: list[bytes | None] = []
-        self.created = array("q")
-        self.rating = array("d")
-        self.stock = array("q")
         self.flags = bytearray()
-        self.cat = array("i")
-        self.brand = array("i")
+        for name, typecode in _COLUMNS:
+            setattr(self, name, array(typecode))
 
     @property
     def dead(self) -> int:
@@ -157,12 +226,14 @@ class Catalog:
         self._st = _Store(ItemCodec())
         self._trained_on = 0
         self._hot: OrderedDict[str, tuple[bytes, Item]] = OrderedDict()
-        # code tables (append-only) and sets maintained on upsert / delete
-        self._cat_paths: list[tuple[str, ...]] = []
+        # code tables (append-only) and what upsert / delete maintain besides the rows
+        self._cats: _Codes[tuple[str, ...]] = _Codes()
+        self._cat_paths = self._cats.values
         self._cat_groups: list[str | None] = []
-        self._cat_code: dict[tuple[str, ...], int] = {}
-        self._brand_names: list[str] = []
-        self._brand_code: dict[str, int] = {}
+        """``" > "``-joined path per category code (None for the empty path)."""
+        self._brands: _Codes[str] = _Codes()
+        self._brand_names = self._brands.values
+        self._tags: _Codes[tuple[str, ...]] = _Codes()
         self._brand_count: dict[str, int] = {}
         self._by_leaf: dict[tuple[str, ...], set[str]] = {}
         self.upsert(items)
@@ -243,6 +314,25 @@ class Catalog:
         brand = st.brand[row]
         group = self._cat_groups[st.cat[row]]
         return ("" if group is None else group), (None if brand < 0 else self._brand_names[brand])
+
+    def facts(self, item_id: str) -> ItemFacts | None:
+        """Category, brand, tags, price, stock, active, created_at and rating, not decoded."""
+        st = self._st
+        row = st.rows.get(item_id)
+        if row is None:
+            return None
+        brand, rating = st.brand[row], st.rating[row]
+        return ItemFacts(
+            item_id,
+            self._cat_paths[st.cat[row]],
+            None if brand < 0 else self._brand_names[brand],
+            self._tags.values[st.tags[row]],
+            st.price[row],
+            st.stock[row],
+            bool(st.flags[row] & ACTIVE),
+            st.created[row],
+            None if rating != rating else rating,  # NaN: no rating
+        )
 
     def keep(
         self, item_id: str, exclude: set[str] | frozenset[str], category: tuple[str, ...] | None
@@ -326,44 +416,37 @@ class Catalog:
     def _put(self, item: Item, text: bytes) -> None:
         st = self._st
         blob = st.codec.pack(text)
-        cat = self._cat_code.get(item.category)
-        if cat is None:
-            cat = self._cat_code[item.category] = len(self._cat_paths)
-            self._cat_paths.append(item.category)
+        if item.category not in self._cats:
             self._cat_groups.append(CATEGORY_SEPARATOR.join(item.category) or None)
-        brand = -1
-        if item.brand is not None:
-            brand = self._brand_code.get(item.brand, -1)
-            if brand < 0:
-                brand = self._brand_code[item.brand] = len(self._brand_names)
-                self._brand_names.append(item.brand)
+        cat = self._cats.code(item.category)
+        brand = -1 if item.brand is None else self._brands.code(item.brand)
         flags = LIVE | (ACTIVE if item.is_active else 0) | (IN_STOCK if item.stock > 0 else 0)
         flags |= PROMOTED if is_promoted(item) else 0
-        created = _created_us(item)
-        rating = math.nan if item.rating is None else item.rating
-        stock = min(item.stock, _INT64_MAX)
+        values = (  # in _COLUMNS order
+            _created_us(item),
+            math.nan if item.rating is None else item.rating,
+            min(item.stock, _INT64_MAX),
+            item.price,
+            cat,
+            brand,
+            self._tags.code(item.tags),
+        )
         item_id = item.item_id
         row = st.rows.get(item_id)
         if row is None:
             # columns first, the id last: a reader that finds the row finds its columns
             st.ids.append(item_id)
             st.blobs.append(blob)
-            st.created.append(created)
-            st.rating.append(rating)
-            st.stock.append(stock)
             st.flags.append(flags)
-            st.cat.append(cat)
-            st.brand.append(brand)
+            for (name, _), v in zip(_COLUMNS, values, strict=True):
+                getattr(st, name).append(v)
             st.rows[item_id] = len(st.ids) - 1
         else:
             self._unindex(item_id, st.cat[row], st.brand[row])
             st.blobs[row] = blob
-            st.created[row] = created
-            st.rating[row] = rating
-            st.stock[row] = stock
             st.flags[row] = flags
-            st.cat[row] = cat
-            st.brand[row] = brand
+            for (name, _), v in zip(_COLUMNS, values, strict=True):
+                getattr(st, name)[row] = v
         self._by_leaf.setdefault(item.category, set()).add(item_id)
         if item.brand is not None:
             self._brand_count[item.brand] = self._brand_count.get(item.brand, 0) + 1
@@ -396,21 +479,17 @@ class Catalog:
         """A fresh store without dead rows (re-encoded when the codec changes), swapped in."""
         old = self._st
         new = _Store(codec)
-        same = codec is old.codec
-        for row, item_id in enumerate(old.ids):
-            if item_id is None:
-                continue
-            blob = old.blobs[row]
-            assert blob is not None
-            new.ids.append(item_id)
-            new.blobs.append(blob if same else codec.pack(old.codec.text(blob)))
-            new.created.append(old.created[row])
-            new.rating.append(old.rating[row])
-            new.stock.append(old.stock[row])
-            new.flags.append(old.flags[row])
-            new.cat.append(old.cat[row])
-            new.brand.append(old.brand[row])
-            new.rows[item_id] = len(new.ids) - 1
+        live = [r for r, i in enumerate(old.ids) if i is not None]
+        new.ids = [old.ids[r] for r in live]
+        blobs = [old.blobs[r] for r in live]
+        if codec is not old.codec:
+            blobs = [codec.pack(old.codec.text(b)) for b in blobs if b is not None]
+        new.blobs = list(blobs)
+        new.flags = bytearray(old.flags[r] for r in live)
+        for name, typecode in _COLUMNS:
+            col = getattr(old, name)
+            setattr(new, name, array(typecode, [col[r] for r in live]))
+        new.rows = {i: r for r, i in enumerate(new.ids) if i is not None}
         self._st = new
 
     # files -------------------------------------------------------------------

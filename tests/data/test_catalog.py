@@ -10,6 +10,8 @@ from data.catalog import Catalog, is_promoted
 from data.models import Item
 from recsys.catalog_index import CatalogIndex
 from recsys.catalog_views import CatalogViews
+from recsys.rules.engine import item_matches
+from recsys.rules.model import ItemFilter
 from recsys.rules.spec import RuleSpec
 from recsys.rules.validate import rule_warnings
 
@@ -223,6 +225,45 @@ def test_index_facts_follow_upserts_and_deletes() -> None:
     assert idx.keep("b", set(), ("服裝",)) and idx.in_category("b", ("服裝", "男裝"))
     assert not idx.recommendable("a") and idx.group("a") == "手機"
     assert idx.group("n") is None and not idx.in_category("n", ())
+
+
+def test_facts_match_the_items_without_decoding() -> None:
+    items = _rich_items(150)
+    c = Catalog(items, hot_items=0)
+    c.upsert([items[9].model_copy(update={"tags": ("a", "b"), "price": 7.25, "rating": None})])
+    c.delete(["i8"])
+    expect = {it.item_id: it for it in items}
+    expect["i9"] = c.get("i9")  # type: ignore[assignment]
+    del expect["i8"]
+    for it in expect.values():
+        f = c.facts(it.item_id)
+        assert f is not None
+        got = (f.category, f.brand, f.tags, f.price, f.is_active, f.created_at, f.rating, f.in_stock)
+        assert got == (it.category, it.brand, it.tags, it.price, it.is_active, it.created_at,
+                       it.rating, it.in_stock)
+        assert f.stock == min(it.stock, 2**63 - 1) and f.category_path == it.category_path
+        assert f.created_at.utcoffset() == timedelta(0)
+    assert c.facts("i9").tags == ("a", "b") and c.facts("i8") is None  # type: ignore[union-attr]
+    assert c.hot_count == 0
+
+
+def test_facts_answer_rule_filters_as_the_items_do() -> None:
+    items = _rich_items(120)
+    c = Catalog(items)
+    now = datetime(2026, 3, 27, tzinfo=UTC)
+    filters = [
+        ItemFilter(brands=("brand1", "Brand2")), ItemFilter(categories=(("母嬰", "玩具", "積木3"),)),
+        ItemFilter(tags=("promoted",)), ItemFilter(price_min=10, price_max=1000),
+        ItemFilter(new_arrival_days=2), ItemFilter(in_stock=True), ItemFilter(in_stock=False),
+        ItemFilter(item_ids=("i1", "i2"), brands=("Brand1",)),
+    ]
+    hits = 0
+    for f in filters:
+        for it in items:
+            want = item_matches(f, it.item_id, it, now)
+            assert item_matches(f, it.item_id, c.facts(it.item_id), now) == want  # type: ignore[arg-type]
+            hits += want
+    assert 0 < hits < len(filters) * len(items)
 
 
 def test_category_and_brand_match_the_items() -> None:
