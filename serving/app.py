@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from serving.deps import document_storefront_security
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, ObservabilityMiddleware
 from serving.settings import Settings, get_settings
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 continue
             raise
         app.include_router(module.router)
+    document_storefront_security(app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app
 

@@ -10,13 +10,13 @@ from pydantic import ValidationError
 
 from data.errors import describe
 from data.models import Event
-from serving.deps import RequestIdDep, ServicesDep, StorefrontDep
+from serving.deps import StorefrontCtx
 from serving.errors import Unavailable
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["events"], dependencies=[StorefrontDep])
+router = APIRouter(prefix="/v1", tags=["events"])
 
 
 def _first_field(exc: ValidationError) -> str | None:
@@ -42,9 +42,8 @@ def _first_field(exc: ValidationError) -> str | None:
         }
     },
 )
-def post_events(
-    body: EventsIn, request: Request, services: ServicesDep, request_id: RequestIdDep
-) -> EventsOut | JSONResponse:
+def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsOut | JSONResponse:
+    services, request_id = ctx.services, ctx.request_id
     valid: list[Event] = []
     rejected: list[RejectedEventOut] = []
     for idx, raw in enumerate(body.events):

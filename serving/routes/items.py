@@ -7,25 +7,26 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from recsys.pipeline import Ranked
-from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
+from serving.deps import StorefrontCtx
 from serving.errors import NotFound
 from serving.params import DebugParam, OptionalUserParam
 from serving.render import items_out, json_response, list_fields
 from serving.schemas import ItemListOut
+from serving.state import Services
 
-router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[StorefrontDep])
+router = APIRouter(prefix="/v1/items", tags=["items"])
 
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
 NParam = Annotated[int, Query(ge=1, le=100)]
 
 
-def _check(services: ServicesDep, item_id: str) -> None:
+def _check(services: Services, item_id: str) -> None:
     if item_id not in services.catalog:
         raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
 
 
 def _respond(
-    ranked: Ranked, services: ServicesDep, request_id: str, item_id: str, debug: bool
+    ranked: Ranked, services: Services, request_id: str, item_id: str, debug: bool
 ) -> Response:
     return json_response(ItemListOut(
         **list_fields(ranked, request_id),  # type: ignore[arg-type]
@@ -42,16 +43,14 @@ def _respond(
 )
 async def similar(
     item_id: ItemIdPath,
-    pipeline: PipelineDep,
-    services: ServicesDep,
-    request_id: RequestIdDep,
+    ctx: StorefrontCtx,
     n: NParam = 10,
     user_id: OptionalUserParam = None,
     debug: DebugParam = False,
 ) -> Response:
-    _check(services, item_id)
-    ranked = pipeline.similar(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
-    return _respond(ranked, services, request_id, item_id, debug)
+    _check(ctx.services, item_id)
+    ranked = ctx.pipeline.similar(item_id=item_id, n=n, user_id=user_id, request_id=ctx.request_id)
+    return _respond(ranked, ctx.services, ctx.request_id, item_id, debug)
 
 
 @router.get(
@@ -62,13 +61,11 @@ async def similar(
 )
 async def bought_together(
     item_id: ItemIdPath,
-    pipeline: PipelineDep,
-    services: ServicesDep,
-    request_id: RequestIdDep,
+    ctx: StorefrontCtx,
     n: NParam = 10,
     user_id: OptionalUserParam = None,
     debug: DebugParam = False,
 ) -> Response:
-    _check(services, item_id)
-    ranked = pipeline.bought_together(item_id=item_id, n=n, user_id=user_id, request_id=request_id)
-    return _respond(ranked, services, request_id, item_id, debug)
+    _check(ctx.services, item_id)
+    ranked = ctx.pipeline.bought_together(item_id=item_id, n=n, user_id=user_id, request_id=ctx.request_id)
+    return _respond(ranked, ctx.services, ctx.request_id, item_id, debug)

@@ -6,12 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
-from serving.params import CategoryParam, DebugParam, IdListParam, OptionalUserParam, parse_category, parse_ids
+from serving.deps import StorefrontCtx
+from serving.params import (
+    CategoryParam,
+    DebugParam,
+    IdListParam,
+    OptionalUserParam,
+    parse_category,
+    parse_ids,
+)
 from serving.render import items_out, json_response, list_fields
 from serving.schemas import RecommendationsOut
 
-router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[StorefrontDep])
+router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 
 @router.get(
@@ -25,9 +32,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[Storefr
     "consent gets non-personalized results.",
 )
 async def recommendations(
-    pipeline: PipelineDep,
-    services: ServicesDep,
-    request_id: RequestIdDep,
+    ctx: StorefrontCtx,
     user_id: OptionalUserParam = None,
     n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
     category: CategoryParam = None,
@@ -36,7 +41,8 @@ async def recommendations(
     exclude_purchased: Annotated[bool, Query(description="Leave out what the user bought.")] = True,
     debug: DebugParam = False,
 ) -> Response:
-    ranked = pipeline.recommend(
+    request_id = ctx.request_id
+    ranked = ctx.pipeline.recommend(
         user_id=user_id,
         history=parse_ids(history, "history"),
         n=n,
@@ -48,5 +54,5 @@ async def recommendations(
     return json_response(RecommendationsOut(
         **list_fields(ranked, request_id),  # type: ignore[arg-type]
         user_id=user_id,
-        items=items_out(ranked.items, services.catalog, debug=debug),
+        items=items_out(ranked.items, ctx.services.catalog, debug=debug),
     ))

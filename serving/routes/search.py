@@ -18,7 +18,7 @@ from recsys.types import Reason, ScoredItem
 from search.personalize import personalize
 from search.query import MAX_RERANK_DEPTH, SearchRequest, SortMode, TermsFilter
 from search.result import SearchHit
-from serving.deps import RequestIdDep, ServicesDep, StorefrontDep
+from serving.deps import StorefrontCtx
 from serving.errors import Unavailable
 from serving.params import CategoryParam, DebugParam, OptionalUserParam, parse_category
 from serving.render import json_response, reason_out
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from recsys.hooks import RulesHook
     from recsys.pipeline import Pipeline
 
-router = APIRouter(prefix="/v1/search", tags=["search"], dependencies=[StorefrontDep])
+router = APIRouter(prefix="/v1/search", tags=["search"])
 
 
 class SearchIn(SearchRequest):
@@ -177,15 +177,14 @@ def run_search(
         }
     },
 )
-def search_post(body: SearchIn, services: ServicesDep, request_id: RequestIdDep) -> Response:
+def search_post(body: SearchIn, ctx: StorefrontCtx) -> Response:
     req = SearchRequest.model_validate(body.model_dump(exclude={"debug"}, exclude_none=True))
-    return json_response(run_search(services, req, debug=body.debug, request_id=request_id))
+    return json_response(run_search(ctx.services, req, debug=body.debug, request_id=ctx.request_id))
 
 
 @router.get("", response_model=SearchOut, response_model_exclude_none=True, summary="Simple search")
 def search_get(
-    services: ServicesDep,
-    request_id: RequestIdDep,
+    ctx: StorefrontCtx,
     q: Annotated[str, Query(max_length=500, description="Free text (Chinese or English).")] = "",
     user_id: OptionalUserParam = None,
     category: CategoryParam = None,
@@ -205,19 +204,18 @@ def search_get(
         text=q, user_id=user_id, filters=tuple(filters), sort=sort, page=page, size=size,
         facets=("category_l1", "brand", "price"),
     )
-    return json_response(run_search(services, req, debug=debug, request_id=request_id))
+    return json_response(run_search(ctx.services, req, debug=debug, request_id=ctx.request_id))
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut, summary="Autocomplete")
 def autocomplete(
-    services: ServicesDep,
-    request_id: RequestIdDep,
+    ctx: StorefrontCtx,
     q: Annotated[str, Query(min_length=1, max_length=100, description="What the shopper typed so far.")],
     size: Annotated[int, Query(ge=1, le=20)] = 8,
 ) -> AutocompleteOut:
-    backend = _backend(services)
+    backend = _backend(ctx.services)
     return AutocompleteOut(
-        request_id=request_id,
+        request_id=ctx.request_id,
         prefix=q,
         suggestions=[SuggestionOut(text=s.text, kind=s.kind, count=s.count) for s in backend.suggest(q, size)],
     )

@@ -6,27 +6,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
+from serving.deps import StorefrontCtx
 from serving.params import CategoryParam, DebugParam, parse_category
 from serving.render import items_out, json_response, list_fields
 from serving.schemas import TrendingOut
 
-router = APIRouter(prefix="/v1", tags=["trending"], dependencies=[StorefrontDep])
+router = APIRouter(prefix="/v1", tags=["trending"])
 
 
 @router.get("/trending", response_model=TrendingOut, response_model_exclude_none=True, summary="Trending items")
 async def trending(
-    pipeline: PipelineDep,
-    services: ServicesDep,
-    request_id: RequestIdDep,
+    ctx: StorefrontCtx,
     n: Annotated[int, Query(ge=1, le=100)] = 10,
     category: CategoryParam = None,
     debug: DebugParam = False,
 ) -> Response:
     cat = parse_category(category)
-    ranked = pipeline.trending(n=n, category=cat, request_id=request_id)
+    request_id = ctx.request_id
+    ranked = ctx.pipeline.trending(n=n, category=cat, request_id=request_id)
     return json_response(TrendingOut(
         **list_fields(ranked, request_id),  # type: ignore[arg-type]
         category=list(cat) if cat else None,
-        items=items_out(ranked.items, services.catalog, debug=debug),
+        items=items_out(ranked.items, ctx.services.catalog, debug=debug),
     ))
