@@ -5,13 +5,13 @@
     python bench/catalog.py --old-rev 7eafea2     # also measure data/catalog.py as of that commit
 
 Each implementation is measured in a fresh process (so RSS deltas are its own): RSS added by
-loading items.jsonl, load time, ``get()`` of never-read ids (cold: decoded) and of the same ids
-again (hot: the LRU) — wall and this thread's CPU µs per call, medians over batches of 100, the
-CPU figure being the one that holds on a busy machine —, a full iteration, ``save``, a ``CatalogViews`` refresh (newest, promoted,
-best rated), the rule validator's brand set and a rule filter over 300 random candidates
-(reading items with ``get``, and with the decode-free ``facts`` where present). The "old" implementation is read with
-``git show REV:data/catalog.py`` (and its catalog_views.py) into a temporary module. Prints a
-table and writes bench/results/catalog.json.
+loading items.jsonl, load time (wall and CPU), ``get()`` of never-read ids (cold: decoded) and of
+the same ids again (hot: the LRU) — wall and this thread's CPU µs per call, medians over batches
+of 100 —, a full iteration, ``save``, a ``CatalogViews`` refresh (newest, promoted, best rated),
+the rule validator's brand set and a rule filter over 300 random candidates (reading items with
+``get``, and with the decode-free ``facts`` where present). The "old" implementation is read
+with ``git show REV:data/catalog.py`` (and its catalog_views.py) into a temporary module. Prints
+a table and writes bench/results/catalog.json.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def _per_op_us(fn: object, ids: list[str], batch: int = 100) -> tuple[float, flo
     return statistics.median(wall), statistics.median(cpu)
 
 
-def _rule_filter_ms(cat: object, ids: list[str], n: int = 300, lists: int = 20) -> tuple[float, float]:
+def _rule_filter_ms(
+    cat: object, ids: list[str], n: int = 300, lists: int = 20
+) -> tuple[float, float]:
     """A bury-by-brand filter over `n` random candidates (as the rules engine runs it): median ms
     per list reading items with ``get`` (cold ids: a fresh list each time), and with ``facts``
     where the catalog has it (NaN otherwise)."""
@@ -107,13 +109,15 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
         from data.catalog import Catalog
         from recsys.catalog_views import CatalogViews
     else:
-        Catalog = _module_at(rev, "data/catalog.py", "old_catalog", tmp).Catalog  # type: ignore[attr-defined]  # noqa: N806
-        CatalogViews = _module_at(rev, "recsys/catalog_views.py", "old_views", tmp).CatalogViews  # type: ignore[attr-defined]  # noqa: N806
+        old_catalog = _module_at(rev, "data/catalog.py", "old_catalog", tmp)
+        old_views = _module_at(rev, "recsys/catalog_views.py", "old_views", tmp)
+        Catalog = old_catalog.Catalog  # type: ignore[attr-defined]  # noqa: N806
+        CatalogViews = old_views.CatalogViews  # type: ignore[attr-defined]  # noqa: N806
     gc.collect()
     r0 = _rss_mb()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     cat = Catalog.from_jsonl(items_path)
-    load_s = time.perf_counter() - t
+    load_s, load_cpu_s = time.perf_counter() - t, time.process_time() - c
     gc.collect()
     rss = _rss_mb() - r0
     ids = [it.item_id for it in cat] if rev is not None else cat.ids()
@@ -146,6 +150,7 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
         "rss_mb": round(rss, 1),
         "rss_after_gets_mb": round(rss_after_gets, 1),
         "load_s": round(load_s, 2),
+        "load_cpu_s": round(load_cpu_s, 2),
         "get_cold_us": round(cold, 2),
         "get_cold_cpu_us": round(cold_cpu, 2),
         "get_hot_us": round(hot, 2),
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=Path, default=DEFAULT_ITEMS, help="An items.jsonl to load.")
     ap.add_argument("--old-rev", default=None,
-                    help="Also measure data/catalog.py (and recsys/catalog_views.py) at this commit.")
+                    help="Also measure data/catalog.py (and catalog_views.py) at this commit.")
     ap.add_argument("--gets", type=int, default=3000, help="Distinct ids read cold, then hot.")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "catalog.json")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -174,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure(args.items, rev, args.gets)))
         return
     if not args.items.exists():
-        sys.exit(f"no {args.items}: run bench/serve.py once (it prepares that home) or pass --items")
+        sys.exit(f"no {args.items}: run bench/serve.py once (it prepares that home) "
+                 "or pass --items")
 
     from rich.console import Console
     from rich.table import Table
@@ -188,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(json.loads(out.strip().splitlines()[-1]))
     result: dict[str, object] = {
         "benchmark": "catalog",
-        "command": "python bench/catalog.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/catalog.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "items_file_mb": round(args.items.stat().st_size / 1e6, 1),
         "load_average_before": load_before,
         "runs": rows,
@@ -208,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     Console().print(table)
     if "memory_ratio_old_over_new" in result:
         Console().print(f"memory: old / new = {result['memory_ratio_old_over_new']}x")
-    Console().print(f"load average before / after: {load_before:.2f} / {result['load_average']:.2f}")
+    after = result["load_average"]
+    Console().print(f"load average before / after: {load_before:.2f} / {after:.2f}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 

@@ -3,7 +3,8 @@
 Loaded from ``items.jsonl`` (or any loader format); upserts and deletes from the API keep it
 current and are written back with :meth:`Catalog.save` (atomic replace).
 
-Storage (about 30 MB at 100k items instead of ~230 MB of pydantic objects):
+Storage (≈ 45 MB at 100k items — 11 MB of it the compressed items, the rest ids, the id → row
+dict, columns and category sets — instead of ≈ 228 MB of pydantic objects):
 
 - each item is kept as JSON text that validates to exactly that item (the line it was loaded
   from, or ``Item.model_dump_json``) compressed with raw deflate against a shared dictionary
@@ -170,20 +171,20 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """The typed per-row columns (besides ``flags``), one ``array`` each."""
 
-K = TypeVar("K", bound=Hashable)
+_K = TypeVar("_K", bound=Hashable)
 
 
-class _Codes(Generic[K]):
+class _Codes(Generic[_K]):
     """Values ↔ small ints, append-only (a code once handed out always means its value)."""
 
     def __init__(self) -> None:
-        self.values: list[K] = []
-        self._code: dict[K, int] = {}
+        self.values: list[_K] = []
+        self._code: dict[_K, int] = {}
 
     def __contains__(self, value: object) -> bool:
         return value in self._code
 
-    def code(self, value: K) -> int:
+    def code(self, value: _K) -> int:
         c = self._code.get(value)
         if c is None:
             c = len(self.values)
