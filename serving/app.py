@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
+    routers = []
     for name in ROUTERS:
         try:
             module = importlib.import_module(f"serving.routes.{name}")
@@ -110,7 +111,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 continue
             raise
         app.include_router(module.router)
-    document_storefront_security(app)
+        routers.append(module.router)
+    document_storefront_security(app, routers)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from recsys.pipeline import Pipeline
@@ -146,10 +146,12 @@ StorefrontCtx = Annotated[Storefront, Depends(storefront)]
 """A storefront route's one dependency: ``ctx: StorefrontCtx`` (key checked, services, request id)."""
 
 
-def document_storefront_security(app: FastAPI) -> None:
-    """Mark every operation guarded by :func:`require_storefront` or :func:`storefront` with
-    the API-key schemes in the OpenAPI document (FastAPI only sees its security classes)."""
+def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None:
+    """Mark every operation of ``routers`` guarded by :func:`require_storefront` or
+    :func:`storefront` with the API-key schemes in the OpenAPI document (FastAPI documents
+    only its own security classes)."""
     build = app.openapi
+    guarded: list[tuple[str, str]] = []
 
     def uses_storefront(route: Any) -> bool:
         dependant = getattr(route, "dependant", None)
@@ -170,16 +172,17 @@ def document_storefront_security(app: FastAPI) -> None:
                                             "in": "header", "name": "X-API-Key"})
         schemes.setdefault("HTTPBearer", {"type": "http", "scheme": "bearer",
                                           "description": "The same key as a bearer token."})
-        for route in app.routes:
-            if not uses_storefront(route):
-                continue
-            ops = schema.get("paths", {}).get(getattr(route, "path_format", ""), {})
-            for method in getattr(route, "methods", ()):
-                op = ops.get(method.lower())
-                if op is not None:
-                    op["security"] = [{"APIKeyHeader": []}, {"HTTPBearer": []}]
+        for path, method in guarded:
+            op = schema.get("paths", {}).get(path, {}).get(method)
+            if op is not None:
+                op["security"] = [{"APIKeyHeader": []}, {"HTTPBearer": []}]
         app.openapi_schema = schema
         return schema
+
+    for router in routers:
+        for route in router.routes:
+            if uses_storefront(route) or any(d.dependency is require_storefront for d in router.dependencies):
+                guarded.extend((getattr(route, "path_format", ""), m.lower()) for m in getattr(route, "methods", ()))
 
     app.openapi = openapi  # type: ignore[method-assign]
 
