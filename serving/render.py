@@ -1,8 +1,20 @@
-"""Turn ranked lists (``list[ScoredItem]``) into API output with item fields from the catalog."""
+"""Turn ranked lists (``list[ScoredItem]``) into API output with item fields from the catalog.
+
+Ranked-list responses (recommendations, feed, similar, bought together, trending) are written
+as plain dicts by the C JSON encoder: the fields and their order are those of the pydantic
+models in ``serving.schemas`` (which stay the routes' ``response_model`` for OpenAPI, and
+``tests/serving`` checks answers against them), ``None`` fields left out as with
+``response_model_exclude_none``. Building and validating a pydantic object per item cost more
+than ranking the list.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from fastapi import Response
 from pydantic import BaseModel
@@ -12,6 +24,9 @@ from recsys.pipeline import Ranked
 from recsys.types import Reason, ScoredItem
 from serving.schemas import RankedItemOut, ReasonOut
 
+Card = tuple[str, str | None, list[str], float, str, bool]
+"""An item's display fields: title, brand, category path, price, currency, in stock."""
+
 
 @lru_cache(maxsize=65_536)
 def reason_out(r: Reason) -> ReasonOut:
@@ -19,22 +34,48 @@ def reason_out(r: Reason) -> ReasonOut:
     return ReasonOut(**r.as_dict())
 
 
-def item_out(it: ScoredItem, catalog: Catalog, *, debug: bool) -> RankedItemOut | None:
-    item = catalog.get(it.item_id)
+@lru_cache(maxsize=65_536)
+def _reason_dict(r: Reason) -> dict[str, str]:
+    return r.as_dict()
+
+
+def card(catalog: Catalog, item_id: str) -> Card | None:
+    """The display fields of a catalog item (None when it is not in the catalog)."""
+    fast = getattr(catalog, "card", None)
+    if fast is not None:
+        return fast(item_id)  # type: ignore[no-any-return]
+    item = catalog.get(item_id)
     if item is None:
         return None
-    return RankedItemOut(
-        item_id=it.item_id,
-        score=round(it.score, 6),
-        title=item.title,
-        brand=item.brand,
-        category=list(item.category),
-        price=item.price,
-        currency=item.currency,
-        in_stock=item.stock > 0,
-        reasons=[reason_out(r) for r in it.reasons],
-        breakdown={k: round(v, 6) for k, v in it.breakdown.items()} if debug else None,
-    )
+    return (item.title, item.brand, list(item.category), item.price, item.currency, item.stock > 0)
+
+
+def _score(x: float) -> float:
+    return round(x, 6) if math.isfinite(x) else 0.0
+
+
+def item_dict(it: ScoredItem, catalog: Catalog, *, debug: bool) -> dict[str, Any] | None:
+    """One item as :class:`serving.schemas.RankedItemOut` writes it (None when not in the catalog)."""
+    c = card(catalog, it.item_id)
+    if c is None:
+        return None
+    title, brand, category, price, currency, in_stock = c
+    out: dict[str, Any] = {"item_id": it.item_id, "score": _score(it.score), "title": title}
+    if brand is not None:
+        out["brand"] = brand
+    out["category"] = category
+    out["price"] = price
+    out["currency"] = currency
+    out["in_stock"] = in_stock
+    out["reasons"] = [_reason_dict(r) for r in it.reasons]
+    if debug:
+        out["breakdown"] = {k: _score(v) for k, v in it.breakdown.items()}
+    return out
+
+
+def item_out(it: ScoredItem, catalog: Catalog, *, debug: bool) -> RankedItemOut | None:
+    d = item_dict(it, catalog, debug=debug)
+    return RankedItemOut(**d) if d is not None else None
 
 
 def items_out(items: list[ScoredItem], catalog: Catalog, *, debug: bool) -> list[RankedItemOut]:
@@ -47,7 +88,7 @@ def items_out(items: list[ScoredItem], catalog: Catalog, *, debug: bool) -> list
 
 
 def list_fields(ranked: Ranked, request_id: str) -> dict[str, object]:
-    """The fields every ranked-list response shares."""
+    """The fields every ranked-list response shares (``None`` ones included)."""
     a = ranked.assignment
     return {
         "request_id": request_id,
@@ -56,6 +97,30 @@ def list_fields(ranked: Ranked, request_id: str) -> dict[str, object]:
         "experiment": a.experiment if a else None,
         "variant": a.variant if a else None,
     }
+
+
+def ranked_response(
+    ranked: Ranked,
+    request_id: str,
+    catalog: Catalog,
+    *,
+    debug: bool,
+    items: list[ScoredItem] | None = None,
+    fields: Mapping[str, object] | None = None,
+) -> Response:
+    """A ranked-list response: the shared fields, then ``fields`` (the route's own, in its
+    model's order), then the items (``items`` or all of ``ranked``), ``None`` left out."""
+    body: dict[str, Any] = {k: v for k, v in list_fields(ranked, request_id).items() if v is not None}
+    if fields:
+        body.update((k, v) for k, v in fields.items() if v is not None)
+    rows = []
+    for it in ranked.items if items is None else items:
+        d = item_dict(it, catalog, debug=debug)
+        if d is not None:
+            rows.append(d)
+    body["items"] = rows
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                    media_type="application/json")
 
 
 def json_response(out: BaseModel) -> Response:

@@ -10,7 +10,7 @@ from recsys.pipeline import Ranked
 from serving.deps import StorefrontCtx
 from serving.errors import NotFound
 from serving.params import DebugParam, OptionalUserParam
-from serving.render import items_out, json_response, list_fields
+from serving.render import ranked_response
 from serving.schemas import ItemListOut
 from serving.state import Services
 
@@ -28,11 +28,7 @@ def _check(services: Services, item_id: str) -> None:
 def _respond(
     ranked: Ranked, services: Services, request_id: str, item_id: str, debug: bool
 ) -> Response:
-    return json_response(ItemListOut(
-        **list_fields(ranked, request_id),  # type: ignore[arg-type]
-        item_id=item_id,
-        items=items_out(ranked.items, services.catalog, debug=debug),
-    ))
+    return ranked_response(ranked, request_id, services.catalog, debug=debug, fields={"item_id": item_id})
 
 
 @router.get(

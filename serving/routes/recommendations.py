@@ -15,7 +15,7 @@ from serving.params import (
     parse_category,
     parse_ids,
 )
-from serving.render import items_out, json_response, list_fields
+from serving.render import ranked_response
 from serving.schemas import RecommendationsOut
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
@@ -51,8 +51,4 @@ async def recommendations(
         exclude=parse_ids(exclude, "exclude"),
         request_id=request_id,
     )
-    return json_response(RecommendationsOut(
-        **list_fields(ranked, request_id),  # type: ignore[arg-type]
-        user_id=user_id,
-        items=items_out(ranked.items, ctx.services.catalog, debug=debug),
-    ))
+    return ranked_response(ranked, request_id, ctx.services.catalog, debug=debug, fields={"user_id": user_id})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from serving.deps import StorefrontCtx
 from serving.params import CategoryParam, DebugParam, parse_category
-from serving.render import items_out, json_response, list_fields
+from serving.render import ranked_response
 from serving.schemas import TrendingOut
 
 router = APIRouter(prefix="/v1", tags=["trending"])
@@ -24,8 +24,5 @@ async def trending(
     cat = parse_category(category)
     request_id = ctx.request_id
     ranked = ctx.pipeline.trending(n=n, category=cat, request_id=request_id)
-    return json_response(TrendingOut(
-        **list_fields(ranked, request_id),  # type: ignore[arg-type]
-        category=list(cat) if cat else None,
-        items=items_out(ranked.items, ctx.services.catalog, debug=debug),
-    ))
+    return ranked_response(ranked, request_id, ctx.services.catalog, debug=debug,
+                           fields={"category": list(cat) if cat else None})
