@@ -3,15 +3,17 @@
     python bench/catalog.py                       # items of the home bench/serve.py prepared (100k)
     python bench/catalog.py --items var/bench-serve-20000x5000/data/items.jsonl
     python bench/catalog.py --old-rev 7eafea2     # also measure data/catalog.py as of that commit
+    python bench/catalog.py --old-rev 7eafea2 --repeat 1
 
 Each implementation is measured in a fresh process (so RSS deltas are its own): RSS added by
-loading items.jsonl, load time (wall and CPU), ``get()`` of never-read ids (cold: decoded) and of
-the same ids again (hot: the LRU) — wall and this thread's CPU µs per call, medians over batches
-of 100 —, a full iteration, ``save``, a ``CatalogViews`` refresh (newest, promoted, best rated),
-the rule validator's brand set and a rule filter over 300 random candidates (reading items with
-``get``, and with the decode-free ``facts`` where present). The "old" implementation is read
-with ``git show REV:data/catalog.py`` (and its catalog_views.py) into a temporary module. Prints
-a table and writes bench/results/catalog.json.
+loading items.jsonl, load time (wall and CPU), ``get()`` of never-read ids (cold: decoded,
+after 5,000 other reads filled the LRU) and of the same ids again (hot) — wall and this
+thread's CPU µs per call, medians over batches of 100 —, a full iteration, ``save``, a
+``CatalogViews`` refresh (newest, promoted, best rated), the rule validator's brand set and a
+rule filter over 300 random candidates (reading items with ``get``, and with the decode-free
+``facts`` where present). The "old" implementation is read with ``git show REV:data/catalog.py``
+(and its catalog_views.py) into a temporary module. Prints a table of medians over
+``--repeat`` runs (implementations alternating) and writes bench/results/catalog.json.
 """
 
 from __future__ import annotations
@@ -122,7 +124,10 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
     rss = _rss_mb() - r0
     ids = [it.item_id for it in cat] if rev is not None else cat.ids()
     rng = random.Random(0)
-    sample = rng.sample(ids, min(n_get, len(ids)))
+    shuffled = rng.sample(ids, len(ids))
+    sample, warm = shuffled[:n_get], shuffled[n_get : n_get + 5000]
+    for i in warm:  # steady state: a full hot cache, so cold reads evict (and reuse memory)
+        cat.get(i)
     cold, cold_cpu = _per_op_us(cat.get, sample)
     hot, hot_cpu = _per_op_us(cat.get, sample)
     gc.collect()
@@ -165,11 +170,22 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
     }
 
 
+def _medians(runs: list[dict[str, float | str]]) -> dict[str, float | str]:
+    out: dict[str, float | str] = {}
+    for k, v in runs[0].items():
+        if isinstance(v, str):
+            out[k] = v
+        else:
+            out[k] = round(statistics.median(float(r[k]) for r in runs), 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=Path, default=DEFAULT_ITEMS, help="An items.jsonl to load.")
     ap.add_argument("--old-rev", default=None,
                     help="Also measure data/catalog.py (and catalog_views.py) at this commit.")
+    ap.add_argument("--repeat", type=int, default=3, help="Fresh processes per implementation.")
     ap.add_argument("--gets", type=int, default=3000, help="Distinct ids read cold, then hot.")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "catalog.json")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -186,26 +202,32 @@ def main(argv: list[str] | None = None) -> None:
     from rich.table import Table
 
     load_before = os.getloadavg()[0]
-    rows = []
-    for rev in ([args.old_rev] if args.old_rev else []) + ["-"]:
-        out = subprocess.run(
-            [sys.executable, __file__, "--items", str(args.items), "--gets", str(args.gets),
-             "--child", rev], check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    revs = ([args.old_rev] if args.old_rev else []) + ["-"]
+    runs: dict[str, list[dict[str, float | str]]] = {rev: [] for rev in revs}
+    for _ in range(args.repeat):  # implementations alternate, so both see the same load
+        for rev in revs:
+            out = subprocess.run(
+                [sys.executable, __file__, "--items", str(args.items), "--gets", str(args.gets),
+                 "--child", rev], check=True, capture_output=True, text=True).stdout
+            runs[rev].append(json.loads(out.strip().splitlines()[-1]))
+    rows = [_medians(runs[rev]) for rev in revs]
     result: dict[str, object] = {
         "benchmark": "catalog",
         "command": "python bench/catalog.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "items_file_mb": round(args.items.stat().st_size / 1e6, 1),
+        "repeat": args.repeat,
         "load_average_before": load_before,
-        "runs": rows,
+        "medians": rows,
+        "runs": runs,
     }
     if len(rows) == 2:
         old, new = rows
         result["memory_ratio_old_over_new"] = round(old["rss_mb"] / max(new["rss_mb"], 0.1), 1)
     result["load_average"] = os.getloadavg()[0]
-    table = Table(title=f"catalog benchmark ({rows[-1]['items']} items, "
-                  f"{result['items_file_mb']} MB of JSON)", title_justify="left")
+    table = Table(title=f"catalog benchmark ({int(rows[-1]['items'])} items, "
+                  f"{result['items_file_mb']} MB of JSON; median of {args.repeat})",
+                  title_justify="left")
     table.add_column("metric")
     for r in rows:
         table.add_column(str(r["impl"]), justify="right")
