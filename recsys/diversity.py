@@ -26,13 +26,30 @@ def diversify(
 ) -> list[ScoredItem]:
     """Re-order ``items`` (best first) to respect the window limit. Items whose group is None
     are never limited. ``limit``: stop after that many items (the head is all a caller shows)."""
-    if max_per_window <= 0 or window <= 1 or max_per_window >= window or len(items) <= 1:
-        return list(items[:limit] if limit is not None else items)
-    remaining = [(it, group(it.item_id)) for it in items]
+    order = diversity_order(
+        [it.item_id for it in items], group,
+        max_per_window=max_per_window, window=window, relax=relax, limit=limit,
+    )
+    return [items[i] for i in order]
+
+
+def diversity_order(
+    ids: list[str],
+    group: Callable[[str], str | None],
+    *,
+    max_per_window: int,
+    window: int,
+    relax: bool = True,
+    limit: int | None = None,
+) -> list[int]:
+    """:func:`diversify` on ids: the positions of ``ids`` in their diversified order."""
+    want = len(ids) if limit is None else min(limit, len(ids))
+    if max_per_window <= 0 or window <= 1 or max_per_window >= window or len(ids) <= 1:
+        return list(range(want))
+    remaining = [(pos, group(i)) for pos, i in enumerate(ids)]
     recent: deque[str | None] = deque(maxlen=window - 1)
     counts: dict[str | None, int] = {}
-    out: list[ScoredItem] = []
-    want = len(items) if limit is None else min(limit, len(items))
+    out: list[int] = []
     while remaining and len(out) < want:
         pick = None
         for idx, (_, g) in enumerate(remaining):
@@ -43,13 +60,12 @@ def diversify(
             if not relax:
                 break
             pick = 0
-        it, g = remaining.pop(pick)
+        pos, g = remaining.pop(pick)
         if len(recent) == recent.maxlen:
-            old = recent[0]
-            counts[old] -= 1
+            counts[recent[0]] -= 1
         recent.append(g)
         counts[g] = counts.get(g, 0) + 1
-        out.append(it)
+        out.append(pos)
     return out
 
 

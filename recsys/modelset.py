@@ -262,12 +262,14 @@ class SortedIds:
     Speaks the part of ``recsys.models.vocab.Vocabulary`` the models use on users
     (``len``, ``index``, ``indices``, ``ids``, ``to_ids``)."""
 
-    __slots__ = ("_order", "_sorted")
+    __slots__ = ("_last", "_order", "_sorted")
 
     def __init__(self, ids: Sequence[str] | np.ndarray) -> None:
         arr = np.asarray(ids, dtype=str) if len(ids) else np.array([], dtype="U1")
         self._order = np.argsort(arr, kind="stable").astype(np.int64)
         self._sorted = arr[self._order]
+        self._last: tuple[str, int] = ("", -1)
+        """The last lookup: a request asks for the same user several times in a row."""
 
     def __len__(self) -> int:
         return len(self._sorted)
@@ -276,9 +278,14 @@ class SortedIds:
         return isinstance(user_id, str) and self.index(user_id) >= 0
 
     def index(self, user_id: str) -> int:
+        last = self._last
+        if last[0] == user_id and user_id:
+            return last[1]
         s = self._sorted
         r = int(np.searchsorted(s, user_id))
-        return int(self._order[r]) if r < len(s) and s[r] == user_id else -1
+        got = int(self._order[r]) if r < len(s) and s[r] == user_id else -1
+        self._last = (user_id, got)
+        return got
 
     def indices(self, ids: Iterable[str]) -> np.ndarray:
         return np.fromiter((self.index(i) for i in ids), dtype=np.int64)
@@ -421,7 +428,8 @@ class FastPaths:
             self._indptr = np.asarray(self.sparse.indptr)
             self._indices = np.asarray(self.sparse.indices)
             self._data = np.asarray(self.sparse.data)
-        self.factors = (m.user_factors_, m.item_factors_) if m.algorithm in _FACTOR_MODELS else None
+        self.factors = ((np.asarray(m.user_factors_), np.asarray(m.item_factors_))
+                        if m.algorithm in _FACTOR_MODELS else None)
         if self.factors is not None:
             # Items by decreasing factor norm: a user's score for item i is at most
             # |u|·|i|, so scoring can stop once the k-th best beats that bound for the rest

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from data.catalog import Catalog
 from recsys import candidates as C
 from recsys.catalog_index import CatalogIndex
-from recsys.diversity import diversify
+from recsys.diversity import diversity_order
 from recsys.hooks import Assignment, ExperimentHook, RulesHook
 from recsys.live import LiveCounts
 from recsys.modelset import ModelSet, load_model_set
@@ -381,8 +381,9 @@ class Pipeline:
         Only the head can reach the answer: diversity never moves an item up by more than
         the items it skips, so ``3n + 2·window`` candidates are plenty. When no rule can fire
         for this context, items are built only until the head is full; otherwise every
-        candidate is built and the rules see them all."""
-        limit = 3 * n + 2 * self.config.diversity_window
+        candidate is built and the rules see them all. ``limit``: how many items the caller
+        shows (diversity stops there; None: the whole head)."""
+        head_size = 3 * n + 2 * self.config.diversity_window
         keep = self.index.keep
         hook = self._rules()
         fires = getattr(hook, "fires", None)
@@ -391,20 +392,27 @@ class Pipeline:
         else:
             order, build = None, None
         if fires is not None and not fires(ctx):
-            head: list[ScoredItem] = []
+            # nothing can change the order: pick the head by id, build only what is shown
             if order is not None and build is not None:
+                head_ids: list[str] = []
                 for iid in order:
                     if keep(iid, excl, category):
-                        head.append(build(iid))
-                        if len(head) >= limit:
+                        head_ids.append(iid)
+                        if len(head_ids) >= head_size:
                             break
+                if diversity:
+                    pos = self._diversity_order(head_ids, limit)
+                    head_ids = [head_ids[p] for p in pos]
+                items = [build(i) for i in head_ids]
             else:
+                head: list[ScoredItem] = []
                 for it in items:  # type: ignore[union-attr]
                     if keep(it.item_id, excl, category):
                         head.append(it)
-                        if len(head) >= limit:
+                        if len(head) >= head_size:
                             break
-            items = head
+                items = [head[p] for p in self._diversity_order([it.item_id for it in head], limit)] \
+                    if diversity else head
         else:
             if order is not None and build is not None:
                 items = [build(i) for i in order if keep(i, excl, category)]
@@ -413,19 +421,22 @@ class Pipeline:
             items = hook.apply_rules(items, ctx)
             # rules may add pinned items: they must still be recommendable
             ok = self.index.recommendable
-            items = [it for it in items if ok(it.item_id)][:limit]
-        if diversity:
-            items = diversify(
-                items,
-                self.category_key,
-                max_per_window=self.config.diversity_max_per_category,
-                window=self.config.diversity_window,
-                limit=limit,
-            )
+            items = [it for it in items if ok(it.item_id)][:head_size]
+            if diversity:
+                items = [items[p] for p in self._diversity_order([it.item_id for it in items], limit)]
         if assignment is not None:
             reason = Reason(source="experiment", detail=f"{assignment.experiment}:{assignment.variant}")
             items = [it.with_reason(reason) for it in items]
         return items
+
+    def _diversity_order(self, ids: list[str], limit: int | None) -> list[int]:
+        return diversity_order(
+            ids,
+            self.category_key,
+            max_per_window=self.config.diversity_max_per_category,
+            window=self.config.diversity_window,
+            limit=limit,
+        )
 
     def _top_up(
         self,

@@ -180,10 +180,12 @@ def _load(folder: Path) -> tuple[HistorySnapshot, UserDirectory] | None:
         return None
     try:
         meta = json.loads(meta_path.read_text("utf-8"))
+        # memory-mapped (pages shared by every worker), handed out as plain ndarray views:
+        # indexing a np.memmap costs a subclass round trip on every call
         snap = HistorySnapshot(**{
-            n: np.load(folder / f"snapshot.{n}.npy", mmap_mode="r", allow_pickle=False)
+            n: np.asarray(np.load(folder / f"snapshot.{n}.npy", mmap_mode="r", allow_pickle=False))
             for n in _SNAPSHOT_ARRAYS})
-        arrays = {n: np.load(folder / f"directory.{n}.npy", mmap_mode="r", allow_pickle=False)
+        arrays = {n: np.asarray(np.load(folder / f"directory.{n}.npy", mmap_mode="r", allow_pickle=False))
                   for n in _DIRECTORY_ARRAYS}
         directory = UserDirectory(**arrays, attrs=tuple(MappingProxyType(a) for a in meta["attrs"]))
     except (OSError, ValueError, KeyError) as exc:
