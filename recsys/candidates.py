@@ -155,40 +155,43 @@ def history_list(req: SourceRequest) -> CandList | None:
 
 
 def _history_fast(req: SourceRequest, recent: tuple[str, ...], used: LoadedModel, fast: FastPaths) -> CandList | None:
-    """:func:`history_list` on the rows of a sparse item-item model, in numpy (the same scores;
-    ties may be ordered differently). None when an anchor is unknown to the model (the
-    generic path then asks the next model in the chain for it)."""
+    """:func:`history_list` on the rows of a sparse item-item model, all anchors at once in
+    numpy (the same scores; ties may be ordered differently). None when an anchor is unknown
+    to the model or has no neighbour left (the generic path then asks the next model)."""
     anchors = fast.item_index.indices(recent)
     if (anchors < 0).any():
         return None
-    # a few dozen ids at most: set lookups beat np.isin's sort by far
-    excl = set(fast.item_index.indices(req.exclude).tolist()) if req.exclude else None
-    hist = set(fast.item_index.indices(req.history).tolist())
-    parts_i, parts_v, parts_a = [], [], []
-    for k, a in enumerate(anchors.tolist()):
-        ids, sc = fast.row(a)
-        keep = (ids != a) & (sc > 0)
-        if excl:
-            keep &= np.fromiter((i not in excl for i in ids.tolist()), bool, ids.size)
-        ids, sc = ids[keep], sc[keep]
-        if ids.size == 0:
-            return None  # fall back: the generic path tries the next model for this anchor
-        if ids.size > req.n:
-            top = np.argsort(-sc, kind="stable")[: req.n]
-            ids, sc = ids[top], sc[top]
-        best = float(sc.max()) or 1.0
-        keep = np.fromiter((i not in hist for i in ids.tolist()), bool, ids.size)
-        ids, sc = ids[keep], sc[keep]
-        parts_i.append(ids)
-        parts_v.append(sc * (HISTORY_DECAY**k / best))
-        parts_a.append(np.full(ids.size, k, dtype=np.int64))
-    i_all = np.concatenate(parts_i)
-    if i_all.size == 0:
+    rows = [fast.row(a) for a in anchors.tolist()]
+    lens = np.fromiter((r[0].size for r in rows), np.int64, len(rows))
+    ids = np.concatenate([r[0] for r in rows])
+    sc = np.concatenate([r[1] for r in rows]).astype(np.float64)
+    k_of = np.repeat(np.arange(len(rows)), lens)
+    keep = (ids != anchors[k_of]) & (sc > 0)
+    if req.exclude:  # a few dozen ids at most: set lookups beat np.isin's sort by far
+        excl = set(fast.item_index.indices(req.exclude).tolist())
+        keep &= np.fromiter((i not in excl for i in ids.tolist()), bool, ids.size)
+    ids, sc, k_of = ids[keep], sc[keep], k_of[keep]
+    counts = np.bincount(k_of, minlength=len(rows))
+    if (counts == 0).any():
         return None
-    v_all = np.concatenate(parts_v).astype(np.float64)
-    a_all = np.concatenate(parts_a)
-    order = np.lexsort((-v_all, i_all))  # by item, biggest contribution first
-    i_s, v_s, a_s = i_all[order], v_all[order], a_all[order]
+    if (counts > req.n).any():  # each anchor gives its top n neighbours only
+        order = np.lexsort((-sc, k_of))
+        ids, sc, k_of = ids[order], sc[order], k_of[order]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.arange(ids.size) - starts[k_of]
+        cut = rank < req.n
+        ids, sc, k_of = ids[cut], sc[cut], k_of[cut]
+    best = np.zeros(len(rows))
+    np.maximum.at(best, k_of, sc)
+    hist = set(fast.item_index.indices(req.history).tolist())
+    keep = np.fromiter((i not in hist for i in ids.tolist()), bool, ids.size)
+    ids, sc, k_of = ids[keep], sc[keep], k_of[keep]
+    if ids.size == 0:
+        return None
+    weight = HISTORY_DECAY ** np.arange(len(rows)) / best
+    v_all = sc * weight[k_of]
+    order = np.lexsort((k_of, -v_all, ids))  # by item, biggest contribution (then most recent) first
+    i_s, v_s, a_s = ids[order], v_all[order], k_of[order]
     first = np.flatnonzero(np.r_[True, i_s[1:] != i_s[:-1]])
     totals = np.add.reduceat(v_s, first)
     items, from_anchor = i_s[first], a_s[first]

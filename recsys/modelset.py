@@ -554,7 +554,7 @@ class FastPaths:
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ``i`` of the sparse item-item matrix: (item indices, scores), stored order."""
         lo, hi = int(self._indptr[i]), int(self._indptr[i + 1])
-        return self._indices[lo:hi].astype(np.int64), self._data[lo:hi].astype(np.float32, copy=False)
+        return self._indices[lo:hi], self._data[lo:hi]
 
     def neighbours(self, item_id: str, n: int, exclude: Iterable[str]) -> list[tuple[str, float]] | None:
         if self.sparse is None:
@@ -563,6 +563,7 @@ class FastPaths:
         if i < 0:
             return []
         ids, scores = self.row(i)
+        ids, scores = ids.astype(np.int64), scores.astype(np.float32, copy=False)
         keep = (ids != i) & (scores > 0)
         excl = set(exclude)
         if excl:

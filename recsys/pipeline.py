@@ -247,7 +247,7 @@ class Pipeline:
             if w > 0:
                 lists[slot] = fn(req)
                 weights[slot] = w
-        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, depth)
+        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, depth, limit=depth)
         return Ranked(items, ctx, strategy, models.versions, assignment)
 
     def similar(

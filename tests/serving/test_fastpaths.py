@@ -72,3 +72,42 @@ def test_npz_arrays_are_memory_mapped_unchanged(shop_home: Path, trained: dict[s
         for k in ref.files:
             np.testing.assert_array_equal(np.asarray(mapped[k]), ref[k])
     assert isinstance(mapped["item_factors_"], np.memmap)
+
+
+@pytest.mark.parametrize("n", [5, 50, 400])  # 5: each anchor's list is cut to its top n
+def test_history_source_in_numpy_matches_the_generic_path(
+    shop_home: Path, trained: dict[str, ModelHandle], n: int
+) -> None:
+    import random
+
+    from recsys import candidates as C
+    from recsys.profile import UserProfile
+
+    models = load_model_set(shop_home / "models", {name: "v1" for name in trained})
+    knn = models.get("item_knn")
+    assert knn is not None and knn.fast is not None
+    items = [str(i) for i in Registry(shop_home / "models").load("item_knn", "v1").model.item_ids_.ids]
+    rnd = random.Random(3)
+    checked = 0
+    for _ in range(40):
+        history = tuple(rnd.sample(items, rnd.randint(1, 8)))
+        exclude = frozenset(rnd.sample(items, rnd.randint(0, 20)))
+        req = C.SourceRequest(UserProfile(user_id="u"), n, models, history, exclude)
+        fast = C._history_fast(req, history[: C.HISTORY_ITEMS], knn, knn.fast)
+        slow = C._history_pairs(req, history[: C.HISTORY_ITEMS], [knn])
+        if fast is None:  # an anchor without neighbours: the generic path serves it
+            continue
+        assert slow is not None
+        got = list(zip(fast.ids, fast.scores, strict=True))
+        want = list(zip(slow.ids, slow.scores, strict=True))
+        _close(got, want)
+        assert not set(fast.ids) & (set(history) | exclude)
+        by_id = {i: r.related_item_id for i, r in zip(slow.ids, slow.reasons, strict=True)}  # type: ignore[arg-type]
+        counts: dict[float, int] = {}
+        for s in slow.scores:
+            counts[round(s, 9)] = counts.get(round(s, 9), 0) + 1
+        for i, s, r in zip(fast.ids, fast.scores, fast.reasons, strict=True):  # type: ignore[arg-type]
+            if counts.get(round(s, 9)) == 1 and i in by_id:
+                assert r.related_item_id == by_id[i]
+        checked += 1
+    assert checked >= 20
