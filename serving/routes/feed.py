@@ -7,13 +7,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from serving.deps import PipelineDep, RequestIdDep, ServicesDep, StorefrontDep
+from serving.deps import StorefrontCtx
 from serving.errors import BadRequest
-from serving.params import CategoryParam, DebugParam, IdListParam, OptionalUserParam, parse_category, parse_ids
-from serving.render import items_out, json_response, list_fields
+from serving.params import (
+    CategoryParam,
+    DebugParam,
+    IdListParam,
+    OptionalUserParam,
+    parse_category,
+    parse_ids,
+)
+from serving.render import ranked_response
 from serving.schemas import FeedOut
 
-router = APIRouter(prefix="/v1", tags=["feed"], dependencies=[StorefrontDep])
+router = APIRouter(prefix="/v1", tags=["feed"])
 
 
 @router.get(
@@ -28,9 +35,7 @@ router = APIRouter(prefix="/v1", tags=["feed"], dependencies=[StorefrontDep])
     "The score breakdown of later pages is kept when page 1 asked for `debug=true`.",
 )
 async def feed(
-    pipeline: PipelineDep,
-    services: ServicesDep,
-    request_id: RequestIdDep,
+    ctx: StorefrontCtx,
     user_id: OptionalUserParam = None,
     page: Annotated[int, Query(ge=1, le=100)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -48,11 +53,12 @@ async def feed(
     ] = None,
     debug: DebugParam = False,
 ) -> Response:
+    services, pipeline = ctx.services, ctx.pipeline
     cat = parse_category(category)
     depth = pipeline.config.feed_depth
     if page * size > depth:
         raise BadRequest(f"page: page × size may be at most {depth}", field="page")
-    rid = pagination_id or request_id
+    rid = pagination_id or ctx.request_id
     key = f"{rid}|{user_id or ''}|{category or ''}"
     cached = services.feed_cache.get(key) if pagination_id else None
     if cached is not None:
@@ -67,13 +73,7 @@ async def feed(
         ranked = services.feed_cache.put(key, ranked, keep_breakdown=debug)
     start = (page - 1) * size
     window = ranked.items[start : start + size]
-    out = json_response(FeedOut(
-        **list_fields(ranked, rid),  # type: ignore[arg-type]
-        user_id=user_id,
-        page=page,
-        size=size,
-        has_more=len(ranked.items) > start + size,
-        items=items_out(window, services.catalog, debug=debug),
-    ))
+    out = ranked_response(ranked, rid, services.catalog, debug=debug, items=window, fields={
+        "user_id": user_id, "page": page, "size": size, "has_more": len(ranked.items) > start + size})
     out.headers["X-Request-ID"] = rid
     return out
