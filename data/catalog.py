@@ -317,7 +317,10 @@ class Catalog:
         return ("" if group is None else group), (None if brand < 0 else self._brand_names[brand])
 
     def facts(self, item_id: str) -> ItemFacts | None:
-        """Category, brand, tags, price, stock, active, created_at and rating, not decoded."""
+        """Category, brand, tags, price, stock, active, created_at and rating, not decoded.
+
+        Read column by column without a lock: while the same item is being upserted the
+        fields may mix its old and new values (``get`` never does)."""
         st = self._st
         row = st.rows.get(item_id)
         if row is None:
