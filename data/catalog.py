@@ -210,8 +210,13 @@ class _Store:
         self.ids: list[str | None] = []
         self.blobs: list[bytes | None] = []
         self.flags = bytearray()
-        for name, typecode in _COLUMNS:
-            setattr(self, name, array(typecode))
+        self.set_columns(tuple(array(typecode) for _, typecode in _COLUMNS))
+
+    def set_columns(self, cols: tuple[array, ...]) -> None:  # type: ignore[type-arg]
+        """The typed columns in ``_COLUMNS`` order, each also reachable by its name."""
+        self.cols = cols
+        for (name, _), col in zip(_COLUMNS, cols, strict=True):
+            setattr(self, name, col)
 
     @property
     def dead(self) -> int:
@@ -442,15 +447,15 @@ class Catalog:
             st.ids.append(item_id)
             st.blobs.append(blob)
             st.flags.append(flags)
-            for (name, _), v in zip(_COLUMNS, values, strict=True):
-                getattr(st, name).append(v)
+            for col, v in zip(st.cols, values):
+                col.append(v)
             st.rows[item_id] = len(st.ids) - 1
         else:
             self._unindex(item_id, st.cat[row], st.brand[row])
             st.blobs[row] = blob
             st.flags[row] = flags
-            for (name, _), v in zip(_COLUMNS, values, strict=True):
-                getattr(st, name)[row] = v
+            for col, v in zip(st.cols, values):
+                col[row] = v
         self._by_leaf.setdefault(item.category, set()).add(item_id)
         if item.brand is not None:
             self._brand_count[item.brand] = self._brand_count.get(item.brand, 0) + 1
@@ -490,9 +495,8 @@ class Catalog:
             blobs = [codec.pack(old.codec.text(b)) for b in blobs if b is not None]
         new.blobs = list(blobs)
         new.flags = bytearray(old.flags[r] for r in live)
-        for name, typecode in _COLUMNS:
-            col = getattr(old, name)
-            setattr(new, name, array(typecode, [col[r] for r in live]))
+        new.set_columns(tuple(array(typecode, [col[r] for r in live])
+                              for (_, typecode), col in zip(_COLUMNS, old.cols, strict=True)))
         new.rows = {i: r for r, i in enumerate(new.ids) if i is not None}
         self._st = new
 
