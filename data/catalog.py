@@ -3,32 +3,35 @@
 Loaded from ``items.jsonl`` (or any loader format); upserts and deletes from the API keep it
 current and are written back with :meth:`Catalog.save` (atomic replace).
 
-Storage (≈ 45 MB at 100k items — 11 MB of it the compressed items, the rest ids, the id → row
-dict, columns and category sets — instead of ≈ 228 MB of pydantic objects):
+Storage (≈ 55 MB at 100k items instead of ≈ 228 MB of pydantic objects): one row per item in
+typed columns (``array``s) — price, stock, created_at (µs), rating, flags (active, in stock,
+promoted) and codes into small append-only tables for category, brand, tags, currency,
+merchant and attributes (interned by their JSON) — plus the title and description as one UTF-8
+``bytes`` per item. Nothing is compressed: zlib and the like release the GIL on every call,
+and in a busy server each release waits up to a switch interval (5 ms) to get it back.
 
-- each item is kept as JSON text that validates to exactly that item (the line it was loaded
-  from, or ``Item.model_dump_json``) compressed with raw deflate against a shared dictionary
-  learnt from a sample of the catalog (:class:`ItemCodec`); small records compress well only
-  against such a dictionary (to about a fifth of their size);
-- :meth:`Catalog.get` decodes on a miss (inflate + ``model_validate_json``, ~20 µs) and keeps a
-  bounded LRU of materialized items for hot ids (a hit is a few dict reads);
-- the facts ranking reads per request or per refresh (active, in stock, promoted, category,
-  brand, tags, price, created_at, rating) live in light per-row columns maintained on upsert,
-  so filters (:meth:`keep`, :meth:`facts`) and catalog-wide views never decode items;
-  :meth:`columns` hands out a numpy snapshot of them.
+- :meth:`Catalog.get` builds the item from its row (``Item.model_construct``: the values were
+  validated on the way in and are stored exactly) and keeps a bounded LRU of built items for
+  hot ids;
+- filters (:meth:`keep`, :meth:`facts`, :meth:`category_and_brand`) and catalog-wide views
+  (:meth:`columns`, a numpy snapshot) read the columns and build nothing.
 
-Readers take no lock: a reader uses one consistent store snapshot, every blob is replaced as a
-whole, and a cached item is used only while its blob is still the stored one, so ``get`` never
-returns a half-written item. Writers serialize on one lock.
+Readers take no lock. Each row carries a version, unique over the catalog's life and 0 while
+a writer is on the row; a reader that sees the same non-zero version before and after reading
+a row read one whole version of the item (a seqlock; the GIL orders the steps), so ``get``
+never returns a half-written item, and a cached item is used only while its version is the
+row's. Writers serialize on one lock.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import os
 import tempfile
 import threading
-import zlib
+import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator
@@ -37,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
-from data.models import CATEGORY_SEPARATOR, Item
+from data.models import CATEGORY_SEPARATOR, AttributeValue, Item
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,17 +53,6 @@ ACTIVE, IN_STOCK, PROMOTED, LIVE = 1, 2, 4, 8
 """Bits of the per-row flags column."""
 _RECOMMENDABLE = ACTIVE | IN_STOCK
 
-_WBITS = -14
-"""Raw deflate with a 16 KB window: the dictionary's size, and a cheap state to copy per item."""
-_ZDICT_SIZE = 16_384
-_TRAIN_MIN, _TRAIN_MAX, _TRAIN_SAMPLE = 64, 4096, 64
-_SKELETON = (
-    b'{"item_id":"","title":"","description":"","category":[],"brand":"","price":.0,'
-    b'"currency":"CNY","tags":[],"attributes":{},"stock":0,"is_active":true,'
-    b'"created_at":"T00:00:00Z","merchant_id":"","rating":null}'
-)
-"""Field names and fixed values every record repeats: the end of every dictionary."""
-
 
 def _created_us(item: Item) -> int:
     return (item.created_at - _EPOCH) // _MICROSECOND
@@ -69,42 +61,6 @@ def _created_us(item: Item) -> int:
 def is_promoted(item: Item) -> bool:
     """Tagged ``promoted`` or with the attribute ``promoted: true``."""
     return "promoted" in item.tags or item.attributes.get("promoted") is True
-
-
-def _with_text(item: Item, line: bytes) -> tuple[Item, bytes]:
-    """The line itself when it validates to the same item every time (it names ``created_at``,
-    the one field whose default changes); else the item's canonical JSON."""
-    if "created_at" in item.model_fields_set:
-        return item, line
-    return item, item.model_dump_json().encode()
-
-
-class ItemCodec:
-    """Items ↔ compact bytes: canonical JSON deflated against a shared dictionary."""
-
-    def __init__(self, zdict: bytes = _SKELETON) -> None:
-        self.zdict = zdict
-        self._base = zlib.compressobj(6, zlib.DEFLATED, _WBITS, 5, zlib.Z_DEFAULT_STRATEGY, zdict)
-
-    @classmethod
-    def learn(cls, texts: Iterable[bytes]) -> ItemCodec:
-        """A codec whose dictionary is a sample of records (most common strings last)."""
-        sample = b"".join(texts)[-(_ZDICT_SIZE - len(_SKELETON)):]
-        return cls(sample + _SKELETON)
-
-    def pack(self, text: bytes) -> bytes:
-        c = self._base.copy()
-        return c.compress(text) + c.flush()
-
-    def text(self, blob: bytes) -> bytes:
-        """The item's JSON text (as written to items.jsonl)."""
-        return zlib.decompressobj(_WBITS, self.zdict).decompress(blob)
-
-    def encode(self, item: Item) -> bytes:
-        return self.pack(item.model_dump_json().encode())
-
-    def decode(self, blob: bytes) -> Item:
-        return Item.model_validate_json(self.text(blob))
 
 
 @dataclass(frozen=True)
@@ -141,7 +97,6 @@ class ItemFacts(NamedTuple):
     tags: tuple[str, ...]
     price: float
     stock: int
-    """Clipped to 2**63 - 1."""
     is_active: bool
     created_us: int
     """``created_at`` in µs since 1970 (UTC)."""
@@ -161,15 +116,20 @@ class ItemFacts(NamedTuple):
 
 
 _COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ver", "q"),  # row version: unique, 0 while being written or once deleted
     ("created", "q"),  # µs since 1970, UTC
     ("rating", "d"),  # NaN for None
-    ("stock", "q"),  # clipped to int64
+    ("stock", "q"),  # clipped to int64 (larger values in Catalog._big_stock)
     ("price", "d"),
+    ("tlen", "q"),  # bytes of the title at the start of the row's text
     ("cat", "i"),  # code into Catalog._cats
     ("brand", "i"),  # code into Catalog._brands, -1 for None
     ("tags", "i"),  # code into Catalog._tags
+    ("currency", "i"),  # code into Catalog._currencies
+    ("merchant", "i"),  # code into Catalog._merchants, -1 for None
+    ("attrs", "i"),  # code into Catalog._attrs (JSON of the attributes)
 )
-"""The typed per-row columns (besides ``flags``), one ``array`` each."""
+"""The typed per-row columns (besides ``flags`` and ``texts``), one ``array`` each."""
 
 _K = TypeVar("_K", bound=Hashable)
 
@@ -194,21 +154,26 @@ class _Codes(Generic[_K]):
 
 
 class _Store:
-    """One consistent set of rows. Writers mutate it in place (row by row) or replace it."""
+    """One set of rows. Writers mutate it in place (row by row) or replace it whole."""
 
+    ver: array[int]
     created: array[int]
     rating: array[float]
     stock: array[int]
     price: array[float]
+    tlen: array[int]
     cat: array[int]
     brand: array[int]
     tags: array[int]
+    currency: array[int]
+    merchant: array[int]
+    attrs: array[int]
 
-    def __init__(self, codec: ItemCodec) -> None:
-        self.codec = codec
+    def __init__(self) -> None:
         self.rows: dict[str, int] = {}
         self.ids: list[str | None] = []
-        self.blobs: list[bytes | None] = []
+        self.texts: list[bytes | None] = []
+        """UTF-8 title then description (``tlen`` says where the title ends)."""
         self.flags = bytearray()
         self.set_columns(tuple(array(typecode) for _, typecode in _COLUMNS))
 
@@ -229,9 +194,9 @@ class Catalog:
     def __init__(self, items: Iterable[Item] = (), *, hot_items: int = 4096) -> None:
         self.hot_items = hot_items
         self._lock = threading.RLock()
-        self._st = _Store(ItemCodec())
-        self._trained_on = 0
-        self._hot: OrderedDict[str, tuple[bytes, Item]] = OrderedDict()
+        self._st = _Store()
+        self._versions = itertools.count(1)
+        self._hot: OrderedDict[str, tuple[int, Item]] = OrderedDict()
         # code tables (append-only) and what upsert / delete maintain besides the rows
         self._cats: _Codes[tuple[str, ...]] = _Codes()
         self._cat_paths = self._cats.values
@@ -240,36 +205,106 @@ class Catalog:
         self._brands: _Codes[str] = _Codes()
         self._brand_names = self._brands.values
         self._tags: _Codes[tuple[str, ...]] = _Codes()
+        self._currencies: _Codes[str] = _Codes()
+        self._merchants: _Codes[str] = _Codes()
+        self._attrs: _Codes[str] = _Codes()
+        self._attr_pairs: list[tuple[tuple[str, AttributeValue], ...]] = []
+        """The parsed attributes per code (each item gets its own dict of them)."""
+        self._big_stock: dict[str, int] = {}
         self._brand_count: dict[str, int] = {}
         self._by_leaf: dict[tuple[str, ...], set[str]] = {}
         self.upsert(items)
 
     # reading -----------------------------------------------------------------
     def get(self, item_id: str) -> Item | None:
-        st = self._st
-        row = st.rows.get(item_id)
-        if row is None:
-            return None
-        blob = st.blobs[row]
-        if blob is None:  # deleted meanwhile
-            return None
         hot = self._hot
-        hit = hot.get(item_id)
-        if hit is not None and hit[0] is blob:
-            try:
-                hot.move_to_end(item_id)
-            except KeyError:  # evicted by another thread meanwhile
-                pass
-            return hit[1]
-        item = st.codec.decode(blob)
+        while True:
+            st = self._st
+            row = st.rows.get(item_id)
+            if row is None:
+                return None
+            ver = st.ver[row]
+            if ver:
+                hit = hot.get(item_id)
+                if hit is not None and hit[0] == ver:
+                    try:
+                        hot.move_to_end(item_id)
+                    except KeyError:  # evicted by another thread meanwhile
+                        pass
+                    return hit[1]
+                item = self._build(st, row, item_id)
+                if item is not None and st.ver[row] == ver:
+                    break
+            time.sleep(0)  # a writer is on this row: let it finish
         if self.hot_items > 0:
-            hot[item_id] = (blob, item)
+            hot[item_id] = (ver, item)
             while len(hot) > self.hot_items:
                 try:
                     hot.popitem(last=False)
                 except KeyError:
                     break
         return item
+
+    def _read(self, item_id: str) -> Item | None:
+        """The item, built from its row (one whole version), without the hot cache."""
+        while True:
+            st = self._st
+            row = st.rows.get(item_id)
+            if row is None:
+                return None
+            ver = st.ver[row]
+            if ver:
+                item = self._build(st, row, item_id)
+                if item is not None and st.ver[row] == ver:
+                    return item
+            time.sleep(0)
+
+    def _build(self, st: _Store, row: int, item_id: str) -> Item | None:
+        values = self._values(st, row, item_id)
+        return None if values is None else Item.model_construct(**values)
+
+    def _values(self, st: _Store, row: int, item_id: str) -> dict[str, object] | None:
+        """The item's field values from its row (None if deleted meanwhile); callers check
+        the row's version around it."""
+        text = st.texts[row]
+        if text is None:
+            return None
+        n, brand, merchant, rating = st.tlen[row], st.brand[row], st.merchant[row], st.rating[row]
+        stock = st.stock[row]
+        return {
+            "item_id": item_id,
+            "title": text[:n].decode(),
+            "description": text[n:].decode(),
+            "category": self._cat_paths[st.cat[row]],
+            "brand": None if brand < 0 else self._brand_names[brand],
+            "price": st.price[row],
+            "currency": self._currencies.values[st.currency[row]],
+            "tags": self._tags.values[st.tags[row]],
+            "attributes": dict(self._attr_pairs[st.attrs[row]]),
+            "stock": self._big_stock.get(item_id, stock) if stock == _INT64_MAX else stock,
+            "is_active": bool(st.flags[row] & ACTIVE),
+            "created_at": _EPOCH + timedelta(microseconds=st.created[row]),
+            "merchant_id": None if merchant < 0 else self._merchants.values[merchant],
+            "rating": None if rating != rating else rating,  # NaN: no rating
+        }
+
+    def _json_lines(self) -> Iterator[bytes]:
+        """Each item as one JSON line (what :meth:`save` writes), without building items."""
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        for item_id in self.ids():
+            while True:
+                st = self._st
+                row = st.rows.get(item_id)
+                if row is None:
+                    break
+                ver = st.ver[row]
+                values = self._values(st, row, item_id) if ver else None
+                if values is not None and st.ver[row] == ver:
+                    created: datetime = values["created_at"]  # type: ignore[assignment]
+                    values["created_at"] = created.isoformat().replace("+00:00", "Z")
+                    yield dumps(values).encode() + b"\n"
+                    break
+                time.sleep(0)
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._st.rows
@@ -278,11 +313,8 @@ class Catalog:
         return len(self._st.rows)
 
     def __iter__(self) -> Iterator[Item]:
-        """Every item, decoded (a snapshot taken at the call; the hot cache is left alone)."""
-        st = self._st
-        blobs = list(st.blobs)
-        codec = st.codec
-        return (codec.decode(b) for b in blobs if b is not None)
+        """Every item in catalog order (ids taken at the call; the hot cache is left alone)."""
+        return (it for it in map(self._read, self.ids()) if it is not None)
 
     def ids(self) -> list[str]:
         """All item ids in catalog order (a snapshot)."""
@@ -290,7 +322,7 @@ class Catalog:
 
     @property
     def hot_count(self) -> int:
-        """Materialized items currently cached (at most ``hot_items``)."""
+        """Built items currently cached (at most ``hot_items``)."""
         return len(self._hot)
 
     def is_recommendable(self, item_id: str) -> bool:
@@ -322,26 +354,30 @@ class Catalog:
         return ("" if group is None else group), (None if brand < 0 else self._brand_names[brand])
 
     def facts(self, item_id: str) -> ItemFacts | None:
-        """Category, brand, tags, price, stock, active, created_at and rating, not decoded.
-
-        Read column by column without a lock: while the same item is being upserted the
-        fields may mix its old and new values (``get`` never does)."""
-        st = self._st
-        row = st.rows.get(item_id)
-        if row is None:
-            return None
-        brand, rating = st.brand[row], st.rating[row]
-        return ItemFacts(
-            item_id,
-            self._cat_paths[st.cat[row]],
-            None if brand < 0 else self._brand_names[brand],
-            self._tags.values[st.tags[row]],
-            st.price[row],
-            st.stock[row],
-            bool(st.flags[row] & ACTIVE),
-            st.created[row],
-            None if rating != rating else rating,  # NaN: no rating
-        )
+        """Category, brand, tags, price, stock, active, created_at and rating, not decoded
+        (read as one version of the item, like :meth:`get`)."""
+        while True:
+            st = self._st
+            row = st.rows.get(item_id)
+            if row is None:
+                return None
+            ver = st.ver[row]
+            if ver:
+                brand, rating, stock = st.brand[row], st.rating[row], st.stock[row]
+                facts = ItemFacts(
+                    item_id,
+                    self._cat_paths[st.cat[row]],
+                    None if brand < 0 else self._brand_names[brand],
+                    self._tags.values[st.tags[row]],
+                    st.price[row],
+                    self._big_stock.get(item_id, stock) if stock == _INT64_MAX else stock,
+                    bool(st.flags[row] & ACTIVE),
+                    st.created[row],
+                    None if rating != rating else rating,  # NaN: no rating
+                )
+                if st.ver[row] == ver:
+                    return facts
+            time.sleep(0)  # a writer is on this row: let it finish
 
     def keep(
         self, item_id: str, exclude: set[str] | frozenset[str], category: tuple[str, ...] | None
@@ -391,17 +427,11 @@ class Catalog:
 
     # writing -----------------------------------------------------------------
     def upsert(self, items: Iterable[Item]) -> int:
-        return self._upsert((item, item.model_dump_json().encode()) for item in items)
-
-    def _upsert(self, pairs: Iterable[tuple[Item, bytes]]) -> int:
-        """Store items with their JSON text: any text that validates to exactly that item."""
         n = 0
         with self._lock:
-            for item, text in pairs:
-                self._put(item, text)
+            for item in items:
+                self._put(item)
                 n += 1
-                if len(self._st.rows) >= 2 * self._trained_on and self._trained_on < _TRAIN_MAX:
-                    self._maybe_learn()
         return n
 
     def delete(self, item_ids: Iterable[str]) -> int:
@@ -412,53 +442,73 @@ class Catalog:
                 row = st.rows.pop(item_id, None)
                 if row is None:
                     continue
-                st.blobs[row] = None
+                st.ver[row] = 0
+                st.texts[row] = None
                 st.ids[row] = None
                 st.flags[row] = 0
                 self._unindex(item_id, st.cat[row], st.brand[row])
+                self._big_stock.pop(item_id, None)
                 self._hot.pop(item_id, None)
                 n += 1
             if st.dead > 1024 and st.dead > len(st.rows):
-                self._rebuild(st.codec)
+                self._compact()
         return n
 
-    def _put(self, item: Item, text: bytes) -> None:
+    def _put(self, item: Item) -> None:
         st = self._st
-        blob = st.codec.pack(text)
+        title = item.title.encode()
         if item.category not in self._cats:
             self._cat_groups.append(CATEGORY_SEPARATOR.join(item.category) or None)
         cat = self._cats.code(item.category)
-        brand = -1 if item.brand is None else self._brands.code(item.brand)
+        attrs_json = json.dumps(item.attributes, ensure_ascii=False, separators=(",", ":"))
+        if attrs_json not in self._attrs:
+            self._attr_pairs.append(tuple(json.loads(attrs_json).items()))
         flags = LIVE | (ACTIVE if item.is_active else 0) | (IN_STOCK if item.stock > 0 else 0)
         flags |= PROMOTED if is_promoted(item) else 0
         values = (  # in _COLUMNS order
+            next(self._versions),
             _created_us(item),
             math.nan if item.rating is None else item.rating,
             min(item.stock, _INT64_MAX),
             item.price,
+            len(title),
             cat,
-            brand,
+            -1 if item.brand is None else self._brands.code(item.brand),
             self._tags.code(item.tags),
+            self._currencies.code(item.currency),
+            -1 if item.merchant_id is None else self._merchants.code(item.merchant_id),
+            self._attrs.code(attrs_json),
         )
+        text = title + item.description.encode()
         item_id = item.item_id
         row = st.rows.get(item_id)
         if row is None:
-            # columns first, the id last: a reader that finds the row finds its columns
+            # the whole row first, the id last: a reader that finds the row finds it complete
             st.ids.append(item_id)
-            st.blobs.append(blob)
+            st.texts.append(text)
             st.flags.append(flags)
+            self._set_big_stock(item)
             for col, v in zip(st.cols, values):
                 col.append(v)
             st.rows[item_id] = len(st.ids) - 1
         else:
+            st.ver[row] = 0  # readers of this row wait until the new version is complete
             self._unindex(item_id, st.cat[row], st.brand[row])
-            st.blobs[row] = blob
+            st.texts[row] = text
             st.flags[row] = flags
-            for col, v in zip(st.cols, values):
+            self._set_big_stock(item)
+            for col, v in zip(st.cols[1:], values[1:]):
                 col[row] = v
+            st.ver[row] = values[0]
         self._by_leaf.setdefault(item.category, set()).add(item_id)
         if item.brand is not None:
             self._brand_count[item.brand] = self._brand_count.get(item.brand, 0) + 1
+
+    def _set_big_stock(self, item: Item) -> None:
+        if item.stock > _INT64_MAX:
+            self._big_stock[item.item_id] = item.stock
+        else:
+            self._big_stock.pop(item.item_id, None)
 
     def _unindex(self, item_id: str, cat: int, brand: int) -> None:
         ids = self._by_leaf.get(self._cat_paths[cat])
@@ -472,28 +522,14 @@ class Catalog:
             else:
                 self._brand_count.pop(name, None)
 
-    def _maybe_learn(self) -> None:
-        """Learn a compression dictionary from a sample once the catalog has doubled."""
-        st = self._st
-        n = len(st.rows)
-        if n < _TRAIN_MIN:
-            return
-        live = [b for b in st.blobs if b is not None]
-        step = max(1, len(live) // _TRAIN_SAMPLE)
-        codec = ItemCodec.learn(st.codec.text(b) for b in live[::step][:_TRAIN_SAMPLE])
-        self._trained_on = n
-        self._rebuild(codec)
-
-    def _rebuild(self, codec: ItemCodec) -> None:
-        """A fresh store without dead rows (re-encoded when the codec changes), swapped in."""
+    def _compact(self) -> None:
+        """A fresh store without the deleted rows, swapped in (the old one is left as it was
+        for readers still on it)."""
         old = self._st
-        new = _Store(codec)
+        new = _Store()
         live = [r for r, i in enumerate(old.ids) if i is not None]
         new.ids = [old.ids[r] for r in live]
-        blobs = [old.blobs[r] for r in live]
-        if codec is not old.codec:
-            blobs = [codec.pack(old.codec.text(b)) for b in blobs if b is not None]
-        new.blobs = list(blobs)
+        new.texts = [old.texts[r] for r in live]
         new.flags = bytearray(old.flags[r] for r in live)
         new.set_columns(tuple(array(typecode, [col[r] for r in live])
                               for (_, typecode), col in zip(_COLUMNS, old.cols, strict=True)))
@@ -504,24 +540,16 @@ class Catalog:
     @classmethod
     def from_jsonl(cls, path: Path) -> Catalog:
         """Read a clean items.jsonl (as written by :meth:`save` or the generator)."""
-        catalog = cls()
         with open(path, "rb") as fh:
-            catalog._upsert(_with_text(Item.model_validate_json(line), line.strip())
-                            for line in fh if line.strip())
-        return catalog
+            return cls(Item.model_validate_json(line) for line in fh if line.strip())
 
     def save(self, path: Path) -> None:
         """Write all items to `path` atomically (temp file, fsync, rename), one JSON a line."""
-        st = self._st
-        blobs = list(st.blobs)
-        codec = st.codec
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as fh:
-                for blob in blobs:
-                    if blob is not None:
-                        fh.write(codec.text(blob) + b"\n")
+                fh.writelines(self._json_lines())
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
