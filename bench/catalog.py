@@ -3,17 +3,18 @@
     python bench/catalog.py                       # items of the home bench/serve.py prepared (100k)
     python bench/catalog.py --items var/bench-serve-20000x5000/data/items.jsonl
     python bench/catalog.py --old-rev 7eafea2     # also measure data/catalog.py as of that commit
-    python bench/catalog.py --old-rev 7eafea2 --repeat 1
+    python bench/catalog.py --old-rev 2e93cf4~1 --repeat 1   # the deflate-per-item version
 
 Each implementation is measured in a fresh process (so RSS deltas are its own): RSS added by
-loading items.jsonl, load time (wall and CPU), ``get()`` of never-read ids (cold: decoded,
-after 5,000 other reads filled the LRU) and of the same ids again (hot) — wall and this
-thread's CPU µs per call, medians over batches of 100 —, a full iteration, ``save``, a
-``CatalogViews`` refresh (newest, promoted, best rated), the rule validator's brand set and a
-rule filter over 300 random candidates (reading items with ``get``, and with the decode-free
-``facts`` where present). The "old" implementation is read with ``git show REV:data/catalog.py``
-(and its catalog_views.py) into a temporary module. Prints a table of medians over
-``--repeat`` runs (implementations alternating) and writes bench/results/catalog.json.
+loading items.jsonl, load time (wall and CPU), ``get()`` of never-read ids (cold: built, after
+5,000 other reads filled the LRU) and of the same ids again (hot) — wall and this thread's CPU
+µs per call, medians over batches of 100 —, cold reads next to two busy threads (a call that
+releases the GIL waits to get it back), a full iteration, ``save``, a ``CatalogViews`` refresh
+(newest, promoted, best rated), the rule validator's brand set and a rule filter over 300
+random candidates (reading items with ``get``, and with the column-only ``facts`` where
+present). The "old" implementation is read with ``git show REV:data/catalog.py`` (and its
+catalog_views.py) into a temporary module. Prints a table of medians over ``--repeat`` runs
+(implementations alternating) and writes bench/results/catalog.json.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +70,29 @@ def _per_op_us(fn: object, ids: list[str], batch: int = 100) -> tuple[float, flo
         wall.append((w1 - w0) / batch / 1000)
         cpu.append((c1 - c0) / batch / 1000)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def _busy_get_us(fn: object, ids: list[str]) -> float:
+    """Mean wall µs of cold reads while two other threads keep the interpreter busy (as
+    request threads do in a loaded server: a call that releases the GIL waits to get it back)."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(100))
+
+    threads = [threading.Thread(target=spin) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        t0 = time.perf_counter()
+        for i in ids:
+            fn(i)  # type: ignore[operator]
+        return (time.perf_counter() - t0) / max(len(ids), 1) * 1e6
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
 
 
 def _rule_filter_ms(
@@ -130,6 +155,7 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
         cat.get(i)
     cold, cold_cpu = _per_op_us(cat.get, sample)
     hot, hot_cpu = _per_op_us(cat.get, sample)
+    busy = _busy_get_us(cat.get, shuffled[n_get + 5000 : n_get + 5300])
     gc.collect()
     rss_after_gets = _rss_mb() - r0
     t = time.perf_counter()
@@ -160,6 +186,7 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
         "get_cold_cpu_us": round(cold_cpu, 2),
         "get_hot_us": round(hot, 2),
         "get_hot_cpu_us": round(hot_cpu, 2),
+        "get_cold_2_busy_threads_us": round(busy, 2),
         "iter_s": round(iter_s, 2),
         "save_s": round(save_s, 2),
         "views_refresh_ms": round(views_ms, 1),

@@ -105,6 +105,17 @@ def test_loaded_lines_in_any_form_decode_to_the_validated_item(tmp_path: Path) -
     assert b.created_at == again.created_at == list(c)[1].created_at  # fixed once, at load
 
 
+def test_equal_but_differently_typed_values_stay_apart() -> None:
+    values: list[object] = [1, True, 1.0, 0.0, -0.0, "1", 2**80, float("inf")]
+    items = [Item(item_id=f"a{k}", title="t", price=1, attributes={"v": v}, stock=2**70 + k)
+             for k, v in enumerate(values)]
+    c = Catalog(items, hot_items=0)
+    for it, v in zip(items, values, strict=True):
+        got = c.get(it.item_id)
+        assert got is not None and type(got.attributes["v"]) is type(v)
+        assert repr(got.attributes["v"]) == repr(v) and got.stock == it.stock
+
+
 def test_upsert_replaces_in_place_and_delete_forgets(tmp_path: Path) -> None:
     items = _rich_items(200)
     c = Catalog(items)
