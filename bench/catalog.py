@@ -155,7 +155,7 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
         cat.get(i)
     cold, cold_cpu = _per_op_us(cat.get, sample)
     hot, hot_cpu = _per_op_us(cat.get, sample)
-    busy = _busy_get_us(cat.get, shuffled[n_get + 5000 : n_get + 5300])
+    busy = _busy_get_us(cat.get, shuffled[n_get + 5000 : n_get + 6000])
     gc.collect()
     rss_after_gets = _rss_mb() - r0
     t = time.perf_counter()
