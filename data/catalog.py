@@ -409,6 +409,30 @@ class Catalog:
         with self._lock:
             return frozenset(self._brand_count)
 
+    def card(self, item_id: str) -> tuple[str, str | None, list[str], float, str, bool] | None:
+        """What a ranked list shows of an item — title, brand, category path, price, currency,
+        in stock — from the columns (only the title's bytes are decoded), one version of it."""
+        while True:
+            st = self._st
+            row = st.rows.get(item_id)
+            if row is None:
+                return None
+            ver = st.ver[row]
+            if ver:
+                text, brand, stock = st.texts[row], st.brand[row], st.stock[row]
+                if text is not None:
+                    card = (
+                        text[: st.tlen[row]].decode(),
+                        None if brand < 0 else self._brand_names[brand],
+                        list(self._cat_paths[st.cat[row]]),
+                        st.price[row],
+                        self._currencies.values[st.currency[row]],
+                        stock > 0,
+                    )
+                    if st.ver[row] == ver:
+                        return card
+            time.sleep(0)  # a writer is on this row: let it finish
+
     def columns(self) -> CatalogColumns:
         """A numpy snapshot of the live items' light columns (no item is decoded)."""
         import numpy as np

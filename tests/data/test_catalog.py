@@ -353,3 +353,16 @@ def test_readers_never_see_a_half_written_item() -> None:
     for i in ids:
         _check_whole(c.get(i))  # type: ignore[arg-type]
     assert c.get("x0").stock == 399 - 399 % 3  # type: ignore[union-attr]
+
+
+def test_card_matches_the_items_display_fields() -> None:
+    items = [Item(item_id=f"c{i}", title=f"標題 {i} title", price=10.5 + i, currency="TWD" if i % 2 else "CNY",
+                  brand=None if i % 3 == 0 else f"b{i % 4}", category=("服裝", f"c{i % 3}"), stock=i % 2)
+             for i in range(30)]
+    cat = Catalog(items)
+    for it in items:
+        assert cat.card(it.item_id) == (it.title, it.brand, list(it.category), it.price, it.currency, it.stock > 0)
+    cat.upsert([items[1].model_copy(update={"title": "new", "stock": 0})])
+    assert cat.card("c1")[0] == "new" and cat.card("c1")[5] is False
+    cat.delete(["c2"])
+    assert cat.card("c2") is None and cat.card("nope") is None
