@@ -210,6 +210,9 @@ class SqliteRequestLog:
     ) -> None:
         self.path = path
         self._lock = threading.Lock()
+        """Guards the database connection."""
+        self._buf_lock = threading.Lock()
+        """Guards the buffer only: a request never waits for a write to the file."""
         self._db = _connect(path)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
@@ -229,6 +232,24 @@ class SqliteRequestLog:
         # the first prune runs an hour after opening (not at the first flush: how long the
         # machine has been up must not decide whether a fresh log drops rows)
         self._pruned_at = time.monotonic()
+        # Writes happen on a thread of their own: an insert of a batch and its commit (which
+        # may wait for another worker's write lock on the same file) took 10-30 ms on the
+        # request's thread — the tail latency of every route.
+        self._wake = threading.Event()
+        self._closed = False
+        self._flusher = threading.Thread(target=self._flush_loop, name="request-log-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._flush_seconds)
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                self.flush()
+            except sqlite3.Error:
+                log.exception("request log: flush to %s failed; will retry", self.path)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteRequestLog:
@@ -247,22 +268,28 @@ class SqliteRequestLog:
         item_id: str | None = None,
     ) -> None:
         row = (request_id, _ts(at), surface, user_id, experiment, variant, query, item_id)
-        with self._lock:
+        with self._buf_lock:
             self._buf.append(row)
-            due = len(self._buf) >= self._batch or (
-                time.monotonic() - self._flushed_at >= self._flush_seconds
-            )
+            due = len(self._buf) >= self._batch
         if due:
-            self.flush()
+            self._wake.set()
 
     def flush(self) -> None:
+        """Write what is buffered (readers call it first; a thread calls it every
+        ``flush_seconds`` or when ``batch`` rows wait)."""
         with self._lock:
-            rows, self._buf = self._buf, []
+            with self._buf_lock:
+                rows, self._buf = self._buf, []
             self._flushed_at = time.monotonic()
             if rows:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?)", rows
-                )
+                try:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?)", rows
+                    )
+                except sqlite3.Error:
+                    with self._buf_lock:  # keep them for the next try
+                        self._buf[:0] = rows
+                    raise
             if time.monotonic() - self._pruned_at > 3600:
                 self._prune(datetime.now(UTC))
             self._db.commit()
@@ -374,6 +401,9 @@ class SqliteRequestLog:
         return iter([self._served(r) for r in rows])
 
     def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._flusher.join(timeout=10)
         self.flush()
         with self._lock:
             self._db.close()
