@@ -9,7 +9,9 @@ promote the serving models with the real train job (item_knn, ALS, trending, pop
 arrivals, bought together), build the embedded index, start ``shoprank serve --workers N`` as
 its own process, then load each route for ``--duration`` seconds with ``wrk`` (C, one thread,
 ``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
-``/healthz`` (the floor: the HTTP stack alone), recommendations, feed, similar and search.
+``/healthz`` (the floor: the HTTP stack alone), recommendations, feed, similar and search;
+then healthz and recommendations again with ``--latency-concurrency`` connections (one
+request in flight per worker: the service time, where 8 connections measure mostly queueing).
 
 The client shares the machine: the CPU seconds of the server and of wrk are measured per route
 and reported (``server_cpu`` / ``client_cpu``: cores busy on average), with the load average
@@ -175,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=8, help="wrk connections.")
     ap.add_argument("--duration", type=float, default=15.0, help="Seconds per route.")
+    ap.add_argument("--latency-concurrency", type=int, default=2,
+                    help="Also load healthz and recommendations with this many connections "
+                    "(default 2: one request in flight per worker; 0: skip).")
     ap.add_argument("--port", type=int, default=18800)
     ap.add_argument("--shop", type=Path, default=None,
                     help="An already generated shop folder to copy instead of generating one.")
@@ -219,6 +224,14 @@ def main(argv: list[str] | None = None) -> None:
             results[name] = run_wrk(base, name, args.duration, args.concurrency, args.users,
                                     args.items, server.pid)
             print(name, {k: round(v, 2) for k, v in results[name].items()}, flush=True)
+        # Closed-loop load: latency ≈ connections ÷ throughput, so at --concurrency 8 the p99
+        # is mostly queueing. One request in flight per worker shows the service time.
+        lc = args.latency_concurrency
+        if lc and lc != args.concurrency:
+            for name in ("healthz", "recommendations"):
+                key = f"{name} @{lc}"
+                results[key] = run_wrk(base, name, args.duration, lc, args.users, args.items, server.pid)
+                print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
         mem = memory_mb(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
