@@ -34,7 +34,7 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,6 +132,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 """The typed per-row columns (besides ``flags`` and ``texts``), one ``array`` each."""
 
 _K = TypeVar("_K", bound=Hashable)
+T = TypeVar("T")
 
 
 class _Codes(Generic[_K]):
@@ -353,9 +354,9 @@ class Catalog:
         group = self._cat_groups[st.cat[row]]
         return ("" if group is None else group), (None if brand < 0 else self._brand_names[brand])
 
-    def facts(self, item_id: str) -> ItemFacts | None:
-        """Category, brand, tags, price, stock, active, created_at and rating, not decoded
-        (read as one version of the item, like :meth:`get`)."""
+    def _read_row(self, item_id: str, read: Callable[[_Store, int], T]) -> T | None:
+        """``read(store, row)`` of one whole version of the item (None: not in the catalog):
+        read again while a writer is on the row."""
         while True:
             st = self._st
             row = st.rows.get(item_id)
@@ -363,21 +364,30 @@ class Catalog:
                 return None
             ver = st.ver[row]
             if ver:
-                brand, rating, stock = st.brand[row], st.rating[row], st.stock[row]
-                facts = ItemFacts(
-                    item_id,
-                    self._cat_paths[st.cat[row]],
-                    None if brand < 0 else self._brand_names[brand],
-                    self._tags.values[st.tags[row]],
-                    st.price[row],
-                    self._big_stock.get(item_id, stock) if stock == _INT64_MAX else stock,
-                    bool(st.flags[row] & ACTIVE),
-                    st.created[row],
-                    None if rating != rating else rating,  # NaN: no rating
-                )
+                got = read(st, row)
                 if st.ver[row] == ver:
-                    return facts
+                    return got
             time.sleep(0)  # a writer is on this row: let it finish
+
+    def facts(self, item_id: str) -> ItemFacts | None:
+        """Category, brand, tags, price, stock, active, created_at and rating, not decoded
+        (read as one version of the item, like :meth:`get`)."""
+
+        def read(st: _Store, row: int) -> ItemFacts:
+            brand, rating, stock = st.brand[row], st.rating[row], st.stock[row]
+            return ItemFacts(
+                item_id,
+                self._cat_paths[st.cat[row]],
+                None if brand < 0 else self._brand_names[brand],
+                self._tags.values[st.tags[row]],
+                st.price[row],
+                self._big_stock.get(item_id, stock) if stock == _INT64_MAX else stock,
+                bool(st.flags[row] & ACTIVE),
+                st.created[row],
+                None if rating != rating else rating,  # NaN: no rating
+            )
+
+        return self._read_row(item_id, read)
 
     def keep(
         self, item_id: str, exclude: set[str] | frozenset[str], category: tuple[str, ...] | None
@@ -412,26 +422,19 @@ class Catalog:
     def card(self, item_id: str) -> tuple[str, str | None, list[str], float, str, bool] | None:
         """What a ranked list shows of an item — title, brand, category path, price, currency,
         in stock — from the columns (only the title's bytes are decoded), one version of it."""
-        while True:
-            st = self._st
-            row = st.rows.get(item_id)
-            if row is None:
-                return None
-            ver = st.ver[row]
-            if ver:
-                text, brand, stock = st.texts[row], st.brand[row], st.stock[row]
-                if text is not None:
-                    card = (
-                        text[: st.tlen[row]].decode(),
-                        None if brand < 0 else self._brand_names[brand],
-                        list(self._cat_paths[st.cat[row]]),
-                        st.price[row],
-                        self._currencies.values[st.currency[row]],
-                        stock > 0,
-                    )
-                    if st.ver[row] == ver:
-                        return card
-            time.sleep(0)  # a writer is on this row: let it finish
+
+        def read(st: _Store, row: int) -> tuple[str, str | None, list[str], float, str, bool]:
+            text, brand = st.texts[row] or b"", st.brand[row]
+            return (
+                text[: st.tlen[row]].decode(),
+                None if brand < 0 else self._brand_names[brand],
+                list(self._cat_paths[st.cat[row]]),
+                st.price[row],
+                self._currencies.values[st.currency[row]],
+                st.stock[row] > 0,
+            )
+
+        return self._read_row(item_id, read)
 
     def columns(self) -> CatalogColumns:
         """A numpy snapshot of the live items' light columns (no item is decoded)."""
