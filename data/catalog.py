@@ -219,25 +219,25 @@ class Catalog:
     # reading -----------------------------------------------------------------
     def get(self, item_id: str) -> Item | None:
         hot = self._hot
-        while True:
-            st = self._st
-            row = st.rows.get(item_id)
-            if row is None:
-                return None
+
+        def read(st: _Store, row: int) -> tuple[int, Item, bool] | None:
             ver = st.ver[row]
-            if ver:
-                hit = hot.get(item_id)
-                if hit is not None and hit[0] == ver:
-                    try:
-                        hot.move_to_end(item_id)
-                    except KeyError:  # evicted by another thread meanwhile
-                        pass
-                    return hit[1]
-                item = self._build(st, row, item_id)
-                if item is not None and st.ver[row] == ver:
-                    break
-            time.sleep(0)  # a writer is on this row: let it finish
-        if self.hot_items > 0:
+            hit = hot.get(item_id)
+            if hit is not None and hit[0] == ver:
+                return ver, hit[1], True
+            item = self._build(st, row, item_id)
+            return None if item is None else (ver, item, False)
+
+        got = self._read_row(item_id, read)
+        if got is None:
+            return None
+        ver, item, cached = got
+        if cached:
+            try:
+                hot.move_to_end(item_id)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+        elif self.hot_items > 0:
             hot[item_id] = (ver, item)
             while len(hot) > self.hot_items:
                 try:
@@ -248,17 +248,7 @@ class Catalog:
 
     def _read(self, item_id: str) -> Item | None:
         """The item, built from its row (one whole version), without the hot cache."""
-        while True:
-            st = self._st
-            row = st.rows.get(item_id)
-            if row is None:
-                return None
-            ver = st.ver[row]
-            if ver:
-                item = self._build(st, row, item_id)
-                if item is not None and st.ver[row] == ver:
-                    return item
-            time.sleep(0)
+        return self._read_row(item_id, lambda st, row: self._build(st, row, item_id))
 
     def _build(self, st: _Store, row: int, item_id: str) -> Item | None:
         values = self._values(st, row, item_id)
@@ -354,9 +344,9 @@ class Catalog:
         group = self._cat_groups[st.cat[row]]
         return ("" if group is None else group), (None if brand < 0 else self._brand_names[brand])
 
-    def _read_row(self, item_id: str, read: Callable[[_Store, int], T]) -> T | None:
+    def _read_row(self, item_id: str, read: Callable[[_Store, int], T | None]) -> T | None:
         """``read(store, row)`` of one whole version of the item (None: not in the catalog):
-        read again while a writer is on the row."""
+        read again while a writer is on the row or when ``read`` found it deleted meanwhile."""
         while True:
             st = self._st
             row = st.rows.get(item_id)
@@ -365,7 +355,7 @@ class Catalog:
             ver = st.ver[row]
             if ver:
                 got = read(st, row)
-                if st.ver[row] == ver:
+                if got is not None and st.ver[row] == ver:
                     return got
             time.sleep(0)  # a writer is on this row: let it finish
 
