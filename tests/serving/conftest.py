@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +18,10 @@ import httpx
 import pytest
 import uvicorn
 
+from recsys.models import ModelHandle
 from serving.app import create_app
 from serving.settings import Settings
 from serving.state import Services
-from recsys.models import ModelHandle
 from tests.serving import shop
 from training.registry import Registry
 
@@ -33,6 +38,41 @@ class Live:
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"X-API-Key": key} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+
+
+@contextmanager
+def two_worker_server(home: Path) -> Iterator[tuple[str, Path]]:
+    """``shoprank serve --workers 2`` on ``home`` as its own process; yields (base url, the
+    Prometheus multiprocess dir) once both workers have answered (each writes its own files)."""
+    port = free_port()
+    metrics_dir = home / "state" / "prometheus"
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(SHOPRANK_HOME=str(home), SHOPRANK_SEARCH_BACKEND="embedded",
+               SHOPRANK_MODEL_POLL_SECONDS="0", SHOPRANK_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # readiness: the socket accepts and /healthz is 200
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        while len({p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("*.db")}) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            httpx.get(f"{base}/healthz", timeout=5)  # a new connection each time
+            time.sleep(0.1)
+        yield base, metrics_dir
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def free_port() -> int:

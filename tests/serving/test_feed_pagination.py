@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +24,7 @@ from serving.feed_cache import (
     decode_ranked,
     encode_ranked,
 )
-from tests.serving.conftest import Live, free_port
+from tests.serving.conftest import Live, two_worker_server
 
 # --------------------------------------------------------------------------- helpers
 
@@ -246,35 +241,8 @@ def _feed_counts_per_worker(metrics_dir: Path) -> dict[str, float]:
 def two_workers(restart_home: Path) -> Iterator[tuple[str, Path]]:
     """`shoprank serve --workers 2` on the test shop; yields (base url, metrics dir) once both
     workers answer."""
-    port = free_port()
-    metrics_dir = restart_home / "state" / "prometheus"
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(SHOPRANK_HOME=str(restart_home), SHOPRANK_SEARCH_BACKEND="embedded",
-               SHOPRANK_MODEL_POLL_SECONDS="0", SHOPRANK_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-        while len({p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("*.db")}) < 2:
-            assert time.monotonic() < deadline, "the second worker did not start"
-            httpx.get(f"{base}/healthz", timeout=5)  # a new connection each time
-            time.sleep(0.1)
-        yield base, metrics_dir
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    with two_worker_server(restart_home) as got:
+        yield got
 
 
 def _ids(body: dict[str, object]) -> list[str]:
