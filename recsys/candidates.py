@@ -86,18 +86,6 @@ class CandList:
         rs = self.reasons
         return (rs,) if isinstance(rs, Reason) else (rs[r],)
 
-    def breakdown_at(self, r: int) -> dict[str, float]:
-        return {self.name: self.scores[r]}
-
-    def items(self) -> list[ScoredItem]:
-        return [ScoredItem(i, s, self.reasons_at(r), self.breakdown_at(r))
-                for r, (i, s) in enumerate(zip(self.ids, self.scores, strict=True))]
-
-
-def cf(req: SourceRequest) -> list[ScoredItem]:
-    got = cf_list(req)
-    return got.items() if got is not None else []
-
 
 def cf_list(req: SourceRequest) -> CandList | None:
     """The collaborative model's picks for a known, consenting user (None: no picks)."""
@@ -118,11 +106,6 @@ def cf_list(req: SourceRequest) -> CandList | None:
 
 def similar_model(models: ModelSet) -> LoadedModel | None:
     return models.first(SIMILAR_MODELS)
-
-
-def history(req: SourceRequest) -> list[ScoredItem]:
-    got = history_list(req)
-    return got.items() if got is not None else []
 
 
 def _history_reason(used: LoadedModel, anchor: str) -> Reason:

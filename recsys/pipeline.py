@@ -106,9 +106,6 @@ class _Blended:
             bd[f"blend:{source}"] = w * (_DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU))
         return ScoredItem(iid, self.score[iid], reasons, bd)
 
-    def items(self) -> list[ScoredItem]:
-        return [self.item(i) for i in self.order]
-
 
 class Pipeline:
     def __init__(

@@ -44,13 +44,6 @@ async def get_settings_dep(services: ServicesDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_pipeline(services: ServicesDep) -> Pipeline:
-    return services.pipeline
-
-
-PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
-
-
 async def get_request_id(request: Request) -> str:
     return request.state.request_id  # type: ignore[no-any-return]
 
@@ -116,13 +109,6 @@ def check_storefront_key(settings: Settings, headers: Mapping[str, str]) -> None
     raise Forbidden("X-API-Key: not a valid storefront or admin API key", field="X-API-Key")
 
 
-async def require_storefront(request: Request) -> None:
-    """The storefront key check as a router dependency. It reads the headers itself rather
-    than through FastAPI's security classes: every (sub-)dependency costs tens of µs on the
-    hottest routes. :func:`document_storefront_security` puts the schemes in the OpenAPI."""
-    check_storefront_key(request.app.state.services.settings, request.headers)
-
-
 @dataclass(frozen=True, slots=True)
 class Storefront:
     """What a storefront route needs, from one dependency: the services and the request id
@@ -147,9 +133,8 @@ StorefrontCtx = Annotated[Storefront, Depends(storefront)]
 
 
 def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None:
-    """Mark every operation of ``routers`` guarded by :func:`require_storefront` or
-    :func:`storefront` with the API-key schemes in the OpenAPI document (FastAPI documents
-    only its own security classes)."""
+    """Mark every operation of ``routers`` that takes :data:`StorefrontCtx` with the API-key
+    schemes in the OpenAPI document (FastAPI documents only its own security classes)."""
     build = app.openapi
     guarded: list[tuple[str, str]] = []
 
@@ -158,7 +143,7 @@ def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None
         stack = list(dependant.dependencies) if dependant is not None else []
         while stack:
             d = stack.pop()
-            if d.call in (require_storefront, storefront):
+            if d.call is storefront:
                 return True
             stack.extend(d.dependencies)
         return False
@@ -181,7 +166,7 @@ def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None
 
     for router in routers:
         for route in router.routes:
-            if uses_storefront(route) or any(d.dependency is require_storefront for d in router.dependencies):
+            if uses_storefront(route):
                 guarded.extend((getattr(route, "path_format", ""), m.lower()) for m in getattr(route, "methods", ()))
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -189,4 +174,3 @@ def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None
 
 AdminDep = Depends(require_admin)
 """Use as ``APIRouter(dependencies=[AdminDep])``."""
-StorefrontDep = Depends(require_storefront)

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from data.catalog import Catalog
 from recsys.pipeline import Ranked
 from recsys.types import Reason, ScoredItem
-from serving.schemas import RankedItemOut, ReasonOut
+from serving.schemas import ReasonOut
 
 Card = tuple[str, str | None, list[str], float, str, bool]
 """An item's display fields: title, brand, category path, price, currency, in stock."""
@@ -70,20 +70,6 @@ def item_dict(it: ScoredItem, catalog: Catalog, *, debug: bool) -> dict[str, Any
     out["reasons"] = [_reason_dict(r) for r in it.reasons]
     if debug:
         out["breakdown"] = {k: _score(v) for k, v in it.breakdown.items()}
-    return out
-
-
-def item_out(it: ScoredItem, catalog: Catalog, *, debug: bool) -> RankedItemOut | None:
-    d = item_dict(it, catalog, debug=debug)
-    return RankedItemOut(**d) if d is not None else None
-
-
-def items_out(items: list[ScoredItem], catalog: Catalog, *, debug: bool) -> list[RankedItemOut]:
-    out = []
-    for it in items:
-        o = item_out(it, catalog, debug=debug)
-        if o is not None:
-            out.append(o)
     return out
 
 
