@@ -1,11 +1,23 @@
-"""Query parameters shared by several routes, with their parsing and validation."""
+"""Query parameters shared by several routes, with their parsing and validation.
+
+The storefront's ranked-list routes (called on every page view) read their query through one
+pydantic model (:class:`QueryModel`, :func:`read_query`) instead of one FastAPI parameter per
+argument: FastAPI's per-parameter handling cost about 0.1 ms a request, more than a fifth of
+what the HTTP stack costs. :func:`query_openapi` documents the model's fields as the query
+parameters FastAPI itself would write for ``Annotated[Model, Query()]`` (a test compares the
+two), and a bad value gets the same 422 answer naming the parameter.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+import typing
+from functools import cache
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Query
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data.models import CATEGORY_SEPARATOR
 from serving.errors import BadRequest
@@ -13,23 +25,74 @@ from serving.errors import BadRequest
 _ID = re.compile(r"^[^\s/\\]{1,128}$")
 MAX_IDS = 100
 
-OptionalUserParam = Annotated[
-    str | None,
-    Query(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$", description="The shopper's user id."),
+USER_ID = "The shopper's user id."
+CATEGORY = "Category path prefix, levels separated by ' > ' or '/', e.g. `服裝 > 女裝`."
+ID_LIST = "Item ids: repeat the parameter or separate with commas (at most 100)."
+DEBUG = "Add each item's score breakdown."
+USER_ID_PATTERN = r"^[^\s/\\]+$"
+
+OptionalUser = Annotated[
+    str | None, Field(min_length=1, max_length=128, pattern=USER_ID_PATTERN, description=USER_ID)
 ]
-CategoryParam = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=500,
-        description="Category path prefix, levels separated by ' > ' or '/', e.g. `服裝 > 女裝`.",
-    ),
-]
-IdListParam = Annotated[
-    list[str] | None,
-    Query(description="Item ids: repeat the parameter or separate with commas (at most 100)."),
-]
-DebugParam = Annotated[bool, Query(description="Add each item's score breakdown.")]
+CategoryPath = Annotated[str | None, Field(min_length=1, max_length=500, description=CATEGORY)]
+IdList = Annotated[list[str] | None, Field(description=ID_LIST)]
+Debug = Annotated[bool, Field(description=DEBUG)]
+
+
+class QueryModel(BaseModel):
+    """A route's query parameters as one model: read with :func:`read_query`, documented with
+    ``openapi_extra=query_openapi(Model)``. Unknown parameters are ignored, as FastAPI does."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+Q = TypeVar("Q", bound=QueryModel)
+
+
+@cache
+def _list_params(model: type[QueryModel]) -> frozenset[str]:
+    """The parameter names of ``model`` that take repeated values (``?history=a&history=b``)."""
+    out = set()
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        args = typing.get_args(ann) if typing.get_origin(ann) is not list else (ann,)
+        if any(typing.get_origin(a) is list for a in args):
+            out.add(f.alias or name)
+    return frozenset(out)
+
+
+def read_query(model: type[Q], request: Request) -> Q:
+    """The request's query string validated by ``model``; a bad value raises the
+    :class:`RequestValidationError` FastAPI would (422 naming the parameter)."""
+    lists = _list_params(model)
+    data: dict[str, Any] = {}
+    for k, v in request.query_params.multi_items():
+        if k in lists:
+            data.setdefault(k, []).append(v)
+        else:
+            data[k] = v  # the last one wins, as in FastAPI
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
+@cache
+def query_openapi(model: type[QueryModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route reading ``model``: its fields as query parameters."""
+    schema = model.model_json_schema(by_alias=True)
+    if "$defs" in schema:
+        raise TypeError(f"{model.__name__}: query parameters must be plain types, not models")
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        params.append(param)
+    return {"parameters": params}
 
 
 def parse_category(value: str | None) -> tuple[str, ...] | None:

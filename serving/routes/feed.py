@@ -5,22 +5,45 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
 
 from serving.deps import StorefrontCtx
 from serving.errors import BadRequest
 from serving.params import (
-    CategoryParam,
-    DebugParam,
-    IdListParam,
-    OptionalUserParam,
+    CategoryPath,
+    Debug,
+    IdList,
+    OptionalUser,
+    QueryModel,
     parse_category,
     parse_ids,
+    query_openapi,
+    read_query,
 )
 from serving.render import ranked_response
 from serving.schemas import FeedOut
 
 router = APIRouter(prefix="/v1", tags=["feed"])
+
+
+class FeedQuery(QueryModel):
+    user_id: OptionalUser = None
+    page: Annotated[int, Field(ge=1, le=100)] = 1
+    size: Annotated[int, Field(ge=1, le=100)] = 20
+    category: CategoryPath = None
+    history: IdList = None
+    pagination_id: Annotated[
+        str | None,
+        Field(
+            alias="request_id",
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9._:-]+$",
+            description="The request_id of page 1, to fetch the following pages.",
+        ),
+    ] = None
+    debug: Debug = False
 
 
 @router.get(
@@ -33,26 +56,12 @@ router = APIRouter(prefix="/v1", tags=["feed"])
     "For page 2 and later pass the `request_id` of page 1: pages of one request id never "
     "repeat an item (the ranked list is kept for a while; an expired one is ranked afresh). "
     "The score breakdown of later pages is kept when page 1 asked for `debug=true`.",
+    openapi_extra=query_openapi(FeedQuery),
 )
-async def feed(
-    ctx: StorefrontCtx,
-    user_id: OptionalUserParam = None,
-    page: Annotated[int, Query(ge=1, le=100)] = 1,
-    size: Annotated[int, Query(ge=1, le=100)] = 20,
-    category: CategoryParam = None,
-    history: IdListParam = None,
-    pagination_id: Annotated[
-        str | None,
-        Query(
-            alias="request_id",
-            min_length=1,
-            max_length=128,
-            pattern=r"^[A-Za-z0-9._:-]+$",
-            description="The request_id of page 1, to fetch the following pages.",
-        ),
-    ] = None,
-    debug: DebugParam = False,
-) -> Response:
+async def feed(request: Request, ctx: StorefrontCtx) -> Response:
+    q = read_query(FeedQuery, request)
+    user_id, page, size, category, debug = q.user_id, q.page, q.size, q.category, q.debug
+    pagination_id = q.pagination_id
     services, pipeline = ctx.services, ctx.pipeline
     cat = parse_category(category)
     depth = pipeline.config.feed_depth
@@ -65,7 +74,7 @@ async def feed(
         ranked = cached
     else:
         ranked = pipeline.feed(
-            user_id=user_id, history=parse_ids(history, "history"), category=cat, request_id=rid
+            user_id=user_id, history=parse_ids(q.history, "history"), category=cat, request_id=rid
         )
         if len(ranked.items) > depth:  # no page reaches further: keep (and store) no more
             ranked = replace(ranked, items=ranked.items[:depth])

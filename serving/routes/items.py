@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import Field
 
 from recsys.pipeline import Ranked
 from serving.deps import StorefrontCtx
 from serving.errors import NotFound
-from serving.params import DebugParam, OptionalUserParam
+from serving.params import Debug, OptionalUser, QueryModel, query_openapi, read_query
 from serving.render import ranked_response
 from serving.schemas import ItemListOut
 from serving.state import Services
@@ -17,7 +18,12 @@ from serving.state import Services
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
-NParam = Annotated[int, Query(ge=1, le=100)]
+
+
+class ItemListQuery(QueryModel):
+    n: Annotated[int, Field(ge=1, le=100)] = 10
+    user_id: OptionalUser = None
+    debug: Debug = False
 
 
 def _check(services: Services, item_id: str) -> None:
@@ -36,17 +42,15 @@ def _respond(
     response_model=ItemListOut,
     response_model_exclude_none=True,
     summary="Items similar to this one",
+    openapi_extra=query_openapi(ItemListQuery),
 )
 async def similar(
-    item_id: ItemIdPath,
-    ctx: StorefrontCtx,
-    n: NParam = 10,
-    user_id: OptionalUserParam = None,
-    debug: DebugParam = False,
+    item_id: ItemIdPath, request: Request, ctx: StorefrontCtx
 ) -> Response:
+    q = read_query(ItemListQuery, request)
     _check(ctx.services, item_id)
-    ranked = ctx.pipeline.similar(item_id=item_id, n=n, user_id=user_id, request_id=ctx.request_id)
-    return _respond(ranked, ctx.services, ctx.request_id, item_id, debug)
+    ranked = ctx.pipeline.similar(item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id)
+    return _respond(ranked, ctx.services, ctx.request_id, item_id, q.debug)
 
 
 @router.get(
@@ -54,14 +58,12 @@ async def similar(
     response_model=ItemListOut,
     response_model_exclude_none=True,
     summary="Items frequently bought together with this one",
+    openapi_extra=query_openapi(ItemListQuery),
 )
 async def bought_together(
-    item_id: ItemIdPath,
-    ctx: StorefrontCtx,
-    n: NParam = 10,
-    user_id: OptionalUserParam = None,
-    debug: DebugParam = False,
+    item_id: ItemIdPath, request: Request, ctx: StorefrontCtx
 ) -> Response:
+    q = read_query(ItemListQuery, request)
     _check(ctx.services, item_id)
-    ranked = ctx.pipeline.bought_together(item_id=item_id, n=n, user_id=user_id, request_id=ctx.request_id)
-    return _respond(ranked, ctx.services, ctx.request_id, item_id, debug)
+    ranked = ctx.pipeline.bought_together(item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id)
+    return _respond(ranked, ctx.services, ctx.request_id, item_id, q.debug)

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
 
 from serving.deps import StorefrontCtx
 from serving.params import (
-    CategoryParam,
-    DebugParam,
-    IdListParam,
-    OptionalUserParam,
+    CategoryPath,
+    Debug,
+    IdList,
+    OptionalUser,
+    QueryModel,
     parse_category,
     parse_ids,
+    query_openapi,
+    read_query,
 )
 from serving.render import ranked_response
 from serving.schemas import RecommendationsOut
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
+
+
+class RecommendationsQuery(QueryModel):
+    user_id: OptionalUser = None
+    n: Annotated[int, Field(ge=1, le=100, description="How many items.")] = 10
+    category: CategoryPath = None
+    history: IdList = None
+    exclude: IdList = None
+    exclude_purchased: Annotated[bool, Field(description="Leave out what the user bought.")] = True
+    debug: Debug = False
 
 
 @router.get(
@@ -30,25 +44,18 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
     "real-time history. For an anonymous shopper: pass `history` (recently viewed item ids, "
     "most recent first) for item-to-item cold start. Nothing known: trending. A user without "
     "consent gets non-personalized results.",
+    openapi_extra=query_openapi(RecommendationsQuery),
 )
-async def recommendations(
-    ctx: StorefrontCtx,
-    user_id: OptionalUserParam = None,
-    n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
-    category: CategoryParam = None,
-    history: IdListParam = None,
-    exclude: IdListParam = None,
-    exclude_purchased: Annotated[bool, Query(description="Leave out what the user bought.")] = True,
-    debug: DebugParam = False,
-) -> Response:
+async def recommendations(request: Request, ctx: StorefrontCtx) -> Response:
+    q = read_query(RecommendationsQuery, request)
     request_id = ctx.request_id
     ranked = ctx.pipeline.recommend(
-        user_id=user_id,
-        history=parse_ids(history, "history"),
-        n=n,
-        category=parse_category(category),
-        exclude_purchased=exclude_purchased,
-        exclude=parse_ids(exclude, "exclude"),
+        user_id=q.user_id,
+        history=parse_ids(q.history, "history"),
+        n=q.n,
+        category=parse_category(q.category),
+        exclude_purchased=q.exclude_purchased,
+        exclude=parse_ids(q.exclude, "exclude"),
         request_id=request_id,
     )
-    return ranked_response(ranked, request_id, ctx.services.catalog, debug=debug, fields={"user_id": user_id})
+    return ranked_response(ranked, request_id, ctx.services.catalog, debug=q.debug, fields={"user_id": q.user_id})

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
 
 from data.models import CATEGORY_SEPARATOR
 from recsys.candidates import CF_MODELS
@@ -20,7 +21,15 @@ from search.query import MAX_RERANK_DEPTH, SearchRequest, SortMode, TermsFilter
 from search.result import SearchHit
 from serving.deps import StorefrontCtx
 from serving.errors import Unavailable
-from serving.params import CategoryParam, DebugParam, OptionalUserParam, parse_category
+from serving.params import (
+    CategoryPath,
+    Debug,
+    OptionalUser,
+    QueryModel,
+    parse_category,
+    query_openapi,
+    read_query,
+)
 from serving.render import json_response, reason_out
 from serving.schemas import AutocompleteOut, FacetValueOut, SearchHitOut, SearchOut, SuggestionOut
 from serving.state import Services
@@ -182,40 +191,46 @@ def search_post(body: SearchIn, ctx: StorefrontCtx) -> Response:
     return json_response(run_search(ctx.services, req, debug=body.debug, request_id=ctx.request_id))
 
 
-@router.get("", response_model=SearchOut, response_model_exclude_none=True, summary="Simple search")
-def search_get(
-    ctx: StorefrontCtx,
-    q: Annotated[str, Query(max_length=500, description="Free text (Chinese or English).")] = "",
-    user_id: OptionalUserParam = None,
-    category: CategoryParam = None,
-    brand: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    sort: Annotated[SortMode, Query()] = "relevance",
-    page: Annotated[int, Query(ge=1, le=100)] = 1,
-    size: Annotated[int, Query(ge=1, le=100)] = 10,
-    debug: DebugParam = False,
-) -> Response:
+class SearchQuery(QueryModel):
+    q: Annotated[str, Field(max_length=500, description="Free text (Chinese or English).")] = ""
+    user_id: OptionalUser = None
+    category: CategoryPath = None
+    brand: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    sort: SortMode = "relevance"
+    page: Annotated[int, Field(ge=1, le=100)] = 1
+    size: Annotated[int, Field(ge=1, le=100)] = 10
+    debug: Debug = False
+
+
+@router.get("", response_model=SearchOut, response_model_exclude_none=True, summary="Simple search",
+            openapi_extra=query_openapi(SearchQuery))
+def search_get(request: Request, ctx: StorefrontCtx) -> Response:
+    p = read_query(SearchQuery, request)
     filters = []
-    cat = parse_category(category)
+    cat = parse_category(p.category)
     if cat:
         filters.append(TermsFilter(field="category", values=(CATEGORY_SEPARATOR.join(cat),)))
-    if brand:
-        filters.append(TermsFilter(field="brand", values=(brand,)))
+    if p.brand:
+        filters.append(TermsFilter(field="brand", values=(p.brand,)))
     req = SearchRequest(
-        text=q, user_id=user_id, filters=tuple(filters), sort=sort, page=page, size=size,
+        text=p.q, user_id=p.user_id, filters=tuple(filters), sort=p.sort, page=p.page, size=p.size,
         facets=("category_l1", "brand", "price"),
     )
-    return json_response(run_search(ctx.services, req, debug=debug, request_id=ctx.request_id))
+    return json_response(run_search(ctx.services, req, debug=p.debug, request_id=ctx.request_id))
 
 
-@router.get("/autocomplete", response_model=AutocompleteOut, summary="Autocomplete")
-def autocomplete(
-    ctx: StorefrontCtx,
-    q: Annotated[str, Query(min_length=1, max_length=100, description="What the shopper typed so far.")],
-    size: Annotated[int, Query(ge=1, le=20)] = 8,
-) -> AutocompleteOut:
+class AutocompleteQuery(QueryModel):
+    q: Annotated[str, Field(min_length=1, max_length=100, description="What the shopper typed so far.")]
+    size: Annotated[int, Field(ge=1, le=20)] = 8
+
+
+@router.get("/autocomplete", response_model=AutocompleteOut, summary="Autocomplete",
+            openapi_extra=query_openapi(AutocompleteQuery))
+def autocomplete(request: Request, ctx: StorefrontCtx) -> AutocompleteOut:
+    p = read_query(AutocompleteQuery, request)
     backend = _backend(ctx.services)
     return AutocompleteOut(
         request_id=ctx.request_id,
-        prefix=q,
-        suggestions=[SuggestionOut(text=s.text, kind=s.kind, count=s.count) for s in backend.suggest(q, size)],
+        prefix=p.q,
+        suggestions=[SuggestionOut(text=s.text, kind=s.kind, count=s.count) for s in backend.suggest(p.q, p.size)],
     )

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
 
 from serving.deps import StorefrontCtx
-from serving.params import CategoryParam, DebugParam, parse_category
+from serving.params import (
+    CategoryPath,
+    Debug,
+    QueryModel,
+    parse_category,
+    query_openapi,
+    read_query,
+)
 from serving.render import ranked_response
 from serving.schemas import TrendingOut
 
 router = APIRouter(prefix="/v1", tags=["trending"])
 
 
-@router.get("/trending", response_model=TrendingOut, response_model_exclude_none=True, summary="Trending items")
-async def trending(
-    ctx: StorefrontCtx,
-    n: Annotated[int, Query(ge=1, le=100)] = 10,
-    category: CategoryParam = None,
-    debug: DebugParam = False,
-) -> Response:
-    cat = parse_category(category)
+
+
+class TrendingQuery(QueryModel):
+    n: Annotated[int, Field(ge=1, le=100)] = 10
+    category: CategoryPath = None
+    debug: Debug = False
+
+
+@router.get("/trending", response_model=TrendingOut, response_model_exclude_none=True, summary="Trending items",
+            openapi_extra=query_openapi(TrendingQuery))
+async def trending(request: Request, ctx: StorefrontCtx) -> Response:
+    q = read_query(TrendingQuery, request)
+    cat = parse_category(q.category)
     request_id = ctx.request_id
-    ranked = ctx.pipeline.trending(n=n, category=cat, request_id=request_id)
-    return ranked_response(ranked, request_id, ctx.services.catalog, debug=debug,
+    ranked = ctx.pipeline.trending(n=q.n, category=cat, request_id=request_id)
+    return ranked_response(ranked, request_id, ctx.services.catalog, debug=q.debug,
                            fields={"category": list(cat) if cat else None})
