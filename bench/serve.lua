@@ -8,6 +8,15 @@ local queries = {"dress", "%E9%80%A3%E8%A1%A3%E8%A3%99", "coffee", "%E5%92%96%E5
                  "%E8%B7%91%E6%AD%A5%E9%9E%8B", "lamp", "%E8%83%8C%E5%8C%85"}
 math.randomseed(tonumber(os.getenv("SEED") or "1"))
 
+-- THINK_MS (optional): each connection waits a random time, exponential with this mean,
+-- before each request (paced load: about connections ÷ (THINK_MS + latency) requests/s)
+local think = tonumber(os.getenv("THINK_MS") or "0")
+if think > 0 then
+  delay = function()
+    return -think * math.log(1 - math.random())
+  end
+end
+
 request = function()
   local path
   if route == "recommendations" then

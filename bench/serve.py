@@ -11,7 +11,9 @@ its own process, then load each route for ``--duration`` seconds with ``wrk`` (C
 ``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
 ``/healthz`` (the floor: the HTTP stack alone), recommendations, feed, similar and search;
 then healthz and recommendations again with ``--latency-concurrency`` connections (one
-request in flight per worker: the service time, where 8 connections measure mostly queueing).
+request in flight per worker: the service time, where 8 connections measure mostly queueing),
+and recommendations paced at about ``--paced-rate`` requests/s (``--paced-connections``
+connections with random think times: the p99 at that rate, below saturation).
 
 The client shares the machine: the CPU seconds of the server and of wrk are measured per route
 and reported (``server_cpu`` / ``client_cpu``: cores busy on average), with the load average
@@ -134,11 +136,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int, items: int,
-            server_pid: int) -> dict[str, float]:
-    """One wrk run; latency percentiles from wrk, CPU of server and client measured around it."""
+            server_pid: int, think_ms: float = 0.0) -> dict[str, float]:
+    """One wrk run; latency percentiles from wrk, CPU of server and client measured around it.
+    ``think_ms``: each connection waits a random time with this mean before each request."""
     import resource
 
-    env = {**os.environ, "ROUTE": route, "N_USERS": str(users), "N_ITEMS": str(items)}
+    env = {**os.environ, "ROUTE": route, "N_USERS": str(users), "N_ITEMS": str(items),
+           "THINK_MS": f"{think_ms:.3f}"}
     load = os.getloadavg()[0]
     before_srv = cpu_seconds(server_pid)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -180,6 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency-concurrency", type=int, default=2,
                     help="Also load healthz and recommendations with this many connections "
                     "(default 2: one request in flight per worker; 0: skip).")
+    ap.add_argument("--paced-rate", type=float, default=1000.0,
+                    help="Also load recommendations at about this many requests/s (0: skip): "
+                    "--paced-connections connections, each waiting a random think time before "
+                    "each request, so latency is measured below saturation.")
+    ap.add_argument("--paced-connections", type=int, default=32)
     ap.add_argument("--port", type=int, default=18800)
     ap.add_argument("--shop", type=Path, default=None,
                     help="An already generated shop folder to copy instead of generating one.")
@@ -232,6 +241,19 @@ def main(argv: list[str] | None = None) -> None:
                 key = f"{name} @{lc}"
                 results[key] = run_wrk(base, name, args.duration, lc, args.users, args.items, server.pid)
                 print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
+        # Paced load: p99 at a given rate rather than at saturation. Each connection sends
+        # about one request per (think + latency); the think time subtracts the measured
+        # median latency so the offered rate is about --paced-rate (the table shows the rate
+        # actually served).
+        if args.paced_rate > 0:
+            conns = args.paced_connections
+            lat_key = f"recommendations @{lc}" if lc and lc != args.concurrency else "recommendations"
+            think = max(0.0, conns / args.paced_rate * 1000 - results[lat_key]["p50_ms"])
+            key = f"recommendations paced {args.paced_rate:.0f}/s"
+            results[key] = run_wrk(base, "recommendations", args.duration, conns, args.users, args.items,
+                                   server.pid, think_ms=think)
+            results[key]["think_ms"] = think
+            print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
         mem = memory_mb(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
