@@ -1,11 +1,11 @@
 """Turn ranked lists (``list[ScoredItem]``) into API output with item fields from the catalog.
 
 Ranked-list responses (recommendations, feed, similar, bought together, trending) are written
-as plain dicts by orjson (a tenth of the stdlib encoder's time on a 10-item answer): the fields and their order are those of the pydantic
-models in ``serving.schemas`` (which stay the routes' ``response_model`` for OpenAPI, and
-``tests/serving`` checks answers against them), ``None`` fields left out as with
-``response_model_exclude_none``. Building and validating a pydantic object per item cost more
-than ranking the list.
+as plain dicts by orjson (a tenth of the stdlib encoder's time on a 10-item answer): the
+fields and their order are those of the pydantic models in ``serving.schemas`` (which stay
+the routes' ``response_model`` for OpenAPI, and ``tests/serving`` checks answers against
+them), ``None`` fields left out as with ``response_model_exclude_none``. Building and
+validating a pydantic object per item cost more than ranking the list.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ and document it with ``query_openapi``. Both must be what FastAPI itself does fo
 # no ``from __future__ import annotations``: the test apps' signatures name a local model
 
 import asyncio
-import json
 from typing import Annotated, Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,21 +45,12 @@ def _apps(model: type[QueryModel]) -> FastAPI:
 
 
 def _call(app: FastAPI, path: str, qs: str) -> tuple[int, Any]:
-    sent: list[dict[str, Any]] = []
+    async def get() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.get(f"{path}?{qs}")
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(m: dict[str, Any]) -> None:
-        sent.append(m)
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": qs.encode(),
-             "root_path": "", "headers": [(b"host", b"t")], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80)}
-    asyncio.run(app(scope, receive, send))
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], json.loads(body)
+    r = asyncio.run(get())
+    return r.status_code, r.json()
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
