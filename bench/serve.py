@@ -10,14 +10,17 @@ arrivals, bought together), build the embedded index, start ``shoprank serve --w
 its own process, then load each route for ``--duration`` seconds with ``wrk`` (C, one thread,
 ``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
 ``/healthz`` (the floor: the HTTP stack alone), recommendations, feed, similar and search;
-then healthz and recommendations again with ``--latency-concurrency`` connections (one
+then healthz and recommendations again with ``--latency-concurrency`` connections (about one
 request in flight per worker: the service time, where 8 connections measure mostly queueing),
 and recommendations paced at about ``--paced-rate`` requests/s (``--paced-connections``
 connections with random think times: the p99 at that rate, below saturation).
 
-The client shares the machine: the CPU seconds of the server and of wrk are measured per route
-and reported (``server_cpu`` / ``client_cpu``: cores busy on average), with the load average
-before each route. Memory: RSS summed over the server's processes (counts shared pages once per
+Each worker accepts on its own socket and the kernel spreads connections over them by a hash,
+so a few connections may land unevenly (2 connections: on one worker half the time). The
+client shares the machine: the CPU seconds of the server and of wrk are measured per route
+and reported (``server_cpu`` / ``client_cpu``: cores busy on average; ``worker_cpu_max`` /
+``worker_cpu_min``: the busiest and the idlest worker, equal when the load is spread evenly),
+with the load average before each route. Memory: RSS summed over the server's processes (counts shared pages once per
 process) and PSS (shared pages split between processes: the honest total). Prints a table and
 writes bench/results/serve.json. Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``).
 """
@@ -122,21 +125,21 @@ def memory_mb(pid: int) -> dict[str, float]:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children so far."""
+def cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU seconds so far of a process and of each of its children."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    got: dict[int, float] = {}
     for p in _tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            got[p] = (int(fields[11]) + int(fields[12])) / tick
         except (OSError, IndexError):
             continue
-    return total
+    return got
 
 
 def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int, items: int,
-            server_pid: int, think_ms: float = 0.0) -> dict[str, float]:
+            server_pid: int, think_ms: float = 0.0, workers: int = 2) -> dict[str, float]:
     """One wrk run; latency percentiles from wrk, CPU of server and client measured around it.
     ``think_ms``: each connection waits a random time with this mean before each request."""
     import resource
@@ -154,7 +157,10 @@ def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int
     ).stdout
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    srv = cpu_seconds(server_pid) - before_srv
+    after_srv = cpu_seconds(server_pid)
+    per_proc = sorted((after_srv[p] - before_srv.get(p, 0.0) for p in after_srv), reverse=True)
+    busy = [c / wall for c in per_proc[:workers]]
+    srv = sum(after_srv.values()) - sum(before_srv.values())
     line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
     w = json.loads(line[len("WRKJSON "):])
     secs = w["duration_us"] / 1e6
@@ -167,6 +173,9 @@ def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int
         "p99_ms": w["p99_us"] / 1000,
         "max_ms": w["max_us"] / 1000,
         "server_cpu": srv / wall,
+        # the busiest and the least busy worker: equal when connections are spread evenly
+        "worker_cpu_max": busy[0] if busy else 0.0,
+        "worker_cpu_min": busy[-1] if busy else 0.0,
         "client_cpu": (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall,
         "load_avg_before": load,
     }
@@ -188,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="Also load recommendations at about this many requests/s (0: skip): "
                     "--paced-connections connections, each waiting a random think time before "
                     "each request, so latency is measured below saturation.")
-    ap.add_argument("--paced-connections", type=int, default=32)
+    ap.add_argument("--paced-connections", type=int, default=64)
     ap.add_argument("--port", type=int, default=18800)
     ap.add_argument("--shop", type=Path, default=None,
                     help="An already generated shop folder to copy instead of generating one.")
@@ -229,9 +238,9 @@ def main(argv: list[str] | None = None) -> None:
         results: dict[str, dict[str, float]] = {}
         for name in ("healthz", "recommendations", "feed", "similar", "search"):
             run_wrk(base, name, min(3.0, args.duration), args.concurrency, args.users, args.items,
-                    server.pid)  # warm-up (page cache, caches)
+                    server.pid, workers=args.workers)  # warm-up (page cache, caches)
             results[name] = run_wrk(base, name, args.duration, args.concurrency, args.users,
-                                    args.items, server.pid)
+                                    args.items, server.pid, workers=args.workers)
             print(name, {k: round(v, 2) for k, v in results[name].items()}, flush=True)
         # Closed-loop load: latency ≈ connections ÷ throughput, so at --concurrency 8 the p99
         # is mostly queueing. One request in flight per worker shows the service time.
@@ -239,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
         if lc and lc != args.concurrency:
             for name in ("healthz", "recommendations"):
                 key = f"{name} @{lc}"
-                results[key] = run_wrk(base, name, args.duration, lc, args.users, args.items, server.pid)
+                results[key] = run_wrk(base, name, args.duration, lc, args.users, args.items, server.pid,
+                                       workers=args.workers)
                 print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
         # Paced load: p99 at a given rate rather than at saturation. Each connection sends
         # about one request per (think + latency); the think time subtracts the measured
@@ -251,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
             think = max(0.0, conns / args.paced_rate * 1000 - results[lat_key]["p50_ms"])
             key = f"recommendations paced {args.paced_rate:.0f}/s"
             results[key] = run_wrk(base, "recommendations", args.duration, conns, args.users, args.items,
-                                   server.pid, think_ms=think)
+                                   server.pid, think_ms=think, workers=args.workers)
             results[key]["think_ms"] = think
             print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
         mem = memory_mb(server.pid)
@@ -265,11 +275,13 @@ def main(argv: list[str] | None = None) -> None:
     t = Table(title=f"serve: {args.users:,} users × {args.items:,} items, {args.workers} workers, "
               f"wrk {args.concurrency} connections, {args.duration:.0f}s per route; server RSS "
               f"{mem['rss_mb']:.0f} MB, PSS {mem['pss_mb']:.0f} MB; ready in {startup_s:.0f}s")
-    for c in ("route", "req/s", "p50 ms", "p99 ms", "errors", "server cores", "wrk cores", "load before"):
+    for c in ("route", "req/s", "p50 ms", "p99 ms", "errors", "server cores", "busiest / idlest worker",
+              "wrk cores", "load before"):
         t.add_column(c, justify="right")
     for name, r in results.items():
         t.add_row(name, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(int(r["errors"])),
-                  f"{r['server_cpu']:.2f}", f"{r['client_cpu']:.2f}", f"{r['load_avg_before']:.1f}")
+                  f"{r['server_cpu']:.2f}", f"{r['worker_cpu_max']:.2f} / {r['worker_cpu_min']:.2f}",
+                  f"{r['client_cpu']:.2f}", f"{r['load_avg_before']:.1f}")
     Console().print(t)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -85,15 +85,16 @@ def register(app: typer.Typer) -> None:
             os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
         if workers > 1:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(s))
-        uvicorn.run(
-            "serving.app:app_factory",
-            factory=True,
-            host=host or s.host,
-            port=port or s.port,
-            workers=workers,
-            log_level=s.log_level.lower(),
-            access_log=False,
-        )
+        options: dict[str, Any] = {
+            "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
+            "log_level": s.log_level.lower(), "access_log": False,
+        }
+        if workers == 1:
+            uvicorn.run("serving.app:app_factory", **options)
+        else:  # one listening socket per worker (see serving.workers)
+            from serving import workers as worker_pool
+
+            worker_pool.serve(uvicorn.Config("serving.app:app_factory", **options))
 
     @app.command("demo")
     def demo_cmd(

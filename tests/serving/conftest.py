@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -40,10 +41,18 @@ class Live:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
 
 
+class WorkerPool(NamedTuple):
+    base: str
+    metrics_dir: Path
+    """The Prometheus multiprocess dir."""
+    pid: int
+    """The parent process (the workers are its children)."""
+
+
 @contextmanager
-def two_worker_server(home: Path) -> Iterator[tuple[str, Path]]:
-    """``shoprank serve --workers 2`` on ``home`` as its own process; yields (base url, the
-    Prometheus multiprocess dir) once both workers have answered (each writes its own files)."""
+def two_worker_server(home: Path) -> Iterator[WorkerPool]:
+    """``shoprank serve --workers 2`` on ``home`` as its own process, yielded once both
+    workers have answered (each writes its own latency file at its first request)."""
     port = free_port()
     metrics_dir = home / "state" / "prometheus"
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -65,11 +74,11 @@ def two_worker_server(home: Path) -> Iterator[tuple[str, Path]]:
                 pass
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        while len({p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("*.db")}) < 2:
+        while len({p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("histogram_*.db")}) < 2:
             assert time.monotonic() < deadline, "the second worker did not start"
             httpx.get(f"{base}/healthz", timeout=5)  # a new connection each time
             time.sleep(0.1)
-        yield base, metrics_dir
+        yield WorkerPool(base, metrics_dir, proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

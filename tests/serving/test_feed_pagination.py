@@ -24,7 +24,7 @@ from serving.feed_cache import (
     decode_ranked,
     encode_ranked,
 )
-from tests.serving.conftest import Live, two_worker_server
+from tests.serving.conftest import Live, WorkerPool, two_worker_server
 
 # --------------------------------------------------------------------------- helpers
 
@@ -238,9 +238,8 @@ def _feed_counts_per_worker(metrics_dir: Path) -> dict[str, float]:
 
 
 @pytest.fixture()
-def two_workers(restart_home: Path) -> Iterator[tuple[str, Path]]:
-    """`shoprank serve --workers 2` on the test shop; yields (base url, metrics dir) once both
-    workers answer."""
+def two_workers(restart_home: Path) -> Iterator[WorkerPool]:
+    """`shoprank serve --workers 2` on the test shop, once both workers answer."""
     with two_worker_server(restart_home) as got:
         yield got
 
@@ -251,12 +250,12 @@ def _ids(body: dict[str, object]) -> list[str]:
 
 @pytest.mark.slow
 def test_pages_never_repeat_across_two_workers(
-    two_workers: tuple[str, Path], restart_home: Path
+    two_workers: WorkerPool, restart_home: Path
 ) -> None:
     """Page 1, then the user's profile changes (views in another category, posted to both
     workers), then pages 2..5 over new connections: one list, no repeats, whichever worker
     answers."""
-    base, metrics_dir = two_workers
+    base, metrics_dir, _ = two_workers
     catalog = Catalog.from_jsonl(restart_home / "data" / "items.jsonl")
     by_top: dict[str, list[str]] = {}
     for item in catalog:

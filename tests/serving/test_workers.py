@@ -1,9 +1,19 @@
-"""`shoprank serve --workers 2`: /metrics adds up the counters of every worker."""
+"""`shoprank serve --workers 2`: /metrics adds up the counters of every worker; each worker
+accepts on its own socket, so connections opened together are spread over the workers; a
+worker that dies is replaced while the other keeps answering."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -21,7 +31,7 @@ def test_metrics_are_summed_over_two_workers(restart_home: Path) -> None:
     metrics_dir = restart_home / "state" / "prometheus"
     metrics_dir.mkdir(parents=True)
     (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # from an earlier run: removed
-    with two_worker_server(restart_home) as (base, metrics_dir):
+    with two_worker_server(restart_home) as (base, metrics_dir, _):
         before = _count(httpx.get(f"{base}/metrics", timeout=5).text, "/healthz")
         n = 60
         for _ in range(n):  # a new connection per request: the kernel spreads them over workers
@@ -31,3 +41,111 @@ def test_metrics_are_summed_over_two_workers(restart_home: Path) -> None:
         for _ in range(4):  # whichever worker answers /metrics reports the sum
             after = _count(httpx.get(f"{base}/metrics", timeout=5).text, "/healthz")
             assert after == before + n
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d.name))
+    return kids
+
+
+def _sockets(port: int, state: str) -> Counter[int]:
+    """How many TCP sockets on local ``port`` in ``state`` (01 established, 0A listening)
+    each process holds, from /proc."""
+    owner: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fds = list((d / "fd").iterdir())
+        except OSError:  # a process that ended meanwhile
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                owner[int(target[8:-1])] = int(d.name)
+    got: Counter[int] = Counter()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == state and int(f[9]) in owner:
+                got[owner[int(f[9])]] += 1
+    return got
+
+
+def _listening_workers(server_pid: int, port: int) -> set[int]:
+    return set(_sockets(port, "0A")) & set(_children(server_pid))
+
+
+def test_connections_opened_together_are_spread_over_the_workers(restart_home: Path) -> None:
+    with two_worker_server(restart_home) as (base, _, pid):
+        port = int(urlsplit(base).port or 0)
+        workers = _listening_workers(pid, port)
+        assert len(workers) == 2
+        n = 64  # all connected before any is served (a storefront's connection pool)
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+        try:
+            for s in socks:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            for s in socks:
+                assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            per_worker = _sockets(port, "01")
+            per_worker = Counter({p: c for p, c in per_worker.items() if p in workers})
+            assert sum(per_worker.values()) == n
+            # a hash spreads 64 connections at least 16 / 48 with probability 1 - 4e-5; with
+            # one shared socket, the worker that woke first took nearly all of them
+            assert len(per_worker) == 2 and min(per_worker.values()) >= 16, per_worker
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_a_worker_that_dies_is_replaced_while_the_other_answers(restart_home: Path) -> None:
+    with two_worker_server(restart_home) as (base, _, pid):
+        port = int(urlsplit(base).port or 0)
+        workers = _listening_workers(pid, port)
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while victim in _listening_workers(pid, port):  # its socket closes as it exits
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        answered = 0
+        while True:  # every request on a new connection succeeds while the replacement loads
+            assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+            answered += 1
+            now = _listening_workers(pid, port)
+            if len(now) == 2:
+                break
+            assert time.monotonic() < deadline, "no replacement worker started"
+            time.sleep(0.05)
+        assert victim not in now and len(now & workers) == 1
+        for _ in range(20):
+            assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        assert answered >= 1
+
+
+def test_serve_on_a_port_in_use_exits_2_with_one_line(restart_home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "SHOPRANK_HOME": str(restart_home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
+        r = subprocess.run(
+            [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+    assert r.returncode == 2, r.stderr
+    assert f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
