@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving.deps import document_storefront_security
+from serving.direct import DirectRoutes
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, ObservabilityMiddleware
 from serving.settings import Settings, get_settings
@@ -59,7 +60,11 @@ Admin routes need the admin key in `X-API-Key`; storefront routes need the store
 when one is configured."""
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, services: Services | None = None, *, direct_routes: bool = True
+) -> FastAPI:
+    """The app; ``direct_routes=False`` leaves every route to FastAPI's own dispatch (tests
+    compare the two, see :mod:`serving.direct`)."""
     settings = settings or (services.settings if services is not None else get_settings())
     metrics = Metrics()
 
@@ -113,6 +118,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(module.router)
         routers.append(module.router)
     document_storefront_security(app, routers)
+    if direct_routes:
+        app.add_middleware(DirectRoutes, api=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
+from serving.direct import direct
 from serving.errors import BadRequest
 from serving.params import (
     CategoryPath,
@@ -58,6 +59,7 @@ class FeedQuery(QueryModel):
     "The score breakdown of later pages is kept when page 1 asked for `debug=true`.",
     openapi_extra=query_openapi(FeedQuery),
 )
+@direct
 async def feed(request: Request, ctx: StorefrontCtx) -> Response:
     q = read_query(FeedQuery, request)
     user_id, page, size, category, debug = q.user_id, q.page, q.size, q.category, q.debug

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
+from serving.direct import direct
 from serving.params import (
     CategoryPath,
     Debug,
@@ -46,6 +47,7 @@ class RecommendationsQuery(QueryModel):
     "consent gets non-personalized results.",
     openapi_extra=query_openapi(RecommendationsQuery),
 )
+@direct
 async def recommendations(request: Request, ctx: StorefrontCtx) -> Response:
     q = read_query(RecommendationsQuery, request)
     request_id = ctx.request_id

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
+from serving.direct import direct
 from serving.params import (
     CategoryPath,
     Debug,
@@ -32,6 +33,7 @@ class TrendingQuery(QueryModel):
 
 @router.get("/trending", response_model=TrendingOut, response_model_exclude_none=True, summary="Trending items",
             openapi_extra=query_openapi(TrendingQuery))
+@direct
 async def trending(request: Request, ctx: StorefrontCtx) -> Response:
     q = read_query(TrendingQuery, request)
     cat = parse_category(q.category)
