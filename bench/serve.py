@@ -233,6 +233,13 @@ def main(argv: list[str] | None = None) -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not become ready")
             time.sleep(0.5)
+        # /readyz answers once one worker listens; a worker listens once its app has started
+        from serving.workers import sockets_by_process
+
+        while args.workers > 1 and len(set(sockets_by_process(args.port, "listen"))) < args.workers:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("not every worker started")
+            time.sleep(0.5)
         startup_s = time.perf_counter() - t_start
         print(f"server ready in {startup_s:.1f}s; memory {memory_mb(server.pid)}", flush=True)
         results: dict[str, dict[str, float]] = {}

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
+from collections import Counter
 from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Literal
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -52,6 +56,43 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
         raise PortInUseError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; "
                              "stop the program using it or pass another --port") from exc
     return sock
+
+
+TcpState = Literal["established", "listen"]
+_STATE_CODES = {"established": "01", "listen": "0A"}
+
+
+def sockets_by_process(port: int, state: TcpState) -> Counter[int]:
+    """How many TCP sockets on local ``port`` in ``state`` each process holds (Linux, from
+    /proc; processes of other users are not visible). With ``"listen"``: which workers accept
+    connections; with ``"established"``: how connections are spread over them."""
+    owner: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fds = list((d / "fd").iterdir())
+        except OSError:  # ended meanwhile, or not ours
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                owner[int(target[8:-1])] = int(d.name)
+    code = _STATE_CODES[state]
+    got: Counter[int] = Counter()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == code and int(f[1].rsplit(":", 1)[1], 16) == port and int(f[9]) in owner:
+                got[owner[int(f[9])]] += 1
+    return got
 
 
 def _worker(config: uvicorn.Config, port: int) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from serving.workers import sockets_by_process
 from tests.serving.conftest import two_worker_server
 
 
@@ -56,35 +57,8 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _sockets(port: int, state: str) -> Counter[int]:
-    """How many TCP sockets on local ``port`` in ``state`` (01 established, 0A listening)
-    each process holds, from /proc."""
-    owner: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fds = list((d / "fd").iterdir())
-        except OSError:  # a process that ended meanwhile
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(fd)
-            except OSError:  # closed meanwhile
-                continue
-            if target.startswith("socket:["):
-                owner[int(target[8:-1])] = int(d.name)
-    got: Counter[int] = Counter()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            f = line.split()
-            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == state and int(f[9]) in owner:
-                got[owner[int(f[9])]] += 1
-    return got
-
-
 def _listening_workers(server_pid: int, port: int) -> set[int]:
-    return set(_sockets(port, "0A")) & set(_children(server_pid))
+    return set(sockets_by_process(port, "listen")) & set(_children(server_pid))
 
 
 def test_connections_opened_together_are_spread_over_the_workers(restart_home: Path) -> None:
@@ -99,7 +73,7 @@ def test_connections_opened_together_are_spread_over_the_workers(restart_home: P
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
             for s in socks:
                 assert s.recv(4096).startswith(b"HTTP/1.1 200")
-            per_worker = _sockets(port, "01")
+            per_worker = sockets_by_process(port, "established")
             per_worker = Counter({p: c for p, c in per_worker.items() if p in workers})
             assert sum(per_worker.values()) == n
             # a hash spreads 64 connections at least 16 / 48 with probability 1 - 4e-5; with
