@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         t.add_row(name, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(int(r["errors"])),
                   f"{r['server_cpu']:.2f}", f"{r['worker_cpu_max']:.2f} / {r['worker_cpu_min']:.2f}",
                   f"{r['client_cpu']:.2f}", f"{r['load_avg_before']:.1f}")
-    Console().print(t)
+    Console(width=150).print(t)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({
         "users": args.users, "items": args.items, "events": args.events, "workers": args.workers,
