@@ -5,6 +5,8 @@ Layout of ``root`` (``settings.events_dir``)::
     2026-11-23.jsonl   one Event per line (compact JSON, nested context), by UTC day of timestamp
     index.sqlite       event_id primary key (idempotency) + how many bytes of each day are indexed
     .lock              advisory lock: one writer at a time, across processes
+    .changes           a counter bumped by every write and erasure (8 bytes, memory-mapped): a
+                       reader in another process checks it to know when to look for new lines
 
 Durability: :meth:`EventLog.append` returns only after the lines are written and fsync'ed
 (and the directory too when a day file is created). The id index is updated *after* the log,
@@ -24,8 +26,10 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import mmap
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +51,7 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.sqlite"
 LOCK_FILE = ".lock"
+CHANGES_FILE = ".changes"
 _SUFFIX = ".jsonl"
 _SQL_CHUNK = 500
 _EMPTY_CONTEXT = ',"context":{}}'
@@ -103,6 +108,20 @@ class EventLog:
                 "check the path and its permissions (settings.events_dir)"
             ) from exc
         try:
+            fd = os.open(self.root / CHANGES_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < 8:
+                    os.ftruncate(fd, 8)
+                self._changes = mmap.mmap(fd, 8)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            os.close(self._lock_fd)
+            raise EventLogError(
+                f"cannot open {self.root / CHANGES_FILE}: {exc.strerror}; check the folder's "
+                "permissions and free space"
+            ) from exc
+        try:
             self._db = sqlite3.connect(
                 self.root / INDEX_FILE, check_same_thread=False, isolation_level=None
             )
@@ -142,6 +161,14 @@ class EventLog:
                 yield
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def changes(self) -> int:
+        """How many writes and erasures the log has had, by any process (see :meth:`_bump`)."""
+        return int(struct.unpack_from("<Q", self._changes, 0)[0])
+
+    def _bump(self) -> None:
+        """Count a write or an erasure; called with the file lock held, after the lines are durable."""
+        struct.pack_into("<Q", self._changes, 0, self.changes() + 1)
 
     def _path(self, day: str) -> Path:
         return self.root / f"{day}{_SUFFIX}"
@@ -330,6 +357,7 @@ class EventLog:
                     list(sizes.items()),
                 )
                 self._db.execute("COMMIT")
+                self._bump()
             stored = {i for i, _ in new_ids}
         for r in batch:
             acc: list[str] = []
@@ -392,6 +420,7 @@ class EventLog:
                         "INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)", (day, size)
                     )
                     self._db.execute("COMMIT")
+                    self._bump()
                     removed += len(gone)
         finally:
             with self._cv:
@@ -464,6 +493,7 @@ class EventLog:
         with self._db_lock:
             self._db.close()
             os.close(self._lock_fd)
+            self._changes.close()
 
     def __enter__(self) -> EventLog:
         return self

@@ -125,6 +125,7 @@ class Storefront:
 async def storefront(request: Request) -> Storefront:
     services: Services = request.app.state.services
     check_storefront_key(services.settings, request.headers)
+    services.sync_events()  # what the other workers took since (see serving.event_follow)
     return Storefront(services, request.state.request_id)
 
 

@@ -28,6 +28,7 @@ from recsys.live import LiveCounts
 from recsys.modelset import ModelSet, current_versions, load_model_set
 from recsys.pipeline import Pipeline, PipelineConfig
 from recsys.profile import ProfileStore
+from serving.event_follow import EventFollower
 from serving.feed_cache import RankedListStore, open_feed_cache
 from serving.settings import Settings
 from serving.userstore import UserJournal
@@ -97,6 +98,9 @@ class Services:
     feed_cache: RankedListStore = field(init=False)
     """Ranked feeds by request id, shared by the workers (``serving.feed_cache``)."""
     extras: dict[str, object] = field(default_factory=dict)
+    follower: EventFollower | None = None
+    """Brings in the events other workers wrote (``serving.event_follow``); None: events
+    reach this worker's profiles only through its own ``POST /v1/events``."""
     pipeline: Pipeline = field(init=False)
     _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -112,6 +116,24 @@ class Services:
             rules=lambda: self.rules,
             experiments=lambda: self.experiments,
         )
+
+    def record_events(self, events: Sequence[Event]) -> None:
+        """Events just written by this worker: into the profiles and live counts (through the
+        follower when there is one, which also brings in other workers' events, in log order)."""
+        if self.follower is not None:
+            self.follower.sync()
+        else:
+            self.profiles.record(events, self.catalog)
+            self.live.record(events)
+
+    def sync_events(self) -> None:
+        """Before a storefront request: apply events other workers wrote (cheap when none)."""
+        if self.follower is not None:
+            self.follower.sync()
+
+    def _apply_events(self, events: list[Event]) -> None:
+        self.profiles.record(events, self.catalog)
+        self.live.record(events)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -134,6 +156,10 @@ class Services:
             search=search,
             models=load_model_set(settings.models_dir),
         )
+        from data.eventlog import EventLog
+
+        if isinstance(services.events, EventLog):
+            services.follower = EventFollower(services.events, services._apply_events)
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments

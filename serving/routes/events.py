@@ -72,8 +72,7 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
         if stored is not None:  # the log's own idempotency index is the authority
             ids = set(stored)
             fresh = [e for e in fresh if e.event_id in ids]
-        services.profiles.record(fresh, services.catalog)
-        services.live.record(fresh)
+        services.record_events(fresh)
         metrics = getattr(request.app.state, "metrics", None)
         if metrics is not None:
             metrics.events_accepted.inc(len(fresh))

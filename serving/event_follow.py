@@ -1,0 +1,98 @@
+"""Events written by other processes reach this worker's profiles and live counts.
+
+Each ``shoprank serve`` worker keeps users' recent history and the live counts in memory.
+``POST /v1/events`` updates them only in the worker that took the request, so with
+``--workers 2`` the next feed of the same shopper went to a worker that had not seen the view
+about half the time. :class:`EventFollower` reads what the other writers appended to the
+event log: the log counts its writes in a memory-mapped file (``EventLog.changes``), a worker
+compares that number before each storefront request (well under a microsecond when nothing
+changed) and, when it moved, reads the new complete lines of each day file from where it
+stopped. Events are applied in the order they are read, exactly once per worker: the worker
+that takes ``POST /v1/events`` also applies its own batch by reading it back from the log.
+
+Limits: events of other users that were appended between this worker's last read and an
+erasure (which rewrites day files) are skipped by this worker until it restarts; a bulk load
+of more than :data:`MAX_FOLLOW_BYTES` at once (``shoprank load events`` into a live log) is
+not replayed in memory (a warning says so; a restart reads it). Several machines need a
+shared event stream instead (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from data.eventlog import EventLog
+from data.models import Event
+
+log = logging.getLogger(__name__)
+
+MAX_FOLLOW_BYTES = 64 * 1024 * 1024
+"""More new bytes than this in one read: skipped (a bulk load), not replayed in memory."""
+
+
+class EventFollower:
+    """Reads the lines appended to ``events`` since the last call and passes their events to
+    ``apply`` (thread-safe; starts at the end of the log as it is now)."""
+
+    def __init__(self, events: EventLog, apply: Callable[[list[Event]], None]) -> None:
+        self.events = events
+        self.apply = apply
+        self._lock = threading.Lock()
+        self._seen = events.changes()
+        self._offsets: dict[str, int] = {p.name: _size(p) for p in events.partitions()}
+
+    def sync(self) -> int:
+        """Apply what other writers appended since the last call; returns how many events."""
+        if self.events.changes() == self._seen:
+            return 0
+        with self._lock:
+            now = self.events.changes()
+            if now == self._seen:
+                return 0
+            got = self._read_new()
+            self._seen = now
+            if got:  # under the lock: events are applied in the order they were read
+                self.apply(got)
+        return len(got)
+
+    def _read_new(self) -> list[Event]:
+        chunks: list[tuple[Path, bytes]] = []
+        total = 0
+        for path in self.events.partitions():
+            size = _size(path)
+            start = min(self._offsets.get(path.name, 0), size)  # shorter: rewritten by an erasure
+            if size > start:
+                with path.open("rb") as fh:
+                    fh.seek(start)
+                    data = fh.read(size - start)
+                data = data[: data.rfind(b"\n") + 1]  # complete lines only
+                chunks.append((path, data))
+                total += len(data)
+                start += len(data)
+            self._offsets[path.name] = start
+        if total > MAX_FOLLOW_BYTES:
+            log.warning("%d MB were added to the event log at once (a bulk load?); this worker "
+                        "applies them to its profiles at its next restart", total // 2**20)
+            return []
+        got: list[Event] = []
+        for path, data in chunks:
+            for line in data.splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    got.append(Event.model_validate_json(line))
+                except ValidationError:
+                    log.warning("%s: skipped an unreadable line", path)
+        return got
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

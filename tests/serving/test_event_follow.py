@@ -1,0 +1,79 @@
+"""Events written by another process reach a worker's profiles: :class:`EventFollower` reads
+what was appended to the event log since its last call, once, in order, across day files and
+erasures; and over HTTP, with two workers, a view posted to one worker shows in the next
+recommendations whichever worker answers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from data.eventlog import EventLog
+from data.models import Event
+from serving import event_follow
+from serving.event_follow import EventFollower
+from tests.serving.conftest import two_worker_server
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def ev(i: int, user: str = "u1", day: int = 0) -> Event:
+    return Event(event_id=f"e{i}", user_id=user, item_id=f"i{i}", type="view",
+                 timestamp=T0 + timedelta(days=day, seconds=i))
+
+
+def test_follower_reads_other_writers_appends_once_and_in_order(tmp_path: Path) -> None:
+    writer = EventLog(tmp_path)  # another process's log: its own file lock and handles
+    writer.append([ev(0)])
+    reader = EventLog(tmp_path)
+    got: list[str] = []
+    follower = EventFollower(reader, lambda evs: got.extend(e.event_id for e in evs))
+    assert follower.sync() == 0 and got == []  # starts at the end of the log
+    writer.append([ev(1), ev(2, day=1)])
+    writer.append([ev(3), ev(1)])  # e1 again: a duplicate, not written twice
+    assert follower.sync() == 3
+    assert sorted(got) == ["e1", "e2", "e3"] and got.index("e1") < got.index("e3")
+    assert follower.sync() == 0 and len(got) == 3
+    writer.erase_user("u2")  # nothing of u2: no rewrite
+    writer.append([ev(4, user="u2"), ev(5)])
+    writer.erase_user("u2")  # rewrites the day file, shorter
+    assert follower.sync() == 1 and got[-1] == "e5"  # e4 (u2) was erased before this read
+    writer.append([ev(6)])
+    assert follower.sync() == 1 and got[-1] == "e6"
+    writer.close()
+    reader.close()
+
+
+def test_follower_skips_a_bulk_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer, reader = EventLog(tmp_path), EventLog(tmp_path)
+    got: list[str] = []
+    follower = EventFollower(reader, lambda evs: got.extend(e.event_id for e in evs))
+    monkeypatch.setattr(event_follow, "MAX_FOLLOW_BYTES", 500)
+    writer.append([ev(i) for i in range(20)])  # ≈ 3 kB at once
+    assert follower.sync() == 0 and got == []
+    writer.append([ev(99)])  # later small writes are followed again
+    assert follower.sync() == 1 and got == ["e99"]
+    writer.close()
+    reader.close()
+
+
+def test_a_view_reaches_every_worker(restart_home: Path) -> None:
+    items = [json.loads(line)["item_id"] for line in
+             (restart_home / "data" / "items.jsonl").read_text().splitlines()[:3]]
+    with two_worker_server(restart_home) as (base, _, _):
+        user = "follow-test-shopper"
+        before = httpx.get(f"{base}/v1/recommendations", params={"user_id": user, "n": 5}).json()
+        assert before["strategy"] == "trending"  # nothing known about them yet
+        events = [{"event_id": f"follow-{k}", "user_id": user, "type": "view", "item_id": item,
+                   "timestamp": datetime.now(UTC).isoformat()} for k, item in enumerate(items)]
+        r = httpx.post(f"{base}/v1/events", json={"events": events})
+        assert r.status_code == 200 and r.json()["accepted"] == 3
+        for _ in range(20):  # a new connection each: the kernel spreads them over both workers
+            body = httpx.get(f"{base}/v1/recommendations", params={"user_id": user, "n": 5}).json()
+            assert body["strategy"] == "history", body["strategy"]
+            anchors = {r.get("related_item_id") for it in body["items"] for r in it["reasons"]}
+            assert anchors & set(items)
