@@ -13,3 +13,19 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_jsonl(path: Path, records: list[dict[str, object]]) -> None:
+    """Append one JSON object a line to ``path`` and fsync it (the file and, when created, its
+    folder). Callers serialize their own writers; one ``write`` call keeps lines whole."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if created:
+        fsync_dir(path.parent)

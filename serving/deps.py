@@ -31,7 +31,9 @@ _bearer = HTTPBearer(auto_error=False, description="The same key as a bearer tok
 
 
 async def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services: Services = request.app.state.services
+    services.sync()  # what the other workers changed since (see serving.follow)
+    return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -125,7 +127,7 @@ class Storefront:
 async def storefront(request: Request) -> Storefront:
     services: Services = request.app.state.services
     check_storefront_key(services.settings, request.headers)
-    services.sync_events()  # what the other workers took since (see serving.event_follow)
+    services.sync()  # what the other workers took since (see serving.follow)
     return Storefront(services, request.state.request_id)
 
 

@@ -13,6 +13,7 @@ request, so they can also be replaced at run time.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -22,16 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from data.catalog import Catalog
-from data.models import Event
+from data.models import Event, Item, User
 from recsys.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
 from recsys.live import LiveCounts
 from recsys.modelset import ModelSet, current_versions, load_model_set
 from recsys.pipeline import Pipeline, PipelineConfig
 from recsys.profile import ProfileStore
-from serving.event_follow import EventFollower
 from serving.feed_cache import RankedListStore, open_feed_cache
+from serving.follow import EventFollower, JournalTail
 from serving.settings import Settings
-from serving.userstore import UserJournal
+from serving.userstore import CatalogJournal, UserJournal
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend
@@ -99,8 +100,12 @@ class Services:
     """Ranked feeds by request id, shared by the workers (``serving.feed_cache``)."""
     extras: dict[str, object] = field(default_factory=dict)
     follower: EventFollower | None = None
-    """Brings in the events other workers wrote (``serving.event_follow``); None: events
-    reach this worker's profiles only through its own ``POST /v1/events``."""
+    """Brings in the events other workers wrote (``serving.follow``); None: events reach this
+    worker's profiles only through its own ``POST /v1/events``."""
+    catalog_journal: CatalogJournal | None = None
+    """Catalog changes made over the API, for the other workers."""
+    tails: dict[str, JournalTail] = field(default_factory=dict)
+    """``users`` / ``catalog``: what other workers appended to those journals."""
     pipeline: Pipeline = field(init=False)
     _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -126,10 +131,44 @@ class Services:
             self.profiles.record(events, self.catalog)
             self.live.record(events)
 
-    def sync_events(self) -> None:
-        """Before a storefront request: apply events other workers wrote (cheap when none)."""
+    def sync(self) -> None:
+        """Before a request: apply what other workers wrote since (events, user changes,
+        catalog changes; a few microseconds when nothing changed)."""
         if self.follower is not None:
             self.follower.sync()
+        users = self.tails.get("users")
+        if users is not None:
+            self._apply_user_lines(users.read())
+        catalog = self.tails.get("catalog")
+        if catalog is not None:
+            self._apply_catalog_lines(catalog.read())
+
+    def _apply_user_lines(self, lines: list[bytes]) -> None:
+        for line in lines:
+            try:
+                rec = json.loads(line)
+                if rec["op"] == "erase":
+                    self.profiles.erase(str(rec["user_id"]))
+                else:
+                    self.profiles.upsert_users([User.model_validate(rec["user"])])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("users journal: skipped a line another worker wrote (%s)", exc)
+
+    def _apply_catalog_lines(self, lines: list[bytes]) -> None:
+        for line in lines:
+            try:
+                rec = json.loads(line)
+                if rec["op"] == "delete":
+                    gone = [str(rec["item_id"])]
+                    self.catalog.delete(gone)
+                    self.live.forget(gone)
+                    self.pipeline.catalog_changed(gone)
+                else:
+                    item = Item.model_validate(rec["item"])
+                    self.catalog.upsert([item])
+                    self.pipeline.catalog_changed([item.item_id])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("catalog journal: skipped a line another worker wrote (%s)", exc)
 
     def _apply_events(self, events: list[Event]) -> None:
         self.profiles.record(events, self.catalog)
@@ -160,6 +199,9 @@ class Services:
 
         if isinstance(services.events, EventLog):
             services.follower = EventFollower(services.events, services._apply_events)
+        services.catalog_journal = CatalogJournal(settings.state_dir / "catalog.jsonl")
+        services.tails = {"users": JournalTail(services.users.path),
+                          "catalog": JournalTail(services.catalog_journal.path)}
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments

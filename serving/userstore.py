@@ -1,4 +1,4 @@
-"""Durable user records changed over the API: an append-only, fsync'ed journal.
+"""Durable user records (and catalog changes) made over the API: append-only, fsync'ed journals.
 
 ``<state_dir>/users.jsonl`` holds one line per change, ``{"op": "upsert", "user": {...}}`` or
 ``{"op": "erase", "user_id": "..."}``. The users the shop was loaded with
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from data.errors import describe
-from data.models import User
+from data.fsutil import append_jsonl
+from data.models import Item, User
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,8 @@ class UserJournal:
         self._lock = threading.Lock()
 
     def _append(self, records: list[dict[str, object]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._lock:
+            append_jsonl(self.path, records)
 
     def upsert(self, users: list[User]) -> None:
         self._append([{"op": "upsert", "user": u.model_dump(mode="json")} for u in users])
@@ -60,6 +56,24 @@ class UserJournal:
                 except (ValueError, KeyError, TypeError) as exc:
                     why = describe(exc) if isinstance(exc, ValidationError) else str(exc)
                     log.warning("%s line %d set aside: %s", self.path.name, lineno, why)
+
+
+class CatalogJournal:
+    """Catalog changes made over the API, one line each (``{"op": "upsert", "item": {...}}``
+    or ``{"op": "delete", "item_id": "..."}``), appended and fsync'ed: the other workers follow
+    it (``serving.follow``). ``items.jsonl`` stays the catalog itself, rewritten on each change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def upsert(self, items: list[Item]) -> None:
+        with self._lock:
+            append_jsonl(self.path, [{"op": "upsert", "item": it.model_dump(mode="json")} for it in items])
+
+    def delete(self, item_ids: list[str]) -> None:
+        with self._lock:
+            append_jsonl(self.path, [{"op": "delete", "item_id": i} for i in item_ids])
 
 
 def read_users_file(path: Path) -> Iterator[User]:

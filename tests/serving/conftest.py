@@ -50,14 +50,14 @@ class WorkerPool(NamedTuple):
 
 
 @contextmanager
-def two_worker_server(home: Path) -> Iterator[WorkerPool]:
+def two_worker_server(home: Path, **env_vars: str) -> Iterator[WorkerPool]:
     """``shoprank serve --workers 2`` on ``home`` as its own process, yielded once both
     workers have answered (each writes its own latency file at its first request)."""
     port = free_port()
     metrics_dir = home / "state" / "prometheus"
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(SHOPRANK_HOME=str(home), SHOPRANK_SEARCH_BACKEND="embedded",
-               SHOPRANK_MODEL_POLL_SECONDS="0", SHOPRANK_LOG_LEVEL="WARNING")
+               SHOPRANK_MODEL_POLL_SECONDS="0", SHOPRANK_LOG_LEVEL="WARNING", **env_vars)
     proc = subprocess.Popen(
         [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""Events written by other processes reach this worker's profiles and live counts.
+"""What other workers wrote reaches this worker: events, user changes and catalog changes.
 
 Each ``shoprank serve`` worker keeps users' recent history and the live counts in memory.
 ``POST /v1/events`` updates them only in the worker that took the request, so with
@@ -9,6 +9,11 @@ compares that number before each storefront request (well under a microsecond wh
 changed) and, when it moved, reads the new complete lines of each day file from where it
 stopped. Events are applied in the order they are read, exactly once per worker: the worker
 that takes ``POST /v1/events`` also applies its own batch by reading it back from the log.
+
+User and catalog changes made over the API are appended to journals in ``state_dir``
+(``users.jsonl``, ``catalog.jsonl``); :class:`JournalTail` hands a worker the lines added since
+its last look (one ``stat`` per request when nothing changed), and applying them again in the
+worker that wrote them is harmless (an upsert or an erasure twice is the same state).
 
 Limits: events of other users that were appended between this worker's last read and an
 erasure (which rewrites day files) are skipped by this worker until it restarts; a bulk load
@@ -96,3 +101,28 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+class JournalTail:
+    """The complete lines appended to a file since the last call (starts at its end as it is
+    now; a file that got shorter was replaced and is read again from its start)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._offset = _size(path)
+
+    def read(self) -> list[bytes]:
+        if _size(self.path) == self._offset:
+            return []
+        with self._lock:
+            size = _size(self.path)
+            start = self._offset if size >= self._offset else 0
+            if size == start:
+                return []
+            with self.path.open("rb") as fh:
+                fh.seek(start)
+                data = fh.read(size - start)
+            data = data[: data.rfind(b"\n") + 1]
+            self._offset = start + len(data)
+        return [line for line in data.splitlines() if line.strip()]

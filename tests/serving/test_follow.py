@@ -1,7 +1,8 @@
-"""Events written by another process reach a worker's profiles: :class:`EventFollower` reads
-what was appended to the event log since its last call, once, in order, across day files and
-erasures; and over HTTP, with two workers, a view posted to one worker shows in the next
-recommendations whichever worker answers."""
+"""What another process wrote reaches a worker: :class:`EventFollower` reads what was appended
+to the event log since its last call, once, in order, across day files and erasures;
+:class:`JournalTail` hands over complete new journal lines. Over HTTP, with two workers, a
+view, a consent withdrawal, an erasure and an item deletion sent to one worker hold on the
+next calls whichever worker answers."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 
 from data.eventlog import EventLog
 from data.models import Event
-from serving import event_follow
-from serving.event_follow import EventFollower
-from tests.serving.conftest import two_worker_server
+from serving import follow
+from serving.follow import EventFollower, JournalTail
+from tests.serving.conftest import ADMIN_KEY, two_worker_server
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -52,7 +53,7 @@ def test_follower_skips_a_bulk_load(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     writer, reader = EventLog(tmp_path), EventLog(tmp_path)
     got: list[str] = []
     follower = EventFollower(reader, lambda evs: got.extend(e.event_id for e in evs))
-    monkeypatch.setattr(event_follow, "MAX_FOLLOW_BYTES", 500)
+    monkeypatch.setattr(follow, "MAX_FOLLOW_BYTES", 500)
     writer.append([ev(i) for i in range(20)])  # ≈ 3 kB at once
     assert follower.sync() == 0 and got == []
     writer.append([ev(99)])  # later small writes are followed again
@@ -77,3 +78,43 @@ def test_a_view_reaches_every_worker(restart_home: Path) -> None:
             assert body["strategy"] == "history", body["strategy"]
             anchors = {r.get("related_item_id") for it in body["items"] for r in it["reasons"]}
             assert anchors & set(items)
+
+
+def test_journal_tail_hands_over_complete_new_lines(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(b'{"a": 0}\n')
+    tail = JournalTail(path)
+    assert tail.read() == []  # starts at the end
+    with path.open("ab") as fh:
+        fh.write(b'{"a": 1}\n{"a": 2')  # the second line is not complete yet
+    assert tail.read() == [b'{"a": 1}']
+    with path.open("ab") as fh:
+        fh.write(b'}\n')
+    assert tail.read() == [b'{"a": 2}'] and tail.read() == []
+    path.write_bytes(b'{"b": 1}\n')  # replaced by a shorter file: read again from its start
+    assert tail.read() == [b'{"b": 1}']
+
+
+def test_user_and_catalog_changes_reach_every_worker(restart_home: Path) -> None:
+    admin = {"X-API-Key": ADMIN_KEY}
+    lines = (restart_home / "data" / "items.jsonl").read_text().splitlines()
+    items = [json.loads(line)["item_id"] for line in lines[:3]]
+    with two_worker_server(restart_home, SHOPRANK_ADMIN_API_KEY=ADMIN_KEY) as (base, _, _):
+        user = "follow-consent-shopper"
+        events = [{"event_id": f"fc-{k}", "user_id": user, "type": "view", "item_id": item,
+                   "timestamp": datetime.now(UTC).isoformat()} for k, item in enumerate(items)]
+        assert httpx.post(f"{base}/v1/events", json={"events": events}).status_code == 200
+        r = httpx.put(f"{base}/v1/users/{user}", json={"consent": False}, headers=admin)
+        assert r.status_code == 200 and r.json()["consent"] is False
+        for _ in range(12):  # new connections: both workers answer
+            body = httpx.get(f"{base}/v1/recommendations", params={"user_id": user, "n": 5}).json()
+            assert body["strategy"] == "non_personalized"
+        assert httpx.delete(f"{base}/v1/users/{user}", headers=admin).status_code == 200
+        for _ in range(12):
+            assert httpx.get(f"{base}/v1/users/{user}", headers=admin).status_code == 404
+        top = httpx.get(f"{base}/v1/trending", params={"n": 5}).json()["items"][0]["item_id"]
+        assert httpx.delete(f"{base}/v1/catalog/items/{top}", headers=admin).status_code == 200
+        for _ in range(12):
+            assert httpx.get(f"{base}/v1/catalog/items/{top}", headers=admin).status_code == 404
+            shown = httpx.get(f"{base}/v1/trending", params={"n": 20}).json()["items"]
+            assert top not in {it["item_id"] for it in shown}
