@@ -15,8 +15,10 @@ User and catalog changes made over the API are appended to journals in ``state_d
 its last look (one ``stat`` per request when nothing changed), and applying them again in the
 worker that wrote them is harmless (an upsert or an erasure twice is the same state).
 
-Limits: events of other users that were appended between this worker's last read and an
-erasure (which rewrites day files) are skipped by this worker until it restarts; a bulk load
+Limits: what another worker writes while this one starts, after this one read the files and
+before it began following them, reaches this worker at its next restart; events of other
+users appended between this worker's last read and an erasure (which rewrites day files) are
+skipped by this worker until it restarts; a bulk load
 of more than :data:`MAX_FOLLOW_BYTES` at once (``shoprank load events`` into a live log) is
 not replayed in memory (a warning says so; a restart reads it). Several machines need a
 shared event stream instead (see docs/architecture.md).

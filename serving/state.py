@@ -155,20 +155,28 @@ class Services:
                 log.warning("users journal: skipped a line another worker wrote (%s)", exc)
 
     def _apply_catalog_lines(self, lines: list[bytes]) -> None:
+        upserts: list[Item] = []  # consecutive upserts are applied as one batch
+
+        def flush() -> None:
+            if upserts:
+                self.catalog.upsert(upserts)
+                self.pipeline.catalog_changed([it.item_id for it in upserts])
+                upserts.clear()
+
         for line in lines:
             try:
                 rec = json.loads(line)
                 if rec["op"] == "delete":
+                    flush()
                     gone = [str(rec["item_id"])]
                     self.catalog.delete(gone)
                     self.live.forget(gone)
                     self.pipeline.catalog_changed(gone)
                 else:
-                    item = Item.model_validate(rec["item"])
-                    self.catalog.upsert([item])
-                    self.pipeline.catalog_changed([item.item_id])
+                    upserts.append(Item.model_validate(rec["item"]))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("catalog journal: skipped a line another worker wrote (%s)", exc)
+        flush()
 
     def _apply_events(self, events: list[Event]) -> None:
         self.profiles.record(events, self.catalog)
