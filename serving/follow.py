@@ -107,24 +107,35 @@ def _size(path: Path) -> int:
 
 class JournalTail:
     """The complete lines appended to a file since the last call (starts at its end as it is
-    now; a file that got shorter was replaced and is read again from its start)."""
+    now). A file that was replaced (an erasure rewrites the users journal) is read again from
+    its start: replaying its upserts and erasures gives the same state."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._offset = _size(path)
+        self._where = _where(path)
 
     def read(self) -> list[bytes]:
-        if _size(self.path) == self._offset:
+        if _where(self.path) == self._where:
             return []
         with self._lock:
-            size = _size(self.path)
-            start = self._offset if size >= self._offset else 0
-            if size == start:
-                return []
-            with self.path.open("rb") as fh:
-                fh.seek(start)
-                data = fh.read(size - start)
-            data = data[: data.rfind(b"\n") + 1]
-            self._offset = start + len(data)
+            inode, size = _where(self.path)
+            old_inode, old_size = self._where
+            start = old_size if inode == old_inode and size >= old_size else 0
+            data = b""
+            if size > start:
+                with self.path.open("rb") as fh:
+                    fh.seek(start)
+                    data = fh.read(size - start)
+                data = data[: data.rfind(b"\n") + 1]
+            self._where = (inode, start + len(data))
         return [line for line in data.splitlines() if line.strip()]
+
+
+def _where(path: Path) -> tuple[int, int]:
+    """(inode, size) of a file; (0, 0) when there is none."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return 0, 0
+    return st.st_ino, st.st_size

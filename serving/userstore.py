@@ -9,35 +9,56 @@ interaction matrix with :func:`excluded_by_journal` on top of the users file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from data.errors import describe
-from data.fsutil import append_jsonl
+from data.fsutil import append_jsonl, atomic_write_bytes
 from data.models import Item, User
 
 log = logging.getLogger(__name__)
 
 
 class UserJournal:
+    """Writers of every process take ``<path>.lock`` (an erasure rewrites the file; an append
+    of another worker must not go to the file being replaced)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            yield  # closing the file releases the lock
+
     def _append(self, records: list[dict[str, object]]) -> None:
-        with self._lock:
+        with self._exclusive():
             append_jsonl(self.path, records)
 
     def upsert(self, users: list[User]) -> None:
         self._append([{"op": "upsert", "user": u.model_dump(mode="json")} for u in users])
 
     def erase(self, user_id: str) -> None:
-        self._append([{"op": "erase", "user_id": user_id}])
+        """Record the erasure and drop the user's earlier records (their attributes) from the
+        journal: the file is rewritten (temp file, fsync, rename) when it holds any."""
+        with self._exclusive():
+            lines = self.path.read_bytes().splitlines(keepends=True) if self.path.exists() else []
+            keep = [ln for ln in lines if _user_of(ln) != user_id]
+            if len(keep) == len(lines):
+                append_jsonl(self.path, [{"op": "erase", "user_id": user_id}])
+                return
+            record = json.dumps({"op": "erase", "user_id": user_id}, ensure_ascii=False) + "\n"
+            atomic_write_bytes(self.path, b"".join(keep) + record.encode("utf-8"))
 
     def replay(self) -> Iterator[tuple[str, User | str]]:
         """Yield ``("upsert", User)`` or ``("erase", user_id)`` in journal order."""
@@ -74,6 +95,15 @@ class CatalogJournal:
     def delete(self, item_ids: list[str]) -> None:
         with self._lock:
             append_jsonl(self.path, [{"op": "delete", "item_id": i} for i in item_ids])
+
+
+def _user_of(line: bytes) -> str | None:
+    """The user an upsert line of the journal is about (None for other lines)."""
+    try:
+        rec = json.loads(line)
+        return str(rec["user"]["user_id"]) if rec.get("op") == "upsert" else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def read_users_file(path: Path) -> Iterator[User]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from tests.serving.conftest import ADMIN_KEY, Live
@@ -231,3 +233,5 @@ def test_consent_and_erasure(admin: httpx.Client, client: httpx.Client, live: Li
     from serving.userstore import erased_user_ids
 
     assert user in erased_user_ids(live.home / "state")
+    journal = [json.loads(line) for line in (live.home / "state" / "users.jsonl").read_text().splitlines()]
+    assert not [r for r in journal if r["op"] == "upsert" and r["user"]["user_id"] == user]  # attributes gone

@@ -118,3 +118,26 @@ def test_user_and_catalog_changes_reach_every_worker(restart_home: Path) -> None
             assert httpx.get(f"{base}/v1/catalog/items/{top}", headers=admin).status_code == 404
             shown = httpx.get(f"{base}/v1/trending", params={"n": 20}).json()["items"]
             assert top not in {it["item_id"] for it in shown}
+
+
+def test_an_erasure_drops_the_users_records_from_the_journal(tmp_path: Path) -> None:
+    from data.models import User
+    from serving.userstore import UserJournal, erased_user_ids, excluded_by_journal
+
+    path = tmp_path / "state" / "users.jsonl"
+    journal = UserJournal(path)
+    journal.upsert([User(user_id="u1", attributes={"city": "台北"}, consent=True)])
+    journal.upsert([User(user_id="u2", attributes={"city": "Lyon"}, consent=True)])
+    tail = JournalTail(path)  # a worker that has read everything so far
+    journal.upsert([User(user_id="u1", attributes={"city": "高雄"}, consent=True)])
+    journal.erase("u1")
+    text = path.read_text(encoding="utf-8")
+    assert "台北" not in text and "高雄" not in text and "Lyon" in text  # u1's attributes are gone
+    assert [(op, getattr(rec, "user_id", rec)) for op, rec in journal.replay()] == [
+        ("upsert", "u2"), ("erase", "u1")]
+    assert erased_user_ids(tmp_path / "state") == {"u1"}
+    assert "u1" in excluded_by_journal(tmp_path / "state")[0]
+    # the file was replaced: the worker reads it again from its start (the same end state)
+    assert [json.loads(line)["op"] for line in tail.read()] == ["upsert", "erase"]
+    journal.erase("nobody")  # no record of them: just appended
+    assert [json.loads(line) for line in tail.read()] == [{"op": "erase", "user_id": "nobody"}]
