@@ -28,8 +28,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 from array import array
@@ -40,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
+from data.fsutil import atomic_write
 from data.models import CATEGORY_SEPARATOR, AttributeValue, Item
 
 if TYPE_CHECKING:
@@ -562,14 +561,4 @@ class Catalog:
 
     def save(self, path: Path) -> None:
         """Write all items to `path` atomically (temp file, fsync, rename), one JSON a line."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.writelines(self._json_lines())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, self._json_lines())

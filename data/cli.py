@@ -66,7 +66,8 @@ def _report_rejects(rejects: list, rejects_path: Path | None) -> None:
 def merge_records(target: Path, records: list, key: str) -> tuple[int, int]:
     """Upsert records into a JSON Lines file by ``key``, atomically; returns (added, updated)."""
     import json
-    import os
+
+    from data.fsutil import atomic_write
 
     existing: dict[str, str] = {}
     if target.exists():
@@ -82,14 +83,7 @@ def merge_records(target: Path, records: list, key: str) -> tuple[int, int]:
         else:
             added += 1
         existing[rid] = r.model_dump_json(exclude_none=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for line in existing.values():
-            f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    atomic_write(target, ((line + "\n").encode("utf-8") for line in existing.values()))
     return added, updated
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -24,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data.fsutil import atomic_write
 from data.models import Item
 from search.analysis import (
     Analyzer,
     Highlighter,
     QueryPlan,
     default_analyzer,
-    edit_distance,
     is_cjk,
     normalize,
 )
@@ -225,11 +224,7 @@ class TantivyBackend:
         return name
 
     def _publish(self, name: str) -> None:
-        tmp = self.root / f"{_CURRENT}.{os.getpid()}.tmp"
-        tmp.write_text(name + "\n")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._current_file())
+        atomic_write(self._current_file(), (name + "\n").encode("utf-8"))
 
     def _cleanup(self, keep: set[str]) -> None:
         for p in self.root.glob(f"{_GEN_PREFIX}*"):

@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from data.errors import describe
-from data.fsutil import append_jsonl, atomic_write_bytes
+from data.fsutil import append_jsonl, atomic_write
 from data.models import Item, User
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class UserJournal:
                 append_jsonl(self.path, [{"op": "erase", "user_id": user_id}])
                 return
             record = json.dumps({"op": "erase", "user_id": user_id}, ensure_ascii=False) + "\n"
-            atomic_write_bytes(self.path, b"".join(keep) + record.encode("utf-8"))
+            atomic_write(self.path, b"".join(keep) + record.encode("utf-8"))
 
     def replay(self) -> Iterator[tuple[str, User | str]]:
         """Yield ``("upsert", User)`` or ``("erase", user_id)`` in journal order."""
