@@ -106,18 +106,21 @@ def _size(path: Path) -> int:
 
 
 class JournalTail:
-    """The complete lines appended to a file since the last call (starts at its end as it is
-    now). A file that was replaced (an erasure rewrites the users journal) is read again from
-    its start: replaying its upserts and erasures gives the same state."""
+    """Passes to ``apply`` the complete lines appended to a file since the last call (starts
+    at its end as it is now), in order, under one lock. A file that was replaced (an erasure
+    rewrites the users journal) is read again from its start: replaying its upserts and
+    erasures gives the same state."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, apply: Callable[[list[bytes]], None]) -> None:
         self.path = path
+        self.apply = apply
         self._lock = threading.Lock()
         self._where = _where(path)
 
-    def read(self) -> list[bytes]:
+    def sync(self) -> int:
+        """Apply the new lines; returns how many."""
         if _where(self.path) == self._where:
-            return []
+            return 0
         with self._lock:
             inode, size = _where(self.path)
             old_inode, old_size = self._where
@@ -129,7 +132,10 @@ class JournalTail:
                     data = fh.read(size - start)
                 data = data[: data.rfind(b"\n") + 1]
             self._where = (inode, start + len(data))
-        return [line for line in data.splitlines() if line.strip()]
+            lines = [line for line in data.splitlines() if line.strip()]
+            if lines:  # under the lock: applied in the order they were written
+                self.apply(lines)
+        return len(lines)
 
 
 def _where(path: Path) -> tuple[int, int]:

@@ -136,12 +136,8 @@ class Services:
         catalog changes; a few microseconds when nothing changed)."""
         if self.follower is not None:
             self.follower.sync()
-        users = self.tails.get("users")
-        if users is not None:
-            self._apply_user_lines(users.read())
-        catalog = self.tails.get("catalog")
-        if catalog is not None:
-            self._apply_catalog_lines(catalog.read())
+        for tail in self.tails.values():
+            tail.sync()
 
     def _apply_user_lines(self, lines: list[bytes]) -> None:
         for line in lines:
@@ -208,8 +204,10 @@ class Services:
         if isinstance(services.events, EventLog):
             services.follower = EventFollower(services.events, services._apply_events)
         services.catalog_journal = CatalogJournal(settings.state_dir / "catalog.jsonl")
-        services.tails = {"users": JournalTail(services.users.path),
-                          "catalog": JournalTail(services.catalog_journal.path)}
+        services.tails = {
+            "users": JournalTail(services.users.path, services._apply_user_lines),
+            "catalog": JournalTail(services.catalog_journal.path, services._apply_catalog_lines),
+        }
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments

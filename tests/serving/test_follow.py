@@ -83,16 +83,17 @@ def test_a_view_reaches_every_worker(restart_home: Path) -> None:
 def test_journal_tail_hands_over_complete_new_lines(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     path.write_bytes(b'{"a": 0}\n')
-    tail = JournalTail(path)
-    assert tail.read() == []  # starts at the end
+    got: list[list[bytes]] = []
+    tail = JournalTail(path, got.append)
+    assert tail.sync() == 0 and got == []  # starts at the end
     with path.open("ab") as fh:
         fh.write(b'{"a": 1}\n{"a": 2')  # the second line is not complete yet
-    assert tail.read() == [b'{"a": 1}']
+    assert tail.sync() == 1 and got == [[b'{"a": 1}']]
     with path.open("ab") as fh:
         fh.write(b'}\n')
-    assert tail.read() == [b'{"a": 2}'] and tail.read() == []
+    assert tail.sync() == 1 and got[-1] == [b'{"a": 2}'] and tail.sync() == 0
     path.write_bytes(b'{"b": 1}\n')  # replaced by a shorter file: read again from its start
-    assert tail.read() == [b'{"b": 1}']
+    assert tail.sync() == 1 and got[-1] == [b'{"b": 1}']
 
 
 def test_user_and_catalog_changes_reach_every_worker(restart_home: Path) -> None:
@@ -128,7 +129,8 @@ def test_an_erasure_drops_the_users_records_from_the_journal(tmp_path: Path) -> 
     journal = UserJournal(path)
     journal.upsert([User(user_id="u1", attributes={"city": "台北"}, consent=True)])
     journal.upsert([User(user_id="u2", attributes={"city": "Lyon"}, consent=True)])
-    tail = JournalTail(path)  # a worker that has read everything so far
+    seen: list[bytes] = []
+    tail = JournalTail(path, seen.extend)  # a worker that has read everything so far
     journal.upsert([User(user_id="u1", attributes={"city": "高雄"}, consent=True)])
     journal.erase("u1")
     text = path.read_text(encoding="utf-8")
@@ -138,6 +140,6 @@ def test_an_erasure_drops_the_users_records_from_the_journal(tmp_path: Path) -> 
     assert erased_user_ids(tmp_path / "state") == {"u1"}
     assert "u1" in excluded_by_journal(tmp_path / "state")[0]
     # the file was replaced: the worker reads it again from its start (the same end state)
-    assert [json.loads(line)["op"] for line in tail.read()] == ["upsert", "erase"]
+    assert tail.sync() == 2 and [json.loads(line)["op"] for line in seen] == ["upsert", "erase"]
     journal.erase("nobody")  # no record of them: just appended
-    assert [json.loads(line) for line in tail.read()] == [{"op": "erase", "user_id": "nobody"}]
+    assert tail.sync() == 1 and json.loads(seen[-1]) == {"op": "erase", "user_id": "nobody"}
