@@ -53,9 +53,13 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise PortInUseError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; "
-                             "stop the program using it or pass another --port") from exc
+        raise _in_use(host, port, exc) from exc
     return sock
+
+
+def _in_use(host: str, port: int, exc: OSError) -> PortInUseError:
+    return PortInUseError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; "
+                          "stop the program using it or pass another --port")
 
 
 TcpState = Literal["established", "listen"]
@@ -121,6 +125,16 @@ def serve(config: uvicorn.Config) -> None:
 
         Multiprocess(config, sockets=[sock]).run()
         return
+    # Another server on the address (even another shoprank, whose SO_REUSEPORT sockets would
+    # let ours join its group and share its connections) must stop this one: a plain bind
+    # fails while anything listens there.
+    if config.port:
+        with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((config.host, config.port))
+            except OSError as exc:
+                raise _in_use(config.host, config.port, exc) from exc
     # Hold the address for the whole run (bound, never listening: the kernel sends it no
     # connection); it also fixes the port when ``config.port`` is 0.
     holder = reuseport_socket(config.host, config.port)

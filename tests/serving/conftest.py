@@ -58,25 +58,35 @@ def two_worker_server(home: Path, **env_vars: str) -> Iterator[WorkerPool]:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(SHOPRANK_HOME=str(home), SHOPRANK_SEARCH_BACKEND="embedded",
                SHOPRANK_MODEL_POLL_SECONDS="0", SHOPRANK_LOG_LEVEL="WARNING", **env_vars)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    err_path = home / "server.err"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err,
+        )
+
+    def why() -> str:
+        state = "running" if proc.poll() is None else f"exited {proc.returncode}"
+        return f"server {state}; its stderr:\n" + err_path.read_text(errors="replace")[-3000:]
+
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:  # readiness: the socket accepts and /healthz is 200
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert proc.poll() is None, why()
             try:
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "the server did not start"
+            assert time.monotonic() < deadline, "the server did not start; " + why()
             time.sleep(0.2)
         while len({p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("histogram_*.db")}) < 2:
-            assert time.monotonic() < deadline, "the second worker did not start"
-            httpx.get(f"{base}/healthz", timeout=5)  # a new connection each time
+            assert time.monotonic() < deadline, "the second worker did not start; " + why()
+            try:  # a new connection each time
+                httpx.get(f"{base}/healthz", timeout=5)
+            except httpx.HTTPError as exc:  # a listening worker stopped: say why
+                raise AssertionError(f"{exc!r}; {why()}") from exc
             time.sleep(0.1)
         yield WorkerPool(base, metrics_dir, proc.pid)
     finally:

@@ -110,16 +110,22 @@ def test_a_worker_that_dies_is_replaced_while_the_other_answers(restart_home: Pa
         assert answered >= 1
 
 
+def _serve_exits_2(home: Path, port: int) -> None:
+    env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
+    r = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert r.returncode == 2, r.stderr
+    assert f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_serve_on_a_port_in_use_exits_2_with_one_line(restart_home: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        port = busy.getsockname()[1]
-        env = {**os.environ, "SHOPRANK_HOME": str(restart_home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
-        r = subprocess.run(
-            [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
-        )
-    assert r.returncode == 2, r.stderr
-    assert f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
-    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        _serve_exits_2(restart_home, busy.getsockname()[1])
+    # another shoprank there too: its SO_REUSEPORT sockets must not let a second one join it
+    with two_worker_server(restart_home) as (base, _, _):
+        _serve_exits_2(restart_home, int(urlsplit(base).port or 0))
