@@ -45,8 +45,7 @@ class PortInUseError(ShopRankError):
 def reuseport_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening (uvicorn
     listens on it once the app has started)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -55,6 +54,10 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise _in_use(host, port, exc) from exc
     return sock
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _in_use(host: str, port: int, exc: OSError) -> PortInUseError:
@@ -107,17 +110,24 @@ def _worker(config: uvicorn.Config, port: int) -> None:
     except PortInUseError as exc:
         log.error("%s", exc)
         raise SystemExit(STARTUP_FAILURE) from None
+    server = uvicorn.Server(config)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     except KeyboardInterrupt:  # the terminal's Ctrl-C reaches every process of the group
         pass
+    except SystemExit:  # uvicorn exits 1 when the app cannot be imported or built
+        if server.started:
+            raise
+    if not server.started:  # the app did not start (its start-up failed): tell the parent
+        raise SystemExit(STARTUP_FAILURE)
 
 
 def serve(config: uvicorn.Config) -> None:
     """Run ``config.workers`` workers until SIGINT / SIGTERM; replace a worker that exits.
 
     Returns when stopped; raises :class:`PortInUseError` when the address is taken, and
-    ``SystemExit(3)`` when a worker fails before it started (the app cannot load)."""
+    ``SystemExit(3)`` when a worker fails before it started (the app cannot load): a worker
+    that cannot start is not started again and again."""
     if not HAS_REUSEPORT:
         from uvicorn.supervisors import Multiprocess
 
@@ -129,7 +139,7 @@ def serve(config: uvicorn.Config) -> None:
     # let ours join its group and share its connections) must stop this one: a plain bind
     # fails while anything listens there.
     if config.port:
-        with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+        with socket.socket(_family(config.host)) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((config.host, config.port))

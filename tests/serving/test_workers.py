@@ -129,3 +129,18 @@ def test_serve_on_a_port_in_use_exits_2_with_one_line(restart_home: Path) -> Non
     # another shoprank there too: its SO_REUSEPORT sockets must not let a second one join it
     with two_worker_server(restart_home) as (base, _, _):
         _serve_exits_2(restart_home, int(urlsplit(base).port or 0))
+
+
+def test_workers_that_cannot_start_stop_the_server(restart_home: Path) -> None:
+    items = restart_home / "data" / "items.jsonl"
+    items.write_text(items.read_text() + "{not json\n")  # the catalog cannot be read
+    env = {**os.environ, "SHOPRANK_HOME": str(restart_home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert r.returncode == 3, r.stderr[-2000:]  # stopped, not restarting the workers forever
+    assert "failed to start" in r.stderr
