@@ -5,8 +5,9 @@ Layout of ``root`` (``settings.events_dir``)::
     2026-11-23.jsonl   one Event per line (compact JSON, nested context), by UTC day of timestamp
     index.sqlite       event_id primary key (idempotency) + how many bytes of each day are indexed
     .lock              advisory lock: one writer at a time, across processes
-    .changes           a counter bumped by every write and erasure (8 bytes, memory-mapped): a
-                       reader in another process checks it to know when to look for new lines
+    .changes           memory-mapped: a counter of day-file changes (each write or erasure of a
+                       day bumps it) and the days of the last 64 changes, so a reader in another
+                       process knows when to look for new lines, and in which files
 
 Durability: :meth:`EventLog.append` returns only after the lines are written and fsync'ed
 (and the directory too when a day file is created). The id index is updated *after* the log,
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.sqlite"
 LOCK_FILE = ".lock"
 CHANGES_FILE = ".changes"
+_RING = 64
+"""How many recent day-file changes ``.changes`` remembers the day of."""
+_CHANGES_SIZE = 8 * (1 + _RING)
 _SUFFIX = ".jsonl"
 _SQL_CHUNK = 500
 _EMPTY_CONTEXT = ',"context":{}}'
@@ -110,9 +114,9 @@ class EventLog:
         try:
             fd = os.open(self.root / CHANGES_FILE, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                if os.fstat(fd).st_size < 8:
-                    os.ftruncate(fd, 8)
-                self._changes = mmap.mmap(fd, 8)
+                if os.fstat(fd).st_size < _CHANGES_SIZE:
+                    os.ftruncate(fd, _CHANGES_SIZE)
+                self._changes = mmap.mmap(fd, _CHANGES_SIZE)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -163,12 +167,34 @@ class EventLog:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def changes(self) -> int:
-        """How many writes and erasures the log has had, by any process (see :meth:`_bump`)."""
+        """How many times a day file was written or erased in, by any process."""
         return int(struct.unpack_from("<Q", self._changes, 0)[0])
 
-    def _bump(self) -> None:
-        """Count a write or an erasure; called with the file lock held, after the lines are durable."""
-        struct.pack_into("<Q", self._changes, 0, self.changes() + 1)
+    def changed_days(self, since: int, until: int) -> set[str] | None:
+        """The days whose files changed in changes ``since + 1 … until`` (what :meth:`changes`
+        returned before and now); None when the log no longer remembers them all."""
+        if until - since > _RING:
+            return None
+        days = set()
+        for seq in range(since + 1, until + 1):
+            ordinal = struct.unpack_from("<Q", self._changes, 8 * (1 + seq % _RING))[0]
+            if not ordinal:  # not recorded (a log written before days were)
+                return None
+            days.add(date.fromordinal(ordinal).isoformat())
+        if self.changes() - since > _RING:  # overwritten while we read
+            return None
+        return days
+
+    def path_of(self, day: str) -> Path:
+        """The file of a day (``YYYY-MM-DD``), which may not exist yet."""
+        return self._path(day)
+
+    def _bump(self, day: str) -> None:
+        """Count a change of ``day``'s file; called with the file lock held, after the lines are
+        durable. The day is written before the counter, so a reader that sees the counter sees it."""
+        seq = self.changes() + 1
+        struct.pack_into("<Q", self._changes, 8 * (1 + seq % _RING), date.fromisoformat(day).toordinal())
+        struct.pack_into("<Q", self._changes, 0, seq)
 
     def _path(self, day: str) -> Path:
         return self.root / f"{day}{_SUFFIX}"
@@ -357,7 +383,8 @@ class EventLog:
                     list(sizes.items()),
                 )
                 self._db.execute("COMMIT")
-                self._bump()
+                for day in sizes:
+                    self._bump(day)
             stored = {i for i, _ in new_ids}
         for r in batch:
             acc: list[str] = []
@@ -420,7 +447,7 @@ class EventLog:
                         "INSERT OR REPLACE INTO days(day, indexed_bytes) VALUES (?, ?)", (day, size)
                     )
                     self._db.execute("COMMIT")
-                    self._bump()
+                    self._bump(day)
                     removed += len(gone)
         finally:
             with self._cv:

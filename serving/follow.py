@@ -4,10 +4,10 @@ Each ``shoprank serve`` worker keeps users' recent history and the live counts i
 ``POST /v1/events`` updates them only in the worker that took the request, so with
 ``--workers 2`` the next feed of the same shopper went to a worker that had not seen the view
 about half the time. :class:`EventFollower` reads what the other writers appended to the
-event log: the log counts its writes in a memory-mapped file (``EventLog.changes``), a worker
-compares that number before each storefront request (well under a microsecond when nothing
-changed) and, when it moved, reads the new complete lines of each day file from where it
-stopped. Events are applied in the order they are read, exactly once per worker: the worker
+event log: the log counts the changes of its day files in a memory-mapped file and remembers
+the days of the last 64 (``EventLog.changes``, ``changed_days``); a worker compares that count
+before each request (well under a microsecond when nothing changed) and, when it moved, reads
+the new complete lines of the changed day files from where it stopped. Events are applied in the order they are read, exactly once per worker: the worker
 that takes ``POST /v1/events`` also applies its own batch by reading it back from the log.
 
 User and catalog changes made over the API are appended to journals in ``state_dir``
@@ -61,16 +61,18 @@ class EventFollower:
             now = self.events.changes()
             if now == self._seen:
                 return 0
-            got = self._read_new()
+            got = self._read_new(self.events.changed_days(self._seen, now))
             self._seen = now
             if got:  # under the lock: events are applied in the order they were read
                 self.apply(got)
         return len(got)
 
-    def _read_new(self) -> list[Event]:
+    def _read_new(self, days: set[str] | None) -> list[Event]:
+        """New lines of the files of ``days`` (None: of every day file)."""
         chunks: list[tuple[Path, bytes]] = []
         total = 0
-        for path in self.events.partitions():
+        paths = self.events.partitions() if days is None else sorted(self.events.path_of(d) for d in days)
+        for path in paths:
             size = _size(path)
             start = min(self._offsets.get(path.name, 0), size)  # shorter: rewritten by an erasure
             if size > start:

@@ -143,3 +143,19 @@ def test_an_erasure_drops_the_users_records_from_the_journal(tmp_path: Path) -> 
     assert tail.sync() == 2 and [json.loads(line)["op"] for line in seen] == ["upsert", "erase"]
     journal.erase("nobody")  # no record of them: just appended
     assert tail.sync() == 1 and json.loads(seen[-1]) == {"op": "erase", "user_id": "nobody"}
+
+
+def test_the_log_names_the_days_it_changed(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    c0 = log.changes()
+    log.append([ev(1), ev(2, day=3)])
+    c1 = log.changes()
+    assert c1 - c0 == 2 and log.changed_days(c0, c1) == {"2026-11-20", "2026-11-23"}
+    log.append([ev(3, user="u9", day=3)])
+    log.erase_user("u9")  # rewrites 2026-11-23 only
+    c2 = log.changes()
+    assert log.changed_days(c1, c2) == {"2026-11-23"}
+    for i in range(70):  # more changes than remembered: unknown, so readers look at every file
+        log.append([ev(100 + i, day=i % 5)])
+    assert log.changed_days(c2, log.changes()) is None
+    log.close()
