@@ -61,13 +61,13 @@ class DirectRoutes:
     def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self.app = app
         self.api = api
-        self._table: dict[str, tuple[APIRoute, Endpoint]] | None = None
+        self._table: dict[str, APIRoute] | None = None
 
-    def table(self) -> dict[str, tuple[APIRoute, Endpoint]]:
-        """Path → (route, endpoint), built at the first request (every router is included by
+    def table(self) -> dict[str, APIRoute]:
+        """Path → route, built at the first request (every router is included by
         then); also kept in ``app.state.direct_paths`` for tests and operators."""
         if self._table is None:
-            got: dict[str, tuple[APIRoute, Endpoint]] = {}
+            got: dict[str, APIRoute] = {}
             for route in _api_routes(self.api):
                 if not getattr(route.endpoint, _MARK, False):
                     continue
@@ -75,7 +75,7 @@ class DirectRoutes:
                 if route.methods != {"GET"} or route.param_convertors or deps != [storefront]:
                     raise TypeError(f"{route.path}: a direct route is a GET on a fixed path whose "
                                     "only dependency is the storefront context")
-                got[route.path] = (route, route.endpoint)
+                got[route.path] = route
             self._table = got
             self.api.state.direct_paths = frozenset(got)
         return self._table
@@ -86,19 +86,17 @@ class DirectRoutes:
             root = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root):]
-            hit = self.table().get(path)
-            if hit is not None:
-                await self._serve(hit, scope, receive, send)
+            route = self.table().get(path)
+            if route is not None:
+                await self._serve(route, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _serve(self, hit: tuple[APIRoute, Endpoint], scope: Scope, receive: Receive,
-                     send: Send) -> None:
-        route, endpoint = hit
+    async def _serve(self, route: APIRoute, scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = route
         request = Request(scope, receive)
         try:
-            response = await endpoint(request, await storefront(request))
+            response = await route.endpoint(request, await storefront(request))
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:

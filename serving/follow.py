@@ -7,8 +7,9 @@ about half the time. :class:`EventFollower` reads what the other writers appende
 event log: the log counts the changes of its day files in a memory-mapped file and remembers
 the days of the last 64 (``EventLog.changes``, ``changed_days``); a worker compares that count
 before each request (well under a microsecond when nothing changed) and, when it moved, reads
-the new complete lines of the changed day files from where it stopped. Events are applied in the order they are read, exactly once per worker: the worker
-that takes ``POST /v1/events`` also applies its own batch by reading it back from the log.
+the new complete lines of the changed day files from where it stopped. Events are applied in
+the order they are read, exactly once per worker: the worker that takes ``POST /v1/events``
+also applies its own batch by reading it back from the log.
 
 User and catalog changes made over the API are appended to journals in ``state_dir``
 (``users.jsonl``, ``catalog.jsonl``); :class:`JournalTail` hands a worker the lines added since
@@ -18,10 +19,10 @@ worker that wrote them is harmless (an upsert or an erasure twice is the same st
 Limits: what another worker writes while this one starts, after this one read the files and
 before it began following them, reaches this worker at its next restart; events of other
 users appended between this worker's last read and an erasure (which rewrites day files) are
-skipped by this worker until it restarts; a bulk load
-of more than :data:`MAX_FOLLOW_BYTES` at once (``shoprank load events`` into a live log) is
-not replayed in memory (a warning says so; a restart reads it). Several machines need a
-shared event stream instead (see docs/architecture.md).
+skipped by this worker until it restarts; a bulk load of more than :data:`MAX_FOLLOW_BYTES`
+at once (``shoprank load events`` into a live log) is not replayed in memory (a warning says
+so; a restart reads it). Several machines need a shared event stream instead (see
+docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class EventFollower:
         self.apply = apply
         self._lock = threading.Lock()
         self._seen = events.changes()
-        self._offsets: dict[str, int] = {p.name: _size(p) for p in events.partitions()}
+        self._offsets: dict[str, int] = {p.name: _where(p)[1] for p in events.partitions()}
 
     def sync(self) -> int:
         """Apply what other writers appended since the last call; returns how many events."""
@@ -71,19 +72,15 @@ class EventFollower:
         """New lines of the files of ``days`` (None: of every day file)."""
         chunks: list[tuple[Path, bytes]] = []
         total = 0
-        paths = self.events.partitions() if days is None else sorted(self.events.path_of(d) for d in days)
+        paths = self.events.partitions() if days is None else sorted(map(self.events.path_of, days))
         for path in paths:
-            size = _size(path)
+            size = _where(path)[1]
             start = min(self._offsets.get(path.name, 0), size)  # shorter: rewritten by an erasure
-            if size > start:
-                with path.open("rb") as fh:
-                    fh.seek(start)
-                    data = fh.read(size - start)
-                data = data[: data.rfind(b"\n") + 1]  # complete lines only
+            data = _complete_lines(path, start, size)
+            if data:
                 chunks.append((path, data))
                 total += len(data)
-                start += len(data)
-            self._offsets[path.name] = start
+            self._offsets[path.name] = start + len(data)
         if total > MAX_FOLLOW_BYTES:
             log.warning("%d MB were added to the event log at once (a bulk load?); this worker "
                         "applies them to its profiles at its next restart", total // 2**20)
@@ -100,11 +97,14 @@ class EventFollower:
         return got
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def _complete_lines(path: Path, start: int, size: int) -> bytes:
+    """The bytes of ``path`` from ``start`` up to ``size``, cut after the last complete line."""
+    if size <= start:
+        return b""
+    with path.open("rb") as fh:
+        fh.seek(start)
+        data = fh.read(size - start)
+    return data[: data.rfind(b"\n") + 1]
 
 
 class JournalTail:
@@ -127,12 +127,7 @@ class JournalTail:
             inode, size = _where(self.path)
             old_inode, old_size = self._where
             start = old_size if inode == old_inode and size >= old_size else 0
-            data = b""
-            if size > start:
-                with self.path.open("rb") as fh:
-                    fh.seek(start)
-                    data = fh.read(size - start)
-                data = data[: data.rfind(b"\n") + 1]
+            data = _complete_lines(self.path, start, size)
             self._where = (inode, start + len(data))
             lines = [line for line in data.splitlines() if line.strip()]
             if lines:  # under the lock: applied in the order they were written

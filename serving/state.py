@@ -128,8 +128,7 @@ class Services:
         if self.follower is not None:
             self.follower.sync()
         else:
-            self.profiles.record(events, self.catalog)
-            self.live.record(events)
+            self._apply_events(list(events))
 
     def sync(self) -> None:
         """Before a request: apply what other workers wrote since (events, user changes,
@@ -155,8 +154,7 @@ class Services:
 
         def flush() -> None:
             if upserts:
-                self.catalog.upsert(upserts)
-                self.pipeline.catalog_changed([it.item_id for it in upserts])
+                self.catalog_upserted(upserts)
                 upserts.clear()
 
         for line in lines:
@@ -164,15 +162,24 @@ class Services:
                 rec = json.loads(line)
                 if rec["op"] == "delete":
                     flush()
-                    gone = [str(rec["item_id"])]
-                    self.catalog.delete(gone)
-                    self.live.forget(gone)
-                    self.pipeline.catalog_changed(gone)
+                    self.catalog_deleted([str(rec["item_id"])])
                 else:
                     upserts.append(Item.model_validate(rec["item"]))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("catalog journal: skipped a line another worker wrote (%s)", exc)
         flush()
+
+    def catalog_upserted(self, items: list[Item]) -> None:
+        """Items added or replaced: into this worker's catalog and what ranking derived from it
+        (the API route also saves, journals and indexes them)."""
+        self.catalog.upsert(items)
+        self.pipeline.catalog_changed([it.item_id for it in items])
+
+    def catalog_deleted(self, item_ids: list[str]) -> None:
+        """Items deleted: out of this worker's catalog, live counts and ranking's precomputations."""
+        self.catalog.delete(item_ids)
+        self.live.forget(item_ids)
+        self.pipeline.catalog_changed(item_ids)
 
     def _apply_events(self, events: list[Event]) -> None:
         self.profiles.record(events, self.catalog)
