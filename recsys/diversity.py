@@ -9,8 +9,9 @@ items never changes, so the result stays as relevant as the limit allows.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from recsys.types import ScoredItem
 
@@ -34,7 +35,7 @@ def diversify(
 
 
 def diversity_order(
-    ids: list[str],
+    ids: Iterable[str],
     group: Callable[[str], str | None],
     *,
     max_per_window: int,
@@ -42,25 +43,39 @@ def diversity_order(
     relax: bool = True,
     limit: int | None = None,
 ) -> list[int]:
-    """:func:`diversify` on ids: the positions of ``ids`` in their diversified order."""
-    want = len(ids) if limit is None else min(limit, len(ids))
-    if max_per_window <= 0 or window <= 1 or max_per_window >= window or len(ids) <= 1:
-        return list(range(want))
-    remaining = [(pos, group(i)) for pos, i in enumerate(ids)]
+    """:func:`diversify` on ids: the positions of ``ids`` in their diversified order.
+
+    ``ids`` is read only as far as the picks need (and ``group`` asked only for those): a
+    generator that filters a long candidate list costs what the first ``limit`` picks use."""
+    it = iter(ids)
+    want = sys.maxsize if limit is None else limit
+    if max_per_window <= 0 or window <= 1 or max_per_window >= window:
+        return [pos for pos, _ in zip(range(want), it)]
+    pending: list[tuple[int, str | None]] = []  # read, not placed yet, in order
+    read = 0
     recent: deque[str | None] = deque(maxlen=window - 1)
     counts: dict[str | None, int] = {}
     out: list[int] = []
-    while remaining and len(out) < want:
+    while len(out) < want:
         pick = None
-        for idx, (_, g) in enumerate(remaining):
+        for idx, (_, g) in enumerate(pending):
             if g is None or counts.get(g, 0) < max_per_window:
                 pick = idx
                 break
+        while pick is None:
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            g = group(nxt)
+            pending.append((read, g))
+            read += 1
+            if g is None or counts.get(g, 0) < max_per_window:
+                pick = len(pending) - 1
         if pick is None:
-            if not relax:
+            if not pending or not relax:
                 break
             pick = 0
-        pos, g = remaining.pop(pick)
+        pos, g = pending.pop(pick)
         if len(recent) == recent.maxlen:
             counts[recent[0]] -= 1
         recent.append(g)

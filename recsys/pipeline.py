@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -389,27 +389,29 @@ class Pipeline:
         else:
             order, build = None, None
         if fires is not None and not fires(ctx):
-            # nothing can change the order: pick the head by id, build only what is shown
-            if order is not None and build is not None:
-                head_ids: list[str] = []
-                for iid in order:
+            # nothing can change the order: pick the head by id, build only what is shown;
+            # the head is filtered lazily, diversity reads only as far as its picks need
+            ids = order if order is not None else [it.item_id for it in items]  # type: ignore[union-attr]
+            head_pos: list[int] = []  # positions in ids of the head read so far
+
+            def head() -> Iterator[str]:
+                for p, iid in enumerate(ids):
                     if keep(iid, excl, category):
-                        head_ids.append(iid)
-                        if len(head_ids) >= head_size:
-                            break
-                if diversity:
-                    pos = self._diversity_order(head_ids, limit)
-                    head_ids = [head_ids[p] for p in pos]
-                items = [build(i) for i in head_ids]
+                        head_pos.append(p)
+                        yield iid
+                        if len(head_pos) >= head_size:
+                            return
+
+            if diversity:
+                picked = [head_pos[p] for p in self._diversity_order(head(), limit)]
             else:
-                head: list[ScoredItem] = []
-                for it in items:  # type: ignore[union-attr]
-                    if keep(it.item_id, excl, category):
-                        head.append(it)
-                        if len(head) >= head_size:
-                            break
-                items = [head[p] for p in self._diversity_order([it.item_id for it in head], limit)] \
-                    if diversity else head
+                for _ in head():
+                    pass
+                picked = head_pos
+            if build is not None:
+                items = [build(ids[p]) for p in picked]
+            else:
+                items = [items[p] for p in picked]  # type: ignore[index]
         else:
             if order is not None and build is not None:
                 items = [build(i) for i in order if keep(i, excl, category)]
@@ -426,7 +428,7 @@ class Pipeline:
             items = [it.with_reason(reason) for it in items]
         return items
 
-    def _diversity_order(self, ids: list[str], limit: int | None) -> list[int]:
+    def _diversity_order(self, ids: Iterable[str], limit: int | None) -> list[int]:
         return diversity_order(
             ids,
             self.category_key,
