@@ -15,9 +15,8 @@ request in flight per worker: the service time, where 8 connections measure most
 and recommendations paced at about ``--paced-rate`` requests/s (``--paced-connections``
 connections with random think times: the p99 at that rate, below saturation).
 
-Each worker accepts on its own socket and the kernel spreads connections over them by a hash,
-so a few connections may land unevenly (2 connections: on one worker half the time). The
-client shares the machine: the CPU seconds of the server and of wrk are measured per route
+The server's parent process hands each connection to the worker with the fewest, so
+connections are split evenly (2 connections: one per worker). The client shares the machine: the CPU seconds of the server and of wrk are measured per route
 and reported (``server_cpu`` / ``client_cpu``: cores busy on average; ``worker_cpu_max`` /
 ``worker_cpu_min``: the busiest and the idlest worker, equal when the load is spread evenly),
 with the load average before each route. Memory: RSS summed over the server's processes (counts shared pages once per
@@ -239,13 +238,7 @@ def main(argv: list[str] | None = None) -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not become ready")
             time.sleep(0.5)
-        # /readyz answers once one worker listens; a worker listens once its app has started
-        from serving.workers import sockets_by_process
-
-        while args.workers > 1 and len(set(sockets_by_process(args.port, "listen"))) < args.workers:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("not every worker started")
-            time.sleep(0.5)
+        # the port accepts once every worker's app has started (serving.workers)
         startup_s = time.perf_counter() - t_start
         print(f"server ready in {startup_s:.1f}s; memory {memory_mb(server.pid)}", flush=True)
         results: dict[str, dict[str, float]] = {}

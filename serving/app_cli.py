@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         }
         if workers == 1:
             uvicorn.run("serving.app:app_factory", **options)
-        else:  # one listening socket per worker (see serving.workers)
+        else:  # the parent accepts and hands connections to the workers (see serving.workers)
             from serving import workers as worker_pool
 
             worker_pool.serve(uvicorn.Config("serving.app:app_factory", **options))

@@ -1,32 +1,42 @@
-"""Several uvicorn worker processes, each accepting connections on a socket of its own.
+"""Several uvicorn worker processes; the parent accepts and hands each connection to the
+worker with the fewest open connections.
 
-uvicorn's ``--workers`` lets every worker accept from one shared listening socket. The
-worker that wakes first takes every connection waiting (libuv drains the accept queue), so
-connections opened together land on one worker: a client opening 8 keep-alive connections
-at once had all 8 served by one worker while the other idled, and 32 were split 21 to 11.
-Each worker here listens on its own ``SO_REUSEPORT`` socket instead, and the kernel spreads
-new connections over the listening sockets by a hash of the two addresses.
+uvicorn's ``--workers`` lets every worker accept from one shared listening socket: the worker
+that wakes first takes every connection waiting (libuv drains the accept queue), so a client
+opening 8 keep-alive connections at once had all 8 served by one worker while the other
+idled. One ``SO_REUSEPORT`` socket per worker (the previous design) lets the kernel spread
+connections by a hash instead, which is even only on average: 2 connections landed on one
+worker about half the time, halving the throughput a storefront with a small connection pool
+gets. Here the parent process listens, accepts, and passes each connection's file descriptor
+(``SCM_RIGHTS`` over a Unix socket pair) to the worker with the fewest open connections,
+taking turns on ties; a worker tells the parent when one of its connections closes. The
+parent only accepts and passes descriptors: requests never go through it.
 
-A worker starts listening only once its app has started (models loaded), so a worker that is
-still loading, or being replaced after a crash, is sent no connections. The parent process
-only starts workers, replaces one that dies, and stops them all on SIGINT / SIGTERM.
+The parent starts listening once every worker has started its app (models loaded), so the
+port refuses connections until the pool is up. A worker that dies is replaced and sent
+connections again once its app has started. SIGINT / SIGTERM close the listening socket, then
+stop the workers (uvicorn finishes the requests in flight).
 
-Without ``SO_REUSEPORT`` (not Linux or BSD), :func:`serve` falls back to uvicorn's own
-shared-socket workers.
+Without descriptor passing (``socket.send_fds``: not on Windows), :func:`serve` falls back to
+uvicorn's own shared-socket workers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import multiprocessing
 import os
+import selectors
 import signal
 import socket
-import threading
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -35,25 +45,13 @@ from data.errors import ShopRankError
 
 log = logging.getLogger(__name__)
 
-HAS_REUSEPORT = hasattr(socket, "SO_REUSEPORT")
+CAN_PASS_SOCKETS = hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
+_READY, _CLOSED = b"r", b"c"
+"""What a worker tells the parent: its app started; one of its connections closed."""
 
 
 class PortInUseError(ShopRankError):
     """The address to serve on is taken by another program."""
-
-
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening (uvicorn
-    listens on it once the app has started)."""
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise _in_use(host, port, exc) from exc
-    return sock
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -65,14 +63,15 @@ def _in_use(host: str, port: int, exc: OSError) -> PortInUseError:
                           "stop the program using it or pass another --port")
 
 
-TcpState = Literal["established", "listen"]
-_STATE_CODES = {"established": "01", "listen": "0A"}
+TcpState = Literal["established", "listen", "any"]
+_STATE_CODES = {"established": "01", "listen": "0A", "any": None}
 
 
 def sockets_by_process(port: int, state: TcpState) -> Counter[int]:
     """How many TCP sockets on local ``port`` in ``state`` each process holds (Linux, from
-    /proc; processes of other users are not visible). With ``"listen"``: which workers accept
-    connections; with ``"established"``: how connections are spread over them."""
+    /proc; processes of other users are not visible). With ``"established"``: how
+    connections are spread over the workers; with ``"listen"``: who accepts them; with
+    ``"any"``: which processes still hold a socket of the port (closing ones too)."""
     owner: dict[int, int] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -97,22 +96,72 @@ def sockets_by_process(port: int, state: TcpState) -> Counter[int]:
             continue
         for line in lines:
             f = line.split()
-            if f[3] == code and int(f[1].rsplit(":", 1)[1], 16) == port and int(f[9]) in owner:
+            if code in (None, f[3]) and int(f[1].rsplit(":", 1)[1], 16) == port and int(f[9]) in owner:
                 got[owner[int(f[9])]] += 1
     return got
 
 
-def _worker(config: uvicorn.Config, port: int) -> None:
-    """One worker process: bind its own socket, then run uvicorn on it."""
+class _HandedServer(uvicorn.Server):
+    """uvicorn serving the connections the parent passes over ``channel`` (no socket of its
+    own). The protocol objects are built as uvicorn builds them for its own sockets."""
+
+    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+        super().__init__(config)
+        self.channel = channel
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])
+        if self.should_exit or not self.started:
+            return
+        loop = asyncio.get_running_loop()
+        config, channel = self.config, self.channel
+        protocol_class: Any = config.http_protocol_class
+
+        def closed(lost: Any) -> Any:
+            def connection_lost(exc: Exception | None) -> None:
+                try:
+                    channel.send(_CLOSED)
+                except OSError:  # the parent is gone: we are stopping anyway
+                    pass
+                lost(exc)
+
+            return connection_lost
+
+        def create_protocol() -> asyncio.Protocol:
+            protocol = protocol_class(config=config, server_state=self.server_state,
+                                      app_state=self.lifespan.state, _loop=loop)
+            protocol.connection_lost = closed(protocol.connection_lost)
+            return protocol  # type: ignore[no-any-return]
+
+        async def adopt(conn: socket.socket) -> None:
+            try:
+                await loop.connect_accepted_socket(create_protocol, conn)
+            except OSError:  # the client left before we took it
+                conn.close()
+                channel.send(_CLOSED)
+
+        def receive() -> None:  # called when a message waits: recv does not block
+            try:
+                msg, fds, _, _ = socket.recv_fds(channel, 1, 1)
+            except OSError:
+                msg, fds = b"", []
+            if not msg and not fds:  # the parent went away
+                loop.remove_reader(channel.fileno())
+                self.should_exit = True
+                return
+            for fd in fds:
+                loop.create_task(adopt(socket.socket(fileno=fd)))
+
+        loop.add_reader(channel.fileno(), receive)
+        channel.send(_READY)
+
+
+def _worker(config: uvicorn.Config, channel: socket.socket) -> None:
+    """One worker process: start the app, then serve what the parent passes."""
     config.configure_logging()
+    server = _HandedServer(config, channel)
     try:
-        sock = reuseport_socket(config.host, port)
-    except PortInUseError as exc:
-        log.error("%s", exc)
-        raise SystemExit(STARTUP_FAILURE) from None
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[sock])
+        server.run()
     except KeyboardInterrupt:  # the terminal's Ctrl-C reaches every process of the group
         pass
     except SystemExit:  # uvicorn exits 1 when the app cannot be imported or built
@@ -122,68 +171,148 @@ def _worker(config: uvicorn.Config, port: int) -> None:
         raise SystemExit(STARTUP_FAILURE)
 
 
+@dataclass
+class _Slot:
+    process: BaseProcess
+    channel: socket.socket
+    ready: bool = False
+    open: int = 0
+    """Connections passed and not yet reported closed."""
+
+
 def serve(config: uvicorn.Config) -> None:
     """Run ``config.workers`` workers until SIGINT / SIGTERM; replace a worker that exits.
 
     Returns when stopped; raises :class:`PortInUseError` when the address is taken, and
     ``SystemExit(3)`` when a worker fails before it started (the app cannot load): a worker
     that cannot start is not started again and again."""
-    if not HAS_REUSEPORT:
+    if not CAN_PASS_SOCKETS:
         from uvicorn.supervisors import Multiprocess
 
         sock = config.bind_socket()
-
         Multiprocess(config, sockets=[sock]).run()
         return
-    # Another server on the address (even another shoprank, whose SO_REUSEPORT sockets would
-    # let ours join its group and share its connections) must stop this one: a plain bind
-    # fails while anything listens there.
-    if config.port:
-        with socket.socket(_family(config.host)) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((config.host, config.port))
-            except OSError as exc:
-                raise _in_use(config.host, config.port, exc) from exc
-    # Hold the address for the whole run (bound, never listening: the kernel sends it no
-    # connection); it also fixes the port when ``config.port`` is 0.
-    holder = reuseport_socket(config.host, config.port)
-    port = int(holder.getsockname()[1])
+    listener = socket.socket(_family(config.host), socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((config.host, config.port))
+    except OSError as exc:
+        listener.close()
+        raise _in_use(config.host, config.port, exc) from exc
+    port = int(listener.getsockname()[1])
+    listener.setblocking(False)
     ctx = multiprocessing.get_context("spawn")
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopping = False
 
-    def start() -> BaseProcess:
-        p = ctx.Process(target=_worker, args=(config, port), name="shoprank-worker")
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sel = selectors.DefaultSelector()
+
+    def start() -> _Slot:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        p = ctx.Process(target=_worker, args=(config, theirs), name="shoprank-worker")
         p.start()
-        return p
+        theirs.close()
+        ours.setblocking(False)
+        slot = _Slot(p, ours)
+        sel.register(ours, selectors.EVENT_READ, slot)
+        return slot
+
+    def retire(slot: _Slot) -> None:
+        sel.unregister(slot.channel)
+        slot.channel.close()
 
     log.info("serving on http://%s:%d with %d workers", config.host, port, config.workers)
-    procs = [start() for _ in range(config.workers)]
-    failed = False
+    slots = [start() for _ in range(config.workers)]
+    turn = itertools.count()
+    listening = accepting = failed = False
     try:
-        while not stop.wait(0.5):
-            for i, p in enumerate(procs):
+        while not stopping:
+            events = sel.select(timeout=0.5)
+            # what the workers said first (closed connections), then new connections
+            for key, _ in sorted(events, key=lambda e: e[0].fileobj is listener):
+                if key.fileobj is listener:
+                    _pass_waiting(listener, slots, turn)
+                    continue
+                slot: _Slot = key.data
+                try:
+                    msg = slot.channel.recv(1)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    msg = b""
+                if msg == _READY:
+                    slot.ready = True
+                elif msg == _CLOSED:
+                    slot.open = max(0, slot.open - 1)
+                else:  # the worker exited: its connections went with it
+                    slot.ready, slot.open = False, 0
+                    retire(slot)
+            if not listening and all(s.ready for s in slots):
+                try:
+                    listener.listen(config.backlog)
+                except OSError as exc:  # another program bound the port too and listened first
+                    raise _in_use(config.host, port, exc) from exc
+                listening = True
+            # connections wait in the listen queue while no worker can take them
+            if listening and accepting != any(s.ready for s in slots):
+                accepting = not accepting
+                (sel.register if accepting else sel.unregister)(listener, selectors.EVENT_READ)
+            for i, slot in enumerate(slots):
+                p = slot.process
                 if p.exitcode is None:
                     continue
                 if p.exitcode == STARTUP_FAILURE:
                     log.error("worker %s failed to start; stopping", p.pid)
-                    failed = True
-                    stop.set()
+                    failed = stopping = True
                     break
                 log.warning("worker %s exited (code %s); starting another", p.pid, p.exitcode)
-                procs[i] = start()
+                if slot.channel.fileno() >= 0:
+                    retire(slot)
+                slots[i] = start()
     finally:
-        for p in procs:
-            if p.exitcode is None:
-                p.terminate()  # SIGTERM: uvicorn finishes the requests in flight
-        for p in procs:
+        listener.close()  # no new connections; the workers finish what they have
+        for slot in slots:
+            if slot.process.exitcode is None:
+                slot.process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+        for slot in slots:
+            p = slot.process
             p.join(timeout=(config.timeout_graceful_shutdown or 30) + 5)
             if p.exitcode is None:
                 p.kill()
                 p.join()
-        holder.close()
+            slot.channel.close()
+        sel.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if failed:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _pass_waiting(listener: socket.socket, slots: list[_Slot], turn: Iterator[int]) -> None:
+    """Accept the connections waiting and pass each to the ready worker with the fewest open
+    ones (ties take turns)."""
+    for _ in range(64):
+        ready = [s for s in slots if s.ready]
+        if not ready:
+            return
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        with conn:
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            least = min(s.open for s in ready)
+            tied = [s for s in ready if s.open == least]
+            for slot in [tied[next(turn) % len(tied)], *ready]:
+                try:
+                    socket.send_fds(slot.channel, [b"x"], [conn.fileno()])
+                except OSError:  # that worker is going away: try the next one
+                    slot.ready = False
+                    continue
+                slot.open += 1
+                break
