@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from data.lookup import sorted_row
+
 log = logging.getLogger(__name__)
 
 HISTORY_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "favorite", "purchase", "share", "rate")
@@ -65,11 +67,7 @@ class HistorySnapshot:
 
     def row(self, user_id: str) -> int:
         """The user's row, or -1."""
-        ids = self.user_ids
-        if not len(ids):
-            return -1
-        r = int(np.searchsorted(ids, user_id))
-        return r if r < len(ids) and ids[r] == user_id else -1
+        return sorted_row(self.user_ids, user_id)
 
     def recent(self, row: int) -> list[tuple[str, str]]:
         """``(item_id, type)`` of the user's kept history events, most recent first."""

@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from data.lookup import sorted_row
+
 log = logging.getLogger(__name__)
 
 USER_SIDE_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
@@ -281,9 +283,8 @@ class SortedIds:
         last = self._last
         if last[0] == user_id and user_id:
             return last[1]
-        s = self._sorted
-        r = int(np.searchsorted(s, user_id))
-        got = int(self._order[r]) if r < len(s) and s[r] == user_id else -1
+        r = sorted_row(self._sorted, user_id)
+        got = int(self._order[r]) if r >= 0 else -1
         self._last = (user_id, got)
         return got
 
@@ -531,7 +532,10 @@ class FastPaths:
             step = max(step // 2, 1024)
         if top_s.size >= k and np.isfinite(top_s).all():
             kth = float(top_s.min())
-            needed = int(np.searchsorted(self._neg_norms, -kth / unorm, side="right")) if unorm > 0 else k
+            # the bound as a scalar of the array's type: a Python float made numpy convert
+            # the whole (float32) array to float64 first, 30 µs a call
+            bound = self._neg_norms.dtype.type(-kth / unorm) if unorm > 0 else None
+            needed = int(self._neg_norms.searchsorted(bound, side="right")) if bound is not None else k
             self._needed = 0.95 * self._needed + 0.05 * needed
         order = np.argsort(-top_s, kind="stable")
         top_s, top_i = top_s[order], top_i[order]

@@ -31,6 +31,7 @@ from types import MappingProxyType
 import numpy as np
 
 from data.catalog import Catalog
+from data.lookup import sorted_row
 from data.models import CATEGORY_SEPARATOR, AttributeValue, Event, User
 from recsys.history import HistorySnapshot
 
@@ -121,11 +122,7 @@ class UserDirectory:
         return len(self.user_ids)
 
     def row(self, user_id: str) -> int:
-        ids = self.user_ids
-        if not len(ids):
-            return -1
-        r = int(np.searchsorted(ids, user_id))
-        return r if r < len(ids) and ids[r] == user_id else -1
+        return sorted_row(self.user_ids, user_id)
 
     def no_consent_ids(self) -> list[str]:
         return [str(u) for u in self.user_ids[~self.consent]]
