@@ -9,18 +9,21 @@ promote the serving models with the real train job (item_knn, ALS, trending, pop
 arrivals, bought together), build the embedded index, start ``shoprank serve --workers N`` as
 its own process, then load each route for ``--duration`` seconds with ``wrk`` (C, one thread,
 ``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
-``/healthz`` (the floor: the HTTP stack alone), recommendations, feed, similar and search;
+``/healthz`` (the floor: the HTTP stack alone), recommendations, recommendations for new
+shoppers (ids longer than any known one: unknown users, trending), feed, similar and search;
 then healthz and recommendations again with ``--latency-concurrency`` connections (about one
 request in flight per worker: the service time, where 8 connections measure mostly queueing),
 and recommendations paced at about ``--paced-rate`` requests/s (``--paced-connections``
 connections with random think times: the p99 at that rate, below saturation).
 
 The server's parent process hands each connection to the worker with the fewest, so
-connections are split evenly (2 connections: one per worker). The client shares the machine: the CPU seconds of the server and of wrk are measured per route
-and reported (``server_cpu`` / ``client_cpu``: cores busy on average; ``worker_cpu_max`` /
+connections are split evenly (2 connections: one per worker). The client shares the machine:
+the CPU seconds of the server and of wrk are measured per route and reported
+(``server_cpu`` / ``client_cpu``: cores busy on average; ``worker_cpu_max`` /
 ``worker_cpu_min``: the busiest and the idlest worker, equal when the load is spread evenly),
-with the load average before each route. Memory: RSS summed over the server's processes (counts shared pages once per
-process) and PSS (shared pages split between processes: the honest total). Prints a table and
+with the load average before each route. Memory: RSS summed over the server's processes
+(counts shared pages once per process) and PSS (shared pages split between processes: the
+honest total). Prints a table and
 writes bench/results/serve.json. Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``).
 """
 
@@ -242,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         startup_s = time.perf_counter() - t_start
         print(f"server ready in {startup_s:.1f}s; memory {memory_mb(server.pid)}", flush=True)
         results: dict[str, dict[str, float]] = {}
-        for name in ("healthz", "recommendations", "feed", "similar", "search"):
+        for name in ("healthz", "recommendations", "new_shoppers", "feed", "similar", "search"):
             run_wrk(base, name, min(3.0, args.duration), args.concurrency, args.users, args.items,
                     server.pid, workers=args.workers)  # warm-up (page cache, caches)
             results[name] = run_wrk(base, name, args.duration, args.concurrency, args.users,
