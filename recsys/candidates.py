@@ -141,41 +141,45 @@ def _history_fast(req: SourceRequest, recent: tuple[str, ...], used: LoadedModel
     """:func:`history_list` on the rows of a sparse item-item model, all anchors at once in
     numpy (the same scores; ties may be ordered differently). None when an anchor is unknown
     to the model or has no neighbour left (the generic path then asks the next model)."""
-    anchors = fast.item_index.indices(recent)
+    index = fast.item_index
+    anchors = index.indices(recent)
     if (anchors < 0).any():
         return None
     rows = [fast.row(a) for a in anchors.tolist()]
-    lens = np.fromiter((r[0].size for r in rows), np.int64, len(rows))
     ids = np.concatenate([r[0] for r in rows])
     sc = np.concatenate([r[1] for r in rows]).astype(np.float64)
-    k_of = np.repeat(np.arange(len(rows)), lens)
-    keep = (ids != anchors[k_of]) & (sc > 0)
-    if req.exclude:  # a few dozen ids at most: set lookups beat np.isin's sort by far
-        excl = set(fast.item_index.indices(req.exclude).tolist())
-        keep &= np.fromiter((i not in excl for i in ids.tolist()), bool, ids.size)
-    ids, sc, k_of = ids[keep], sc[keep], k_of[keep]
+    k_of = np.repeat(np.arange(len(rows)), [r[0].size for r in rows])  # ascending, rows contiguous
+    # excluded items (bit 1) and items already seen (bit 2), looked up for every neighbour at once
+    flags = np.zeros(len(fast.item_ids), np.uint8)
+    if req.exclude:
+        e = index.indices(req.exclude)
+        flags[e[e >= 0]] = 1
+    h = index.indices(req.history)
+    flags[h[h >= 0]] |= 2
+    f = flags[ids]
+    keep = (ids != anchors[k_of]) & (sc > 0) & ((f & 1) == 0)
+    ids, sc, k_of, f = ids[keep], sc[keep], k_of[keep], f[keep]
     counts = np.bincount(k_of, minlength=len(rows))
     if (counts == 0).any():
         return None
     if (counts > req.n).any():  # each anchor gives its top n neighbours only
         order = np.lexsort((-sc, k_of))
-        ids, sc, k_of = ids[order], sc[order], k_of[order]
+        ids, sc, k_of, f = ids[order], sc[order], k_of[order], f[order]
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rank = np.arange(ids.size) - starts[k_of]
         cut = rank < req.n
-        ids, sc, k_of = ids[cut], sc[cut], k_of[cut]
-    best = np.zeros(len(rows))
-    np.maximum.at(best, k_of, sc)
-    hist = set(fast.item_index.indices(req.history).tolist())
-    keep = np.fromiter((i not in hist for i in ids.tolist()), bool, ids.size)
-    ids, sc, k_of = ids[keep], sc[keep], k_of[keep]
+        ids, sc, k_of, f = ids[cut], sc[cut], k_of[cut], f[cut]
+        counts = np.minimum(counts, req.n)
+    best = np.maximum.reduceat(sc, np.concatenate([[0], np.cumsum(counts)[:-1]]))
+    new = (f & 2) == 0
+    ids, sc, k_of = ids[new], sc[new], k_of[new]
     if ids.size == 0:
         return None
     weight = HISTORY_DECAY ** np.arange(len(rows)) / best
     v_all = sc * weight[k_of]
     order = np.lexsort((k_of, -v_all, ids))  # by item, biggest contribution (then most recent) first
     i_s, v_s, a_s = ids[order], v_all[order], k_of[order]
-    first = np.flatnonzero(np.r_[True, i_s[1:] != i_s[:-1]])
+    first = np.flatnonzero(np.concatenate([[True], i_s[1:] != i_s[:-1]]))
     totals = np.add.reduceat(v_s, first)
     items, from_anchor = i_s[first], a_s[first]
     top = np.argsort(-totals, kind="stable")[: req.n]

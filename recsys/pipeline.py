@@ -83,27 +83,32 @@ Candidates = C.CandList | list[ScoredItem]
 
 @dataclass(frozen=True, slots=True)
 class _Blended:
-    """Blended candidates, not yet built: the order, each item's total and which lists
-    (source, rank) found it. :meth:`item` builds one item with every reason and component."""
+    """Blended candidates, not yet built: the order, each item's total and, per list, where
+    it ranks each item. :meth:`item` builds one item with every reason and component."""
 
     order: list[str]
     score: dict[str, float]
-    hits: dict[str, list[tuple[str, int]]]
+    ranks: dict[str, dict[str, list[int]] | dict[str, int]]
+    """Source → item → its rank in that list (the ranks, for a list that repeats an item)."""
     lists: dict[str, tuple[Candidates, float]]
 
     def item(self, iid: str) -> ScoredItem:
         reasons: tuple[Reason, ...] = ()
         bd: dict[str, float] = {}
-        for source, r in self.hits[iid]:
+        for source, ranks in self.ranks.items():
+            got = ranks.get(iid)
+            if got is None:
+                continue
             cands, w = self.lists[source]
-            if isinstance(cands, C.CandList):
-                reasons += cands.reasons_at(r)
-                bd[cands.name] = cands.scores[r]
-            else:
-                it = cands[r]
-                reasons += it.reasons
-                bd.update(it.breakdown)
-            bd[f"blend:{source}"] = w * (_DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU))
+            for r in got if isinstance(got, list) else (got,):
+                if isinstance(cands, C.CandList):
+                    reasons += cands.reasons_at(r)
+                    bd[cands.name] = cands.scores[r]
+                else:
+                    it = cands[r]
+                    reasons += it.reasons
+                    bd.update(it.breakdown)
+                bd[f"blend:{source}"] = w * (_DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU))
         return ScoredItem(iid, self.score[iid], reasons, bd)
 
 
@@ -334,7 +339,7 @@ class Pipeline:
     def _blend(lists: Mapping[str, Candidates], weights: Mapping[str, float]) -> _Blended:
         """Sum the rank scores of every list per item; the order is by total, then id."""
         score: dict[str, float] = {}
-        hits: dict[str, list[tuple[str, int]]] = {}
+        ranks: dict[str, dict[str, list[int]] | dict[str, int]] = {}
         used: dict[str, tuple[Candidates, float]] = {}
         for source, cands in lists.items():
             w = weights.get(source, 0.0)
@@ -343,16 +348,21 @@ class Pipeline:
             used[source] = (cands, w)
             ids = cands.ids if isinstance(cands, C.CandList) else [it.item_id for it in cands]
             decay = _DECAY if len(ids) <= len(_DECAY) else [math.exp(-r / BLEND_TAU) for r in range(len(ids))]
-            for r, (iid, d) in enumerate(zip(ids, decay)):
-                got = score.get(iid)
-                if got is None:
-                    score[iid] = w * d
-                    hits[iid] = [(source, r)]
-                else:
-                    score[iid] = got + w * d
-                    hits[iid].append((source, r))
-        order = sorted(score, key=lambda i: (-score[i], i))
-        return _Blended(order, score, hits, used)
+            rank_of = dict(zip(ids, range(len(ids)), strict=False))
+            if len(rank_of) == len(ids):  # no item twice in the list (sources give each once)
+                ranks[source] = rank_of
+                get = score.get
+                for iid, d in zip(ids, decay, strict=False):
+                    score[iid] = get(iid, 0.0) + w * d
+                continue
+            repeated: dict[str, list[int]] = {}
+            for r, (iid, d) in enumerate(zip(ids, decay, strict=False)):
+                score[iid] = score.get(iid, 0.0) + w * d
+                repeated.setdefault(iid, []).append(r)
+            ranks[source] = repeated
+        order = sorted(score)  # by id, then (stable) by total, best first
+        order.sort(key=score.__getitem__, reverse=True)
+        return _Blended(order, score, ranks, used)
 
     def _filter(self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None) -> list[ScoredItem]:
         keep = self.index.keep
