@@ -263,7 +263,7 @@ def serve(config: uvicorn.Config) -> None:
                 (sel.register if accepting else sel.unregister)(listener, selectors.EVENT_READ)
             for i, slot in enumerate(slots):
                 p = slot.process
-                if p.exitcode is None:
+                if p.exitcode is None or stopping:  # (a group kill stops the workers first)
                     continue
                 if p.exitcode == STARTUP_FAILURE:
                     log.error("worker %s failed to start; stopping", p.pid)
