@@ -23,6 +23,8 @@ request = function()
     path = "/v1/recommendations?n=10&user_id=u" .. math.random(0, users - 1)
   elseif route == "new_shoppers" then  -- ids longer than any known one: unknown users (trending)
     path = "/v1/recommendations?n=10&user_id=new-shopper-" .. math.random(0, users - 1)
+  elseif route == "search_new_shoppers" then
+    path = "/v1/search?q=" .. queries[math.random(#queries)] .. "&user_id=new-shopper-" .. math.random(0, users - 1)
   elseif route == "feed" then
     path = "/v1/feed?size=20&user_id=u" .. math.random(0, users - 1)
   elseif route == "similar" then
