@@ -216,7 +216,9 @@ def serve(config: uvicorn.Config) -> None:
         p = ctx.Process(target=_worker, args=(config, theirs), name="shoprank-worker")
         p.start()
         theirs.close()
-        ours.setblocking(False)
+        # the loop reads it only when select says so; a send waits while the worker is behind
+        # (the next connections wait in the listen queue meanwhile), up to a point
+        ours.settimeout(5.0)
         slot = _Slot(p, ours)
         sel.register(ours, selectors.EVENT_READ, slot)
         return slot
@@ -240,8 +242,6 @@ def serve(config: uvicorn.Config) -> None:
                 slot: _Slot = key.data
                 try:
                     msg = slot.channel.recv(1)
-                except (BlockingIOError, InterruptedError):
-                    continue
                 except OSError:
                     msg = b""
                 if msg == _READY:
@@ -311,6 +311,8 @@ def _pass_waiting(listener: socket.socket, slots: list[_Slot], turn: Iterator[in
             for slot in [tied[next(turn) % len(tied)], *ready]:
                 try:
                     socket.send_fds(slot.channel, [b"x"], [conn.fileno()])
+                except TimeoutError:  # that worker took none for seconds: try the next one
+                    continue
                 except OSError:  # that worker is going away: try the next one
                     slot.ready = False
                     continue
