@@ -117,12 +117,15 @@ class _HandedServer(uvicorn.Server):
         config, channel = self.config, self.channel
         protocol_class: Any = config.http_protocol_class
 
+        def tell_closed() -> None:
+            try:
+                channel.send(_CLOSED)
+            except OSError:  # the parent is gone: we are stopping anyway
+                pass
+
         def closed(lost: Any) -> Any:
             def connection_lost(exc: Exception | None) -> None:
-                try:
-                    channel.send(_CLOSED)
-                except OSError:  # the parent is gone: we are stopping anyway
-                    pass
+                tell_closed()
                 lost(exc)
 
             return connection_lost
@@ -138,7 +141,7 @@ class _HandedServer(uvicorn.Server):
                 await loop.connect_accepted_socket(create_protocol, conn)
             except OSError:  # the client left before we took it
                 conn.close()
-                channel.send(_CLOSED)
+                tell_closed()
 
         def receive() -> None:  # called when a message waits: recv does not block
             try:
