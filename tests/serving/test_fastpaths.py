@@ -43,9 +43,15 @@ def test_fast_paths_match_the_models(
         want = ref_als.recommend(user_id=u, n=20, exclude=set(items[:3]), filter_seen=False)
         _close(got, want)
         assert not {i for i, _ in got} & set(items[:3])
-        cat = ("服裝",)
-        _close(als.recommend_user(u, 10, category=cat),
-               ref_als.recommend(user_id=u, n=10, category=cat, filter_seen=False))
+        # a top category, a leaf and a missing one, each scored as a slice of the
+        # category-sorted copy of the factors; with items of the category excluded
+        cats = ref_als.model.item_categories_
+        leaf = tuple(cats[0].split(" > "))
+        in_cat = [i for i, c in zip(ref_als.model.item_ids_.ids, cats, strict=True) if c.startswith("服裝")][:4]
+        for cat in (("服裝",), leaf, ("no such category",)):
+            assert als.fast._span(cat)[0] >= 0
+            _close(als.recommend_user(u, 10, exclude=in_cat, category=cat),
+                   ref_als.recommend(user_id=u, n=10, category=cat, exclude=set(in_cat), filter_seen=False))
         scores = als.score_items(items, u, ())
         ref = ref_als.model
         uvec = ref.user_factors_[ref.user_ids_.index(u)]
