@@ -6,6 +6,9 @@ local items = tonumber(os.getenv("N_ITEMS") or "1000")
 -- dress, 連衣裙, coffee, 咖啡, shoes, 跑步鞋, lamp, 背包 (URL-encoded)
 local queries = {"dress", "%E9%80%A3%E8%A1%A3%E8%A3%99", "coffee", "%E5%92%96%E5%95%A1", "shoes",
                  "%E8%B7%91%E6%AD%A5%E9%9E%8B", "lamp", "%E8%83%8C%E5%8C%85"}
+-- the synthetic shop's top categories: 服裝 數碼 家居 美妝 運動 鞋靴 食品 母嬰 (URL-encoded)
+local categories = {"%E6%9C%8D%E8%A3%9D", "%E6%95%B8%E7%A2%BC", "%E5%AE%B6%E5%B1%85", "%E7%BE%8E%E5%A6%9D",
+                    "%E9%81%8B%E5%8B%95", "%E9%9E%8B%E9%9D%B4", "%E9%A3%9F%E5%93%81", "%E6%AF%8D%E5%AC%B0"}
 math.randomseed(tonumber(os.getenv("SEED") or "1"))
 
 -- THINK_MS (optional): each connection waits a random time, exponential with this mean,
@@ -21,6 +24,9 @@ request = function()
   local path
   if route == "recommendations" then
     path = "/v1/recommendations?n=10&user_id=u" .. math.random(0, users - 1)
+  elseif route == "in_category" then
+    path = "/v1/recommendations?n=10&user_id=u" .. math.random(0, users - 1) .. "&category=" ..
+           categories[math.random(#categories)]
   elseif route == "new_shoppers" then  -- ids longer than any known one: unknown users (trending)
     path = "/v1/recommendations?n=10&user_id=new-shopper-" .. math.random(0, users - 1)
   elseif route == "search_new_shoppers" then

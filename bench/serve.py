@@ -9,8 +9,8 @@ promote the serving models with the real train job (item_knn, ALS, trending, pop
 arrivals, bought together), build the embedded index, start ``shoprank serve --workers N`` as
 its own process, then load each route for ``--duration`` seconds with ``wrk`` (C, one thread,
 ``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
-``/healthz`` (the floor: the HTTP stack alone), recommendations, recommendations for new
-shoppers (ids longer than any known one: unknown users, trending), feed, similar, search,
+``/healthz`` (the floor: the HTTP stack alone), recommendations, recommendations in a top
+category, recommendations for new shoppers (ids longer than any known one: unknown users, trending), feed, similar, search,
 and search for new shoppers;
 then healthz and recommendations again with ``--latency-concurrency`` connections (about one
 request in flight per worker: the service time, where 8 connections measure mostly queueing),
@@ -246,8 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         startup_s = time.perf_counter() - t_start
         print(f"server ready in {startup_s:.1f}s; memory {memory_mb(server.pid)}", flush=True)
         results: dict[str, dict[str, float]] = {}
-        for name in ("healthz", "recommendations", "new_shoppers", "feed", "similar", "search",
-                     "search_new_shoppers"):
+        for name in ("healthz", "recommendations", "in_category", "new_shoppers", "feed", "similar",
+                     "search", "search_new_shoppers"):
             run_wrk(base, name, min(3.0, args.duration), args.concurrency, args.users, args.items,
                     server.pid, workers=args.workers)  # warm-up (page cache, caches)
             results[name] = run_wrk(base, name, args.duration, args.concurrency, args.users,
