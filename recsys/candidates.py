@@ -43,6 +43,7 @@ HISTORY_ITEMS = 5
 """How many of the most recent items feed the ``history`` source."""
 HISTORY_DECAY = 0.75
 """Weight of the k-th most recent item: HISTORY_DECAY ** k."""
+_NO_INDEX = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,58 +139,29 @@ def history_list(req: SourceRequest) -> CandList | None:
 
 
 def _history_fast(req: SourceRequest, recent: tuple[str, ...], used: LoadedModel, fast: FastPaths) -> CandList | None:
-    """:func:`history_list` on the rows of a sparse item-item model, all anchors at once in
-    numpy (the same scores; ties may be ordered differently). None when an anchor is unknown
-    to the model or has no neighbour left (the generic path then asks the next model)."""
+    """:func:`history_list` on the rows of a sparse item-item model, all anchors in one
+    compiled call (:func:`recsys.kernels.history_top`; the same scores, ties by item index).
+    None when an anchor is unknown to the model or has no neighbour left (the generic path
+    then asks the next model)."""
     index = fast.item_index
     anchors = index.indices(recent)
     if (anchors < 0).any():
         return None
-    rows = [fast.row(a) for a in anchors.tolist()]
-    ids = np.concatenate([r[0] for r in rows])
-    sc = np.concatenate([r[1] for r in rows]).astype(np.float64)
-    k_of = np.repeat(np.arange(len(rows)), [r[0].size for r in rows])  # ascending, rows contiguous
-    # excluded items (bit 1) and items already seen (bit 2), looked up for every neighbour at once
-    flags = np.zeros(len(fast.item_ids), np.uint8)
-    if req.exclude:
-        e = index.indices(req.exclude)
-        flags[e[e >= 0]] = 1
-    h = index.indices(req.history)
-    flags[h[h >= 0]] |= 2
-    f = flags[ids]
-    keep = (ids != anchors[k_of]) & (sc > 0) & ((f & 1) == 0)
-    ids, sc, k_of, f = ids[keep], sc[keep], k_of[keep], f[keep]
-    counts = np.bincount(k_of, minlength=len(rows))
-    if (counts == 0).any():
+    exclude = np.sort(index.indices(req.exclude)) if req.exclude else _NO_INDEX
+    seen = np.sort(index.indices(req.history))
+    items, totals, anchor_of, ok = fast.history_top(anchors, exclude, seen, req.n, HISTORY_DECAY)
+    if not ok or items.size == 0:
         return None
-    if (counts > req.n).any():  # each anchor gives its top n neighbours only
-        order = np.lexsort((-sc, k_of))
-        ids, sc, k_of, f = ids[order], sc[order], k_of[order], f[order]
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rank = np.arange(ids.size) - starts[k_of]
-        cut = rank < req.n
-        ids, sc, k_of, f = ids[cut], sc[cut], k_of[cut], f[cut]
-        counts = np.minimum(counts, req.n)
-    best = np.maximum.reduceat(sc, np.concatenate([[0], np.cumsum(counts)[:-1]]))
-    new = (f & 2) == 0
-    ids, sc, k_of = ids[new], sc[new], k_of[new]
-    if ids.size == 0:
-        return None
-    weight = HISTORY_DECAY ** np.arange(len(rows)) / best
-    v_all = sc * weight[k_of]
-    order = np.lexsort((k_of, -v_all, ids))  # by item, biggest contribution (then most recent) first
-    i_s, v_s, a_s = ids[order], v_all[order], k_of[order]
-    first = np.flatnonzero(np.concatenate([[True], i_s[1:] != i_s[:-1]]))
-    totals = np.add.reduceat(v_s, first)
-    items, from_anchor = i_s[first], a_s[first]
-    top = np.argsort(-totals, kind="stable")[: req.n]
-    reasons = [_history_reason(used, anchor) for anchor in recent]
+    reasons: dict[int, Reason] = {}
+    for k in anchor_of.tolist():
+        if k not in reasons:
+            reasons[k] = _history_reason(used, recent[k])
     names = fast.item_ids
     return CandList(
         "history",
-        [names[i] for i in items[top].tolist()],
-        totals[top].tolist(),
-        [reasons[k] for k in from_anchor[top].tolist()],
+        [names[i] for i in items.tolist()],
+        totals.tolist(),
+        [reasons[k] for k in anchor_of.tolist()],
     )
 
 

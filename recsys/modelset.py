@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 USER_SIDE_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
 """Registry names that may serve the ``cf`` source (same order as ``recsys.candidates``):
 the first one present keeps its user side when loaded for serving."""
+_NO_ROWS = np.zeros(0, np.int64)
 _SPARSE_NEIGHBOURS = {"item_knn": "similarity_", "bought_together": "association_"}
 _FACTOR_MODELS = ("als", "bpr")
 
@@ -430,12 +431,17 @@ class FastPaths:
         self.algorithm: str = m.algorithm
         self.personalized: bool = m.personalized
         self.sparse = getattr(m, _SPARSE_NEIGHBOURS[m.algorithm]) if m.algorithm in _SPARSE_NEIGHBOURS else None
+        from recsys import kernels  # numba: imported (and compiled or loaded) with a model
+
+        self._kernels = kernels
         if self.sparse is not None:
             # plain ndarray views of the (memory-mapped) CSR arrays: slicing a np.memmap costs
             # a subclass round trip per call
             self._indptr = np.asarray(self.sparse.indptr)
             self._indices = np.asarray(self.sparse.indices)
             self._data = np.asarray(self.sparse.data)
+            if len(self._indptr) > 1:  # compile now, not in the first request
+                self.history_top(np.zeros(1, np.int64), _NO_ROWS, _NO_ROWS, 1, 0.5)
         self.factors = ((np.asarray(m.user_factors_), np.asarray(m.item_factors_))
                         if m.algorithm in _FACTOR_MODELS else None)
         self._cat_order: np.ndarray | None = None
@@ -449,7 +455,9 @@ class FastPaths:
             self._by_norm, self._rank = _reordered(items, self._order)
             self._norms = norms[self._order]
             self._needed = float(self.first_chunk)
-            self._neg_norms = -self._norms  # ascending, for the stopping point
+            if len(items):  # compile now, not in the first request
+                self._pruned_top(self._by_norm[0], 1, ())
+                self._needed = float(self.first_chunk)
             # Items sorted by category path: every category (and every prefix of one) is a
             # contiguous run of rows, scored as a slice instead of gathering its rows first
             # (a top category is ~12k rows: a 3 MB copy per request).
@@ -528,56 +536,25 @@ class FastPaths:
         return got
 
     def _pruned_top(self, u: np.ndarray, n: int, exclude: Iterable[str]) -> list[tuple[str, float]]:
-        """Exact top ``n`` of ``items @ u`` scoring items by decreasing norm until the bound
-        ``|u|·|i|`` of the rest cannot beat the current n-th best.
+        """Exact top ``n`` of ``items @ u``, scoring items by decreasing norm until the bound
+        ``|u|·|i|`` of the rest cannot beat the current n-th best (:func:`recsys.kernels.pruned_top`).
 
         The first step scores about as many items as recent calls needed (a running average
         of the exact stopping point, plus a margin), so most calls take one matrix-vector
         product of a few thousand rows; each further step adds half as many again."""
-        by_norm, norms = self._by_norm, self._norms
-        total = len(by_norm)
-        k = min(n, total)
+        k = min(n, len(self._by_norm))
         if k <= 0:
             return []
-        excl = self.item_index.indices(list(exclude)) if exclude else None
-        excl_pos = self._rank[excl[excl >= 0]] if excl is not None else None
-        unorm = float(np.linalg.norm(u))
-        top_s = np.zeros(0, np.float32)
-        top_i = np.zeros(0, np.int64)
-        start = 0
-        step = max(k + (excl_pos.size if excl_pos is not None else 0), int(self._needed * 1.25) + 256)
-        while start < total:
-            stop = min(total, start + step)
-            s = by_norm[start:stop] @ u
-            if excl_pos is not None and excl_pos.size:
-                hit = excl_pos[(excl_pos >= start) & (excl_pos < stop)]
-                s[hit - start] = -np.inf
-            if start:
-                s = np.concatenate([top_s, s])
-                idx = np.concatenate([top_i, np.arange(start, stop)])
-            else:
-                idx = None
-            if s.size > k:
-                keep = np.argpartition(-s, k - 1)[:k]
-                top_s = s[keep]
-                top_i = idx[keep] if idx is not None else keep
-            else:
-                top_s, top_i = s, (idx if idx is not None else np.arange(stop))
-            start = stop
-            if top_s.size >= k and start < total and float(top_s.min()) >= unorm * float(norms[start]):
-                break
-            step = max(step // 2, 1024)
-        if top_s.size >= k and np.isfinite(top_s).all():
-            kth = float(top_s.min())
-            # the bound as a scalar of the array's type: a Python float made numpy convert
-            # the whole (float32) array to float64 first, 30 µs a call
-            bound = self._neg_norms.dtype.type(-kth / unorm) if unorm > 0 else None
-            needed = int(self._neg_norms.searchsorted(bound, side="right")) if bound is not None else k
+        excl = self.item_index.indices(exclude) if exclude else None
+        excl_pos = np.sort(self._rank[excl[excl >= 0]]) if excl is not None else _NO_ROWS
+        step = max(k + excl_pos.size, int(self._needed * 1.25) + 256)
+        u = np.ascontiguousarray(u, dtype=np.float32)
+        items, scores, needed = self._kernels.pruned_top(
+            self._by_norm, self._norms, self._order, u, k, excl_pos, step
+        )
+        if needed >= 0:
             self._needed = 0.95 * self._needed + 0.05 * needed
-        order = np.argsort(-top_s, kind="stable")
-        top_s, top_i = top_s[order], top_i[order]
-        ok = np.isfinite(top_s)
-        return self._pairs(self._order[top_i[ok]], top_s[ok])
+        return self._pairs(items, scores)
 
     def user_scores(self, user_id: str, item_ids: Sequence[str]) -> dict[str, float] | None:
         if self.factors is None:
@@ -591,6 +568,14 @@ class FastPaths:
         scores = items[idx[ok]] @ users[u]
         return {i: float(v) for i, v in zip([i for i, k in zip(item_ids, ok.tolist(), strict=True) if k],
                                             scores.tolist(), strict=True)}
+
+    def history_top(
+        self, anchors: np.ndarray, exclude: np.ndarray, seen: np.ndarray, n: int, decay: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """:func:`recsys.kernels.history_top` on this model's rows."""
+        return self._kernels.history_top(  # type: ignore[no-any-return]
+            self._indptr, self._indices, self._data, anchors, exclude, seen, n, decay
+        )
 
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ``i`` of the sparse item-item matrix: (item indices, scores), stored order."""
