@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -195,11 +196,14 @@ def load_model_set(
     versions: Mapping[str, str] | None = None,
     *,
     previous: ModelSet | None = None,
+    derived_dir: Path | None = None,
 ) -> ModelSet:
     """Load every model's current version (or the given ``versions``).
 
     Models whose version did not change are reused from ``previous`` instead of being read
-    again, so a promotion of one model costs only that model's load.
+    again, so a promotion of one model costs only that model's load. ``derived_dir``: where
+    the serving copies derived from a model (its factors sorted by norm and by category) are
+    kept as files every worker maps (:func:`shared_array`); None: each process builds its own.
     """
     wanted = dict(versions) if versions is not None else current_versions(models_dir)
     if not wanted:
@@ -222,7 +226,11 @@ def load_model_set(
             if old is not None:
                 loaded[name] = old
             continue
-        loaded[name] = LoadedModel(name=name, version=version, model=model, fast=FastPaths.build(model))
+        cache = derived_dir / name / version if derived_dir is not None else None
+        loaded[name] = LoadedModel(name=name, version=version, model=model, fast=FastPaths.build(model, cache))
+        if cache is not None and cache.is_dir():
+            os.utime(cache)  # in use: the most recent
+            _forget_old_versions(cache.parent, keep=3)
         log.info("loaded model %s version %s%s", name, version, " (with users)" if name == user_side else "")
     return ModelSet(MappingProxyType(loaded))
 
@@ -404,11 +412,60 @@ def load_serving_model(folder: Path, version: str, *, with_users: bool) -> Any:
 
 
 # ---------------------------------------------------------------------------- fast paths
-def _reordered(rows: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` in ``order`` as one contiguous copy, and each original row's position in it."""
+def _positions(order: np.ndarray) -> np.ndarray:
+    """Each original row's position in ``rows[order]``."""
     pos = np.empty_like(order)
     pos[order] = np.arange(len(order))
-    return np.ascontiguousarray(rows[order]), pos
+    return pos
+
+
+def _forget_old_versions(folder: Path, keep: int) -> None:
+    """Delete the derived arrays of all but the ``keep`` most recently made versions of a
+    model (a process still serving one keeps its mapping; a later load builds it again)."""
+    import shutil
+
+    try:
+        versions = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return
+    for old in versions[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def shared_array(folder: Path | None, name: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """An array derived from a model, memory-mapped from ``folder/<name>.npy``: the first
+    process to need it builds and writes it, the others (and later starts) map the same file,
+    so its pages are counted once however many workers serve (each worker's own copy was
+    26 MB per copy at 100k items). Without a folder, or when it cannot be written, the array
+    is built in memory."""
+    if folder is None:
+        return np.ascontiguousarray(build())
+    path = folder / f"{name}.npy"
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:  # a damaged file: rebuilt below
+        log.warning("%s unreadable (%s); building it again", path, exc)
+        path.unlink(missing_ok=True)
+    arr = np.ascontiguousarray(build())
+    tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}.npy"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # never replaces: every process maps the first one written
+        except FileExistsError:
+            pass
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except OSError as exc:
+        log.warning("cannot keep %s (%s); this process keeps its own copy", path, exc)
+        return arr
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class FastPaths:
@@ -423,7 +480,7 @@ class FastPaths:
     first_chunk = 4096
     """Items scored in the first step of the pruned top-k before calls have taught it more."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, cache: Path | None = None) -> None:
         self.handle = handle
         m = handle.model
         self.item_ids: list[str] = _item_id_list(m.item_ids_)
@@ -452,7 +509,8 @@ class FastPaths:
             items = np.asarray(self.factors[1], dtype=np.float32)
             norms = np.linalg.norm(items, axis=1)
             self._order = np.argsort(-norms, kind="stable")
-            self._by_norm, self._rank = _reordered(items, self._order)
+            self._rank = _positions(self._order)
+            self._by_norm = shared_array(cache, "items_by_norm", lambda: items[self._order])
             self._norms = norms[self._order]
             self._needed = float(self.first_chunk)
             if len(items):  # compile now, not in the first request
@@ -465,16 +523,17 @@ class FastPaths:
             if cats is not None and len(cats) == len(items):
                 paths = sorted(set(cats), key=lambda c: tuple(c.split(" > ")))  # a few hundred
                 rank = {c: r for r, c in enumerate(paths)}
-                self._cat_order = np.argsort(np.fromiter((rank[c] for c in cats), np.int64, len(cats)),
-                                             kind="stable")
-                self._by_cat, self._cat_pos = _reordered(items, self._cat_order)
+                cat_order = np.argsort(np.fromiter((rank[c] for c in cats), np.int64, len(cats)), kind="stable")
+                self._cat_order = cat_order
+                self._cat_pos = _positions(cat_order)
+                self._by_cat = shared_array(cache, "items_by_category", lambda: items[cat_order])
         self._spans: dict[tuple[str, ...], tuple[int, int]] = {}
         self._global: OrderedDict[tuple[int, tuple[str, ...] | None], list[tuple[str, float]]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
-    def build(cls, handle: Any) -> FastPaths | None:
-        return cls(handle) if hasattr(handle, "model") else None
+    def build(cls, handle: Any, cache: Path | None = None) -> FastPaths | None:
+        return cls(handle, cache) if hasattr(handle, "model") else None
 
     def _pairs(self, ids: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
         names = self.item_ids
@@ -548,7 +607,7 @@ class FastPaths:
         excl = self.item_index.indices(exclude) if exclude else None
         excl_pos = np.sort(self._rank[excl[excl >= 0]]) if excl is not None else _NO_ROWS
         step = max(k + excl_pos.size, int(self._needed * 1.25) + 256)
-        u = np.ascontiguousarray(u, dtype=np.float32)
+        u = np.array(u, dtype=np.float32)  # always a fresh array: one compiled variant
         items, scores, needed = self._kernels.pruned_top(
             self._by_norm, self._norms, self._order, u, k, excl_pos, step
         )

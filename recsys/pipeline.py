@@ -57,6 +57,8 @@ class PipelineConfig:
     diversity_window: int = 5
     feed_depth: int = 200
     models_dir: Path | None = None
+    derived_dir: Path | None = None
+    """Where serving keeps arrays derived from models (see ``recsys.modelset.shared_array``)."""
 
     @classmethod
     def from_settings(cls, s: Settings) -> PipelineConfig:
@@ -65,6 +67,7 @@ class PipelineConfig:
             diversity_max_per_category=s.diversity_max_per_category,
             diversity_window=s.diversity_window,
             models_dir=s.models_dir,
+            derived_dir=s.derived_dir,
         )
 
 
@@ -181,7 +184,8 @@ class Pipeline:
         with self._override_lock:
             got = self._override_cache.get(key)
             if got is None:
-                got = load_model_set(self.config.models_dir, wanted, previous=current)
+                got = load_model_set(self.config.models_dir, wanted, previous=current,
+                                     derived_dir=self.config.derived_dir)
                 if len(self._override_cache) >= 8:
                     self._override_cache.pop(next(iter(self._override_cache)))
                 self._override_cache[key] = got

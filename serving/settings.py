@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         """Rules, experiments and other small durable state (SQLite)."""
         return self.home / "state"
 
+    @cached_property
+    def derived_dir(self) -> Path:
+        """Arrays serving derives from model versions, shared by every worker (rebuildable)."""
+        return self.state_dir / "derived"
+
     @property
     def effective_search_backend(self) -> Literal["embedded", "opensearch"]:
         if self.search_backend == "auto":

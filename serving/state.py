@@ -204,7 +204,7 @@ class Services:
             events=open_event_log(settings),
             users=UserJournal(settings.state_dir / "users.jsonl"),
             search=search,
-            models=load_model_set(settings.models_dir),
+            models=load_model_set(settings.models_dir, derived_dir=settings.derived_dir),
         )
         from data.eventlog import EventLog
 
@@ -235,7 +235,8 @@ class Services:
             wanted = versions if versions is not None else current_versions(self.settings.models_dir)
             if wanted == self.models.versions:
                 return False
-            new = load_model_set(self.settings.models_dir, wanted, previous=self.models)
+            new = load_model_set(self.settings.models_dir, wanted, previous=self.models,
+                                 derived_dir=self.settings.derived_dir)
             changed = new.versions != self.models.versions
             self.models = new
             return changed

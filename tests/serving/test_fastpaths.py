@@ -117,3 +117,27 @@ def test_history_source_in_numpy_matches_the_generic_path(
                 assert r.related_item_id == by_id[i]
         checked += 1
     assert checked >= 20
+
+
+def test_derived_factor_copies_are_one_shared_file(
+    shop_home: Path, trained: dict[str, ModelHandle], tmp_path: Path
+) -> None:
+    """Every loader maps the same derived files (so workers share their pages); they hold
+    what a private build holds; a damaged file is built again."""
+    versions = {n: "v1" for n in trained}
+    private = load_model_set(shop_home / "models", versions).get("als")
+    first = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
+    second = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
+    assert private is not None and first is not None and second is not None
+    for name in ("_by_norm", "_by_cat"):
+        a, b, own = getattr(first.fast, name), getattr(second.fast, name), getattr(private.fast, name)
+        assert isinstance(a, np.memmap) and isinstance(b, np.memmap) and not isinstance(own, np.memmap)
+        assert a.filename == b.filename and Path(a.filename).parent == tmp_path / "als" / "v1"
+        np.testing.assert_array_equal(a, own)
+    user = str(first.model.model.user_ids_.ids[0])
+    assert first.recommend_user(user, 10, ()) == private.recommend_user(user, 10, ())
+    damaged = tmp_path / "als" / "v1" / "items_by_norm.npy"
+    damaged.write_bytes(b"not an array")
+    again = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
+    assert again is not None
+    np.testing.assert_array_equal(again.fast._by_norm, private.fast._by_norm)
