@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
@@ -39,6 +40,13 @@ def test_request_id_header_and_body(client: httpx.Client) -> None:
     assert r.headers["x-request-id"] == "abc-123" == r.json()["request_id"]
     r = client.get("/v1/trending")
     assert r.headers["x-request-id"] == r.json()["request_id"]
+    # made ids: 32 hex digits, unique, in the order they were made (the request log's index
+    # grows at its end); the first 12 digits are the time in milliseconds
+    made = [client.get("/v1/trending").json()["request_id"] for _ in range(30)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in made)
+    assert len(set(made)) == 30
+    assert [i[:12] for i in made] == sorted(i[:12] for i in made)
+    assert abs(int(made[-1][:12], 16) / 1000 - time.time()) < 60
 
 
 def test_recommendations_known_user(client: httpx.Client, live: Live) -> None:
