@@ -71,13 +71,13 @@ class HistorySnapshot:
 
     def recent(self, row: int) -> list[tuple[str, str]]:
         """``(item_id, type)`` of the user's kept history events, most recent first."""
-        a, b = self.recent_ptr[row], self.recent_ptr[row + 1]
-        items = self.item_ids[self.recent_items[a:b]]
-        return [(str(i), TYPE_NAMES[t]) for i, t in zip(items, self.recent_types[a:b], strict=True)]
+        a, b = self.recent_ptr[row : row + 2].tolist()
+        items = self.item_ids[self.recent_items[a:b]].tolist()  # Python str, in one call
+        return [(i, TYPE_NAMES[t]) for i, t in zip(items, self.recent_types[a:b].tolist(), strict=True)]
 
     def purchased(self, row: int) -> list[str]:
-        a, b = self.bought_ptr[row], self.bought_ptr[row + 1]
-        return [str(i) for i in self.item_ids[self.bought_items[a:b]]]
+        a, b = self.bought_ptr[row : row + 2].tolist()
+        return self.item_ids[self.bought_items[a:b]].tolist()  # type: ignore[no-any-return]
 
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
