@@ -76,6 +76,7 @@ def main() -> None:
         n = len(times)
         results[name] = {"p50_ms": 1000 * times[n // 2], "p99_ms": 1000 * times[int(n * 0.99)],
                          "mean_ms": 1000 * sum(times) / n}
+    sources = _time_sources(p, args.users, args.requests)
     mem = _mem()
     services.close()
     t = Table(title=f"online ranking in-process: {args.home.name}; build {build_s:.1f}s, "
@@ -85,9 +86,48 @@ def main() -> None:
     for name, v in results.items():
         t.add_row(name, f"{v['p50_ms']:.2f}", f"{v['p99_ms']:.2f}", f"{v['mean_ms']:.2f}")
     Console().print(t)
+    t = Table(title="candidate sources of recommend: CPU ms per request (minimum of 5 passes)")
+    for c in ("source", "CPU ms"):
+        t.add_column(c, justify="right")
+    for name, ms in sources.items():
+        t.add_row(name, f"{ms:.3f}")
+    Console().print(t)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"home": args.home.name, "build_s": build_s, **mem,
-                                    "load_avg": os.getloadavg()[0], "surfaces": results}, indent=2))
+                                    "load_avg": os.getloadavg()[0], "surfaces": results,
+                                    "sources_cpu_ms": sources}, indent=2))
+
+
+def _time_sources(p: object, users: int, requests: int) -> dict[str, float]:
+    """CPU per request of the ``history`` and ``cf`` sources on the requests ``recommend``
+    makes for random users: the requests are captured once, then each source is run over all
+    of them 5 times and the fastest pass is kept (the least disturbed by the machine)."""
+    from recsys import candidates as C
+
+    captured: list[C.SourceRequest] = []
+    real = C.history_list
+
+    def capture(req: C.SourceRequest) -> C.CandList | None:
+        captured.append(req)
+        return real(req)
+
+    r = random.Random(2)
+    C.history_list = capture
+    try:
+        for _ in range(requests):
+            p.recommend(user_id=f"u{r.randrange(users)}", n=10)  # type: ignore[attr-defined]
+    finally:
+        C.history_list = real
+    out = {}
+    for name, fn in (("history", C.history_list), ("cf", C.cf_list)):
+        best = float("inf")
+        for _ in range(5):
+            t = time.process_time()
+            for req in captured:
+                fn(req)
+            best = min(best, time.process_time() - t)
+        out[name] = 1000 * best / max(1, len(captured))
+    return out
 
 
 if __name__ == "__main__":
