@@ -8,11 +8,12 @@ where numpy's per-call cost, not the arithmetic, was the time (0.25 ms of the hi
 * :func:`pruned_top` — the exact top ``k`` of ``item_factors @ user`` with items sorted by
   decreasing norm, stopping once the bound ``|u|·|i|`` of the rest cannot beat the k-th best.
 
-numba compiles a kernel at its first call and caches the machine code on disk (``__pycache__``
-next to this file, else numba's user cache); :func:`warm` makes that first call on tiny inputs,
-so a worker pays it at start-up (a fraction of a second from the cache; ~20 s to compile on a
-machine that has never run them), not in a request. Importing this module imports numba:
-import it where a model is loaded, not at the top of a module that every command imports.
+numba compiles a kernel at its first call for each kind of arrays and caches the machine code
+on disk (``__pycache__`` next to this file, else numba's user cache). ``FastPaths`` makes that
+first call with its own arrays when a model is loaded, so a worker pays it at start-up (a
+fraction of a second from the cache; ~20 s to compile on a machine that has never run them),
+not in a request. Importing this module imports numba: import it where a model is loaded, not
+at the top of a module that every command imports.
 """
 
 from __future__ import annotations
@@ -219,14 +220,3 @@ def pruned_top(
     for j in range(have):
         items[j] = order[top_i[j]]
     return items, top_s[:have].copy(), needed
-
-
-def warm() -> None:
-    """Compile (or load from the cache) every kernel on tiny inputs."""
-    empty = np.zeros(0, np.int64)
-    history_top(np.array([0, 1, 2], np.int64), np.array([1, 0], np.int32), np.array([1.0, 1.0]),
-                np.array([0], np.int64), empty, empty, 1, 0.5)
-    history_top(np.array([0, 1, 2], np.int32), np.array([1, 0], np.int32), np.array([1.0, 1.0]),
-                np.array([0], np.int64), empty, empty, 1, 0.5)
-    factors = np.ones((2, 2), np.float32)
-    pruned_top(factors, np.ones(2, np.float32), np.arange(2), np.ones(2, np.float32), 1, empty, 2)

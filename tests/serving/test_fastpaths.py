@@ -124,9 +124,16 @@ def test_derived_factor_copies_are_one_shared_file(
 ) -> None:
     """Every loader maps the same derived files (so workers share their pages); they hold
     what a private build holds; a damaged file is built again."""
+    import os
+
     versions = {n: "v1" for n in trained}
+    for age, old in enumerate(("old3", "old2", "old1")):  # copies of versions served before
+        (tmp_path / "als" / old).mkdir(parents=True)
+        os.utime(tmp_path / "als" / old, (1_000_000 + age, 1_000_000 + age))
     private = load_model_set(shop_home / "models", versions).get("als")
     first = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
+    # the three most recent versions' copies are kept, the one just loaded among them
+    assert sorted(p.name for p in (tmp_path / "als").iterdir()) == ["old1", "old2", "v1"]
     second = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
     assert private is not None and first is not None and second is not None
     for name in ("_by_norm", "_by_cat"):
