@@ -29,7 +29,7 @@ from data.catalog import Catalog
 from recsys.catalog_index import CatalogIndex
 from recsys.catalog_views import CatalogViews
 from recsys.live import LiveCounts
-from recsys.modelset import FastPaths, LoadedModel, ModelSet
+from recsys.modelset import NO_INDICES, FastPaths, LoadedModel, ModelSet
 from recsys.profile import UserProfile
 from recsys.types import Reason, ScoredItem
 
@@ -43,7 +43,6 @@ HISTORY_ITEMS = 5
 """How many of the most recent items feed the ``history`` source."""
 HISTORY_DECAY = 0.75
 """Weight of the k-th most recent item: HISTORY_DECAY ** k."""
-_NO_INDEX = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +146,7 @@ def _history_fast(req: SourceRequest, recent: tuple[str, ...], used: LoadedModel
     anchors = index.indices(recent)
     if (anchors < 0).any():
         return None
-    exclude = np.sort(index.indices(req.exclude)) if req.exclude else _NO_INDEX
+    exclude = np.sort(index.indices(req.exclude)) if req.exclude else NO_INDICES
     seen = np.sort(index.indices(req.history))
     items, totals, anchor_of, ok = fast.history_top(anchors, exclude, seen, req.n, HISTORY_DECAY)
     if not ok or items.size == 0:

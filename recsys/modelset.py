@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 USER_SIDE_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
 """Registry names that may serve the ``cf`` source (same order as ``recsys.candidates``):
 the first one present keeps its user side when loaded for serving."""
-_NO_ROWS = np.zeros(0, np.int64)
+NO_INDICES = np.zeros(0, np.int64)
+"""An empty index array (no exclusions) for the fast paths and their callers; never written."""
 _SPARSE_NEIGHBOURS = {"item_knn": "similarity_", "bought_together": "association_"}
 _FACTOR_MODELS = ("als", "bpr")
 
@@ -497,8 +498,10 @@ class FastPaths:
             self._indptr = np.asarray(self.sparse.indptr)
             self._indices = np.asarray(self.sparse.indices)
             self._data = np.asarray(self.sparse.data)
-            if len(self._indptr) > 1:  # compile now, not in the first request
-                self.history_top(np.zeros(1, np.int64), _NO_ROWS, _NO_ROWS, 1, 0.5)
+            # compile now, not in the first request; item-kNN is the one sparse model the
+            # history source reads (bought-together would only add a variant never called)
+            if m.algorithm == "item_knn" and len(self._indptr) > 1:
+                self.history_top(np.zeros(1, np.int64), NO_INDICES, NO_INDICES, 1, 0.5)
         self.factors = ((np.asarray(m.user_factors_), np.asarray(m.item_factors_))
                         if m.algorithm in _FACTOR_MODELS else None)
         self._cat_order: np.ndarray | None = None
@@ -605,7 +608,7 @@ class FastPaths:
         if k <= 0:
             return []
         excl = self.item_index.indices(exclude) if exclude else None
-        excl_pos = np.sort(self._rank[excl[excl >= 0]]) if excl is not None else _NO_ROWS
+        excl_pos = np.sort(self._rank[excl[excl >= 0]]) if excl is not None else NO_INDICES
         step = max(k + excl_pos.size, int(self._needed * 1.25) + 256)
         u = np.array(u, dtype=np.float32)  # always a fresh array: one compiled variant
         items, scores, needed = self._kernels.pruned_top(
