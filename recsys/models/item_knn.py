@@ -64,12 +64,20 @@ class ItemKNN(Recommender):
         self.similarity_ = model.similarity.tocsr()
 
     def _after_load(self) -> None:
-        from implicit.nearest_neighbours import NearestNeighboursScorer
-
         model = self._implicit_model()
         model.similarity = sp.csr_matrix(self.similarity_)
-        model.scorer = NearestNeighboursScorer(model.similarity)
+        # implicit's scorer copies the whole matrix (38 MB at 100k items × 50 neighbours):
+        # built at the first ``_top``, which serving's fast paths rarely or never reach
+        model.scorer = None
         self._model = model
+
+    def _scorer_ready(self) -> Any:
+        model = self._model
+        if model.scorer is None:
+            from implicit.nearest_neighbours import NearestNeighboursScorer
+
+            model.scorer = NearestNeighboursScorer(model.similarity)  # a race builds it twice: harmless
+        return model
 
     def _top(
         self,
@@ -81,7 +89,7 @@ class ItemKNN(Recommender):
         candidates: np.ndarray | None,
     ) -> IdsScores:
         rows = sp.csr_matrix(rows, dtype=np.float32)
-        ids, scores = self._model.recommend(
+        ids, scores = self._scorer_ready().recommend(
             np.arange(rows.shape[0]), rows, N=n, filter_already_liked_items=filter_seen,
             filter_items=exclude, items=candidates,
         )

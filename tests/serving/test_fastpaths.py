@@ -143,6 +143,16 @@ def test_derived_factor_copies_are_one_shared_file(
         np.testing.assert_array_equal(a, own)
     user = str(first.model.model.user_ids_.ids[0])
     assert first.recommend_user(user, 10, ()) == private.recommend_user(user, 10, ())
+    # the sorted user ids too: one mapped file, the same row for every user as a private build
+    ids_a, ids_b = first.model.model.user_ids_, second.model.model.user_ids_
+    assert isinstance(ids_a._sorted, np.memmap) and isinstance(ids_a._order, np.memmap)
+    assert ids_a._sorted.filename == ids_b._sorted.filename
+    assert Path(ids_a._sorted.filename).parent == tmp_path / "als" / "v1"
+    own_ids = private.model.model.user_ids_
+    assert not isinstance(own_ids._sorted, np.memmap) and len(ids_b) == len(own_ids) > 0
+    for u in own_ids.ids:
+        assert ids_b.index(str(u)) == own_ids.index(str(u)) >= 0
+    assert ids_b.index("nobody-ever") == -1
     damaged = tmp_path / "als" / "v1" / "items_by_norm.npy"
     damaged.write_bytes(b"not an array")
     again = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
