@@ -79,6 +79,10 @@ class UserProfile:
     category_affinity: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     """Category path (``A > B > C``) → affinity; only positive entries."""
     brand_affinity: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+    user_factors: bool = True
+    """Whether the models' learned factors for this id may score for them: False once the id
+    was erased over the API (a model that knows the id learned it from what was erased; one
+    trained later knows it only if the shopper came back, and then they start afresh)."""
 
     @property
     def personalizable(self) -> bool:
@@ -192,6 +196,8 @@ class ProfileStore:
         self._overrides: dict[str, tuple[bool, Mapping[str, AttributeValue]]] = {}
         """Consent and attributes changed over the API since the files were written."""
         self._erased: set[str] = set()
+        self._forgotten: set[str] = set()
+        """Every id erased, also those that came back since: see ``UserProfile.user_factors``."""
         self._interned: dict[tuple[tuple[str, AttributeValue], ...], Mapping[str, AttributeValue]] = {}
         self._lock = threading.Lock()
 
@@ -218,7 +224,7 @@ class ProfileStore:
             if st is None:
                 st = self._base_state(user_id, lazy=True)
                 if st is None:
-                    return UserProfile(user_id=user_id)
+                    return UserProfile(user_id=user_id, user_factors=user_id not in self._forgotten)
                 return self._profile(user_id, st, lazy=True)
             return self._profile(user_id, st)
 
@@ -240,6 +246,7 @@ class ProfileStore:
             else MappingProxyType({k: v for k, v in st.cat.items() if v > 0}),
             brand_affinity=_LazyAffinity(lambda: self._affinity(st, "brand")) if lazy
             else MappingProxyType({k: v for k, v in st.brand.items() if v > 0}),
+            user_factors=user_id not in self._forgotten,
         )
 
     def _affinity(self, st: _State, which: str) -> Mapping[str, float]:
@@ -299,6 +306,7 @@ class ProfileStore:
             self._users.pop(user_id, None)
             self._overrides.pop(user_id, None)
             self._erased.add(user_id)
+            self._forgotten.add(user_id)
             return known
 
     def record(self, events: Iterable[Event], catalog: Catalog | None = None) -> int:

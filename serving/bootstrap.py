@@ -194,6 +194,22 @@ def _load(folder: Path) -> tuple[HistorySnapshot, UserDirectory] | None:
     return snap, directory
 
 
+def drop_profile_cache(state_dir: Path) -> int:
+    """Delete every cached snapshot (after an erasure: they hold the user's history and
+    attributes). Running workers keep the pages they mapped; the next start builds anew.
+    Returns how many were deleted."""
+    root = state_dir / "profiles"
+    if not root.is_dir():
+        return 0
+    n = 0
+    with _locked(root / ".lock"):
+        for folder in root.iterdir():
+            if folder.is_dir():
+                shutil.rmtree(folder)
+                n += 1
+    return n
+
+
 # ---------------------------------------------------------------------------- entry
 def load_profiles(settings: Settings, catalog: Catalog | None = None, *, cache: bool = True) -> ProfileStore:
     """The profile store the API starts with (see the module docstring)."""

@@ -78,6 +78,18 @@ class RankedListStore(Protocol):
         list now stored (the one to serve). Score breakdowns are kept only when asked."""
         ...
 
+    def forget_user(self, user_id: str) -> int:
+        """Drop every list ranked for ``user_id`` (an erasure); returns how many."""
+        ...
+
+
+def user_of_key(key: str, user_id: str) -> bool:
+    """Whether ``key`` (``"<request_id>|<user_id>|<category>"``; request ids hold no ``|``)
+    was ranked for ``user_id`` (or for an id that starts with ``user_id|``: a cache may
+    forget too much, never too little)."""
+    _, _, rest = key.partition("|")
+    return rest.startswith(user_id + "|")
+
 
 def open_feed_cache(settings: Settings) -> RankedListStore:
     """The store the settings name (``feed_cache_backend``)."""
@@ -116,6 +128,13 @@ class RankedListCache:
             self._data.move_to_end(key)
             packed = got[1]
         return packed.unpack()
+
+    def forget_user(self, user_id: str) -> int:
+        with self._lock:
+            gone = [k for k in self._data if user_of_key(k, user_id)]
+            for k in gone:
+                del self._data[k]
+        return len(gone)
 
     def put(self, key: str, items: Ranked, *, keep_breakdown: bool = False) -> Ranked:
         packed = _Packed.pack(items, keep_breakdown=keep_breakdown)
@@ -373,6 +392,17 @@ class SqliteRankedListCache:
             return decode_ranked(other[0])
         except (ValueError, KeyError, TypeError, IndexError):
             return items
+
+    def forget_user(self, user_id: str) -> int:
+        """Unlike a read or a write, an error here is raised: an erasure must not pass for done."""
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                raise sqlite3.OperationalError(f"feed cache {self.path} cannot be opened")
+            with db:
+                gone = [k for (k,) in db.execute("SELECT key FROM feed") if user_of_key(k, user_id)]
+                db.executemany("DELETE FROM feed WHERE key = ?", [(k,) for k in gone])
+        return len(gone)
 
     def __len__(self) -> int:
         """Rows stored, live or not yet pruned (0 when the file cannot be read)."""

@@ -219,8 +219,15 @@ class UserOut(_Out):
 class UserErasedOut(_Out):
     request_id: str
     user_id: str
-    events_erased: int
-    profile_erased: bool
+    events_erased: int = Field(description="The user's events removed from the event log.")
+    profile_erased: bool = Field(description="Whether the user had a profile.")
+    shop_file_records_erased: int = Field(
+        default=0, description="The user's lines of the shop's users file and events of its events "
+        "file (what the shop was loaded from), removed from those files.")
+    served_requests_anonymized: int = Field(
+        default=0, description="Requests served to the user, kept for the experiments' counts "
+        "without the user id and the query.")
+    cached_feeds_dropped: int = Field(default=0, description="Feed pages kept for the user, dropped.")
 
 
 # ------------------------------------------------------------------ models

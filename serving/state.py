@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
     from search.backend import SearchBackend
 
 log = logging.getLogger(__name__)
+
+ERASURE_WINDOW = timedelta(seconds=60)
+"""Around an erasure another worker took, the requests this worker served are searched for
+the user (a request log buffer is written within a second; a minute leaves room for a retry)."""
 
 
 class EventSink(Protocol):
@@ -143,7 +149,20 @@ class Services:
             try:
                 rec = json.loads(line)
                 if rec["op"] == "erase":
-                    self.profiles.erase(str(rec["user_id"]))
+                    # the worker that took the erasure scanned the whole request log; what
+                    # this one may have written since is what it served around that moment
+                    # (it reads the journal before every request, and writes within a second)
+                    user_id = str(rec["user_id"])
+                    if not rec.get("at"):  # written before erasures had a time
+                        self.profiles.erase(user_id)
+                        continue
+                    at = datetime.fromisoformat(rec["at"])
+                    try:
+                        self.forget_user(user_id, served=(at - ERASURE_WINDOW, at + ERASURE_WINDOW))
+                    except sqlite3.Error as exc:  # the profile is forgotten; the log can wait
+                        log.warning("request log: the requests served to erased user %r around %s "
+                                    "keep the user id (%s); `shoprank` reports still count them",
+                                    user_id, at, exc)
                 else:
                     self.profiles.upsert_users([User.model_validate(rec["user"])])
             except (ValueError, KeyError, TypeError) as exc:
@@ -168,6 +187,17 @@ class Services:
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("catalog journal: skipped a line another worker wrote (%s)", exc)
         flush()
+
+    def forget_user(self, user_id: str, *, served: tuple[datetime, datetime] | None = None) -> tuple[bool, int]:
+        """This worker's part of an erasure (the worker that took it, and every other one
+        when it reads the erasure in the users journal): the profile, and the requests served
+        to the user, including those still in this worker's buffer of the request log.
+        Returns (whether the user had a profile, how many served requests were anonymized)."""
+        known = self.profiles.erase(user_id)
+        merch = self.extras.get("merch")
+        requests = getattr(merch, "requests", None)
+        served = requests.forget_user(user_id, served=served) if requests is not None else 0
+        return known, served
 
     def catalog_upserted(self, items: list[Item]) -> None:
         """Items added or replaced: into this worker's catalog and what ranking derived from it

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -49,15 +50,17 @@ class UserJournal:
         self._append([{"op": "upsert", "user": u.model_dump(mode="json")} for u in users])
 
     def erase(self, user_id: str) -> None:
-        """Record the erasure and drop the user's earlier records (their attributes) from the
-        journal: the file is rewritten (temp file, fsync, rename) when it holds any."""
+        """Record the erasure (with its time) and drop the user's earlier records (their
+        attributes) from the journal: the file is rewritten (temp file, fsync, rename) when it
+        holds any."""
+        rec = {"op": "erase", "user_id": user_id, "at": datetime.now(UTC).isoformat()}
         with self._exclusive():
             lines = self.path.read_bytes().splitlines(keepends=True) if self.path.exists() else []
             keep = [ln for ln in lines if _user_of(ln) != user_id]
             if len(keep) == len(lines):
-                append_jsonl(self.path, [{"op": "erase", "user_id": user_id}])
+                append_jsonl(self.path, [rec])
                 return
-            record = json.dumps({"op": "erase", "user_id": user_id}, ensure_ascii=False) + "\n"
+            record = json.dumps(rec, ensure_ascii=False) + "\n"
             atomic_write(self.path, b"".join(keep) + record.encode("utf-8"))
 
     def replay(self) -> Iterator[tuple[str, User | str]]:

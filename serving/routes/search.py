@@ -94,7 +94,7 @@ def run_search(
             try:
                 cf_scores = cf_model.score_items(
                     [h.item_id for h in result.hits[: s.search_personalization_top_n]],
-                    req.user_id,
+                    req.user_id if profile.user_factors else None,  # an erased id: history only
                     profile.recent_items[:10],
                 )
             except (KeyError, ValueError, IndexError):

@@ -46,12 +46,26 @@ def get_user(user_id: UserIdPath, services: ServicesDep) -> UserOut:
     "/{user_id}",
     response_model=UserErasedOut,
     summary="Erase a user",
-    description="Erases the profile and every event of the user from the event log, and records "
-    "the erasure so future training leaves the user out.",
+    description="Erases the user everywhere the service keeps them: the profile and every event "
+    "(event log, and the shop's own users and events files when they hold any), the user id and "
+    "queries of the requests served to them, their cached feed pages and the cached profile "
+    "snapshots; records the erasure so future training leaves the user out, and the models' "
+    "learned factors for this id are no longer used for them. A large shop events file is "
+    "rewritten when it holds the user (seconds per 10M events).",
 )
 def erase_user(user_id: UserIdPath, services: ServicesDep, request_id: RequestIdDep) -> UserErasedOut:
+    from data.erasure import erase_from_shop_files
+    from serving.bootstrap import drop_profile_cache
+
+    services.users.erase(user_id)  # first: from here on, training and a restart leave them out
     erased = services.events.erase_user(user_id)
-    services.users.erase(user_id)
-    known = services.profiles.erase(user_id)
+    known, served = services.forget_user(user_id)
+    shop = erase_from_shop_files(services.settings.data_dir, user_id)
+    feeds = services.feed_cache.forget_user(user_id)
+    drop_profile_cache(services.settings.state_dir)
     n = erased if isinstance(erased, int) else 0
-    return UserErasedOut(request_id=request_id, user_id=user_id, events_erased=n, profile_erased=known)
+    return UserErasedOut(
+        request_id=request_id, user_id=user_id, events_erased=n, profile_erased=known,
+        shop_file_records_erased=shop.users + shop.events, served_requests_anonymized=served,
+        cached_feeds_dropped=feeds,
+    )
