@@ -22,9 +22,12 @@ connections are split evenly (2 connections: one per worker). The client shares 
 the CPU seconds of the server and of wrk are measured per route and reported
 (``server_cpu`` / ``client_cpu``: cores busy on average; ``worker_cpu_max`` /
 ``worker_cpu_min``: the busiest and the idlest worker, equal when the load is spread evenly),
-with the load average before each route. Memory: RSS summed over the server's processes
-(counts shared pages once per process) and PSS (shared pages split between processes: the
-honest total). Prints a table and
+with the load average before each route. Before each run the bench waits until the workers
+hold no connection of the previous one (a worker reports a closed connection to the parent
+only when its event loop gets to it, and the parent places new connections by those counts).
+Memory: PSS (shared pages split between processes: the honest total), the largest process's
+RSS, and RSS summed over the server's processes (counts shared pages once per process).
+Prints a table and
 writes bench/results/serve.json. Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``).
 """
 
@@ -146,6 +149,20 @@ def cpu_seconds(pid: int) -> dict[int, float]:
     return got
 
 
+def settle(server_pid: int, port: int, timeout: float = 10.0) -> None:
+    """Wait until the server's workers hold no connection on ``port`` (the previous run's
+    are closed and reported), so the next run's connections are placed by true counts."""
+    from serving.workers import sockets_by_process
+
+    workers = set(_tree(server_pid)) - {server_pid}
+    deadline = time.monotonic() + timeout
+    while sum(n for p, n in sockets_by_process(port, "any").items() if p in workers):
+        if time.monotonic() > deadline:
+            print(f"warning: the workers still hold connections after {timeout:.0f}s", flush=True)
+            return
+        time.sleep(0.05)
+
+
 def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int, items: int,
             server_pid: int, think_ms: float = 0.0, workers: int = 2) -> dict[str, float]:
     """One wrk run; latency percentiles from wrk, CPU of server and client measured around it.
@@ -154,6 +171,7 @@ def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int
 
     env = {**os.environ, "ROUTE": route, "N_USERS": str(users), "N_ITEMS": str(items),
            "THINK_MS": f"{think_ms:.3f}"}
+    settle(server_pid, int(base.rsplit(":", 1)[1]))
     load = os.getloadavg()[0]
     before_srv = cpu_seconds(server_pid)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
