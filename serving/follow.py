@@ -109,15 +109,24 @@ def _complete_lines(path: Path, start: int, size: int) -> bytes:
 
 class JournalTail:
     """Passes to ``apply`` the complete lines appended to a file since the last call (starts
-    at its end as it is now), in order, under one lock. A file that was replaced (an erasure
+    at its end as it is now, or at ``start``), in order, under one lock. A file that was replaced (an erasure
     rewrites the users journal) is read again from its start: replaying its upserts and
     erasures gives the same state."""
 
-    def __init__(self, path: Path, apply: Callable[[list[bytes]], None]) -> None:
+    def __init__(
+        self, path: Path, apply: Callable[[list[bytes]], None], *, start: tuple[int, int] | None = None
+    ) -> None:
+        """``start``: (inode, offset) to read from instead of the file's end."""
         self.path = path
         self.apply = apply
         self._lock = threading.Lock()
-        self._where = _where(path)
+        self._where = _where(path) if start is None else start
+
+    def position(self) -> tuple[int, int]:
+        """(inode, offset) read up to; every line before it has been applied (a call that
+        is applying lines holds the lock this waits for)."""
+        with self._lock:
+            return self._where
 
     def sync(self) -> int:
         """Apply the new lines; returns how many."""

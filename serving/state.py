@@ -31,6 +31,7 @@ from recsys.live import LiveCounts
 from recsys.modelset import ModelSet, current_versions, load_model_set
 from recsys.pipeline import Pipeline, PipelineConfig
 from recsys.profile import ProfileStore
+from serving.catalog_saver import CatalogSaver, journal_start
 from serving.feed_cache import RankedListStore, open_feed_cache
 from serving.follow import EventFollower, JournalTail
 from serving.settings import Settings
@@ -109,7 +110,9 @@ class Services:
     """Brings in the events other workers wrote (``serving.follow``); None: events reach this
     worker's profiles only through its own ``POST /v1/events``."""
     catalog_journal: CatalogJournal | None = None
-    """Catalog changes made over the API, for the other workers."""
+    """Catalog changes made over the API: durable, and followed by the other workers."""
+    catalog_saver: CatalogSaver | None = None
+    """Writes ``items.jsonl`` behind the journal (``serving.catalog_saver``)."""
     tails: dict[str, JournalTail] = field(default_factory=dict)
     """``users`` / ``catalog``: what other workers appended to those journals."""
     pipeline: Pipeline = field(init=False)
@@ -241,10 +244,18 @@ class Services:
         if isinstance(services.events, EventLog):
             services.follower = EventFollower(services.events, services._apply_events)
         services.catalog_journal = CatalogJournal(settings.state_dir / "catalog.jsonl")
+        journal = services.catalog_journal.path
+        catalog_tail = JournalTail(journal, services._apply_catalog_lines,
+                                   start=journal_start(settings.state_dir, journal))
+        replayed = catalog_tail.sync()  # changes acknowledged since items.jsonl was last written
         services.tails = {
             "users": JournalTail(services.users.path, services._apply_user_lines),
-            "catalog": JournalTail(services.catalog_journal.path, services._apply_catalog_lines),
+            "catalog": catalog_tail,
         }
+        services.catalog_saver = CatalogSaver(catalog, catalog_path(settings), catalog_tail, settings.state_dir,
+                                              delay=settings.catalog_save_delay_seconds)
+        if replayed:  # the file is behind (a crash, or a worker that did not stop): catch it up
+            services.catalog_saver.changed()
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments
@@ -271,12 +282,23 @@ class Services:
             self.models = new
             return changed
 
-    def save_catalog(self) -> None:
-        """Write the catalog back to ``items.jsonl`` (atomic replace), one writer at a time."""
-        with self._catalog_lock:
-            self.catalog.save(catalog_path(self.settings))
+    def catalog_written(self, *, upserted: Sequence[Item] = (), deleted: Sequence[str] = ()) -> None:
+        """Make an API change to the catalog durable: a line of the catalog journal (fsync'ed;
+        the other workers follow it), ``items.jsonl`` written soon after by the saver.
+        Services built without a journal write ``items.jsonl`` now."""
+        if self.catalog_journal is None or self.catalog_saver is None:
+            with self._catalog_lock:
+                self.catalog.save(catalog_path(self.settings))
+            return
+        if upserted:
+            self.catalog_journal.upsert(list(upserted))
+        if deleted:
+            self.catalog_journal.delete(list(deleted))
+        self.catalog_saver.changed()
 
     def close(self) -> None:
+        if self.catalog_saver is not None:
+            self.catalog_saver.close()  # writes items.jsonl if a change is still unwritten
         if self.search is not None:
             try:
                 self.search.close()

@@ -84,8 +84,10 @@ class UserJournal:
 
 class CatalogJournal:
     """Catalog changes made over the API, one line each (``{"op": "upsert", "item": {...}}``
-    or ``{"op": "delete", "item_id": "..."}``), appended and fsync'ed: the other workers follow
-    it (``serving.follow``). ``items.jsonl`` stays the catalog itself, rewritten on each change."""
+    or ``{"op": "delete", "item_id": "..."}``), appended and fsync'ed: a change is durable
+    once its line is here. The other workers follow it (``serving.follow``); ``items.jsonl``
+    is written behind it (``serving.catalog_saver``), and a starting worker replays what the
+    file does not hold yet."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

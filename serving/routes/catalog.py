@@ -34,9 +34,7 @@ def _check_dates(items: list[Item], prefix: str) -> None:
 
 def _upsert(services: Services, items: list[Item]) -> bool:
     services.catalog_upserted(items)
-    services.save_catalog()
-    if services.catalog_journal is not None:  # for the other workers (serving.follow)
-        services.catalog_journal.upsert(items)
+    services.catalog_written(upserted=items)
     if services.search is None:
         return False
     services.search.upsert(items)
@@ -75,9 +73,7 @@ def delete_item(item_id: ItemIdPath, services: ServicesDep, request_id: RequestI
     if item_id not in services.catalog:
         raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
     services.catalog_deleted([item_id])
-    services.save_catalog()
-    if services.catalog_journal is not None:
-        services.catalog_journal.delete([item_id])
+    services.catalog_written(deleted=[item_id])
     if services.search is not None:
         services.search.delete([item_id])
     return DeletedOut(request_id=request_id, deleted=True)

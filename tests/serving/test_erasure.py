@@ -9,7 +9,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 
 from serving.state import Services

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,3 +159,68 @@ def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home
     assert not model.known_user(withdrawn)
     assert model.known_user(kept)
     assert model.known_user(no_consent_in_file)  # consent given over the API counts
+
+
+def _ids_in_file(path: Path) -> set[str]:
+    import json
+
+    return {json.loads(line)["item_id"] for line in path.read_text("utf-8").splitlines() if line.strip()}
+
+
+def test_catalog_changes_are_durable_before_items_jsonl_is_written(restart_home: Path) -> None:
+    """An acknowledged catalog change is in the journal; a worker starting before items.jsonl
+    is written replays it; the file is written once the changes pause, and on shutdown."""
+    from serving.catalog_saver import journal_start
+    from tests.serving.conftest import ADMIN_KEY, start_live
+
+    items_file = restart_home / "data" / "items.jsonl"
+    original = items_file.read_bytes()
+    server, live = start_live(restart_home, catalog_save_delay_seconds=3600.0)  # never on its own
+    try:
+        gone = min(_ids_in_file(items_file))
+        new = {"item_id": "durable-1", "title": "Durable Teapot 耐用茶壺", "category": ["Home", "Kitchen"],
+               "price": 42.0, "brand": "Kiln", "created_at": "2026-11-01T00:00:00Z"}
+        with live.client(ADMIN_KEY) as admin:
+            assert admin.put("/v1/catalog/items/durable-1", json=new).status_code == 200
+            assert admin.delete(f"/v1/catalog/items/{gone}").status_code == 200
+        assert items_file.read_bytes() == original and live.services.catalog_saver is not None
+        assert live.services.catalog_saver.saves == 0
+        # a worker starting now (or after a crash) replays the journal on top of the file
+        other = Services.build(make_settings(restart_home), with_search=False)
+        try:
+            assert other.catalog.get("durable-1") is not None and other.catalog.get(gone) is None
+            assert other.catalog.get("durable-1").title == new["title"]  # type: ignore[union-attr]
+            assert other.catalog_saver is not None and other.catalog_saver.saves == 0
+        finally:
+            other.close()  # it replayed changes the file lacks: it writes them
+        assert other.catalog_saver.saves == 1 and "durable-1" in _ids_in_file(items_file)
+    finally:
+        server.stop()
+        live.services.close()  # writes the file: a change was still unwritten
+    ids = _ids_in_file(items_file)
+    assert "durable-1" in ids and gone not in ids and live.services.catalog_saver.saves == 1
+    journal = restart_home / "state" / "catalog.jsonl"
+    assert journal_start(restart_home / "state", journal) == (journal.stat().st_ino, journal.stat().st_size)
+
+
+def test_catalog_changes_in_a_row_write_items_jsonl_once_they_pause(restart_home: Path) -> None:
+    from tests.serving.conftest import ADMIN_KEY, start_live
+
+    items_file = restart_home / "data" / "items.jsonl"
+    server, live = start_live(restart_home, catalog_save_delay_seconds=0.5)
+    saver = live.services.catalog_saver
+    assert saver is not None
+    try:
+        with live.client(ADMIN_KEY) as admin:
+            for k in range(12):
+                item = {"item_id": f"burst-{k}", "title": f"Burst Mug {k}", "category": ["Home", "Kitchen"],
+                        "price": 10.0 + k, "created_at": "2026-11-01T00:00:00Z"}
+                assert admin.put(f"/v1/catalog/items/burst-{k}", json=item).status_code == 200
+        deadline = time.monotonic() + 30
+        while not {f"burst-{k}" for k in range(12)} <= _ids_in_file(items_file):
+            assert time.monotonic() < deadline, "items.jsonl was not written"
+            time.sleep(0.05)
+        assert 1 <= saver.saves < 12  # written behind the changes, not once per change
+    finally:
+        server.stop()
+        live.services.close()
