@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.fsutil import atomic_write, fsync_dir
+from data.fsutil import atomic_replace, atomic_write
 
 USERS_FILE = "users.jsonl"
 EVENTS_FILES = ("events.parquet", "events.jsonl")
@@ -107,23 +105,14 @@ def _erase_parquet(path: Path, user_id: str) -> int:
         return 0
     meta = src.metadata
     compression = meta.row_group(0).column(0).compression.lower() if meta.num_row_groups else "zstd"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
     gone = 0
-    try:
-        with pq.ParquetWriter(tmp, src.schema_arrow,
-                              compression=compression if compression != "uncompressed" else "none") as out:
-            for g in range(meta.num_row_groups):
-                table = src.read_row_group(g)
-                keep = pc.not_equal(table.column("user_id").cast(pa.string()), user_id)
-                kept = table.filter(pc.fill_null(keep, True))
-                gone += table.num_rows - kept.num_rows
-                out.write_table(kept)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with atomic_replace(path) as tmp, pq.ParquetWriter(
+        tmp, src.schema_arrow, compression=compression if compression != "uncompressed" else "none"
+    ) as out:
+        for g in range(meta.num_row_groups):
+            table = src.read_row_group(g)
+            keep = pc.not_equal(table.column("user_id").cast(pa.string()), user_id)
+            kept = table.filter(pc.fill_null(keep, True))
+            gone += table.num_rows - kept.num_rows
+            out.write_table(kept)
     return gone

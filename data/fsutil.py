@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -32,24 +33,34 @@ def append_jsonl(path: Path, records: list[dict[str, object]]) -> None:
         fsync_dir(path.parent)
 
 
-def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Replace ``path`` with ``data`` (bytes, or chunks written as they come) atomically: a
-    temporary file in the same folder, fsync'ed, renamed over it, then the folder fsync'ed.
-    Readers see the old file or the new one, never a part."""
+@contextmanager
+def atomic_replace(path: Path) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder to write (by any writer that takes a path, e.g.
+    a parquet writer); when the block ends without an error it is fsync'ed and renamed over
+    ``path``, then the folder fsync'ed; on an error it is removed. Readers see the old file
+    or the new one, never a part."""
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if isinstance(data, bytes):
-                fh.write(data)
-            else:
-                fh.writelines(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace ``path`` with ``data`` (bytes, or chunks written as they come) atomically
+    (see :func:`atomic_replace`)."""
+    with atomic_replace(path) as tmp, open(tmp, "wb") as fh:
+        if isinstance(data, bytes):
+            fh.write(data)
+        else:
+            fh.writelines(data)
