@@ -109,9 +109,9 @@ def _complete_lines(path: Path, start: int, size: int) -> bytes:
 
 class JournalTail:
     """Passes to ``apply`` the complete lines appended to a file since the last call (starts
-    at its end as it is now, or at ``start``), in order, under one lock. A file that was replaced (an erasure
-    rewrites the users journal) is read again from its start: replaying its upserts and
-    erasures gives the same state."""
+    at its end as it is now, or at ``start``), in order, under one lock. A file that was
+    replaced (an erasure rewrites the users journal) is read again from its start: replaying
+    its upserts and erasures gives the same state."""
 
     def __init__(
         self, path: Path, apply: Callable[[list[bytes]], None], *, start: tuple[int, int] | None = None

@@ -204,7 +204,7 @@ class Services:
 
     def catalog_upserted(self, items: list[Item]) -> None:
         """Items added or replaced: into this worker's catalog and what ranking derived from it
-        (the API route also saves, journals and indexes them)."""
+        (the API route also journals and indexes them: :meth:`catalog_written`)."""
         self.catalog.upsert(items)
         self.pipeline.catalog_changed([it.item_id for it in items])
 

@@ -95,9 +95,11 @@ def code_version() -> str:
 
 
 def new_version(now: datetime | None = None) -> str:
-    """Sortable: ``20250301T120000Z-3fa2c1`` (UTC time + random suffix)."""
-    now = now or datetime.now(UTC)
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    """Sortable: ``20250301T120000123Z-3fa2c1`` (UTC time to the millisecond + a random
+    suffix). The newest version is the last by name: with whole seconds, two versions
+    trained in the same second were ordered by their random suffixes."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
 class Registry:

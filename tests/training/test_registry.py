@@ -126,3 +126,14 @@ def test_readers_never_see_half_a_promotion(tmp_path: Path, small_model) -> None
     assert not errors
     assert seen <= set(versions) and seen
     json.loads((tmp_path / "pop" / "current.json").read_text())
+
+
+def test_versions_made_in_the_same_second_sort_in_time_order() -> None:
+    """The newest version is the last by name (promote's default), also within one second."""
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 11, 23, 23, 59, 59, 1000, tzinfo=UTC)
+    for _ in range(50):  # random suffixes: whole seconds got this order right half the time
+        made = [reg_mod.new_version(t0 + timedelta(milliseconds=k)) for k in (0, 5, 998)]
+        assert sorted(made) == made
+    assert reg_mod.new_version(t0) < reg_mod.new_version(t0 + timedelta(seconds=1))
