@@ -94,7 +94,8 @@ def register(app: typer.Typer) -> None:
         else:  # the parent accepts and hands connections to the workers (see serving.workers)
             from serving import workers as worker_pool
 
-            worker_pool.serve(uvicorn.Config("serving.app:app_factory", **options))
+            worker_pool.serve(uvicorn.Config("serving.app:app_factory", **options),
+                              requests_per_connection=s.requests_per_connection)
 
     @app.command("demo")
     def demo_cmd(

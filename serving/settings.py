@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = None
     storefront_api_key: SecretStr | None = None
     model_poll_seconds: float = 2.0
+    requests_per_connection: int = 1000
+    """With several workers: the response to a connection's this-many-th request says
+    ``Connection: close``, so the client opens a new one and the parent places it on the
+    worker with the fewest (a connection placed while the counts lagged would otherwise stay
+    where it landed for as long as it lives). 0: never."""
     catalog_save_delay_seconds: float = 2.0
     """``items.jsonl`` is written this long after the API's catalog changes pause (at most
     five times as long while they keep coming); each change is durable in the catalog

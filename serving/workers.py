@@ -101,13 +101,42 @@ def sockets_by_process(port: int, state: TcpState) -> Counter[int]:
     return got
 
 
+class _RequestBudget:
+    """The app as one connection sees it: the response to its ``limit``-th request carries
+    ``Connection: close`` (uvicorn then closes the connection after it), so the client's next
+    connection is placed anew by the parent."""
+
+    __slots__ = ("app", "left")
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.left = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.left -= 1
+        if self.left > 0:
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
 class _HandedServer(uvicorn.Server):
     """uvicorn serving the connections the parent passes over ``channel`` (no socket of its
     own). The protocol objects are built as uvicorn builds them for its own sockets."""
 
-    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+    def __init__(self, config: uvicorn.Config, channel: socket.socket, requests_per_connection: int = 0) -> None:
         super().__init__(config)
         self.channel = channel
+        self.requests_per_connection = requests_per_connection
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])
@@ -134,6 +163,8 @@ class _HandedServer(uvicorn.Server):
             protocol = protocol_class(config=config, server_state=self.server_state,
                                       app_state=self.lifespan.state, _loop=loop)
             protocol.connection_lost = closed(protocol.connection_lost)
+            if self.requests_per_connection > 0:  # uvicorn reads protocol.app at each request
+                protocol.app = _RequestBudget(protocol.app, self.requests_per_connection)
             return protocol  # type: ignore[no-any-return]
 
         async def adopt(conn: socket.socket) -> None:
@@ -159,10 +190,10 @@ class _HandedServer(uvicorn.Server):
         channel.send(_READY)
 
 
-def _worker(config: uvicorn.Config, channel: socket.socket) -> None:
+def _worker(config: uvicorn.Config, channel: socket.socket, requests_per_connection: int = 0) -> None:
     """One worker process: start the app, then serve what the parent passes."""
     config.configure_logging()
-    server = _HandedServer(config, channel)
+    server = _HandedServer(config, channel, requests_per_connection)
     try:
         server.run()
     except KeyboardInterrupt:  # the terminal's Ctrl-C reaches every process of the group
@@ -183,8 +214,10 @@ class _Slot:
     """Connections passed and not yet reported closed."""
 
 
-def serve(config: uvicorn.Config) -> None:
+def serve(config: uvicorn.Config, *, requests_per_connection: int = 0) -> None:
     """Run ``config.workers`` workers until SIGINT / SIGTERM; replace a worker that exits.
+    ``requests_per_connection``: close a connection after that many requests (0: never), so
+    a client reconnects and the connection is placed anew.
 
     Returns when stopped; raises :class:`PortInUseError` when the address is taken, and
     ``SystemExit(3)`` when a worker fails before it started (the app cannot load): a worker
@@ -216,7 +249,8 @@ def serve(config: uvicorn.Config) -> None:
 
     def start() -> _Slot:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        p = ctx.Process(target=_worker, args=(config, theirs), name="shoprank-worker")
+        p = ctx.Process(target=_worker, args=(config, theirs, requests_per_connection),
+                        name="shoprank-worker")
         p.start()
         theirs.close()
         # the loop reads it only when select says so; a send waits while the worker is behind

@@ -108,6 +108,42 @@ def test_connections_opened_together_are_split_evenly(restart_home: Path) -> Non
         assert sockets_by_process(port, "listen") == Counter({pid: 1})  # only the parent accepts
 
 
+def _response(sock: socket.socket, buf: bytearray) -> bytes:
+    """One HTTP response read from ``sock`` (head + Content-Length body); b"" at EOF."""
+    while b"\r\n\r\n" not in buf:
+        got = sock.recv(65536)
+        if not got:
+            return b""
+        buf += got
+    head, _, _ = bytes(buf).partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    total = len(head) + 4 + length
+    while len(buf) < total:
+        buf += sock.recv(65536)
+    out = bytes(buf[:total])
+    del buf[:total]
+    return out
+
+
+def test_a_connection_is_closed_after_its_request_budget(restart_home: Path) -> None:
+    """The response to a connection's last allowed request says `Connection: close` and the
+    connection ends; a keep-alive client just opens the next one."""
+    with two_worker_server(restart_home, SHOPRANK_REQUESTS_PER_CONNECTION="3") as (base, _, _):
+        port = int(urlsplit(base).port or 0)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            buf = bytearray()
+            heads = []
+            for _ in range(3):
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: shop\r\n\r\n")
+                got = _response(sock, buf)
+                assert got.startswith(b"HTTP/1.1 200"), got[:200]
+                heads.append(got.partition(b"\r\n\r\n")[0].lower())
+            assert [b"connection: close" in h for h in heads] == [False, False, True]
+            assert sock.recv(1) == b""  # closed by the server after the third
+        with httpx.Client(base_url=base, timeout=10) as client:
+            assert [client.get("/healthz").status_code for _ in range(10)] == [200] * 10
+
+
 def test_a_worker_that_dies_is_replaced_while_the_other_answers(restart_home: Path) -> None:
     with two_worker_server(restart_home) as (base, _, pid):
         port = int(urlsplit(base).port or 0)
