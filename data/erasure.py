@@ -10,8 +10,8 @@ sees the old file or the new one). A file that does not mention the user is left
 
 Cost: the users file and a JSONL events file are scanned as bytes (only lines holding the id
 are parsed). A parquet events file is first read by its ``user_id`` column, one row group
-at a time; only when the user is in it is the whole file written again (≈ 15 s for 20M
-events on 2 cores; the column scan alone ≈ 1.5 s).
+at a time; only when the user is in it is the whole file written again (``python
+bench/admin_writes.py``: 19 s for 1M users and 20M events with the user, 1.2 s without).
 """
 
 from __future__ import annotations

@@ -91,7 +91,9 @@ def cf_list(req: SourceRequest) -> CandList | None:
     """The collaborative model's picks for a known, consenting user (None: no picks)."""
     model = req.models.first(CF_MODELS)
     p = req.profile
-    if model is None or not p.personalizable or not p.user_factors or not model.knows_user(p.user_id):
+    # user_factors is False for an id erased over the API: the models learned it from what was erased
+    if (model is None or not p.personalizable or not p.user_factors
+            or not model.knows_user(p.user_id)):
         return None
     pairs = _safe(
         lambda: model.recommend_user(p.user_id, req.n, req.exclude, category=req.category), "cf"

@@ -307,17 +307,19 @@ class SqliteRequestLog:
             self._db.commit()
         return n
 
-    def forget_user(self, user_id: str, *, served: tuple[datetime, datetime] | None = None) -> int:
+    def forget_user(
+        self, user_id: str, *, served_between: tuple[datetime, datetime] | None = None
+    ) -> int:
         """An erased user: their served requests stay (a variant's impressions still count)
-        with no user id and no query; returns how many rows had it. Without ``served`` (a
-        time range) the whole table is scanned (there is no index by user: erasures are rare,
-        requests are not); with it, only the requests served then (by the index on time)."""
+        with no user id and no query; returns how many rows had it. Without
+        ``served_between`` the whole table is scanned (there is no index by user: erasures are
+        rare, requests are not); with it, only the requests served then (by the index on time)."""
         self.flush()
         sql = "UPDATE requests SET user_id = NULL, query = NULL WHERE user_id = ?"
         args: tuple[str, ...] = (user_id,)
-        if served is not None:
+        if served_between is not None:
             sql += " AND at >= ? AND at <= ?"
-            args = (user_id, _ts(served[0]) or "", _ts(served[1]) or "")
+            args = (user_id, _ts(served_between[0]) or "", _ts(served_between[1]) or "")
         with self._lock:
             n = self._db.execute(sql, args).rowcount
             self._db.commit()

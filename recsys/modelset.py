@@ -222,8 +222,8 @@ def load_model_set(
         cache = derived_dir / name / version if derived_dir is not None else None
         try:
             reg.verify(name, version)
-            model = load_serving_model(reg.path(name, version), version, with_users=name == user_side,
-                                       cache=cache)
+            model = load_serving_model(reg.path(name, version), version,
+                                       with_users=name == user_side, cache=cache)
         except Exception:  # a broken artifact must not take serving down
             log.exception("cannot load model %s version %s; keeping the previous one", name, version)
             if old is not None:
@@ -396,7 +396,9 @@ def _item_id_list(vocab: Any) -> list[str]:
     return [str(x) for x in vocab.ids]
 
 
-def load_serving_model(folder: Path, version: str, *, with_users: bool, cache: Path | None = None) -> Any:
+def load_serving_model(
+    folder: Path, version: str, *, with_users: bool, cache: Path | None = None
+) -> Any:
     """A saved model as a ``recsys.models.ModelHandle``, arrays memory-mapped, user side
     only ``with_users`` (the same attributes ``Recommender.load`` sets). ``cache``: this
     version's folder of derived arrays (:func:`shared_array`), where the sorted user ids go."""

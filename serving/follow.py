@@ -114,7 +114,11 @@ class JournalTail:
     its upserts and erasures gives the same state."""
 
     def __init__(
-        self, path: Path, apply: Callable[[list[bytes]], None], *, start: tuple[int, int] | None = None
+        self,
+        path: Path,
+        apply: Callable[[list[bytes]], None],
+        *,
+        start: tuple[int, int] | None = None,
     ) -> None:
         """``start``: (inode, offset) to read from instead of the file's end."""
         self.path = path

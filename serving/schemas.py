@@ -227,7 +227,8 @@ class UserErasedOut(_Out):
     served_requests_anonymized: int = Field(
         default=0, description="Requests served to the user, kept for the experiments' counts "
         "without the user id and the query.")
-    cached_feeds_dropped: int = Field(default=0, description="Feed pages kept for the user, dropped.")
+    cached_feeds_dropped: int = Field(
+        default=0, description="Feed pages kept for the user, dropped.")
 
 
 # ------------------------------------------------------------------ models

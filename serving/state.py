@@ -161,7 +161,8 @@ class Services:
                         continue
                     at = datetime.fromisoformat(rec["at"])
                     try:
-                        self.forget_user(user_id, served=(at - ERASURE_WINDOW, at + ERASURE_WINDOW))
+                        around = (at - ERASURE_WINDOW, at + ERASURE_WINDOW)
+                        self.forget_user(user_id, served_between=around)
                     except sqlite3.Error as exc:  # the profile is forgotten; the log can wait
                         log.warning("request log: the requests served to erased user %r around %s "
                                     "keep the user id (%s); `shoprank` reports still count them",
@@ -191,7 +192,9 @@ class Services:
                 log.warning("catalog journal: skipped a line another worker wrote (%s)", exc)
         flush()
 
-    def forget_user(self, user_id: str, *, served: tuple[datetime, datetime] | None = None) -> tuple[bool, int]:
+    def forget_user(
+        self, user_id: str, *, served_between: tuple[datetime, datetime] | None = None
+    ) -> tuple[bool, int]:
         """This worker's part of an erasure (the worker that took it, and every other one
         when it reads the erasure in the users journal): the profile, and the requests served
         to the user, including those still in this worker's buffer of the request log.
@@ -199,8 +202,9 @@ class Services:
         known = self.profiles.erase(user_id)
         merch = self.extras.get("merch")
         requests = getattr(merch, "requests", None)
-        served = requests.forget_user(user_id, served=served) if requests is not None else 0
-        return known, served
+        if requests is None:
+            return known, 0
+        return known, requests.forget_user(user_id, served_between=served_between)
 
     def catalog_upserted(self, items: list[Item]) -> None:
         """Items added or replaced: into this worker's catalog and what ranking derived from it
@@ -252,8 +256,10 @@ class Services:
             "users": JournalTail(services.users.path, services._apply_user_lines),
             "catalog": catalog_tail,
         }
-        services.catalog_saver = CatalogSaver(catalog, catalog_path(settings), catalog_tail, settings.state_dir,
-                                              delay=settings.catalog_save_delay_seconds)
+        services.catalog_saver = CatalogSaver(
+            catalog, catalog_path(settings), catalog_tail, settings.state_dir,
+            delay=settings.catalog_save_delay_seconds,
+        )
         if replayed:  # the file is behind (a crash, or a worker that did not stop): catch it up
             services.catalog_saver.changed()
         from serving.merch import install_merchandising
@@ -282,7 +288,9 @@ class Services:
             self.models = new
             return changed
 
-    def catalog_written(self, *, upserted: Sequence[Item] = (), deleted: Sequence[str] = ()) -> None:
+    def catalog_written(
+        self, *, upserted: Sequence[Item] = (), deleted: Sequence[str] = ()
+    ) -> None:
         """Make an API change to the catalog durable: a line of the catalog journal (fsync'ed;
         the other workers follow it), ``items.jsonl`` written soon after by the saver.
         Services built without a journal write ``items.jsonl`` now."""

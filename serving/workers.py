@@ -123,7 +123,8 @@ class _RequestBudget:
 
         async def closing(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, closing)
@@ -133,7 +134,9 @@ class _HandedServer(uvicorn.Server):
     """uvicorn serving the connections the parent passes over ``channel`` (no socket of its
     own). The protocol objects are built as uvicorn builds them for its own sockets."""
 
-    def __init__(self, config: uvicorn.Config, channel: socket.socket, requests_per_connection: int = 0) -> None:
+    def __init__(
+        self, config: uvicorn.Config, channel: socket.socket, requests_per_connection: int = 0
+    ) -> None:
         super().__init__(config)
         self.channel = channel
         self.requests_per_connection = requests_per_connection
@@ -190,7 +193,9 @@ class _HandedServer(uvicorn.Server):
         channel.send(_READY)
 
 
-def _worker(config: uvicorn.Config, channel: socket.socket, requests_per_connection: int = 0) -> None:
+def _worker(
+    config: uvicorn.Config, channel: socket.socket, requests_per_connection: int = 0
+) -> None:
     """One worker process: start the app, then serve what the parent passes."""
     config.configure_logging()
     server = _HandedServer(config, channel, requests_per_connection)

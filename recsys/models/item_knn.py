@@ -76,7 +76,8 @@ class ItemKNN(Recommender):
         if model.scorer is None:
             from implicit.nearest_neighbours import NearestNeighboursScorer
 
-            model.scorer = NearestNeighboursScorer(model.similarity)  # a race builds it twice: harmless
+            # two threads racing here build it twice: harmless
+            model.scorer = NearestNeighboursScorer(model.similarity)
         return model
 
     def _top(
