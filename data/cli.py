@@ -87,6 +87,34 @@ def merge_records(target: Path, records: list, key: str) -> tuple[int, int]:
     return added, updated
 
 
+IMPORT_MARKER = "import.json"
+"""Written next to an imported events.parquet: which format and file it came from."""
+
+
+def import_conflicts(folder: Path) -> list[str]:
+    """Event files in ``folder`` an import would replace, unless a previous import wrote them."""
+    if (folder / IMPORT_MARKER).is_file():
+        return []
+    return [n for n in ("events.parquet", "events.jsonl") if (folder / n).exists()]
+
+
+def replace_shop_events(folder: Path, fmt: str, source: Path, n_events: int) -> list[str]:
+    """After an import into ``folder``: drop the other events file and the synthetic shop's
+    truth (both described the replaced events), record the import; returns what was dropped."""
+    import json
+
+    from data.fsutil import atomic_write
+
+    dropped = []
+    for name in ("events.jsonl", "truth.json"):
+        if (folder / name).exists():
+            (folder / name).unlink()
+            dropped.append(name)
+    record = {"format": fmt, "file": str(source.resolve()), "events": n_events}
+    atomic_write(folder / IMPORT_MARKER, json.dumps(record).encode("utf-8"))
+    return dropped
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the main app."""
 
@@ -138,9 +166,9 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             fail(str(exc))
         fmt: Literal["auto", "parquet", "jsonl", "both"] = events_format  # type: ignore[assignment]
-        summary = generate(
-            spec, out or get_settings().data_dir, progress=progress, events_format=fmt
-        )
+        folder = out or get_settings().data_dir
+        summary = generate(spec, folder, progress=progress, events_format=fmt)
+        (folder / IMPORT_MARKER).unlink(missing_ok=True)  # the events are the generated ones now
         print_generate_summary(summary)
 
     @app.command("load")
@@ -226,13 +254,18 @@ def register(app: typer.Typer) -> None:
         ],
         out: Annotated[
             Path | None,
-            typer.Option("--out", help="Folder for events.parquet (default: <data dir>/<format>)."),
+            typer.Option("--out", help="Folder for events.parquet (default: the data dir, "
+                         "where train, evaluate and tune read)."),
         ] = None,
+        replace: Annotated[
+            bool, typer.Option("--replace", help="Replace the events already in the folder.")
+        ] = False,
         strict: Annotated[
             bool, typer.Option("--strict", help="Exit 2 if any line is bad.")
         ] = False,
     ) -> None:
-        """Convert a public behavior log into events.parquet (plus import_rejects.jsonl)."""
+        """Convert a public behavior log into the shop's events.parquet (plus
+        import_rejects.jsonl), where `train`, `evaluate` and `tune` read it."""
         import pyarrow.parquet as pq
 
         from data.event_table import EVENT_SCHEMA, events_to_table
@@ -243,7 +276,13 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ADAPTERS:
             fail(f"FORMAT must be one of {', '.join(ADAPTERS)}, not {fmt!r}")
-        folder = out or get_settings().data_dir / fmt
+        if not file.is_file():
+            fail(f"FILE: no such file: {file}")
+        folder = out or get_settings().data_dir
+        held = import_conflicts(folder)
+        if held and not replace:
+            fail(f"{folder} already holds events ({', '.join(held)}); pass --replace to replace "
+                 "them, or import into another home (--home)")
         folder.mkdir(parents=True, exist_ok=True)
         bad: list[Reject] = []
         n = 0
@@ -261,6 +300,7 @@ def register(app: typer.Typer) -> None:
                 w.write_table(events_to_table(buf))
                 n += len(buf)
         tmp.replace(target)
+        replaced = replace_shop_events(folder, fmt, file, n)
         rejects_path = folder / "import_rejects.jsonl"
         if bad:
             write_rejects(bad, rejects_path)
@@ -268,5 +308,10 @@ def register(app: typer.Typer) -> None:
             rejects_path.unlink(missing_ok=True)
         _report_rejects(bad, rejects_path if bad else None)
         console.print(table(f"Imported {fmt} → {target}", ["events", "rejected"], [[n, len(bad)]]))
+        if replaced:
+            console.print("replaced: " + ", ".join(replaced))
+        if out is not None and folder != get_settings().data_dir:
+            console.print(f"train, evaluate and tune read {get_settings().data_dir}; for this "
+                          f"folder name it in a training config: [data] events = [\"{target}\"]")
         if strict and bad:
             fail(f"{file}: {len(bad)} bad line(s) (--strict)")

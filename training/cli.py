@@ -39,6 +39,38 @@ def _progress():  # type: ignore[no-untyped-def]
     return bar, say
 
 
+SplitOpt = Annotated[str | None, typer.Option(
+    "--split", help="Hold-out protocol: temporal (one cut-off time), leave_last_n (per user) "
+    "or random (per user, --test-fraction and --seed).")]
+FractionOpt = Annotated[float | None, typer.Option(
+    "--test-fraction", help="temporal: share of events after the cut-off; random: share of "
+    "each user's items held out.")]
+LeaveNOpt = Annotated[int | None, typer.Option("--leave-n", help="leave_last_n: items per user.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="random: the seed of the draw.")]
+
+
+def _apply_split(cfg: TrainConfig, split: str | None, fraction: float | None,
+                 leave_n: int | None, seed: int | None) -> None:
+    """Command-line split options over the config's ``[evaluation]`` (exit 2 when invalid)."""
+    from serving.cli_support import fail
+
+    e = cfg.evaluation
+    if split is not None:
+        if split not in ("temporal", "leave_last_n", "random"):
+            fail(f"--split must be temporal, leave_last_n or random, not {split!r}")
+        e.split = split  # type: ignore[assignment]
+    if fraction is not None:
+        if not 0 < fraction < 1:
+            fail(f"--test-fraction must be between 0 and 1 (exclusive), not {fraction}")
+        e.test_fraction = fraction
+    if leave_n is not None:
+        if leave_n < 1:
+            fail(f"--leave-n must be at least 1, not {leave_n}")
+        e.leave_n = leave_n
+    if seed is not None:
+        e.seed = seed
+
+
 def _metric_cols(ks: list[int]) -> list[str]:
     k = 10 if 10 in ks else max(ks)
     return [f"ndcg@{k}", f"recall@{k}", f"precision@{k}", f"map@{k}", f"hit_rate@{k}",
@@ -87,6 +119,8 @@ def register(app: typer.Typer) -> None:
         if rep.bundles is not None:
             console.print(f"planted bundles found by bought_together (top-10): "
                           f"{rep.bundles[0]}/{rep.bundles[1]}")
+        for name, why in rep.skipped:
+            console.print(f"skipped {name}: {why}", highlight=False)
         if not any(m.promoted for m in rep.models):
             console.print("not promoted: run `shoprank models promote <name>` or train with --promote")
 
@@ -94,20 +128,21 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         config: ConfigOpt = None,
         out: Annotated[Path | None, typer.Option("--out", help="Folder for PNGs and results.json.")] = None,
-        split: Annotated[str | None, typer.Option("--split", help="temporal, leave_last_n or random.")] = None,
+        split: SplitOpt = None,
+        test_fraction: FractionOpt = None,
+        leave_n: LeaveNOpt = None,
+        seed: SeedOpt = None,
         max_users: Annotated[int | None, typer.Option("--max-users", min=1)] = None,
     ) -> None:
-        """Compare every configured model (and the popularity baseline) on one split."""
-        from serving.cli_support import console, fail, table
+        """Compare every configured model (and the popularity baseline) on one split; models
+        whose inputs are missing (no catalog, no baskets) are skipped with a note."""
+        from serving.cli_support import console, table
         from serving.settings import get_settings
         from training.jobs import best_personalized, evaluate
 
         s = get_settings()
         cfg = _config(config)
-        if split is not None:
-            if split not in ("temporal", "leave_last_n", "random"):
-                fail(f"--split must be temporal, leave_last_n or random, not {split!r}")
-            cfg.evaluation.split = split  # type: ignore[assignment]
+        _apply_split(cfg, split, test_fraction, leave_n, seed)
         if max_users is not None:
             cfg.evaluation.max_users = max_users
         out = out or s.home / "reports" / f"evaluate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
@@ -121,9 +156,10 @@ def register(app: typer.Typer) -> None:
         console.print(table(
             f"Evaluation — {rep.split}; {rep.n_test_users:,} test users; train "
             f"{rep.counts['users']:,} users × {rep.counts['items']:,} items",
-            ["model", *cols, "fit s"],
-            [[r.name, *[r.metrics[c] for c in cols], round(r.fit_seconds, 2)]
-             for r in sorted(rep.results, key=lambda r: -r.metrics[cols[0]])],
+            ["model", *cols, "fit s", "note"],
+            [[r.name, *[r.metrics[c] for c in cols], round(r.fit_seconds, 2), ""]
+             for r in sorted(rep.results, key=lambda r: -r.metrics[cols[0]])]
+            + [[name, *["—"] * len(cols), "—", f"skipped: {why}"] for name, why in rep.skipped],
         ))
         pop = next((r for r in rep.results if r.algorithm == "popularity"), None)
         best = best_personalized(rep.results, cols[0])
@@ -145,6 +181,10 @@ def register(app: typer.Typer) -> None:
         trials: Annotated[int, typer.Option("--trials", min=1, help="Settings tried per algorithm.")] = 8,
         metric: Annotated[str, typer.Option("--metric")] = "ndcg@10",
         max_users: Annotated[int | None, typer.Option("--max-users", min=1)] = None,
+        split: SplitOpt = None,
+        test_fraction: FractionOpt = None,
+        leave_n: LeaveNOpt = None,
+        seed: SeedOpt = None,
     ) -> None:
         """Search hyperparameters on a validation split carved out of the training side."""
         from serving.cli_support import console, fail, table
@@ -154,6 +194,7 @@ def register(app: typer.Typer) -> None:
 
         s = get_settings()
         cfg = _config(config)
+        _apply_split(cfg, split, test_fraction, leave_n, seed)
         algs = algorithm or ["als", "item_knn"]
         if metric.split("@")[0] not in ("ndcg", "recall", "precision", "map", "hit_rate") or \
                 "@" not in metric:

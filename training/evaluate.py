@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from recsys.base import Recommender
 from recsys.models import create_model
+from recsys.models.errors import MissingInputError
 from training import metrics as M
 from training.interactions import (
     Catalog,
@@ -154,8 +155,13 @@ def compare(
     max_users: int | None = None,
     on_model: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[EvalResult]:
-    """Fit and evaluate each spec on the same split."""
+    """Fit and evaluate each spec on the same split.
+
+    ``skipped``: when given, a model whose inputs are missing (no catalog, no baskets) is
+    left out and ``(name, reason)`` appended here, instead of stopping the comparison.
+    """
     results = []
     n_users = len(data.users) if max_users is None else min(max_users, len(data.users))
     for spec in specs:
@@ -163,7 +169,14 @@ def compare(
             on_model(spec.name)
         model = spec.create()
         t0 = time.perf_counter()
-        model.fit(data.train)
+        try:
+            model.fit(data.train)
+        except MissingInputError as exc:
+            if skipped is None:
+                raise
+            log.info("%s skipped: %s", spec.name, exc)
+            skipped.append((spec.name, str(exc)))
+            continue
         fit_s = time.perf_counter() - t0
         m = evaluate_model(model, data, ks, max_users=max_users, progress=progress)
         log.info("%s: ndcg@%d = %.4f (fit %.1fs)", spec.name, max(ks), m[f"ndcg@{max(ks)}"], fit_s)

@@ -27,6 +27,7 @@ from training.interactions import (
     build_interactions,
     encode_events,
 )
+from recsys.models.errors import MissingInputError
 from training.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,11 @@ def _split_options(cfg: TrainConfig) -> dict[str, Any]:
     return {"test_fraction": e.test_fraction, "seed": e.seed}
 
 
+def split_protocol(cfg: TrainConfig) -> dict[str, Any]:
+    """The split protocol with its options, as recorded next to results."""
+    return {"kind": cfg.evaluation.split, **_split_options(cfg)}
+
+
 # ---------------------------------------------------------------------------- train
 @dataclass(frozen=True)
 class TrainedModel:
@@ -236,6 +242,8 @@ class TrainReport:
     window: tuple[str, str]
     seconds: dict[str, float]
     bundles: tuple[int, int] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Models left out because their inputs are missing: (name, reason)."""
 
 
 def train(
@@ -272,7 +280,10 @@ def train(
                          relevant_types=cfg.evaluation.relevant_types, **_split_options(cfg))
             for spec in specs:
                 say(f"holdout: {spec.name}")
-                model = spec.create().fit(ev.train)
+                try:
+                    model = spec.create().fit(ev.train)
+                except MissingInputError:
+                    continue  # reported by the final fit below
                 holdout[spec.name] = evaluate_model(model, ev, cfg.evaluation.ks,
                                                     max_users=cfg.evaluation.max_users)
         except TrainingDataError as exc:
@@ -291,12 +302,18 @@ def train(
         "matrix": {k: v for k, v in matrix_config(cfg).__dict__.items()},
     }
     out: list[TrainedModel] = []
+    skipped: list[tuple[str, str]] = []
     bundles = None
     seconds["fit"] = seconds["register"] = 0.0
     for spec in specs:
         say(f"fitting {spec.name}")
         t0 = time.perf_counter()
-        model = spec.create().fit(full)
+        try:
+            model = spec.create().fit(full)
+        except MissingInputError as exc:
+            log.info("%s skipped: %s", spec.name, exc)
+            skipped.append((spec.name, str(exc)))
+            continue
         fit_s = time.perf_counter() - t0
         seconds["fit"] += fit_s
         if inp.bundles is not None and spec.algorithm == "bought_together":
@@ -314,8 +331,11 @@ def train(
         seconds["register"] += time.perf_counter() - t0
         out.append(TrainedModel(spec.name, spec.algorithm, version, promote, fit_s,
                                 holdout.get(spec.name, {})))
+    if not out:
+        raise TrainingDataError("no model could be trained: " +
+                                "; ".join(f"{n}: {why}" for n, why in skipped))
     return TrainReport(out, full.counts(), (data_info["window"][0], data_info["window"][1]),
-                       seconds, bundles)
+                       seconds, bundles, skipped)
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -328,6 +348,10 @@ class EvaluationReport:
     plots: list[Path]
     out_dir: Path
     bundles: tuple[int, int] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Models left out because their inputs are missing: (name, reason)."""
+    protocol: dict[str, Any] = field(default_factory=dict)
+    """The split protocol and its options (recorded in results.json)."""
 
 
 def evaluate(
@@ -349,11 +373,13 @@ def evaluate(
     say("splitting")
     ev = prepare(inp.frame, cfg.evaluation.split, config=matrix_config(cfg), catalog=inp.catalog,
                  relevant_types=cfg.evaluation.relevant_types, **_split_options(cfg))
+    skipped: list[tuple[str, str]] = []
     results = compare(specs, ev, cfg.evaluation.ks, max_users=cfg.evaluation.max_users,
-                      on_model=lambda n: say(f"evaluating {n}"))
+                      on_model=lambda n: say(f"evaluating {n}"), skipped=skipped)
     bundles = None
     if inp.bundles is not None:
-        fbt = [s for s in specs if s.algorithm == "bought_together"]
+        fbt = [s for s in specs if s.algorithm == "bought_together"
+               and s.name not in dict(skipped)]
         if fbt:
             from training.evaluate import bundle_recovery
 
@@ -362,10 +388,13 @@ def evaluate(
             bundles = bundle_recovery(fbt[0].create().fit(full), inp.bundles)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_results(results, out_dir, cfg.evaluation.ks, title=ev.split.description)
+    protocol = split_protocol(cfg)
     report = EvaluationReport(results, ev.split.description, ev.train.counts(),
-                              len(ev.users), plots, out_dir, bundles)
+                              len(ev.users), plots, out_dir, bundles, skipped, protocol)
     (out_dir / "results.json").write_text(json.dumps({
         "split": report.split,
+        "protocol": protocol,
+        "skipped": [{"name": n, "reason": why} for n, why in skipped],
         "counts": report.counts,
         "test_users": report.n_test_users,
         "bundles_found": None if bundles is None else {"found": bundles[0], "of": bundles[1]},

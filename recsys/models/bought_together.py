@@ -56,6 +56,9 @@ class BoughtTogether(Recommender):
         n_items = data.matrix.shape[1]
         codes = [EVENT_TYPES.index(t) for t in self.params.types]
         sel = np.isin(ev.type, codes)
+        if not sel.any():
+            raise MissingInputError(
+                f"bought_together needs baskets: no {' or '.join(self.params.types)} events")
         basket = ev.basket[sel].astype(np.int64)
         user = ev.user[sel].astype(np.int64)
         day = (ev.ts[sel] // DAY).astype(np.int64)

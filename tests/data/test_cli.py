@@ -122,6 +122,7 @@ def test_import_movielens_and_retailrocket(tmp_path: Path) -> None:
     )
     r = shoprank(tmp_path, "import", "retailrocket", str(rr))
     assert r.returncode == 0, r.stderr
-    assert read_events_table(tmp_path / "data" / "retailrocket" / "events.parquet").num_rows == 1
+    # Without --out the import is the shop's events file, where training reads.
+    assert read_events_table(tmp_path / "data" / "events.parquet").num_rows == 1
     bad = shoprank(tmp_path, "import", "lastfm", str(rr))
     assert bad.returncode == 2 and "movielens" in bad.stderr
