@@ -55,8 +55,9 @@ def _register() -> None:
     from search import cli as search_cli
     from serving import app_cli
     from training import cli as training_cli
+    from training import retrain_cli
 
-    for module in (data_cli, training_cli, search_cli, recsys_cli, app_cli):
+    for module in (data_cli, training_cli, retrain_cli, search_cli, recsys_cli, app_cli):
         module.register(app)
 
 

@@ -77,6 +77,26 @@ class Settings(BaseSettings):
     """Ranked feeds kept per request_id so page 2 never repeats page 1 (oldest dropped first;
     ≈ 8 KB each on disk with ``sqlite``, shared by the workers)."""
 
+    # retraining (`shoprank retrain`, `shoprank scheduler`; see training.retrain)
+    retrain_schedule_minutes: float = 0.0
+    """`shoprank scheduler` retrains this often (0: no schedule). Runs are counted from the
+    last one in the registry's history, so a restarted or replacement scheduler keeps time."""
+    retrain_metric: str = "ndcg@10"
+    retrain_tolerance: float = 0.01
+    """A candidate is promoted unless the metric drops by more than this share (0.01 = 1 %)."""
+    retrain_models: list[str] = []
+    """Registry names to retrain (empty: every model of the training config)."""
+    retrain_config: Path | None = None
+    """Training config (TOML) for retraining; default: the shop in ``data_dir``."""
+
+    # shopper segments (`shoprank segments`; see analytics.segments)
+    segment_new_days: float = 30.0
+    """A shopper whose first order is this recent is ``new``."""
+    segment_at_risk_days: float = 60.0
+    """No order for this long: ``at_risk`` (before: ``active``)."""
+    segment_churned_days: float = 120.0
+    """No order for this long: ``churned``."""
+
     # logging
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

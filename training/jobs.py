@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from recsys.models.errors import MissingInputError
 from training.config import TrainConfig
 from training.errors import ConfigError, TrainingDataError
 from training.evaluate import EvalResult, ModelSpec, compare, evaluate_model, plot_results, prepare
@@ -27,7 +28,6 @@ from training.interactions import (
     build_interactions,
     encode_events,
 )
-from recsys.models.errors import MissingInputError
 from training.registry import Registry
 
 log = logging.getLogger(__name__)
