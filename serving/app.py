@@ -41,6 +41,7 @@ ROUTERS: tuple[str, ...] = (
     "events",
     "catalog",
     "users",
+    "model_runs",
     "models",
     # merchandising (optional until they land)
     "rules",

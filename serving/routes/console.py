@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from analytics.model_history import console_view
 from data.errors import ShopRankError, describe
 from recsys.experiments import ExperimentSpec, experiment_as_dict
 from recsys.reports import METRIC_LABELS, METRICS, RATE_METRICS
@@ -780,6 +781,7 @@ def models_page(
         error = error or str(exc)
     except ImportError:
         error = error or "the model registry is not available in this build"
+    history_svg, runs = console_view(services.settings.models_dir)
     return page(
         "models.html",
         csrf=csrf,
@@ -788,6 +790,8 @@ def models_page(
         error=error,
         done=done,
         serving=services.models.versions,
+        history_svg=history_svg,
+        runs=runs,
     )
 
 

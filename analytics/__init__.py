@@ -1,0 +1,1 @@
+"""Offline analytics: model history charts, shopper segments and per-segment KPIs."""
