@@ -48,6 +48,7 @@ ROUTERS: tuple[str, ...] = (
     "experiments",
     "reports",
     "console",
+    "segments",
 )
 """Modules under ``serving.routes``, each exposing ``router``."""
 
