@@ -162,6 +162,12 @@ def test_two_schedulers_one_retrains_the_other_takes_over(
                            cwd=home, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and run["run_id"] in r.stdout and "promoted" in r.stdout
         assert len(read_runs(home / "models")) == 1
+        # A manual retrain beside the scheduler (same data: the gate compares equals).
+        r = subprocess.run([sys.executable, "-m", "serving.cli", "retrain"], cwd=home, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        manual = read_runs(home / "models")[0]
+        assert manual["trigger"] == "manual" and manual["models"][0]["decision"] in r.stdout
     finally:
         for p in procs:
             if p.poll() is None:
