@@ -13,6 +13,7 @@ A shared store for several API hosts implements the same protocols on a shared d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -82,13 +83,8 @@ class SqliteExperimentStore:
     def _row(self, row: tuple[str, str, str | None, str | None, str | None]) -> Experiment:
         spec, status, created, started, stopped = row
         e = ExperimentSpec.model_validate_json(spec).to_experiment()
-        return Experiment(
-            experiment_id=e.experiment_id,
-            name=e.name,
-            variants=e.variants,
-            control=e.control,
-            surfaces=e.surfaces,
-            description=e.description,
+        return dataclasses.replace(
+            e,
             status=status,  # type: ignore[arg-type]
             created_at=_dt(created),
             started_at=_dt(started),

@@ -83,9 +83,15 @@ class Experiment:
     created_at: datetime | None = None
     started_at: datetime | None = None
     stopped_at: datetime | None = None
+    audience: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """User attributes a user must have to take part (each listed attribute one of its
+    values, e.g. ``lifecycle`` in ``at_risk``); empty = everyone. Others get no variant."""
 
     def covers(self, surface: str) -> bool:
         return not self.surfaces or surface in self.surfaces
+
+    def targets(self, attributes: Mapping[str, object]) -> bool:
+        return all(str(attributes.get(k)) in allowed for k, allowed in self.audience)
 
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)
@@ -157,6 +163,9 @@ class ExperimentSpec(_Spec):
     surfaces: list[Surface] = Field(default_factory=list, description="Empty = every surface.")
     control: str | None = Field(default=None, description="Defaults to the first variant.")
     variants: list[VariantSpec] = Field(min_length=2, max_length=10)
+    audience: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="Only users with these attributes take part, e.g. "
+        '{"lifecycle": ["at_risk", "churned"]} (segments from `shoprank segments`).')
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentSpec:
@@ -177,6 +186,8 @@ class ExperimentSpec(_Spec):
             description=self.description,
             surfaces=tuple(dict.fromkeys(self.surfaces)),
             control=self.control or self.variants[0].name,
+            audience=tuple((k, (v,) if isinstance(v, str) else tuple(v))
+                           for k, v in sorted(self.audience.items())),
             variants=tuple(
                 Variant(
                     name=v.name,
@@ -201,6 +212,7 @@ class ExperimentSpec(_Spec):
             description=e.description,
             surfaces=list(e.surfaces),
             control=e.control,
+            audience={k: list(v) for k, v in e.audience},
             variants=[
                 VariantSpec(
                     name=v.name,
@@ -371,6 +383,8 @@ class ExperimentService:
     def assignment(self, ctx: RankContext) -> Assignment | None:
         """The request's variant and its overrides, recording nothing (previews use this)."""
         exp = self.running_for(ctx.surface) if ctx.user_id else None
+        if exp is not None and not exp.targets(ctx.user_attributes):
+            exp = None  # outside the experiment's audience
         variant = exp.variant_for(ctx.user_id) if exp is not None and ctx.user_id else None
         if exp is None or variant is None:
             return None

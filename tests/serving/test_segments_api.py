@@ -39,6 +39,13 @@ def test_segments_are_user_attributes_rules_can_use(
                 "condition": {"contexts": ["feed"], "user_attributes": {"lifecycle": [stage]}},
                 "actions": [{"type": "pin", "pins": [{"item_id": pin, "position": 1}]}]})
             assert r.status_code in (200, 201), r.text
+            r = admin.post("/v1/experiments", json={
+                "id": "stage-test", "name": "only one stage", "surfaces": ["feed"],
+                "audience": {"lifecycle": [stage]},
+                "variants": [{"name": "control", "share": 50}, {"name": "b", "share": 50}]})
+            assert r.status_code in (200, 201), r.text
+            assert r.json()["audience"] == {"lifecycle": [stage]}
+            assert admin.post("/v1/experiments/stage-test/start").status_code == 200
             seg = admin.get("/v1/segments").json()
             assert seg["runs"][-1]["sizes"] == run.sizes
             assert set(seg["runs"][-1]["kpis"][stage]) >= {"ctr", "conversion_rate", "aov",
@@ -47,12 +54,16 @@ def test_segments_are_user_attributes_rules_can_use(
             assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
         with live.client() as anon:
             assert anon.get("/v1/segments").status_code == 401
-            first = anon.get("/v1/feed", params={"user_id": buyer, "size": 5}).json()["items"][0]
+            mine = anon.get("/v1/feed", params={"user_id": buyer, "size": 5}).json()
+            first = mine["items"][0]
             assert first["item_id"] == pin
             assert any(x.get("rule_id") == "pin-for-stage" for x in first["reasons"])
-            other = anon.get("/v1/feed", params={"user_id": prospect, "size": 5}).json()["items"]
-            assert not any(x.get("rule_id") == "pin-for-stage" for it in other
+            theirs = anon.get("/v1/feed", params={"user_id": prospect, "size": 5}).json()
+            assert not any(x.get("rule_id") == "pin-for-stage" for it in theirs["items"]
                            for x in it["reasons"])
+            # the experiment's audience: the buyer's stage takes part, a prospect does not
+            assert mine["experiment"] == "stage-test" and mine["variant"] in ("control", "b")
+            assert theirs.get("experiment") is None
         with httpx.Client(base_url=live.url, timeout=60.0) as browser:
             assert browser.post("/console/login", data={"key": ADMIN_KEY}).status_code == 303
             html = browser.get("/console/segments").text
