@@ -6,8 +6,8 @@
 1. fits a *candidate* (the configured algorithm and parameters) on the train side;
 2. scores the candidate and the *serving* version (the registry's current one, as it was
    trained) on the same test users and the same held-out events. The serving model is asked
-   by id: each test user's train-side items are given to it as history (as serving does with
-   a shopper's recent events), and users it never saw are ranked from that history alone;
+   by id, each test user ranked from their train-side items (as serving ranks a shopper from
+   their recent events);
 3. promotes when the chosen metric (default ``ndcg@10``) does not drop by more than the
    tolerance (relative: ``0.01`` allows 1 %); the promoted version is fitted on all events
    and registered with the candidate's held-out metrics. Otherwise the serving version stays
@@ -40,7 +40,7 @@ from data.fsutil import append_jsonl
 from recsys.base import Recommender
 from recsys.models.errors import MissingInputError
 from training.config import TrainConfig
-from training.errors import ConfigError, TrainingError
+from training.errors import ConfigError, TrainingDataError, TrainingError
 from training.evaluate import EvalData, evaluate_model, prepare, score
 from training.interactions import build_interactions
 from training.jobs import (
@@ -52,6 +52,7 @@ from training.jobs import (
     split_protocol,
 )
 from training.registry import Registry
+from training.split import temporal_split
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ class Gate:
     tolerance: float = 0.01
     models: tuple[str, ...] = ()
     """Registry names to retrain (empty: every configured model)."""
+    new_share: float = 0.5
+    """Of the events newer than the serving versions' training window, the newest this share
+    is held out (the rest trains the candidate); see :func:`gate_split`."""
 
     def check(self, ks: Sequence[int]) -> None:
         name, _, k = self.metric.partition("@")
@@ -85,6 +89,8 @@ class Gate:
             raise ConfigError(f"metric: k = {k} is not one of evaluation.ks {list(ks)}")
         if not 0 <= self.tolerance < 1:
             raise ConfigError(f"tolerance: {self.tolerance} must be in [0, 1) (0.01 = 1 %)")
+        if not 0 < self.new_share < 1:
+            raise ConfigError(f"new_share: {self.new_share} must be between 0 and 1")
 
     def passes(self, candidate: float, serving: float | None) -> bool:
         return serving is None or candidate >= serving * (1.0 - self.tolerance)
@@ -147,9 +153,9 @@ def evaluate_registered(
 ) -> dict[str, float]:
     """Metrics of an already trained model (its own ids) on a split made without it.
 
-    The same test users as :func:`training.evaluate.evaluate_model` (same sample); each
-    user's train-side items are the model's history for them (and are filtered out, as for
-    the candidate); a user the model never saw is ranked from that history alone.
+    The same test users as :func:`training.evaluate.evaluate_model` (same sample); each user
+    is ranked from their train-side items (which are filtered out, as for the candidate), as
+    serving ranks a shopper from their recent events.
     """
     users = data.users
     if max_users is not None and len(users) > max_users:
@@ -164,19 +170,60 @@ def evaluate_registered(
     keep = to_model[rows.col] >= 0
     hist = sp.csr_matrix((rows.data[keep], (rows.row[keep], to_model[rows.col[keep]])),
                          shape=(len(users), model.n_items), dtype=np.float32)
-    muser = model.user_ids_.indices(list(train.users.ids[users]))
     rec = np.full((len(users), n), -1, dtype=np.int64)
-    known = np.flatnonzero(muser >= 0)
-    for start in range(0, len(known), 2_000):
-        chunk = known[start:start + 2_000]
-        ids, _ = model.recommend(muser[chunk], n, history=hist[chunk])
-        rec[chunk] = back[np.where(ids >= 0, ids, model.n_items)]
-    for r in np.flatnonzero(muser < 0):
+    # Every user is ranked from their train-side items alone, not from the row the model
+    # learned for them: a model trained on events of the held-out side would otherwise filter
+    # exactly the held-out items out as "seen" and score zero.
+    for r in range(len(users)):
         row = hist[r]
         ids, _ = model.recommend_cold(row.indices, n, weights=row.data)
         rec[r] = back[np.where(ids >= 0, ids, model.n_items)]
     pop = np.bincount(train.matrix.indices, minlength=train.shape[1])
     return score(rec, data.relevant[users], pop, ks)
+
+
+def _serving_end(registry: Registry, specs: Sequence[Any]) -> float | None:
+    """The latest end of the serving versions' training windows (None: nothing serves)."""
+    ends = []
+    for spec in specs:
+        version = registry.current_version(spec.name)
+        if version is None:
+            continue
+        end = ((registry.manifest(spec.name, version).get("data") or {}).get("window")
+               or [None, None])[1]
+        if end:
+            ends.append(datetime.fromisoformat(end).timestamp())
+    return max(ends, default=None)
+
+
+def gate_split(cfg: TrainConfig, inp: TrainingInput, serving_end: float | None,
+               new_share: float = 0.5) -> tuple[EvalData, dict[str, Any]]:
+    """The held-out data of a retrain, and its protocol.
+
+    When events newer than the serving versions' training window exist, the newest
+    ``new_share`` of them are held out: the candidate trains on everything before (so it
+    learns from — or is spoiled by — the first part of the new events) and the serving
+    versions never saw the held-out events. Otherwise (nothing serves yet, or no new events
+    with test users) the training config's split is used.
+    """
+    frame = inp.frame
+    kw: dict[str, Any] = {"config": matrix_config(cfg), "catalog": inp.catalog,
+                          "relevant_types": cfg.evaluation.relevant_types}
+    if serving_end is not None:
+        new = frame.ts > serving_end
+        if new.sum() >= 2:
+            cutoff = float(np.quantile(frame.ts[new], 1.0 - new_share))
+            try:
+                ev = prepare(frame, temporal_split(frame, cutoff=cutoff), **kw)
+            except TrainingDataError:
+                ev = None
+            if ev is not None and len(ev.users):
+                return ev, {"kind": "temporal", "cutoff": _iso(cutoff),
+                            "after_serving_window": _iso(serving_end),
+                            "new_events": int(new.sum()), "new_share_held_out": new_share}
+        log.info("too few events after the serving versions' window: the config's split")
+    ev = prepare(frame, cfg.evaluation.split, **kw, **_split_options(cfg))
+    return ev, split_protocol(cfg)
 
 
 def _held_out(data: EvalData) -> dict[str, Any]:
@@ -227,6 +274,7 @@ def retrain(
     registry = Registry(models_dir)
     outcomes: list[ModelOutcome] = []
     held: dict[str, Any] = {}
+    protocol: dict[str, Any] = split_protocol(cfg)
     info: dict[str, Any] = {}
     error: str | None = None
     with retrain_lock(models_dir):
@@ -234,9 +282,7 @@ def retrain(
             say("reading the latest events")
             inp = data or load_input(cfg, events_dir, state_dir)
             say("splitting")
-            ev = prepare(inp.frame, cfg.evaluation.split, config=matrix_config(cfg),
-                         catalog=inp.catalog, relevant_types=cfg.evaluation.relevant_types,
-                         **_split_options(cfg))
+            ev, protocol = gate_split(cfg, inp, _serving_end(registry, specs), gate.new_share)
             held = _held_out(ev)
             full = None
             for spec in specs:
@@ -253,7 +299,7 @@ def retrain(
             run_id=run_id, trigger=trigger, started_at=started.isoformat(timespec="seconds"),
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
             status="failed" if error else "ok", metric=gate.metric, tolerance=gate.tolerance,
-            protocol=split_protocol(cfg), held_out=held, data=info, models=outcomes,
+            protocol=protocol, held_out=held, data=info, models=outcomes,
             host=socket.gethostname(), pid=os.getpid(), error=error,
         )
         append_jsonl(models_dir / RUNS_FILE, [run.to_json()])

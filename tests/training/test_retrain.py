@@ -61,6 +61,7 @@ def test_a_retrain_that_raises_ndcg_is_promoted(tmp_path: Path, shop_events: pa.
     assert m.decision == "promoted", m.reason
     assert m.candidate_metric > m.serving_metric  # type: ignore[operator]
     assert m.serving_version == before and current(models) == m.new_version != before
+    assert run.protocol["kind"] == "temporal" and "after_serving_window" in run.protocol
     manifest = json.loads((models / "item_knn" / m.new_version / "manifest.json").read_text())
     assert manifest["retrain"]["run_id"] == run.run_id
     assert manifest["metrics"]["ndcg@10"] == pytest.approx(m.candidate_metric)
@@ -87,8 +88,10 @@ def test_a_retrain_that_lowers_ndcg_is_refused_and_recorded(
     train(config(write(shop_events.slice(0, n // 2), tmp_path / "old.parquet")), models,
           promote=True)
     serving = current(models)
-    # The newest training-side events (50 %..80 %; the held-out 20 % stays clean) corrupted.
-    bad = corrupt_items(shop_events, n // 2, int(n * 0.8))
+    # Half of the events are new since the serving version; the gate holds out the newest
+    # half of those (75 %..100 %) and the candidate trains on the rest, whose new part
+    # (50 %..75 %) is corrupted.
+    bad = corrupt_items(shop_events, n // 2, int(n * 0.75))
     run = retrain(config(write(bad, tmp_path / "bad.parquet")), models,
                   gate=Gate(metric="ndcg@10", tolerance=0.05))
     [m] = run.models
@@ -103,7 +106,11 @@ def test_a_retrain_that_lowers_ndcg_is_refused_and_recorded(
     assert [r["run_id"] for r in runs] == [loose.run_id, run.run_id]
     assert runs[1]["models"][0]["decision"] == "kept"
     assert runs[1]["models"][0]["reason"] == m.reason
-    assert runs[1]["protocol"] == {"kind": "temporal", "test_fraction": 0.2}
+    protocol = runs[1]["protocol"]
+    assert protocol["kind"] == "temporal" and protocol["new_share_held_out"] == 0.5
+    assert protocol["after_serving_window"] < protocol["cutoff"]
+    assert protocol["new_events"] > 0  # training events (impressions, searches not counted)
+    assert "not a clean comparison" not in m.reason
 
 
 def test_bad_gate_settings_are_refused(tmp_path: Path, shop_events: pa.Table) -> None:
