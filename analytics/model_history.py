@@ -1,8 +1,8 @@
 """The metric of every model version over time, and the retrain candidates the gate refused.
 
 Points come from the registry (each version's held-out metrics and creation time) and the
-retrain history (``training.retrain.read_runs``): a refused candidate has no version, only
-its score, and is drawn as a cross below the line of the versions that served.
+retrain history (``training.retrain.read_runs``): the serving version's score at each retrain,
+and the score of each candidate the gate refused (which has no version, only its score).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from training.retrain import read_runs
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-PointKind = Literal["version", "refused"]
+PointKind = Literal["version", "serving", "refused"]
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,23 @@ def history_points(models_dir: Path, metric: str = "ndcg@10") -> list[Point]:
     for run in read_runs(models_dir):
         if run.get("metric") != metric:
             continue
+        at = datetime.fromisoformat(run["started_at"])
         for m in run.get("models") or []:
+            if m.get("serving_metric") is not None:
+                points.append(Point(m["name"], at, float(m["serving_metric"]), "serving",
+                                    m.get("serving_version")))
             if m.get("decision") == "kept" and m.get("candidate_metric") is not None:
-                points.append(Point(m["name"], datetime.fromisoformat(run["started_at"]),
-                                    float(m["candidate_metric"]), "refused", None))
+                points.append(Point(m["name"], at, float(m["candidate_metric"]), "refused", None))
     return sorted(points, key=lambda p: (p.model, p.at))
 
 
 def history_chart(points: list[Point], metric: str = "ndcg@10") -> Figure:
-    """One line per model (its versions; the current one ringed), refused candidates as ×."""
+    """One line per model (its versions; the current one ringed), the serving version's score at
+    each retrain as a square, refused candidates as ×."""
     import matplotlib  # heavy: only charts need it
 
     matplotlib.use("Agg", force=False)
+    import matplotlib.dates as mdates
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 3.4), dpi=100, layout="constrained")
@@ -70,6 +75,10 @@ def history_chart(points: list[Point], metric: str = "ndcg@10") -> Figure:
         if cur:
             ax.scatter([p.at for p in cur], [p.value for p in cur], s=160, facecolors="none",
                        edgecolors=color)
+        serving = [p for p in points if p.model == name and p.kind == "serving"]
+        if serving:
+            ax.scatter([p.at for p in serving], [p.value for p in serving], marker="s", s=30,
+                       color=color, alpha=0.5, label=f"{name}: serving version at a retrain")
         refused = [p for p in points if p.model == name and p.kind == "refused"]
         if refused:
             ax.scatter([p.at for p in refused], [p.value for p in refused], marker="x", s=60,
@@ -77,12 +86,14 @@ def history_chart(points: list[Point], metric: str = "ndcg@10") -> Figure:
     if not points:
         ax.text(0.5, 0.5, f"no version has {metric} yet", ha="center", va="center",
                 transform=ax.transAxes)
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} of each model version (held-out), over time")
     ax.grid(alpha=0.3)
     if names:
         ax.legend(fontsize=8, loc="best")
-    fig.autofmt_xdate()
     return fig
 
 
