@@ -120,8 +120,9 @@ def attributes_of(row: dict[str, object]) -> dict[str, str | int]:
     top = str(row.get("top_categories") or "")
     attrs: dict[str, str | int] = {"lifecycle": str(row["lifecycle"])}
     if row.get("rfm"):
-        attrs.update(rfm=str(row["rfm"]), r_score=int(row["r_score"]),  # type: ignore[call-overload]
-                     f_score=int(row["f_score"]), m_score=int(row["m_score"]))  # type: ignore[call-overload]
+        attrs["rfm"] = str(row["rfm"])
+        for key in ("r_score", "f_score", "m_score"):
+            attrs[key] = int(str(row[key]))
     if top:
         attrs.update(top_category=top.split("|")[0], top_categories=top)
     if row.get("price_band"):

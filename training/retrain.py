@@ -139,7 +139,8 @@ def retrain_lock(models_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RetrainBusyError("another retrain is running on this registry; try later") from None
+            raise RetrainBusyError(
+                "another retrain is running on this registry; try later") from None
         yield
 
 
