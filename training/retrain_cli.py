@@ -93,6 +93,7 @@ def register(app: typer.Typer) -> None:
             return
         cfg = _config(s, config)
         gate = _gate(s, metric, tolerance, model)
+        gate.check(cfg.evaluation.ks)  # bad options: exit 2 before any work
         bar, say = _progress()
         try:
             run = retrain(cfg, s.models_dir, gate=gate, events_dir=s.events_dir,
