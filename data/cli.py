@@ -273,6 +273,22 @@ def register(app: typer.Typer) -> None:
             )
         )
 
+    @app.command("sample-data")
+    def sample_data_cmd(
+        name: Annotated[str, typer.Argument(help="cdnow: the CDNOW purchases shipped in the "
+                                            "lifetimes package.")],
+        out: Annotated[Path, typer.Argument(help="The order log to write (CSV).")],
+    ) -> None:
+        """Write a real data set shipped inside an installed package as an order log that
+        `shoprank load events` reads (nothing is downloaded)."""
+        from data.formats.cdnow import write_order_log
+        from serving.cli_support import console, fail
+
+        if name != "cdnow":
+            fail(f"NAME must be cdnow, not {name!r}")
+        n = write_order_log(out)
+        console.print(f"wrote {n:,} orders to {out}")
+
     @app.command("import")
     def import_cmd(
         fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="movielens or retailrocket.")],

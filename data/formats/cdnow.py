@@ -9,14 +9,13 @@ is never imported).
 :func:`write_order_log` turns it into what a shop's order export looks like to
 ``shoprank load events``: a CSV in the event schema, one ``purchase`` per line, ``value`` =
 dollars paid, ``timestamp`` = the day (00:00 UTC), ``item_id`` = ``"cd"`` (the data names no
-products; the number of CDs is not kept). Run ``python -m data.formats.cdnow OUT.csv``.
+products; the number of CDs is not kept). ``shoprank sample-data cdnow OUT.csv`` runs it.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
-import sys
 from pathlib import Path
 
 from data.errors import LoaderError
@@ -54,20 +53,3 @@ def write_order_log(out: Path, source: Path | None = None) -> int:
                         dollars])
             n += 1
     return n
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m data.formats.cdnow OUT.csv", file=sys.stderr)
-        return 2
-    try:
-        n = write_order_log(Path(argv[0]))
-    except LoaderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {n} orders to {argv[0]}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
