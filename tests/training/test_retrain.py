@@ -150,7 +150,9 @@ def test_two_schedulers_one_retrains_the_other_takes_over(
             [sys.executable, "-m", "serving.cli", "scheduler", "--poll-seconds", "0.2"],
             cwd=home, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT))
     try:
-        text = lambda k: logs[k].read_text()
+        def text(k: int) -> str:
+            return logs[k].read_text()
+
         wait_for(lambda: all("scheduler " in text(k) for k in range(2)), 60, "both statuses")
         wait_for(lambda: len(read_runs(home / "models")) == 1, 120, "the first scheduled run")
         active = [k for k in range(2) if "scheduler active" in text(k)]
