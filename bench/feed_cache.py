@@ -90,7 +90,7 @@ def main() -> None:
     if args.home is None:
         feeds = [_feed(r) for _ in range(50)]
     else:
-        from serving.settings import Settings
+        from core.settings import Settings
         from serving.state import Services
 
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

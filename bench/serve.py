@@ -92,7 +92,7 @@ def prepare(home: Path, users: int, items: int, events: int, shop: Path | None =
         print(f"trained {', '.join(m.name for m in rep.models)} in {time.perf_counter() - t0:.0f}s "
               f"({', '.join(f'{k} {v:.0f}s' for k, v in rep.seconds.items())})", flush=True)
     from search.factory import open_backend
-    from serving.settings import get_settings
+    from core.settings import get_settings
 
     backend = open_backend(get_settings(home=home, search_backend="embedded"))
     try:

@@ -47,7 +47,7 @@ def main() -> None:
 
     from search.query import SearchRequest
     from serving.routes.search import run_search
-    from serving.settings import Settings
+    from core.settings import Settings
     from serving.state import Services
 
     t0 = time.perf_counter()

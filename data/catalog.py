@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
-from data.fsutil import atomic_write
+from core.fsutil import atomic_write
 from data.models import CATEGORY_SEPARATOR, AttributeValue, Item
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from data.errors import EventLogError
-from data.fsutil import fsync_dir
+from core.fsutil import fsync_dir
 from data.models import Event
 
 if TYPE_CHECKING:

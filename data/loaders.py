@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from data.errors import LoaderError, describe
+from core.errors import describe
+from data.errors import LoaderError
 from data.models import EVENT_TYPES, Event, EventContext, Item, User
 
 if TYPE_CHECKING:

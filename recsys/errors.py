@@ -5,7 +5,7 @@ Each message says how to fix the problem. ``serving/errors.py`` maps them to HTT
 
 from __future__ import annotations
 
-from data.errors import ShopRankError
+from core.errors import ShopRankError
 
 
 class RecsysError(ShopRankError):

@@ -34,7 +34,7 @@ from recsys.profile import ProfileStore, UserProfile
 from recsys.types import RankContext, Reason, ScoredItem, Surface
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from search.analysis import Analyzer
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend
-    from serving.settings import Settings
+    from core.settings import Settings
 
 
 def open_backend(settings: Settings) -> SearchBackend:

@@ -29,7 +29,7 @@ from search.backend import SearchBackend
 from search.query import SearchRequest
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

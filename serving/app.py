@@ -26,7 +26,7 @@ from serving.deps import document_storefront_security
 from serving.direct import DirectRoutes
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, ObservabilityMiddleware
-from serving.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from serving.state import ModelWatcher, Services
 
 log = logging.getLogger(__name__)

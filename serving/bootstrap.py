@@ -37,13 +37,13 @@ import numpy as np
 
 from recsys.history import HistorySnapshot, build_snapshot
 from recsys.profile import ProfileStore, UserDirectory
-from serving.userstore import UserJournal
+from data.journals import UserJournal
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from data.catalog import Catalog
-    from serving.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def read_directory(path: Path) -> UserDirectory:
         return _directory_columnar(path)
     except Exception as exc:  # odd layouts: the validating reader reports each bad row
         log.info("reading %s row by row (%s)", path.name, exc)
-        from serving.userstore import read_users_file
+        from data.journals import read_users_file
 
         return UserDirectory.from_users(read_users_file(path))
 
@@ -257,7 +257,7 @@ def load_profiles(settings: Settings, catalog: Catalog | None = None, *, cache: 
 def _build(
     users_file: Path, journal: UserJournal, ev_file: Path | None, partitions: list[Path], per_user: int
 ) -> tuple[HistorySnapshot, UserDirectory]:
-    from serving.userstore import excluded_by_journal
+    from data.journals import excluded_by_journal
 
     directory = read_directory(users_file)
     exclude = set(directory.no_consent_ids())

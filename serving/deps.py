@@ -23,7 +23,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from recsys.pipeline import Pipeline
 from serving.errors import Forbidden, Unauthorized
-from serving.settings import Settings
+from core.settings import Settings
 from serving.state import Services
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Admin or storefront API key.")

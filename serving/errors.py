@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from data.errors import DataError, EventLogError, ShopRankError, describe
+from core.errors import ShopRankError, describe
+from data.errors import DataError, EventLogError
 from search.errors import BackendUnavailableError, IndexNotFoundError
 from training.errors import CorruptVersionError, RegistryError
 

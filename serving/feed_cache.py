@@ -54,7 +54,7 @@ from recsys.pipeline import Ranked
 from recsys.types import RankContext, Reason, ScoredItem
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

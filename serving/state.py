@@ -34,8 +34,8 @@ from recsys.profile import ProfileStore
 from serving.catalog_saver import CatalogSaver, journal_start
 from serving.feed_cache import RankedListStore, open_feed_cache
 from serving.follow import EventFollower, JournalTail
-from serving.settings import Settings
-from serving.userstore import CatalogJournal, UserJournal
+from core.settings import Settings
+from data.journals import CatalogJournal, UserJournal
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend

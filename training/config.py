@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from data.errors import describe
+from core.errors import describe
 from data.models import EVENT_TYPES
 from training.errors import ConfigError
 

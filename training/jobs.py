@@ -75,7 +75,7 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
     """Read the events (files + event log), users (consent) and catalog the config names.
 
     ``state_dir`` (settings.state_dir): also leave out users erased over the API or whose
-    consent was withdrawn there (``serving.userstore`` journal); a consent given over the
+    consent was withdrawn there (``data.journals`` journal); a consent given over the
     API overrides ``consent: false`` in the users file.
     """
     from data.loaders import read_events_table
@@ -115,7 +115,7 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     no_consent = _users_without_consent(d.users) if d.users else None
     if state_dir is not None:
-        from serving.userstore import excluded_by_journal
+        from data.journals import excluded_by_journal
 
         excluded, consented = excluded_by_journal(state_dir)
         if excluded or consented:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.fsutil import atomic_write, fsync_dir
+from core.fsutil import atomic_write, fsync_dir
 from training.errors import CorruptVersionError, RegistryError
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from data.errors import ShopRankError, describe
+from core.errors import ShopRankError, describe
 from recsys.experiments import ExperimentSpec, experiment_as_dict
 from recsys.reports import METRIC_LABELS, METRICS, RATE_METRICS
 from recsys.rules.model import RULE_CONTEXTS

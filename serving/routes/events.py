@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from data.errors import describe
+from core.errors import describe
 from data.models import Event
 from serving.deps import StorefrontCtx
 from serving.errors import Unavailable

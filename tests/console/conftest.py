@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from serving.app import create_app
-from serving.settings import Settings
+from core.settings import Settings
 from serving.state import Services
 from tests.serving import shop
 from tests.serving.conftest import ServerThread, free_port

@@ -198,7 +198,7 @@ def test_search_before_any_index_is_a_clear_error_or_empty(new_backend: BackendF
     try:
         res = b.search(SearchRequest(text="red"))
     except Exception as exc:  # noqa: BLE001
-        from data.errors import ShopRankError
+        from core.errors import ShopRankError
 
         assert isinstance(exc, ShopRankError)
         assert "index" in str(exc)

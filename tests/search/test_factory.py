@@ -9,7 +9,7 @@ import pytest
 from search.errors import BackendUnavailableError, IndexNotFoundError
 from search.factory import open_backend
 from search.query import SearchRequest
-from serving.settings import get_settings
+from core.settings import get_settings
 from tests.search import catalog
 
 

@@ -21,7 +21,7 @@ import uvicorn
 
 from recsys.models import ModelHandle
 from serving.app import create_app
-from serving.settings import Settings
+from core.settings import Settings
 from serving.state import Services
 from tests.serving import shop
 from training.registry import Registry
@@ -61,7 +61,7 @@ def two_worker_server(home: Path, **env_vars: str) -> Iterator[WorkerPool]:
     err_path = home / "server.err"
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "serve", "--workers", "2", "--port", str(port)],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err,
         )
 

@@ -238,7 +238,7 @@ def test_consent_and_erasure(admin: httpx.Client, client: httpx.Client, live: Li
     assert erased.json()["events_erased"] >= 1
     assert admin.get(f"/v1/users/{user}").status_code == 404
     assert not _in_log(live, "consent-ev-1")
-    from serving.userstore import erased_user_ids
+    from data.journals import erased_user_ids
 
     assert user in erased_user_ids(live.home / "state")
     journal = [json.loads(line) for line in (live.home / "state" / "users.jsonl").read_text().splitlines()]

@@ -14,7 +14,7 @@ from data.eventlog import EventLog
 from data.models import Event, User
 from recsys.history import HISTORY_TYPES, build_snapshot
 from serving.state import Services
-from serving.userstore import UserJournal
+from data.journals import UserJournal
 from tests.serving.conftest import ServerThread, free_port, make_settings
 from serving.app import create_app
 

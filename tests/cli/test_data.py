@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def shoprank(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SHOPRANK_HOME": str(home), "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "serving.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         capture_output=True,
         text=True,
         env=env,

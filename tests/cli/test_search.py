@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search.cli import parse_filter
+from cli.search import parse_filter
 from search.errors import SearchRequestError
 from tests.search import catalog
 
@@ -28,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture()
 def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
     """Run ``shoprank ARGS`` through its real entry point; (exit code, stdout + stderr)."""
-    from serving.cli import main
+    from cli.main import main
 
     def _run(*args: str) -> tuple[int, str]:
         capsys.readouterr()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from recsys.experiments import ExperimentService
     from recsys.reports import KpiReport
     from recsys.rules.service import RuleService
-    from serving.settings import Settings
+    from core.settings import Settings
 
 rules_app = typer.Typer(
     help="Merchandising rules (pin, boost, bury, hide, filter, redirect, rewrite).",
@@ -30,7 +30,7 @@ experiments_app = typer.Typer(
 
 
 def _settings() -> Settings:
-    from serving.settings import get_settings
+    from core.settings import get_settings
 
     return get_settings()
 
@@ -61,7 +61,7 @@ def _experiments() -> ExperimentService:
 
 
 def _read_json(path: Path) -> object:
-    from serving.cli_support import fail
+    from cli.support import fail
 
     if not path.is_file():
         fail(f"{path}: no such file")
@@ -74,8 +74,8 @@ def _read_json(path: Path) -> object:
 def _validated(model: type, data: object, where: str):  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
-    from data.errors import describe
-    from serving.cli_support import fail
+    from core.errors import describe
+    from cli.support import fail
 
     try:
         return model.model_validate(data)
@@ -91,7 +91,7 @@ def rules_list(
 ) -> None:
     """Rules in the order they apply (priority, then id)."""
     from recsys.rules.spec import RuleSpec
-    from serving.cli_support import console, table
+    from cli.support import console, table
 
     rules = _rules().store.list(rule_set)
     if as_json:
@@ -134,7 +134,7 @@ def rules_add(
 ) -> None:
     """Validate and store rules from a JSON file (rejected with every reason when invalid)."""
     from recsys.rules.spec import RuleSpec
-    from serving.cli_support import console
+    from cli.support import console
 
     data = _read_json(file)
     specs = [
@@ -202,7 +202,7 @@ def rules_preview(
 ) -> None:
     """Before/after of a draft rule and its impact on recent traffic (loads models and index)."""
     from recsys.rules.spec import RuleSpec
-    from serving.cli_support import console, fail, table
+    from cli.support import console, fail, table
     from serving.routes.rules import PreviewIn, run_preview
     from serving.state import Services
 
@@ -254,7 +254,7 @@ def rules_preview(
 # ---------------------------------------------------------------------------- experiments
 @experiments_app.command("list")
 def experiments_list() -> None:
-    from serving.cli_support import console, table
+    from cli.support import console, table
 
     rows = [
         [
@@ -320,7 +320,7 @@ def _build(
 ) -> KpiReport:
     from data.eventlog import EventLog
     from recsys.reports import METRICS, build_report
-    from serving.cli_support import fail
+    from cli.support import fail
 
     if metric not in METRICS:
         fail(f"--metric: unknown {metric!r}; choose one of {', '.join(METRICS)}")
@@ -344,7 +344,7 @@ def _build(
 
 def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:
     from recsys.reports import METRIC_LABELS, RATE_METRICS
-    from serving.cli_support import console, table
+    from cli.support import console, table
 
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
@@ -445,7 +445,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """KPIs from the event log: overall, per surface, per day (and per variant) with intervals."""
-    from serving.cli_support import fail
+    from cli.support import fail
 
     start = start.replace(tzinfo=UTC) if start is not None and start.tzinfo is None else start
     end = end.replace(tzinfo=UTC) if end is not None and end.tzinfo is None else end

@@ -19,7 +19,7 @@ ConfigOpt = Annotated[
 
 
 def _config(path: Path | None) -> TrainConfig:
-    from serving.settings import get_settings
+    from core.settings import get_settings
     from training.config import default_config, load_config
 
     if path is not None:
@@ -59,8 +59,8 @@ def register(app: typer.Typer) -> None:
             "--holdout/--no-holdout", help="Record holdout metrics in the manifests.")] = None,
     ) -> None:
         """Train the configured models on all data and register a new version of each."""
-        from serving.cli_support import console, table
-        from serving.settings import get_settings
+        from cli.support import console, table
+        from core.settings import get_settings
         from training.jobs import train
 
         s = get_settings()
@@ -98,8 +98,8 @@ def register(app: typer.Typer) -> None:
         max_users: Annotated[int | None, typer.Option("--max-users", min=1)] = None,
     ) -> None:
         """Compare every configured model (and the popularity baseline) on one split."""
-        from serving.cli_support import console, fail, table
-        from serving.settings import get_settings
+        from cli.support import console, fail, table
+        from core.settings import get_settings
         from training.jobs import best_personalized, evaluate
 
         s = get_settings()
@@ -147,8 +147,8 @@ def register(app: typer.Typer) -> None:
         max_users: Annotated[int | None, typer.Option("--max-users", min=1)] = None,
     ) -> None:
         """Search hyperparameters on a validation split carved out of the training side."""
-        from serving.cli_support import console, fail, table
-        from serving.settings import get_settings
+        from cli.support import console, fail, table
+        from core.settings import get_settings
         from training.jobs import _split_options, load_input, matrix_config
         from training.tune import tune
 
@@ -191,8 +191,8 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
     ) -> None:
         """Versions of every model, with their holdout metrics; the current one marked."""
-        from serving.cli_support import console, table
-        from serving.settings import get_settings
+        from cli.support import console, table
+        from core.settings import get_settings
         from training.registry import Registry
 
         rows = Registry(get_settings().models_dir).list(name)
@@ -211,8 +211,8 @@ def register(app: typer.Typer) -> None:
         version: Annotated[str | None, typer.Argument(help="Version (default: the newest).")] = None,
     ) -> None:
         """Make a version current (after verifying its checksums)."""
-        from serving.cli_support import console
-        from serving.settings import get_settings
+        from cli.support import console
+        from core.settings import get_settings
         from training.registry import Registry
 
         v = Registry(get_settings().models_dir).promote(name, version)
@@ -221,8 +221,8 @@ def register(app: typer.Typer) -> None:
     @models_app.command("rollback")
     def rollback_cmd(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
         """Return to the previously current version."""
-        from serving.cli_support import console
-        from serving.settings import get_settings
+        from cli.support import console
+        from core.settings import get_settings
         from training.registry import Registry
 
         v = Registry(get_settings().models_dir).rollback(name)

@@ -9,7 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend
-    from serving.settings import Settings
+    from core.settings import Settings
 
 
 def parse_filter(spec: str) -> dict[str, object]:
@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
         from tqdm import tqdm
 
         from search.indexing import index_catalog
-        from serving.cli_support import console, fail, table
-        from serving.settings import get_settings
+        from cli.support import console, fail, table
+        from core.settings import get_settings
 
         s = get_settings()
         path = items or s.data_dir / "items.jsonl"
@@ -115,10 +115,10 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
         from rich.markup import escape
 
-        from data.errors import describe
+        from core.errors import describe
         from search.query import SearchRequest
-        from serving.cli_support import console, fail, table
-        from serving.settings import get_settings
+        from cli.support import console, fail, table
+        from core.settings import get_settings
 
         try:
             request = SearchRequest(
@@ -162,8 +162,8 @@ def register(app: typer.Typer) -> None:
         size: Annotated[int, typer.Option("--size", min=1, max=50)] = 10,
     ) -> None:
         """Autocomplete: brands, categories and titles starting with PREFIX."""
-        from serving.cli_support import console, table
-        from serving.settings import get_settings
+        from cli.support import console, table
+        from core.settings import get_settings
 
         backend = _backend(get_settings())
         try:
@@ -190,8 +190,8 @@ def register(app: typer.Typer) -> None:
         import json
 
         from search.relevance import evaluate_backends
-        from serving.cli_support import console, fail, table
-        from serving.settings import get_settings
+        from cli.support import console, fail, table
+        from core.settings import get_settings
 
         s = get_settings()
         path = items or s.data_dir / "items.jsonl"

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from data.errors import ShopRankError
-from serving.cli_support import err_console
-from serving.logging_setup import configure_logging
+from core.errors import ShopRankError
+from cli.support import err_console
+from core.logging_setup import configure_logging
 
 app = typer.Typer(
     name="shoprank",
@@ -34,7 +34,7 @@ def _global(
 ) -> None:
     if config is not None:
         if not config.is_file():
-            from serving.cli_support import fail
+            from cli.support import fail
 
             fail(f"--config: no such file: {config}")
         os.environ["SHOPRANK_CONFIG"] = str(config)
@@ -42,7 +42,7 @@ def _global(
         os.environ["SHOPRANK_HOME"] = str(home)
     if log_level is not None:
         os.environ["SHOPRANK_LOG_LEVEL"] = log_level
-    from serving.settings import get_settings
+    from core.settings import get_settings
 
     s = get_settings()
     configure_logging(s.log_level, s.log_format)
@@ -50,11 +50,11 @@ def _global(
 
 def _register() -> None:
     # Each module keeps heavy imports inside its command functions.
-    from data import cli as data_cli
-    from recsys import cli as recsys_cli
-    from search import cli as search_cli
-    from serving import app_cli
-    from training import cli as training_cli
+    from cli import data as data_cli
+    from cli import merch as recsys_cli
+    from cli import search as search_cli
+    from cli import serve as app_cli
+    from cli import training as training_cli
 
     for module in (data_cli, training_cli, search_cli, recsys_cli, app_cli):
         module.register(app)

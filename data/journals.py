@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from data.errors import describe
-from data.fsutil import append_jsonl, atomic_write
+from core.errors import describe
+from core.fsutil import append_jsonl, atomic_write
 from data.models import Item, User
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    from core.settings import Settings
 
 DEMO_MODELS: dict[str, dict[str, object]] = {
     "item_knn": {"neighbors": 100},
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         """Serve the HTTP API (recommendations, feed, search, events, admin)."""
         import uvicorn
 
-        from serving.settings import get_settings
+        from core.settings import get_settings
 
         s = get_settings()
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -107,13 +107,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate a sample shop (if absent), train, index, start the API, print example calls."""
 
-        from serving.cli_support import console
+        from cli.support import console
 
-        from serving.settings import get_settings
+        from core.settings import get_settings
 
         s = get_settings()
         if not (s.data_dir / "items.jsonl").exists():
-            from data.cli import print_generate_summary
+            from cli.data import print_generate_summary
             from data.synthetic import ShopSpec, generate
 
             console.print(f"==> generating a sample shop in {s.data_dir}")

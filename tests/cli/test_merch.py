@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from data.catalog import Catalog
 from data.models import Item
-from serving.cli import _register, app, main
+from cli.main import _register, app, main
 
 
 def _run(home: Path, *args: str):  # type: ignore[no-untyped-def]

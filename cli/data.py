@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def print_generate_summary(summary: GenerateSummary) -> None:
     """The rich summary table of a generated shop (also used by `shoprank demo`)."""
-    from serving.cli_support import console, table
+    from cli.support import console, table
 
     s = summary
     console.print(
@@ -51,7 +51,7 @@ def print_generate_summary(summary: GenerateSummary) -> None:
 
 
 def _report_rejects(rejects: list, rejects_path: Path | None) -> None:
-    from serving.cli_support import err_console
+    from cli.support import err_console
 
     for r in rejects[:10]:
         err_console.print(
@@ -67,7 +67,7 @@ def merge_records(target: Path, records: list, key: str) -> tuple[int, int]:
     """Upsert records into a JSON Lines file by ``key``, atomically; returns (added, updated)."""
     import json
 
-    from data.fsutil import atomic_write
+    from core.fsutil import atomic_write
 
     existing: dict[str, str] = {}
     if target.exists():
@@ -116,8 +116,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate a synthetic shop (items, users, events, hidden truth)."""
         from data.synthetic import ShopSpec, generate
-        from serving.cli_support import fail
-        from serving.settings import get_settings
+        from cli.support import fail
+        from core.settings import get_settings
 
         if events_format not in ("auto", "parquet", "jsonl", "both"):
             fail(f"--format must be auto, parquet, jsonl or both, not {events_format!r}")
@@ -156,8 +156,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate a file and load it: items/users into the data dir, events into the event log."""
         from data.loaders import Reject, iter_events, load_items, load_users
-        from serving.cli_support import console, fail, table
-        from serving.settings import get_settings
+        from cli.support import console, fail, table
+        from core.settings import get_settings
 
         if kind not in ("items", "users", "events"):
             fail(f"what to load must be items, users or events, not {kind!r}")
@@ -238,8 +238,8 @@ def register(app: typer.Typer) -> None:
         from data.event_table import EVENT_SCHEMA, events_to_table
         from data.formats import ADAPTERS, iter_adapter
         from data.loaders import Reject, write_rejects
-        from serving.cli_support import console, fail, table
-        from serving.settings import get_settings
+        from cli.support import console, fail, table
+        from core.settings import get_settings
 
         if fmt not in ADAPTERS:
             fail(f"FORMAT must be one of {', '.join(ADAPTERS)}, not {fmt!r}")
