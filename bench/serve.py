@@ -75,7 +75,7 @@ def prepare(home: Path, users: int, items: int, events: int, shop: Path | None =
         else:
             print(f"generating {users} users × {items} items × {events} events into {data}", flush=True)
             generate(ShopSpec(n_users=users, n_items=items, n_events=events), data, events_format="parquet")
-    from training.registry import Registry
+    from models.registry import Registry
 
     reg = Registry(home / "models")
     missing = [m for m in MODELS if reg.current_version(m) is None]

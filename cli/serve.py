@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
 
             console.print(f"==> generating a sample shop in {s.data_dir}")
             print_generate_summary(generate(ShopSpec(n_users=users, n_items=items, n_events=events), s.data_dir))
-        from training.registry import Registry
+        from models.registry import Registry
 
         if not Registry(s.models_dir).current_versions():
             console.print("==> training and promoting models")

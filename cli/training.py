@@ -1,5 +1,5 @@
 """``shoprank train | evaluate | tune | models list|promote|rollback`` — a thin layer over
-:mod:`training.jobs` and :mod:`training.registry`."""
+:mod:`training.jobs` and :mod:`models.registry`."""
 
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def register(app: typer.Typer) -> None:
         """Versions of every model, with their holdout metrics; the current one marked."""
         from cli.support import console, table
         from core.settings import get_settings
-        from training.registry import Registry
+        from models.registry import Registry
 
         rows = Registry(get_settings().models_dir).list(name)
         if not rows:
@@ -213,7 +213,7 @@ def register(app: typer.Typer) -> None:
         """Make a version current (after verifying its checksums)."""
         from cli.support import console
         from core.settings import get_settings
-        from training.registry import Registry
+        from models.registry import Registry
 
         v = Registry(get_settings().models_dir).promote(name, version)
         console.print(f"{name}: current version is now {v}")
@@ -223,7 +223,7 @@ def register(app: typer.Typer) -> None:
         """Return to the previously current version."""
         from cli.support import console
         from core.settings import get_settings
-        from training.registry import Registry
+        from models.registry import Registry
 
         v = Registry(get_settings().models_dir).rollback(name)
         console.print(f"{name}: rolled back to {v}")

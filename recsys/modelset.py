@@ -3,7 +3,7 @@
 A :class:`ModelSet` is immutable: serving builds a new one fully (when a new version is
 promoted) and then swaps one reference, so a request in flight keeps the set it started with.
 
-Each model is wrapped in a :class:`LoadedModel` that normalizes the facade of ``recsys.base``
+Each model is wrapped in a :class:`LoadedModel` that normalizes the facade of ``models.base``
 (``recommend(user_id=… | history=…, n, exclude)`` / ``similar(item_id, n)``) into lists of
 ``(item_id, score)``, so candidate sources never depend on one model's return type.
 
@@ -48,7 +48,7 @@ Scored = list[tuple[str, float]]
 
 
 class ModelFacade(Protocol):
-    """What ``recsys.base`` models offer (id-based)."""
+    """What ``models.base`` models offer (id-based)."""
 
     def recommend(self, *args: object, **kwargs: object) -> object: ...
 
@@ -74,7 +74,7 @@ def _as_pairs(result: object) -> Scored:
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """One model version, speaking item and user ids (wraps ``recsys.models.ModelHandle``)."""
+    """One model version, speaking item and user ids (wraps ``models.ModelHandle``)."""
 
     name: str
     version: str
@@ -184,7 +184,7 @@ class ModelSet:
 def current_versions(models_dir: Path) -> dict[str, str]:
     """Model name → current version in the registry (empty when there is none yet)."""
     try:
-        from training import registry
+        from models import registry
     except ImportError:
         return {}
     if not models_dir.exists():
@@ -209,7 +209,7 @@ def load_model_set(
     wanted = dict(versions) if versions is not None else current_versions(models_dir)
     if not wanted:
         return ModelSet()
-    from training.registry import Registry
+    from models.registry import Registry
 
     reg = Registry(models_dir)
     user_side = next((n for n in USER_SIDE_MODELS if n in wanted), None)
@@ -272,7 +272,7 @@ def mmap_npz(path: Path) -> dict[str, np.ndarray]:
 class SortedIds:
     """A user vocabulary without a Python object per id: sorted numpy ids + their indices.
 
-    Speaks the part of ``recsys.models.vocab.Vocabulary`` the models use on users
+    Speaks the part of ``models.vocab.Vocabulary`` the models use on users
     (``len``, ``index``, ``indices``, ``ids``, ``to_ids``)."""
 
     __slots__ = ("_last", "_order", "_sorted")
@@ -347,7 +347,7 @@ def _shared_items(path: Path) -> Any:
     usually all are): saves a dict and a list of 100k ids per model and worker."""
     import hashlib
 
-    from recsys.models.vocab import Vocabulary
+    from models.vocab import Vocabulary
 
     raw = path.read_bytes()
     key = hashlib.sha256(raw).hexdigest()
@@ -399,14 +399,14 @@ def _item_id_list(vocab: Any) -> list[str]:
 def load_serving_model(
     folder: Path, version: str, *, with_users: bool, cache: Path | None = None
 ) -> Any:
-    """A saved model as a ``recsys.models.ModelHandle``, arrays memory-mapped, user side
+    """A saved model as a ``models.ModelHandle``, arrays memory-mapped, user side
     only ``with_users`` (the same attributes ``Recommender.load`` sets). ``cache``: this
     version's folder of derived arrays (:func:`shared_array`), where the sorted user ids go."""
     import scipy.sparse as sp
 
-    from recsys.base import ARRAYS_FILE, CATEGORIES_FILE, ITEMS_FILE, USERS_FILE, read_model_meta
-    from recsys.models import ModelHandle, model_class
-    from recsys.models.vocab import Vocabulary
+    from models.base import ARRAYS_FILE, CATEGORIES_FILE, ITEMS_FILE, USERS_FILE, read_model_meta
+    from models import ModelHandle, model_class
+    from models.vocab import Vocabulary
 
     meta = read_model_meta(folder)
     cls = model_class(meta["algorithm"])

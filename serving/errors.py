@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import ShopRankError, describe
 from data.errors import DataError, EventLogError
 from search.errors import BackendUnavailableError, IndexNotFoundError
-from training.errors import CorruptVersionError, RegistryError
+from models.errors import CorruptVersionError, RegistryError
 
 log = logging.getLogger(__name__)
 

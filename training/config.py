@@ -104,8 +104,8 @@ class TrainConfig(_Section):
     """Search spaces per algorithm, e.g. ``[tune.als] factors = [32, 64]``."""
 
     def model_specs(self) -> list[Any]:
-        from recsys.models import model_class
-        from recsys.models.errors import ModelLoadError
+        from models import model_class
+        from models.errors import ModelLoadError
         from training.evaluate import ModelSpec
 
         specs = []

@@ -18,17 +18,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import Recommender
-from recsys.models import create_model
+from models import create_model
+from models.base import Recommender
+from models.interactions import Interactions, MatrixConfig
 from training import metrics as M
-from training.interactions import (
-    Catalog,
-    EventFrame,
-    Interactions,
-    MatrixConfig,
-    build_interactions,
-    relevance_matrix,
-)
+from training.interactions import Catalog, EventFrame, build_interactions, relevance_matrix
 from training.split import Split, SplitKind, make_split
 
 log = logging.getLogger(__name__)

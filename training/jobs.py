@@ -17,17 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from models.errors import TrainingDataError
+from models.interactions import MatrixConfig
+from models.registry import Registry
 from training.config import TrainConfig
-from training.errors import ConfigError, TrainingDataError
+from training.errors import ConfigError
 from training.evaluate import EvalResult, ModelSpec, compare, evaluate_model, plot_results, prepare
-from training.interactions import (
-    Catalog,
-    EventFrame,
-    MatrixConfig,
-    build_interactions,
-    encode_events,
-)
-from training.registry import Registry
+from training.interactions import Catalog, EventFrame, build_interactions, encode_events
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +374,7 @@ def evaluate(
 
 def best_personalized(results: Sequence[EvalResult], metric: str = "ndcg@10") -> EvalResult | None:
     """The best result among personalized models (for the "× popularity" headline)."""
-    from recsys.models import model_class
+    from models import model_class
 
     cands = [r for r in results if model_class(r.algorithm).personalized]
     return max(cands, key=lambda r: r.metrics[metric], default=None)

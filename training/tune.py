@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from models.interactions import MatrixConfig
 from training.evaluate import EvalData, ModelSpec, evaluate_model, prepare
-from training.interactions import Catalog, EventFrame, MatrixConfig
+from training.interactions import Catalog, EventFrame
 from training.split import Split, SplitKind, make_split
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ NamePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_]
 
 
 def _registry(services: Services):  # type: ignore[no-untyped-def]
-    from training.registry import Registry
+    from models.registry import Registry
 
     return Registry(services.settings.models_dir)
 

@@ -189,7 +189,7 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
 
 
 def test_models_page_promotes_and_rolls_back(page, merch_live: MerchLive) -> None:  # type: ignore[no-untyped-def]
-    from training.registry import Registry
+    from models.registry import Registry
 
     live = merch_live
     reg = Registry(live.services.settings.models_dir)

@@ -19,12 +19,12 @@ import httpx
 import pytest
 import uvicorn
 
-from recsys.models import ModelHandle
+from models import ModelHandle
 from serving.app import create_app
 from core.settings import Settings
 from serving.state import Services
 from tests.serving import shop
-from training.registry import Registry
+from models.registry import Registry
 
 ADMIN_KEY = "test-admin-" + "k" * 16
 STOREFRONT_KEY = "test-store-" + "s" * 16

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from data.catalog import Catalog
 from data.models import User
-from recsys.models import ModelHandle, create_model
+from models import ModelHandle, create_model
 from recsys.modelset import LoadedModel, ModelSet
 
 MODELS: dict[str, dict[str, object]] = {

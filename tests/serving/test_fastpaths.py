@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.models import ModelHandle
+from models import ModelHandle
 from recsys.modelset import load_model_set, mmap_npz
-from training.registry import Registry
+from models.registry import Registry
 
 
 def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:

@@ -7,9 +7,9 @@ import time
 
 import httpx
 
-from recsys.models import ModelHandle
+from models import ModelHandle
 from tests.serving.conftest import ADMIN_KEY, Live, start_live
-from training.registry import Registry
+from models.registry import Registry
 
 
 class Hammer(threading.Thread):

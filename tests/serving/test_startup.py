@@ -120,11 +120,11 @@ def test_exclude_purchased_after_restart_over_http(restart_home: Path) -> None:
 
 def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home: Path) -> None:
     """The real train job (as `shoprank train` runs it) honours the API's user journal."""
-    from recsys.models import load_model
+    from models import load_model
     from tests.serving.conftest import ADMIN_KEY
     from training.config import ModelEntry, default_config
     from training.jobs import train
-    from training.registry import Registry
+    from models.registry import Registry
 
     home = restart_home
     data = home / "data"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.models import model_class
+from models import model_class
 from training.config import TrainConfig, default_config, load_config
 from training.errors import ConfigError
 from training.jobs import matrix_config

@@ -1,5 +1,5 @@
-from recsys.models.als import ALS
-from tests.recsys.models.contract import Contract
+from models.als import ALS
+from tests.models.contract import Contract
 
 
 class TestALS(Contract):

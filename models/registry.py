@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.fsutil import atomic_write, fsync_dir
-from training.errors import CorruptVersionError, RegistryError
+from models.errors import CorruptVersionError, RegistryError
 
 if TYPE_CHECKING:
-    from recsys.base import Recommender
-    from recsys.models import ModelHandle
+    from models import ModelHandle
+    from models.base import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ class Registry:
     # ------------------------------------------------------------------ loading
     def load(self, name: str, version: str | None = None, *, verify: bool = True) -> ModelHandle:
         """A verified version (default: current) as an id-based :class:`ModelHandle`."""
-        from recsys.models import load_model
+        from models import load_model
 
         version = version or self.current_version(name)
         if version is None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from recsys.models.popularity import Popularity
-from tests.recsys.models import tiny_shop
-from training.interactions import Interactions
+from models.interactions import Interactions
+from models.popularity import Popularity
+from tests.models import tiny_shop
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from data.event_table import events_to_table
 from data.models import Event, Item, User
-from training.interactions import Catalog, Interactions, build_interactions, encode_events
+from models.interactions import Interactions
+from training.interactions import Catalog, build_interactions, encode_events
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 GROUPS = {"a": (("服裝", "女裝", "連衣裙"), "X", "紅色連衣裙 Red Dress"),

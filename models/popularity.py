@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import Recommender
+from models.base import Recommender
 
 if TYPE_CHECKING:
-    from training.interactions import Interactions
+    from models.interactions import Interactions
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import IdsScores, Recommender
-from recsys.models._implicit import resolve_threads
+from models._implicit import resolve_threads
+from models.base import IdsScores, Recommender
 
 if TYPE_CHECKING:
-    from training.interactions import Interactions
+    from models.interactions import Interactions
 
 
 @dataclass(frozen=True)

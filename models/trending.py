@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import Recommender
-from recsys.models.errors import MissingInputError
+from models.base import Recommender
+from models.errors import MissingInputError
 
 if TYPE_CHECKING:
-    from training.interactions import Interactions
+    from models.interactions import Interactions
 
 DAY = 86_400.0
 

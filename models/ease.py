@@ -3,7 +3,7 @@
 Memory and time grow with the square and cube of the number of items: the model stores a
 dense items × items matrix. ``max_items`` (default 20,000: about 1.6 GB of float32 weights
 and 3.2 GB while solving) is the documented limit; above it ``fit`` raises
-:class:`~recsys.models.errors.ModelTooLargeError` — use ``item_knn`` or ``als`` instead.
+:class:`~models.errors.ModelTooLargeError` — use ``item_knn`` or ``als`` instead.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import Recommender
-from recsys.models.errors import ModelTooLargeError
+from models.base import Recommender
+from models.errors import ModelTooLargeError
 
 if TYPE_CHECKING:
-    from training.interactions import Interactions
+    from models.interactions import Interactions
 
 
 @dataclass(frozen=True)

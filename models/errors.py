@@ -23,3 +23,15 @@ class ModelTooLargeError(ModelError):
 
 class MissingInputError(ModelError):
     """The training data lacks something this model needs (timestamps, catalog, baskets)."""
+
+
+class TrainingDataError(ModelError):
+    """The events or catalog cannot be turned into training data."""
+
+
+class RegistryError(ModelError):
+    """The model registry refuses an operation (unknown name/version, corrupt version)."""
+
+
+class CorruptVersionError(RegistryError):
+    """A registered version is incomplete or its files do not match their checksums."""

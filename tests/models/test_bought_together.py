@@ -1,6 +1,6 @@
-from recsys.models.bought_together import BoughtTogether
-from tests.recsys.models.contract import Contract
-from training.interactions import Interactions
+from models.bought_together import BoughtTogether
+from models.interactions import Interactions
+from tests.models.contract import Contract
 
 
 class TestBoughtTogether(Contract):

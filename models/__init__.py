@@ -2,8 +2,8 @@
 
 Serving code talks to a :class:`ModelHandle`; it never sees matrix indices::
 
-    from recsys.models import load_model
-    from training.registry import Registry
+    from models import load_model
+    from models.registry import Registry
 
     reg = Registry(settings.models_dir)
     version = reg.current_version("als")          # cheap: reads one small file; poll it
@@ -36,22 +36,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.models.errors import ModelLoadError
+from models.errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from recsys.base import Recommender
+    from models.base import Recommender
 
 # Imported on demand so that importing this package stays cheap.
 ALGORITHMS: dict[str, str] = {
-    "als": "recsys.models.als:ALS",
-    "bpr": "recsys.models.bpr:BPR",
-    "item_knn": "recsys.models.item_knn:ItemKNN",
-    "ease": "recsys.models.ease:EASE",
-    "popularity": "recsys.models.popularity:Popularity",
-    "trending": "recsys.models.trending:Trending",
-    "new_arrivals": "recsys.models.trending:NewArrivals",
-    "bought_together": "recsys.models.bought_together:BoughtTogether",
-    "content": "recsys.models.content:ContentSimilarity",
+    "als": "models.als:ALS",
+    "bpr": "models.bpr:BPR",
+    "item_knn": "models.item_knn:ItemKNN",
+    "ease": "models.ease:EASE",
+    "popularity": "models.popularity:Popularity",
+    "trending": "models.trending:Trending",
+    "new_arrivals": "models.trending:NewArrivals",
+    "bought_together": "models.bought_together:BoughtTogether",
+    "content": "models.content:ContentSimilarity",
 }
 
 
@@ -75,7 +75,7 @@ def create_model(algorithm: str, **params: Any) -> Recommender:
 
 def load_model(folder: str | os.PathLike[str], version: str | None = None) -> ModelHandle:
     """Load any saved model folder into an id-based :class:`ModelHandle`."""
-    from recsys.base import read_model_meta
+    from models.base import read_model_meta
 
     meta = read_model_meta(Path(folder))
     model = model_class(meta["algorithm"]).load(folder)

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import IdsScores, Recommender
-from recsys.models.errors import MissingInputError
+from models.base import IdsScores, Recommender
+from models.errors import MissingInputError
 
 if TYPE_CHECKING:
-    from training.interactions import Interactions
+    from models.interactions import Interactions
 
 
 @dataclass(frozen=True)

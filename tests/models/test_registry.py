@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from recsys.models import ModelHandle
-from recsys.models.popularity import Popularity
-from training import registry as reg_mod
-from training.errors import CorruptVersionError, RegistryError
-from training.registry import Registry
+from models import ModelHandle
+from models import registry as reg_mod
+from models.errors import CorruptVersionError, RegistryError
+from models.popularity import Popularity
+from models.registry import Registry
 
 
 def test_register_writes_a_complete_version_with_checksums(tmp_path: Path, small_model) -> None:

@@ -1,5 +1,5 @@
-from recsys.models.popularity import Popularity
-from tests.recsys.models.contract import Contract
+from models.popularity import Popularity
+from tests.models.contract import Contract
 
 
 class TestPopularity(Contract):

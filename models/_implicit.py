@@ -11,10 +11,10 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from recsys.base import Recommender
+from models.base import Recommender
 
 if TYPE_CHECKING:
-    from training.interactions import Interactions
+    from models.interactions import Interactions
 
 
 def resolve_threads(num_threads: int) -> int:

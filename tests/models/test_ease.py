@@ -1,9 +1,9 @@
 import pytest
 
-from recsys.models.ease import EASE
-from recsys.models.errors import ModelTooLargeError
-from tests.recsys.models.contract import Contract
-from training.interactions import Interactions
+from models.ease import EASE
+from models.errors import ModelTooLargeError
+from models.interactions import Interactions
+from tests.models.contract import Contract
 
 
 class TestEASE(Contract):

@@ -5,12 +5,12 @@ Two levels, one class:
 * **Index level** (:class:`Recommender`), for training and evaluation: users and items are row
   and column numbers of the interaction matrix; calls are batch-first and return
   ``(ids, scores)`` arrays, like ``implicit``.
-* **Id level** (:class:`ModelHandle`, in :mod:`recsys.models`), for serving: item and user ids
+* **Id level** (:class:`ModelHandle`, in :mod:`models`), for serving: item and user ids
   in, ``list[(item_id, score)]`` out. See that module's docstring.
 
 Manners (scikit-learn's): ``__init__`` only stores hyperparameters (one frozen dataclass,
 ``Params``); ``fit`` returns ``self``; learned attributes end in ``_``; using an unfitted model
-raises :class:`~recsys.models.errors.NotFittedError`. ``save(dir)`` writes ``model.json``
+raises :class:`~models.errors.NotFittedError`. ``save(dir)`` writes ``model.json``
 (algorithm, parameters, array names) plus ``arrays.npz`` and the id vocabularies;
 ``load(dir)`` reads them back with ``allow_pickle=False`` and needs no training data.
 
@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models.errors import ModelLoadError, NotFittedError
-from recsys.models.vocab import Vocabulary
+from models.errors import ModelLoadError, NotFittedError
+from models.vocab import Vocabulary
 
 if TYPE_CHECKING:
-    from training.interactions import Interactions
+    from models.interactions import Interactions
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ class Recommender(ABC):
         if cls.algorithm and meta["algorithm"] != cls.algorithm:
             raise ModelLoadError(
                 f"{path}: holds a {meta['algorithm']!r} model, not {cls.algorithm!r}; "
-                "use recsys.models.load_model to load any algorithm"
+                "use models.load_model to load any algorithm"
             )
         try:
             params = cls.Params(**meta["params"])

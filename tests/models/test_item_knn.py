@@ -1,7 +1,7 @@
 import pytest
 
-from recsys.models.item_knn import ItemKNN
-from tests.recsys.models.contract import Contract
+from models.item_knn import ItemKNN
+from tests.models.contract import Contract
 
 
 class TestItemKNNBM25(Contract):

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import IdsScores
-from recsys.models._implicit import (
+from models._implicit import (
     ImplicitFactorModel,
     factor_top,
     resolve_threads,
     single_threaded_blas,
 )
+from models.base import IdsScores
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from recsys.models.errors import MissingInputError
-from recsys.models.trending import NewArrivals, Trending
-from tests.recsys.models.contract import Contract
-from training.interactions import Interactions
+from models.errors import MissingInputError
+from models.interactions import Interactions
+from models.trending import NewArrivals, Trending
+from tests.models.contract import Contract
 
 
 class TestTrending(Contract):

@@ -1,5 +1,5 @@
-from recsys.models.bpr import BPR
-from tests.recsys.models.contract import Contract
+from models.bpr import BPR
+from tests.models.contract import Contract
 
 
 class TestBPR(Contract):

@@ -1,5 +1,5 @@
-from recsys.models.content import ContentSimilarity, item_tokens
-from tests.recsys.models.contract import Contract
+from models.content import ContentSimilarity, item_tokens
+from tests.models.contract import Contract
 
 
 class TestContent(Contract):

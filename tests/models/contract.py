@@ -10,10 +10,10 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from recsys.base import ARRAYS_FILE, Recommender
-from recsys.models import ModelHandle, load_model
-from recsys.models.errors import ModelLoadError, NotFittedError
-from training.interactions import Interactions
+from models import ModelHandle, load_model
+from models.base import ARRAYS_FILE, Recommender
+from models.errors import ModelLoadError, NotFittedError
+from models.interactions import Interactions
 
 
 class Contract:
