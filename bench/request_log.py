@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def fill(folder: Path, rows: int, make_id: Callable[[], str], parts: int = 5) -> list[float]:
     """CPU ms per 1,000 rows for each of ``parts`` equal parts of ``rows`` inserts."""
-    from recsys.experiment_store import SqliteRequestLog
+    from merch.request_log import SqliteRequestLog
 
     log = SqliteRequestLog(folder / "requests.sqlite", flush_seconds=3600, batch=10**9)
     start = datetime(2026, 11, 1, tzinfo=UTC)

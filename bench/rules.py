@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from data.catalog import Catalog
     from data.models import Event, EventContext, Item
-    from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
-    from recsys.experiments import ExperimentService, ExperimentSpec
-    from recsys.reports import build_report
-    from recsys.rules import RuleSpec, apply_rules, plan_query
-    from recsys.types import RankContext, ScoredItem
+    from merch.request_log import SqliteRequestLog
+    from merch.experiment_store import SqliteExperimentStore
+    from merch.experiments import ExperimentService, ExperimentSpec
+    from analytics.reports import build_report
+    from merch.rules import RuleSpec, apply_rules, plan_query
+    from ranking.types import RankContext, ScoredItem
 
     rng = random.Random(0)
     now = datetime.now(UTC)

@@ -45,9 +45,9 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from search.query import SearchRequest
-    from serving.routes.search import run_search
     from core.settings import Settings
+    from search.query import SearchRequest
+    from serving.services import run_search
     from serving.state import Services
 
     t0 = time.perf_counter()
@@ -59,9 +59,11 @@ def main() -> None:
         "recommend": lambda: p.recommend(user_id=f"u{r.randrange(args.users)}", n=10),
         "feed": lambda: p.feed(user_id=f"u{r.randrange(args.users)}"),
         "similar": lambda: p.similar(item_id=f"i{r.randrange(args.items)}", n=10),
-        "search": lambda: run_search(services, SearchRequest(text=r.choice(queries),
-                                                             user_id=f"u{r.randrange(args.users)}"),
-                                     debug=False, request_id="bench"),
+        "search": lambda: run_search(
+            SearchRequest(text=r.choice(queries), user_id=f"u{r.randrange(args.users)}"),
+            backend=services.search, pipeline=p, rules=services.rules, catalog=services.catalog,
+            settings=services.settings, debug=False, request_id="bench",
+        ),
     }
     results: dict[str, dict[str, float]] = {}
     for name, fn in surfaces.items():
@@ -102,7 +104,7 @@ def _time_sources(p: object, users: int, requests: int) -> dict[str, float]:
     """CPU per request of the ``history`` and ``cf`` sources on the requests ``recommend``
     makes for random users: the requests are captured once, then each source is run over all
     of them 5 times and the fastest pass is kept (the least disturbed by the machine)."""
-    from recsys import candidates as C
+    from ranking import candidates as C
 
     captured: list[C.SourceRequest] = []
     real = C.history_list

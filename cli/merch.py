@@ -1,6 +1,6 @@
 """Commands of this package for the `shoprank` CLI: ``rules``, ``experiments`` and ``report``.
 
-A thin layer over ``recsys.rules``, ``recsys.experiments`` and ``recsys.reports``: the same
+A thin layer over ``merch.rules``, ``merch.experiments`` and ``analytics.reports``: the same
 SQLite stores the API uses (under ``settings.state_dir``) and the same event log.
 """
 
@@ -15,9 +15,9 @@ import typer
 
 if TYPE_CHECKING:
     from data.catalog import Catalog
-    from recsys.experiments import ExperimentService
-    from recsys.reports import KpiReport
-    from recsys.rules.service import RuleService
+    from merch.experiments import ExperimentService
+    from analytics.reports import KpiReport
+    from merch.rules.service import RuleService
     from core.settings import Settings
 
 rules_app = typer.Typer(
@@ -43,16 +43,17 @@ def _catalog(s: Settings) -> Catalog:
 
 
 def _rules() -> RuleService:
-    from recsys.rule_store import SqliteRuleStore
-    from recsys.rules.service import RuleService
+    from merch.rules.store import SqliteRuleStore
+    from merch.rules.service import RuleService
 
     s = _settings()
     return RuleService(SqliteRuleStore.in_state_dir(s.state_dir), _catalog(s))
 
 
 def _experiments() -> ExperimentService:
-    from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
-    from recsys.experiments import ExperimentService
+    from merch.request_log import SqliteRequestLog
+    from merch.experiment_store import SqliteExperimentStore
+    from merch.experiments import ExperimentService
 
     s = _settings()
     return ExperimentService(
@@ -90,7 +91,7 @@ def rules_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Rules in the order they apply (priority, then id)."""
-    from recsys.rules.spec import RuleSpec
+    from merch.rules.spec import RuleSpec
     from cli.support import console, table
 
     rules = _rules().store.list(rule_set)
@@ -133,7 +134,7 @@ def rules_add(
     ] = False,
 ) -> None:
     """Validate and store rules from a JSON file (rejected with every reason when invalid)."""
-    from recsys.rules.spec import RuleSpec
+    from merch.rules.spec import RuleSpec
     from cli.support import console
 
     data = _read_json(file)
@@ -148,7 +149,7 @@ def rules_add(
                 svc.store.get(spec.id)
                 rule, warnings = svc.update(spec.id, spec)
             except Exception as exc:  # not there yet → create below
-                from recsys.errors import RuleNotFoundError
+                from merch.errors import RuleNotFoundError
 
                 if not isinstance(exc, RuleNotFoundError):
                     raise
@@ -163,7 +164,7 @@ def rules_add(
 @rules_app.command("show")
 def rules_show(rule_id: str) -> None:
     """Print one rule as JSON."""
-    from recsys.rules.spec import RuleSpec
+    from merch.rules.spec import RuleSpec
 
     typer.echo(RuleSpec.of(_rules().get(rule_id)).model_dump_json(indent=1, exclude_none=True))
 
@@ -201,7 +202,7 @@ def rules_preview(
     k: Annotated[int, typer.Option("--k", help="List length to compare.")] = 10,
 ) -> None:
     """Before/after of a draft rule and its impact on recent traffic (loads models and index)."""
-    from recsys.rules.spec import RuleSpec
+    from merch.rules.spec import RuleSpec
     from cli.support import console, fail, table
     from serving.routes.rules import PreviewIn, run_preview
     from serving.state import Services
@@ -282,7 +283,7 @@ def experiments_create(
     start: Annotated[bool, typer.Option("--start", help="Start it at once.")] = False,
 ) -> None:
     """Create an experiment (a draft unless --start)."""
-    from recsys.experiments import ExperimentSpec
+    from merch.experiments import ExperimentSpec
 
     svc = _experiments()
     e = svc.create(_validated(ExperimentSpec, _read_json(file), str(file)))
@@ -319,7 +320,7 @@ def _build(
     start: datetime | None, end: datetime | None, experiment: str | None, metric: str
 ) -> KpiReport:
     from data.eventlog import EventLog
-    from recsys.reports import METRICS, build_report
+    from analytics.reports import METRICS, build_report
     from cli.support import fail
 
     if metric not in METRICS:
@@ -343,7 +344,7 @@ def _build(
 
 
 def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:
-    from recsys.reports import METRIC_LABELS, RATE_METRICS
+    from analytics.reports import METRIC_LABELS, RATE_METRICS
     from cli.support import console, table
 
     if as_json:
@@ -426,7 +427,7 @@ def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:
             )
             console.print(report.verdict, highlight=False)
     if out is not None:
-        from recsys.report_charts import save_charts
+        from analytics.charts import save_charts
 
         for p in save_charts(report, out):
             console.print(f"wrote {p}", highlight=False)

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     """``items.jsonl`` is written this long after the API's catalog changes pause (at most
     five times as long while they keep coming); each change is durable in the catalog
     journal before it is acknowledged (see ``serving.catalog_saver``)."""
-    # online ranking (serving/recsys): weights and limits the API uses
+    # online ranking (serving/ranking): weights and limits the API uses
     feed_slot_weights: dict[str, float] = {
         "for_you": 1.0, "trending": 0.3, "new_arrivals": 0.2, "promoted": 0.3,
     }

@@ -22,11 +22,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from core.settings import Settings, get_settings
 from serving.deps import document_storefront_security
 from serving.direct import DirectRoutes
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, ObservabilityMiddleware
-from core.settings import Settings, get_settings
 from serving.state import ModelWatcher, Services
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Start-up state of the user profiles: who the users are, what they viewed and bought.
 
-:func:`load_profiles` builds the :class:`~recsys.profile.ProfileStore` the API starts with:
+:func:`load_profiles` builds the :class:`~ranking.profile.ProfileStore` the API starts with:
 
 * the user directory (consent, attributes) from ``<data_dir>/users.jsonl``, read column-wise;
 * the history snapshot (last ``settings.bootstrap_history`` events and the purchases of every
@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recsys.history import HistorySnapshot, build_snapshot
-from recsys.profile import ProfileStore, UserDirectory
 from data.journals import UserJournal
+from ranking.history import HistorySnapshot, build_snapshot
+from ranking.profile import ProfileStore, UserDirectory
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from data.catalog import Catalog
     from core.settings import Settings
+    from data.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import threading
 import time
 from pathlib import Path
 
-from data.catalog import Catalog
 from core.fsutil import atomic_write
+from data.catalog import Catalog
 from serving.follow import JournalTail
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from recsys.pipeline import Pipeline
-from serving.errors import Forbidden, Unauthorized
 from core.settings import Settings
+from ranking.pipeline import Pipeline
+from serving.errors import Forbidden, Unauthorized
 from serving.state import Services
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Admin or storefront API key.")

@@ -25,8 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ShopRankError, describe
 from data.errors import DataError, EventLogError
-from search.errors import BackendUnavailableError, IndexNotFoundError
 from models.errors import CorruptVersionError, RegistryError
+from search.errors import BackendUnavailableError, IndexNotFoundError
 
 log = logging.getLogger(__name__)
 

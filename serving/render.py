@@ -20,8 +20,8 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from data.catalog import Catalog
-from recsys.pipeline import Ranked
-from recsys.types import Reason, ScoredItem
+from ranking.pipeline import Ranked
+from ranking.types import Reason, ScoredItem
 from serving.schemas import ReasonOut
 
 Card = tuple[str, str | None, list[str], float, str, bool]

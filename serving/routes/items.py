@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import Field
 
-from recsys.pipeline import Ranked
+from ranking.pipeline import Ranked
 from serving.deps import StorefrontCtx
 from serving.errors import NotFound
 from serving.params import Debug, OptionalUser, QueryModel, query_openapi, read_query

@@ -13,7 +13,14 @@ from fastapi import APIRouter, Path
 
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
 from serving.errors import NotFound
-from serving.schemas import ModelChangeOut, ModelOut, ModelsOut, ModelVersionOut, PromoteIn, ReloadOut
+from serving.schemas import (
+    ModelChangeOut,
+    ModelOut,
+    ModelsOut,
+    ModelVersionOut,
+    PromoteIn,
+    ReloadOut,
+)
 from serving.state import Services
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[AdminDep])

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from data.catalog import Catalog, is_promoted
 from data.models import Item
-from recsys.catalog_index import CatalogIndex
-from recsys.catalog_views import CatalogViews
-from recsys.rules.engine import item_matches
-from recsys.rules.model import ItemFilter
-from recsys.rules.spec import RuleSpec
-from recsys.rules.validate import rule_warnings
+from ranking.catalog_index import CatalogIndex
+from ranking.catalog_views import CatalogViews
+from merch.rules.engine import item_matches
+from merch.rules.model import ItemFilter
+from merch.rules.spec import RuleSpec
+from merch.rules.validate import rule_warnings
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 TAIPEI = timezone(timedelta(hours=8))

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from data.catalog import Catalog
 from data.models import User
 from models import ModelHandle, create_model
-from recsys.modelset import LoadedModel, ModelSet
+from ranking.modelset import LoadedModel, ModelSet
 
 MODELS: dict[str, dict[str, object]] = {
     "als": {"factors": 24, "iterations": 8, "num_threads": 1},

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models import ModelHandle
-from recsys.modelset import load_model_set, mmap_npz
+from ranking.modelset import load_model_set, mmap_npz
 from models.registry import Registry
 
 
@@ -27,7 +27,7 @@ def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
 def test_fast_paths_match_the_models(
     shop_home: Path, trained: dict[str, ModelHandle], first_chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recsys.modelset import FastPaths
+    from ranking.modelset import FastPaths
 
     monkeypatch.setattr(FastPaths, "first_chunk", first_chunk)
     models = load_model_set(shop_home / "models", {n: "v1" for n in trained})
@@ -86,8 +86,8 @@ def test_history_source_in_numpy_matches_the_generic_path(
 ) -> None:
     import random
 
-    from recsys import candidates as C
-    from recsys.profile import UserProfile
+    from ranking import candidates as C
+    from ranking.profile import UserProfile
 
     models = load_model_set(shop_home / "models", {name: "v1" for name in trained})
     knn = models.get("item_knn")

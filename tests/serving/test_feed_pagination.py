@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from data.catalog import Catalog
-from recsys.hooks import Assignment
-from recsys.pipeline import Ranked
-from recsys.types import RankContext, Reason, ScoredItem
+from ranking.hooks import Assignment
+from ranking.pipeline import Ranked
+from ranking.types import RankContext, Reason, ScoredItem
 from serving.feed_cache import (
     RankedListCache,
     SqliteRankedListCache,

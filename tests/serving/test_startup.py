@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from data.eventlog import EventLog
 from data.models import Event, User
-from recsys.history import HISTORY_TYPES, build_snapshot
+from ranking.history import HISTORY_TYPES, build_snapshot
 from serving.state import Services
 from data.journals import UserJournal
 from tests.serving.conftest import ServerThread, free_port, make_settings
