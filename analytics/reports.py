@@ -52,8 +52,8 @@ from merch.request_log import SERVED_COLUMNS
 
 if TYPE_CHECKING:
     from data.catalog import Catalog
-    from merch.request_log import RequestLog
     from merch.experiments import Experiment
+    from merch.request_log import RequestLog
 
 MetricName = Literal[
     "ctr",

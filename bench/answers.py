@@ -62,7 +62,12 @@ def calls(client: Any) -> Iterator[Call]:
     items = [f"i{i}" for i in range(1, 401)]
     for u in users:
         yield "GET", "/v1/recommendations", {"user_id": u, "n": 10}, None
-        yield "GET", "/v1/recommendations", {"user_id": u, "n": 5, "exclude_purchased": "true"}, None
+        yield (
+            "GET",
+            "/v1/recommendations",
+            {"user_id": u, "n": 5, "exclude_purchased": "true"},
+            None,
+        )
         first = {"user_id": u, "size": 10, "debug": "true" if u.endswith("7") else "false"}
         yield "GET", "/v1/feed", first, None
         page1 = client.get("/v1/feed", params={"user_id": u, "size": 10}).json()

@@ -84,11 +84,11 @@ def _run(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from analytics.reports import REPORT_COLUMNS, build_report
     from data.loaders import read_events_table
     from data.models import Event, EventContext
-    from merch.request_log import SqliteRequestLog
     from merch.experiments import Experiment, Variant
-    from analytics.reports import REPORT_COLUMNS, build_report
+    from merch.request_log import SqliteRequestLog
     from tests.analytics.report_reference import reference_report
 
     CONTEXT = ("session_id", "request_id", "experiment", "variant", "surface")

@@ -38,8 +38,12 @@ def fill(folder: Path, rows: int, make_id: Callable[[], str], parts: int = 5) ->
         for part in range(parts):
             t = time.process_time()
             for i in range(part * per_part, (part + 1) * per_part):
-                log.record(request_id=make_id(), at=start + timedelta(milliseconds=i), surface="recommend",
-                           user_id=f"u{i % 1_000_000}")
+                log.record(
+                    request_id=make_id(),
+                    at=start + timedelta(milliseconds=i),
+                    surface="recommend",
+                    user_id=f"u{i % 1_000_000}",
+                )
                 if i % 500 == 499:
                     log.flush()
             log.flush()
@@ -78,7 +82,9 @@ def main() -> None:
                       f"{rand[p] / ordered[p]:.2f}×")
     Console().print(table)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"rows": args.rows, "cpu_ms_per_1000_rows": results}, indent=2))
+    args.results.write_text(
+        json.dumps({"rows": args.rows, "cpu_ms_per_1000_rows": results}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ def main() -> None:
     from serving.state import Services
 
     t0 = time.perf_counter()
-    services = Services.build(Settings(home=args.home, search_backend="embedded", model_poll_seconds=0))
+    services = Services.build(
+        Settings(home=args.home, search_backend="embedded", model_poll_seconds=0)
+    )
     build_s = time.perf_counter() - t0
     p, r = services.pipeline, random.Random(1)
     queries = ["dress", "連衣裙", "coffee", "咖啡", "shoes", "跑步鞋", "lamp", "背包"]

@@ -115,9 +115,9 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     ) -> None:
         """Generate a synthetic shop (items, users, events, hidden truth)."""
-        from data.synthetic import ShopSpec, generate
         from cli.support import fail
         from core.settings import get_settings
+        from data.synthetic import ShopSpec, generate
 
         if events_format not in ("auto", "parquet", "jsonl", "both"):
             fail(f"--format must be auto, parquet, jsonl or both, not {events_format!r}")
@@ -143,6 +143,34 @@ def register(app: typer.Typer) -> None:
         )
         print_generate_summary(summary)
 
+    @app.command("quarantine")
+    def quarantine_cmd(
+        as_json: Annotated[
+            bool, typer.Option("--json", help="One JSON object a line instead of a table.")
+        ] = False,
+    ) -> None:
+        """List stored records that training and start-up set aside (unreadable or out of range)."""
+        import json
+
+        from cli.support import console, table
+        from core.settings import get_settings
+        from data.quarantine import QUARANTINE_FILE, read_quarantine
+
+        settings = get_settings()
+        folders = [settings.data_dir, settings.events_dir, settings.state_dir]
+        if settings.data_dir.is_dir():
+            folders += [p for p in sorted(settings.data_dir.iterdir()) if p.is_dir()]
+        entries = [q for f in folders for q in read_quarantine(f / QUARANTINE_FILE)]
+        if as_json:
+            for q in entries:
+                typer.echo(json.dumps({"file": q.file, "record": q.record, "reason": q.reason,
+                                       "raw": q.raw, "at": q.at}, ensure_ascii=False))
+            return
+        console.print(table(
+            f"Quarantined records: {len(entries)}", ["file", "record", "reason", "set aside at"],
+            [[q.file, q.record, q.reason, q.at] for q in entries],
+        ))
+
     @app.command("load")
     def load_cmd(
         kind: Annotated[str, typer.Argument(help="items, users or events.")],
@@ -155,9 +183,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Validate a file and load it: items/users into the data dir, events into the event log."""
-        from data.loaders import Reject, iter_events, load_items, load_users
         from cli.support import console, fail, table
         from core.settings import get_settings
+        from data.loaders import Reject, iter_events, load_items, load_users
 
         if kind not in ("items", "users", "events"):
             fail(f"what to load must be items, users or events, not {kind!r}")
@@ -235,11 +263,11 @@ def register(app: typer.Typer) -> None:
         """Convert a public behavior log into events.parquet (plus import_rejects.jsonl)."""
         import pyarrow.parquet as pq
 
+        from cli.support import console, fail, table
+        from core.settings import get_settings
         from data.event_table import EVENT_SCHEMA, events_to_table
         from data.formats import ADAPTERS, iter_adapter
         from data.loaders import Reject, write_rejects
-        from cli.support import console, fail, table
-        from core.settings import get_settings
 
         if fmt not in ADAPTERS:
             fail(f"FORMAT must be one of {', '.join(ADAPTERS)}, not {fmt!r}")

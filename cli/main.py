@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from core.errors import ShopRankError
 from cli.support import err_console
+from core.errors import ShopRankError
 from core.logging_setup import configure_logging
 
 app = typer.Typer(
@@ -51,12 +51,12 @@ def _global(
 def _register() -> None:
     # Each module keeps heavy imports inside its command functions.
     from cli import data as data_cli
-    from cli import merch as recsys_cli
+    from cli import merch as merch_cli
     from cli import search as search_cli
     from cli import serve as app_cli
     from cli import training as training_cli
 
-    for module in (data_cli, training_cli, search_cli, recsys_cli, app_cli):
+    for module in (data_cli, training_cli, search_cli, merch_cli, app_cli):
         module.register(app)
 
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from analytics.reports import KpiReport
+    from core.settings import Settings
     from data.catalog import Catalog
     from merch.experiments import ExperimentService
-    from analytics.reports import KpiReport
     from merch.rules.service import RuleService
-    from core.settings import Settings
 
 rules_app = typer.Typer(
     help="Merchandising rules (pin, boost, bury, hide, filter, redirect, rewrite).",
@@ -43,17 +43,17 @@ def _catalog(s: Settings) -> Catalog:
 
 
 def _rules() -> RuleService:
-    from merch.rules.store import SqliteRuleStore
     from merch.rules.service import RuleService
+    from merch.rules.store import SqliteRuleStore
 
     s = _settings()
     return RuleService(SqliteRuleStore.in_state_dir(s.state_dir), _catalog(s))
 
 
 def _experiments() -> ExperimentService:
-    from merch.request_log import SqliteRequestLog
     from merch.experiment_store import SqliteExperimentStore
     from merch.experiments import ExperimentService
+    from merch.request_log import SqliteRequestLog
 
     s = _settings()
     return ExperimentService(
@@ -75,8 +75,8 @@ def _read_json(path: Path) -> object:
 def _validated(model: type, data: object, where: str):  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
-    from core.errors import describe
     from cli.support import fail
+    from core.errors import describe
 
     try:
         return model.model_validate(data)
@@ -91,8 +91,8 @@ def rules_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Rules in the order they apply (priority, then id)."""
-    from merch.rules.spec import RuleSpec
     from cli.support import console, table
+    from merch.rules.spec import RuleSpec
 
     rules = _rules().store.list(rule_set)
     if as_json:
@@ -134,8 +134,8 @@ def rules_add(
     ] = False,
 ) -> None:
     """Validate and store rules from a JSON file (rejected with every reason when invalid)."""
-    from merch.rules.spec import RuleSpec
     from cli.support import console
+    from merch.rules.spec import RuleSpec
 
     data = _read_json(file)
     specs = [
@@ -202,8 +202,8 @@ def rules_preview(
     k: Annotated[int, typer.Option("--k", help="List length to compare.")] = 10,
 ) -> None:
     """Before/after of a draft rule and its impact on recent traffic (loads models and index)."""
-    from merch.rules.spec import RuleSpec
     from cli.support import console, fail, table
+    from merch.rules.spec import RuleSpec
     from serving.routes.rules import PreviewIn, run_preview
     from serving.state import Services
 
@@ -319,9 +319,9 @@ def experiments_results(
 def _build(
     start: datetime | None, end: datetime | None, experiment: str | None, metric: str
 ) -> KpiReport:
-    from data.eventlog import EventLog
     from analytics.reports import METRICS, build_report
     from cli.support import fail
+    from data.eventlog import EventLog
 
     if metric not in METRICS:
         fail(f"--metric: unknown {metric!r}; choose one of {', '.join(METRICS)}")

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from search.backend import SearchBackend
     from core.settings import Settings
+    from search.backend import SearchBackend
 
 
 def parse_filter(spec: str) -> dict[str, object]:
@@ -36,7 +36,11 @@ def parse_filter(spec: str) -> dict[str, object]:
             raise SearchRequestError(field, f"expects LOW..HIGH numbers, not {value!r}") from None
         return {"type": "range", "field": field, **bounds}
     if field in TERMS_FIELDS:
-        return {"type": "terms", "field": field, "values": [v.strip() for v in value.split(",") if v.strip()]}
+        return {
+            "type": "terms",
+            "field": field,
+            "values": [v.strip() for v in value.split(",") if v.strip()],
+        }
     allowed = ", ".join(TERMS_FIELDS + RANGE_FIELDS + BOOL_FIELDS)
     raise SearchRequestError("--filter", f"unknown field {field!r}; allowed: {allowed}")
 
@@ -53,22 +57,29 @@ def register(app: typer.Typer) -> None:
     @app.command("index")
     def index_cmd(
         items: Annotated[
-            Path | None, typer.Option("--items", help="Catalog file (default: DATA_DIR/items.jsonl).")
+            Path | None,
+            typer.Option("--items", help="Catalog file (default: DATA_DIR/items.jsonl)."),
         ] = None,
         events: Annotated[
             Path | None,
-            typer.Option("--events", help="Events file for popularity (default: DATA_DIR/events.parquet if present)."),
+            typer.Option(
+                "--events",
+                help="Events file for popularity (default: DATA_DIR/events.parquet if present).",
+            ),
         ] = None,
         incremental: Annotated[
-            bool, typer.Option("--incremental", help="Upsert into the live index instead of an atomic rebuild.")
+            bool,
+            typer.Option(
+                "--incremental", help="Upsert into the live index instead of an atomic rebuild."
+            ),
         ] = False,
     ) -> None:
         """Index the catalog into the configured search backend (embedded or OpenSearch)."""
         from tqdm import tqdm
 
-        from search.indexing import index_catalog
         from cli.support import console, fail, table
         from core.settings import get_settings
+        from search.indexing import index_catalog
 
         s = get_settings()
         path = items or s.data_dir / "items.jsonl"
@@ -87,25 +98,40 @@ def register(app: typer.Typer) -> None:
                 )
         finally:
             backend.close()
-        console.print(table(
-            f"Indexed {path}",
-            ["what", "value"],
-            [["backend", summary.backend], ["items indexed", summary.indexed],
-             ["rows rejected", summary.rejected], ["items with popularity", summary.with_popularity],
-             ["seconds", round(summary.seconds, 2)], ["mode", "upsert" if incremental else "atomic rebuild"]],
-        ))
+        console.print(
+            table(
+                f"Indexed {path}",
+                ["what", "value"],
+                [
+                    ["backend", summary.backend],
+                    ["items indexed", summary.indexed],
+                    ["rows rejected", summary.rejected],
+                    ["items with popularity", summary.with_popularity],
+                    ["seconds", round(summary.seconds, 2)],
+                    ["mode", "upsert" if incremental else "atomic rebuild"],
+                ],
+            )
+        )
 
     @app.command("search")
     def search_cmd(
         query: Annotated[str, typer.Argument(help="Search text (may be empty to browse).")] = "",
         facet: Annotated[
-            list[str] | None, typer.Option("--facet", "-f", help="Facet field (repeatable): brand, category_l1, price, …")
+            list[str] | None,
+            typer.Option(
+                "--facet", "-f", help="Facet field (repeatable): brand, category_l1, price, …"
+            ),
         ] = None,
         filter_: Annotated[
             list[str] | None,
-            typer.Option("--filter", help="FIELD=VALUE (repeatable): brand=A,B  price=100..500  in_stock=true"),
+            typer.Option(
+                "--filter",
+                help="FIELD=VALUE (repeatable): brand=A,B  price=100..500  in_stock=true",
+            ),
         ] = None,
-        sort: Annotated[str, typer.Option("--sort", help="relevance, price_asc, price_desc, newest, popularity")] = "relevance",
+        sort: Annotated[
+            str, typer.Option("--sort", help="relevance, price_asc, price_desc, newest, popularity")
+        ] = "relevance",
         page: Annotated[int, typer.Option("--page")] = 1,
         size: Annotated[int, typer.Option("--size")] = 10,
         typos: Annotated[bool, typer.Option("--typos/--no-typos", help="Typo tolerance.")] = True,
@@ -115,10 +141,10 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
         from rich.markup import escape
 
-        from core.errors import describe
-        from search.query import SearchRequest
         from cli.support import console, fail, table
+        from core.errors import describe
         from core.settings import get_settings
+        from search.query import SearchRequest
 
         try:
             request = SearchRequest(
@@ -145,11 +171,13 @@ def register(app: typer.Typer) -> None:
              " > ".join(h.category), f"{h.price:,.0f} {h.currency}", h.stock, round(h.score, 3)]
             for n, h in enumerate(result.hits)
         ]
-        console.print(table(
-            f"{result.total} hits for {escape(repr(query))} ({result.backend}, {result.took_ms:.1f} ms)",
-            ["#", "item", "title", "brand", "category", "price", "stock", "score"],
-            rows,
-        ))
+        console.print(
+            table(
+                f"{result.total} hits for {escape(repr(query))} ({result.backend}, {result.took_ms:.1f} ms)",
+                ["#", "item", "title", "brand", "category", "price", "stock", "score"],
+                rows,
+            )
+        )
         for field, values in result.facets.items():
             console.print(table(
                 f"facet {field}", ["value", "count", "selected"],
@@ -176,40 +204,75 @@ def register(app: typer.Typer) -> None:
     @app.command("search-eval")
     def search_eval_cmd(
         items: Annotated[
-            Path | None, typer.Option("--items", help="Synthetic shop items (default: DATA_DIR/items.jsonl).")
+            Path | None,
+            typer.Option("--items", help="Synthetic shop items (default: DATA_DIR/items.jsonl)."),
         ] = None,
         backend: Annotated[
-            str, typer.Option("--backend", help="embedded, opensearch or both (OpenSearch needs SHOPRANK_OPENSEARCH_URL).")
+            str,
+            typer.Option(
+                "--backend",
+                help="embedded, opensearch or both (OpenSearch needs SHOPRANK_OPENSEARCH_URL).",
+            ),
         ] = "embedded",
-        queries: Annotated[int, typer.Option("--queries", min=10, help="Labeled queries to generate.")] = 300,
+        queries: Annotated[
+            int, typer.Option("--queries", min=10, help="Labeled queries to generate.")
+        ] = 300,
         seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
         k: Annotated[int, typer.Option("--k", min=1, max=100)] = 10,
-        out: Annotated[Path | None, typer.Option("--out", help="Write the report JSON here.")] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Write the report JSON here.")
+        ] = None,
     ) -> None:
         """NDCG@k of search on the synthetic shop, per backend and query group."""
         import json
 
-        from search.relevance import evaluate_backends
         from cli.support import console, fail, table
         from core.settings import get_settings
+        from search.relevance import evaluate_backends
 
         s = get_settings()
         path = items or s.data_dir / "items.jsonl"
         if not path.is_file():
             fail(f"--items: no such file: {path} (run `shoprank generate` or pass --items)")
-        kinds = {"embedded": ["embedded"], "opensearch": ["opensearch"], "both": ["embedded", "opensearch"]}
+        kinds = {
+            "embedded": ["embedded"],
+            "opensearch": ["opensearch"],
+            "both": ["embedded", "opensearch"],
+        }
         if backend not in kinds:
             fail(f"--backend must be embedded, opensearch or both, not {backend!r}")
         if "opensearch" in kinds[backend] and not s.opensearch_url:
-            fail("--backend opensearch needs SHOPRANK_OPENSEARCH_URL (start one with scripts/opensearch start)")
-        report = evaluate_backends(path, kinds[backend], settings=s, n_queries=queries, seed=seed, k=k)
+            fail(
+                "--backend opensearch needs SHOPRANK_OPENSEARCH_URL (start one with scripts/opensearch start)"
+            )
+        report = evaluate_backends(
+            path, kinds[backend], settings=s, n_queries=queries, seed=seed, k=k
+        )
         groups = sorted({g for r in report.values() for g in r.by_group})
-        rows = [[name, r.n_queries, r.ndcg, *[r.by_group.get(g, float("nan")) for g in groups], r.seconds]
-                for name, r in report.items()]
-        console.print(table(f"search relevance, NDCG@{k}", ["backend", "queries", "all", *groups, "seconds"], rows))
+        rows = [
+            [
+                name,
+                r.n_queries,
+                r.ndcg,
+                *[r.by_group.get(g, float("nan")) for g in groups],
+                r.seconds,
+            ]
+            for name, r in report.items()
+        ]
+        console.print(
+            table(
+                f"search relevance, NDCG@{k}",
+                ["backend", "queries", "all", *groups, "seconds"],
+                rows,
+            )
+        )
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({n: r.to_dict() for n, r in report.items()}, indent=2, ensure_ascii=False))
+            out.write_text(
+                json.dumps(
+                    {n: r.to_dict() for n, r in report.items()}, indent=2, ensure_ascii=False
+                )
+            )
             console.print(f"report: {out}")
 
 

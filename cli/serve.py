@@ -73,7 +73,9 @@ def register(app: typer.Typer) -> None:
     def serve_cmd(
         host: Annotated[str | None, typer.Option("--host", help="Default: settings.host.")] = None,
         port: Annotated[int | None, typer.Option("--port", help="Default: settings.port.")] = None,
-        workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
+        workers: Annotated[
+            int, typer.Option("--workers", min=1, help="uvicorn worker processes.")
+        ] = 1,
     ) -> None:
         """Serve the HTTP API (recommendations, feed, search, events, admin)."""
         import uvicorn
@@ -103,12 +105,13 @@ def register(app: typer.Typer) -> None:
         users: Annotated[int, typer.Option("--users", min=1)] = 2_000,
         items: Annotated[int, typer.Option("--items", min=84)] = 1_000,
         events: Annotated[int, typer.Option("--events", min=1)] = 100_000,
-        serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the API at the end.")] = True,
+        serve: Annotated[
+            bool, typer.Option("--serve/--no-serve", help="Start the API at the end.")
+        ] = True,
     ) -> None:
         """Generate a sample shop (if absent), train, index, start the API, print example calls."""
 
         from cli.support import console
-
         from core.settings import get_settings
 
         s = get_settings()
@@ -117,7 +120,9 @@ def register(app: typer.Typer) -> None:
             from data.synthetic import ShopSpec, generate
 
             console.print(f"==> generating a sample shop in {s.data_dir}")
-            print_generate_summary(generate(ShopSpec(n_users=users, n_items=items, n_events=events), s.data_dir))
+            print_generate_summary(
+                generate(ShopSpec(n_users=users, n_items=items, n_events=events), s.data_dir)
+            )
         from models.registry import Registry
 
         if not Registry(s.models_dir).current_versions():
@@ -139,7 +144,10 @@ def register(app: typer.Typer) -> None:
         base = f"http://127.0.0.1:{port}"
         console.print(f"\n==> shoprank API on {base}  (docs: {base}/docs)")
         console.print(f"    merchandiser console: {base}/console  (log in with the admin key)")
-        console.print(f"    admin key (generated into {s.state_dir / 'demo-admin-key'}): {key}\n", soft_wrap=True)
+        console.print(
+            f"    admin key (generated into {s.state_dir / 'demo-admin-key'}): {key}\n",
+            soft_wrap=True,
+        )
         examples = [
             f"curl -s '{base}/v1/recommendations?user_id=u1&n=5'",
             f"curl -s '{base}/v1/feed?user_id=u1&size=10&debug=true'",
@@ -159,4 +167,10 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         console.print("\n(Ctrl-C to stop)")
-        uvicorn.run("serving.app:app_factory", factory=True, host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(
+            "serving.app:app_factory",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )

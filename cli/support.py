@@ -21,7 +21,12 @@ def fail(message: str) -> NoReturn:
 def table(title: str, columns: list[str], rows: list[list[object]]) -> Table:
     t = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(c, justify="right" if rows and isinstance(rows[0][columns.index(c)], (int, float)) else "left")
+        t.add_column(
+            c,
+            justify="right"
+            if rows and isinstance(rows[0][columns.index(c)], (int, float))
+            else "left",
+        )
     for r in rows:
         t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r])
     return t

@@ -51,12 +51,17 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         config: ConfigOpt = None,
-        promote: Annotated[bool | None, typer.Option("--promote/--no-promote",
-                                                     help="Make the new versions current.")] = None,
-        model: Annotated[list[str] | None, typer.Option("--model", "-m",
-                                                        help="Only this model (repeatable).")] = None,
-        holdout: Annotated[bool | None, typer.Option(
-            "--holdout/--no-holdout", help="Record holdout metrics in the manifests.")] = None,
+        promote: Annotated[
+            bool | None,
+            typer.Option("--promote/--no-promote", help="Make the new versions current."),
+        ] = None,
+        model: Annotated[
+            list[str] | None, typer.Option("--model", "-m", help="Only this model (repeatable).")
+        ] = None,
+        holdout: Annotated[
+            bool | None,
+            typer.Option("--holdout/--no-holdout", help="Record holdout metrics in the manifests."),
+        ] = None,
     ) -> None:
         """Train the configured models on all data and register a new version of each."""
         from cli.support import console, table
@@ -88,13 +93,19 @@ def register(app: typer.Typer) -> None:
             console.print(f"planted bundles found by bought_together (top-10): "
                           f"{rep.bundles[0]}/{rep.bundles[1]}")
         if not any(m.promoted for m in rep.models):
-            console.print("not promoted: run `shoprank models promote <name>` or train with --promote")
+            console.print(
+                "not promoted: run `shoprank models promote <name>` or train with --promote"
+            )
 
     @app.command("evaluate")
     def evaluate_cmd(
         config: ConfigOpt = None,
-        out: Annotated[Path | None, typer.Option("--out", help="Folder for PNGs and results.json.")] = None,
-        split: Annotated[str | None, typer.Option("--split", help="temporal, leave_last_n or random.")] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Folder for PNGs and results.json.")
+        ] = None,
+        split: Annotated[
+            str | None, typer.Option("--split", help="temporal, leave_last_n or random.")
+        ] = None,
         max_users: Annotated[int | None, typer.Option("--max-users", min=1)] = None,
     ) -> None:
         """Compare every configured model (and the popularity baseline) on one split."""
@@ -133,16 +144,24 @@ def register(app: typer.Typer) -> None:
             console.print(f"best personalized: {best.name} {cols[0]} = "
                           f"{best.metrics[cols[0]]:.4f}, {ratio:.2f}× popularity ({base:.4f})")
         if rep.bundles is not None:
-            console.print(f"planted bundles found by bought_together (top-10): "
-                          f"{rep.bundles[0]}/{rep.bundles[1]} ({rep.bundles[0] / max(rep.bundles[1], 1):.0%})")
+            console.print(
+                f"planted bundles found by bought_together (top-10): "
+                f"{rep.bundles[0]}/{rep.bundles[1]} ({rep.bundles[0] / max(rep.bundles[1], 1):.0%})"
+            )
         console.print(f"plots and results.json: {rep.out_dir}")
 
     @app.command("tune")
     def tune_cmd(
         config: ConfigOpt = None,
-        algorithm: Annotated[list[str] | None, typer.Option(
-            "--algorithm", "-a", help="Algorithm to tune (repeatable; default als, item_knn).")] = None,
-        trials: Annotated[int, typer.Option("--trials", min=1, help="Settings tried per algorithm.")] = 8,
+        algorithm: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--algorithm", "-a", help="Algorithm to tune (repeatable; default als, item_knn)."
+            ),
+        ] = None,
+        trials: Annotated[
+            int, typer.Option("--trials", min=1, help="Settings tried per algorithm.")
+        ] = 8,
         metric: Annotated[str, typer.Option("--metric")] = "ndcg@10",
         max_users: Annotated[int | None, typer.Option("--max-users", min=1)] = None,
     ) -> None:
@@ -157,7 +176,9 @@ def register(app: typer.Typer) -> None:
         algs = algorithm or ["als", "item_knn"]
         if metric.split("@")[0] not in ("ndcg", "recall", "precision", "map", "hit_rate") or \
                 "@" not in metric:
-            fail(f"--metric must look like ndcg@10 (ndcg, recall, precision, map, hit_rate), not {metric!r}")
+            fail(
+                f"--metric must look like ndcg@10 (ndcg, recall, precision, map, hit_rate), not {metric!r}"
+            )
         if int(metric.split("@")[1]) not in cfg.evaluation.ks:
             fail(f"--metric: k must be one of evaluation.ks {cfg.evaluation.ks}")
         bar, say = _progress()
@@ -199,16 +220,31 @@ def register(app: typer.Typer) -> None:
         if not rows:
             console.print("no models registered yet: run `shoprank train`")
             return
-        console.print(table("Registered models", ["name", "version", "algorithm", "created",
-                                                  "current", "ndcg@10", "status"],
-                            [[r["name"], r["version"], r["algorithm"], r["created_at"],
-                              "*" if r["current"] else "", r["metrics"].get("ndcg@10", float("nan")),
-                              "ok" if r["ok"] else r["problem"]] for r in rows]))
+        console.print(
+            table(
+                "Registered models",
+                ["name", "version", "algorithm", "created", "current", "ndcg@10", "status"],
+                [
+                    [
+                        r["name"],
+                        r["version"],
+                        r["algorithm"],
+                        r["created_at"],
+                        "*" if r["current"] else "",
+                        r["metrics"].get("ndcg@10", float("nan")),
+                        "ok" if r["ok"] else r["problem"],
+                    ]
+                    for r in rows
+                ],
+            )
+        )
 
     @models_app.command("promote")
     def promote_cmd(
         name: Annotated[str, typer.Argument(help="Model name, e.g. als.")],
-        version: Annotated[str | None, typer.Argument(help="Version (default: the newest).")] = None,
+        version: Annotated[
+            str | None, typer.Argument(help="Version (default: the newest).")
+        ] = None,
     ) -> None:
         """Make a version current (after verifying its checksums)."""
         from cli.support import console

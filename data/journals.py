@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from core.errors import describe
 from core.fsutil import append_jsonl, atomic_write
 from data.models import Item, User
+from data.quarantine import set_aside
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ class CatalogJournal:
 
     def upsert(self, items: list[Item]) -> None:
         with self._lock:
-            append_jsonl(self.path, [{"op": "upsert", "item": it.model_dump(mode="json")} for it in items])
+            append_jsonl(
+                self.path, [{"op": "upsert", "item": it.model_dump(mode="json")} for it in items]
+            )
 
     def delete(self, item_ids: list[str]) -> None:
         with self._lock:
@@ -121,7 +124,7 @@ def read_users_file(path: Path) -> Iterator[User]:
             try:
                 yield User.model_validate_json(line)
             except ValidationError as exc:
-                log.warning("%s line %d set aside: %s", path.name, lineno, describe(exc))
+                set_aside(path, [(lineno, describe(exc), line)])
 
 
 def load_users(data_dir: Path, state_dir: Path) -> dict[str, User]:

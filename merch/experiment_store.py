@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from core.fsutil import FileGuard
 from merch.errors import ExperimentError, ExperimentNotFoundError
 from merch.experiments import Experiment, ExperimentSpec, experiment_as_dict
 from merch.request_log import _connect, _dt, _ts
@@ -35,6 +36,7 @@ class SqliteExperimentStore:
                 """
             )
             self._db.commit()
+        self._guard = FileGuard(path)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteExperimentStore:
@@ -86,6 +88,7 @@ class SqliteExperimentStore:
             _ts(e.stopped_at),
         )
         with self._lock:
+            self._guard.check()
             try:
                 verb = "INSERT" if create else "INSERT OR REPLACE"
                 self._db.execute(f"{verb} INTO experiments VALUES (?, ?, ?, ?, ?, ?)", values)
@@ -99,6 +102,7 @@ class SqliteExperimentStore:
 
     def delete(self, experiment_id: str) -> None:
         with self._lock:
+            self._guard.check()
             cur = self._db.execute(
                 "DELETE FROM experiments WHERE experiment_id = ?", (experiment_id,)
             )

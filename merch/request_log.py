@@ -121,7 +121,9 @@ class SqliteRequestLog:
         # request's thread — the tail latency of every route.
         self._wake = threading.Event()
         self._closed = False
-        self._flusher = threading.Thread(target=self._flush_loop, name="request-log-flush", daemon=True)
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="request-log-flush", daemon=True
+        )
         self._flusher.start()
 
     def _flush_loop(self) -> None:

@@ -30,7 +30,9 @@ class ContentParams:
     sublinear_tf: bool = True
 
 
-def item_tokens(title: str, brand: str, category: tuple[str, ...], tags: tuple[str, ...]) -> list[str]:
+def item_tokens(
+    title: str, brand: str, category: tuple[str, ...], tags: tuple[str, ...]
+) -> list[str]:
     """The analyzed tokens of one item."""
     from search.analysis import normalize, tokens
 
@@ -74,7 +76,9 @@ class ContentSimilarity(Recommender):
         try:
             self.tfidf_ = sp.csr_matrix(vec.fit_transform(docs), dtype=np.float32)
         except ValueError as exc:  # empty vocabulary
-            raise MissingInputError(f"content similarity: the catalog has no usable text ({exc})") from exc
+            raise MissingInputError(
+                f"content similarity: the catalog has no usable text ({exc})"
+            ) from exc
 
     def _scores(self, rows: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         profile = sp.csr_matrix(rows, dtype=np.float32) @ self.tfidf_

@@ -102,7 +102,9 @@ def cf_list(req: SourceRequest) -> CandList | None:
         pairs = [(i, s) for i, s in pairs if i not in req.exclude]
     if not pairs:
         return None
-    reason = Reason(source="cf", detail=f"picked for you ({model.name})", model_version=model.version)
+    reason = Reason(
+        source="cf", detail=f"picked for you ({model.name})", model_version=model.version
+    )
     return CandList("cf", [i for i, _ in pairs], [s for _, s in pairs], reason)
 
 
@@ -128,7 +130,9 @@ def history_list(req: SourceRequest) -> CandList | None:
     recent = req.history[:HISTORY_ITEMS]
     if not recent:
         return None
-    chain = [m for m in (req.models.first(SIMILAR_MODELS), req.models.get("content")) if m is not None]
+    chain = [
+        m for m in (req.models.first(SIMILAR_MODELS), req.models.get("content")) if m is not None
+    ]
     if not chain:
         return None
     fast = chain[0].fast
@@ -139,7 +143,9 @@ def history_list(req: SourceRequest) -> CandList | None:
     return _history_pairs(req, recent, chain)
 
 
-def _history_fast(req: SourceRequest, recent: tuple[str, ...], used: LoadedModel, fast: FastPaths) -> CandList | None:
+def _history_fast(
+    req: SourceRequest, recent: tuple[str, ...], used: LoadedModel, fast: FastPaths
+) -> CandList | None:
     """:func:`history_list` on the rows of a sparse item-item model, all anchors in one
     compiled call (:func:`ranking.kernels.history_top`; the same scores, ties by item index).
     None when an anchor is unknown to the model or has no neighbour left (the generic path
@@ -166,7 +172,9 @@ def _history_fast(req: SourceRequest, recent: tuple[str, ...], used: LoadedModel
     )
 
 
-def _history_pairs(req: SourceRequest, recent: tuple[str, ...], chain: list[LoadedModel]) -> CandList | None:
+def _history_pairs(
+    req: SourceRequest, recent: tuple[str, ...], chain: list[LoadedModel]
+) -> CandList | None:
     scores: dict[str, float] = {}
     best_from: dict[str, tuple[float, str, LoadedModel]] = {}
     hist = set(req.history)
@@ -175,7 +183,9 @@ def _history_pairs(req: SourceRequest, recent: tuple[str, ...], chain: list[Load
         pairs: list[tuple[str, float]] = []
         used = chain[0]
         for m in chain:
-            pairs = _safe(lambda m=m, a=anchor: m.similar(a, req.n, req.exclude), f"similar({m.name})")
+            pairs = _safe(
+                lambda m=m, a=anchor: m.similar(a, req.n, req.exclude), f"similar({m.name})"
+            )
             if pairs:
                 used = m
                 break
@@ -212,7 +222,9 @@ def _ranked(ids: Sequence[str], reason: Reason, name: str, req: SourceRequest) -
     return out
 
 
-def _global_model(m: LoadedModel, n: int, category: tuple[str, ...] | None) -> list[tuple[str, float]]:
+def _global_model(
+    m: LoadedModel, n: int, category: tuple[str, ...] | None
+) -> list[tuple[str, float]]:
     """Non-personal models (trending, popularity, new arrivals) rank from an empty history."""
     return _safe(lambda: m.recommend_history([], n, category=category), m.name)
 
@@ -243,15 +255,24 @@ class GlobalSources:
         allowed = self.catalog.items_in_category(req.category) if req.category else None
         pairs = self.live.top(want, allowed=allowed)
         if pairs:
-            return self._pairs(pairs, Reason(source="trending", detail="trending now (live)"), "trending", req)
+            return self._pairs(
+                pairs, Reason(source="trending", detail="trending now (live)"), "trending", req
+            )
         return self.popular(req)
 
     def popular(self, req: SourceRequest) -> list[ScoredItem]:
         m = req.models.get("popularity")
         if m is not None:
-            pairs = _global_model(m, (req.n + len(req.exclude)) * (4 if req.category else 1), req.category)
+            pairs = _global_model(
+                m, (req.n + len(req.exclude)) * (4 if req.category else 1), req.category
+            )
             if pairs:
-                return self._pairs(pairs, Reason(source="popular", detail="popular", model_version=m.version), "popular", req)
+                return self._pairs(
+                    pairs,
+                    Reason(source="popular", detail="popular", model_version=m.version),
+                    "popular",
+                    req,
+                )
         ids = self.views.best_rated()
         if req.category:
             ids = [i for i in ids if self.index.in_category(i, req.category)]  # type: ignore[union-attr]
@@ -262,13 +283,27 @@ class GlobalSources:
         if m is not None:
             pairs = _global_model(m, req.n + len(req.exclude), req.category)
             if pairs:
-                return self._pairs(pairs, Reason(source="new_arrival", detail="new arrival", model_version=m.version), "new_arrivals", req)
-        return _ranked(self.views.newest(), Reason(source="new_arrival", detail="new arrival"), "new_arrivals", req)
+                return self._pairs(
+                    pairs,
+                    Reason(source="new_arrival", detail="new arrival", model_version=m.version),
+                    "new_arrivals",
+                    req,
+                )
+        return _ranked(
+            self.views.newest(),
+            Reason(source="new_arrival", detail="new arrival"),
+            "new_arrivals",
+            req,
+        )
 
     def promoted(self, req: SourceRequest) -> list[ScoredItem]:
-        return _ranked(self.views.promoted(), Reason(source="promoted", detail="promoted"), "promoted", req)
+        return _ranked(
+            self.views.promoted(), Reason(source="promoted", detail="promoted"), "promoted", req
+        )
 
-    def _pairs(self, pairs: list[tuple[str, float]], reason: Reason, name: str, req: SourceRequest) -> list[ScoredItem]:
+    def _pairs(
+        self, pairs: list[tuple[str, float]], reason: Reason, name: str, req: SourceRequest
+    ) -> list[ScoredItem]:
         # The lists of non-personal models repeat from request to request: their explained
         # items are built once per (source, version, list) and only filtered per request.
         key = (name, reason.model_version, req.category, id(pairs[0]) if pairs else 0, len(pairs))
@@ -282,7 +317,9 @@ class GlobalSources:
         out = []
         index = self.index
         for it in items:
-            if it.item_id in req.exclude or (req.category and not index.in_category(it.item_id, req.category)):  # type: ignore[union-attr]
+            if it.item_id in req.exclude or (
+                req.category and not index.in_category(it.item_id, req.category)
+            ):  # type: ignore[union-attr]
                 continue
             out.append(it)
             if len(out) >= req.n:

@@ -25,7 +25,15 @@ from data.lookup import sorted_row
 
 log = logging.getLogger(__name__)
 
-HISTORY_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "favorite", "purchase", "share", "rate")
+HISTORY_TYPES: tuple[str, ...] = (
+    "view",
+    "click",
+    "add_to_cart",
+    "favorite",
+    "purchase",
+    "share",
+    "rate",
+)
 """Event types that put an item into the recent history (same as ``ranking.profile``)."""
 TYPE_NAMES: tuple[str, ...] = (*HISTORY_TYPES, "refund")
 _COLUMNS = ("user_id", "item_id", "type", "timestamp")
@@ -62,8 +70,18 @@ class HistorySnapshot:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.user_ids, self.item_ids, self.recent_ptr, self.recent_items,
-                                      self.recent_types, self.bought_ptr, self.bought_items))
+        return sum(
+            a.nbytes
+            for a in (
+                self.user_ids,
+                self.item_ids,
+                self.recent_ptr,
+                self.recent_items,
+                self.recent_types,
+                self.bought_ptr,
+                self.bought_items,
+            )
+        )
 
     def row(self, user_id: str) -> int:
         """The user's row, or -1."""
@@ -73,7 +91,9 @@ class HistorySnapshot:
         """``(item_id, type)`` of the user's kept history events, most recent first."""
         a, b = self.recent_ptr[row : row + 2].tolist()
         items = self.item_ids[self.recent_items[a:b]].tolist()  # Python str, in one call
-        return [(i, TYPE_NAMES[t]) for i, t in zip(items, self.recent_types[a:b].tolist(), strict=True)]
+        return [
+            (i, TYPE_NAMES[t]) for i, t in zip(items, self.recent_types[a:b].tolist(), strict=True)
+        ]
 
     def purchased(self, row: int) -> list[str]:
         a, b = self.bought_ptr[row : row + 2].tolist()
@@ -110,7 +130,9 @@ def build_snapshot(
     parts = [t.select(list(_COLUMNS)) for t in tables if t.num_rows]
     if not parts:
         return HistorySnapshot.empty()
-    table = pa.concat_tables([p.cast(parts[0].schema) for p in parts]) if len(parts) > 1 else parts[0]
+    table = (
+        pa.concat_tables([p.cast(parts[0].schema) for p in parts]) if len(parts) > 1 else parts[0]
+    )
     keep = pc.and_(pc.is_valid(table["item_id"]), pc.is_in(table["type"], pa.array(TYPE_NAMES)))
     excl = pa.array(sorted(set(exclude_users)), pa.string())
     if len(excl):

@@ -200,7 +200,11 @@ def pruned_top(
             if have < k:
                 have += 1
         start = stop
-        if have == k and start < total and np.float64(top_s[k - 1]) >= unorm * np.float64(norms[start]):
+        if (
+            have == k
+            and start < total
+            and np.float64(top_s[k - 1]) >= unorm * np.float64(norms[start])
+        ):
             break
         step = max(step // 2, 1024)
     needed = -1

@@ -16,7 +16,14 @@ from collections.abc import Iterable
 
 from data.models import Event
 
-LIVE_WEIGHTS = {"view": 1.0, "click": 1.0, "add_to_cart": 3.0, "favorite": 2.0, "purchase": 5.0, "share": 2.0}
+LIVE_WEIGHTS = {
+    "view": 1.0,
+    "click": 1.0,
+    "add_to_cart": 3.0,
+    "favorite": 2.0,
+    "purchase": 5.0,
+    "share": 2.0,
+}
 
 
 class LiveCounts:
@@ -39,7 +46,9 @@ class LiveCounts:
                 ts = min(ev.timestamp.timestamp(), time.time())
                 self._counts[ev.item_id] = self._counts.get(ev.item_id, 0.0) + w * self._scale(ts)
             if len(self._counts) > self._max_items:
-                keep = heapq.nlargest(self._max_items // 2, self._counts.items(), key=lambda kv: kv[1])
+                keep = heapq.nlargest(
+                    self._max_items // 2, self._counts.items(), key=lambda kv: kv[1]
+                )
                 self._counts = dict(keep)
 
     def top(self, n: int, *, allowed: Iterable[str] | None = None) -> list[tuple[str, float]]:

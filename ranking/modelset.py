@@ -143,7 +143,9 @@ class LoadedModel:
                 return got
         return _as_pairs(self.model.similar(item_id, n=n, exclude=set(exclude)))
 
-    def score_items(self, item_ids: Sequence[str], user_id: str | None, history: Sequence[str]) -> dict[str, float]:
+    def score_items(
+        self, item_ids: Sequence[str], user_id: str | None, history: Sequence[str]
+    ) -> dict[str, float]:
         """Model scores of the given items for the user (search re-ranking). A user the
         factor model knows is scored from the learned factors alone (fast path); their
         real-time history counts through the profile's affinities instead."""
@@ -154,7 +156,10 @@ class LoadedModel:
         fn = getattr(self.model, "score_items", None)
         if fn is None:
             return {}
-        return {str(k): float(v) for k, v in fn(list(item_ids), user_id=user_id, history=list(history)).items()}
+        return {
+            str(k): float(v)
+            for k, v in fn(list(item_ids), user_id=user_id, history=list(history)).items()
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,15 +230,24 @@ def load_model_set(
             model = load_serving_model(reg.path(name, version), version,
                                        with_users=name == user_side, cache=cache)
         except Exception:  # a broken artifact must not take serving down
-            log.exception("cannot load model %s version %s; keeping the previous one", name, version)
+            log.exception(
+                "cannot load model %s version %s; keeping the previous one", name, version
+            )
             if old is not None:
                 loaded[name] = old
             continue
-        loaded[name] = LoadedModel(name=name, version=version, model=model, fast=FastPaths.build(model, cache))
+        loaded[name] = LoadedModel(
+            name=name, version=version, model=model, fast=FastPaths.build(model, cache)
+        )
         if cache is not None and cache.is_dir():
             os.utime(cache)  # in use: the most recent
             _forget_old_versions(cache.parent, keep=3)
-        log.info("loaded model %s version %s%s", name, version, " (with users)" if name == user_side else "")
+        log.info(
+            "loaded model %s version %s%s",
+            name,
+            version,
+            " (with users)" if name == user_side else "",
+        )
     return ModelSet(MappingProxyType(loaded))
 
 
@@ -252,8 +266,12 @@ def mmap_npz(path: Path) -> dict[str, np.ndarray]:
                 continue
             fh.seek(info.header_offset)
             local = fh.read(30)
-            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(
-                local[28:30], "little")
+            start = (
+                info.header_offset
+                + 30
+                + int.from_bytes(local[26:28], "little")
+                + int.from_bytes(local[28:30], "little")
+            )
             fh.seek(start)
             version = np.lib.format.read_magic(fh)
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -453,7 +471,9 @@ def _forget_old_versions(folder: Path, keep: int) -> None:
     import shutil
 
     try:
-        versions = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        versions = sorted(
+            (p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+        )
     except OSError:
         return
     for old in versions[:-keep]:
@@ -515,7 +535,11 @@ class FastPaths:
         self.item_index = m.item_ids_
         self.algorithm: str = m.algorithm
         self.personalized: bool = m.personalized
-        self.sparse = getattr(m, _SPARSE_NEIGHBOURS[m.algorithm]) if m.algorithm in _SPARSE_NEIGHBOURS else None
+        self.sparse = (
+            getattr(m, _SPARSE_NEIGHBOURS[m.algorithm])
+            if m.algorithm in _SPARSE_NEIGHBOURS
+            else None
+        )
         from ranking import kernels  # numba: imported (and compiled or loaded) with a model
 
         self._kernels = kernels
@@ -553,12 +577,16 @@ class FastPaths:
             if cats is not None and len(cats) == len(items):
                 paths = sorted(set(cats), key=lambda c: tuple(c.split(" > ")))  # a few hundred
                 rank = {c: r for r, c in enumerate(paths)}
-                cat_order = np.argsort(np.fromiter((rank[c] for c in cats), np.int64, len(cats)), kind="stable")
+                cat_order = np.argsort(
+                    np.fromiter((rank[c] for c in cats), np.int64, len(cats)), kind="stable"
+                )
                 self._cat_order = cat_order
                 self._cat_pos = _positions(cat_order)
                 self._by_cat = shared_array(cache, "items_by_category", lambda: items[cat_order])
         self._spans: dict[tuple[str, ...], tuple[int, int]] = {}
-        self._global: OrderedDict[tuple[int, tuple[str, ...] | None], list[tuple[str, float]]] = OrderedDict()
+        self._global: OrderedDict[tuple[int, tuple[str, ...] | None], list[tuple[str, float]]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     @classmethod
@@ -655,8 +683,14 @@ class FastPaths:
         ok = idx >= 0
         users, items = self.factors
         scores = items[idx[ok]] @ users[u]
-        return {i: float(v) for i, v in zip([i for i, k in zip(item_ids, ok.tolist(), strict=True) if k],
-                                            scores.tolist(), strict=True)}
+        return {
+            i: float(v)
+            for i, v in zip(
+                [i for i, k in zip(item_ids, ok.tolist(), strict=True) if k],
+                scores.tolist(),
+                strict=True,
+            )
+        }
 
     def history_top(
         self, anchors: np.ndarray, exclude: np.ndarray, seen: np.ndarray, n: int, decay: float
@@ -671,7 +705,9 @@ class FastPaths:
         lo, hi = int(self._indptr[i]), int(self._indptr[i + 1])
         return self._indices[lo:hi], self._data[lo:hi]
 
-    def neighbours(self, item_id: str, n: int, exclude: Iterable[str]) -> list[tuple[str, float]] | None:
+    def neighbours(
+        self, item_id: str, n: int, exclude: Iterable[str]
+    ) -> list[tuple[str, float]] | None:
         if self.sparse is None:
             return None
         i = self.item_index.index(item_id)

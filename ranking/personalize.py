@@ -34,7 +34,9 @@ def _norm(values: Mapping[str, float]) -> dict[str, float]:
     return {k: v / top for k, v in values.items()} if top > 0 else {}
 
 
-def affinities(hits: Sequence[SearchHit], profile: UserProfile, cf_scores: Mapping[str, float]) -> dict[str, float]:
+def affinities(
+    hits: Sequence[SearchHit], profile: UserProfile, cf_scores: Mapping[str, float]
+) -> dict[str, float]:
     """Affinity in [0, 1] of each hit for the user."""
     cats = profile.category_affinity
     raw_cat: dict[str, float] = {}

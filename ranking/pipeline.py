@@ -43,7 +43,9 @@ BLEND_TAU = 25.0
 SLOTS: tuple[str, ...] = ("for_you", "trending", "new_arrivals", "promoted")
 _DECAY = [math.exp(-r / BLEND_TAU) for r in range(1024)]
 
-Strategy = Literal["personalized", "history", "trending", "non_personalized", "similar", "bought_together", "none"]
+Strategy = Literal[
+    "personalized", "history", "trending", "non_personalized", "similar", "bought_together", "none"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,9 @@ class _Blended:
                     it = cands[r]
                     reasons += it.reasons
                     bd.update(it.breakdown)
-                bd[f"blend:{source}"] = w * (_DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU))
+                bd[f"blend:{source}"] = w * (
+                    _DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU)
+                )
         return ScoredItem(iid, self.score[iid], reasons, bd)
 
 
@@ -217,7 +221,9 @@ class Pipeline:
             lists = {"trending": self.globals.trending(req)}
             weights = {"trending": 1.0}
             strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
-        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, n, limit=n)
+        items = self._finish(
+            self._blend(lists, weights), ctx, excl, category, assignment, n, limit=n
+        )
         if len(items) < n:  # top up from trending, then popular, in the same category
             items = self._top_up(items, n, excl, category, models, ctx, assignment)
         return Ranked(items[:n], ctx, strategy, models.versions, assignment)
@@ -253,11 +259,18 @@ class Pipeline:
             if w > 0:
                 lists[slot] = fn(req)
                 weights[slot] = w
-        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, depth, limit=depth)
+        items = self._finish(
+            self._blend(lists, weights), ctx, excl, category, assignment, depth, limit=depth
+        )
         return Ranked(items, ctx, strategy, models.versions, assignment)
 
     def similar(
-        self, *, item_id: str, n: int = 10, user_id: str | None = None, request_id: str | None = None
+        self,
+        *,
+        item_id: str,
+        n: int = 10,
+        user_id: str | None = None,
+        request_id: str | None = None,
     ) -> Ranked:
         ctx, profile, assignment, models = self.begin(
             "similar", user_id=user_id, request_id=request_id, item_id=item_id
@@ -275,7 +288,9 @@ class Pipeline:
                     model_version=m.version,
                     related_item_id=item_id,
                 )
-                items = [ScoredItem(i, s, (reason,), {"similar": s}) for i, s in pairs if i != item_id]
+                items = [
+                    ScoredItem(i, s, (reason,), {"similar": s}) for i, s in pairs if i != item_id
+                ]
                 break
         strategy: Strategy = "similar"
         if not items:  # cold item: the trending items of its category
@@ -288,7 +303,12 @@ class Pipeline:
         return Ranked(items[:n], ctx, strategy, models.versions, assignment)
 
     def bought_together(
-        self, *, item_id: str, n: int = 10, user_id: str | None = None, request_id: str | None = None
+        self,
+        *,
+        item_id: str,
+        n: int = 10,
+        user_id: str | None = None,
+        request_id: str | None = None,
     ) -> Ranked:
         ctx, _, assignment, models = self.begin(
             "bought_together", user_id=user_id, request_id=request_id, item_id=item_id
@@ -303,16 +323,26 @@ class Pipeline:
                 model_version=m.version,
                 related_item_id=item_id,
             )
-            items = [ScoredItem(i, s, (reason,), {"bought_together": s}) for i, s in pairs if i != item_id]
+            items = [
+                ScoredItem(i, s, (reason,), {"bought_together": s})
+                for i, s in pairs
+                if i != item_id
+            ]
         items = self._finish(items, ctx, {item_id}, None, assignment, n, diversity=False)
-        return Ranked(items[:n], ctx, "bought_together" if items else "none", models.versions, assignment)
+        return Ranked(
+            items[:n], ctx, "bought_together" if items else "none", models.versions, assignment
+        )
 
     def trending(
         self, *, n: int = 10, category: tuple[str, ...] | None = None, request_id: str | None = None
     ) -> Ranked:
-        ctx, profile, assignment, models = self.begin("trending", request_id=request_id, category=category)
+        ctx, profile, assignment, models = self.begin(
+            "trending", request_id=request_id, category=category
+        )
         req = C.SourceRequest(profile, max(2 * n, 20), models, (), frozenset(), category)
-        items = self._finish(self.globals.trending(req), ctx, set(), category, assignment, n, diversity=False)
+        items = self._finish(
+            self.globals.trending(req), ctx, set(), category, assignment, n, diversity=False
+        )
         return Ranked(items[:n], ctx, "trending", models.versions, assignment)
 
     # ----------------------------------------------------------------- stages
@@ -351,7 +381,11 @@ class Pipeline:
                 continue
             used[source] = (cands, w)
             ids = cands.ids if isinstance(cands, C.CandList) else [it.item_id for it in cands]
-            decay = _DECAY if len(ids) <= len(_DECAY) else [math.exp(-r / BLEND_TAU) for r in range(len(ids))]
+            decay = (
+                _DECAY
+                if len(ids) <= len(_DECAY)
+                else [math.exp(-r / BLEND_TAU) for r in range(len(ids))]
+            )
             rank_of = dict(zip(ids, range(len(ids)), strict=False))
             if len(rank_of) == len(ids):  # no item twice in the list (sources give each once)
                 ranks[source] = rank_of
@@ -368,7 +402,9 @@ class Pipeline:
         order.sort(key=score.__getitem__, reverse=True)
         return _Blended(order, score, ranks, used)
 
-    def _filter(self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None) -> list[ScoredItem]:
+    def _filter(
+        self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None
+    ) -> list[ScoredItem]:
         keep = self.index.keep
         return [it for it in items if keep(it.item_id, excl, category)]
 
@@ -436,9 +472,13 @@ class Pipeline:
             ok = self.index.recommendable
             items = [it for it in items if ok(it.item_id)][:head_size]
             if diversity:
-                items = [items[p] for p in self._diversity_order([it.item_id for it in items], limit)]
+                items = [
+                    items[p] for p in self._diversity_order([it.item_id for it in items], limit)
+                ]
         if assignment is not None:
-            reason = Reason(source="experiment", detail=f"{assignment.experiment}:{assignment.variant}")
+            reason = Reason(
+                source="experiment", detail=f"{assignment.experiment}:{assignment.variant}"
+            )
             items = [it.with_reason(reason) for it in items]
         return items
 
@@ -466,7 +506,10 @@ class Pipeline:
         extra = self.globals.trending(req)
         if len(extra) < n - len(items):
             extra += self.globals.popular(req)
-        extra = [it.replace(score=min(it.score, items[-1].score) * 0.5 if items else it.score) for it in extra]
+        extra = [
+            it.replace(score=min(it.score, items[-1].score) * 0.5 if items else it.score)
+            for it in extra
+        ]
         more = self._finish(extra, ctx, have, category, assignment, n, diversity=False)
         seen = {it.item_id for it in items}
         for it in more:

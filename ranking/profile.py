@@ -198,7 +198,9 @@ class ProfileStore:
         self._erased: set[str] = set()
         self._forgotten: set[str] = set()
         """Every id erased, also those that came back since: see ``UserProfile.user_factors``."""
-        self._interned: dict[tuple[tuple[str, AttributeValue], ...], Mapping[str, AttributeValue]] = {}
+        self._interned: dict[
+            tuple[tuple[str, AttributeValue], ...], Mapping[str, AttributeValue]
+        ] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:

@@ -94,7 +94,9 @@ class SearchBackend(Protocol):
         the rebuild keep answering from the old index, never failing, never empty."""
         ...
 
-    def upsert(self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None) -> int:
+    def upsert(
+        self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None
+    ) -> int:
         """Add or replace items. An item missing from ``popularity`` keeps its current
         popularity (0 for a new item)."""
         ...

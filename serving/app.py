@@ -25,7 +25,8 @@ from fastapi import FastAPI
 from core.settings import Settings, get_settings
 from serving.deps import document_storefront_security
 from serving.direct import DirectRoutes
-from serving.errors import install_error_handlers
+from serving.errors import SafeJSONResponse, install_error_handlers
+from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
 from serving.state import ModelWatcher, Services
 
@@ -61,7 +62,10 @@ when one is configured."""
 
 
 def create_app(
-    settings: Settings | None = None, services: Services | None = None, *, direct_routes: bool = True
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    direct_routes: bool = True,
 ) -> FastAPI:
     """The app; ``direct_routes=False`` leaves every route to FastAPI's own dispatch (tests
     compare the two, see :mod:`serving.direct`)."""
@@ -101,6 +105,7 @@ def create_app(
         version="1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.metrics = metrics
     app.state.settings = settings
@@ -121,6 +126,7 @@ def create_app(
     if direct_routes:
         app.add_middleware(DirectRoutes, api=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
 

@@ -131,7 +131,9 @@ def _directory_columnar(path: Path) -> UserDirectory:
     if fields:
         rows = t.column("attributes").take(pa.array(first)).to_pylist()
         for r in rows:
-            attr_maps.append(MappingProxyType({k: v for k, v in (r or {}).items() if v is not None}))
+            attr_maps.append(
+                MappingProxyType({k: v for k, v in (r or {}).items() if v is not None})
+            )
     else:
         attr_maps = [MappingProxyType({})] * len(uniq)
     user_ids = ids.to_numpy(zero_copy_only=False).astype(str)
@@ -141,8 +143,12 @@ def _directory_columnar(path: Path) -> UserDirectory:
     last = np.ones(len(order), bool)
     last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
     order = order[last]
-    return UserDirectory(user_ids[order], consent[order], inverse.reshape(-1)[order].astype(np.int32),
-                         tuple(attr_maps))  # type: ignore[arg-type]
+    return UserDirectory(
+        user_ids[order],
+        consent[order],
+        inverse.reshape(-1)[order].astype(np.int32),
+        tuple(attr_maps),
+    )  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- cache
@@ -158,7 +164,9 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _save(folder: Path, snap: HistorySnapshot, directory: UserDirectory, meta: dict[str, object]) -> None:
+def _save(
+    folder: Path, snap: HistorySnapshot, directory: UserDirectory, meta: dict[str, object]
+) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
     try:
@@ -167,7 +175,9 @@ def _save(folder: Path, snap: HistorySnapshot, directory: UserDirectory, meta: d
         for name in _DIRECTORY_ARRAYS:
             np.save(tmp / f"directory.{name}.npy", getattr(directory, name))
         attrs = [dict(a) for a in directory.attrs]
-        (tmp / "meta.json").write_text(json.dumps({**meta, "attrs": attrs}, ensure_ascii=False), "utf-8")
+        (tmp / "meta.json").write_text(
+            json.dumps({**meta, "attrs": attrs}, ensure_ascii=False), "utf-8"
+        )
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,8 +195,10 @@ def _load(folder: Path) -> tuple[HistorySnapshot, UserDirectory] | None:
         snap = HistorySnapshot(**{
             n: np.asarray(np.load(folder / f"snapshot.{n}.npy", mmap_mode="r", allow_pickle=False))
             for n in _SNAPSHOT_ARRAYS})
-        arrays = {n: np.asarray(np.load(folder / f"directory.{n}.npy", mmap_mode="r", allow_pickle=False))
-                  for n in _DIRECTORY_ARRAYS}
+        arrays = {
+            n: np.asarray(np.load(folder / f"directory.{n}.npy", mmap_mode="r", allow_pickle=False))
+            for n in _DIRECTORY_ARRAYS
+        }
         directory = UserDirectory(**arrays, attrs=tuple(MappingProxyType(a) for a in meta["attrs"]))
     except (OSError, ValueError, KeyError) as exc:
         log.warning("profile cache %s unreadable (%s); rebuilding", folder, exc)
@@ -211,7 +223,9 @@ def drop_profile_cache(state_dir: Path) -> int:
 
 
 # ---------------------------------------------------------------------------- entry
-def load_profiles(settings: Settings, catalog: Catalog | None = None, *, cache: bool = True) -> ProfileStore:
+def load_profiles(
+    settings: Settings, catalog: Catalog | None = None, *, cache: bool = True
+) -> ProfileStore:
     """The profile store the API starts with (see the module docstring)."""
     t0 = time.perf_counter()
     users_file = settings.data_dir / "users.jsonl"
@@ -255,7 +269,11 @@ def load_profiles(settings: Settings, catalog: Catalog | None = None, *, cache: 
 
 
 def _build(
-    users_file: Path, journal: UserJournal, ev_file: Path | None, partitions: list[Path], per_user: int
+    users_file: Path,
+    journal: UserJournal,
+    ev_file: Path | None,
+    partitions: list[Path],
+    per_user: int,
 ) -> tuple[HistorySnapshot, UserDirectory]:
     from data.journals import excluded_by_journal
 

@@ -27,7 +27,9 @@ MAX_IDS = 100
 
 OptionalUser = Annotated[
     str | None,
-    Field(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$", description="The shopper's user id."),
+    Field(
+        min_length=1, max_length=128, pattern=r"^[^\s/\\]+$", description="The shopper's user id."
+    ),
 ]
 CategoryPath = Annotated[
     str | None,
@@ -93,7 +95,12 @@ def query_openapi(model: type[QueryModel]) -> dict[str, Any]:
     required = set(schema.get("required", ()))
     params = []
     for name, prop in schema["properties"].items():
-        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+        }
         if "description" in prop:
             param["description"] = prop["description"]
         params.append(param)

@@ -96,7 +96,9 @@ def ranked_response(
 ) -> Response:
     """A ranked-list response: the shared fields, then ``fields`` (the route's own, in its
     model's order), then the items (``items`` or all of ``ranked``), ``None`` left out."""
-    body: dict[str, Any] = {k: v for k, v in list_fields(ranked, request_id).items() if v is not None}
+    body: dict[str, Any] = {
+        k: v for k, v in list_fields(ranked, request_id).items() if v is not None
+    }
     if fields:
         body.update((k, v) for k, v in fields.items() if v is not None)
     rows = []

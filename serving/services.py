@@ -72,7 +72,12 @@ def run_search(
                 breakdown={k: round(v, 6) for k, v in it.breakdown.items()} if debug else None,
             )
         )
-    assignment, result, rewrite, text = ranked.assignment, ranked.result, ranked.rewrite, ranked.text
+    assignment, result, rewrite, text = (
+        ranked.assignment,
+        ranked.result,
+        ranked.rewrite,
+        ranked.text,
+    )
     return SearchOut(
         request_id=request_id,
         query=req.text,

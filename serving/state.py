@@ -36,6 +36,7 @@ from ranking.profile import ProfileStore
 from serving.catalog_saver import CatalogSaver, journal_start
 from serving.feed_cache import RankedListStore, open_feed_cache
 from serving.follow import EventFollower, JournalTail
+from serving.index_retry import IndexRetryQueue
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend
@@ -115,6 +116,8 @@ class Services:
     """Writes ``items.jsonl`` behind the journal (``serving.catalog_saver``)."""
     tails: dict[str, JournalTail] = field(default_factory=dict)
     """``users`` / ``catalog``: what other workers appended to those journals."""
+    index_retry: IndexRetryQueue | None = None
+    """Catalog changes the search index did not take yet (``serving.index_retry``)."""
     pipeline: Pipeline = field(init=False)
     _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -262,6 +265,10 @@ class Services:
         )
         if replayed:  # the file is behind (a crash, or a worker that did not stop): catch it up
             services.catalog_saver.changed()
+        if search is not None:
+            services.index_retry = IndexRetryQueue(
+                settings.state_dir, lambda: services.catalog, search
+            )
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments
@@ -279,7 +286,9 @@ class Services:
         The new set is built fully before one reference is replaced, so requests in flight
         keep the set they started with. Returns whether anything changed."""
         with self._models_lock:
-            wanted = versions if versions is not None else current_versions(self.settings.models_dir)
+            wanted = (
+                versions if versions is not None else current_versions(self.settings.models_dir)
+            )
             if wanted == self.models.versions:
                 return False
             new = load_model_set(self.settings.models_dir, wanted, previous=self.models,
@@ -305,6 +314,8 @@ class Services:
         self.catalog_saver.changed()
 
     def close(self) -> None:
+        if self.index_retry is not None:
+            self.index_retry.close()
         if self.catalog_saver is not None:
             self.catalog_saver.close()  # writes items.jsonl if a change is still unwritten
         if self.search is not None:

@@ -198,7 +198,9 @@ def plot_results(
     return paths
 
 
-def bundle_recovery(model: Recommender, bundles: Iterable[tuple[str, str]], k: int = 10) -> tuple[int, int]:
+def bundle_recovery(
+    model: Recommender, bundles: Iterable[tuple[str, str]], k: int = 10
+) -> tuple[int, int]:
     """How many planted (a, b) pairs have b in a's top-k similar items (or a in b's).
 
     Returns ``(found, checked)``; pairs with an item unknown to the model count as missed.

@@ -326,7 +326,9 @@ def event_weights(frame: EventFrame, config: MatrixConfig) -> np.ndarray:
     return w
 
 
-def decay_factors(ts: np.ndarray, reference_time: float, half_life_days: float | None) -> np.ndarray:
+def decay_factors(
+    ts: np.ndarray, reference_time: float, half_life_days: float | None
+) -> np.ndarray:
     """``0.5 ** (age / half_life)``; events after the reference time count fully."""
     if half_life_days is None:
         return np.ones(len(ts), dtype=np.float32)

@@ -53,7 +53,9 @@ class TuneResult:
     """Metrics of each best setting refitted on the whole train side, scored on test."""
 
 
-def candidates(space: Mapping[str, Sequence[Any]], trials: int, seed: int = 0) -> list[dict[str, Any]]:
+def candidates(
+    space: Mapping[str, Sequence[Any]], trials: int, seed: int = 0
+) -> list[dict[str, Any]]:
     """The whole grid if it has at most ``trials`` points, else a seeded random sample."""
     keys = sorted(space)
     grid = [dict(zip(keys, values, strict=True))

@@ -68,26 +68,38 @@ def list_models(services: ServicesDep, request_id: RequestIdDep) -> ModelsOut:
     )
 
 
-@router.post("/{name}/promote", response_model=ModelChangeOut, summary="Promote a version and serve it")
-def promote(name: NamePath, body: PromoteIn, services: ServicesDep, request_id: RequestIdDep) -> ModelChangeOut:
+@router.post(
+    "/{name}/promote", response_model=ModelChangeOut, summary="Promote a version and serve it"
+)
+def promote(
+    name: NamePath, body: PromoteIn, services: ServicesDep, request_id: RequestIdDep
+) -> ModelChangeOut:
     _check_name(services, name)
     reg = _registry(services)
     if body.version not in reg.versions(name):
         raise NotFound(f"version: {name} has no version {body.version!r}", field="version")
     current = reg.promote(name, body.version)
     services.reload_models()
-    return ModelChangeOut(request_id=request_id, name=name, current_version=current, serving=services.models.versions)
+    return ModelChangeOut(
+        request_id=request_id, name=name, current_version=current, serving=services.models.versions
+    )
 
 
-@router.post("/{name}/rollback", response_model=ModelChangeOut, summary="Go back to the previous version")
+@router.post(
+    "/{name}/rollback", response_model=ModelChangeOut, summary="Go back to the previous version"
+)
 def rollback(name: NamePath, services: ServicesDep, request_id: RequestIdDep) -> ModelChangeOut:
     _check_name(services, name)
     current = _registry(services).rollback(name)
     services.reload_models()
-    return ModelChangeOut(request_id=request_id, name=name, current_version=current, serving=services.models.versions)
+    return ModelChangeOut(
+        request_id=request_id, name=name, current_version=current, serving=services.models.versions
+    )
 
 
-@router.post("/reload", response_model=ReloadOut, summary="Load the registry's current versions now")
+@router.post(
+    "/reload", response_model=ReloadOut, summary="Load the registry's current versions now"
+)
 def reload(services: ServicesDep, request_id: RequestIdDep) -> ReloadOut:
     changed = services.reload_models()
     return ReloadOut(request_id=request_id, changed=changed, serving=services.models.versions)

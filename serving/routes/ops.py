@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from models.registry import current_versions
 from serving.deps import ServicesDep
 from serving.schemas import HealthOut, ReadyOut
+from serving.state import Services
 
 router = APIRouter(tags=["ops"])
 
@@ -19,11 +21,24 @@ async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
+def _promoted_are_serving(services: Services) -> bool:
+    """Every version the registry calls current is the one this process serves (a promoted
+    version that failed to load, or a model missing at start-up, makes it not ready)."""
+    try:
+        promoted = current_versions(services.settings.models_dir)
+    except Exception:  # an unreadable registry: what serves is all there is
+        return True
+    serving = services.models.versions
+    return all(serving.get(name) == version for name, version in promoted.items())
+
+
 @router.get(
     "/readyz",
     response_model=ReadyOut,
     summary="Readiness: models loaded and search reachable",
-    responses={503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}},
+    responses={
+        503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}
+    },
 )
 def readyz(services: ServicesDep) -> JSONResponse:
     search_ok = False
@@ -34,7 +49,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
             search_ok = False
     checks = {
         "catalog": len(services.catalog) > 0,
-        "models": len(services.models) > 0,
+        "models": len(services.models) > 0 and _promoted_are_serving(services),
         "search": search_ok,
     }
     body = ReadyOut(ready=all(checks.values()), checks=checks, models=services.models.versions)

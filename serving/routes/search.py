@@ -89,7 +89,9 @@ def search_get(request: Request, ctx: StorefrontCtx) -> Response:
 
 
 class AutocompleteQuery(QueryModel):
-    q: Annotated[str, Field(min_length=1, max_length=100, description="What the shopper typed so far.")]
+    q: Annotated[
+        str, Field(min_length=1, max_length=100, description="What the shopper typed so far.")
+    ]
     size: Annotated[int, Field(ge=1, le=20)] = 8
 
 
@@ -101,7 +103,10 @@ def autocomplete(request: Request, ctx: StorefrontCtx) -> AutocompleteOut:
     return AutocompleteOut(
         request_id=ctx.request_id,
         prefix=p.q,
-        suggestions=[SuggestionOut(text=s.text, kind=s.kind, count=s.count) for s in backend.suggest(p.q, p.size)],
+        suggestions=[
+            SuggestionOut(text=s.text, kind=s.kind, count=s.count)
+            for s in backend.suggest(p.q, p.size)
+        ],
     )
 
 

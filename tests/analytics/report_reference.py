@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from data.models import Event
-from merch.errors import ReportError
 from analytics.reports import (
     METRICS,
     Comparison,
@@ -22,11 +20,13 @@ from analytics.reports import (
     mean_ci,
     wilson,
 )
+from data.models import Event
+from merch.errors import ReportError
 
 if TYPE_CHECKING:
     from data.catalog import Catalog
-    from merch.request_log import RequestLog
     from merch.experiments import Experiment
+    from merch.request_log import RequestLog
 
 
 @dataclass

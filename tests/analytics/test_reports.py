@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from data.models import Event, EventContext
-from merch.errors import ReportError
-from merch.request_log import SqliteRequestLog
-from merch.experiments import ExperimentSpec, assign_variant
 from analytics.charts import inline_svg, save_charts, variant_chart
 from analytics.reports import build_report, compare, mean_ci, wilson
+from data.models import Event, EventContext
+from merch.errors import ReportError
+from merch.experiments import ExperimentSpec, assign_variant
+from merch.request_log import SqliteRequestLog
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -346,10 +346,10 @@ def test_columnar_report_on_a_hand_computed_table(tmp_path: Path) -> None:
     an empty session id (the order is the day's), a missing value (the catalog price)."""
     import pyarrow as pa
 
+    from analytics.reports import REPORT_COLUMNS
     from data.catalog import Catalog
     from data.event_table import EVENT_SCHEMA
     from data.models import Item
-    from analytics.reports import REPORT_COLUMNS
 
     exp = ExperimentSpec.model_validate(
         {

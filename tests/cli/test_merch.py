@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import _register, app, main
 from data.catalog import Catalog
 from data.models import Item
-from cli.main import _register, app, main
 
 
 def _run(home: Path, *args: str):  # type: ignore[no-untyped-def]

@@ -48,7 +48,9 @@ def test_index_then_search(home: Path, run: Callable[..., tuple[int, str]]) -> N
     assert code == 0, out
     assert "items indexed" in out and str(len(catalog.items())) in out
     assert "rows rejected" in out
-    code, out = run("search", "連衣裙 紅色", "--facet", "brand", "--filter", "price=..300", "--json")
+    code, out = run(
+        "search", "連衣裙 紅色", "--facet", "brand", "--filter", "price=..300", "--json"
+    )
     assert code == 0, out
     result = json.loads(out)
     assert {h["item_id"] for h in result["hits"]} == {"d1", "d2"}
@@ -69,7 +71,9 @@ def test_bad_input_is_one_line_exit_2(home: Path, run: Callable[..., tuple[int, 
     assert code == 2 and "--items" in out
 
 
-def test_search_without_index_says_how_to_fix(home: Path, run: Callable[..., tuple[int, str]]) -> None:
+def test_search_without_index_says_how_to_fix(
+    home: Path, run: Callable[..., tuple[int, str]]
+) -> None:
     code, out = run("search", "red")
     assert code == 2 and "shoprank index" in out
     code, out = run("search", "x", "--filter", "colour=red")

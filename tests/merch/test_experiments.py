@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from merch.errors import ExperimentError, ExperimentNotFoundError
-from merch.request_log import SqliteRequestLog
 from merch.experiment_store import SqliteExperimentStore
 from merch.experiments import ExperimentService, ExperimentSpec, assign_variant, bucket
+from merch.request_log import SqliteRequestLog
 from ranking.types import RankContext
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from data.catalog import Catalog
 from data.models import Event, EventContext, Item
 from merch.errors import RuleConflictError, RuleNotFoundError, RuleValidationError
-from merch.rules.store import SqliteRuleStore
 from merch.rules import RuleSpec, apply_rules, plan_query
 from merch.rules.engine import query_matches
 from merch.rules.model import QueryCondition, Rule
@@ -24,6 +23,7 @@ from merch.rules.preview import (
     sample_contexts,
 )
 from merch.rules.service import FixedRules, RuleService
+from merch.rules.store import SqliteRuleStore
 from merch.rules.validate import rule_problems
 from ranking.types import RankContext, ScoredItem
 

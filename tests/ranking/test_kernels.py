@@ -54,8 +54,15 @@ def test_history_top_is_the_plain_statement(seed: int) -> None:
         n = rnd.choice([3, 8, 50])
         want = _history_reference(m, anchors, exclude, seen, n, 0.75)
         items, totals, anchor_of, ok = kernels.history_top(
-            m.indptr, m.indices, m.data, np.array(anchors, np.int64), np.array(sorted(exclude), np.int64),
-            np.array(sorted(seen), np.int64), n, 0.75)
+            m.indptr,
+            m.indices,
+            m.data,
+            np.array(anchors, np.int64),
+            np.array(sorted(exclude), np.int64),
+            np.array(sorted(seen), np.int64),
+            n,
+            0.75,
+        )
         if want is None:
             assert not ok
             continue
@@ -71,7 +78,9 @@ def test_history_top_is_the_plain_statement(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_pruned_top_is_the_exact_top_k(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    items = rng.standard_normal((3000, 8)).astype(np.float32) * rng.exponential(1.0, (3000, 1)).astype(np.float32)
+    items = rng.standard_normal((3000, 8)).astype(np.float32) * rng.exponential(
+        1.0, (3000, 1)
+    ).astype(np.float32)
     items[5] *= 20 / np.linalg.norm(items[5])  # the largest norm by far: at the top for many u
     items[100:110] = items[5]  # equal rows: equal scores, ties go to the lower row
     norms = np.linalg.norm(items, axis=1)
@@ -86,7 +95,9 @@ def test_pruned_top_is_the_exact_top_k(seed: int) -> None:
         excluded = rng.choice(3000, int(rng.integers(0, 30)), replace=False)
         excl_rows = np.sort(rank[excluded])
         step = int(rng.choice([1, 50, 5000]))
-        got_items, got_scores, needed = kernels.pruned_top(by_norm, sorted_norms, order, u, k, excl_rows, step)
+        got_items, got_scores, needed = kernels.pruned_top(
+            by_norm, sorted_norms, order, u, k, excl_rows, step
+        )
         scores = by_norm @ u
         ok = np.ones(3000, bool)
         ok[excl_rows] = False

@@ -23,12 +23,18 @@ MODELS: dict[str, dict[str, object]] = {
 }
 
 
-def train(data_dir: Path, version: str = "v1", only: tuple[str, ...] | None = None) -> dict[str, ModelHandle]:
+def train(
+    data_dir: Path, version: str = "v1", only: tuple[str, ...] | None = None
+) -> dict[str, ModelHandle]:
     """Fit the serving models on the shop's events (the same path `shoprank train` takes)."""
     from training.interactions import Catalog as TrainCatalog
     from training.interactions import build_interactions, encode_events
 
-    users = [User.model_validate_json(line) for line in (data_dir / "users.jsonl").read_text().splitlines() if line]
+    users = [
+        User.model_validate_json(line)
+        for line in (data_dir / "users.jsonl").read_text().splitlines()
+        if line
+    ]
     catalog = Catalog.from_jsonl(data_dir / "items.jsonl")
     frame = encode_events(pq.read_table(data_dir / "events.parquet"), users=users)
     inter = build_interactions(frame, catalog=TrainCatalog.from_items(iter(catalog)))
