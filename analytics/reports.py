@@ -221,7 +221,10 @@ def compare(
     )
     if significant:
         better = "better" if diff > 0 else "worse"
-        statement = f"{label}: {variant} is {better} than {control} by {lift_txt}{ci_txt}, p={p:.3g} — significant"
+        statement = (
+            f"{label}: {variant} is {better} than {control} by {lift_txt}{ci_txt}, "
+            f"p={p:.3g} — significant"
+        )
         needed = None
     else:
         needed = None
@@ -232,7 +235,10 @@ def compare(
             if needed is not None
             else ""
         )
-        statement = f"{label}: not yet significant — {variant} vs {control} {lift_txt}{ci_txt}, p={p:.3g}{more}"
+        statement = (
+            f"{label}: not yet significant — {variant} vs {control} {lift_txt}{ci_txt}, "
+            f"p={p:.3g}{more}"
+        )
     return result(
         lift=lift,
         lift_low=lift_low,

@@ -10,7 +10,8 @@ arrivals, bought together), build the embedded index, start ``shoprank serve --w
 its own process, then load each route for ``--duration`` seconds with ``wrk`` (C, one thread,
 ``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
 ``/healthz`` (the floor: the HTTP stack alone), recommendations, recommendations in a top
-category, recommendations for new shoppers (ids longer than any known one: unknown users, trending), feed, similar, search,
+category, recommendations for new shoppers (ids longer than any known one: unknown users,
+trending), feed, similar, search,
 and search for new shoppers;
 then healthz and recommendations again with ``--latency-concurrency`` connections (about one
 request in flight per worker: the service time, where 8 connections measure mostly queueing),

@@ -1,6 +1,6 @@
 """Benchmark: online ranking in-process (no HTTP) — p50/p99 per surface and memory.
 
-    python bench/serve_pipeline.py                     # the home bench/serve.py prepared (1M × 100k)
+    python bench/serve_pipeline.py          # the home bench/serve.py prepared (1M × 100k)
     python bench/serve_pipeline.py --home var/bench-serve-20000x5000 --users 20000 --items 5000
 
 Builds ``Services`` on a prepared home (run bench/serve.py first), then times

@@ -173,7 +173,8 @@ def register(app: typer.Typer) -> None:
         ]
         console.print(
             table(
-                f"{result.total} hits for {escape(repr(query))} ({result.backend}, {result.took_ms:.1f} ms)",
+                f"{result.total} hits for {escape(repr(query))} "
+                f"({result.backend}, {result.took_ms:.1f} ms)",
                 ["#", "item", "title", "brand", "category", "price", "stock", "score"],
                 rows,
             )
@@ -243,7 +244,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--backend must be embedded, opensearch or both, not {backend!r}")
         if "opensearch" in kinds[backend] and not s.opensearch_url:
             fail(
-                "--backend opensearch needs SHOPRANK_OPENSEARCH_URL (start one with scripts/opensearch start)"
+                "--backend opensearch needs SHOPRANK_OPENSEARCH_URL "
+                "(start one with scripts/opensearch start)"
             )
         report = evaluate_backends(
             path, kinds[backend], settings=s, n_queries=queries, seed=seed, k=k

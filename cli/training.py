@@ -177,7 +177,8 @@ def register(app: typer.Typer) -> None:
         if metric.split("@")[0] not in ("ndcg", "recall", "precision", "map", "hit_rate") or \
                 "@" not in metric:
             fail(
-                f"--metric must look like ndcg@10 (ndcg, recall, precision, map, hit_rate), not {metric!r}"
+                "--metric must look like ndcg@10 (ndcg, recall, precision, map, hit_rate), "
+                f"not {metric!r}"
             )
         if int(metric.split("@")[1]) not in cfg.evaluation.ks:
             fail(f"--metric: k must be one of evaluation.ks {cfg.evaluation.ks}")

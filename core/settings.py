@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     """Relative weight of each named feed slot (for_you, trending, new_arrivals, promoted)."""
     diversity_max_per_category: int = 3
     diversity_window: int = 5
-    """At most `diversity_max_per_category` items of one category in any `diversity_window` in a row."""
+    """At most `diversity_max_per_category` items of one category in any `diversity_window`
+    in a row."""
     search_personalization_weight: float = 0.3
     search_personalization_top_n: int = 50
     history_size: int = 50

@@ -191,7 +191,8 @@ class EventLog:
 
     def _bump(self, day: str) -> None:
         """Count a change of ``day``'s file; called with the file lock held, after the lines are
-        durable. The day is written before the counter, so a reader that sees the counter sees it."""
+        durable. The day is written before the counter, so a reader that sees the counter sees
+        it."""
         seq = self.changes() + 1
         struct.pack_into(
             "<Q", self._changes, 8 * (1 + seq % _RING), date.fromisoformat(day).toordinal()

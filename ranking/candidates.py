@@ -91,7 +91,8 @@ def cf_list(req: SourceRequest) -> CandList | None:
     """The collaborative model's picks for a known, consenting user (None: no picks)."""
     model = req.models.first(CF_MODELS)
     p = req.profile
-    # user_factors is False for an id erased over the API: the models learned it from what was erased
+    # user_factors is False for an id erased over the API: the models learned it from what
+    # was erased
     if (model is None or not p.personalizable or not p.user_factors
             or not model.knows_user(p.user_id)):
         return None

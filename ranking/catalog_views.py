@@ -62,7 +62,7 @@ class CatalogViews:
             rows, rating = ok[pick], rating[pick]
         else:
             rows = ok
-        best = heapq.nlargest(depth, zip(rating.tolist(), (ids[r] for r in rows)))
+        best = heapq.nlargest(depth, zip(rating.tolist(), (ids[r] for r in rows), strict=False))
         self._rated = [i for _, i in best]
 
     def newest(self) -> list[str]:

@@ -50,7 +50,7 @@ def diversity_order(
     it = iter(ids)
     want = sys.maxsize if limit is None else limit
     if max_per_window <= 0 or window <= 1 or max_per_window >= window:
-        return [pos for pos, _ in zip(range(want), it)]
+        return [pos for pos, _ in zip(range(want), it, strict=False)]
     pending: list[tuple[int, str | None]] = []  # read, not placed yet, in order
     read = 0
     recent: deque[str | None] = deque(maxlen=window - 1)

@@ -654,7 +654,8 @@ class FastPaths:
 
     def _pruned_top(self, u: np.ndarray, n: int, exclude: Iterable[str]) -> list[tuple[str, float]]:
         """Exact top ``n`` of ``items @ u``, scoring items by decreasing norm until the bound
-        ``|u|·|i|`` of the rest cannot beat the current n-th best (:func:`ranking.kernels.pruned_top`).
+        ``|u|·|i|`` of the rest cannot beat the current n-th best
+        (:func:`ranking.kernels.pruned_top`).
 
         The first step scores about as many items as recent calls needed (a running average
         of the exact stopping point, plus a margin), so most calls take one matrix-vector

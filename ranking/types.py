@@ -61,7 +61,8 @@ class ScoredItem:
     score: float
     reasons: tuple[Reason, ...] = ()
     breakdown: Mapping[str, float] = field(default_factory=_frozen)
-    """Named score components (e.g. {"cf": 0.8, "trending": 0.1, "rule:r12": 2.0}) for debug=true."""
+    """Named score components (e.g. {"cf": 0.8, "trending": 0.1, "rule:r12": 2.0}) for
+    debug=true."""
 
     def replace(self, **changes: object) -> ScoredItem:
         if "breakdown" in changes:

@@ -139,7 +139,8 @@ async def storefront(request: Request) -> Storefront:
 
 
 StorefrontCtx = Annotated[Storefront, Depends(storefront)]
-"""A storefront route's one dependency: ``ctx: StorefrontCtx`` (key checked, services, request id)."""
+"""A storefront route's one dependency: ``ctx: StorefrontCtx`` (key checked, services,
+request id)."""
 
 
 def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None:

@@ -3,7 +3,8 @@
 The storefront's GET routes (called on every page view) read their query through one pydantic
 model (:class:`QueryModel`, :func:`read_query`) instead of one FastAPI parameter per argument:
 in-process, a route with seven FastAPI query parameters cost about 190 µs against 85 µs
-reading the same model this way (docs/benchmarks.md). :func:`query_openapi` documents the model's fields as the query
+reading the same model this way (docs/benchmarks.md). :func:`query_openapi` documents the
+model's fields as the query
 parameters FastAPI itself would write for ``Annotated[Model, Query()]`` (a test compares the
 two), and a bad value gets the same 422 answer naming the parameter.
 """

@@ -55,7 +55,8 @@ def _score(x: float) -> float:
 
 
 def item_dict(it: ScoredItem, catalog: Catalog, *, debug: bool) -> dict[str, Any] | None:
-    """One item as :class:`serving.schemas.RankedItemOut` writes it (None when not in the catalog)."""
+    """One item as :class:`serving.schemas.RankedItemOut` writes it (None when not in the
+    catalog)."""
     c = card(catalog, it.item_id)
     if c is None:
         return None

@@ -216,7 +216,8 @@ class Services:
         self.pipeline.catalog_changed([it.item_id for it in items])
 
     def catalog_deleted(self, item_ids: list[str]) -> None:
-        """Items deleted: out of this worker's catalog, live counts and ranking's precomputations."""
+        """Items deleted: out of this worker's catalog, live counts and ranking's
+        precomputations."""
         self.catalog.delete(item_ids)
         self.live.forget(item_ids)
         self.pipeline.catalog_changed(item_ids)

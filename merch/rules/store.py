@@ -35,7 +35,8 @@ class RuleStore(Protocol):
         ...
 
     def put(self, rule: Rule, *, create: bool = False) -> None:
-        """Insert or replace; with ``create=True`` an existing id is a :class:`RuleConflictError`."""
+        """Insert or replace; with ``create=True`` an existing id is a
+        :class:`RuleConflictError`."""
         ...
 
     def delete(self, rule_id: str) -> None: ...

@@ -56,7 +56,8 @@ def rule_problems(rule: Rule, catalog: Catalog, others: Iterable[Rule] = ()) -> 
                     )
                 elif not catalog.is_recommendable(p.item_id):
                     problems.append(
-                        f"{where}: item {p.item_id!r} is inactive or out of stock, so it would never show"
+                        f"{where}: item {p.item_id!r} is inactive or out of stock, "
+                        "so it would never show"
                     )
                 if p.position in seen_slots and seen_slots[p.position] != p.item_id:
                     problems.append(

@@ -124,7 +124,9 @@ class PreviewIn(BaseModel):
     rule: RuleSpec
     surface: RuleContext | None = Field(
         default=None,
-        description="Defaults to search when the rule has a query condition, else its first context.",
+        description=(
+            "Defaults to search when the rule has a query condition, else its first context."
+        ),
     )
     query: str | None = Field(default=None, max_length=500)
     user_id: str | None = Field(default=None, max_length=128)

@@ -142,7 +142,8 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
     page.fill("input[name=preview_user]", user)
     page.wait_for_function(
         "() => { const s = document.querySelector('#preview-summary');"
-        f" return s && s.textContent.includes('for {user}') && s.textContent.includes('the rule fires'); }}"
+        f" return s && s.textContent.includes('for {user}')"
+        " && s.textContent.includes('the rule fires'); }"
     )
     after_first = page.locator("#preview-after li").first.inner_text()
     assert (
