@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from training.registry import Registry
+from models.registry import Registry
 from training.retrain import read_runs
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ Where things go (under ``settings.state_dir``):
 * ``segments.parquet`` — the latest run, one row per shopper (``analytics.segments``);
 * ``segments.jsonl`` — one line per run: time, ``as_of``, sizes per stage, moves since the
   previous run, KPIs per stage;
-* ``users.jsonl`` (the API's user journal, ``serving.userstore``) — an upsert for each user
+* ``users.jsonl`` (the API's user journal, ``data.journals``) — an upsert for each user
   whose segment attributes changed: ``lifecycle``, ``rfm``, ``r_score``/``f_score``/``m_score``,
   ``top_category``, ``top_categories``, ``price_band``, merged over the user's other
   attributes and consent. Serving reads user attributes from there (every worker follows
@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics.errors import SegmentError
+from analytics.reports import REPORT_COLUMNS, build_report
 from analytics.segments import (
     SEGMENT_COLUMNS,
     STAGES,
@@ -38,13 +39,12 @@ from analytics.segments import (
     compute_segments,
     moves,
 )
+from core.fsutil import append_jsonl, atomic_replace
 from data.catalog import Catalog
 from data.eventlog import EventLog
-from data.fsutil import append_jsonl, atomic_replace
+from data.journals import UserJournal, excluded_by_journal, load_users
 from data.loaders import read_events_table
 from data.models import User
-from recsys.reports import REPORT_COLUMNS, build_report
-from serving.userstore import UserJournal, excluded_by_journal, load_users
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -101,7 +101,7 @@ def excluded_users(data_dir: Path, state_dir: Path) -> set[str]:
 def segment_kpis(events: pa.Table, segs: Segments,
                  catalog: Catalog | None = None) -> dict[str, dict[str, float | int | None]]:
     """CTR, conversion, AOV, repurchase and retention of each stage's shoppers (the KPI
-    report's definitions, ``recsys.reports``), over all their events."""
+    report's definitions, ``analytics.reports``), over all their events."""
     out: dict[str, dict[str, float | int | None]] = {}
     user_col = events.column("user_id")
     for stage in STAGES:

@@ -36,11 +36,13 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from data.fsutil import append_jsonl
-from recsys.base import Recommender
-from recsys.models.errors import MissingInputError
+from core.errors import ShopRankError
+from core.fsutil import append_jsonl
+from models.base import Recommender
+from models.errors import MissingInputError, TrainingDataError
+from models.registry import Registry
 from training.config import TrainConfig
-from training.errors import ConfigError, TrainingDataError, TrainingError
+from training.errors import ConfigError, TrainingError
 from training.evaluate import EvalData, evaluate_model, prepare, score
 from training.interactions import build_interactions
 from training.jobs import (
@@ -51,7 +53,6 @@ from training.jobs import (
     matrix_config,
     split_protocol,
 )
-from training.registry import Registry
 from training.split import temporal_split
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ def retrain(
             if full is not None:
                 info = {"counts": full.counts(),
                         "window": [_iso(full.window[0]), _iso(full.window[1])]}
-        except TrainingError as exc:
+        except ShopRankError as exc:  # no events, a corrupt version, …: recorded as a failed run
             error = str(exc)
             log.warning("retrain %s failed: %s", run_id, exc)
         run = RetrainRun(

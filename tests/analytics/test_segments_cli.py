@@ -15,7 +15,7 @@ def shoprank(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_LOG_LEVEL": "WARNING",
            "COLUMNS": "200", "PYTHONPATH": str(ROOT), "SHOPRANK_SEGMENT_AT_RISK_DAYS": "20"}
     env.pop("SHOPRANK_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "serving.cli", *args], cwd=home, env=env,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=home, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
 
 

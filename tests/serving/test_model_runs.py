@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from recsys.models import ModelHandle
+from models import ModelHandle
 from tests.serving.conftest import ADMIN_KEY, start_live
 from training.config import default_config
 from training.retrain import Gate, retrain

@@ -9,7 +9,7 @@ import httpx
 import pyarrow.parquet as pq
 
 from analytics.segment_runs import run_segments
-from recsys.models import ModelHandle
+from models import ModelHandle
 from tests.serving.conftest import ADMIN_KEY, start_live
 
 

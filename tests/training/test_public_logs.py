@@ -24,13 +24,13 @@ MARKER = "<!-- the block below is run as printed by tests/training/test_public_l
 def readme_block() -> list[str]:
     text = (ROOT / "README.md").read_text("utf-8")
     after = text.split(MARKER, 1)[1]
-    block = re.search(r"```bash\n(.*?)```", after, re.S)
+    block = re.search(r"```bash\n(.*?)```", after, re.DOTALL)
     assert block is not None, "README: no bash block after the marker"
     return [ln.split("  #")[0].strip() for ln in block.group(1).splitlines() if ln.strip()]
 
 
 def run(cwd: Path, env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "serving.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -147,7 +147,7 @@ def test_two_schedulers_one_retrains_the_other_takes_over(
         log = tmp_path / f"scheduler-{k}.log"
         logs.append(log)
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "serving.cli", "scheduler", "--poll-seconds", "0.2"],
+            [sys.executable, "-m", "cli.main", "scheduler", "--poll-seconds", "0.2"],
             cwd=home, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT))
     try:
         def text(k: int) -> str:
@@ -167,12 +167,12 @@ def test_two_schedulers_one_retrains_the_other_takes_over(
         procs[active[0]].send_signal(signal.SIGTERM)
         assert procs[active[0]].wait(timeout=60) == 0
         wait_for(lambda: "scheduler active" in text(other), 30, "the standby taking over")
-        r = subprocess.run([sys.executable, "-m", "serving.cli", "retrain", "--history"],
+        r = subprocess.run([sys.executable, "-m", "cli.main", "retrain", "--history"],
                            cwd=home, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and run["run_id"] in r.stdout and "promoted" in r.stdout
         assert len(read_runs(home / "models")) == 1
         # A manual retrain beside the scheduler (same data: the gate compares equals).
-        r = subprocess.run([sys.executable, "-m", "serving.cli", "retrain"], cwd=home, env=env,
+        r = subprocess.run([sys.executable, "-m", "cli.main", "retrain"], cwd=home, env=env,
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         manual = read_runs(home / "models")[0]
@@ -188,7 +188,7 @@ def test_scheduler_without_a_schedule_exits_2(tmp_path: Path) -> None:
     env = {**os.environ, "SHOPRANK_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("SHOPRANK_RETRAIN_SCHEDULE_MINUTES", None)
     env.pop("SHOPRANK_CONFIG", None)
-    r = subprocess.run([sys.executable, "-m", "serving.cli", "scheduler", "--once"],
+    r = subprocess.run([sys.executable, "-m", "cli.main", "scheduler", "--once"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "retrain_schedule_minutes" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
