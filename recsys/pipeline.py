@@ -34,6 +34,7 @@ from recsys.profile import ProfileStore, UserProfile
 from recsys.types import RankContext, Reason, ScoredItem, Surface
 
 if TYPE_CHECKING:
+    from ranking.learned import LearnedStage
     from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ class Pipeline:
         self.globals = C.GlobalSources(catalog, live, self.index)
         self._override_cache: dict[tuple[tuple[str, str], ...], ModelSet] = {}
         self._override_lock = threading.Lock()
+        self.learned: LearnedStage | None = None
+        """The learned ranker stage (``ranking.learned``): reranks the blend, logs served lists."""
 
     def catalog_changed(self, item_ids: Iterable[str]) -> None:
         """Items were upserted or deleted: refresh what ranking precomputed about them."""
@@ -217,10 +220,11 @@ class Pipeline:
             lists = {"trending": self.globals.trending(req)}
             weights = {"trending": 1.0}
             strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
-        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, n, limit=n)
+        ranked, ranker = self._rerank(self._blend(lists, weights), excl, category, profile, assignment)
+        items = self._finish(ranked, ctx, excl, category, assignment, n, limit=n)
         if len(items) < n:  # top up from trending, then popular, in the same category
             items = self._top_up(items, n, excl, category, models, ctx, assignment)
-        return Ranked(items[:n], ctx, strategy, models.versions, assignment)
+        return self._served(Ranked(items[:n], ctx, strategy, models.versions, assignment), ranker)
 
     def feed(
         self,
@@ -253,8 +257,9 @@ class Pipeline:
             if w > 0:
                 lists[slot] = fn(req)
                 weights[slot] = w
-        items = self._finish(self._blend(lists, weights), ctx, excl, category, assignment, depth, limit=depth)
-        return Ranked(items, ctx, strategy, models.versions, assignment)
+        ranked, ranker = self._rerank(self._blend(lists, weights), excl, category, profile, assignment)
+        items = self._finish(ranked, ctx, excl, category, assignment, depth, limit=depth)
+        return self._served(Ranked(items, ctx, strategy, models.versions, assignment), ranker)
 
     def similar(
         self, *, item_id: str, n: int = 10, user_id: str | None = None, request_id: str | None = None
@@ -367,6 +372,30 @@ class Pipeline:
         order = sorted(score)  # by id, then (stable) by total, best first
         order.sort(key=score.__getitem__, reverse=True)
         return _Blended(order, score, ranks, used)
+
+    def _rerank(
+        self,
+        blended: _Blended,
+        excl: set[str] | frozenset[str],
+        category: tuple[str, ...] | None,
+        profile: UserProfile,
+        assignment: Assignment | None,
+    ) -> tuple[_Blended | list[ScoredItem], str | None]:
+        """The learned ranker's order of the blend and its version, or the blend unchanged."""
+        if self.learned is None:
+            return blended, None
+        keep = self.index.keep
+        got = self.learned.rerank(blended.order, blended.item, lambda i: keep(i, excl, category),
+                                  profile, assignment)
+        return (blended, None) if got is None else got
+
+    def _served(self, ranked: Ranked, ranker: str | None) -> Ranked:
+        """Log the list as served; name the ranker version among the model versions."""
+        if self.learned is None:
+            return ranked
+        self.learned.log(ranked.items, ranked.ctx, ranker)
+        return ranked if ranker is None else replace(
+            ranked, model_versions=self.learned.versions(ranked.model_versions, ranker))
 
     def _filter(self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None) -> list[ScoredItem]:
         keep = self.index.keep

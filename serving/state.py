@@ -28,6 +28,8 @@ from data.catalog import Catalog
 from data.models import Event, Item, User
 from recsys.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
 from recsys.live import LiveCounts
+from data.served_log import ServedLog
+from ranking.learned import LearnedStage
 from recsys.modelset import ModelSet, current_versions, load_model_set
 from recsys.pipeline import Pipeline, PipelineConfig
 from recsys.profile import ProfileStore
@@ -265,6 +267,9 @@ class Services:
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments
+        services.pipeline.learned = LearnedStage(  # the learned ranker + the served-list log
+            settings.models_dir, catalog, ServedLog.in_state_dir(settings.state_dir),
+            poll_seconds=settings.model_poll_seconds)
         log.info(
             "services ready: %d items, %d users, models %s, search %s",
             len(catalog), len(profiles), services.models.versions or "none",
@@ -318,6 +323,8 @@ class Services:
         close_cache = getattr(self.feed_cache, "close", None)
         if close_cache is not None:
             close_cache()
+        if self.pipeline.learned is not None:
+            self.pipeline.learned.close()
 
 
 def _load_catalog(settings: Settings) -> Catalog:

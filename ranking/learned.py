@@ -1,0 +1,170 @@
+"""The learned ranker as the pipeline's last scoring stage, and the log of what was served.
+
+``Pipeline`` (``recsys/pipeline.py``) blends its candidate sources, then hands the blended
+order to :meth:`LearnedStage.rerank`: the top :attr:`LearnedStage.top_n` candidates that can
+be shown are scored by the ranker version in force (the registry's current ``ranker``, or the
+one an experiment variant names) and put in its order; filters, rules and diversity follow as
+before. Each reranked item carries the reason ``{"source": "ranker", "model_version": v}``
+("ranked by the learned model, version v") and ``ranker:v`` in its breakdown.
+
+Whichever ordered the list, :meth:`LearnedStage.log` records the first ``log_depth`` items
+with their blend breakdowns in the served log (``data.served_log``): the ranker's training
+lists. An experiment variant switches the stage per request with
+``model_versions: {"ranker": "off" | "current" | <version>}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from data.catalog import Catalog
+from data.served_log import ServedList, ServedLog
+from recsys.hooks import Assignment
+from recsys.models.errors import ModelLoadError
+from recsys.models.lambdarank import RANKER_NAME, LambdaRanker
+from recsys.models.ranker_features import Candidate, Shopper, features
+from recsys.types import RankContext, Reason, ScoredItem
+from training.registry import Registry
+
+log = logging.getLogger(__name__)
+
+OFF = "off"
+CURRENT = "current"
+
+
+@dataclass
+class LearnedStage:
+    """Reranks blended candidates with the learned ranker; logs served lists."""
+
+    models_dir: Path
+    catalog: Catalog
+    served_log: ServedLog | None = None
+    top_n: int = 200
+    log_depth: int = 50
+    poll_seconds: float = 5.0
+    enabled: bool = True
+    """Whether the current ranker serves when no experiment says otherwise."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _loaded: dict[str, LambdaRanker] = field(default_factory=dict)
+    _current: str | None = None
+    _polled: float = -1e18
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ------------------------------------------------------------------ versions
+    def current_version(self) -> str | None:
+        now = time.monotonic()
+        if now - self._polled >= self.poll_seconds:
+            try:
+                self._current = Registry(self.models_dir).current_version(RANKER_NAME)
+            except Exception:  # an unreadable pointer must not fail requests
+                log.exception("cannot read the current ranker version")
+            self._polled = now
+        return self._current
+
+    def _model(self, version: str) -> LambdaRanker | None:
+        got = self._loaded.get(version)
+        if got is not None:
+            return got
+        with self._lock:
+            got = self._loaded.get(version)
+            if got is None:
+                reg = Registry(self.models_dir)
+                try:
+                    reg.verify(RANKER_NAME, version)
+                    got = LambdaRanker.load(reg.path(RANKER_NAME, version))
+                except (ModelLoadError, OSError, ValueError) as exc:
+                    log.error("cannot load ranker %s: %s; serving the hand blend", version, exc)
+                    return None
+                except Exception:  # noqa: BLE001 - a broken artifact must not fail requests
+                    log.exception("cannot load ranker %s; serving the hand blend", version)
+                    return None
+                if len(self._loaded) >= 4:
+                    self._loaded.pop(next(iter(self._loaded)))
+                self._loaded[version] = got
+                log.info("loaded ranker %s", version)
+        return got
+
+    def choose(self, assignment: Assignment | None) -> str | None:
+        """The ranker version for this request (None: the hand blend)."""
+        wanted = assignment.model_versions.get(RANKER_NAME) if assignment is not None else None
+        if wanted == OFF:
+            return None
+        if wanted is None and not self.enabled:
+            return None
+        if wanted in (None, CURRENT):
+            return self.current_version()
+        return wanted
+
+    # ------------------------------------------------------------------ ranking
+    def rerank(
+        self,
+        order: Sequence[str],
+        build: Callable[[str], ScoredItem],
+        keep: Callable[[str], bool],
+        profile: Shopper,
+        assignment: Assignment | None,
+    ) -> tuple[list[ScoredItem], str] | None:
+        """The candidates in the ranker's order (the first ``top_n`` that ``keep`` lets
+        through, then the rest in blend order), and the version; None: no ranker applies."""
+        version = self.choose(assignment)
+        if version is None:
+            return None
+        model = self._model(version)
+        if model is None:
+            return None
+        head: list[ScoredItem] = []
+        rest: list[str] = []
+        for iid in order:
+            if len(head) < self.top_n and keep(iid):
+                head.append(build(iid))
+            elif len(head) >= self.top_n:
+                rest.append(iid)
+        if not head:
+            return None
+        return self.score(head, profile, model, version) + [build(i) for i in rest], version
+
+    def score(
+        self, items: Sequence[ScoredItem], profile: Shopper, model: LambdaRanker, version: str
+    ) -> list[ScoredItem]:
+        """``items`` in the ranker's order, each with its score, reason and breakdown entry."""
+        cands = [Candidate(it.item_id, it.breakdown) for it in items]
+        x = features(cands, profile, self.catalog, model.stats_, self.clock())
+        scores = model.predict(x)
+        reason = Reason(source="ranker", detail=f"ranked by the learned model, version {version}",
+                        model_version=version)
+        key = f"ranker:{version}"
+        order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
+        out = []
+        for i in order:
+            it = items[i]
+            s = float(scores[i])
+            out.append(it.replace(score=s, reasons=(*it.reasons, reason),
+                                  breakdown={**it.breakdown, key: s}))
+        return out
+
+    # ------------------------------------------------------------------ logging
+    def log(self, items: Sequence[ScoredItem], ctx: RankContext, version: str | None) -> None:
+        """Record the list as served (the first ``log_depth`` items and their blend breakdowns)."""
+        if self.served_log is None or not ctx.request_id or not items:
+            return
+        shown = tuple(
+            (it.item_id, {k: v for k, v in it.breakdown.items() if not k.startswith("ranker:")})
+            for it in items[: self.log_depth]
+        )
+        self.served_log.record(ServedList(
+            request_id=ctx.request_id, at=self.clock(), surface=ctx.surface, user_id=ctx.user_id,
+            items=shown, variant=ctx.variant, ranker_version=version, query=ctx.query,
+        ))
+
+    def versions(self, base: Mapping[str, str], version: str | None) -> Mapping[str, str]:
+        return {**base, RANKER_NAME: version} if version else base
+
+    def close(self) -> None:
+        if self.served_log is not None:
+            self.served_log.close()
