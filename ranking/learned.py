@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 
 from data.catalog import Catalog
 from data.served_log import ServedList, ServedLog
@@ -144,8 +145,8 @@ class LearnedStage:
         for i in order:
             it = items[i]
             s = float(scores[i])
-            out.append(it.replace(score=s, reasons=(*it.reasons, reason),
-                                  breakdown={**it.breakdown, key: s}))
+            out.append(ScoredItem(it.item_id, s, (*it.reasons, reason),
+                                  MappingProxyType({**it.breakdown, key: s})))
         return out
 
     # ------------------------------------------------------------------ logging

@@ -140,41 +140,46 @@ def features(
     band = sum(logs) / len(logs) if logs else NAN
     last_leaf = session_leaves[0] if session_leaves else None
     # ---- the sources, ranked among these candidates
-    src = [[c.breakdown.get(s, NAN) for c in candidates] for s in SOURCES]
-    src_rank = [_ranks(col) for col in src]
-    blend = [sum(v for k, v in c.breakdown.items() if k.startswith("blend:")) for c in candidates]
-    blend_rank = _ranks(blend)
+    bds = [c.breakdown for c in candidates]
+    cols: list[list[float]] = []
+    for s in SOURCES:
+        col = [bd.get(s, NAN) for bd in bds]
+        cols.append(col)
+        cols.append(_ranks(col))
+    blend = [sum(v for k, v in bd.items() if k.startswith("blend:")) for bd in bds]
+    cols.append(blend)
+    cols.append(_ranks(blend))
     pop, trend, leaf_price = stats.popularity, stats.trend, stats.leaf_price
-    rows = np.full((n, len(FEATURES)), np.nan, dtype=np.float32)
-    base = 2 * len(SOURCES)
-    for i, c in enumerate(candidates):
-        row = rows[i]
-        for j in range(len(SOURCES)):
-            row[2 * j] = src[j][i]
-            row[2 * j + 1] = src_rank[j][i]
-        f = catalog.facts(c.item_id)
+    facts = catalog.facts
+    n_recent = float(len(recent))
+    per_item: list[tuple[float, ...]] = []
+    missing = (NAN,) * 13
+    for c in candidates:
         iid = c.item_id
-        if f is not None:
-            path = CATEGORY_SEPARATOR.join(f.category)
-            age = (now_us - f.created_us) / 86_400e6
-            lp = math.log(f.price) if f.price > 0 else NAN
-            usual = leaf_price.get(path)
-            ca = cat_aff.get(path, 0.0)
-            ba = brand_aff.get(f.brand, 0.0) if f.brand else 0.0
-            item_part = (
-                age, float(age < NEW_DAYS), lp, f.price / usual if usual else NAN,
-                math.log1p(max(f.stock, 0)), NAN if f.rating is None else f.rating,
-                ca, ca / cat_total, top_cat, ba, ba / brand_total, band, lp - band,
-                float(len(recent)), float(iid in recent_set),
-                NAN if last_leaf is None else float(path == last_leaf),
-                float(session_leaves.count(path)),
-            )
-        else:
-            item_part = (NAN,) * 6 + (NAN,) * 7 + (float(len(recent)), float(iid in recent_set), NAN, NAN)
-        row[base] = blend[i]
-        row[base + 1] = blend_rank[i]
-        row[base + 2] = pop.get(iid, 0.0)
-        row[base + 3] = trend.get(iid, 0.0)
-        row[base + 4: base + 4 + len(item_part)] = item_part
-        row[-1] = NAN if c.lexical_score is None else c.lexical_score
-    return rows
+        f = facts(iid)
+        head = (pop.get(iid, 0.0), trend.get(iid, 0.0))
+        tail = (n_recent, float(iid in recent_set))
+        lex = NAN if c.lexical_score is None else c.lexical_score
+        if f is None:
+            per_item.append((*head, *missing, *tail, NAN, NAN, lex))
+            continue
+        path = CATEGORY_SEPARATOR.join(f.category)
+        age = (now_us - f.created_us) / 86_400e6
+        price = f.price
+        lp = math.log(price) if price > 0 else NAN
+        usual = leaf_price.get(path)
+        ca = cat_aff.get(path, 0.0)
+        ba = brand_aff.get(f.brand, 0.0) if f.brand else 0.0
+        per_item.append((
+            *head, age, float(age < NEW_DAYS), lp, price / usual if usual else NAN,
+            math.log1p(max(f.stock, 0)), NAN if f.rating is None else f.rating,
+            ca, ca / cat_total, top_cat, ba, ba / brand_total, band, lp - band, *tail,
+            NAN if last_leaf is None else float(path == last_leaf),
+            float(session_leaves.count(path)), lex,
+        ))
+    out = np.empty((n, len(FEATURES)), dtype=np.float32)
+    k = len(cols)
+    if n:
+        out[:, :k] = np.array(cols, dtype=np.float32).T
+        out[:, k:] = np.array(per_item, dtype=np.float32)
+    return out
