@@ -40,7 +40,7 @@ def main() -> None:
     from data.synthetic import ShopSpec, generate
     from ranking.learned import LearnedStage
     from recsys.models.lambdarank import LambdaRanker
-    from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, features
+    from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
     from recsys.profile import UserProfile
     from recsys.types import Reason, ScoredItem
 
@@ -59,6 +59,7 @@ def main() -> None:
     model = LambdaRanker().fit(x, y, np.full(n_lists, per), np.tile(np.arange(per), n_lists),
                                stats=stats)
     stage = LearnedStage(Path(tmp), catalog)
+    table = ItemTable(catalog, stats)
     now = datetime.now(UTC)
     reason = Reason(source="cf", model_version="v1")
     cats = [f.category_path for f in (catalog.facts(i) for i in ids[:50]) if f]
@@ -77,11 +78,11 @@ def main() -> None:
         )
         cands = [Candidate(it.item_id, it.breakdown) for it in items]
         t0 = time.process_time()
-        xm = features(cands, profile, catalog, stats, now)
+        xm = features(cands, profile, table, now)
         t1 = time.process_time()
         model.predict(xm)
         t2 = time.process_time()
-        stage.score(items, profile, model, "v1")
+        stage.score(items, profile, model, table, "v1")
         t3 = time.process_time()
         parts["features"].append((t1 - t0) * 1e3)
         parts["predict"].append((t2 - t1) * 1e3)

@@ -16,8 +16,10 @@ lists. An experiment variant switches the stage per request with
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +31,7 @@ from data.served_log import ServedList, ServedLog
 from recsys.hooks import Assignment
 from recsys.models.errors import ModelLoadError
 from recsys.models.lambdarank import RANKER_NAME, LambdaRanker
-from recsys.models.ranker_features import Candidate, Shopper, features
+from recsys.models.ranker_features import Candidate, ItemTable, Shopper, features
 from recsys.types import RankContext, Reason, ScoredItem
 from training.registry import Registry
 
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 
 OFF = "off"
 CURRENT = "current"
+EXPLORE = "explore"
+"""A variant override that shows the blend's first ``explore_k`` candidates in a random order
+(seeded by the request id): lists whose order did not depend on any model, so an offline
+comparison of two orders on them is not tilted by position bias towards the order served."""
 
 
 @dataclass
@@ -51,8 +57,9 @@ class LearnedStage:
     poll_seconds: float = 5.0
     enabled: bool = True
     """Whether the current ranker serves when no experiment says otherwise."""
+    explore_k: int = 20
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    _loaded: dict[str, LambdaRanker] = field(default_factory=dict)
+    _loaded: dict[str, tuple[LambdaRanker, ItemTable]] = field(default_factory=dict)
     _current: str | None = None
     _polled: float = -1e18
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,7 +75,12 @@ class LearnedStage:
             self._polled = now
         return self._current
 
-    def _model(self, version: str) -> LambdaRanker | None:
+    def catalog_changed(self, item_ids: Sequence[str]) -> None:
+        """Items were upserted or deleted: read them again into every loaded model's table."""
+        for _model, table in list(self._loaded.values()):
+            table.refresh(list(item_ids))
+
+    def _model(self, version: str) -> tuple[LambdaRanker, ItemTable] | None:
         got = self._loaded.get(version)
         if got is not None:
             return got
@@ -78,7 +90,8 @@ class LearnedStage:
                 reg = Registry(self.models_dir)
                 try:
                     reg.verify(RANKER_NAME, version)
-                    got = LambdaRanker.load(reg.path(RANKER_NAME, version))
+                    model = LambdaRanker.load(reg.path(RANKER_NAME, version))
+                    got = (model, ItemTable(self.catalog, model.stats_))
                 except (ModelLoadError, OSError, ValueError) as exc:
                     log.error("cannot load ranker %s: %s; serving the hand blend", version, exc)
                     return None
@@ -110,14 +123,17 @@ class LearnedStage:
         keep: Callable[[str], bool],
         profile: Shopper,
         assignment: Assignment | None,
+        request_id: str | None = None,
     ) -> tuple[list[ScoredItem], str] | None:
         """The candidates in the ranker's order (the first ``top_n`` that ``keep`` lets
         through, then the rest in blend order), and the version; None: no ranker applies."""
         version = self.choose(assignment)
         if version is None:
             return None
-        model = self._model(version)
-        if model is None:
+        if version == EXPLORE:
+            return self._explore(order, build, keep, request_id), EXPLORE
+        loaded = self._model(version)
+        if loaded is None:
             return None
         head: list[ScoredItem] = []
         rest: list[str] = []
@@ -128,14 +144,26 @@ class LearnedStage:
                 rest.append(iid)
         if not head:
             return None
-        return self.score(head, profile, model, version) + [build(i) for i in rest], version
+        return self.score(head, profile, *loaded, version) + [build(i) for i in rest], version
+
+    def _explore(self, order: Sequence[str], build: Callable[[str], ScoredItem],
+                 keep: Callable[[str], bool], request_id: str | None) -> list[ScoredItem]:
+        head: list[str] = []
+        rest: list[str] = []
+        for iid in order:
+            (head if len(head) < self.explore_k and keep(iid) else rest).append(iid)
+        seed = zlib.crc32((request_id or "").encode())
+        random.Random(seed).shuffle(head)
+        reason = Reason(source="experiment", detail="exploration: shown in a random order")
+        return [build(i).with_reason(reason) for i in head] + [build(i) for i in rest]
 
     def score(
-        self, items: Sequence[ScoredItem], profile: Shopper, model: LambdaRanker, version: str
+        self, items: Sequence[ScoredItem], profile: Shopper, model: LambdaRanker,
+        table: ItemTable, version: str,
     ) -> list[ScoredItem]:
         """``items`` in the ranker's order, each with its score, reason and breakdown entry."""
         cands = [Candidate(it.item_id, it.breakdown) for it in items]
-        x = features(cands, profile, self.catalog, model.stats_, self.clock())
+        x = features(cands, profile, table, self.clock())
         scores = model.predict(x)
         reason = Reason(source="ranker", detail=f"ranked by the learned model, version {version}",
                         model_version=version)

@@ -145,6 +145,8 @@ class Pipeline:
         """Items were upserted or deleted: refresh what ranking precomputed about them."""
         self.index.refresh(item_ids)
         self.globals.views.invalidate()
+        if self.learned is not None:
+            self.learned.catalog_changed(list(item_ids))
 
     # ----------------------------------------------------------------- context
     def profile(self, user_id: str | None) -> UserProfile:
@@ -220,7 +222,7 @@ class Pipeline:
             lists = {"trending": self.globals.trending(req)}
             weights = {"trending": 1.0}
             strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
-        ranked, ranker = self._rerank(self._blend(lists, weights), excl, category, profile, assignment)
+        ranked, ranker = self._rerank(self._blend(lists, weights), excl, category, profile, assignment, ctx)
         items = self._finish(ranked, ctx, excl, category, assignment, n, limit=n)
         if len(items) < n:  # top up from trending, then popular, in the same category
             items = self._top_up(items, n, excl, category, models, ctx, assignment)
@@ -257,7 +259,7 @@ class Pipeline:
             if w > 0:
                 lists[slot] = fn(req)
                 weights[slot] = w
-        ranked, ranker = self._rerank(self._blend(lists, weights), excl, category, profile, assignment)
+        ranked, ranker = self._rerank(self._blend(lists, weights), excl, category, profile, assignment, ctx)
         items = self._finish(ranked, ctx, excl, category, assignment, depth, limit=depth)
         return self._served(Ranked(items, ctx, strategy, models.versions, assignment), ranker)
 
@@ -380,13 +382,14 @@ class Pipeline:
         category: tuple[str, ...] | None,
         profile: UserProfile,
         assignment: Assignment | None,
+        ctx: RankContext,
     ) -> tuple[_Blended | list[ScoredItem], str | None]:
         """The learned ranker's order of the blend and its version, or the blend unchanged."""
         if self.learned is None:
             return blended, None
         keep = self.index.keep
         got = self.learned.rerank(blended.order, blended.item, lambda i: keep(i, excl, category),
-                                  profile, assignment)
+                                  profile, assignment, ctx.request_id)
         return (blended, None) if got is None else got
 
     def _served(self, ranked: Ranked, ranker: str | None) -> Ranked:

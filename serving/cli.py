@@ -54,9 +54,10 @@ def _register() -> None:
     from recsys import cli as recsys_cli
     from search import cli as search_cli
     from serving import app_cli
+    from simulate import cli as simulate_cli
     from training import cli as training_cli
 
-    for module in (data_cli, training_cli, search_cli, recsys_cli, app_cli):
+    for module in (data_cli, training_cli, search_cli, recsys_cli, app_cli, simulate_cli):
         module.register(app)
 
 

@@ -26,9 +26,24 @@ KPIS = ("ctr", "conversion_rate", "revenue_per_user", "add_to_cart_rate")
 
 
 def traffic(client: TestClient, world: World, sessions: int, *, seed: int = 1, size: int = 20,
-            progress: Callable[[int], None] | None = None) -> LoopStats:
-    """Sessions served as the shop serves now (the hand blend until a ranker is promoted)."""
-    return run_sessions(client, world, sessions, seed=seed, size=size, progress=progress)
+            explore_share: float = 0.0, progress: Callable[[int], None] | None = None
+            ) -> LoopStats:
+    """Sessions served as the shop serves now (the hand blend until a ranker is promoted);
+    with ``explore_share`` > 0 that share of the shoppers (an experiment) gets the blend's
+    first candidates in a random order instead (``ranking.learned.EXPLORE``)."""
+    if explore_share <= 0:
+        return run_sessions(client, world, sessions, seed=seed, size=size, progress=progress)
+    exp = f"explore-{seed}"
+    share = round(100 * explore_share, 3)
+    _start(client, {"id": exp, "name": "exploration traffic", "surfaces": ["feed"],
+                    "variants": [{"name": "served", "share": 100 - share},
+                                 {"name": "explore", "share": share,
+                                  "overrides": {"model_versions": {"ranker": "explore"}}}]},
+           client.headers.get("X-API-Key"))
+    try:
+        return run_sessions(client, world, sessions, seed=seed, size=size, progress=progress)
+    finally:
+        client.post(f"/v1/experiments/{exp}/stop")
 
 
 def _start(client: TestClient, spec: dict[str, Any], key: str | None) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +33,7 @@ from data.models import CATEGORY_SEPARATOR
 from data.synthetic import BEHAVIOUR_TASTES, LEAVES
 from serving.app import create_app
 from serving.settings import Settings
+from serving.state import Services
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +141,20 @@ class LoopStats:
 
 
 @contextmanager
-def live_api(settings: Settings) -> Iterator[TestClient]:
-    """The app of ``settings`` in process (start-up and shut-down run), as an HTTP client."""
-    with TestClient(create_app(settings), raise_server_exceptions=True) as client:
-        yield client
+def live_api(settings: Settings, versions: Mapping[str, str] | None = None) -> Iterator[TestClient]:
+    """The app of ``settings`` in process (start-up and shut-down run), as an HTTP client
+    sending the admin key. ``versions``: serve these model versions instead of the current."""
+    services = Services.build(settings, with_search=False)
+    try:
+        if versions:
+            services.reload_models(dict(versions))
+        headers = {}
+        if settings.admin_api_key is not None:
+            headers["X-API-Key"] = settings.admin_api_key.get_secret_value()
+        with TestClient(create_app(settings, services), headers=headers) as client:
+            yield client
+    finally:
+        services.close()
 
 
 def run_sessions(

@@ -39,6 +39,32 @@ def _progress():  # type: ignore[no-untyped-def]
     return bar, say
 
 
+def _train_ranker(s, cfg, versions, promote, sessions):  # type: ignore[no-untyped-def]
+    """The ranker step of ``shoprank train``: print its offline table, or why it was skipped."""
+    from serving.cli_support import console, table
+    from simulate.cli import train_ranker_step
+    from training.errors import TrainingDataError
+
+    bar, say = _progress()
+    try:
+        rep, simulated = train_ranker_step(s, cfg, versions=versions, promote=promote,
+                                           bootstrap_sessions=sessions, say=say)
+    except TrainingDataError as exc:
+        console.print(f"ranker: not trained ({exc})")
+        return
+    finally:
+        bar.close()
+    if simulated is not None:
+        console.print(f"no served lists yet: simulated hand-blend traffic {simulated}")
+    console.print(table(
+        f"Ranker {rep.version} ({'promoted' if promote else 'not promoted'}): {rep.n_lists:,} "
+        f"lists, {rep.n_rows:,} shown items; held-out later lists (trained on "
+        f"{rep.n_train_lists:,} earlier ones)",
+        ["order", "ndcg@10", "recall@10", "lists"],
+        [[who, m["ndcg@10"], m["recall@10"], int(m["lists"])] for who, m in rep.heldout.items()],
+    ))
+
+
 def _metric_cols(ks: list[int]) -> list[str]:
     k = 10 if 10 in ks else max(ks)
     return [f"ndcg@{k}", f"recall@{k}", f"precision@{k}", f"map@{k}", f"hit_rate@{k}",
@@ -57,6 +83,12 @@ def register(app: typer.Typer) -> None:
                                                         help="Only this model (repeatable).")] = None,
         holdout: Annotated[bool | None, typer.Option(
             "--holdout/--no-holdout", help="Record holdout metrics in the manifests.")] = None,
+        ranker: Annotated[bool, typer.Option(
+            "--ranker/--no-ranker", help="Also train the learned ranker from the served lists "
+            "(a generated shop without any gets simulated hand-blend traffic first).")] = True,
+        simulate_sessions: Annotated[int, typer.Option(
+            "--simulate-sessions", min=0,
+            help="Sessions to simulate when a generated shop has no served lists.")] = 3000,
     ) -> None:
         """Train the configured models on all data and register a new version of each."""
         from serving.cli_support import console, table
@@ -89,6 +121,9 @@ def register(app: typer.Typer) -> None:
                           f"{rep.bundles[0]}/{rep.bundles[1]}")
         if not any(m.promoted for m in rep.models):
             console.print("not promoted: run `shoprank models promote <name>` or train with --promote")
+        if ranker and not model:
+            _train_ranker(s, cfg, {m.name: m.version for m in rep.models},
+                          any(m.promoted for m in rep.models), simulate_sessions)
 
     @app.command("evaluate")
     def evaluate_cmd(

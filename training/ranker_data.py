@@ -32,7 +32,7 @@ from data.catalog import Catalog
 from data.models import CATEGORY_SEPARATOR
 from data.served_log import ServedList
 from recsys.models.lambdarank import LambdaRanker, RankerParams
-from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, features
+from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
 from recsys.profile import ProfileStore, UserDirectory
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ GRADES = {"impression": 0, "click": 1, "add_to_cart": 2, "purchase": 3}
 STAT_WEIGHTS = {"view": 1.0, "click": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
 TREND_DAYS = 3
 BLEND_COL = FEATURES.index("blend_score")
+EXPLORED = "explore"
+"""The served log's ranker version of lists shown in a random order (``ranking.learned``)."""
 
 
 class _Ev(NamedTuple):
@@ -60,6 +62,8 @@ class RankerData:
     positions: np.ndarray
     at: list[datetime]
     """When each list was served (one per group)."""
+    explored: np.ndarray
+    """Per list: shown in a random order (the ``explore`` variant, ``ranking.learned``)."""
 
     @property
     def n_lists(self) -> int:
@@ -71,7 +75,7 @@ class RankerData:
         rows = np.concatenate([np.arange(starts[g], starts[g] + self.groups[g]) for g in lists]) \
             if len(lists) else np.zeros(0, np.int64)
         return RankerData(self.x[rows], self.labels[rows], self.groups[lists],
-                          self.positions[rows], [self.at[g] for g in lists])
+                          self.positions[rows], [self.at[g] for g in lists], self.explored[lists])
 
 
 def item_stats(events: pa.Table, catalog: Catalog, until: datetime | None = None) -> ItemStats:
@@ -152,8 +156,9 @@ def build_dataset(
     users, items, types = (ev.column(c).to_pylist() for c in ("user_id", "item_id", "type"))
     values, times = ev.column("value").to_pylist(), ev.column("timestamp").to_pylist()
     store = ProfileStore(catalog=catalog, directory=directory, max_users=10_000_000)
+    table = ItemTable(catalog, stats)
     e = 0
-    xs, labels, groups, positions, ats = [], [], [], [], []
+    xs, labels, groups, positions, ats, explored = [], [], [], [], [], []
     lists = sorted(served, key=lambda s: (s.at, s.request_id))
     for k, sl in enumerate(lists):
         if progress is not None and k % 5000 == 0:
@@ -178,16 +183,17 @@ def build_dataset(
             grades.append(g)
         profile = store.get(sl.user_id) if sl.user_id else store.get("")
         cands = [Candidate(iid, bd) for _, iid, bd in shown]
-        xs.append(features(cands, profile, catalog, stats, sl.at))
+        xs.append(features(cands, profile, table, sl.at))
         labels.extend(grades)
         groups.append(len(shown))
         positions.extend(p for p, _, _ in shown)
         ats.append(sl.at)
+        explored.append(sl.ranker_version == EXPLORED)
     if not groups:
         return RankerData(np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, np.int32),
-                          np.zeros(0, np.int64), np.zeros(0, np.int32), [])
+                          np.zeros(0, np.int64), np.zeros(0, np.int32), [], np.zeros(0, bool))
     return RankerData(np.vstack(xs), np.asarray(labels, np.int32), np.asarray(groups, np.int64),
-                      np.asarray(positions, np.int32), ats)
+                      np.asarray(positions, np.int32), ats, np.asarray(explored, bool))
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -228,7 +234,9 @@ class RankerReport:
     n_lists: int
     n_rows: int
     heldout: dict[str, dict[str, float]]
-    """"ranker" / "hand_blend" → metrics on the held-out later lists ({} when too few)."""
+    """"ranker" / "hand_blend" → metrics on the held-out later lists ({} when too few);
+    "ranker (explored lists)" / "hand_blend (explored lists)" on those of them shown in a
+    random order, when there are any."""
     n_train_lists: int
 
 
@@ -262,6 +270,10 @@ def train_ranker(
             m = LambdaRanker(params).fit(tr.x, tr.labels, tr.groups, tr.positions, stats=early)
             heldout = {"ranker": list_metrics(te, m.predict(te.x)),
                        "hand_blend": list_metrics(te, blend_scores(te))}
+            ex = te.take(np.flatnonzero(te.explored))
+            if ex.n_lists:
+                heldout["ranker (explored lists)"] = list_metrics(ex, m.predict(ex.x))
+                heldout["hand_blend (explored lists)"] = list_metrics(ex, blend_scores(ex))
             n_train = tr.n_lists
     say("ranker: fitting on every list")
     stats = item_stats(events, catalog)

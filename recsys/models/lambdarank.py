@@ -23,6 +23,7 @@ import numpy as np
 
 from recsys.models.ranker_features import FEATURES, ItemStats
 from recsys.models.errors import ModelLoadError
+from recsys.models.forest import Forest
 
 RANKER_NAME = "ranker"
 """The registry name of the learned ranker."""
@@ -48,6 +49,8 @@ class LambdaRanker:
     def __init__(self, params: RankerParams | None = None) -> None:
         self.params = params or RankerParams()
         self.booster_: Any = None
+        self.forest_: Forest | None = None
+        """The booster's trees as arrays: what :meth:`predict` walks (see ``forest``)."""
         self.features_: tuple[str, ...] = FEATURES
         self.stats_: ItemStats = ItemStats()
         self.n_lists_: int = 0
@@ -84,6 +87,7 @@ class LambdaRanker:
             ds, num_boost_round=p.num_trees,
         )
         self.features_ = FEATURES
+        self.forest_ = Forest.from_dump(self.booster_.dump_model())
         self.stats_ = stats or ItemStats()
         self.n_lists_ = int(len(groups))
         self.n_items = len(self.stats_.popularity)
@@ -99,6 +103,11 @@ class LambdaRanker:
         self._check_fitted()
         if x.shape[1] != len(self.features_):
             raise ValueError(f"expected {len(self.features_)} features, got {x.shape[1]}")
+        return self.forest_.predict(x)  # type: ignore[union-attr]
+
+    def predict_booster(self, x: np.ndarray) -> np.ndarray:
+        """The same scores from LightGBM's own predict (slower per call; for checks)."""
+        self._check_fitted()
         return np.asarray(self.booster_.predict(x, num_threads=1), dtype=np.float64)
 
     # ------------------------------------------------------------------ persistence
@@ -128,6 +137,7 @@ class LambdaRanker:
             )
         m = cls(RankerParams(**meta["params"]))
         m.booster_ = booster
+        m.forest_ = Forest.from_dump(booster.dump_model())
         m.features_ = tuple(meta["features"])
         m.stats_ = ItemStats.from_json(meta["stats"])
         m.n_lists_ = int(meta["n_lists"])

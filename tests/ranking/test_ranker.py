@@ -18,7 +18,7 @@ from data.synthetic import ShopSpec, generate
 from ranking.learned import LearnedStage
 from recsys.hooks import Assignment
 from recsys.models.lambdarank import RANKER_NAME, LambdaRanker, RankerParams
-from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, features
+from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
 from recsys.profile import ProfileStore
 from recsys.types import Reason, ScoredItem
 from simulate.storefront import World
@@ -43,7 +43,9 @@ def catalog(shop: Path) -> Catalog:
 def _small_model(catalog: Catalog, seed: int = 0) -> LambdaRanker:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(600, len(FEATURES))).astype(np.float32)
-    y = np.clip((x[:, 0] + rng.normal(size=600) > 1).astype(int) + (x[:, 1] > 1.5), 0, 3)
+    x[rng.random(x.shape) < 0.15] = np.nan  # missing values, as real lists have
+    y = np.clip((np.nan_to_num(x[:, 0]) + rng.normal(size=600) > 1).astype(int)
+                + (np.nan_to_num(x[:, 1]) > 1.5), 0, 3)
     stats = ItemStats({i: 1.0 for i in catalog.ids()[:50]}, {}, {})
     return LambdaRanker(RankerParams(num_trees=20, seed=seed)).fit(
         x, y, np.full(30, 20), np.tile(np.arange(20), 30), stats=stats)
@@ -59,6 +61,17 @@ def test_save_load_round_trip_without_pickle(tmp_path: Path, catalog: Catalog) -
     x = np.random.default_rng(9).normal(size=(50, len(FEATURES))).astype(np.float32)
     assert np.array_equal(m.predict(x), back.predict(x))
     assert back.stats_ == m.stats_ and back.n_lists_ == 30
+
+
+def test_forest_scores_equal_lightgbm(catalog: Catalog) -> None:
+    """The compiled tree walk serving uses gives LightGBM's own scores, NaNs and zeros too."""
+    m = _small_model(catalog)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, len(FEATURES))).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[rng.random(x.shape) < 0.1] = 0.0
+    np.testing.assert_allclose(m.predict(x), m.predict_booster(x), rtol=0, atol=1e-9)
+    assert np.ptp(m.predict(x)) > 0
 
 
 def _events(rows: list[tuple[str, str | None, str, datetime, str | None]]) -> pa.Table:
@@ -86,7 +99,8 @@ def test_features_offline_equal_online(catalog: Catalog) -> None:
     data = build_dataset([ServedList("r1", NOW, "feed", "u1", tuple(shown))], events, catalog, stats)
     live = ProfileStore(catalog=catalog)
     live.record([_Ev(u, i, t, None) for u, i, t, _, _ in history])
-    online = features([Candidate(i, bd) for i, bd in shown], live.get("u1"), catalog, stats, NOW)
+    online = features([Candidate(i, bd) for i, bd in shown], live.get("u1"),
+                      ItemTable(catalog, stats), NOW)
     assert data.n_lists == 1 and list(data.labels) == [0, 0, 1, 0, 0, 0]
     np.testing.assert_array_equal(data.x, online)
     assert not np.isnan(online[:, FEATURES.index("cat_affinity")]).all()

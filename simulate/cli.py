@@ -1,0 +1,108 @@
+"""``shoprank simulate`` and the ranker step of ``shoprank train`` (which may simulate first).
+
+Above serving (it runs the live app in process), so the CLI layer is the only one using it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
+    from training.config import TrainConfig
+    from training.ranker_data import RankerReport
+
+BOOTSTRAP_SESSIONS = 3000
+EXPLORE_SHARE = 0.2
+"""Share of the shoppers whose simulated first lists are shown in a random order: the
+ranker's offline evaluation reads those (see docs/decisions.md)."""
+
+
+def _with_key(s: Settings) -> Settings:
+    """The settings with an admin key (a random one for this process when none is set)."""
+    if s.admin_api_key is not None:
+        return s
+    from pydantic import SecretStr
+
+    return s.model_copy(update={"admin_api_key": SecretStr(secrets.token_hex(16))})
+
+
+def has_served_lists(state_dir: Path) -> bool:
+    from data.served_log import FILE_NAME, ServedLog
+
+    path = state_dir / FILE_NAME
+    if not path.exists():
+        return False
+    log = ServedLog(path)
+    try:
+        return len(log) > 0
+    finally:
+        log.close()
+
+
+def simulate_traffic(s: Settings, sessions: int, *, versions: Mapping[str, str] | None = None,
+                     seed: int = 1, explore_share: float = 0.0,
+                     say: Callable[[str], None] | None = None) -> object:
+    """``sessions`` storefront sessions of a generated shop's shoppers on the live app."""
+    from simulate.loop import traffic
+    from simulate.storefront import World, live_api
+
+    world = World.from_shop(s.data_dir)
+    every = max(1, sessions // 20)
+
+    def tick(k: int) -> None:
+        if say is not None and k % every == 0:
+            say(f"simulated sessions {k:,}/{sessions:,}")
+
+    with live_api(_with_key(s), versions) as client:
+        return traffic(client, world, sessions, seed=seed, explore_share=explore_share,
+                       progress=tick)
+
+
+def train_ranker_step(
+    s: Settings, cfg: TrainConfig, *, versions: Mapping[str, str], promote: bool,
+    bootstrap_sessions: int = BOOTSTRAP_SESSIONS, say: Callable[[str], None] | None = None,
+) -> tuple[RankerReport, object | None]:
+    """Train the ranker from the served lists; a generated shop without any first gets
+    ``bootstrap_sessions`` simulated sessions served by ``versions`` (the hand blend)."""
+    from training.ranker_job import train_ranker_job
+
+    simulated = None
+    if (not has_served_lists(s.state_dir) and bootstrap_sessions > 0
+            and (s.data_dir / "truth_users.parquet").exists()):
+        simulated = simulate_traffic(s, bootstrap_sessions, versions=versions,
+                                     explore_share=EXPLORE_SHARE, say=say)
+    rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+                           promote=promote, progress=say)
+    return rep, simulated
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's commands to the main app."""
+
+    @app.command("simulate")
+    def simulate_cmd(
+        sessions: Annotated[int, typer.Option("--sessions", min=1, help="Storefront sessions.")] = 1000,
+        seed: Annotated[int, typer.Option("--seed", min=0)] = 1,
+        explore: Annotated[float, typer.Option(
+            "--explore", min=0.0, max=0.5, help="Share of shoppers shown random orders.")] = 0.0,
+    ) -> None:
+        """Synthetic shoppers of a generated shop use the live API (in process) and send back
+        impressions, clicks, carts and purchases drawn from their hidden tastes."""
+        from serving.cli_support import console, fail
+        from serving.settings import get_settings
+
+        s = get_settings()
+        if not (s.data_dir / "truth_users.parquet").exists():
+            fail(f"--sessions: {s.data_dir} holds no generated shop (run `shoprank generate`)")
+        try:
+            st = simulate_traffic(s, sessions, seed=seed, explore_share=explore,
+                                  say=lambda m: console.print(m))
+        except ValueError as exc:
+            fail(str(exc))
+        console.print(f"simulated: {st}")
+
