@@ -144,6 +144,7 @@ class LoopStats:
 def live_api(settings: Settings, versions: Mapping[str, str] | None = None) -> Iterator[TestClient]:
     """The app of ``settings`` in process (start-up and shut-down run), as an HTTP client
     sending the admin key. ``versions``: serve these model versions instead of the current."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per in-process request
     services = Services.build(settings, with_search=False)
     try:
         if versions:
