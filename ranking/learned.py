@@ -37,6 +37,18 @@ from training.registry import Registry
 
 log = logging.getLogger(__name__)
 
+def search_breakdown(it: ScoredItem) -> dict[str, float]:
+    """A search hit's breakdown in the sources' terms the features read: ``search`` (the
+    lexical score), ``personalization`` (the affinity) and the blend share (its score)."""
+    bd = it.breakdown
+    if "search" in bd:  # already in these terms (a reranked hit)
+        return {k: v for k, v in bd.items() if not k.startswith("ranker:")}
+    out = {"search": bd.get("lexical", it.score), "blend:search": it.score}
+    if "affinity" in bd:
+        out["personalization"] = bd["affinity"]
+    return out
+
+
 OFF = "off"
 CURRENT = "current"
 EXPLORE = "explore"
@@ -56,7 +68,11 @@ class LearnedStage:
     log_depth: int = 50
     poll_seconds: float = 5.0
     enabled: bool = True
-    """Whether the current ranker serves when no experiment says otherwise."""
+    """Whether the current ranker serves the feed and recommendations when no experiment says
+    otherwise."""
+    search_enabled: bool = False
+    """The same for search re-ranking: off unless an experiment variant names a ranker (until
+    rankers are trained on search lists, the feed's lists are all they learned from)."""
     explore_k: int = 20
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _loaded: dict[str, tuple[LambdaRanker, ItemTable]] = field(default_factory=dict)
@@ -104,12 +120,12 @@ class LearnedStage:
                 log.info("loaded ranker %s", version)
         return got
 
-    def choose(self, assignment: Assignment | None) -> str | None:
+    def choose(self, assignment: Assignment | None, *, search: bool = False) -> str | None:
         """The ranker version for this request (None: the hand blend)."""
         wanted = assignment.model_versions.get(RANKER_NAME) if assignment is not None else None
         if wanted == OFF:
             return None
-        if wanted is None and not self.enabled:
+        if wanted is None and not (self.search_enabled if search else self.enabled):
             return None
         if wanted in (None, CURRENT):
             return self.current_version()
@@ -146,6 +162,20 @@ class LearnedStage:
             return None
         return self.score(head, profile, *loaded, version) + [build(i) for i in rest], version
 
+    def rerank_search(
+        self, items: Sequence[ScoredItem], profile: Shopper, assignment: Assignment | None,
+        request_id: str | None, top_n: int,
+    ) -> tuple[list[ScoredItem], str | None]:
+        """Search hits (breakdown ``lexical`` and, when personalized, ``affinity``) with the
+        first ``top_n`` in the ranker's order, and the version (None: unchanged)."""
+        version = self.choose(assignment, search=True)
+        loaded = self._model(version) if version not in (None, EXPLORE) else None
+        if loaded is None or not items:
+            return list(items), None
+        head = [ScoredItem(it.item_id, it.score, it.reasons, MappingProxyType(search_breakdown(it)))
+                for it in items[:top_n]]
+        return self.score(head, profile, *loaded, version) + list(items[top_n:]), version  # type: ignore[arg-type]
+
     def _explore(self, order: Sequence[str], build: Callable[[str], ScoredItem],
                  keep: Callable[[str], bool], request_id: str | None) -> list[ScoredItem]:
         head: list[str] = []
@@ -162,7 +192,7 @@ class LearnedStage:
         table: ItemTable, version: str,
     ) -> list[ScoredItem]:
         """``items`` in the ranker's order, each with its score, reason and breakdown entry."""
-        cands = [Candidate(it.item_id, it.breakdown) for it in items]
+        cands = [Candidate(it.item_id, it.breakdown, it.breakdown.get("search")) for it in items]
         x = features(cands, profile, table, self.clock())
         scores = model.predict(x)
         reason = Reason(source="ranker", detail=f"ranked by the learned model, version {version}",
@@ -190,6 +220,11 @@ class LearnedStage:
             request_id=ctx.request_id, at=self.clock(), surface=ctx.surface, user_id=ctx.user_id,
             items=shown, variant=ctx.variant, ranker_version=version, query=ctx.query,
         ))
+
+    def log_search(self, items: Sequence[ScoredItem], ctx: RankContext, version: str | None) -> None:
+        """Record a search list as served, its breakdowns in the sources' terms."""
+        self.log([ScoredItem(it.item_id, it.score, it.reasons, MappingProxyType(search_breakdown(it)))
+                  for it in items[: self.log_depth]], ctx, version)
 
     def versions(self, base: Mapping[str, str], version: str | None) -> Mapping[str, str]:
         return {**base, RANKER_NAME: version} if version else base

@@ -118,6 +118,11 @@ def run_search(
         ]
     else:
         scored = [ScoredItem(h.item_id, h.score, (search_reason,), {"lexical": h.score}) for h in result.hits]
+    learned = pipeline.learned
+    if learned is not None and text and req.sort == "relevance" and rerank:
+        scored, ranker = learned.rerank_search(scored, profile, assignment, request_id,
+                                               s.search_personalization_top_n)
+        learned.log_search(scored, ctx, ranker)
     scored = rules.apply_rules(scored, ctx)
     if rerank:
         page = scored[req.page_slice()]

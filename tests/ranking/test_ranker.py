@@ -189,3 +189,22 @@ def test_ranker_beats_hand_blend_offline_on_a_generated_shop(shop: Path, catalog
     assert pop.leaf_price  # the usual prices were read from the catalog
     assert list_metrics  # noqa: B015 - imported for the module's API
     assert blend_scores  # noqa: B015
+
+
+def test_search_hits_reranked_only_when_a_variant_asks(tmp_path: Path, catalog: Catalog) -> None:
+    reg = Registry(tmp_path / "models")
+    v = reg.register(RANKER_NAME, _small_model(catalog, 3))  # type: ignore[arg-type]
+    reg.promote(RANKER_NAME, v)
+    stage = LearnedStage(tmp_path / "models", catalog, poll_seconds=0)
+    r = Reason(source="search")
+    hits = [ScoredItem(i, 10.0 - k, (r,), MappingProxyType({"lexical": 10.0 - k}))
+            for k, i in enumerate(catalog.ids()[:25])]
+    profile = ProfileStore(catalog=catalog).get("u1")
+    same, none = stage.rerank_search(hits, profile, None, "q1", 20)
+    assert none is None and same == hits  # search keeps its order by default
+    got, version = stage.rerank_search(hits, profile, Assignment("e", "t", model_versions={
+        "ranker": "current"}), "q1", 20)
+    assert version == v and [it.item_id for it in got[20:]] == [it.item_id for it in hits[20:]]
+    assert sorted(it.item_id for it in got[:20]) == sorted(it.item_id for it in hits[:20])
+    assert all(it.breakdown["search"] == it.breakdown["blend:search"] for it in got[:20])
+    assert any(x.source == "ranker" for x in got[0].reasons)
