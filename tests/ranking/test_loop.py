@@ -71,3 +71,25 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
                   if sl.variant in ("hand_blend", "ranker")}
     assert by_variant["ranker"].ranker_version == rep.version
     assert by_variant["hand_blend"].ranker_version is None
+
+    # the registry life cycle seen through the API: a second version, then a rollback
+    v1 = rep.version
+    v2 = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+                          promote=True).version
+    assert v2 != v1
+    user = world.user_ids[int(world.consent.argmax())]
+
+    def served_by() -> tuple[str | None, dict]:
+        body = client.get("/v1/feed", params={"user_id": user, "size": 5, "debug": "true"}).json()
+        first = body["items"][0]
+        got = [r for r in first["reasons"] if r["source"] == "ranker"]
+        return (got[0]["model_version"] if got else None), body
+
+    with live_api(s) as client:
+        version, body = served_by()
+        assert version == v2 and body["model_versions"]["ranker"] == v2
+        assert f"ranker:{v2}" in body["items"][0]["breakdown"]
+        assert any(r.get("detail") == f"ranked by the learned model, version {v2}"
+                   for r in body["items"][0]["reasons"])
+        Registry(s.models_dir).rollback("ranker")
+        assert served_by()[0] == v1  # picked up on the next request (poll every 0 s here)
