@@ -202,6 +202,9 @@ class Services:
         to the user, including those still in this worker's buffer of the request log.
         Returns (whether the user had a profile, how many served requests were anonymized)."""
         known = self.profiles.erase(user_id)
+        learned = self.pipeline.learned
+        if learned is not None and learned.served_log is not None:
+            learned.served_log.forget_user(user_id)  # the ranker's lists stay, without the id
         merch = self.extras.get("merch")
         requests = getattr(merch, "requests", None)
         if requests is None:

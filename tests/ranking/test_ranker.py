@@ -153,6 +153,8 @@ def test_registry_life_cycle_and_experiment_override(tmp_path: Path, catalog: Ca
     [row] = list(log.lists())
     assert row.request_id == "r9" and row.ranker_version == v1 and len(row.items) == len(items)
     assert all(not k.startswith("ranker:") for _, bd in row.items for k in bd)
+    assert log.forget_user("u1") == 1  # an erasure: the list stays, without the user
+    assert [sl.user_id for sl in log.lists()] == [None]
     log.close()
 
 
