@@ -63,7 +63,8 @@ def main() -> None:
     now = datetime.now(UTC)
     reason = Reason(source="cf", model_version="v1")
     cats = [f.category_path for f in (catalog.facts(i) for i in ids[:50]) if f]
-    parts: dict[str, list[float]] = {"features": [], "predict": [], "stage (features + predict + order)": []}
+    parts: dict[str, list[float]] = {
+        "features": [], "predict": [], "stage (features + predict + order)": []}
     for call in range(args.calls):
         picked = rng.choice(len(ids), args.candidates, replace=False)
         items = [ScoredItem(ids[k], 1.0 / (r + 1), (reason,), MappingProxyType({

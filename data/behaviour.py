@@ -92,7 +92,9 @@ def examine_prob(t: Tastes, position: np.ndarray) -> np.ndarray:
     return t.position_decay ** np.maximum(position, 0)
 
 
-def click_prob(t: Tastes, m: Match, position: np.ndarray, *, boost: float | np.ndarray = 0.0) -> np.ndarray:
+def click_prob(
+    t: Tastes, m: Match, position: np.ndarray, *, boost: float | np.ndarray = 0.0
+) -> np.ndarray:
     """Probability of a click on an item shown at ``position``: examined × attracted.
     ``boost`` adds log-odds for the whole context (a search shopper clicks more)."""
     attract = 1.0 / (1.0 + np.exp(-(CLICK_BASE + boost + _appeal(t, m))))

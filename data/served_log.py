@@ -131,7 +131,8 @@ class ServedLog:
         self.flush()
         with self._lock:
             rows = self._db.execute(
-                "SELECT request_id, at, surface, user_id, variant, ranker, query, items FROM served "
+                "SELECT request_id, at, surface, user_id, variant, ranker, query, items "
+                "FROM served "
                 "WHERE at >= ? ORDER BY at, request_id", (_ts(since) if since else "",)
             ).fetchall()
         for rid, at, surface, user, variant, ranker, query, items in rows:

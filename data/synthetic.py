@@ -1148,7 +1148,9 @@ def generate(
             for i, uid in enumerate(t["user_id"]):
                 users_truth[uid] = {
                     k: t[k][i]
-                    for k in ("leaves", "brands", "price_sensitivity", "activity", *BEHAVIOUR_TASTES)
+                    for k in (
+                        "leaves", "brands", "price_sensitivity", "activity", *BEHAVIOUR_TASTES
+                    )
                 }
         truth["users"] = users_truth
     (out / "truth.json").write_text(

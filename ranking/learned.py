@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
+import numpy as np
+
 from data.catalog import Catalog
 from data.served_log import ServedList, ServedLog
 from recsys.hooks import Assignment
@@ -111,7 +113,7 @@ class LearnedStage:
                 except (ModelLoadError, OSError, ValueError) as exc:
                     log.error("cannot load ranker %s: %s; serving the hand blend", version, exc)
                     return None
-                except Exception:  # noqa: BLE001 - a broken artifact must not fail requests
+                except Exception:
                     log.exception("cannot load ranker %s; serving the hand blend", version)
                     return None
                 if len(self._loaded) >= 4:
@@ -198,11 +200,12 @@ class LearnedStage:
         reason = Reason(source="ranker", detail=f"ranked by the learned model, version {version}",
                         model_version=version)
         key = f"ranker:{version}"
-        order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
+        order = np.argsort(-scores, kind="stable").tolist()  # ties keep the blend's order
+        values = scores.tolist()
         out = []
         for i in order:
             it = items[i]
-            s = float(scores[i])
+            s = values[i]
             out.append(ScoredItem(it.item_id, s, (*it.reasons, reason),
                                   MappingProxyType({**it.breakdown, key: s})))
         return out
@@ -221,9 +224,12 @@ class LearnedStage:
             items=shown, variant=ctx.variant, ranker_version=version, query=ctx.query,
         ))
 
-    def log_search(self, items: Sequence[ScoredItem], ctx: RankContext, version: str | None) -> None:
+    def log_search(
+        self, items: Sequence[ScoredItem], ctx: RankContext, version: str | None
+    ) -> None:
         """Record a search list as served, its breakdowns in the sources' terms."""
-        self.log([ScoredItem(it.item_id, it.score, it.reasons, MappingProxyType(search_breakdown(it)))
+        self.log([ScoredItem(it.item_id, it.score, it.reasons,
+                             MappingProxyType(search_breakdown(it)))
                   for it in items[: self.log_depth]], ctx, version)
 
     def versions(self, base: Mapping[str, str], version: str | None) -> Mapping[str, str]:

@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("simulate")
     def simulate_cmd(
-        sessions: Annotated[int, typer.Option("--sessions", min=1, help="Storefront sessions.")] = 1000,
+        sessions: Annotated[int, typer.Option(
+            "--sessions", min=1, help="Storefront sessions.")] = 1000,
         seed: Annotated[int, typer.Option("--seed", min=0)] = 1,
         explore: Annotated[float, typer.Option(
             "--explore", min=0.0, max=0.5, help="Share of shoppers shown random orders.")] = 0.0,

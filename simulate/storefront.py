@@ -77,7 +77,8 @@ class World:
         truth = pq.read_table(data_dir / "truth_users.parquet")
         missing = [c for c in BEHAVIOUR_TASTES if c not in truth.column_names]
         if missing:
-            raise ValueError(f"{data_dir}: the truth lacks {', '.join(missing)}; generate the shop again")
+            raise ValueError(
+                f"{data_dir}: the truth lacks {', '.join(missing)}; generate the shop again")
         consent = {}
         with (data_dir / "users.jsonl").open(encoding="utf-8") as f:
             for line in f:

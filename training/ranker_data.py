@@ -82,7 +82,8 @@ def item_stats(events: pa.Table, catalog: Catalog, until: datetime | None = None
     """Popularity, 3-day trend and the usual price per leaf, from events before ``until``."""
     t = events.select(["item_id", "type", "timestamp"])
     if until is not None:
-        t = t.filter(pc.less(t.column("timestamp"), pa.scalar(until, t.schema.field("timestamp").type)))
+        ts_type = t.schema.field("timestamp").type
+        t = t.filter(pc.less(t.column("timestamp"), pa.scalar(until, ts_type)))
     t = t.filter(pc.is_in(t.column("type"), pa.array(list(STAT_WEIGHTS))))
     items = t.column("item_id").to_pylist()
     types = t.column("type").to_pylist()
@@ -170,7 +171,8 @@ def build_dataset(
             e += 1
         if batch:
             store.record(batch)
-        shown = [(p, iid, bd) for p, (iid, bd) in enumerate(sl.items) if (sl.request_id, iid) in by_req]
+        shown = [(p, iid, bd) for p, (iid, bd) in enumerate(sl.items)
+                 if (sl.request_id, iid) in by_req]
         if not shown:
             continue
         grades = []

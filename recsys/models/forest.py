@@ -79,7 +79,7 @@ class Forest:
 
 
 @njit(cache=True)
-def _predict(x, feature, threshold, default_left, missing, left, right, leaf_value, roots):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+def _predict(x, feature, threshold, default_left, missing, left, right, leaf_value, roots):  # type: ignore[no-untyped-def]
     n = x.shape[0]
     out = np.zeros(n)
     for i in range(n):

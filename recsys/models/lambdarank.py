@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from recsys.models.ranker_features import FEATURES, ItemStats
 from recsys.models.errors import ModelLoadError
 from recsys.models.forest import Forest
+from recsys.models.ranker_features import FEATURES, ItemStats
 
 RANKER_NAME = "ranker"
 """The registry name of the learned ranker."""
@@ -89,7 +89,7 @@ class LambdaRanker:
         self.features_ = FEATURES
         self.forest_ = Forest.from_dump(self.booster_.dump_model())
         self.stats_ = stats or ItemStats()
-        self.n_lists_ = int(len(groups))
+        self.n_lists_ = len(groups)
         self.n_items = len(self.stats_.popularity)
         return self
 

@@ -235,7 +235,8 @@ def features(
     brand_total = brand_aff.sum() or NAN
     top_cat = cat_aff.max() if personal and len(profile.category_affinity) else NAN
     rcols, rcodes, rknown = items.gather(recent[:RECENT_FOR_PRICE])
-    band = float(np.nanmean(rcols[:, 3])) if rknown.any() and not np.isnan(rcols[:, 3]).all() else NAN
+    prices = rcols[:, 3]
+    band = float(np.nanmean(prices)) if rknown.any() and not np.isnan(prices).all() else NAN
     session = rcodes[:RECENT_FOR_SESSION, 0]
     session = session[session >= 0]
     last_leaf = int(session[0]) if len(session) else -2
