@@ -86,7 +86,9 @@ class ServedLog:
                 log.exception("served log: flush to %s failed; will retry", self.path)
 
     def record(self, served: ServedList) -> None:
-        items = json.dumps([[i, dict(bd)] for i, bd in served.items], separators=(",", ":"))
+        # 7 significant digits: what the float32 features keep, half the bytes of a float64
+        items = json.dumps([[i, {k: float(f"{v:.7g}") for k, v in bd.items()}]
+                            for i, bd in served.items], separators=(",", ":"))
         row = (served.request_id, _ts(served.at), served.surface, served.user_id,
                served.variant, served.ranker_version, served.query, items)
         with self._buf_lock:
