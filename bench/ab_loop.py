@@ -91,11 +91,11 @@ def main() -> None:
     print(f"closed loop: {args.users} users × {args.items} items; ranker {ranker.version} trained "
           f"on {ranker.n_lists:,} lists ({args.bootstrap:,} simulated sessions); "
           f"{args.sessions:,} A/B sessions, users per variant {users}")
-    print(f"{'kpi':<18}{'hand blend':>24}{'ranker':>24}{'lift':>9}{'p':>11}  verdict")
+    print(f"{'kpi':<18}{'hand blend':>30}{'ranker':>30}{'lift':>9}{'p':>11}  verdict")
     for r in rows:
         def cell(m: dict) -> str:
             return f"{m['value']:.4g} [{m['low']:.4g}, {m['high']:.4g}]"
-        print(f"{r['kpi']:<18}{cell(r['hand_blend']):>24}{cell(r['ranker']):>24}"
+        print(f"{r['kpi']:<18}{cell(r['hand_blend']):>30}{cell(r['ranker']):>30}"
               f"{r['lift']:>+9.1%}{r['p_value']:>11.2e}  "
               f"{'significant' if r['significant'] else 'not significant'}")
     print(f"time: train + ranker {train_s:.0f} s, A/B {ab_s:.0f} s, total "
