@@ -193,7 +193,8 @@ def test_serve_on_a_port_in_use_exits_2_with_one_line(restart_home: Path) -> Non
 
 def test_workers_that_cannot_start_stop_the_server(restart_home: Path) -> None:
     items = restart_home / "data" / "items.jsonl"
-    items.write_text(items.read_text() + "{not json\n")  # the catalog cannot be read
+    items.unlink()
+    items.mkdir()  # the catalog cannot be read (a bad line is only set aside)
     env = {**os.environ, "SHOPRANK_HOME": str(restart_home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
