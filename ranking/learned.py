@@ -122,6 +122,11 @@ class LearnedStage:
                 log.info("loaded ranker %s", version)
         return got
 
+    def serving_ok(self) -> bool:
+        """The registry's current ranker (if any) is the one this process can serve."""
+        version = self.current_version()
+        return version is None or self._model(version) is not None
+
     def choose(self, assignment: Assignment | None, *, search: bool = False) -> str | None:
         """The ranker version for this request (None: the hand blend)."""
         wanted = assignment.model_versions.get(RANKER_NAME) if assignment is not None else None

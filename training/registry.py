@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.fsutil import atomic_write, fsync_dir
+from recsys.models.lambdarank import LambdaRanker
 from training.errors import CorruptVersionError, RegistryError
 
 if TYPE_CHECKING:
@@ -321,7 +322,10 @@ class Registry:
         training wrote can still be unloadable (a bug, a version from other code), and a
         current version that no server can load would leave every server without the model."""
         try:
-            self.load(name, version, verify=False)
+            if self.manifest(name, version).get("algorithm") == LambdaRanker.algorithm:
+                LambdaRanker.load(self.path(name, version))  # the ranker: not a Recommender
+            else:
+                self.load(name, version, verify=False)
         except Exception as exc:  # any failure to load means the version must not be current
             raise CorruptVersionError(
                 f"{name} {version} cannot be loaded ({type(exc).__name__}: {exc}); it was not "
