@@ -18,6 +18,10 @@ ConfigOpt = Annotated[
 ]
 
 
+TUNED_BY_DEFAULT = ("als", "bpr", "item_knn", "ease")
+"""What ``shoprank tune`` tunes without ``-a``: every personalized algorithm."""
+
+
 def _config(path: Path | None) -> TrainConfig:
     from serving.settings import get_settings
     from training.config import default_config, load_config
@@ -176,10 +180,14 @@ def register(app: typer.Typer) -> None:
     def tune_cmd(
         config: ConfigOpt = None,
         algorithm: Annotated[list[str] | None, typer.Option(
-            "--algorithm", "-a", help="Algorithm to tune (repeatable; default als, item_knn).")] = None,
+            "--algorithm", "-a",
+            help="Algorithm to tune (repeatable; default: every personalized one).")] = None,
         trials: Annotated[int, typer.Option("--trials", min=1, help="Settings tried per algorithm.")] = 8,
         metric: Annotated[str, typer.Option("--metric")] = "ndcg@10",
         max_users: Annotated[int | None, typer.Option("--max-users", min=1)] = None,
+        save: Annotated[Path | None, typer.Option(
+            "--save", help="Write a training config with the chosen settings (TOML) here; "
+            "`shoprank train --config` it and each version's manifest records them.")] = None,
     ) -> None:
         """Search hyperparameters on a validation split carved out of the training side."""
         from serving.cli_support import console, fail, table
@@ -189,7 +197,7 @@ def register(app: typer.Typer) -> None:
 
         s = get_settings()
         cfg = _config(config)
-        algs = algorithm or ["als", "item_knn"]
+        algs = algorithm or list(TUNED_BY_DEFAULT)
         if metric.split("@")[0] not in ("ndcg", "recall", "precision", "map", "hit_rate") or \
                 "@" not in metric:
             fail(f"--metric must look like ndcg@10 (ndcg, recall, precision, map, hit_rate), not {metric!r}")
@@ -216,6 +224,11 @@ def register(app: typer.Typer) -> None:
                             ["algorithm", "params", "validation", "test"],
                             [[a, str(t.params), t.score, res.test[a][metric]]
                              for a, t in res.best.items()]))
+        if save is not None:
+            from training.tune import write_tuned_config
+
+            write_tuned_config(save, cfg, res)
+            console.print(f"chosen settings written to {save}: shoprank train --config {save}")
 
     models_app = typer.Typer(help="List, promote and roll back registered model versions.",
                              no_args_is_help=True)

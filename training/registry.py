@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.fsutil import atomic_write, fsync_dir
-from recsys.models.lambdarank import LambdaRanker
 from training.errors import CorruptVersionError, RegistryError
 
 if TYPE_CHECKING:
@@ -321,6 +320,9 @@ class Registry:
         """Load the version once before it becomes current: files whose checksums match what
         training wrote can still be unloadable (a bug, a version from other code), and a
         current version that no server can load would leave every server without the model."""
+        # the ranker's module brings numba and LightGBM: only a ranker's promotion needs it
+        from recsys.models.lambdarank import LambdaRanker
+
         try:
             if self.manifest(name, version).get("algorithm") == LambdaRanker.algorithm:
                 LambdaRanker.load(self.path(name, version))  # the ranker: not a Recommender
