@@ -63,16 +63,28 @@ def simulate_traffic(s: Settings, sessions: int, *, versions: Mapping[str, str] 
                        progress=tick)
 
 
+def bootstrap_size(data_dir: Path) -> int:
+    """Simulated sessions for a generated shop's first served lists: 1.5 per shopper, at
+    least 200 and at most :data:`BOOTSTRAP_SESSIONS`."""
+    import pyarrow.parquet as pq
+
+    users = pq.read_metadata(data_dir / "truth_users.parquet").num_rows
+    return int(min(BOOTSTRAP_SESSIONS, max(200, 1.5 * users)))
+
+
 def train_ranker_step(
     s: Settings, cfg: TrainConfig, *, versions: Mapping[str, str], promote: bool,
-    bootstrap_sessions: int = BOOTSTRAP_SESSIONS, say: Callable[[str], None] | None = None,
+    bootstrap_sessions: int | None = None, say: Callable[[str], None] | None = None,
 ) -> tuple[RankerReport, object | None]:
     """Train the ranker from the served lists; a generated shop without any first gets
-    ``bootstrap_sessions`` simulated sessions served by ``versions`` (the hand blend)."""
+    ``bootstrap_sessions`` (default :func:`bootstrap_size`) simulated sessions served by
+    ``versions`` (the hand blend)."""
     from training.ranker_job import train_ranker_job
 
     simulated = None
-    if (not has_served_lists(s.state_dir) and bootstrap_sessions > 0
+    if bootstrap_sessions is None and (s.data_dir / "truth_users.parquet").exists():
+        bootstrap_sessions = bootstrap_size(s.data_dir)
+    if (bootstrap_sessions and not has_served_lists(s.state_dir)
             and (s.data_dir / "truth_users.parquet").exists()):
         simulated = simulate_traffic(s, bootstrap_sessions, versions=versions,
                                      explore_share=EXPLORE_SHARE, say=say)

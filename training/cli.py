@@ -90,9 +90,10 @@ def register(app: typer.Typer) -> None:
         ranker: Annotated[bool, typer.Option(
             "--ranker/--no-ranker", help="Also train the learned ranker from the served lists "
             "(a generated shop without any gets simulated hand-blend traffic first).")] = True,
-        simulate_sessions: Annotated[int, typer.Option(
+        simulate_sessions: Annotated[int | None, typer.Option(
             "--simulate-sessions", min=0,
-            help="Sessions to simulate when a generated shop has no served lists.")] = 3000,
+            help="Sessions to simulate when a generated shop has no served lists "
+            "(default: 1.5 per shopper, 200 to 3,000).")] = None,
     ) -> None:
         """Train the configured models on all data and register a new version of each."""
         from serving.cli_support import console, table
