@@ -15,7 +15,6 @@ project's KPI report).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,6 +28,8 @@ import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
 from data.behaviour import NEW_DAYS, Match, Tastes, buy_prob, cart_prob, click_prob
+from data.catalog import Catalog
+from data.loaders import load_users
 from data.models import CATEGORY_SEPARATOR
 from data.synthetic import BEHAVIOUR_TASTES, LEAVES
 from serving.app import create_app
@@ -63,27 +64,25 @@ class World:
         usual = {CATEGORY_SEPARATOR.join(lf.zh): lf.price for lf in LEAVES}
         index: dict[str, int] = {}
         leaf, brand, rel, created, rating, price = [], [], [], [], [], []
-        with (data_dir / "items.jsonl").open(encoding="utf-8") as f:
-            for line in f:
-                it = json.loads(line)
-                index[it["item_id"]] = len(leaf)
-                path = CATEGORY_SEPARATOR.join(it["category"])
-                leaf.append(path)
-                brand.append(it.get("brand"))
-                rel.append(it["price"] / usual.get(path, it["price"]))
-                price.append(it["price"])
-                created.append(datetime.fromisoformat(it["created_at"]).timestamp() * 1e6)
-                rating.append(np.nan if it.get("rating") is None else it["rating"])
+        catalog = Catalog.from_jsonl(data_dir / "items.jsonl")  # validated; bad rows set aside
+        for iid in catalog.ids():
+            f = catalog.facts(iid)
+            if f is None:
+                continue
+            index[iid] = len(leaf)
+            path = f.category_path
+            leaf.append(path)
+            brand.append(f.brand)
+            rel.append(f.price / usual.get(path, f.price) if f.price > 0 else 1.0)
+            price.append(f.price)
+            created.append(float(f.created_us))
+            rating.append(np.nan if f.rating is None else f.rating)
         truth = pq.read_table(data_dir / "truth_users.parquet")
         missing = [c for c in BEHAVIOUR_TASTES if c not in truth.column_names]
         if missing:
             raise ValueError(
                 f"{data_dir}: the truth lacks {', '.join(missing)}; generate the shop again")
-        consent = {}
-        with (data_dir / "users.jsonl").open(encoding="utf-8") as f:
-            for line in f:
-                u = json.loads(line)
-                consent[u["user_id"]] = bool(u.get("consent", True))
+        consent = {u.user_id: u.consent for u in load_users(data_dir / "users.jsonl").records}
         col = truth.column
         uids = col("user_id").to_pylist()
         return cls(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -55,6 +56,10 @@ def _train_ranker(s, cfg, versions, promote, sessions):  # type: ignore[no-untyp
                                            bootstrap_sessions=sessions, say=say)
     except TrainingDataError as exc:
         console.print(f"ranker: not trained ({exc})")
+        return
+    except Exception as exc:  # the models are trained: a ranker failure must not undo that
+        logging.getLogger(__name__).exception("ranker step failed")
+        console.print(f"ranker: not trained ({type(exc).__name__}: {exc}; see the log)")
         return
     finally:
         bar.close()
