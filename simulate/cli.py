@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from data.catalog import Catalog
+    from recsys.profile import ProfileStore
     from serving.settings import Settings
     from training.config import TrainConfig
     from training.ranker_data import RankerReport
@@ -63,6 +65,21 @@ def simulate_traffic(s: Settings, sessions: int, *, versions: Mapping[str, str] 
                        progress=tick)
 
 
+def profile_factory(cfg: TrainConfig) -> Callable[[Catalog], ProfileStore]:
+    """New profile stores (serving's) with the consent of the config's users file."""
+    from data.loaders import load_users
+    from recsys.profile import ProfileStore, UserDirectory
+
+    directory = None
+    if cfg.data.users is not None and cfg.data.users.exists():
+        directory = UserDirectory.from_users(load_users(cfg.data.users).records)
+
+    def make(catalog: Catalog) -> ProfileStore:
+        return ProfileStore(catalog=catalog, directory=directory, max_users=10_000_000)
+
+    return make
+
+
 def bootstrap_size(data_dir: Path) -> int:
     """Simulated sessions for a generated shop's first served lists: 1.5 per shopper, at
     least 200 and at most :data:`BOOTSTRAP_SESSIONS`."""
@@ -89,7 +106,7 @@ def train_ranker_step(
         simulated = simulate_traffic(s, bootstrap_sessions, versions=versions,
                                      explore_share=EXPLORE_SHARE, say=say)
     rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
-                           promote=promote, progress=say)
+                           profiles=profile_factory(cfg), promote=promote, progress=say)
     return rep, simulated
 
 

@@ -9,7 +9,8 @@ out (nothing says what the shopper saw).
 
 Features come from ``recsys.models.ranker_features.features`` — the function serving calls —
 on the logged breakdowns, the shopper's profile at the moment of the request (the events
-before it replayed through a ``recsys.profile.ProfileStore``, the store serving uses) and the
+before it replayed through the store serving uses, ``recsys.profile.ProfileStore``, which the
+caller passes in: training does not import online ranking) and the
 catalog; item statistics are computed from the events before the lists being learned from.
 """
 
@@ -32,8 +33,14 @@ from data.catalog import Catalog
 from data.models import CATEGORY_SEPARATOR
 from data.served_log import ServedList
 from recsys.models.lambdarank import LambdaRanker, RankerParams
-from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
-from recsys.profile import ProfileStore, UserDirectory
+from recsys.models.ranker_features import (
+    FEATURES,
+    Candidate,
+    ItemStats,
+    ItemTable,
+    ShopperStore,
+    features,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +153,18 @@ def build_dataset(
     catalog: Catalog,
     stats: ItemStats,
     *,
-    directory: UserDirectory | None = None,
+    profiles: Callable[[Catalog], ShopperStore],
     window: timedelta = timedelta(hours=1),
     progress: Callable[[str], None] | None = None,
 ) -> RankerData:
-    """Training lists from served lists + events (see the module docstring)."""
+    """Training lists from served lists + events (see the module docstring). ``profiles``:
+    a new, empty shopper store over the catalog (``recsys.profile.ProfileStore``)."""
     by_req, loose = _labels(events, window)
     ev = events.select(["user_id", "item_id", "type", "value", "timestamp"])
     ev = ev.take(pc.sort_indices(ev, [("timestamp", "ascending")]))
     users, items, types = (ev.column(c).to_pylist() for c in ("user_id", "item_id", "type"))
     values, times = ev.column("value").to_pylist(), ev.column("timestamp").to_pylist()
-    store = ProfileStore(catalog=catalog, directory=directory, max_users=10_000_000)
+    store = profiles(catalog)
     table = ItemTable(catalog, stats)
     e = 0
     xs, labels, groups, positions, ats, explored = [], [], [], [], [], []
@@ -247,7 +255,7 @@ def train_ranker(
     events: pa.Table,
     catalog: Catalog,
     *,
-    directory: UserDirectory | None = None,
+    profiles: Callable[[Catalog], ShopperStore],
     params: RankerParams | None = None,
     holdout_fraction: float = 0.25,
     progress: Callable[[str], None] | None = None,
@@ -265,7 +273,7 @@ def train_ranker(
         cut = lists[cut_i].at
         say("ranker: offline evaluation on the later lists")
         early = item_stats(events, catalog, until=cut)
-        d = build_dataset(lists, events, catalog, early, directory=directory, progress=say)
+        d = build_dataset(lists, events, catalog, early, profiles=profiles, progress=say)
         is_train = np.array([a < cut for a in d.at])
         tr, te = d.take(np.flatnonzero(is_train)), d.take(np.flatnonzero(~is_train))
         if tr.n_lists and te.n_lists and tr.labels.max() > 0:
@@ -279,7 +287,7 @@ def train_ranker(
             n_train = tr.n_lists
     say("ranker: fitting on every list")
     stats = item_stats(events, catalog)
-    d = build_dataset(lists, events, catalog, stats, directory=directory, progress=say)
+    d = build_dataset(lists, events, catalog, stats, profiles=profiles, progress=say)
     if d.n_lists == 0 or d.labels.max() <= 0:
         raise ValueError("no served list has a click, cart or purchase yet")
     model = LambdaRanker(params).fit(d.x, d.labels, d.groups, d.positions, stats=stats)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from data.catalog import Catalog
-from data.loaders import load_users, read_events_table
+from data.loaders import read_events_table
 from data.served_log import FILE_NAME, read_served
 from recsys.models.lambdarank import RANKER_NAME
-from recsys.profile import UserDirectory
+from recsys.models.ranker_features import ShopperStore
 from training.config import TrainConfig
 from training.errors import TrainingDataError
 from training.ranker_data import RankerReport, train_ranker
@@ -53,10 +53,13 @@ def train_ranker_job(
     *,
     events_dir: Path | None,
     state_dir: Path,
+    profiles: Callable[[Catalog], ShopperStore],
     promote: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> RankerReport:
-    """Train the ranker on every logged list, register it (offline metrics in the manifest)."""
+    """Train the ranker on every logged list, register it (offline metrics in the manifest).
+    ``profiles``: a new shopper store over the catalog, with the users' consent (the caller
+    builds ``recsys.profile.ProfileStore``: training does not import online ranking)."""
     served = read_served(served_lists_path(state_dir))
     if not served:
         raise TrainingDataError(
@@ -65,12 +68,9 @@ def train_ranker_job(
     if cfg.data.items is None:
         raise TrainingDataError("the ranker needs the catalog: set [data] items")
     catalog = Catalog.from_jsonl(cfg.data.items)  # the serving catalog: what features read
-    directory = None
-    if cfg.data.users is not None and cfg.data.users.exists():
-        directory = UserDirectory.from_users(load_users(cfg.data.users).records)
     events = load_events(cfg, events_dir)
     try:
-        model, rep = train_ranker(served, events, catalog, directory=directory, progress=progress)
+        model, rep = train_ranker(served, events, catalog, profiles=profiles, progress=progress)
     except ValueError as exc:
         raise TrainingDataError(f"ranker: {exc}") from exc
     metrics = {f"{who}_{k}": v for who, m in rep.heldout.items() for k, v in m.items()}

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -68,6 +68,15 @@ FEATURES: tuple[str, ...] = (
 )
 """Column names of the feature matrix, in order (saved with every ranker version)."""
 _SLOT = {s: j for j, s in enumerate(SOURCES)}
+
+
+class ShopperStore(Protocol):
+    """Profiles fed with events in time order (``recsys.profile.ProfileStore``): what the
+    ranker's training lists replay to see each shopper as serving saw them."""
+
+    def record(self, events: Sequence[Any]) -> int: ...
+
+    def get(self, user_id: str) -> Shopper: ...
 
 
 @dataclass(frozen=True)

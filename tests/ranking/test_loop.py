@@ -15,6 +15,7 @@ from data.served_log import read_served
 from data.synthetic import ShopSpec, generate
 from ranking.learned import EXPLORE
 from serving.settings import Settings
+from simulate.cli import profile_factory
 from simulate.loop import EXPERIMENT_ID, ab_test, traffic
 from simulate.storefront import World, live_api
 from training.config import ModelEntry, default_config
@@ -56,7 +57,7 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
     assert len(pairs) == 60 * SIZE and pairs <= shown
 
     rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
-                           promote=True)
+                           profiles=profile_factory(cfg), promote=True)
     assert rep.n_lists > 0 and Registry(s.models_dir).current_version("ranker") == rep.version
 
     with live_api(s) as client:
@@ -75,7 +76,7 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
     # the registry life cycle seen through the API: a second version, then a rollback
     v1 = rep.version
     v2 = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
-                          promote=True).version
+                          profiles=profile_factory(cfg), promote=True).version
     assert v2 != v1
     user = world.user_ids[int(world.consent.argmax())]
 

@@ -41,6 +41,10 @@ def catalog(shop: Path) -> Catalog:
     return Catalog.from_jsonl(shop / "items.jsonl")
 
 
+def _profiles(catalog: Catalog) -> ProfileStore:
+    return ProfileStore(catalog=catalog)
+
+
 def _small_model(catalog: Catalog, seed: int = 0) -> LambdaRanker:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(600, len(FEATURES))).astype(np.float32)
@@ -98,7 +102,7 @@ def test_features_offline_equal_online(catalog: Catalog) -> None:
     events = _events(history + later)
     stats = item_stats(events, catalog)
     served = [ServedList("r1", NOW, "feed", "u1", tuple(shown))]
-    data = build_dataset(served, events, catalog, stats)
+    data = build_dataset(served, events, catalog, stats, profiles=_profiles)
     live = ProfileStore(catalog=catalog)
     live.record([_Ev(u, i, t, None) for u, i, t, _, _ in history])
     online = features([Candidate(i, bd) for i, bd in shown], live.get("u1"),
@@ -185,7 +189,7 @@ def test_ranker_beats_hand_blend_offline_on_a_generated_shop(shop: Path, catalog
         for pos, iid, ty in world.react(u, [i for i, _ in shown], at, rng):
             rows.append((world.user_ids[u], iid, ty, at + timedelta(seconds=pos + 1), rid))
     events = _events(rows)
-    _, rep = train_ranker(served, events, catalog, holdout_fraction=0.3)
+    _, rep = train_ranker(served, events, catalog, profiles=_profiles, holdout_fraction=0.3)
     assert rep.n_train_lists > 300
     ranker, blend = rep.heldout["ranker"], rep.heldout["hand_blend"]
     assert ranker["lists"] > 50
