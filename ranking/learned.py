@@ -20,7 +20,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,29 @@ from recsys.types import RankContext, Reason, ScoredItem
 from training.registry import Registry
 
 log = logging.getLogger(__name__)
+
+class _PlusScore(Mapping[str, float]):
+    """A blend breakdown plus the ranker's entry, without copying the breakdown (200 copies
+    per request were a third of the stage's reorder cost)."""
+
+    __slots__ = ("_base", "_key", "_value")
+
+    def __init__(self, base: Mapping[str, float], key: str, value: float) -> None:
+        self._base, self._key, self._value = base, key, value
+
+    def __getitem__(self, k: str) -> float:
+        return self._value if k == self._key else self._base[k]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._base
+        yield self._key
+
+    def __len__(self) -> int:
+        return len(self._base) + 1
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
 
 def search_breakdown(it: ScoredItem) -> dict[str, float]:
     """A search hit's breakdown in the sources' terms the features read: ``search`` (the
@@ -212,7 +235,7 @@ class LearnedStage:
             it = items[i]
             s = values[i]
             out.append(ScoredItem(it.item_id, s, (*it.reasons, reason),
-                                  MappingProxyType({**it.breakdown, key: s})))
+                                  _PlusScore(it.breakdown, key, s)))
         return out
 
     # ------------------------------------------------------------------ logging
