@@ -74,6 +74,10 @@ def train_ranker_job(
     except ValueError as exc:
         raise TrainingDataError(f"ranker: {exc}") from exc
     metrics = {f"{who}_{k}": v for who, m in rep.heldout.items() for k, v in m.items()}
+    # the headline numbers `shoprank models list` shows: on the explored lists when there are
+    # any (their order did not favour the blend), else on every held-out list
+    main = rep.heldout.get("ranker (explored lists)") or rep.heldout.get("ranker") or {}
+    metrics.update({k: v for k, v in main.items() if k != "lists"})
     reg = Registry(models_dir)
     version = reg.register(
         RANKER_NAME, model, metrics=metrics,  # type: ignore[arg-type]
