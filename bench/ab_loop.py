@@ -44,9 +44,9 @@ def main() -> None:
 
     from pydantic import SecretStr
 
+    from core.settings import Settings
     from data.synthetic import ShopSpec, generate
-    from serving.settings import Settings
-    from simulate.cli import train_ranker_step
+    from simulate.bootstrap import train_ranker_step
     from simulate.loop import KPIS, ab_test
     from simulate.storefront import World, live_api
     from training.config import default_config
@@ -72,7 +72,7 @@ def main() -> None:
         with live_api(s) as client:
             res = ab_test(client, world, args.sessions, seed=args.seed)
             report = client.app.state.services  # keep the app's services for the charts below
-            from recsys.report_charts import save_charts
+            from analytics.charts import save_charts
             from serving.routes.experiments import experiment_report
 
             charts_dir = ROOT / "bench" / "results" / "ab_loop"

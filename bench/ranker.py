@@ -7,7 +7,7 @@ In a fresh temporary home: a generated catalog (1,000 items), a LambdaRank model
 default size (``RankerParams``: 150 trees of 15 leaves) fitted on synthetic lists of the real
 feature set, and shoppers with 30 recent items and category / brand affinities. One call =
 what ``ranking.learned.LearnedStage.score`` does per request: the feature matrix
-(``recsys.models.ranker_features.features``), LightGBM's predict, the reordered items with
+(``models.ranker_features.features``), LightGBM's predict, the reordered items with
 their reasons. CPU time (``time.process_time``) of each call; prints medians and p90 per part
 and writes bench/results/ranker.json.
 """
@@ -38,11 +38,11 @@ def main() -> None:
 
     from data.catalog import Catalog
     from data.synthetic import ShopSpec, generate
+    from models.lambdarank import LambdaRanker
+    from models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
     from ranking.learned import LearnedStage
-    from recsys.models.lambdarank import LambdaRanker
-    from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
-    from recsys.profile import UserProfile
-    from recsys.types import Reason, ScoredItem
+    from ranking.profile import UserProfile
+    from ranking.types import Reason, ScoredItem
 
     rng = np.random.default_rng(3)
     with tempfile.TemporaryDirectory() as tmp:

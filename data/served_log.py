@@ -1,6 +1,6 @@
 """The served-list log: what each ranked list showed, item by item, for the learned ranker.
 
-The request log (``recsys.experiment_store.SqliteRequestLog``) keeps one row per request for
+The request log (``merch.request_log``) keeps one row per request for
 attribution; this log keeps the list itself — each item in the order shown with the score
 breakdown the blend gave it (every candidate source's score and blend share) — which is what
 ``training.ranker_data`` turns into training lists once events tell what followed. One SQLite

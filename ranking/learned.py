@@ -1,6 +1,6 @@
 """The learned ranker as the pipeline's last scoring stage, and the log of what was served.
 
-``Pipeline`` (``recsys/pipeline.py``) blends its candidate sources, then hands the blended
+``Pipeline`` (``ranking/pipeline.py``) blends its candidate sources, then hands the blended
 order to :meth:`LearnedStage.rerank`: the top :attr:`LearnedStage.top_n` candidates that can
 be shown are scored by the ranker version in force (the registry's current ``ranker``, or the
 one an experiment variant names) and put in its order; filters, rules and diversity follow as
@@ -30,12 +30,12 @@ import numpy as np
 
 from data.catalog import Catalog
 from data.served_log import ServedList, ServedLog
-from recsys.hooks import Assignment
-from recsys.models.errors import ModelLoadError
-from recsys.models.lambdarank import RANKER_NAME, LambdaRanker
-from recsys.models.ranker_features import Candidate, ItemTable, Shopper, features
-from recsys.types import RankContext, Reason, ScoredItem
-from training.registry import Registry
+from models.errors import ModelLoadError
+from models.lambdarank import RANKER_NAME, LambdaRanker
+from models.ranker_features import Candidate, ItemTable, Shopper, features
+from models.registry import Registry
+from ranking.hooks import Assignment
+from ranking.types import RankContext, Reason, ScoredItem
 
 log = logging.getLogger(__name__)
 

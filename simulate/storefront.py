@@ -27,13 +27,13 @@ import numpy as np
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from data.behaviour import NEW_DAYS, Match, Tastes, buy_prob, cart_prob, click_prob
 from data.catalog import Catalog
 from data.loaders import load_users
 from data.models import CATEGORY_SEPARATOR
 from data.synthetic import BEHAVIOUR_TASTES, LEAVES
 from serving.app import create_app
-from serving.settings import Settings
 from serving.state import Services
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ the same shopper's events on the item within ``window`` after the list was serve
 a list count as shown when an event echoes the request for them; lists without any are left
 out (nothing says what the shopper saw).
 
-Features come from ``recsys.models.ranker_features.features`` — the function serving calls —
+Features come from ``models.ranker_features.features`` — the function serving calls —
 on the logged breakdowns, the shopper's profile at the moment of the request (the events
-before it replayed through the store serving uses, ``recsys.profile.ProfileStore``, which the
+before it replayed through the store serving uses, ``ranking.profile.ProfileStore``, which the
 caller passes in: training does not import online ranking) and the
 catalog; item statistics are computed from the events before the lists being learned from.
 """
@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 from data.catalog import Catalog
 from data.models import CATEGORY_SEPARATOR
 from data.served_log import ServedList
-from recsys.models.lambdarank import LambdaRanker, RankerParams
-from recsys.models.ranker_features import (
+from models.lambdarank import LambdaRanker, RankerParams
+from models.ranker_features import (
     FEATURES,
     Candidate,
     ItemStats,
@@ -158,7 +158,7 @@ def build_dataset(
     progress: Callable[[str], None] | None = None,
 ) -> RankerData:
     """Training lists from served lists + events (see the module docstring). ``profiles``:
-    a new, empty shopper store over the catalog (``recsys.profile.ProfileStore``)."""
+    a new, empty shopper store over the catalog (``ranking.profile.ProfileStore``)."""
     by_req, loose = _labels(events, window)
     ev = events.select(["user_id", "item_id", "type", "value", "timestamp"])
     ev = ev.take(pc.sort_indices(ev, [("timestamp", "ascending")]))

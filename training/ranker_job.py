@@ -12,12 +12,12 @@ import pyarrow as pa
 from data.catalog import Catalog
 from data.loaders import read_events_table
 from data.served_log import FILE_NAME, read_served
-from recsys.models.lambdarank import RANKER_NAME
-from recsys.models.ranker_features import ShopperStore
+from models.errors import TrainingDataError
+from models.lambdarank import RANKER_NAME
+from models.ranker_features import ShopperStore
+from models.registry import Registry
 from training.config import TrainConfig
-from training.errors import TrainingDataError
 from training.ranker_data import RankerReport, train_ranker
-from training.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def train_ranker_job(
 ) -> RankerReport:
     """Train the ranker on every logged list, register it (offline metrics in the manifest).
     ``profiles``: a new shopper store over the catalog, with the users' consent (the caller
-    builds ``recsys.profile.ProfileStore``: training does not import online ranking)."""
+    builds ``ranking.profile.ProfileStore``: training does not import online ranking)."""
     served = read_served(served_lists_path(state_dir))
     if not served:
         raise TrainingDataError(

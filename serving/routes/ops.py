@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from recsys.modelset import NOT_RECOMMENDERS
+from models.registry import current_versions
+from ranking.modelset import NOT_RECOMMENDERS
 from serving.deps import ServicesDep
 from serving.schemas import HealthOut, ReadyOut
 from serving.state import Services
-from training.registry import current_versions
 
 router = APIRouter(tags=["ops"])
 
@@ -41,7 +41,9 @@ def _promoted_are_serving(services: Services) -> bool:
     "/readyz",
     response_model=ReadyOut,
     summary="Readiness: models loaded and search reachable",
-    responses={503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}},
+    responses={
+        503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}
+    },
 )
 def readyz(services: ServicesDep) -> JSONResponse:
     search_ok = False

@@ -11,17 +11,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import SecretStr
 
+from core.settings import Settings
 from data.served_log import read_served
 from data.synthetic import ShopSpec, generate
+from models.registry import Registry
 from ranking.learned import EXPLORE
-from serving.settings import Settings
-from simulate.cli import profile_factory
+from simulate.bootstrap import profile_factory
 from simulate.loop import EXPERIMENT_ID, ab_test, traffic
 from simulate.storefront import World, live_api
 from training.config import ModelEntry, default_config
 from training.jobs import train
 from training.ranker_job import load_events, train_ranker_job
-from training.registry import Registry
 
 SIZE = 12
 

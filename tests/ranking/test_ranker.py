@@ -15,15 +15,15 @@ from data.catalog import Catalog
 from data.event_table import EVENT_SCHEMA
 from data.served_log import ServedList, ServedLog
 from data.synthetic import ShopSpec, generate
+from models.lambdarank import RANKER_NAME, LambdaRanker, RankerParams
+from models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
+from models.registry import Registry
+from ranking.hooks import Assignment
 from ranking.learned import LearnedStage
-from recsys.hooks import Assignment
-from recsys.models.lambdarank import RANKER_NAME, LambdaRanker, RankerParams
-from recsys.models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
-from recsys.profile import ProfileStore
-from recsys.types import Reason, ScoredItem
+from ranking.profile import ProfileStore
+from ranking.types import Reason, ScoredItem
 from simulate.storefront import World
 from training.ranker_data import _Ev, build_dataset, item_stats, train_ranker
-from training.registry import Registry
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -153,7 +153,7 @@ def test_registry_life_cycle_and_experiment_override(tmp_path: Path, catalog: Ca
     assert run(Assignment("e", "t", model_versions={"ranker": v2}))[1] == v2  # type: ignore[index]
     assert run(Assignment("e", "t", model_versions={"ranker": "current"}))[1] == v1  # type: ignore[index]
     # what was served is logged, with the blend breakdown and not the ranker's score
-    from recsys.types import RankContext
+    from ranking.types import RankContext
 
     stage.log(got[0], RankContext(surface="feed", user_id="u1", request_id="r9"), v1)
     [row] = list(log.lists())
