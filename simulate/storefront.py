@@ -188,7 +188,9 @@ def run_sessions(
         for k, (pos, iid, etype) in enumerate(world.react(u, ids, now, rng)):
             ev: dict[str, Any] = {
                 "event_id": f"sim-{rid}-{k}", "user_id": uid, "item_id": iid, "type": etype,
-                "timestamp": (now + timedelta(milliseconds=k)).isoformat(),
+                # in order, µs apart: all past by the next call (an experiment stopped right
+                # after the last session still counts its events)
+                "timestamp": (now + timedelta(microseconds=k)).isoformat(),
                 "context": {"request_id": rid, "position": pos, "surface": "feed",
                             "session_id": f"sim-{seed}-{s}"},
             }
