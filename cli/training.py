@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,10 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-f", help="Training config (TOML); see training/sample_train.toml."),
 ]
+
+
+TUNED_BY_DEFAULT = ("als", "bpr", "item_knn", "ease")
+"""What ``shoprank tune`` tunes without ``-a``: every personalized algorithm."""
 
 
 def _config(path: Path | None) -> TrainConfig:
@@ -71,6 +76,36 @@ def _apply_split(cfg: TrainConfig, split: str | None, fraction: float | None,
         e.seed = seed
 
 
+def _train_ranker(s, cfg, versions, promote, sessions):  # type: ignore[no-untyped-def]
+    """The ranker step of ``shoprank train``: print its offline table, or why it was skipped."""
+    from cli.support import console, table
+    from models.errors import TrainingDataError
+    from simulate.bootstrap import train_ranker_step
+
+    bar, say = _progress()
+    try:
+        rep, simulated = train_ranker_step(s, cfg, versions=versions, promote=promote,
+                                           bootstrap_sessions=sessions, say=say)
+    except TrainingDataError as exc:
+        console.print(f"ranker: not trained ({exc})")
+        return
+    except Exception as exc:  # the models are trained: a ranker failure must not undo that
+        logging.getLogger(__name__).exception("ranker step failed")
+        console.print(f"ranker: not trained ({type(exc).__name__}: {exc}; see the log)")
+        return
+    finally:
+        bar.close()
+    if simulated is not None:
+        console.print(f"no served lists yet: simulated hand-blend traffic {simulated}")
+    console.print(table(
+        f"Ranker {rep.version} ({'promoted' if promote else 'not promoted'}): {rep.n_lists:,} "
+        f"lists, {rep.n_rows:,} shown items; held-out later lists (trained on "
+        f"{rep.n_train_lists:,} earlier ones)",
+        ["order", "ndcg@10", "recall@10", "lists"],
+        [[who, m["ndcg@10"], m["recall@10"], int(m["lists"])] for who, m in rep.heldout.items()],
+    ))
+
+
 def _metric_cols(ks: list[int]) -> list[str]:
     k = 10 if 10 in ks else max(ks)
     return [f"ndcg@{k}", f"recall@{k}", f"precision@{k}", f"map@{k}", f"hit_rate@{k}",
@@ -94,6 +129,13 @@ def register(app: typer.Typer) -> None:
             bool | None,
             typer.Option("--holdout/--no-holdout", help="Record holdout metrics in the manifests."),
         ] = None,
+        ranker: Annotated[bool, typer.Option(
+            "--ranker/--no-ranker", help="Also train the learned ranker from the served lists "
+            "(a generated shop without any gets simulated hand-blend traffic first).")] = True,
+        simulate_sessions: Annotated[int | None, typer.Option(
+            "--simulate-sessions", min=0,
+            help="Sessions to simulate when a generated shop has no served lists "
+            "(default: 1.5 per shopper, 200 to 3,000).")] = None,
     ) -> None:
         """Train the configured models on all data and register a new version of each."""
         from cli.support import console, table
@@ -130,6 +172,9 @@ def register(app: typer.Typer) -> None:
             console.print(
                 "not promoted: run `shoprank models promote <name>` or train with --promote"
             )
+        if ranker and not model:
+            _train_ranker(s, cfg, {m.name: m.version for m in rep.models},
+                          any(m.promoted for m in rep.models), simulate_sessions)
 
     @app.command("evaluate")
     def evaluate_cmd(
@@ -190,7 +235,7 @@ def register(app: typer.Typer) -> None:
         algorithm: Annotated[
             list[str] | None,
             typer.Option(
-                "--algorithm", "-a", help="Algorithm to tune (repeatable; default als, item_knn)."
+                "--algorithm", "-a", help="Algorithm to tune (repeatable; default: all)."
             ),
         ] = None,
         trials: Annotated[
@@ -202,6 +247,9 @@ def register(app: typer.Typer) -> None:
         test_fraction: FractionOpt = None,
         leave_n: LeaveNOpt = None,
         seed: SeedOpt = None,
+        save: Annotated[Path | None, typer.Option(
+            "--save", help="Write a training config with the chosen settings (TOML) here; "
+            "`shoprank train --config` it and each version's manifest records them.")] = None,
     ) -> None:
         """Search hyperparameters on a validation split carved out of the training side."""
         from cli.support import console, fail, table
@@ -212,7 +260,7 @@ def register(app: typer.Typer) -> None:
         s = get_settings()
         cfg = _config(config)
         _apply_split(cfg, split, test_fraction, leave_n, seed)
-        algs = algorithm or ["als", "item_knn"]
+        algs = algorithm or list(TUNED_BY_DEFAULT)
         if metric.split("@")[0] not in ("ndcg", "recall", "precision", "map", "hit_rate") or \
                 "@" not in metric:
             fail(
@@ -242,6 +290,11 @@ def register(app: typer.Typer) -> None:
                             ["algorithm", "params", "validation", "test"],
                             [[a, str(t.params), t.score, res.test[a][metric]]
                              for a, t in res.best.items()]))
+        if save is not None:
+            from training.tune import write_tuned_config
+
+            write_tuned_config(save, cfg, res)
+            console.print(f"chosen settings written to {save}: shoprank train --config {save}")
 
     models_app = typer.Typer(help="List, promote and roll back registered model versions.",
                              no_args_is_help=True)

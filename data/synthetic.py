@@ -30,7 +30,10 @@ Output (``generate(spec, out_dir)`` writes these files into ``out_dir``):
     ``n_users <= 50_000``.
 ``truth_users.parquet``
     Per-user hidden tastes for every size: user_id, leaves (category paths joined by
-    " > "), brands, price_sensitivity (0–1), activity.
+    " > "), brands, price_sensitivity (0–1), activity, and the behaviour tastes of
+    :mod:`data.behaviour` (brand_loyalty, new_taste, rating_taste, position_decay): clicks on
+    impressions are position-biased (examined with probability position_decay ** position)
+    and, like carts and purchases, drawn from those tastes.
 
 Everything is a pure function of the :class:`ShopSpec`: same spec → same bytes. The number
 of events is approximate (within a few percent of ``n_events``); the summary has the count.
@@ -52,6 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from data.behaviour import NEW_DAYS, Match, Tastes, buy_prob, cart_prob, click_prob
 from data.event_table import EVENT_SCHEMA, dumps, table_to_dicts
 
 log = logging.getLogger(__name__)
@@ -363,6 +367,9 @@ _HOURS_LOCAL = np.array(
 )
 _SALE_DAYS = {(6, 18), (11, 11), (12, 12)}
 
+BEHAVIOUR_TASTES: tuple[str, ...] = ("brand_loyalty", "new_taste", "rating_taste", "position_decay")
+"""Hidden tastes of ``data.behaviour.Tastes`` recorded in the truth besides price sensitivity."""
+
 EVENTS_PER_SESSION = 7.0
 """Measured mean events per session of the simulator; sizes the number of sessions."""
 EVENTS_PER_CHUNK = 1_000_000
@@ -481,6 +488,7 @@ class _Catalog:
     relprice: np.ndarray
     pop: np.ndarray
     created: np.ndarray  # seconds relative to spec start
+    rating: np.ndarray  # stars, nan when the item has no rating
     ids: pa.Array
     leaf_user_p: np.ndarray
     leaf_nvar: np.ndarray
@@ -665,6 +673,7 @@ def _build_catalog(spec: ShopSpec) -> _Catalog:
         relprice=relprice,
         pop=pop,
         created=created,
+        rating=np.where(has_rating, rating, np.nan),
         ids=pa.array(ids, pa.string()),
         leaf_user_p=leaf_user_p,
         leaf_nvar=leaf_nvar,
@@ -744,6 +753,10 @@ def _chunk(
     second = top3[np.arange(n), (rng.random(n) * n_pref).astype(np.int64)]
     pb2 = cat.leaf_top[second] * nb + rng.integers(0, nb, n)
     sens = rng.beta(2, 2, n)
+    # the other behaviour tastes come from a stream of their own, so adding them left every
+    # earlier draw (leaves, brands, sessions) as it was
+    brng = np.random.default_rng([spec.seed, 7, c])
+    tastes = Tastes.draw(sens, brng)
     consent = rng.random(n) < 0.95
     activity = rng.lognormal(0, 1.0, n)
     region = rng.choice(len(REGIONS), n, p=REGION_P)
@@ -772,6 +785,7 @@ def _chunk(
         ],
         "price_sensitivity": np.round(sens, 4).tolist(),
         "activity": np.round(activity, 4).tolist(),
+        **{k: np.round(getattr(tastes, k), 4).tolist() for k in BEHAVIOUR_TASTES},
     }
 
     # ---- sessions
@@ -861,10 +875,21 @@ def _chunk(
     imp_sess, imp_pos, imp_item, imp_t = imp_sess[ok], imp_pos[ok], imp_item[ok], imp_t[ok]
     emit(imp_t, imp_sess, imp_item, "impression", pos=imp_pos, req=True, q=is_search[imp_sess])
 
-    # clicks on impressions, each followed by a product view
-    pref_imp = _in_prefs(top3, n_pref, s_user[imp_sess], cat.leaf[imp_item])
-    p_click = 0.015 + 0.07 * pref_imp + 0.03 * is_search[imp_sess]
-    clicked = rng.random(len(imp_sess)) < p_click
+    def match(u: np.ndarray, item: np.ndarray, t: np.ndarray) -> Match:
+        return Match(
+            in_leaf=_in_prefs(top3, n_pref, u, cat.leaf[item]),
+            brand=(cat.brand[item] == pb1[u]) | (cat.brand[item] == pb2[u]),
+            relprice=cat.relprice[item],
+            is_new=(t - cat.created[item]) < NEW_DAYS * 86400,
+            rating=cat.rating[item],
+        )
+
+    # clicks on impressions (position bias × appeal, data.behaviour), each followed by a view
+    iu = s_user[imp_sess]
+    p_click = click_prob(
+        tastes.take(iu), match(iu, imp_item, imp_t), imp_pos, boost=0.4 * is_search[imp_sess]
+    )
+    clicked = brng.random(len(imp_sess)) < p_click
     c_sess, c_item, c_pos = imp_sess[clicked], imp_item[clicked], imp_pos[clicked]
     c_t = imp_t[clicked] + 5 + rng.integers(0, 120, len(c_sess))
     emit(c_t, c_sess, c_item, "click", pos=c_pos, req=True, q=is_search[c_sess])
@@ -896,12 +921,11 @@ def _chunk(
     # the funnel, driven by the hidden taste
     u = s_user[v_sess]
     V = len(v_sess)
-    brand_pref = (cat.brand[v_item] == pb1[u]) | (cat.brand[v_item] == pb2[u])
-    in_pref = _in_prefs(top3, n_pref, u, cat.leaf[v_item])
-    price_f = np.clip(np.exp(-1.5 * sens[u] * (cat.relprice[v_item] - 1)), 0.3, 2.0)
-    p_cart = 0.025 * (1 + 1.5 * brand_pref) * price_f * (1 + 0.6 * in_pref)
-    cart = rng.random(V) < p_cart
-    buy = cart & (rng.random(V) < 0.33 * (1 + 0.3 * brand_pref))
+    vm = match(u, v_item, v_t)
+    in_pref, brand_pref = vm.in_leaf, vm.brand
+    vt = tastes.take(u)
+    cart = rng.random(V) < cart_prob(vt, vm)
+    buy = cart & (rng.random(V) < buy_prob(vt, vm))
     remove = cart & ~buy & (rng.random(V) < 0.25)
     fav = rng.random(V) < 0.012 * (1 + in_pref + brand_pref)
     share = rng.random(V) < 0.004
@@ -1123,7 +1147,10 @@ def generate(
         for t in truth_users:
             for i, uid in enumerate(t["user_id"]):
                 users_truth[uid] = {
-                    k: t[k][i] for k in ("leaves", "brands", "price_sensitivity", "activity")
+                    k: t[k][i]
+                    for k in (
+                        "leaves", "brands", "price_sensitivity", "activity", *BEHAVIOUR_TASTES
+                    )
                 }
         truth["users"] = users_truth
     (out / "truth.json").write_text(
@@ -1175,6 +1202,7 @@ _TRUTH_SCHEMA = pa.schema(
         ("brands", pa.list_(pa.string())),
         ("price_sensitivity", pa.float64()),
         ("activity", pa.float64()),
+        *((k, pa.float64()) for k in BEHAVIOUR_TASTES),
     ]
 )
 

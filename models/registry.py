@@ -322,8 +322,14 @@ class Registry:
         """Load the version once before it becomes current: files whose checksums match what
         training wrote can still be unloadable (a bug, a version from other code), and a
         current version that no server can load would leave every server without the model."""
+        # the ranker's module brings numba and LightGBM: only a ranker's promotion needs it
+        from models.lambdarank import LambdaRanker
+
         try:
-            self.load(name, version, verify=False)
+            if self.manifest(name, version).get("algorithm") == LambdaRanker.algorithm:
+                LambdaRanker.load(self.path(name, version))  # the ranker: not a Recommender
+            else:
+                self.load(name, version, verify=False)
         except Exception as exc:  # any failure to load means the version must not be current
             raise CorruptVersionError(
                 f"{name} {version} cannot be loaded ({type(exc).__name__}: {exc}); it was not "

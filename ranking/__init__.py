@@ -1,0 +1,1 @@
+"""Online ranking stages added outside ``recsys`` (the learned ranker: ``ranking.learned``)."""

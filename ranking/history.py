@@ -158,7 +158,8 @@ def build_snapshot(
     # Recent history: per user, newest first, at most per_user.
     refund = TYPE_NAMES.index("refund")
     hist = np.flatnonzero(etype != refund)
-    order = hist[np.lexsort((-ts[hist], users[hist]))]
+    # equal times: the later row is the newer one, as a replay of the rows in order has it
+    order = hist[np.lexsort((-hist, -ts[hist], users[hist]))]
     g = users[order]
     start = np.searchsorted(g, g, side="left")
     kept = order[(np.arange(len(order)) - start) < per_user]

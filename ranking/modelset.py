@@ -186,6 +186,10 @@ class ModelSet:
         return len(self.models)
 
 
+NOT_RECOMMENDERS = frozenset({"ranker"})
+"""Registry names that are not candidate models (the learned ranker: ``ranking.learned``)."""
+
+
 def current_versions(models_dir: Path) -> dict[str, str]:
     """Model name → current version in the registry (empty when there is none yet)."""
     try:
@@ -194,7 +198,8 @@ def current_versions(models_dir: Path) -> dict[str, str]:
         return {}
     if not models_dir.exists():
         return {}
-    return dict(registry.current_versions(models_dir))  # type: ignore[attr-defined]
+    versions = registry.current_versions(models_dir)  # type: ignore[attr-defined]
+    return {k: v for k, v in versions.items() if k not in NOT_RECOMMENDERS}
 
 
 def load_model_set(
@@ -212,6 +217,7 @@ def load_model_set(
     kept as files every worker maps (:func:`shared_array`); None: each process builds its own.
     """
     wanted = dict(versions) if versions is not None else current_versions(models_dir)
+    wanted = {k: v for k, v in wanted.items() if k not in NOT_RECOMMENDERS}
     if not wanted:
         return ModelSet()
     from models.registry import Registry

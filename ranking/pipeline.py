@@ -35,6 +35,7 @@ from ranking.types import RankContext, Reason, ScoredItem, Surface
 
 if TYPE_CHECKING:
     from core.settings import Settings
+    from ranking.learned import LearnedStage
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,15 @@ class Pipeline:
         self.globals = C.GlobalSources(catalog, live, self.index)
         self._override_cache: dict[tuple[tuple[str, str], ...], ModelSet] = {}
         self._override_lock = threading.Lock()
+        self.learned: LearnedStage | None = None
+        """The learned ranker stage (``ranking.learned``): reranks the blend, logs served lists."""
 
     def catalog_changed(self, item_ids: Iterable[str]) -> None:
         """Items were upserted or deleted: refresh what ranking precomputed about them."""
         self.index.refresh(item_ids)
         self.globals.views.invalidate()
+        if self.learned is not None:
+            self.learned.catalog_changed(list(item_ids))
 
     # ----------------------------------------------------------------- context
     def profile(self, user_id: str | None) -> UserProfile:
@@ -221,12 +226,13 @@ class Pipeline:
             lists = {"trending": self.globals.trending(req)}
             weights = {"trending": 1.0}
             strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
-        items = self._finish(
-            self._blend(lists, weights), ctx, excl, category, assignment, n, limit=n
+        ranked, ranker = self._rerank(
+            self._blend(lists, weights), excl, category, profile, assignment, ctx
         )
+        items = self._finish(ranked, ctx, excl, category, assignment, n, limit=n)
         if len(items) < n:  # top up from trending, then popular, in the same category
             items = self._top_up(items, n, excl, category, models, ctx, assignment)
-        return Ranked(items[:n], ctx, strategy, models.versions, assignment)
+        return self._served(Ranked(items[:n], ctx, strategy, models.versions, assignment), ranker)
 
     def feed(
         self,
@@ -259,10 +265,11 @@ class Pipeline:
             if w > 0:
                 lists[slot] = fn(req)
                 weights[slot] = w
-        items = self._finish(
-            self._blend(lists, weights), ctx, excl, category, assignment, depth, limit=depth
+        ranked, ranker = self._rerank(
+            self._blend(lists, weights), excl, category, profile, assignment, ctx
         )
-        return Ranked(items, ctx, strategy, models.versions, assignment)
+        items = self._finish(ranked, ctx, excl, category, assignment, depth, limit=depth)
+        return self._served(Ranked(items, ctx, strategy, models.versions, assignment), ranker)
 
     def similar(
         self,
@@ -401,6 +408,31 @@ class Pipeline:
         order = sorted(score)  # by id, then (stable) by total, best first
         order.sort(key=score.__getitem__, reverse=True)
         return _Blended(order, score, ranks, used)
+
+    def _rerank(
+        self,
+        blended: _Blended,
+        excl: set[str] | frozenset[str],
+        category: tuple[str, ...] | None,
+        profile: UserProfile,
+        assignment: Assignment | None,
+        ctx: RankContext,
+    ) -> tuple[_Blended | list[ScoredItem], str | None]:
+        """The learned ranker's order of the blend and its version, or the blend unchanged."""
+        if self.learned is None:
+            return blended, None
+        keep = self.index.keep
+        got = self.learned.rerank(blended.order, blended.item, lambda i: keep(i, excl, category),
+                                  profile, assignment, ctx.request_id)
+        return (blended, None) if got is None else got
+
+    def _served(self, ranked: Ranked, ranker: str | None) -> Ranked:
+        """Log the list as served; name the ranker version among the model versions."""
+        if self.learned is None:
+            return ranked
+        self.learned.log(ranked.items, ranked.ctx, ranker)
+        return ranked if ranker is None else replace(
+            ranked, model_versions=self.learned.versions(ranked.model_versions, ranker))
 
     def _filter(
         self, items: Iterable[ScoredItem], excl: set[str], category: tuple[str, ...] | None

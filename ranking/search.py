@@ -108,6 +108,10 @@ def rank_search(
             ScoredItem(h.item_id, h.score, (search_reason,), {"lexical": h.score})
             for h in result.hits
         ]
+    learned = pipeline.learned
+    if learned is not None and text and req.sort == "relevance" and rerank:
+        scored, ranker = learned.rerank_search(scored, profile, assignment, request_id, top_n)
+        learned.log_search(scored, ctx, ranker)
     scored = rules.apply_rules(scored, ctx)
     page = scored[req.page_slice()] if rerank else scored
     return RankedSearch(

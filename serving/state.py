@@ -28,7 +28,9 @@ from core.settings import Settings
 from data.catalog import Catalog
 from data.journals import CatalogJournal, UserJournal
 from data.models import Event, Item, User
+from data.served_log import ServedLog
 from ranking.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
+from ranking.learned import LearnedStage
 from ranking.live import LiveCounts
 from ranking.modelset import ModelSet, current_versions, load_model_set
 from ranking.pipeline import Pipeline, PipelineConfig
@@ -203,6 +205,9 @@ class Services:
         to the user, including those still in this worker's buffer of the request log.
         Returns (whether the user had a profile, how many served requests were anonymized)."""
         known = self.profiles.erase(user_id)
+        learned = self.pipeline.learned
+        if learned is not None and learned.served_log is not None:
+            learned.served_log.forget_user(user_id)  # the ranker's lists stay, without the id
         merch = self.extras.get("merch")
         requests = getattr(merch, "requests", None)
         if requests is None:
@@ -273,6 +278,9 @@ class Services:
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments
+        services.pipeline.learned = LearnedStage(  # the learned ranker + the served-list log
+            settings.models_dir, catalog, ServedLog.in_state_dir(settings.state_dir),
+            poll_seconds=settings.model_poll_seconds)
         log.info(
             "services ready: %d items, %d users, models %s, search %s",
             len(catalog), len(profiles), services.models.versions or "none",
@@ -330,6 +338,8 @@ class Services:
         close_cache = getattr(self.feed_cache, "close", None)
         if close_cache is not None:
             close_cache()
+        if self.pipeline.learned is not None:
+            self.pipeline.learned.close()
 
 
 def _load_catalog(settings: Settings) -> Catalog:

@@ -9,10 +9,12 @@ do on data the search never saw.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +22,9 @@ from models.interactions import MatrixConfig
 from training.evaluate import EvalData, ModelSpec, evaluate_model, prepare
 from training.interactions import Catalog, EventFrame
 from training.split import Split, SplitKind, make_split
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +115,57 @@ def tune(
         model = ModelSpec(alg, alg, t.params).create().fit(final.train)
         test[alg] = evaluate_model(model, final, ks, max_users=max_users, seed=seed)
     return TuneResult(metric, all_trials, best, test)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a TOML basic string
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        inner = ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items() if x is not None)
+        return "{ " + inner + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def write_tuned_config(path: Path, cfg: TrainConfig, res: TuneResult) -> None:
+    """``cfg`` with each tuned algorithm's models set to its best settings, as TOML that
+    ``training.config.load_config`` reads (``shoprank train --config`` then records the
+    settings in every version's manifest, ``params``)."""
+    raw = cfg.model_dump(mode="json")
+    data = raw.get("data", {})
+    for k in ("events", "items", "users", "truth"):  # absolute: the file may live elsewhere
+        v = data.get(k)
+        if isinstance(v, list):
+            data[k] = [str(Path(x).resolve()) for x in v]
+        elif isinstance(v, str):
+            data[k] = str(Path(v).resolve())
+    for m in raw["models"]:
+        best = res.best.get(m["algorithm"])
+        if best is not None:
+            m["params"] = dict(best.params)
+    have = {m["algorithm"] for m in raw["models"]}
+    raw["models"] += [{"name": a, "algorithm": a, "params": dict(t.params)}
+                      for a, t in res.best.items() if a not in have]
+    lines = [f"# Written by `shoprank tune` ({res.metric} on validation, then on test):"]
+    lines += [f"#   {a}: {t.params} → validation {t.score:.4f}, test "
+              f"{res.test[a].get(res.metric, float('nan')):.4f}" for a, t in res.best.items()]
+    for section, body in raw.items():
+        if isinstance(body, dict):
+            lines.append(f"\n[{section}]")
+            for k, v in body.items():
+                if v is not None and not isinstance(v, dict):
+                    lines.append(f"{k} = {_toml_value(v)}")
+            for k, v in body.items():
+                if isinstance(v, dict):
+                    lines.append(f"\n[{section}.{k}]")
+                    lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items() if vv is not None]
+        elif isinstance(body, list):
+            for entry in body:
+                lines.append(f"\n[[{section}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items() if v is not None]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from models.registry import current_versions
+from ranking.modelset import NOT_RECOMMENDERS
 from serving.deps import ServicesDep
 from serving.schemas import HealthOut, ReadyOut
 from serving.state import Services
@@ -29,7 +30,11 @@ def _promoted_are_serving(services: Services) -> bool:
     except Exception:  # an unreadable registry: what serves is all there is
         return True
     serving = services.models.versions
-    return all(serving.get(name) == version for name, version in promoted.items())
+    learned = services.pipeline.learned  # the ranker: loaded by its own stage
+    if learned is not None and not learned.serving_ok():
+        return False
+    return all(serving.get(name) == version for name, version in promoted.items()
+               if name not in NOT_RECOMMENDERS)
 
 
 @router.get(

@@ -13,7 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from data.loaders import load_events, load_items, load_users, read_events_table
-from data.synthetic import LEAVES, GenerateSummary, ShopSpec, generate, load_truth
+from data.synthetic import (
+    BEHAVIOUR_TASTES,
+    LEAVES,
+    GenerateSummary,
+    ShopSpec,
+    generate,
+    load_truth,
+)
 from tests.data.conftest import SMALL
 
 FILES = (
@@ -163,7 +170,9 @@ def test_bundles_are_bought_together_and_trending_items_spike(small_shop) -> Non
 def test_truth_users_parquet_and_events_schema(small_shop) -> None:
     shop, _ = small_shop
     tu = pq.read_table(shop / "truth_users.parquet")
-    assert tu.column_names == ["user_id", "leaves", "brands", "price_sensitivity", "activity"]
+    assert tu.column_names == [
+        "user_id", "leaves", "brands", "price_sensitivity", "activity", *BEHAVIOUR_TASTES
+    ]
     assert all(1 <= len(v) <= 3 for v in tu["leaves"].to_pylist())
     schema = pq.read_schema(shop / "events.parquet")
     assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]"

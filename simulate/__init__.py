@@ -1,0 +1,1 @@
+"""The simulated storefront: synthetic shoppers using the live API (``simulate.storefront``)."""
