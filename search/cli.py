@@ -185,6 +185,12 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
         k: Annotated[int, typer.Option("--k", min=1, max=100)] = 10,
         out: Annotated[Path | None, typer.Option("--out", help="Write the report JSON here.")] = None,
+        query_set: Annotated[
+            str, typer.Option("--set", help="generated (from the title templates) or shopper (hand-written, judged by rules).")
+        ] = "generated",
+        bare: Annotated[
+            bool, typer.Option("--bare", help="Search the backend alone: no price words, relaxation or hybrid.")
+        ] = False,
     ) -> None:
         """NDCG@k of search on the synthetic shop, per backend and query group."""
         import json
@@ -202,11 +208,17 @@ def register(app: typer.Typer) -> None:
             fail(f"--backend must be embedded, opensearch or both, not {backend!r}")
         if "opensearch" in kinds[backend] and not s.opensearch_url:
             fail("--backend opensearch needs SHOPRANK_OPENSEARCH_URL (start one with scripts/opensearch start)")
-        report = evaluate_backends(path, kinds[backend], settings=s, n_queries=queries, seed=seed, k=k)
+        if query_set not in ("generated", "shopper"):
+            fail(f"--set must be generated or shopper, not {query_set!r}")
+        report = evaluate_backends(path, kinds[backend], settings=s, n_queries=queries, seed=seed, k=k,
+                                   query_set=query_set, engine=not bare)  # type: ignore[arg-type]
         groups = sorted({g for r in report.values() for g in r.by_group})
         rows = [[name, r.n_queries, r.ndcg, *[r.by_group.get(g, float("nan")) for g in groups], r.seconds]
                 for name, r in report.items()]
         console.print(table(f"search relevance, NDCG@{k}", ["backend", "queries", "all", *groups, "seconds"], rows))
+        for name, r in report.items():
+            console.print(f"{name}: {len(r.zero_results)} queries without results"
+                          + (f" ({', '.join(r.zero_results)})" if r.zero_results else ""))
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({n: r.to_dict() for n, r in report.items()}, indent=2, ensure_ascii=False))
