@@ -283,9 +283,9 @@ class SearchEngine:
         )
         allowed = {h.item_id: h for h in self.backend.search(allowed_req).hits}
         lexical = {h.item_id: h for h in result.hits}
-        fill = result.total < req.size
-        # dense-only items join a list shorter than the page (below its lexical hits), when
-        # near enough; otherwise the dense list re-orders the lexical hits it agrees with
+        fill = result.total < self.config.min_results
+        # dense-only items (near enough) answer when lexical matching and relaxation found
+        # nothing; otherwise the dense list re-orders the lexical hits it agrees with
         close = {i for i, sim in near if sim >= self.config.dense_min_similarity}
         dense_ids = [i for i in ids if i in allowed and (i in lexical or fill and i in close)]
         fused = reciprocal_rank_fusion(

@@ -51,9 +51,7 @@ def test_index_then_search(home: Path, run: Callable[..., tuple[int, str]]) -> N
     code, out = run("search", "連衣裙 紅色", "--facet", "brand", "--filter", "price=..300", "--json")
     assert code == 0, out
     result = json.loads(out)
-    # the two red dresses first; a short list may be filled with near items (hybrid search)
-    assert {h["item_id"] for h in result["hits"][:2]} == {"d1", "d2"}
-    assert all(h["price"] <= 300 for h in result["hits"])
+    assert {h["item_id"] for h in result["hits"]} == {"d1", "d2"}
     assert {v["value"] for v in result["facets"]["brand"]} == {"優衣庫", "Zara"}
     code, out = run("search", "red dress", "-f", "price")
     assert code == 0 and "hits for" in out and "facet price" in out
