@@ -97,9 +97,22 @@ class FacetValueOut(_Out):
     lt: float | None = None
 
 
+class RelaxationOut(_Out):
+    steps: list[str] = Field(description="spelling, drop_unknown, drop_brand_colour, any_word (in order).")
+    dropped: list[str] = Field(default_factory=list, description="Query words no longer required.")
+    corrected: dict[str, str] = Field(default_factory=dict, description="Typed word → catalog word.")
+    query: str = Field(default="", description="The words the relaxed query required.")
+
+
 class SearchOut(_Out):
     request_id: str
     query: str
+    relaxed: bool = Field(default=False, description="The strict query found nothing; a relaxed one answered.")
+    relaxation: RelaxationOut | None = None
+    suggestion: str | None = Field(default=None, description="Did you mean: the query in the catalog's words.")
+    price_filter: dict[str, float] | None = Field(
+        default=None, description="Price bounds read from the query text (500元以下 → {\"lte\": 500})."
+    )
     rewritten_query: str | None = Field(default=None, description="Set when a rule rewrote the query.")
     redirect: str | None = Field(default=None, description="Set when a rule redirects this query.")
     total: int

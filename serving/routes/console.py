@@ -267,6 +267,9 @@ def search_page(
                     "took_ms",
                     "experiment",
                     "variant",
+                    "relaxation",
+                    "suggestion",
+                    "price_filter",
                 )
             }
     except ShopRankError as exc:

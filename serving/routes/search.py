@@ -31,7 +31,14 @@ from serving.params import (
     read_query,
 )
 from serving.render import json_response, reason_out
-from serving.schemas import AutocompleteOut, FacetValueOut, SearchHitOut, SearchOut, SuggestionOut
+from serving.schemas import (
+    AutocompleteOut,
+    FacetValueOut,
+    RelaxationOut,
+    SearchHitOut,
+    SearchOut,
+    SuggestionOut,
+)
 from serving.state import Services
 
 if TYPE_CHECKING:
@@ -146,9 +153,14 @@ def run_search(
                 breakdown={k: round(v, 6) for k, v in it.breakdown.items()} if debug else None,
             )
         )
+    relax = result.relaxation
     return SearchOut(
         request_id=request_id,
         query=req.text,
+        relaxed=relax is not None,
+        relaxation=RelaxationOut(**relax.model_dump()) if relax is not None else None,
+        suggestion=result.suggestion,
+        price_filter=result.price_filter,
         rewritten_query=text if text != req.text else None,
         redirect=rewrite.redirect if rewrite is not None else None,
         total=result.total,

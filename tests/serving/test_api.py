@@ -243,3 +243,18 @@ def test_consent_and_erasure(admin: httpx.Client, client: httpx.Client, live: Li
     assert user in erased_user_ids(live.home / "state")
     journal = [json.loads(line) for line in (live.home / "state" / "users.jsonl").read_text().splitlines()]
     assert not [r for r in journal if r["op"] == "upsert" and r["user"]["user_id"] == user]  # attributes gone
+
+
+def test_search_says_how_it_relaxed_and_suggests(client: httpx.Client) -> None:
+    # the synthetic shop's titles are Taiwan-written: 智慧手錶, 跑步鞋
+    strict = client.get("/v1/search", params={"q": "智能手表"}).json()
+    assert strict["total"] > 0 and strict["relaxed"] is False and "relaxation" not in strict
+    assert all(h["category"][-1] == "智慧手錶" for h in strict["hits"])
+    relaxed = client.get("/v1/search", params={"q": "Kiddo sneekers"}).json()
+    assert relaxed["relaxed"] is True
+    assert relaxed["relaxation"]["corrected"] == {"sneekers": "sneaker"}
+    assert relaxed["suggestion"] == "kiddo sneaker"
+    assert relaxed["hits"] and all("運動鞋" in h["category"] for h in relaxed["hits"][:5])
+    priced = client.post("/v1/search", json={"text": "藍牙耳機 1000元以下", "size": 20}).json()
+    assert priced["price_filter"] == {"lte": 1000.0}
+    assert priced["hits"] and all(h["price"] <= 1000 for h in priced["hits"])
