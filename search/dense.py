@@ -221,6 +221,14 @@ class DenseIndex:
                 out.append((item_id, float(1.0 - dist)))
         return out
 
+    def coverage(self, text: str) -> float:
+        """Share of ``text``'s n-grams that occur in the catalog (0 for none): nonsense
+        (``qqzzxx``) still has nearest neighbours, but few of its n-grams exist."""
+        idx, _ = _query_features(text)
+        if len(idx) == 0:
+            return 0.0
+        return float(np.mean(self.idf[idx] < self.idf.max()))
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         np.savez(folder / "dense.npz", idf=self.idf, components=self.components,

@@ -57,6 +57,9 @@ class EngineConfig:
     dense_min_similarity: float = 0.6
     """Cosine a dense-only item needs to fill a short list (nonsense words such as
     ``zebra`` reach about 0.5 on the synthetic shop, meaningful queries 0.65 and more)."""
+    dense_min_coverage: float = 0.6
+    """Share of the query's character n-grams the catalog must hold before dense-only items
+    answer it (``qqzzxx``: 0.1, ``zebra``: 0.4, ``something warm for winter hiking``: 0.8)."""
     fuse_depth: int = 50
     """Lexical hits fused with the dense ones (at least the requested page's end)."""
     rrf_k: int = 60
@@ -283,7 +286,8 @@ class SearchEngine:
         )
         allowed = {h.item_id: h for h in self.backend.search(allowed_req).hits}
         lexical = {h.item_id: h for h in result.hits}
-        fill = result.total < self.config.min_results
+        fill = (result.total < self.config.min_results
+                and aids.dense.coverage(text) >= self.config.dense_min_coverage)
         # dense-only items (near enough) answer when lexical matching and relaxation found
         # nothing; otherwise the dense list re-orders the lexical hits it agrees with
         close = {i for i, sim in near if sim >= self.config.dense_min_similarity}

@@ -46,7 +46,9 @@ ROUTERS: tuple[str, ...] = (
     "rules",
     "experiments",
     "reports",
+    "search_reports",
     "console",
+    "console_search",
 )
 """Modules under ``serving.routes``, each exposing ``router``."""
 

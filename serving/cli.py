@@ -50,13 +50,14 @@ def _global(
 
 def _register() -> None:
     # Each module keeps heavy imports inside its command functions.
+    from analytics import cli as analytics_cli
     from data import cli as data_cli
     from recsys import cli as recsys_cli
     from search import cli as search_cli
     from serving import app_cli
     from training import cli as training_cli
 
-    for module in (data_cli, training_cli, search_cli, recsys_cli, app_cli):
+    for module in (data_cli, training_cli, search_cli, recsys_cli, analytics_cli, app_cli):
         module.register(app)
 
 

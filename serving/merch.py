@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from data.models import Event
+from analytics.search_log import SqliteSearchLog
 from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
 from recsys.experiments import AssignOnly, ExperimentService
 from recsys.hooks import NoExperiments, QueryRewrite, RulesHook
@@ -57,6 +58,7 @@ def install_merchandising(services: Services) -> Merch:
     services.experiments = experiments
     m = Merch(rules, experiments, requests)
     services.extras["merch"] = m
+    services.extras["search_log"] = SqliteSearchLog.in_state_dir(state)
     log.info(
         "merchandising ready: %d rules, %d experiments",
         len(rules.all_rules()),

@@ -318,6 +318,9 @@ class Services:
         close_cache = getattr(self.feed_cache, "close", None)
         if close_cache is not None:
             close_cache()
+        close_log = getattr(self.extras.get("search_log"), "close", None)
+        if close_log is not None:
+            close_log()  # writes the searches still buffered
 
 
 def _load_catalog(settings: Settings) -> Catalog:

@@ -8,6 +8,7 @@ the backend's, unchanged.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Request, Response
@@ -72,6 +73,7 @@ def run_search(
     """One search, all stages. ``pipeline``/``rules`` replace the app's (rule previews run
     this same code with a draft rule in force and an experiment hook that records nothing)."""
     backend = _backend(services)
+    live = pipeline is None  # a rule preview passes its own pipeline
     pipeline = pipeline or services.pipeline
     rules = rules or services.rules
     ctx, profile, assignment, models = pipeline.begin(
@@ -154,6 +156,12 @@ def run_search(
             )
         )
     relax = result.relaxation
+    search_log = services.extras.get("search_log") if live else None
+    if search_log is not None and req.text:  # live searches only, not rule previews
+        search_log.record(  # type: ignore[attr-defined]
+            request_id=request_id, at=datetime.now(UTC), user_id=req.user_id, query=req.text,
+            total=result.total, relaxed=relax is not None, hit_ids=[h.item_id for h in out_hits],
+        )
     return SearchOut(
         request_id=request_id,
         query=req.text,
