@@ -49,6 +49,7 @@ ROUTERS: tuple[str, ...] = (
     "search_reports",
     "console",
     "console_search",
+    "console_overview",
 )
 """Modules under ``serving.routes``, each exposing ``router``."""
 
