@@ -279,19 +279,25 @@ class SearchEngine:
         near = aids.dense.query(text, self.config.dense_k)
         if not near:
             return result, 0
-        ids = tuple(i for i, _ in near)
-        allowed_req = SearchRequest(
-            filters=(*req.filters, TermsFilter(field="item_id", values=ids)),
-            size=len(ids), include_inactive=req.include_inactive,
-        )
-        allowed = {h.item_id: h for h in self.backend.search(allowed_req).hits}
         lexical = {h.item_id: h for h in result.hits}
         fill = (result.total < self.config.min_results
                 and aids.dense.coverage(text) >= self.config.dense_min_coverage)
-        # dense-only items (near enough) answer when lexical matching and relaxation found
-        # nothing; otherwise the dense list re-orders the lexical hits it agrees with
-        close = {i for i, sim in near if sim >= self.config.dense_min_similarity}
-        dense_ids = [i for i in ids if i in allowed and (i in lexical or fill and i in close)]
+        allowed: dict[str, SearchHit] = {}
+        if fill:
+            # dense-only items (near enough, passing the request's filters) answer when
+            # lexical matching and relaxation found nothing
+            ids = tuple(i for i, sim in near if sim >= self.config.dense_min_similarity)
+            if ids:
+                allowed_req = SearchRequest(
+                    filters=(*req.filters, TermsFilter(field="item_id", values=ids)),
+                    size=len(ids), include_inactive=req.include_inactive,
+                )
+                allowed = {h.item_id: h for h in self.backend.search(allowed_req).hits}
+            dense_ids = [i for i, _ in near if i in allowed]
+        else:  # the dense list re-orders the lexical hits it agrees with
+            dense_ids = [i for i, _ in near if i in lexical]
+        if not dense_ids:
+            return result, 0
         fused = reciprocal_rank_fusion(
             [(list(lexical), 1.0), (dense_ids, self.config.dense_weight)], k=self.config.rrf_k
         )
