@@ -14,7 +14,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,10 +75,26 @@ class SqliteSearchLog:
             except sqlite3.Error:
                 log.exception("search log: flush to %s failed; will retry", self.path)
 
-    def record(self, *, request_id: str, at: datetime, user_id: str | None, query: str,
-               total: int, relaxed: bool, hit_ids: Sequence[str]) -> None:
-        row = (request_id, at.astimezone(UTC).isoformat(), user_id, query, int(total),
-               int(relaxed), json.dumps(list(hit_ids[:SHOWN_IDS])))
+    def record(
+        self,
+        *,
+        request_id: str,
+        at: datetime,
+        user_id: str | None,
+        query: str,
+        total: int,
+        relaxed: bool,
+        hit_ids: Sequence[str],
+    ) -> None:
+        row = (
+            request_id,
+            at.astimezone(UTC).isoformat(),
+            user_id,
+            query,
+            int(total),
+            int(relaxed),
+            json.dumps(list(hit_ids[:SHOWN_IDS])),
+        )
         with self._buf_lock:
             self._buf.append(row)
 
@@ -99,7 +114,9 @@ class SqliteSearchLog:
                     self._buf[:0] = rows
                 raise
 
-    def between(self, start: datetime | None = None, end: datetime | None = None) -> Iterator[LoggedSearch]:
+    def between(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> Iterator[LoggedSearch]:
         """Searches with ``start <= at < end`` (after flushing this process's buffer)."""
         self.flush()
         lo = start.astimezone(UTC).isoformat() if start else ""
@@ -109,8 +126,15 @@ class SqliteSearchLog:
                 "SELECT * FROM searches WHERE at >= ? AND at < ? ORDER BY at", (lo, hi)
             ).fetchall()
         for rid, at, user, query, total, relaxed, ids in rows:
-            yield LoggedSearch(rid, datetime.fromisoformat(at), user, query, int(total),
-                               bool(relaxed), tuple(json.loads(ids)))
+            yield LoggedSearch(
+                rid,
+                datetime.fromisoformat(at),
+                user,
+                query,
+                int(total),
+                bool(relaxed),
+                tuple(json.loads(ids)),
+            )
 
     def forget_user(self, user_id: str) -> int:
         """Erasure: the user's searches lose their user id and query text."""

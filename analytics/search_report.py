@@ -56,7 +56,9 @@ class QueryStats:
 
     def finish(self) -> None:
         self.ctr = round(self.searches_clicked / self.searches, 4) if self.searches else 0.0
-        self.conversion = round(self.searches_converted / self.searches, 4) if self.searches else 0.0
+        self.conversion = (
+            round(self.searches_converted / self.searches, 4) if self.searches else 0.0
+        )
         if self._positions:
             self.avg_click_position = round(sum(self._positions) / len(self._positions), 2)
         self.revenue = round(self.revenue, 2)
@@ -121,8 +123,14 @@ def build_search_report(
     buys: dict[str, list[float]] = defaultdict(list)
     if events.num_rows and logged:
         cols = events.select(["type", "request_id", "item_id", "position", "value"]).to_pydict()
-        for typ, rid, item, pos, value in zip(cols["type"], cols["request_id"], cols["item_id"],
-                                              cols["position"], cols["value"], strict=True):
+        for typ, rid, item, pos, value in zip(
+            cols["type"],
+            cols["request_id"],
+            cols["item_id"],
+            cols["position"],
+            cols["value"],
+            strict=True,
+        ):
             if rid is None or rid not in logged:
                 continue
             if typ in CLICK_TYPES:
@@ -135,8 +143,11 @@ def build_search_report(
     for rid, s in logged.items():
         key = query_key(s.query)
         day = s.at.date()
-        for st in (overall, by_query.setdefault(key, QueryStats(key)),
-                   by_day.setdefault(day, QueryStats(day.isoformat()))):
+        for st in (
+            overall,
+            by_query.setdefault(key, QueryStats(key)),
+            by_day.setdefault(day, QueryStats(day.isoformat())),
+        ):
             st.searches += 1
             st.zero_results += s.total == 0
             st.relaxed += s.relaxed

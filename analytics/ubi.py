@@ -46,8 +46,18 @@ def ubi_events(searches: Iterable[LoggedSearch], events: pa.Table) -> Iterator[d
     shown = {s.request_id: s for s in searches}
     if not shown or not events.num_rows:
         return
-    cols = events.select(["type", "request_id", "item_id", "position", "user_id", "session_id",
-                          "timestamp", "event_id"]).to_pydict()
+    cols = events.select(
+        [
+            "type",
+            "request_id",
+            "item_id",
+            "position",
+            "user_id",
+            "session_id",
+            "timestamp",
+            "event_id",
+        ]
+    ).to_pydict()
     for i, rid in enumerate(cols["request_id"]):
         if rid is None or rid not in shown:
             continue

@@ -109,8 +109,12 @@ class CatalogAids:
         tmp.mkdir(parents=True)
         if self.dense is not None:
             self.dense.save(tmp)
-        meta = {"version": FORMAT_VERSION, "lexicon": dict(self.lexicon),
-                "brands": sorted(self.brands), "dense": self.dense is not None}
+        meta = {
+            "version": FORMAT_VERSION,
+            "lexicon": dict(self.lexicon),
+            "brands": sorted(self.brands),
+            "dense": self.dense is not None,
+        }
         atomic_write(tmp / "lexicon.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)

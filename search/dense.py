@@ -4,8 +4,8 @@ An item's text (title, brand, category path, English category names, tags) is
 normalized (`search.analysis.normalize`), cut into character 2–3-grams (hashed into
 2^16 features), weighted by the n-grams' inverse document frequency over the catalog, and
 projected on the catalog's `DIM` main latent directions (truncated SVD, i.e. latent
-semantic analysis, learned from the catalog at each index build), then L2-normalized. A query is encoded the same way, so "hiking backpack warm"
-lands near items whose texts share its fragments, whatever the word order, spacing or a
+semantic analysis, learned from the catalog at each index build), then L2-normalized. A
+query is encoded the same way, so "hiking backpack warm" lands near items whose texts share its fragments, whatever the word order, spacing or a
 typo. Neighbours come from an HNSW graph (hnswlib, inner product on unit vectors) built once
 per index generation (`search.aids`).
 
@@ -97,7 +97,9 @@ def _query_features(text: str) -> tuple[np.ndarray, np.ndarray]:
             h ^= h >> 32
             f = h % N_FEATURES
             feats[f] = feats.get(f, 0.0) + 1.0
-    return np.fromiter(feats.keys(), np.int64, len(feats)), np.fromiter(feats.values(), np.float32, len(feats))
+    return np.fromiter(feats.keys(), np.int64, len(feats)), np.fromiter(
+        feats.values(), np.float32, len(feats)
+    )
 
 
 def encode_query(text: str, idf: np.ndarray, components: np.ndarray) -> np.ndarray | None:
@@ -154,8 +156,12 @@ def fit_components(tfidf: sp.csr_matrix) -> np.ndarray:
     return proj
 
 
-def encode(texts: Sequence[str], idf: np.ndarray, components: np.ndarray,
-           counts: sp.csr_matrix | None = None) -> np.ndarray:
+def encode(
+    texts: Sequence[str],
+    idf: np.ndarray,
+    components: np.ndarray,
+    counts: sp.csr_matrix | None = None,
+) -> np.ndarray:
     """Unit vectors (``len(texts)`` × `DIM`, float32) of ``texts`` (``counts``: their
     `_counts`, when already made)."""
     if counts is None:
@@ -168,8 +174,9 @@ def encode(texts: Sequence[str], idf: np.ndarray, components: np.ndarray,
 class DenseIndex:
     """Item vectors in an HNSW graph; labels are row numbers into ``item_ids``."""
 
-    def __init__(self, item_ids: list[str], idf: np.ndarray, components: np.ndarray,
-                 graph: hnswlib.Index) -> None:
+    def __init__(
+        self, item_ids: list[str], idf: np.ndarray, components: np.ndarray, graph: hnswlib.Index
+    ) -> None:
         self.item_ids = item_ids
         self.idf = idf
         self.components = components
@@ -184,8 +191,12 @@ class DenseIndex:
         components = fit_components(_tfidf(counts, idf))
         vecs = encode(texts, idf, components, counts) if texts else np.zeros((0, DIM), np.float32)
         graph = hnswlib.Index(space="ip", dim=DIM)
-        graph.init_index(max_elements=max(len(item_ids), 1), ef_construction=HNSW_EF_CONSTRUCTION,
-                         M=HNSW_M, random_seed=SEED)
+        graph.init_index(
+            max_elements=max(len(item_ids), 1),
+            ef_construction=HNSW_EF_CONSTRUCTION,
+            M=HNSW_M,
+            random_seed=SEED,
+        )
         graph.set_num_threads(1)  # deterministic graphs; the host has 2 cores for everything
         if len(item_ids):
             graph.add_items(vecs, np.arange(len(item_ids)))
@@ -231,8 +242,12 @@ class DenseIndex:
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "dense.npz", idf=self.idf, components=self.components,
-                 item_ids=np.array(self.item_ids, dtype=str))
+        np.savez(
+            folder / "dense.npz",
+            idf=self.idf,
+            components=self.components,
+            item_ids=np.array(self.item_ids, dtype=str),
+        )
         self.graph.save_index(str(folder / "dense.hnsw"))
 
     @classmethod

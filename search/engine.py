@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 from data.models import Item
 from search.aids import CatalogAids
 from search.analysis import Analyzer, QueryPlan, normalize
@@ -137,7 +138,9 @@ class SearchEngine:
         if aids is not None:
             names = aids.brands
         else:  # no aids: the 100 largest brands of the index
-            res = self.backend.search(SearchRequest(size=1, facets=(TermsFacet(field="brand", size=100),)))
+            res = self.backend.search(
+                SearchRequest(size=1, facets=(TermsFacet(field="brand", size=100),))
+            )
             names = {normalize(v.value) for v in res.facets.get("brand", [])}
         keys = {" ".join(self.analyzer.words(n)) for n in names}
         self._brands = (gen, keys)
@@ -151,11 +154,16 @@ class SearchEngine:
             yield item
 
     def index_items(
-        self, items: Iterable[Item], *, popularity: Mapping[str, float] | None = None,
+        self,
+        items: Iterable[Item],
+        *,
+        popularity: Mapping[str, float] | None = None,
         progress: Progress | None = None,
     ) -> int:
         seen: list[Item] = []
-        n = self.backend.index_items(self._tee(items, seen), popularity=popularity, progress=progress)
+        n = self.backend.index_items(
+            self._tee(items, seen), popularity=popularity, progress=progress
+        )
         aids = self.aids()
         if aids is None:
             aids = CatalogAids.build(seen, dense=self.config.hybrid)
@@ -165,7 +173,10 @@ class SearchEngine:
         return n
 
     def rebuild(
-        self, items: Iterable[Item], *, popularity: Mapping[str, float] | None = None,
+        self,
+        items: Iterable[Item],
+        *,
+        popularity: Mapping[str, float] | None = None,
         progress: Progress | None = None,
     ) -> int:
         seen: list[Item] = []
@@ -175,7 +186,9 @@ class SearchEngine:
         log.info("search aids built for %d items in %.1f s", len(seen), time.perf_counter() - t0)
         return n
 
-    def upsert(self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None) -> int:
+    def upsert(
+        self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None
+    ) -> int:
         n = self.backend.upsert(items, popularity=popularity)
         aids = self.aids()
         if aids is not None:
@@ -186,10 +199,18 @@ class SearchEngine:
     def delete(self, item_ids: Sequence[str]) -> int:
         return self.backend.delete(item_ids)  # dense hits pass through the backend: gone too
 
-    def update_fields(self, item_id: str, *, price: float | None = None, stock: int | None = None,
-                      is_active: bool | None = None, popularity: float | None = None) -> bool:
-        return self.backend.update_fields(item_id, price=price, stock=stock, is_active=is_active,
-                                          popularity=popularity)
+    def update_fields(
+        self,
+        item_id: str,
+        *,
+        price: float | None = None,
+        stock: int | None = None,
+        is_active: bool | None = None,
+        popularity: float | None = None,
+    ) -> bool:
+        return self.backend.update_fields(
+            item_id, price=price, stock=stock, is_active=is_active, popularity=popularity
+        )
 
     def suggest(self, prefix: str, size: int = 10) -> list[Suggestion]:
         return self.backend.suggest(prefix, size)
@@ -221,13 +242,19 @@ class SearchEngine:
         aids, speller = self._current()
         want = request.page * request.size
         hybrid = bool(
-            cfg.hybrid and aids is not None and aids.dense is not None and text
-            and request.sort == "relevance" and max(want, cfg.fuse_depth) <= MAX_RERANK_DEPTH
+            cfg.hybrid
+            and aids is not None
+            and aids.dense is not None
+            and text
+            and request.sort == "relevance"
+            and max(want, cfg.fuse_depth) <= MAX_RERANK_DEPTH
         )
         depth = request.rerank_depth
         if hybrid:
             depth = max(cfg.fuse_depth, want, request.rerank_depth or 0)
-        lex_req = request.model_copy(update={"text": text, "filters": filters, "rerank_depth": depth})
+        lex_req = request.model_copy(
+            update={"text": text, "filters": filters, "rerank_depth": depth}
+        )
         strict = self.analyzer.plan(text, typo_tolerance=request.typo_tolerance)
         result = self.backend.search(lex_req, strict)
         relaxation: Relaxation | None = None
@@ -245,30 +272,52 @@ class SearchEngine:
             hits, offset = result.hits[request.page_slice()], request.offset
         else:
             hits, offset = result.hits, result.offset
-        return result.model_copy(update={
-            "hits": hits, "offset": offset, "relaxation": relaxation, "suggestion": suggestion,
-            "price_filter": price, "dense_hits": dense_added,
-            "took_ms": (time.perf_counter() - t0) * 1000,
-        })
+        return result.model_copy(
+            update={
+                "hits": hits,
+                "offset": offset,
+                "relaxation": relaxation,
+                "suggestion": suggestion,
+                "price_filter": price,
+                "dense_hits": dense_added,
+                "took_ms": (time.perf_counter() - t0) * 1000,
+            }
+        )
 
     def _relax(
-        self, req: SearchRequest, text: str, strict: QueryPlan, speller: Speller | None,
+        self,
+        req: SearchRequest,
+        text: str,
+        strict: QueryPlan,
+        speller: Speller | None,
         result: SearchResult,
     ) -> tuple[SearchResult, Relaxation | None]:
-        count_req = req.model_copy(update={"facets": (), "size": 1, "page": 1, "rerank_depth": None})
+        count_req = req.model_copy(
+            update={"facets": (), "size": 1, "page": 1, "rerank_depth": None}
+        )
 
         def count(plan: QueryPlan) -> int:
             return self.backend.search(count_req, plan).total
 
         steps: list[str] = []
-        for step in relaxations(text, strict, analyzer=self.analyzer, speller=speller,
-                                brands=self._brand_keys, count=count):
+        for step in relaxations(
+            text,
+            strict,
+            analyzer=self.analyzer,
+            speller=speller,
+            brands=self._brand_keys,
+            count=count,
+        ):
             steps.append(step.name)
             got = self.backend.search(req, step.plan)
             if got.total >= self.config.min_results:
                 kept = " ".join(c.source for c in step.plan.clauses)
-                return got, Relaxation(steps=tuple(steps), dropped=step.dropped,
-                                       corrected=dict(step.corrected), query=kept)
+                return got, Relaxation(
+                    steps=tuple(steps),
+                    dropped=step.dropped,
+                    corrected=dict(step.corrected),
+                    query=kept,
+                )
         return result, None
 
     def _fuse(
@@ -280,8 +329,10 @@ class SearchEngine:
         if not near:
             return result, 0
         lexical = {h.item_id: h for h in result.hits}
-        fill = (result.total < self.config.min_results
-                and aids.dense.coverage(text) >= self.config.dense_min_coverage)
+        fill = (
+            result.total < self.config.min_results
+            and aids.dense.coverage(text) >= self.config.dense_min_coverage
+        )
         allowed: dict[str, SearchHit] = {}
         if fill:
             # dense-only items (near enough, passing the request's filters) answer when
@@ -290,7 +341,8 @@ class SearchEngine:
             if ids:
                 allowed_req = SearchRequest(
                     filters=(*req.filters, TermsFilter(field="item_id", values=ids)),
-                    size=len(ids), include_inactive=req.include_inactive,
+                    size=len(ids),
+                    include_inactive=req.include_inactive,
                 )
                 allowed = {h.item_id: h for h in self.backend.search(allowed_req).hits}
             dense_ids = [i for i, _ in near if i in allowed]

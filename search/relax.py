@@ -31,8 +31,24 @@ from dataclasses import dataclass, replace
 from search.analysis import Analyzer, QueryPlan, edit_distance, is_cjk, stem
 
 COLOUR_WORDS = frozenset(
-    "red black white blue pink green gray grey yellow purple beige orange brown navy silver "
-    "gold".split()
+    [
+        "red",
+        "black",
+        "white",
+        "blue",
+        "pink",
+        "green",
+        "gray",
+        "grey",
+        "yellow",
+        "purple",
+        "beige",
+        "orange",
+        "brown",
+        "navy",
+        "silver",
+        "gold",
+    ]
 )
 """English colour words; Chinese colour words reach them through the variants list."""
 
@@ -130,10 +146,14 @@ def relaxations(
     if speller is not None:
         corrected = speller.corrections(text)
         if corrected:
-            plan = analyzer.plan(corrected_text(text, corrected), typo_tolerance=strict.typo_tolerance)
+            plan = analyzer.plan(
+                corrected_text(text, corrected), typo_tolerance=strict.typo_tolerance
+            )
             yield Step("spelling", plan, (), dict(corrected))
     if len(plan.clauses) > 1:
-        alone = [count(replace(plan, clauses=(c,), names=(), any_clause=False)) for c in plan.clauses]
+        alone = [
+            count(replace(plan, clauses=(c,), names=(), any_clause=False)) for c in plan.clauses
+        ]
         if any(alone) and not all(alone):
             dropped += [c.source for c, n in zip(plan.clauses, alone, strict=True) if n == 0]
             keep = tuple(c for c, n in zip(plan.clauses, alone, strict=True) if n > 0)
@@ -142,7 +162,8 @@ def relaxations(
     if len(plan.clauses) > 1:
         brand_keys = brands()
         constraint = [
-            c for c in plan.clauses
+            c
+            for c in plan.clauses
             if c.source in brand_keys or _is_colour(tuple(a.tokens for a in c.alternatives))
         ]
         if constraint and len(constraint) < len(plan.clauses):

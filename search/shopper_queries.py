@@ -27,8 +27,14 @@ from dataclasses import dataclass
 from data.models import Item
 
 CLASSES = (
-    "mainland", "hongkong", "colour", "typo-synonym", "typo-pair", "brand-category",
-    "price-size", "semantic",
+    "mainland",
+    "hongkong",
+    "colour",
+    "typo-synonym",
+    "typo-pair",
+    "brand-category",
+    "price-size",
+    "semantic",
 )
 
 
@@ -58,8 +64,14 @@ class Judge:
         return 2
 
 
-def _j(leaves: str, colour: str | None = None, *, lte: float | None = None,
-       gte: float | None = None, near: str = "") -> Judge:
+def _j(
+    leaves: str,
+    colour: str | None = None,
+    *,
+    lte: float | None = None,
+    gte: float | None = None,
+    near: str = "",
+) -> Judge:
     return Judge(frozenset(leaves.split()), colour, lte, gte, frozenset(near.split()))
 
 

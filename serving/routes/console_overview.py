@@ -30,8 +30,13 @@ HEADLINE_METRICS = ("ctr", "conversion_rate")
 def _kpis(services: Services, start: datetime, end: datetime) -> dict[str, Any]:
     m = merch(services)
     m.requests.flush()
-    report = build_report(read_events_table(services, start, end), start=start, end=end,
-                          requests=m.requests, catalog=services.catalog)
+    report = build_report(
+        read_events_table(services, start, end),
+        start=start,
+        end=end,
+        requests=m.requests,
+        catalog=services.catalog,
+    )
     row = report.overall
     return {
         "impressions": row.impressions,
@@ -47,8 +52,11 @@ def _models(services: Services) -> list[dict[str, Any]]:
     reg = Registry(services.settings.models_dir)
     rows = {(r["name"], r["version"]): r for r in reg.list()}
     return [
-        {"name": name, "version": version,
-         "metrics": (rows.get((name, version)) or {}).get("metrics") or {}}
+        {
+            "name": name,
+            "version": version,
+            "metrics": (rows.get((name, version)) or {}).get("metrics") or {},
+        }
         for name, version in sorted(services.models.versions.items())
     ]
 
@@ -64,13 +72,27 @@ def overview_page(services: ConsoleDep, csrf: CsrfDep) -> HTMLResponse:
             kpis[label] = _kpis(services, start, now + timedelta(seconds=1))
         except ShopRankError as exc:
             errors.append(f"KPIs {label}: {exc}")
-    report = search_report(search_log(services), lambda a, b: read_events_table(services, a, b),
-                           start=now - timedelta(days=30), end=None, limit=5, min_searches=3)
+    report = search_report(
+        search_log(services),
+        lambda a, b: read_events_table(services, a, b),
+        start=now - timedelta(days=30),
+        end=None,
+        limit=5,
+        min_searches=3,
+    )
     running = [e for e in merch(services).experiments.list() if e.status == "running"]
     try:
         models = _models(services)
     except (ShopRankError, OSError) as exc:
         errors.append(f"models: {exc}")
         models = []
-    return page("overview.html", csrf=csrf, active="overview", kpis=kpis, search=report,
-                experiments=running, models=models, errors=errors)
+    return page(
+        "overview.html",
+        csrf=csrf,
+        active="overview",
+        kpis=kpis,
+        search=report,
+        experiments=running,
+        models=models,
+        errors=errors,
+    )

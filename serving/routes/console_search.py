@@ -25,8 +25,14 @@ def search_analytics_page(
     min_searches: Annotated[int, Query(ge=1, le=10_000)] = 3,
 ) -> HTMLResponse:
     start = datetime.now(UTC) - timedelta(days=days)
-    report = search_report(search_log(services), lambda a, b: read_events_table(services, a, b),
-                           start=start, end=None, limit=20, min_searches=min_searches)
+    report = search_report(
+        search_log(services),
+        lambda a, b: read_events_table(services, a, b),
+        start=start,
+        end=None,
+        limit=20,
+        min_searches=min_searches,
+    )
     return page(
         "search_analytics.html",
         csrf=csrf,

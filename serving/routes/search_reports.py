@@ -29,13 +29,28 @@ def search_log(services: Services) -> SqliteSearchLog:
 @router.get("/search", summary="Top queries, queries without results, low click-through, per day")
 def search_analytics(
     services: ServicesDep,
-    start: Annotated[datetime | None, Query(description="ISO time, inclusive (UTC when no zone).")] = None,
+    start: Annotated[
+        datetime | None, Query(description="ISO time, inclusive (UTC when no zone).")
+    ] = None,
     end: Annotated[datetime | None, Query(description="ISO time, exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Rows per list.")] = 20,
-    min_searches: Annotated[int, Query(ge=1, le=10_000, description="Searches a query needs to be listed under low CTR.")] = 5,
+    min_searches: Annotated[
+        int,
+        Query(ge=1, le=10_000, description="Searches a query needs to be listed under low CTR."),
+    ] = 5,
 ) -> dict[str, Any]:
-    if start is not None and end is not None and end.replace(tzinfo=None) <= start.replace(tzinfo=None):
+    if (
+        start is not None
+        and end is not None
+        and end.replace(tzinfo=None) <= start.replace(tzinfo=None)
+    ):
         raise BadRequest("end: must be after start", field="end")
-    report = search_report(search_log(services), lambda a, b: read_events_table(services, a, b),
-                           start=start, end=end, limit=limit, min_searches=min_searches)
+    report = search_report(
+        search_log(services),
+        lambda a, b: read_events_table(services, a, b),
+        start=start,
+        end=end,
+        limit=limit,
+        min_searches=min_searches,
+    )
     return report.as_dict()

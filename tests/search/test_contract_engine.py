@@ -30,14 +30,27 @@ _ROWS = [
     ("d1", "粉色碎花連衣裙 Pink Floral Dress", "服裝 > 女裝 > 連衣裙", "MiMi", 990),
     ("d2", "黑色修身連衣裙 Black Slim Dress", "服裝 > 女裝 > 連衣裙", "Sora", 1290),
     ("r1", "紅色減震跑步鞋 Red Cushioned Running Shoes", "鞋靴 > 運動鞋 > 跑步鞋", "Pace", 2490),
-    ("r2", "藍色輕量跑步鞋 Blue Lightweight Running Shoes", "鞋靴 > 運動鞋 > 跑步鞋", "StrideOn", 1990),
+    (
+        "r2",
+        "藍色輕量跑步鞋 Blue Lightweight Running Shoes",
+        "鞋靴 > 運動鞋 > 跑步鞋",
+        "StrideOn",
+        1990,
+    ),
     ("t1", "紅色登山背包 Red Hiking Backpack", "運動 > 戶外 > 登山背包", "TrailFox", 1990),
     ("e1", "藍牙耳機 Bluetooth Earbuds", "數碼 > 音訊 > 藍牙耳機", "Kestrel", 450),
     ("e2", "降噪藍牙耳機 Noise Cancelling Earbuds", "數碼 > 音訊 > 藍牙耳機", "Kestrel", 1990),
 ]
 ITEMS = [
-    Item(item_id=i, title=t, category=tuple(c.split(" > ")), brand=b, price=p, stock=5,
-         created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    Item(
+        item_id=i,
+        title=t,
+        category=tuple(c.split(" > ")),
+        brand=b,
+        price=p,
+        stock=5,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
     for i, t, c, b, p in _ROWS
 ]
 LEAF = {i.item_id: i.category[-1] for i in ITEMS}
@@ -48,7 +61,9 @@ def _leaf_ids(leaf: str) -> set[str]:
 
 
 @pytest.fixture(params=BACKENDS, scope="module")
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchEngine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SearchEngine]:
     root = tmp_path_factory.mktemp("engine")
     analyzer = Analyzer(load_synonyms(None))
     if request.param == "embedded":
@@ -59,7 +74,9 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         from search.opensearch_backend import OpenSearchBackend
 
         url = request.getfixturevalue("opensearch_url")
-        backend = OpenSearchBackend(url, index=f"shoprank-eng-{uuid.uuid4().hex[:10]}", analyzer=analyzer)
+        backend = OpenSearchBackend(
+            url, index=f"shoprank-eng-{uuid.uuid4().hex[:10]}", analyzer=analyzer
+        )
     eng = SearchEngine(backend, analyzer=analyzer, aids_root=root / "aids")
     eng.rebuild(ITEMS)
     yield eng
@@ -67,7 +84,8 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def ids(engine: SearchEngine, text: str, **kw: object) -> list[str]:
-    return [h.item_id for h in engine.search(SearchRequest(text=text, size=20, **kw)).hits]  # type: ignore[arg-type]
+    req = SearchRequest(text=text, size=20, **kw)  # type: ignore[arg-type]
+    return [h.item_id for h in engine.search(req).hits]
 
 
 @pytest.mark.parametrize(
@@ -131,10 +149,12 @@ def test_typo_next_to_a_word_is_suggested_and_found(engine: SearchEngine) -> Non
     assert res.suggestion == "black dress"
 
 
-def test_strict_hits_are_not_relaxed_and_known_words_get_no_suggestion(engine: SearchEngine) -> None:
+def test_strict_hits_are_not_relaxed_and_known_words_get_no_suggestion(
+    engine: SearchEngine,
+) -> None:
     res = engine.search(SearchRequest(text="running shoes", size=20))
     assert res.relaxation is None and res.suggestion is None
-    assert set(h.item_id for h in res.hits[:2]) == _leaf_ids("跑步鞋")
+    assert {h.item_id for h in res.hits[:2]} == _leaf_ids("跑步鞋")
 
 
 def test_nothing_near_stays_empty(engine: SearchEngine) -> None:
@@ -145,20 +165,34 @@ def test_nothing_near_stays_empty(engine: SearchEngine) -> None:
 def test_dense_retrieval_answers_what_words_do_not(engine: SearchEngine, tmp_path: Path) -> None:
     # one run-together word matches no indexed token (and relaxation is off): only the
     # character n-gram vectors find the backpack
-    plain = SearchEngine(engine.backend, analyzer=engine.analyzer, aids_root=engine.aids_root,
-                         config=EngineConfig(relax=False))
+    plain = SearchEngine(
+        engine.backend,
+        analyzer=engine.analyzer,
+        aids_root=engine.aids_root,
+        config=EngineConfig(relax=False),
+    )
     res = plain.search(SearchRequest(text="hikingbackpack", size=5))
     assert res.hits and res.hits[0].item_id == "t1"
     assert res.dense_hits >= 1
-    off = SearchEngine(engine.backend, analyzer=engine.analyzer, aids_root=engine.aids_root,
-                       config=EngineConfig(relax=False, hybrid=False))
+    off = SearchEngine(
+        engine.backend,
+        analyzer=engine.analyzer,
+        aids_root=engine.aids_root,
+        config=EngineConfig(relax=False, hybrid=False),
+    )
     assert off.search(SearchRequest(text="hikingbackpack", size=5)).hits == []
 
 
 def test_filters_apply_to_dense_hits(engine: SearchEngine) -> None:
-    plain = SearchEngine(engine.backend, analyzer=engine.analyzer, aids_root=engine.aids_root,
-                         config=EngineConfig(relax=False))
-    req = SearchRequest(text="hikingbackpack", size=5, filters=(RangeFilter(field="price", lte=1000),))
+    plain = SearchEngine(
+        engine.backend,
+        analyzer=engine.analyzer,
+        aids_root=engine.aids_root,
+        config=EngineConfig(relax=False),
+    )
+    req = SearchRequest(
+        text="hikingbackpack", size=5, filters=(RangeFilter(field="price", lte=1000),)
+    )
     assert all(h.price <= 1000 for h in plain.search(req).hits)
     assert "t1" not in {h.item_id for h in plain.search(req).hits}
 
