@@ -251,3 +251,11 @@ def test_overview_and_search_analytics_show_failing_and_clicked_queries(page, me
     assert cells[4] != "0.0 %" and cells[5] == "3.0"  # clicked: the third hit
     assert "qqzzxx" in page.inner_text("#no-result-queries")
     shot(page, "12-search-analytics")
+    # the search page says when and how a query was relaxed, and offers the spelling
+    page.goto(f"{live.url}/console/search?q=Kiddo+sneekers")
+    page.wait_for_selector("#results li.item")
+    note = page.inner_text("#relaxed")
+    assert "spelling" in note and "sneekers" in note and "sneaker" in note
+    assert page.inner_text("#did-you-mean a") == "kiddo sneaker"
+    assert "運動鞋" in page.locator("#results li.item .meta").first.inner_text()
+    shot(page, "13-search-relaxed")
