@@ -78,28 +78,27 @@ def _counts(texts: Sequence[str]) -> sp.csr_matrix:
     return out
 
 
-_MASK = (1 << 64) - 1
-
-
 def _query_features(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """`_counts` of one text as (feature ids, counts), in plain Python: a query is short,
-    and building a sparse matrix costs more than hashing its few n-grams."""
+    """`_counts` of one text as (feature ids, counts), without building a sparse matrix (a
+    query is short; the matrix costs more than hashing its few n-grams)."""
     t = _SPACES.sub(" ", normalize(text)).strip()
-    codes = [ord(c) for c in t]
-    feats: dict[int, float] = {}
+    codes = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    feats: list[np.ndarray] = []
     for g in range(NGRAMS[0], NGRAMS[1] + 1):
-        for i in range(len(codes) - g + 1):
-            h = 0
-            for j in range(g):
-                h = (h * 1_000_003 + codes[i + j]) & _MASK
-            h ^= h >> 29
-            h = (h * 0xBF58476D1CE4E5B9) & _MASK
-            h ^= h >> 32
-            f = h % N_FEATURES
-            feats[f] = feats.get(f, 0.0) + 1.0
-    return np.fromiter(feats.keys(), np.int64, len(feats)), np.fromiter(
-        feats.values(), np.float32, len(feats)
-    )
+        m = len(codes) - g + 1
+        if m <= 0:
+            continue
+        h = np.zeros(m, dtype=np.uint64)
+        for j in range(g):
+            h = h * np.uint64(1_000_003) + codes[j : j + m]  # wraps modulo 2^64, as intended
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(32)
+        feats.append((h % np.uint64(N_FEATURES)).astype(np.int64))
+    if not feats:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    idx, cnt = np.unique(np.concatenate(feats), return_counts=True)
+    return idx, cnt.astype(np.float32)
 
 
 def encode_query(text: str, idf: np.ndarray, components: np.ndarray) -> np.ndarray | None:

@@ -61,8 +61,9 @@ class EngineConfig:
     dense_min_coverage: float = 0.6
     """Share of the query's character n-grams the catalog must hold before dense-only items
     answer it (``qqzzxx``: 0.1, ``zebra``: 0.4, ``something warm for winter hiking``: 0.8)."""
-    fuse_depth: int = 50
-    """Lexical hits fused with the dense ones (at least the requested page's end)."""
+    fuse_depth: int = 20
+    """Lexical hits fused with the dense ones (at least the requested page's end): the first
+    two pages of 10 come from one fused list. Each extra hit is a stored document read."""
     rrf_k: int = 60
     understand_price: bool = True
 
@@ -309,6 +310,8 @@ class SearchEngine:
             count=count,
         ):
             steps.append(step.name)
+            if count(step.plan) < self.config.min_results:
+                continue  # counted without facets or hits: the full search runs once
             got = self.backend.search(req, step.plan)
             if got.total >= self.config.min_results:
                 kept = " ".join(c.source for c in step.plan.clauses)
@@ -370,4 +373,6 @@ class SearchEngine:
 def _rescored(hit: SearchHit, score: float) -> SearchHit:
     """The hit with the fused score (×1000, so scores read like small numbers); the copy
     keeps its lazy highlighter."""
-    return hit.model_copy(update={"score": round(score * 1000, 6)})
+    new = SearchHit.model_construct(**{**hit.__dict__, "score": round(score * 1000, 6)})
+    new.__pydantic_private__ = dict(hit.__pydantic_private__ or {})  # the lazy highlighter
+    return new
