@@ -30,7 +30,7 @@ from recsys.rules.spec import RuleSpec
 from recsys.rules.validate import rule_problems, rule_warnings
 from recsys.types import RankContext, ScoredItem
 from serving.deps import AdminDep, ServicesDep
-from serving.merch import merch, preview_ranker, read_events
+from serving.merch import merch, preview_ranker, recent_events
 from serving.state import Services
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], dependencies=[AdminDep])
@@ -362,7 +362,7 @@ def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None)
             return dict(services.profiles.get(uid).attributes)
 
         samples = sample_contexts(
-            read_events(services),
+            recent_events(services, 4 * body.sample_last),
             surface,
             n=body.sample_size,
             last=body.sample_last,
