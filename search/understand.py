@@ -14,6 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from search.query import RangeFilter
 
 _NUM = r"(\d+(?:\.\d+)?)\s*(?:k|千)?"
@@ -76,16 +78,23 @@ def understand(text: str) -> Understood:
         if m is None:
             continue
         phrase = m.group(0)
-        if kind == "between":
-            low = _amount(m.group(1), phrase)
-            high = _amount(m.group(2), phrase[phrase.find(m.group(1)) + len(m.group(1)) :])
-            low, high = min(low, high), max(low, high)
-            price = RangeFilter(field="price", gte=low, lte=high)
-        elif kind == "lte":
-            price = RangeFilter(field="price", lte=_amount(m.group(1), phrase))
-        else:
-            price = RangeFilter(field="price", gte=_amount(m.group(1), phrase))
+        try:
+            price = _price(kind, m, phrase)
+        except ValidationError:  # an amount beyond the filters' bounds: not a price
+            return Understood(text, None, None)
         rest = (folded[: m.start()] + " " + folded[m.end() :]).strip()
         rest = re.sub(r"\s+", " ", rest)
         return Understood(rest, price, phrase.strip())
     return Understood(text, None, None)
+
+
+def _price(kind: str, m: re.Match[str], phrase: str) -> RangeFilter:
+    """The filter a matched price phrase asks for."""
+    if kind == "between":
+        low = _amount(m.group(1), phrase)
+        high = _amount(m.group(2), phrase[phrase.find(m.group(1)) + len(m.group(1)) :])
+        low, high = min(low, high), max(low, high)
+        return RangeFilter(field="price", gte=low, lte=high)
+    if kind == "lte":
+        return RangeFilter(field="price", lte=_amount(m.group(1), phrase))
+    return RangeFilter(field="price", gte=_amount(m.group(1), phrase))
