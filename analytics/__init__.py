@@ -1,3 +1,3 @@
-"""Reports for merchandisers: search analytics (`analytics.search_report`), the search log
-they read (`analytics.search_log`), and export in OpenSearch's User Behavior Insights
-schema (`analytics.ubi`)."""
+"""Reports for merchandisers: KPI reports and charts (`analytics.reports`, `analytics.charts`),
+search analytics (`analytics.search_report`) over the search log (`analytics.search_log`),
+and export in OpenSearch's User Behavior Insights schema (`analytics.ubi`)."""

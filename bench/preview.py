@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.eventlog import EventLog  # noqa: E402
 from data.models import Event, EventContext  # noqa: E402
-from recsys.rules.preview import sample_contexts  # noqa: E402
+from merch.rules.preview import sample_contexts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

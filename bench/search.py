@@ -20,8 +20,9 @@ work: ``facet_repeat_share`` is the share of timed queries whose text + filters 
 ``--no-facet-cache`` measures without it. ``--engine`` searches through
 `search.engine.SearchEngine` (price words, relaxation, hybrid retrieval; its aids are built
 after the index, included in the index time) and makes ``--shopper-share`` (20 %) of the
-texts hand-written shopper queries (`search.shopper_queries`), which relax or fall back. ``--rerank-depth 50`` asks for the top 50 of every
-query, as the API does when it re-ranks for a user before cutting the page.
+texts hand-written shopper queries (`search.shopper_queries`), which relax or fall back.
+``--rerank-depth 50`` asks for the top 50 of every query, as the API does when it re-ranks
+for a user before cutting the page.
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from data.loaders import iter_items  # noqa: E402
 from data.models import Item  # noqa: E402
-from search.engine import SearchEngine  # noqa: E402
-from search.shopper_queries import shopper_queries  # noqa: E402
 from search.analysis import Analyzer  # noqa: E402
 from search.backend import SearchBackend  # noqa: E402
+from search.engine import SearchEngine  # noqa: E402
 from search.query import SearchRequest  # noqa: E402
-from search.result import SearchResult  # noqa: E402
 from search.relevance import make_queries  # noqa: E402
+from search.result import SearchResult  # noqa: E402
+from search.shopper_queries import shopper_queries  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "search.json"
 
@@ -58,11 +59,15 @@ def ensure_shop(shop: Path, n_items: int) -> Path:
         from data.synthetic import ShopSpec, generate
 
         print(f"generating a {n_items:,}-item shop in {shop} …", flush=True)
-        generate(ShopSpec(n_users=200, n_items=n_items, n_events=2_000, seed=11), shop, progress=True)
+        generate(
+            ShopSpec(n_users=200, n_items=n_items, n_events=2_000, seed=11), shop, progress=True
+        )
     return items
 
 
-def query_mix(items: list[Item], n: int, seed: int, shopper_share: float = 0.0) -> list[SearchRequest]:
+def query_mix(
+    items: list[Item], n: int, seed: int, shopper_share: float = 0.0
+) -> list[SearchRequest]:
     rng = random.Random(seed)
     texts = [q.text for q in make_queries(items, min(n, 600), seed=seed)]
     if shopper_share > 0:  # hand-written shopper queries: regional words, typos, price words
@@ -188,25 +193,48 @@ def repeat_share(reqs: list[SearchRequest], warmup: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--items", type=int, default=100_000, help="catalog size (default 100k)")
-    ap.add_argument("--shop", type=Path, default=None, help="synthetic shop folder (generated if empty)")
+    ap.add_argument(
+        "--shop", type=Path, default=None, help="synthetic shop folder (generated if empty)"
+    )
     ap.add_argument("--queries", type=int, default=2_000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--index-dir", type=Path, default=None, help="embedded index folder (default: temp)")
-    ap.add_argument("--opensearch-url", default=os.environ.get("SHOPRANK_OPENSEARCH_URL"),
-                    help="OpenSearch node (e.g. from scripts/opensearch start); omitted → embedded only")
+    ap.add_argument(
+        "--index-dir", type=Path, default=None, help="embedded index folder (default: temp)"
+    )
+    ap.add_argument(
+        "--opensearch-url",
+        default=os.environ.get("SHOPRANK_OPENSEARCH_URL"),
+        help="OpenSearch node (e.g. from scripts/opensearch start); omitted → embedded only",
+    )
     ap.add_argument("--backends", default="embedded,opensearch")
-    ap.add_argument("--rerank-depth", type=int, default=None,
-                    help="ask for the top N of each query (the API re-ranks its top 50)")
-    ap.add_argument("--engine", action="store_true",
-                    help="embedded: search through search.engine.SearchEngine (relaxation, hybrid)")
-    ap.add_argument("--shopper-share", type=float, default=0.2,
-                    help="with --engine: share of query texts from search.shopper_queries")
-    ap.add_argument("--no-facet-cache", action="store_true",
-                    help="embedded: compute every facet count (no cache of repeated text + filters)")
+    ap.add_argument(
+        "--rerank-depth",
+        type=int,
+        default=None,
+        help="ask for the top N of each query (the API re-ranks its top 50)",
+    )
+    ap.add_argument(
+        "--engine",
+        action="store_true",
+        help="embedded: search through search.engine.SearchEngine (relaxation, hybrid)",
+    )
+    ap.add_argument(
+        "--shopper-share",
+        type=float,
+        default=0.2,
+        help="with --engine: share of query texts from search.shopper_queries",
+    )
+    ap.add_argument(
+        "--no-facet-cache",
+        action="store_true",
+        help="embedded: compute every facet count (no cache of repeated text + filters)",
+    )
     args = ap.parse_args()
 
     import tempfile
@@ -216,8 +244,12 @@ def main() -> None:
 
     shop = args.shop or ROOT / "var" / "bench" / f"shop-{args.items}"
     items = list(iter_items(ensure_shop(shop, args.items)))[: args.items]
-    reqs = query_mix(items, args.queries + args.warmup, args.seed,
-                     shopper_share=args.shopper_share if args.engine else 0.0)
+    reqs = query_mix(
+        items,
+        args.queries + args.warmup,
+        args.seed,
+        shopper_share=args.shopper_share if args.engine else 0.0,
+    )
     if args.rerank_depth:
         reqs = [r.model_copy(update={"rerank_depth": args.rerank_depth}) for r in reqs]
     warm, timed = reqs[: args.warmup], reqs[args.warmup :]
@@ -231,15 +263,20 @@ def main() -> None:
             from search.tantivy_backend import FACET_CACHE_SIZE, TantivyBackend
 
             with tempfile.TemporaryDirectory(prefix="shoprank-bench-") as tmp:
-                backend = TantivyBackend(args.index_dir or Path(tmp) / "index", analyzer=analyzer,
-                                         facet_cache_size=0 if args.no_facet_cache else FACET_CACHE_SIZE)
+                backend = TantivyBackend(
+                    args.index_dir or Path(tmp) / "index",
+                    analyzer=analyzer,
+                    facet_cache_size=0 if args.no_facet_cache else FACET_CACHE_SIZE,
+                )
                 name = kind + ("_no_facet_cache" if args.no_facet_cache else "")
                 name += f"_top{args.rerank_depth}" if args.rerank_depth else ""
                 if args.engine:  # price words, relaxation, hybrid retrieval (aids built per index)
                     backend = SearchEngine(backend, analyzer=analyzer, aids_root=Path(tmp) / "aids")
                     name += "_engine"
                 try:
-                    results[name] = run_backend(backend, items, warm + timed, len(warm), args.threads)
+                    results[name] = run_backend(
+                        backend, items, warm + timed, len(warm), args.threads
+                    )
                 finally:
                     backend.close()
         elif kind == "opensearch":
@@ -248,7 +285,9 @@ def main() -> None:
                 continue
             from search.opensearch_backend import OpenSearchBackend
 
-            backend = OpenSearchBackend(args.opensearch_url, index="shoprank-bench", analyzer=analyzer)
+            backend = OpenSearchBackend(
+                args.opensearch_url, index="shoprank-bench", analyzer=analyzer
+            )
             try:
                 results[kind] = run_backend(backend, items, warm + timed, len(warm), args.threads)
                 # Our OpenSearch path vs raw opensearch-py with the same bodies (OPENSEARCH owner).

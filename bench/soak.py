@@ -1,7 +1,7 @@
 """Soak: memory of a 2-worker server under a steady mixed load, sampled over time.
 
-    python bench/soak.py                                  # 10 minutes at 200 req/s, 20k users × 5k items
-    python bench/soak.py --duration 120 --rate 100        # a quick look
+    python bench/soak.py                            # 10 min at 200 req/s, 20k users × 5k items
+    python bench/soak.py --duration 120 --rate 100  # a quick look
 
 Steps: a fresh home (``--home`` is deleted first unless ``--keep``), generate the shop, train
 and promote the serving models, build the embedded index (``bench/serve.py``'s ``prepare``),

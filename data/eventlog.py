@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from core.fsutil import fsync_dir
 from data.errors import EventLogError
-from data.fsutil import fsync_dir
 from data.models import Event
 
 if TYPE_CHECKING:
@@ -191,9 +191,12 @@ class EventLog:
 
     def _bump(self, day: str) -> None:
         """Count a change of ``day``'s file; called with the file lock held, after the lines are
-        durable. The day is written before the counter, so a reader that sees the counter sees it."""
+        durable. The day is written before the counter, so a reader that sees the counter sees
+        it."""
         seq = self.changes() + 1
-        struct.pack_into("<Q", self._changes, 8 * (1 + seq % _RING), date.fromisoformat(day).toordinal())
+        struct.pack_into(
+            "<Q", self._changes, 8 * (1 + seq % _RING), date.fromisoformat(day).toordinal()
+        )
         struct.pack_into("<Q", self._changes, 0, seq)
 
     def _path(self, day: str) -> Path:

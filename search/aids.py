@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.fsutil import atomic_write
+from core.fsutil import atomic_write
 from data.models import Item
 from search.analysis import edit_distance, is_cjk, normalize, stem
 from search.dense import DenseIndex

@@ -5,8 +5,9 @@ normalized (`search.analysis.normalize`), cut into character 2–3-grams (hashed
 2^16 features), weighted by the n-grams' inverse document frequency over the catalog, and
 projected on the catalog's `DIM` main latent directions (truncated SVD, i.e. latent
 semantic analysis, learned from the catalog at each index build), then L2-normalized. A
-query is encoded the same way, so "hiking backpack warm" lands near items whose texts share its fragments, whatever the word order, spacing or a
-typo. Neighbours come from an HNSW graph (hnswlib, inner product on unit vectors) built once
+query is encoded the same way, so "hiking backpack warm" lands near items whose texts share
+its fragments, whatever the word order, spacing or a typo.
+Neighbours come from an HNSW graph (hnswlib, inner product on unit vectors) built once
 per index generation (`search.aids`).
 
 What it cannot do: know that "warm" means a jacket when no item text says so. Item

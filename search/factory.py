@@ -8,8 +8,8 @@ from search.analysis import Analyzer
 from search.engine import SearchEngine
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from search.backend import SearchBackend
-    from serving.settings import Settings
 
 
 def open_backend(settings: Settings) -> SearchEngine:

@@ -31,7 +31,7 @@ from search.query import SearchRequest
 from search.shopper_queries import shopper_queries
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _variant_of(item: Item) -> str | None:
 
 def _vocabulary() -> tuple[dict[str, str], dict[str, str]]:
     """(leaf zh → English noun, variant en lower → zh)."""
-    from data.synthetic import COLOURS, FLAVOURS, SCENTS, LEAVES
+    from data.synthetic import COLOURS, FLAVOURS, LEAVES, SCENTS
 
     nouns = {leaf.zh[2]: leaf.noun for leaf in LEAVES}
     variants = {en.lower(): zh for zh, en in (*COLOURS, *FLAVOURS, *SCENTS)}
@@ -188,7 +188,9 @@ def ndcg_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> f
     return dcg / idcg if idcg > 0 else 0.0
 
 
-def evaluate(backend: SearchBackend, queries: Iterable[Judged], *, k: int = 10) -> RelevanceReport:
+def evaluate(
+    backend: SearchBackend, queries: Iterable[Judged], *, k: int = 10
+) -> RelevanceReport:
     t0 = time.perf_counter()
     scores: list[tuple[Judged, float]] = []
     zero: list[str] = []
@@ -252,7 +254,9 @@ def evaluate_backends(
 
                 assert settings.opensearch_url, "OpenSearch URL required"
                 backend = OpenSearchBackend(
-                    settings.opensearch_url, index=f"{settings.opensearch_index}-eval", analyzer=analyzer
+                    settings.opensearch_url,
+                    index=f"{settings.opensearch_index}-eval",
+                    analyzer=analyzer,
                 )
             if engine:
                 backend = SearchEngine(backend, analyzer=analyzer, aids_root=Path(tmp) / "aids")

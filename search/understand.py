@@ -32,7 +32,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "lte",
         re.compile(
-            rf"{_CUR_BEFORE}{_NUM}{_CUR_AFTER}\s*(?:以下|以內|以内|之內|之内|內|内|或以下|below|or less)"
+            rf"{_CUR_BEFORE}{_NUM}{_CUR_AFTER}"
+            r"\s*(?:以下|以內|以内|之內|之内|內|内|或以下|below|or less)"
         ),
     ),
     (

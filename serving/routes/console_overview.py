@@ -12,14 +12,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from analytics.reports import build_report
 from analytics.search_service import search_report
-from data.errors import ShopRankError
-from recsys.reports import build_report
+from core.errors import ShopRankError
+from models.registry import Registry
 from serving.merch import merch, read_events_table
 from serving.routes.console import ConsoleDep, CsrfDep, page
 from serving.routes.search_reports import search_log
 from serving.state import Services
-from training.registry import Registry
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -289,7 +289,9 @@ def test_recent_reads_the_last_events_from_the_end_of_the_newest_days(tmp_path: 
     with EventLog(tmp_path / "events", sync=False) as log:
         log.append(events)
         for n in (0, 1, 7, 30, 99, 100, 500):
-            assert [e.event_id for e in log.recent(n)] == [e.event_id for e in events][-n or 100:][:n]
+            assert [e.event_id for e in log.recent(n)] == [e.event_id for e in events][-n or 100 :][
+                :n
+            ]
         day = log.partitions()[-1]
     lines = day.read_bytes().split(b"\n")[:-1]
     for block in (7, 64, 1 << 20):  # block edges inside lines

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cli.serve import DEMO_MODELS, _train_and_promote
+from core.settings import Settings
 from data.synthetic import ShopSpec, generate
-from serving.app_cli import DEMO_MODELS, _train_and_promote
-from serving.settings import Settings
-from training.registry import Registry
+from models.registry import Registry
 
 
 def test_demo_training_records_holdout_metrics(tmp_path: Path) -> None:
