@@ -35,6 +35,7 @@ from search.aids import CatalogAids
 from search.analysis import Analyzer, QueryPlan, normalize
 from search.backend import Progress, SearchBackend
 from search.dense import reciprocal_rank_fusion
+from search.errors import SearchError
 from search.query import MAX_RERANK_DEPTH, RangeFilter, SearchRequest, TermsFacet, TermsFilter
 from search.relax import Speller, corrected_text, relaxations
 from search.result import Relaxation, SearchHit, SearchResult, Suggestion
@@ -92,6 +93,13 @@ class SearchEngine:
     def name(self) -> str:  # type: ignore[override]
         return self.backend.name
 
+    def __getattr__(self, attr: str) -> object:
+        """Backend-specific attributes (``client``, ``alias``, ``root``, …) of the wrapped
+        backend."""
+        if attr == "backend":
+            raise AttributeError(attr)
+        return getattr(self.backend, attr)
+
     # ------------------------------------------------------------ aids
 
     def _generation(self) -> str:
@@ -119,7 +127,11 @@ class SearchEngine:
         return self._current()[0]
 
     def _store(self, aids: CatalogAids) -> None:
-        gen = self._generation()
+        try:
+            gen = self._generation()
+        except SearchError as exc:  # the index is written; only the aids wait for a rebuild
+            log.warning("search aids kept in memory only: %s", exc)
+            gen = ""
         if self.aids_root is not None and gen:
             aids.save(self.aids_root / gen)
             keep = {gen} | ({self._aids[0]} if self._aids else set())
@@ -191,10 +203,10 @@ class SearchEngine:
         self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None
     ) -> int:
         n = self.backend.upsert(items, popularity=popularity)
-        aids = self.aids()
-        if aids is not None:
+        cached = self._aids  # no lookup here: the write succeeded, nothing after it may fail
+        if cached is not None and cached[1] is not None:
             with self._lock:
-                aids.add(items)  # this process's copy; the next rebuild writes a fresh set
+                cached[1].add(items)  # this process's copy; the next rebuild writes a fresh set
         return n
 
     def delete(self, item_ids: Sequence[str]) -> int:
