@@ -17,8 +17,12 @@ price; 30% add a brand or price filter (multi-select facets then need extra aggr
 Texts repeat (at most 600 distinct), as shoppers' queries do, so the embedded backend's facet
 cache (counts per text + filters, dropped on every index change) answers part of the facet
 work: ``facet_repeat_share`` is the share of timed queries whose text + filters came earlier.
-``--no-facet-cache`` measures without it. ``--rerank-depth 50`` asks for the top 50 of every
-query, as the API does when it re-ranks for a user before cutting the page.
+``--no-facet-cache`` measures without it. ``--engine`` searches through
+`search.engine.SearchEngine` (price words, relaxation, hybrid retrieval; its aids are built
+after the index, included in the index time) and makes ``--shopper-share`` (20 %) of the
+texts hand-written shopper queries (`search.shopper_queries`), which relax or fall back.
+``--rerank-depth 50`` asks for the top 50 of every query, as the API does when it re-ranks
+for a user before cutting the page.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from data.loaders import iter_items  # noqa: E402
 from data.models import Item  # noqa: E402
 from search.analysis import Analyzer  # noqa: E402
 from search.backend import SearchBackend  # noqa: E402
+from search.engine import SearchEngine  # noqa: E402
 from search.query import SearchRequest  # noqa: E402
 from search.relevance import make_queries  # noqa: E402
 from search.result import SearchResult  # noqa: E402
+from search.shopper_queries import shopper_queries  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "search.json"
 
@@ -59,9 +65,15 @@ def ensure_shop(shop: Path, n_items: int) -> Path:
     return items
 
 
-def query_mix(items: list[Item], n: int, seed: int) -> list[SearchRequest]:
+def query_mix(
+    items: list[Item], n: int, seed: int, shopper_share: float = 0.0
+) -> list[SearchRequest]:
     rng = random.Random(seed)
     texts = [q.text for q in make_queries(items, min(n, 600), seed=seed)]
+    if shopper_share > 0:  # hand-written shopper queries: regional words, typos, price words
+        shopper = [q.text for q in shopper_queries(items)]
+        k = int(len(texts) * shopper_share / (1 - shopper_share))
+        texts += [shopper[i % len(shopper)] for i in range(k)]
     brands = sorted({i.brand for i in items if i.brand})
     l2 = sorted({i.category[1] for i in items if len(i.category) > 1})
     facets = ["brand", "category_l2", "price"]
@@ -201,8 +213,23 @@ def main() -> None:
         help="OpenSearch node (e.g. from scripts/opensearch start); omitted → embedded only",
     )
     ap.add_argument("--backends", default="embedded,opensearch")
-    ap.add_argument("--rerank-depth", type=int, default=None,
-                    help="ask for the top N of each query (the API re-ranks its top 50)")
+    ap.add_argument(
+        "--rerank-depth",
+        type=int,
+        default=None,
+        help="ask for the top N of each query (the API re-ranks its top 50)",
+    )
+    ap.add_argument(
+        "--engine",
+        action="store_true",
+        help="embedded: search through search.engine.SearchEngine (relaxation, hybrid)",
+    )
+    ap.add_argument(
+        "--shopper-share",
+        type=float,
+        default=0.2,
+        help="with --engine: share of query texts from search.shopper_queries",
+    )
     ap.add_argument(
         "--no-facet-cache",
         action="store_true",
@@ -217,7 +244,12 @@ def main() -> None:
 
     shop = args.shop or ROOT / "var" / "bench" / f"shop-{args.items}"
     items = list(iter_items(ensure_shop(shop, args.items)))[: args.items]
-    reqs = query_mix(items, args.queries + args.warmup, args.seed)
+    reqs = query_mix(
+        items,
+        args.queries + args.warmup,
+        args.seed,
+        shopper_share=args.shopper_share if args.engine else 0.0,
+    )
     if args.rerank_depth:
         reqs = [r.model_copy(update={"rerank_depth": args.rerank_depth}) for r in reqs]
     warm, timed = reqs[: args.warmup], reqs[args.warmup :]
@@ -238,6 +270,9 @@ def main() -> None:
                 )
                 name = kind + ("_no_facet_cache" if args.no_facet_cache else "")
                 name += f"_top{args.rerank_depth}" if args.rerank_depth else ""
+                if args.engine:  # price words, relaxation, hybrid retrieval (aids built per index)
+                    backend = SearchEngine(backend, analyzer=analyzer, aids_root=Path(tmp) / "aids")
+                    name += "_engine"
                 try:
                     results[name] = run_backend(
                         backend, items, warm + timed, len(warm), args.threads

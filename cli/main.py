@@ -55,12 +55,13 @@ def _register() -> None:
     from cli import merch as merch_cli
     from cli import retrain as retrain_cli
     from cli import search as search_cli
+    from cli import search_reports as search_reports_cli
     from cli import serve as app_cli
     from cli import simulate as simulate_cli
     from cli import training as training_cli
 
     for module in (data_cli, training_cli, retrain_cli, search_cli, merch_cli, analytics_cli,
-                   app_cli, simulate_cli):
+                   search_reports_cli, app_cli, simulate_cli):
         module.register(app)
 
 

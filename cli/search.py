@@ -167,8 +167,16 @@ def register(app: typer.Typer) -> None:
             console.print_json(result.model_dump_json())
             return
         rows = [
-            [result.offset + n + 1, h.item_id, _em_to_rich(h.highlighted_title), h.brand or "",
-             " > ".join(h.category), f"{h.price:,.0f} {h.currency}", h.stock, round(h.score, 3)]
+            [
+                result.offset + n + 1,
+                h.item_id,
+                _em_to_rich(h.highlighted_title),
+                h.brand or "",
+                " > ".join(h.category),
+                f"{h.price:,.0f} {h.currency}",
+                h.stock,
+                round(h.score, 3),
+            ]
             for n, h in enumerate(result.hits)
         ]
         console.print(
@@ -180,10 +188,13 @@ def register(app: typer.Typer) -> None:
             )
         )
         for field, values in result.facets.items():
-            console.print(table(
-                f"facet {field}", ["value", "count", "selected"],
-                [[v.value, v.count, "✓" if v.selected else ""] for v in values],
-            ))
+            console.print(
+                table(
+                    f"facet {field}",
+                    ["value", "count", "selected"],
+                    [[v.value, v.count, "✓" if v.selected else ""] for v in values],
+                )
+            )
 
     @app.command("suggest")
     def suggest_cmd(
@@ -199,8 +210,13 @@ def register(app: typer.Typer) -> None:
             got = backend.suggest(prefix, size)
         finally:
             backend.close()
-        console.print(table(f"suggestions for {prefix!r}", ["kind", "text", "items"],
-                            [[s.kind, s.text, s.count] for s in got]))
+        console.print(
+            table(
+                f"suggestions for {prefix!r}",
+                ["kind", "text", "items"],
+                [[s.kind, s.text, s.count] for s in got],
+            )
+        )
 
     @app.command("search-eval")
     def search_eval_cmd(
@@ -223,6 +239,20 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option("--out", help="Write the report JSON here.")
         ] = None,
+        query_set: Annotated[
+            str,
+            typer.Option(
+                "--set",
+                help="generated (from the title templates) or shopper "
+                "(hand-written, judged by rules).",
+            ),
+        ] = "generated",
+        bare: Annotated[
+            bool,
+            typer.Option(
+                "--bare", help="Search the backend alone: no price words, relaxation or hybrid."
+            ),
+        ] = False,
     ) -> None:
         """NDCG@k of search on the synthetic shop, per backend and query group."""
         import json
@@ -247,9 +277,18 @@ def register(app: typer.Typer) -> None:
                 "--backend opensearch needs SHOPRANK_OPENSEARCH_URL "
                 "(start one with scripts/opensearch start)"
             )
+        if query_set not in ("generated", "shopper"):
+            fail(f"--set must be generated or shopper, not {query_set!r}")
         report = evaluate_backends(
-            path, kinds[backend], settings=s, n_queries=queries, seed=seed, k=k
-        )
+            path,
+            kinds[backend],
+            settings=s,
+            n_queries=queries,
+            seed=seed,
+            k=k,
+            query_set=query_set,
+            engine=not bare,
+        )  # type: ignore[arg-type]
         groups = sorted({g for r in report.values() for g in r.by_group})
         rows = [
             [
@@ -268,6 +307,11 @@ def register(app: typer.Typer) -> None:
                 rows,
             )
         )
+        for name, r in report.items():
+            console.print(
+                f"{name}: {len(r.zero_results)} queries without results"
+                + (f" ({', '.join(r.zero_results)})" if r.zero_results else "")
+            )
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(

@@ -46,7 +46,8 @@ def _fresh_metrics_dir(settings: Settings) -> Path:
 
 def _train_and_promote(settings: Settings) -> dict[str, str]:
     """Train, register and promote the demo models with the real train job (as
-    ``shoprank train --promote`` does, with demo-sized parameters and no holdout pass)."""
+    ``shoprank train --promote`` does, with demo-sized parameters and a holdout pass on at
+    most 2,000 users for the offline metrics)."""
     from tqdm import tqdm
 
     from training.config import ModelEntry, default_config
@@ -54,8 +55,10 @@ def _train_and_promote(settings: Settings) -> dict[str, str]:
 
     cfg = default_config(settings.data_dir)
     cfg.models = [ModelEntry(name=n, algorithm=n, params=p) for n, p in DEMO_MODELS.items()]
-    cfg.train.holdout_metrics = False
-    with tqdm(total=len(DEMO_MODELS) + 2, desc="train", unit="step", leave=False) as bar:
+    # a holdout pass on a sample of users, so the console's models page shows offline metrics
+    cfg.train.holdout_metrics = True
+    cfg.evaluation.max_users = min(cfg.evaluation.max_users or 2000, 2000)
+    with tqdm(total=2 * len(DEMO_MODELS) + 3, desc="train", unit="step", leave=False) as bar:
 
         def say(msg: str) -> None:
             bar.set_postfix_str(msg)

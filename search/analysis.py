@@ -33,11 +33,13 @@ A one-way rule keeps the original term (it expands, it does not replace).
 
 from __future__ import annotations
 
+import difflib
 import html
 import logging
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -65,6 +67,10 @@ _TOKEN_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 _CJK_RE = re.compile(rf"^[{_CJK}]+$")
 
 DEFAULT_SYNONYMS = "synonyms.txt"
+DEFAULT_VARIANTS = "variants.txt"
+"""Regional shopping vocabulary shipped with the package (Taiwan / Hong Kong / mainland
+words, colour and size families), applied with any synonyms file."""
+PLAN_CACHE_SIZE = 4096
 SYNONYM_BOOST = 0.8
 """Weight of a synonym's matches relative to the typed words (exact wording ranks first)."""
 STOP_CHARS = frozenset("的了之与及和或")
@@ -81,6 +87,32 @@ def _converter() -> opencc.OpenCC:
     import opencc
 
     return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=4)
+def _phrase_converter(config: str) -> opencc.OpenCC:
+    import opencc
+
+    return opencc.OpenCC(config)
+
+
+def regional_forms(text: str) -> list[str]:
+    """The text in the other regions' phrasing, normalized, when OpenCC's phrase-level
+    conversions change it: mainland → Taiwan (``s2twp``: 笔记本电脑 → 筆記型電腦, 智能手表 →
+    智慧手錶) and Taiwan → mainland (``tw2sp``: 筆記型電腦 → 笔记本电脑, 滑鼠 → 鼠标)."""
+    if not text or not any(is_cjk(c) for c in text):
+        return []
+    base = normalize(text)
+    lowered = unicodedata.normalize("NFKC", text).lower()
+    out: list[str] = []
+    for form in (
+        _converter().convert(_phrase_converter("s2twp").convert(base)),
+        _phrase_converter("tw2sp").convert(_phrase_converter("s2t").convert(lowered)),
+    ):
+        form = normalize(form)
+        if form != base and form not in out:
+            out.append(form)
+    return out
 
 
 def normalize(text: str) -> str:
@@ -248,10 +280,16 @@ class QueryPlan:
     """(category key, boost): runs of query words, or one word's synonyms, that spell a
     whole category name (`category_key`); boost 1.0 typed, `SYNONYM_BOOST` synonym."""
 
+    any_clause: bool = False
+    """Match documents with any one clause (the last relaxation step) instead of the
+    default share."""
+
     @property
     def minimum_should_match(self) -> int:
-        """All clauses up to 3; above that, 3 in 4 (rounded up)."""
+        """All clauses up to 3; above that, 3 in 4 (rounded up); 1 with ``any_clause``."""
         n = len(self.clauses)
+        if self.any_clause:
+            return min(n, 1)
         return n if n <= 3 else -(-3 * n // 4)
 
     @property
@@ -288,6 +326,14 @@ class Synonyms:
     @property
     def max_len(self) -> int:
         return max((len(k) for k in self.table), default=0)
+
+    def merged(self, other: Synonyms) -> Synonyms:
+        """Both tables: a key of both finds what either lists (this table's order first)."""
+        table = dict(self.table)
+        for k, vs in other.table.items():
+            mine = table.get(k, (k,))
+            table[k] = mine + tuple(v for v in vs if v not in mine)
+        return Synonyms(table)
 
     def cjk_words(self) -> set[str]:
         return {w for k in self.table for w in k if is_cjk(w)} | {
@@ -336,10 +382,17 @@ def _word_tokens(word: Word) -> list[str]:
 class Analyzer:
     """Query analysis with a synonym table. Thread-safe; build one per backend."""
 
-    def __init__(self, synonyms: Synonyms | None = None) -> None:
+    def __init__(self, synonyms: Synonyms | None = None, *, regional: bool = True) -> None:
+        """``regional``: also apply the shipped regional variants (`DEFAULT_VARIANTS`) and
+        OpenCC's phrase conversions (`regional_forms`) to queries."""
+        self.regional = regional
         self.synonyms = synonyms or Synonyms()
+        if regional:
+            self.synonyms = self.synonyms.merged(regional_variants())
         self._jieba: jieba.Tokenizer | None = None
         self._lock = threading.Lock()
+        self._plans: OrderedDict[tuple[str, bool], QueryPlan] = OrderedDict()
+        self._plans_lock = threading.Lock()
 
     @classmethod
     def from_file(cls, path: Path | None) -> Analyzer:
@@ -389,26 +442,62 @@ class Analyzer:
         return out or dropped
 
     def plan(self, text: str, *, typo_tolerance: bool = True) -> QueryPlan:
-        """The query plan for ``text`` (see `search.backend` for how backends run it)."""
+        """The query plan for ``text`` (see `search.backend` for how backends run it).
+        Plans are cached (`PLAN_CACHE_SIZE` per analyzer): they are immutable."""
+        key = (text, typo_tolerance)
+        with self._plans_lock:
+            got = self._plans.get(key)
+            if got is not None:
+                self._plans.move_to_end(key)
+                return got
+        plan = self._plan(text, typo_tolerance=typo_tolerance)
+        with self._plans_lock:
+            self._plans[key] = plan
+            while len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
+
+    def _regional_table(
+        self, text: str, words: list[Word]
+    ) -> dict[tuple[Word, ...], tuple[tuple[Word, ...], ...]]:
+        """Per-query variants from `regional_forms`: each run of query words that a phrase
+        conversion rewrote → itself and the rewritten words."""
+        if not self.regional:
+            return {}
+        extra: dict[tuple[Word, ...], tuple[tuple[Word, ...], ...]] = {}
+        for form in regional_forms(text):
+            other = self.words(form)
+            ops = difflib.SequenceMatcher(a=words, b=other, autojunk=False).get_opcodes()
+            for op, i1, i2, j1, j2 in ops:
+                if op != "replace":
+                    continue
+                k, v = tuple(words[i1:i2]), tuple(other[j1:j2])
+                have = extra.get(k) or self.synonyms.table.get(k) or (k,)
+                if v not in have:
+                    extra[k] = (*have, v)
+        return extra
+
+    def _plan(self, text: str, *, typo_tolerance: bool = True) -> QueryPlan:
         normalized = normalize(text)
         words = self.words(normalized)
+        extra = self._regional_table(text, words)
         clauses: list[Clause] = []
         spans: list[tuple[Word, ...]] = []
         names: dict[str, float] = {}
         i = 0
-        max_len = self.synonyms.max_len
+        max_len = max(self.synonyms.max_len, max((len(k) for k in extra), default=0))
         while i < len(words):
             match: tuple[tuple[Word, ...], int] | None = None
             for k in range(min(max_len, len(words) - i), 0, -1):
                 key = tuple(words[i : i + k])
-                if key in self.synonyms.table:
+                if key in extra or key in self.synonyms.table:
                     match = (key, k)
                     break
             if match is None:
                 variants: tuple[tuple[Word, ...], ...] = ((words[i],),)
                 step = 1
             else:
-                variants = self.synonyms.table[match[0]]
+                variants = extra.get(match[0]) or self.synonyms.table[match[0]]
                 step = match[1]
             alts: list[Alternative] = []
             seen: set[tuple[str, ...]] = set()
@@ -447,7 +536,10 @@ def _parse_terms(part: str, analyzer: Analyzer, where: str) -> list[tuple[Word, 
         raw = raw.strip()
         if not raw:
             continue
-        words = tuple(analyzer.words(normalize(raw)))
+        norm = normalize(raw)
+        # a Chinese term is one word (the query segmenter learns it: `Synonyms.cjk_words`),
+        # so it is found whole in queries and matched as the phrase of its bigrams
+        words = (norm,) if is_cjk(norm) else tuple(analyzer.words(norm))
         if not words:
             raise SynonymsFileError(f"{where}: {raw!r} has no searchable characters; remove it")
         terms.append(words)
@@ -457,7 +549,7 @@ def _parse_terms(part: str, analyzer: Analyzer, where: str) -> list[tuple[Word, 
 def parse_synonyms(lines: Iterable[str], source: str = "synonyms") -> Synonyms:
     """Parse synonym rules (see the module docstring). Raises `SynonymsFileError` naming the
     line of a bad rule."""
-    plain = Analyzer()  # segment terms without synonyms
+    plain = Analyzer(regional=False)  # segment terms without synonyms
     groups: list[tuple[list[tuple[Word, ...]], list[tuple[Word, ...]]]] = []
     for n, line in enumerate(lines, start=1):
         line = line.split("#", 1)[0].strip()
@@ -501,6 +593,13 @@ def load_synonyms(path: Path | None) -> Synonyms:
     except UnicodeDecodeError as exc:
         raise SynonymsFileError(f"synonyms file {path} is not UTF-8; save it as UTF-8") from exc
     return parse_synonyms(text.splitlines(), str(path))
+
+
+@lru_cache(maxsize=1)
+def regional_variants() -> Synonyms:
+    """The shipped regional variants list (`DEFAULT_VARIANTS`)."""
+    text = resources.files("search").joinpath(DEFAULT_VARIANTS).read_text(encoding="utf-8")
+    return parse_synonyms(text.splitlines(), DEFAULT_VARIANTS)
 
 
 @lru_cache(maxsize=1)

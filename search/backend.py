@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from data.models import Item
+from search.analysis import QueryPlan
 from search.query import SearchRequest
 from search.result import SearchResult, Suggestion
 
@@ -118,8 +119,10 @@ class SearchBackend(Protocol):
         """Partial update without re-sending the item. False when the item is unknown."""
         ...
 
-    def search(self, request: SearchRequest) -> SearchResult:
-        """Answer one request (see the module docstring for the semantics)."""
+    def search(self, request: SearchRequest, plan: QueryPlan | None = None) -> SearchResult:
+        """Answer one request (see the module docstring for the semantics). ``plan``, when
+        given, replaces the analyzer's plan of ``request.text`` (relaxed queries run this
+        way: `search.engine.SearchEngine`)."""
         ...
 
     def suggest(self, prefix: str, size: int = 10) -> list[Suggestion]:

@@ -70,6 +70,7 @@ SCORE_SCALE = 1.0 + BM25_K1
 """Lucene's BM25 drops the constant (k1 + 1) factor that tantivy keeps; boosting by it puts
 both engines' scores (and so the fixed fuzzy score next to them) on one scale."""
 BULK_CHUNK = 1000
+GENERATION_TTL_SECONDS = 2.0
 _SUGGEST_KINDS = ("brand", "category", "title")
 _SUGGEST_SEP = "\x1f"
 _HIT_SOURCE = ("item_id", "title_raw", "brand", "category_path", "price", "currency", "stock",
@@ -352,6 +353,7 @@ class OpenSearchBackend:
         self._client_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
+        self._generation: tuple[str, float] | None = None
 
     # ------------------------------------------------------------ plumbing
 
@@ -431,6 +433,18 @@ class OpenSearchBackend:
             return []
         return sorted(found)
 
+    def generation(self) -> str:
+        """The concrete index behind the alias (changes with every `rebuild`); looked up at
+        most every `GENERATION_TTL_SECONDS`, '' when there is no index."""
+        now = time.monotonic()
+        cached = self._generation
+        if cached is not None and now - cached[1] < GENERATION_TTL_SECONDS:
+            return cached[0]
+        found = self._indices()
+        name = found[0] if found else ""
+        self._generation = (name, now)
+        return name
+
     def _generations(self) -> list[str]:
         """Every index this backend created for the alias, oldest first."""
         found = self._call("index listing", self.client.indices.get, index=f"{self.alias}-*",
@@ -451,6 +465,7 @@ class OpenSearchBackend:
         name = self._new_index()
         self._call("alias creation", self.client.indices.update_aliases,
                    body={"actions": [{"add": {"index": name, "alias": self.alias}}]})
+        self._generation = None
         return name
 
     def _actions(
@@ -559,6 +574,7 @@ class OpenSearchBackend:
             self._call("alias swap", self.client.indices.update_aliases, body={"actions": actions})
             stale = [g for g in self._generations() if g != new and g not in old]
             self._drop(stale)
+            self._generation = None  # this process sees the new index at once
             log.info("OpenSearch index rebuilt: %d items in %s (alias %s)", n, new, self.alias)
             return n
 
@@ -660,9 +676,10 @@ class OpenSearchBackend:
         plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
         return search_body(request, plan)
 
-    def search(self, request: SearchRequest) -> SearchResult:
+    def search(self, request: SearchRequest, plan: QueryPlan | None = None) -> SearchResult:
         t0 = time.perf_counter()
-        plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
+        if plan is None:
+            plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
         body = search_body(request, plan)
         resp = self._call("search", self.client.search, index=self.alias, body=body,
                           request_timeout=self._read_timeout)

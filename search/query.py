@@ -30,7 +30,8 @@ MAX_RESULT_WINDOW = 10_000
 MAX_RERANK_DEPTH = 1_000
 
 TermsField = Literal[
-    "category", "category_l1", "category_l2", "category_l3", "brand", "tags", "merchant_id"
+    "category", "category_l1", "category_l2", "category_l3", "brand", "tags", "merchant_id",
+    "item_id",
 ]
 RangeField = Literal["price", "rating", "stock"]
 BoolField = Literal["in_stock", "is_active"]

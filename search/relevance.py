@@ -21,12 +21,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from data.models import Item
 from search.analysis import Analyzer, normalize
 from search.backend import SearchBackend
+from search.engine import SearchEngine
 from search.query import SearchRequest
+from search.shopper_queries import shopper_queries
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -63,6 +65,19 @@ class LabeledQuery:
     """item_id → grade (1 or 2), over active items."""
 
 
+class Judged(Protocol):
+    """A query with graded relevance: `LabeledQuery` or `search.shopper_queries.ShopperQuery`."""
+
+    text: str
+    group: str
+    relevant: dict[str, int]
+
+
+QuerySet = Literal["generated", "shopper"]
+"""``generated``: `make_queries` (from the title templates); ``shopper``: the hand-written
+`search.shopper_queries` set."""
+
+
 @dataclass
 class RelevanceReport:
     backend: str
@@ -72,6 +87,8 @@ class RelevanceReport:
     by_group: dict[str, float]
     seconds: float
     worst: list[tuple[str, float]] = field(default_factory=list)
+    zero_results: list[str] = field(default_factory=list)
+    """Queries that found nothing."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -172,12 +189,15 @@ def ndcg_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> f
 
 
 def evaluate(
-    backend: SearchBackend, queries: Iterable[LabeledQuery], *, k: int = 10
+    backend: SearchBackend, queries: Iterable[Judged], *, k: int = 10
 ) -> RelevanceReport:
     t0 = time.perf_counter()
-    scores: list[tuple[LabeledQuery, float]] = []
+    scores: list[tuple[Judged, float]] = []
+    zero: list[str] = []
     for q in queries:
         hits = backend.search(SearchRequest(text=q.text, size=k)).hits
+        if not hits:
+            zero.append(q.text)
         scores.append((q, ndcg_at_k([h.item_id for h in hits], q.relevant, k)))
     by_group: dict[str, list[float]] = defaultdict(list)
     for q, s in scores:
@@ -192,6 +212,7 @@ def evaluate(
         by_group={g: round(sum(v) / len(v), 4) for g, v in sorted(by_group.items())},
         seconds=round(time.perf_counter() - t0, 2),
         worst=worst,
+        zero_results=zero,
     )
 
 
@@ -203,14 +224,22 @@ def evaluate_backends(
     n_queries: int = 300,
     seed: int = 7,
     k: int = 10,
+    query_set: QuerySet = "generated",
+    engine: bool = True,
 ) -> dict[str, RelevanceReport]:
     """Index ``items_path`` into a fresh index per backend kind and evaluate each one on the
     same labeled queries. The embedded index lives in a temporary folder; OpenSearch uses
-    the index name ``<opensearch_index>-eval``."""
+    the index name ``<opensearch_index>-eval``. ``engine``: search through
+    `search.engine.SearchEngine` (price words, relaxation, hybrid) as the API does; False
+    measures the bare backend."""
     from data.loaders import iter_items
 
     items = list(iter_items(items_path))
-    queries = make_queries(items, n_queries, seed=seed)
+    queries: Sequence[Judged]
+    if query_set == "shopper":
+        queries = shopper_queries(items)
+    else:
+        queries = make_queries(items, n_queries, seed=seed)
     analyzer = Analyzer.from_file(settings.synonyms_file)
     reports: dict[str, RelevanceReport] = {}
     for kind in kinds:
@@ -229,6 +258,8 @@ def evaluate_backends(
                     index=f"{settings.opensearch_index}-eval",
                     analyzer=analyzer,
                 )
+            if engine:
+                backend = SearchEngine(backend, analyzer=analyzer, aids_root=Path(tmp) / "aids")
             try:
                 backend.rebuild(items)
                 reports[kind] = evaluate(backend, queries, k=k)

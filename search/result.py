@@ -71,6 +71,20 @@ class FacetValue(_Model):
     """Upper bound of a range bucket (exclusive); None for terms or an open bucket."""
 
 
+class Relaxation(_Model):
+    """How a query that found too little was loosened (`search.relax`)."""
+
+    steps: tuple[str, ...]
+    """The steps taken, in order: ``spelling``, ``drop_unknown``, ``drop_brand_colour``,
+    ``any_word``."""
+    dropped: tuple[str, ...] = ()
+    """Query words no longer required (normalized)."""
+    corrected: dict[str, str] = Field(default_factory=dict)
+    """Typed word → the catalog's word used instead."""
+    query: str = ""
+    """The words the relaxed query required (normalized; with ``any_word``, any of them)."""
+
+
 class SearchResult(_Model):
     hits: list[SearchHit]
     total: int
@@ -83,6 +97,15 @@ class SearchResult(_Model):
     requested order, zero counts included."""
     took_ms: float = 0.0
     backend: str = ""
+    relaxation: Relaxation | None = None
+    """Set when the strict query found too little and a relaxed one answered."""
+    suggestion: str | None = None
+    """"Did you mean": the text with words absent from the catalog replaced by the
+    catalog's nearest words (None when every word is known or nothing is near)."""
+    price_filter: dict[str, float] | None = None
+    """Price bounds read from the text (``500元以下`` → ``{"lte": 500}``), applied as a filter."""
+    dense_hits: int = 0
+    """Hits the dense retriever added that lexical matching did not find."""
 
 
 class Suggestion(_Model):

@@ -199,6 +199,10 @@ class TantivyBackend:
             self._current_stamp = stamp
             return self._gen
 
+    def generation(self) -> str:
+        """The live generation's name (changes with every `rebuild`)."""
+        return self._live().name
+
     def _current_version(self, gen: _Generation) -> int:
         """The generation's state: when a commit (here or in another process) rewrote its
         ``meta.json``, reload its searchers now and bump the version caches key on."""
@@ -605,14 +609,15 @@ class TantivyBackend:
 
     # -- search
 
-    def search(self, request: SearchRequest) -> SearchResult:
+    def search(self, request: SearchRequest, plan: QueryPlan | None = None) -> SearchResult:
         import tantivy
 
         t0 = time.perf_counter()
         gen = self._live()
         version = self._current_version(gen)
         searcher = gen.index.searcher()
-        plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
+        if plan is None:
+            plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
         vocab = self._vocabulary(gen, searcher, version) if plan.fuzzy_tokens() else None
         text_q = self._text_query(plan, vocab)
         query = self._query(text_q, request.filters_by_field())
@@ -623,8 +628,7 @@ class TantivyBackend:
         facets: dict[str, list[FacetValue]] = {}
         total: int | None = None
         if request.facets:
-            key = (request.text, request.typo_tolerance, request.filters, request.facets,
-                   request.include_inactive)
+            key = (plan, request.filters, request.facets, request.include_inactive)
             got = self._cached_facets((gen.name, version), key)
             if got is None:
                 got = self._facets(searcher, request, text_q, query)

@@ -48,8 +48,11 @@ ROUTERS: tuple[str, ...] = (
     "rules",
     "experiments",
     "reports",
+    "search_reports",
     "console",
     "segments",
+    "console_search",
+    "console_overview",
 )
 """Modules under ``serving.routes``, each exposing ``router``."""
 

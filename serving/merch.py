@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from analytics.search_log import SqliteSearchLog
 from data.models import Event
 from merch.experiment_store import SqliteExperimentStore
 from merch.experiments import AssignOnly, ExperimentService
@@ -58,6 +59,7 @@ def install_merchandising(services: Services) -> Merch:
     services.experiments = experiments
     m = Merch(rules, experiments, requests)
     services.extras["merch"] = m
+    services.extras["search_log"] = SqliteSearchLog.in_state_dir(state)
     log.info(
         "merchandising ready: %d rules, %d experiments",
         len(rules.all_rules()),

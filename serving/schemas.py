@@ -99,9 +99,30 @@ class FacetValueOut(_Out):
     lt: float | None = None
 
 
+class RelaxationOut(_Out):
+    steps: list[str] = Field(
+        description="spelling, drop_unknown, drop_brand_colour, any_word (in order)."
+    )
+    dropped: list[str] = Field(default_factory=list, description="Query words no longer required.")
+    corrected: dict[str, str] = Field(
+        default_factory=dict, description="Typed word → catalog word."
+    )
+    query: str = Field(default="", description="The words the relaxed query required.")
+
+
 class SearchOut(_Out):
     request_id: str
     query: str
+    relaxed: bool = Field(
+        default=False, description="The strict query found nothing; a relaxed one answered."
+    )
+    relaxation: RelaxationOut | None = None
+    suggestion: str | None = Field(
+        default=None, description="Did you mean: the query in the catalog's words."
+    )
+    price_filter: dict[str, float] | None = Field(
+        default=None, description="Price bounds read from the query text (500元以下 → lte 500)."
+    )
     rewritten_query: str | None = Field(
         default=None, description="Set when a rule rewrote the query."
     )
@@ -178,8 +199,10 @@ class ItemsUpsertOut(_Out):
     upserted: int
     indexed: bool = Field(description="Whether the search index was updated too.")
     index_pending: int = Field(
-        default=0, description="Catalog changes waiting for an unreachable search index; they "
-        "are retried in the background until it has them (0 when indexed).")
+        default=0,
+        description="Catalog changes waiting for an unreachable search index; they "
+        "are retried in the background until it has them (0 when indexed).",
+    )
 
 
 class ItemOut(_Out):
@@ -229,13 +252,18 @@ class UserErasedOut(_Out):
     events_erased: int = Field(description="The user's events removed from the event log.")
     profile_erased: bool = Field(description="Whether the user had a profile.")
     shop_file_records_erased: int = Field(
-        default=0, description="The user's lines of the shop's users file and events of its events "
-        "file (what the shop was loaded from), removed from those files.")
+        default=0,
+        description="The user's lines of the shop's users file and events of its events "
+        "file (what the shop was loaded from), removed from those files.",
+    )
     served_requests_anonymized: int = Field(
-        default=0, description="Requests served to the user, kept for the experiments' counts "
-        "without the user id and the query.")
+        default=0,
+        description="Requests served to the user, kept for the experiments' counts "
+        "without the user id and the query.",
+    )
     cached_feeds_dropped: int = Field(
-        default=0, description="Feed pages kept for the user, dropped.")
+        default=0, description="Feed pages kept for the user, dropped."
+    )
 
 
 # ------------------------------------------------------------------ models

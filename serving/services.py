@@ -6,6 +6,9 @@ preview and a bench call the same code.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from analytics.search_log import SqliteSearchLog
 from core.settings import Settings
 from data.catalog import Catalog
 from ranking.hooks import RulesHook
@@ -15,7 +18,7 @@ from search.backend import SearchBackend
 from search.query import SearchRequest
 from serving.errors import Unavailable
 from serving.render import reason_out
-from serving.schemas import FacetValueOut, SearchHitOut, SearchOut
+from serving.schemas import FacetValueOut, RelaxationOut, SearchHitOut, SearchOut
 
 
 def search_backend(backend: SearchBackend | None) -> SearchBackend:
@@ -35,8 +38,11 @@ def run_search(
     settings: Settings,
     debug: bool,
     request_id: str,
+    search_log: SqliteSearchLog | None = None,
 ) -> SearchOut:
-    """One search, all stages (:func:`ranking.search.rank_search`), rendered for the API."""
+    """One search, all stages (:func:`ranking.search.rank_search`), rendered for the API.
+    ``search_log``: where storefront searches are logged for search analytics (rule
+    previews and the console's own searches pass none)."""
     tuning = SearchTuning(
         personalization_weight=settings.search_personalization_weight,
         personalization_top_n=settings.search_personalization_top_n,
@@ -78,9 +84,19 @@ def run_search(
         ranked.rewrite,
         ranked.text,
     )
+    relax = result.relaxation
+    if search_log is not None and req.text:
+        search_log.record(
+            request_id=request_id, at=datetime.now(UTC), user_id=req.user_id, query=req.text,
+            total=result.total, relaxed=relax is not None, hit_ids=[h.item_id for h in out_hits],
+        )
     return SearchOut(
         request_id=request_id,
         query=req.text,
+        relaxed=relax is not None,
+        relaxation=RelaxationOut(**relax.model_dump()) if relax is not None else None,
+        suggestion=result.suggestion,
+        price_filter=result.price_filter,
         rewritten_query=text if text != req.text else None,
         redirect=rewrite.redirect if rewrite is not None else None,
         total=result.total,

@@ -340,6 +340,9 @@ class Services:
             close_cache()
         if self.pipeline.learned is not None:
             self.pipeline.learned.close()
+        close_log = getattr(self.extras.get("search_log"), "close", None)
+        if close_log is not None:
+            close_log()  # writes the searches still buffered
 
 
 def _load_catalog(settings: Settings) -> Catalog:

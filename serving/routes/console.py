@@ -187,7 +187,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
         )
     if not key or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
         return page("login.html", 401, error="That is not the admin key.", disabled=False)
-    resp = _redirect("/console/search")
+    resp = _redirect("/console/overview")
     for name, value in ((COOKIE, key), (SESSION_COOKIE, secrets.token_urlsafe(24))):
         resp.set_cookie(
             name,
@@ -212,7 +212,7 @@ def logout(services: ConsoleDep) -> Response:
 @router.get("")
 @router.get("/")
 def home(services: ConsoleDep) -> Response:
-    return _redirect("/console/search")
+    return _redirect("/console/overview")
 
 
 # ---------------------------------------------------------------------------- search
@@ -297,6 +297,9 @@ def search_page(
                     "took_ms",
                     "experiment",
                     "variant",
+                    "relaxation",
+                    "suggestion",
+                    "price_filter",
                 )
             }
     except ShopRankError as exc:

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
+from analytics.search_log import SqliteSearchLog
 from data.models import CATEGORY_SEPARATOR
 from search.query import SearchRequest, SortMode, TermsFilter
 from serving.deps import Storefront, StorefrontCtx
@@ -112,7 +113,9 @@ def autocomplete(request: Request, ctx: StorefrontCtx) -> AutocompleteOut:
 
 def _search(ctx: Storefront, req: SearchRequest, debug: bool) -> SearchOut:
     svc = ctx.services
+    log = svc.extras.get("search_log")
     return run_search(
         req, backend=svc.search, pipeline=svc.pipeline, rules=svc.rules, catalog=svc.catalog,
         settings=svc.settings, debug=debug, request_id=ctx.request_id,
+        search_log=log if isinstance(log, SqliteSearchLog) else None,
     )

@@ -64,6 +64,9 @@ def erase_user(
     known, served = services.forget_user(user_id)
     shop = erase_from_shop_files(services.settings.data_dir, user_id)
     feeds = services.feed_cache.forget_user(user_id)
+    search_log = services.extras.get("search_log")
+    if search_log is not None:  # their searches keep their counts, lose user id and text
+        search_log.forget_user(user_id)  # type: ignore[attr-defined]
     drop_profile_cache(services.settings.state_dir)
     n = erased if isinstance(erased, int) else 0
     return UserErasedOut(

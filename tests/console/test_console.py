@@ -64,7 +64,8 @@ def login(pg, live: MerchLive) -> None:  # type: ignore[no-untyped-def]
     assert pg.url.endswith("/console/login")
     pg.fill("input[name=key]", ADMIN_KEY)
     pg.click("#login button[type=submit]")
-    pg.wait_for_url("**/console/search")
+    pg.wait_for_url("**/console/overview")  # the console opens on its dashboard
+    pg.goto(f"{live.url}/console/search")
 
 
 def save(pg, rule_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -226,3 +227,61 @@ def test_models_page_promotes_and_rolls_back(page, merch_live: MerchLive) -> Non
         assert reg.current_version("popularity") == v1
     finally:
         live.services.models = saved  # the other tests keep the in-memory models
+
+
+def test_overview_and_search_analytics_show_failing_and_clicked_queries(
+    page, merch_live: MerchLive
+) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+    from datetime import UTC, datetime
+
+    live = merch_live
+    with live.storefront() as api:
+        failing = api.get("/v1/search", params={"q": "qqzzxx"}).json()
+        assert failing["total"] == 0
+        found = api.get("/v1/search", params={"q": "手提電腦"}).json()  # HK word, TW titles
+        assert found["hits"] and found["relaxed"] is False
+        clicked = found["hits"][2]["item_id"]
+        r = api.post(
+            "/v1/events",
+            json={
+                "events": [
+                    {
+                        "event_id": uuid.uuid4().hex,
+                        "user_id": "console-shopper",
+                        "item_id": clicked,
+                        "type": "click",
+                        "timestamp": datetime.now(UTC).isoformat(),
+                        "context": {"request_id": found["request_id"]},
+                    }
+                ]
+            },
+        )
+        assert r.status_code in (200, 202), r.text
+    login(page, live)
+    page.goto(f"{live.url}/console/overview")
+    assert [r.inner_text() for r in page.locator("#kpis tbody th").all()] == [
+        "today",
+        "last 30 days",
+    ]
+    assert "qqzzxx" in page.inner_text("#failing-searches")
+    assert "手提电脑" in page.inner_text("#top-searches")
+    models = page.locator("#serving-models tbody tr")
+    assert models.count() == len(live.services.models.versions) > 0
+    shot(page, "11-overview")
+    page.click("nav >> text=Search analytics")
+    page.wait_for_url("**/console/search-analytics")
+    assert page.locator("#search-charts svg").count() == 3
+    row = page.locator("#top-queries tr", has_text="手提电脑")
+    cells = [c.inner_text() for c in row.locator("td").all()]
+    assert cells[4] != "0.0 %" and cells[5] == "3.0"  # clicked: the third hit
+    assert "qqzzxx" in page.inner_text("#no-result-queries")
+    shot(page, "12-search-analytics")
+    # the search page says when and how a query was relaxed, and offers the spelling
+    page.goto(f"{live.url}/console/search?q=Kiddo+sneekers")
+    page.wait_for_selector("#results li.item")
+    note = page.inner_text("#relaxed")
+    assert "spelling" in note and "sneekers" in note and "sneaker" in note
+    assert page.inner_text("#did-you-mean a") == "kiddo sneaker"
+    assert "運動鞋" in page.locator("#results li.item .meta").first.inner_text()
+    shot(page, "13-search-relaxed")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from datetime import UTC, datetime
 
 import httpx
 
@@ -315,3 +317,40 @@ def test_consent_and_erasure(admin: httpx.Client, client: httpx.Client, live: Li
     assert not [
         r for r in journal if r["op"] == "upsert" and r["user"]["user_id"] == user
     ]  # attributes gone
+
+
+def test_search_says_how_it_relaxed_and_suggests(client: httpx.Client) -> None:
+    # the synthetic shop's titles are Taiwan-written: 智慧手錶, 跑步鞋
+    strict = client.get("/v1/search", params={"q": "智能手表"}).json()
+    assert strict["total"] > 0 and strict["relaxed"] is False and "relaxation" not in strict
+    assert all(h["category"][-1] == "智慧手錶" for h in strict["hits"])
+    relaxed = client.get("/v1/search", params={"q": "Kiddo sneekers"}).json()
+    assert relaxed["relaxed"] is True
+    assert relaxed["relaxation"]["corrected"] == {"sneekers": "sneaker"}
+    assert relaxed["suggestion"] == "kiddo sneaker"
+    assert relaxed["hits"] and all("運動鞋" in h["category"] for h in relaxed["hits"][:5])
+    priced = client.post("/v1/search", json={"text": "藍牙耳機 1000元以下", "size": 20}).json()
+    assert priced["price_filter"] == {"lte": 1000.0}
+    assert priced["hits"] and all(h["price"] <= 1000 for h in priced["hits"])
+
+
+def test_search_report_links_searches_to_clicks(client: httpx.Client, admin: httpx.Client) -> None:
+    query = f"連衣裙 {uuid.uuid4().hex[:6]}"  # a query of its own: other tests search too
+    first = client.get("/v1/search", params={"q": query}).json()
+    assert first["hits"], first
+    nothing = client.get("/v1/search", params={"q": "qqzzxx"}).json()
+    assert nothing["total"] == 0
+    hit = first["hits"][1]
+    sent = client.post("/v1/events", json={"events": [{
+        "event_id": uuid.uuid4().hex, "user_id": "u1", "item_id": hit["item_id"], "type": "click",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "context": {"request_id": first["request_id"], "position": 1}}]})
+    assert sent.status_code in (200, 202), sent.text
+    report = admin.get("/v1/reports/search", params={"limit": 500, "min_searches": 1}).json()
+    rows = {q["query"]: q for q in report["top_queries"]}
+    mine = rows[query.replace("連衣裙", "连衣裙")]
+    assert (mine["searches"], mine["clicks"], mine["avg_click_position"]) == (1, 1, 2.0)
+    assert "qqzzxx" in {q["query"] for q in report["no_result_queries"]}
+    assert client.get("/v1/reports/search").status_code == 401  # admin key required
+    bad = admin.get("/v1/reports/search", params={"start": "2026-12-02", "end": "2026-12-01"})
+    assert bad.status_code == 400 and bad.json()["field"] == "end"
