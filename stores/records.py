@@ -20,6 +20,7 @@ from data.eventlog import AppendResult
 from data.models import Item
 
 __all__ = [
+    "CHANGE_MAX_KEYS",
     "SERVED_COLUMNS",
     "TOPICS",
     "AppendResult",
@@ -36,6 +37,8 @@ __all__ = [
 
 Topic = Literal["users", "catalog", "rules", "experiments"]
 TOPICS: tuple[Topic, ...] = ("users", "catalog", "rules", "experiments")
+CHANGE_MAX_KEYS = 100
+"""A change of more ids than this is announced without ids ("anything may have changed")."""
 
 
 @dataclass(frozen=True, slots=True)

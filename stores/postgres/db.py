@@ -39,6 +39,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
 from stores.errors import StoreConfigError, StoreUnavailableError
+from stores.records import CHANGE_MAX_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ class PgDatabase:
                cursor: int | None = None) -> None:
         """Queue a change notification in ``conn``'s transaction (sent on commit)."""
         payload = json.dumps({"t": topic, "k": list(keys), "c": cursor}, ensure_ascii=False)
-        if len(payload.encode()) > MAX_PAYLOAD:
+        if len(keys) > CHANGE_MAX_KEYS or len(payload.encode()) > MAX_PAYLOAD:
             payload = json.dumps({"t": topic, "k": None, "c": cursor})
         conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from data.models import Item, User
 from stores.errors import ConflictError, NotFoundError, StoreUnavailableError
-from stores.records import CatalogChange, CatalogChanges, Change, Document, Topic
+from stores.records import CHANGE_MAX_KEYS, CatalogChange, CatalogChanges, Change, Document, Topic
 from stores.sqlite.db import Migration, SqliteDb
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-MAX_KEYS = 100
-"""A change of more ids than this is published without ids ("anything may have changed")."""
 KEEP_CHANGES_SECONDS = 3600.0
 POLL_SECONDS = 0.02
 
@@ -62,7 +60,7 @@ def _publish(
     db: sqlite3.Connection, topic: Topic, keys: Sequence[str], cursor: int | None = None
 ) -> None:
     """Record a change inside the caller's transaction (pruning old ones now and then)."""
-    body = json.dumps(list(keys), ensure_ascii=False) if len(keys) <= MAX_KEYS else None
+    body = json.dumps(list(keys), ensure_ascii=False) if len(keys) <= CHANGE_MAX_KEYS else None
     seq = db.execute(
         "INSERT INTO changes (topic, keys, cursor, at) VALUES (?, ?, ?, ?)",
         (topic, body, cursor, time.time()),
