@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from stores.errors import StoreConfigError
@@ -83,7 +83,7 @@ class Stores:
                 log.exception("closing a store failed")
         self._closers.clear()
 
-    def __enter__(self) -> Stores:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

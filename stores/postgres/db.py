@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from stores.errors import StoreConfigError, StoreUnavailableError
 from stores.records import CHANGE_MAX_KEYS
@@ -199,7 +199,7 @@ class PgDatabase:
     def _connect(self) -> psycopg.Connection[Any]:
         self._probe()
         try:
-            return psycopg.connect(autocommit=True, **self._params)
+            return psycopg.connect(make_conninfo("", **self._params), autocommit=True)
         except psycopg.Error as exc:
             raise StoreUnavailableError(f"PostgreSQL at {self.where}: {exc}".strip()) from None
 
@@ -263,7 +263,7 @@ class PgDatabase:
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """One statement in its own transaction; the rows it returns (if any)."""
         with self.tx() as conn:
-            cur = conn.execute(sql, params)  # type: ignore[arg-type]
+            cur = conn.execute(sql.encode(), params)
             return cur.fetchall() if cur.description else []
 
     def notify(self, conn: psycopg.Connection[Any], topic: str, keys: Sequence[str],
@@ -296,7 +296,7 @@ class PgDatabase:
             for version, name, script in sorted(migrations):
                 if version in done:
                     continue
-                conn.execute(script)  # type: ignore[arg-type]
+                conn.execute(script.encode())  # several statements, no parameters
                 conn.execute(
                     "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (version, name)
                 )

@@ -68,6 +68,14 @@ def connect(url: str, *, timeout: float) -> redis.Redis:
     return client
 
 
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _bytes(v: bytes | str) -> bytes:
+    return v if isinstance(v, bytes) else v.encode()
+
+
 def _call(fn: Callable[[], _T]) -> _T:
     try:
         return fn()
@@ -119,24 +127,26 @@ class RedisShopperState:
         raw = _call(lambda: self._r.lrange(f"{self._p}h:{user_id}", 0, n - 1))
         out = []
         for v in raw:
-            item, _, etype = v.decode().partition("\t")
+            item, _, etype = _text(v).partition("\t")
             out.append((item, etype))
         return out
 
     def purchased(self, user_id: str) -> frozenset[str]:
         return frozenset(
-            v.decode() for v in _call(lambda: self._r.smembers(f"{self._p}p:{user_id}"))
+            _text(v) for v in _call(lambda: self._r.smembers(f"{self._p}p:{user_id}"))
         )
 
     def forget_user(self, user_id: str) -> None:
         _call(lambda: self._r.delete(f"{self._p}h:{user_id}", f"{self._p}p:{user_id}"))
 
     def live_top(self, n: int) -> list[tuple[str, float]]:
-        rows = _call(lambda: self._r.zrevrange(self._live, 0, n - 1, withscores=True))
+        rows: list[tuple[bytes, float]] = _call(
+            lambda: self._r.zrevrange(self._live, 0, n - 1, withscores=True)  # type: ignore[arg-type,return-value]
+        )
         if not rows:
             return []
-        top = rows[0][1]
-        return [(i.decode(), math.exp(s - top)) for i, s in rows]
+        top = float(rows[0][1])
+        return [(_text(i), math.exp(float(s) - top)) for i, s in rows]
 
     def live_scores(self, item_ids: Sequence[str]) -> dict[str, float]:
         ids = list(dict.fromkeys(item_ids))
@@ -169,7 +179,7 @@ class RedisFeedPages:
 
     def get(self, key: str) -> bytes | None:
         got = _call(lambda: self._r.get(f"{self._p}f:{key}"))
-        return bytes(got) if got is not None else None
+        return _bytes(got) if got is not None else None
 
     def put(self, key: str, body: bytes, *, user_id: str | None = None) -> bytes:
         pipe = self._r.pipeline(transaction=False)
@@ -178,11 +188,11 @@ class RedisFeedPages:
             pipe.sadd(f"{self._p}fu:{user_id}", key)
             pipe.pexpire(f"{self._p}fu:{user_id}", self._ttl_ms)
         before = _call(pipe.execute)[0]
-        return body if before is None else bytes(before)
+        return body if before is None else _bytes(before)
 
     def forget_user(self, user_id: str) -> int:
         index = f"{self._p}fu:{user_id}"
-        keys = [k.decode() for k in _call(lambda: self._r.smembers(index))]
+        keys = [_text(k) for k in _call(lambda: self._r.smembers(index))]
         if not keys:
             return 0
         n = _call(lambda: self._r.delete(*(f"{self._p}f:{k}" for k in keys)))
