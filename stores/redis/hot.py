@@ -89,7 +89,7 @@ class RedisShopperState:
         self._r = client
         self._p = prefix
         self._live = prefix + "live"
-        self._live_add = client.register_script(_LIVE_ADD)
+        self._live_add = _call(lambda: client.script_load(_LIVE_ADD))
         self._idle = max(1, int(policy.idle_days * 86400))
 
     def record(self, events: Sequence[Event]) -> None:
@@ -117,8 +117,15 @@ class RedisShopperState:
             pipe.expire(f"{self._p}h:{u}", self._idle)
             pipe.expire(f"{self._p}p:{u}", self._idle)
         if len(live) > 1:
-            self._live_add(keys=[self._live], args=live, client=pipe)
-        _call(pipe.execute)
+            pipe.evalsha(self._live_add, 1, self._live, *live)
+        results = _call(lambda: pipe.execute(raise_on_error=False))
+        if results and isinstance(results[-1], redis.exceptions.NoScriptError):
+            # the server lost its scripts (restart, SCRIPT FLUSH): load it again, rerun it alone
+            self._live_add = _call(lambda: self._r.script_load(_LIVE_ADD))
+            _call(lambda: self._r.evalsha(self._live_add, 1, self._live, *live))
+        for r in results:
+            if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError):
+                raise StoreUnavailableError(f"Redis: {r}")
 
     def recent(self, user_id: str, limit: int | None = None) -> list[tuple[str, str]]:
         n = self.policy.history_size if limit is None else min(limit, self.policy.history_size)

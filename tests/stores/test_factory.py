@@ -154,3 +154,15 @@ def test_a_paused_redis_is_a_store_error_within_the_budget(
             admin.execute_command("CLIENT", "UNPAUSE")
         assert s.feed_pages.get("k") == b"v"
     admin.close()
+
+
+@pytest.mark.servers
+def test_live_counts_survive_a_script_flush(
+    redis_server: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    with open_stores(None, redis_server, tmp_path, redis_prefix=redis_prefix) as s:
+        s.shopper.record([event(1, item="a", type="purchase")])
+        redis.Redis.from_url(redis_server).script_flush()
+        s.shopper.record([event(2, item="b", type="view"), event(3, item="b", type="view")])
+        assert [i for i, _ in s.shopper.live_top(5)] == ["a", "b"]
+        assert s.shopper.recent("u1")[0] == ("b", "view")
