@@ -171,7 +171,11 @@ def open_stores(
             closers.append(pg.close)
             pg.migrate(PG_MIGRATIONS)
             events = PgEvents(pg)
-            requests = PgRequestLog(pg, keep_days=opts.request_keep_days)
+            # served lists are telemetry: their own connections commit without the WAL flush
+            pg_log = PgDatabase(database_url, timeout=opts.timeout_seconds, pool_size=2,
+                                synchronous_commit=False)
+            closers.append(pg_log.close)
+            requests = PgRequestLog(pg_log, keep_days=opts.request_keep_days)
             users = PgUsers(pg)
             catalog = PgCatalog(pg)
             rules = PgDocuments(pg, "rule", "rules")

@@ -137,7 +137,9 @@ def _where(params: dict[str, Any]) -> str:
 class PgDatabase:
     """Connections to one database (schema), pooled per process; thread-safe."""
 
-    def __init__(self, url: str, *, timeout: float, pool_size: int = 4) -> None:
+    def __init__(
+        self, url: str, *, timeout: float, pool_size: int = 4, synchronous_commit: bool = True
+    ) -> None:
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
@@ -151,6 +153,7 @@ class PgDatabase:
                 str(params.pop("options", "") or ""),
                 f"-c statement_timeout={ms} -c lock_timeout={ms}",
                 "-c idle_in_transaction_session_timeout=60000 -c TimeZone=UTC",
+                "" if synchronous_commit else "-c synchronous_commit=off",
             )
             if x
         )
@@ -222,6 +225,13 @@ class PgDatabase:
         conn.close()
 
     @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit mode (each statement is its own transaction: one
+        round trip, no BEGIN / COMMIT), under the store's budget."""
+        with self._guarded(self.timeout) as conn:
+            yield conn
+
+    @contextmanager
     def tx(self, timeout: float | None | bool = True) -> Iterator[psycopg.Connection[Any]]:
         """A connection inside one transaction, committed when the block ends.
 
@@ -229,22 +239,28 @@ class PgDatabase:
         Server errors that are the caller's (unique violations …) pass through unchanged.
         """
         seconds = self.timeout if timeout is True else (None if timeout is None else float(timeout))
+        with self._guarded(seconds) as conn, conn.transaction():
+            if seconds != self.timeout:
+                ms = 0 if seconds is None else max(1, int(seconds * 1000))
+                conn.execute(f"SET LOCAL statement_timeout = {ms}".encode())
+                conn.execute(f"SET LOCAL lock_timeout = {ms}".encode())
+            yield conn
+
+    @contextmanager
+    def _guarded(self, seconds: float | None) -> Iterator[psycopg.Connection[Any]]:
+        """Acquire, watch the deadline, map connection failures to StoreUnavailableError,
+        and return the connection to the pool only when it is sound."""
         conn = self._acquire()
         token = watchdog().arm(conn.fileno(), seconds) if seconds is not None else None
-        ok = False
+        fired = broken = False
         try:
-            with conn.transaction():
-                if seconds != self.timeout:
-                    ms = 0 if seconds is None else max(1, int(seconds * 1000))
-                    conn.execute(f"SET LOCAL statement_timeout = {ms}")
-                    conn.execute(f"SET LOCAL lock_timeout = {ms}")
-                yield conn
-            ok = True
+            yield conn
         except (pg_errors.QueryCanceled, pg_errors.LockNotAvailable) as exc:
             raise StoreUnavailableError(
                 f"PostgreSQL at {self.where}: no answer within {seconds:g} s ({exc})".strip()
             ) from None
         except psycopg.OperationalError as exc:
+            broken = True
             fired = token is not None and watchdog().disarm(token)
             token = None
             if fired:
@@ -253,16 +269,16 @@ class PgDatabase:
                 ) from None
             raise StoreUnavailableError(f"PostgreSQL at {self.where}: {exc}".strip()) from None
         finally:
-            if token is not None and watchdog().disarm(token):
-                ok = False
-            if ok:
-                self._release(conn)
-            else:
+            if token is not None:
+                fired = watchdog().disarm(token)
+            if fired or broken or conn.broken:
                 conn.close()
+            else:
+                self._release(conn)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        """One statement in its own transaction; the rows it returns (if any)."""
-        with self.tx() as conn:
+        """One statement (autocommit); the rows it returns (if any)."""
+        with self.connection() as conn:
             cur = conn.execute(sql.encode(), params)
             return cur.fetchall() if cur.description else []
 

@@ -63,7 +63,7 @@ class PgEvents:
                    *(getattr(e.context, f) for f in CONTEXT_FIELDS))
             for col, v in zip(cols, row, strict=True):
                 col.append(v)
-        with self._db.tx() as conn:
+        with self._db.connection() as conn:  # one statement: atomic on its own
             stored = {r[0] for r in conn.execute(_INSERT, cols).fetchall()}
         acc: list[str] = []
         dup: list[str] = []

@@ -16,9 +16,10 @@ from stores.postgres.db import SLOW_SECONDS, PgDatabase
 from stores.records import SERVED_COLUMNS, ServedList
 
 _COLS = "request_id, at, surface, user_id, experiment, variant, query, item_id, items"
-_INSERT = (
-    f"INSERT INTO requests ({_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (request_id, at) DO UPDATE SET surface = excluded.surface, "
+_INSERT_HEAD = f"INSERT INTO requests ({_COLS}) VALUES "
+_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_INSERT_TAIL = (
+    " ON CONFLICT (request_id, at) DO UPDATE SET surface = excluded.surface, "
     "user_id = excluded.user_id, experiment = excluded.experiment, variant = excluded.variant, "
     "query = excluded.query, item_id = excluded.item_id, items = excluded.items"
 )
@@ -62,10 +63,12 @@ class PgRequestLog:
         if not rows:
             return
         self._ensure({r.at.astimezone(UTC).date() for r in rows})
+        # the last row of a (request id, time) wins, as if recorded one after the other
+        latest = {(r.request_id, r.at): r for r in rows}
         values = [
             (r.request_id, r.at, r.surface, r.user_id, r.experiment, r.variant, r.query,
              r.item_id, list(r.items))
-            for r in rows
+            for r in latest.values()
         ]
         try:
             self._insert(values)
@@ -77,11 +80,14 @@ class PgRequestLog:
             self._insert(values)
 
     def _insert(self, values: list[tuple[Any, ...]]) -> None:
-        with self._db.tx() as conn:
-            # like the embedded log (synchronous=NORMAL): the commit does not wait for the WAL
-            # flush, so a crash may lose the last moment of served lists, never corrupt them
-            conn.execute("SET LOCAL synchronous_commit = off")
-            conn.cursor().executemany(_INSERT, values)
+        # one multi-row statement, autocommitted; this store's connections commit without
+        # waiting for the WAL flush (synchronous_commit=off, see stores.factory), like the
+        # embedded log's synchronous=NORMAL: a crash may lose the last moment, never corrupt
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            sql = _INSERT_HEAD + ", ".join([_ROW] * len(chunk)) + _INSERT_TAIL
+            with self._db.connection() as conn:
+                conn.execute(sql.encode(), [v for row in chunk for v in row])
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedList]:
         ids = list(dict.fromkeys(request_ids))

@@ -36,6 +36,9 @@ def test_lookup_returns_what_was_served_with_positions(backend: Backend) -> None
     # recording an id again replaces its row
     log.record([ServedList("r1", rows[0].at, "feed", "u1", items=("z",))])
     assert log.lookup(["r1"])["r1"].items == ("z",)
+    # and within one batch, the last one wins
+    log.record([ServedList("r1", rows[0].at, "feed", "u1", items=(str(n),)) for n in range(3)])
+    assert log.lookup(["r1"])["r1"].items == ("2",)
 
 
 def test_lookup_columns_and_recent(backend: Backend) -> None:
