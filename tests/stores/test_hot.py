@@ -142,3 +142,31 @@ def test_embedded_feed_pages_are_bounded(tmp_path: object) -> None:
     assert 50 <= len(pages) <= 55  # pruned every max_entries // 10 writes
     assert pages.get("k299") == b"x" and pages.get("k0") is None
     pages.close()
+
+
+def _put_page(backend: Backend, body: bytes, start: multiprocessing.Event,
+              queue: multiprocessing.Queue) -> None:
+    s = open_stores(backend.database_url, backend.redis_url, backend.home,
+                    redis_prefix=backend.prefix)
+    start.wait(30)
+    queue.put([s.feed_pages.put(f"race{n}|u1|", body, user_id="u1") for n in range(30)])
+    s.close()
+
+
+def test_two_processes_ranking_one_key_serve_one_list(backend: Backend) -> None:
+    pages = backend.open().feed_pages
+    ctx = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue = ctx.Queue()
+    start = ctx.Event()
+    procs = [ctx.Process(target=_put_page, args=(backend, body, start, queue))
+             for body in (b"from A", b"from B")]
+    for p in procs:
+        p.start()
+    start.set()
+    a, b = queue.get(timeout=60), queue.get(timeout=60)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    # whoever wrote first, both processes were handed the same list for every key
+    assert a == b
+    assert [pages.get(f"race{n}|u1|") for n in range(30)] == a

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import timedelta
 
 import pytest
 
-from stores import ServedList
+from stores import ServedList, open_stores
 from tests.stores.conftest import NOW, Backend
 
 
@@ -83,3 +84,27 @@ def test_retention_drops_old_day_partitions(backend: Backend) -> None:
     # a late row of a dropped day makes its partition again
     log.record([served(9, days_ago=9)])
     assert "r9" in log.lookup(["r9"])
+
+
+def _record_day(backend: Backend, worker: int, queue: multiprocessing.Queue) -> None:
+    s = open_stores(backend.database_url, backend.redis_url, backend.home,
+                    redis_prefix=backend.prefix)
+    for n in range(20):  # both start on days no partition exists for yet
+        s.requests.record([served(worker * 100 + n, days_ago=n % 4)])
+    s.close()
+    queue.put(worker)
+
+
+def test_two_processes_log_into_new_days_at_once(backend: Backend) -> None:
+    log = backend.open().requests
+    ctx = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_record_day, args=(backend, w, queue)) for w in (1, 2)]
+    for p in procs:
+        p.start()
+    assert sorted(queue.get(timeout=60) for _ in procs) == [1, 2]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(log.days()) == 4
+    assert len(log.lookup([f"r{w * 100 + n}" for w in (1, 2) for n in range(20)])) == 40
