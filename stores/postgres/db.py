@@ -53,6 +53,10 @@ MAX_PAYLOAD = 7000
 Migration = tuple[int, str, str]
 
 
+class _ConnectionLost(StoreUnavailableError):
+    """The connection failed (not a timeout): the server went away or restarted."""
+
+
 class _Watchdog:
     """One thread per process that shuts down the socket of a call past its deadline."""
 
@@ -267,7 +271,9 @@ class PgDatabase:
                 raise StoreUnavailableError(
                     f"PostgreSQL at {self.where} did not answer within {seconds:g} s"
                 ) from None
-            raise StoreUnavailableError(f"PostgreSQL at {self.where}: {exc}".strip()) from None
+            # the server went away or restarted: the idle connections are as dead as this one
+            self.close()
+            raise _ConnectionLost(f"PostgreSQL at {self.where}: {exc}".strip()) from None
         finally:
             if token is not None:
                 fired = watchdog().disarm(token)
@@ -277,10 +283,17 @@ class PgDatabase:
                 self._release(conn)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        """One statement (autocommit); the rows it returns (if any)."""
-        with self.connection() as conn:
-            cur = conn.execute(sql.encode(), params)
-            return cur.fetchall() if cur.description else []
+        """One read-only statement (autocommit); the rows it returns. A connection found
+        dead (the server restarted since it was pooled) is replaced once."""
+        for attempt in (1, 2):
+            try:
+                with self.connection() as conn:
+                    cur = conn.execute(sql.encode(), params)
+                    return cur.fetchall() if cur.description else []
+            except _ConnectionLost:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def notify(self, conn: psycopg.Connection[Any], topic: str, keys: Sequence[str],
                cursor: int | None = None) -> None:

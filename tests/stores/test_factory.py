@@ -123,16 +123,20 @@ def test_a_hung_postgres_backend_is_a_store_error_within_the_budget(
 
 
 @pytest.mark.servers
-def test_a_killed_connection_fails_one_call_then_recovers(
-    pg_url: str, postgres_server: str, tmp_path: Path
-) -> None:
+def test_killed_connections_are_replaced(pg_url: str, postgres_server: str, tmp_path: Path) -> None:
     with open_stores(pg_url, None, tmp_path) as s:
         db: PgDatabase = s.events._db  # type: ignore[attr-defined]
-        pid = int(db.execute("SELECT pg_backend_pid()")[0][0])
-        with psycopg.connect(postgres_server, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+        def kill_pooled() -> None:
+            pid = int(db.execute("SELECT pg_backend_pid()")[0][0])
+            with psycopg.connect(postgres_server, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+        kill_pooled()
+        assert s.events.count() == 0  # a read retries once on a fresh connection
+        kill_pooled()
         with pytest.raises(StoreUnavailableError, match="PostgreSQL"):
-            s.events.count()
+            s.events.append([event(1)])  # a write fails (the client retries: it is idempotent)
         assert s.events.append([event(1)]).accepted == ("e1",)
 
 
