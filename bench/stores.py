@@ -6,7 +6,8 @@
     python bench/stores.py --database-url postgresql://… --redis-url redis://…   # existing servers
 
 Operations, each timed one call at a time from one thread: append a batch of 100 new events
-(durable before it returns), read a shopper's recent history, get a feed page (a 5 KB body),
+(durable before it returns), read a shopper's recent history, read history and purchases in
+one call (``profile``: one round trip to Redis), get a feed page (a 5 KB body),
 log a served list (20 items), record one view in shopper state. Each operation runs
 ``--rounds`` rounds of ``--ops`` calls on a fresh home and fresh servers; reported are the median
 latency over all calls, the 99th percentile, and CPU per call (median over rounds): the
@@ -34,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.models import Event  # noqa: E402
-from stores import ServedList, Stores, open_stores  # noqa: E402
+from data.models import Event
+from stores import ServedList, Stores, open_stores
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -110,6 +111,9 @@ def operations(s: Stores) -> dict[str, Callable[[int], None]]:
     def recent(i: int) -> None:
         assert len(s.shopper.recent(f"u{i % users}")) == 50
 
+    def profile(i: int) -> None:
+        assert len(s.shopper.profile(f"u{i % users}").recent) == 50
+
     def feed_page(i: int) -> None:
         assert s.feed_pages.get(f"req{i % 1000}|u{i % 1000}|") is not None
 
@@ -124,6 +128,7 @@ def operations(s: Stores) -> dict[str, Callable[[int], None]]:
     return {
         "append 100 events": append_100,
         "read recent history": recent,
+        "read history + purchases (profile)": profile,
         "get a feed page": feed_page,
         "log a served list": log_served,
         "record a view (shopper state)": record_view,

@@ -20,6 +20,7 @@ from stores.records import (
     Change,
     Document,
     ServedList,
+    ShopperProfile,
     Topic,
 )
 
@@ -242,6 +243,11 @@ class ShopperStateStore(Protocol):
 
     def purchased(self, user_id: str) -> frozenset[str]:
         """Items the user bought and did not refund."""
+        ...
+
+    def profile(self, user_id: str, limit: int | None = None) -> ShopperProfile:
+        """:meth:`recent` and :meth:`purchased` in one call (one round trip to a server):
+        what a request reads."""
         ...
 
     def forget_user(self, user_id: str) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "Document",
     "ServedList",
     "ShopperPolicy",
+    "ShopperProfile",
     "StoreOptions",
     "Topic",
     "log_add",
@@ -105,6 +106,15 @@ class ServedList:
     query: str | None = None
     item_id: str | None = None
     items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ShopperProfile:
+    """A shopper's hot state at one moment: recent ``(item_id, event type)``, newest first,
+    and the items bought and not refunded."""
+
+    recent: tuple[tuple[str, str], ...] = ()
+    purchased: frozenset[str] = frozenset()
 
 
 _HISTORY_TYPES = frozenset({"view", "click", "add_to_cart", "favorite", "purchase", "share", "rate"})

@@ -24,7 +24,7 @@ import redis
 
 from data.models import Event
 from stores.errors import StoreConfigError, StoreUnavailableError
-from stores.records import ShopperPolicy
+from stores.records import ShopperPolicy, ShopperProfile
 
 SETTING = "SHOPRANK_REDIS_URL"
 _T = TypeVar("_T")
@@ -142,6 +142,18 @@ class RedisShopperState:
         return frozenset(
             _text(v) for v in _call(lambda: self._r.smembers(f"{self._p}p:{user_id}"))
         )
+
+    def profile(self, user_id: str, limit: int | None = None) -> ShopperProfile:
+        n = self.policy.history_size if limit is None else min(limit, self.policy.history_size)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.smembers(f"{self._p}p:{user_id}")
+        if n > 0:
+            pipe.lrange(f"{self._p}h:{user_id}", 0, n - 1)
+        bought, *rest = _call(pipe.execute)
+        raw = rest[0] if rest else []
+        recent = tuple((item, etype) for item, _, etype in
+                       (_text(v).partition("\t") for v in raw))
+        return ShopperProfile(recent, frozenset(_text(v) for v in bought))
 
     def forget_user(self, user_id: str) -> None:
         _call(lambda: self._r.delete(f"{self._p}h:{user_id}", f"{self._p}p:{user_id}"))

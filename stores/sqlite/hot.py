@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from data.models import Event
-from stores.records import ShopperPolicy, log_add
+from stores.records import ShopperPolicy, ShopperProfile, log_add
 from stores.sqlite.db import Migration, SqliteDb
 
 SHOPPER_MIGRATIONS: tuple[Migration, ...] = (
@@ -139,6 +139,10 @@ class SqliteShopperState:
         with self._db.read() as db:
             rows = db.execute("SELECT item_id FROM purchases WHERE user_id = ?", (user_id,))
             return frozenset(r[0] for r in rows)
+
+    def profile(self, user_id: str, limit: int | None = None) -> ShopperProfile:
+        with self._db.read():  # one lock: both reads see the same commits
+            return ShopperProfile(tuple(self.recent(user_id, limit)), self.purchased(user_id))
 
     def forget_user(self, user_id: str) -> None:
         with self._db.tx() as db:

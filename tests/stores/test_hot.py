@@ -10,6 +10,7 @@ import pytest
 
 from stores import ShopperPolicy, open_stores
 from stores.protocols import FeedPageStore, ShopperStateStore
+from stores.records import ShopperProfile
 from tests.stores.conftest import NOW, Backend, event
 
 
@@ -36,6 +37,10 @@ def test_purchases_refunds_and_forgetting_a_user(backend: Backend) -> None:
                     event(3, item="a", type="refund"), event(4, item="c", type="view")])
     assert shopper.purchased("u1") == frozenset({"b"})
     assert ("b", "purchase") in shopper.recent("u1")
+    both = shopper.profile("u1", limit=2)
+    assert both.recent == tuple(shopper.recent("u1", limit=2)) == (("c", "view"), ("b", "purchase"))
+    assert both.purchased == frozenset({"b"})
+    assert shopper.profile("nobody") == ShopperProfile()
     shopper.forget_user("u1")
     assert shopper.purchased("u1") == frozenset() and shopper.recent("u1") == []
 
