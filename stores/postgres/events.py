@@ -58,7 +58,9 @@ class PgEvents:
         if not firsts:
             return AppendResult((), ())
         cols: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
-        for e in firsts.values():
+        # rows in id order: two writers inserting overlapping batches lock ids in one order,
+        # so they wait for each other instead of deadlocking
+        for _, e in sorted(firsts.items()):
             row = (e.event_id, e.user_id, e.item_id, e.type, e.timestamp, e.value,
                    *(getattr(e.context, f) for f in CONTEXT_FIELDS))
             for col, v in zip(cols, row, strict=True):

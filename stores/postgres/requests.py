@@ -68,7 +68,7 @@ class PgRequestLog:
         values = [
             (r.request_id, r.at, r.surface, r.user_id, r.experiment, r.variant, r.query,
              r.item_id, list(r.items))
-            for r in latest.values()
+            for _, r in sorted(latest.items())  # one lock order for concurrent writers
         ]
         try:
             self._insert(values)

@@ -39,7 +39,9 @@ class PgUsers:
                 "INSERT INTO users (user_id, consent, body, updated_at) VALUES (%s, %s, %s, now()) "
                 "ON CONFLICT (user_id) DO UPDATE SET consent = excluded.consent, "
                 "body = excluded.body, updated_at = excluded.updated_at",
-                [(u.user_id, u.consent, Jsonb(u.model_dump(mode="json"))) for u in latest.values()],
+                # in id order: concurrent writers lock rows in one order (no deadlock)
+                [(u.user_id, u.consent, Jsonb(u.model_dump(mode="json")))
+                 for _, u in sorted(latest.items())],
             )
             self._db.notify(conn, "users", list(latest))
 

@@ -71,8 +71,10 @@ def _append_range(backend: Backend, start: int, stop: int, queue: multiprocessin
     s = open_stores(backend.database_url, backend.redis_url, backend.home,
                     redis_prefix=backend.prefix)
     accepted: list[str] = []
-    for i in range(start, stop, 10):
-        accepted += s.events.append([event(j) for j in range(i, min(i + 10, stop))]).accepted
+    step = 10 if start < stop else -10  # the second writer goes backwards, batches reversed
+    for i in range(start, stop, step):
+        ids = range(i, min(i + step, stop)) if step > 0 else range(i, max(i + step, stop), -1)
+        accepted += s.events.append([event(j) for j in ids]).accepted
     s.close()
     queue.put(accepted)
 
@@ -82,7 +84,7 @@ def test_two_processes_append_overlapping_batches(backend: Backend) -> None:
     ctx = multiprocessing.get_context("fork")
     queue: multiprocessing.Queue = ctx.Queue()
     procs = [ctx.Process(target=_append_range, args=(backend, a, b, queue))
-             for a, b in ((0, 120), (60, 180))]
+             for a, b in ((0, 120), (179, 59))]
     for p in procs:
         p.start()
     results = [queue.get(timeout=60) for _ in procs]
