@@ -38,8 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
+from pydantic import ValidationError
+
+from data.errors import describe
 from data.fsutil import atomic_write
 from data.models import CATEGORY_SEPARATOR, AttributeValue, Item
+from data.quarantine import set_aside
 
 if TYPE_CHECKING:
     import numpy as np
@@ -555,9 +559,24 @@ class Catalog:
     # files -------------------------------------------------------------------
     @classmethod
     def from_jsonl(cls, path: Path) -> Catalog:
-        """Read a clean items.jsonl (as written by :meth:`save` or the generator)."""
-        with open(path, "rb") as fh:
-            return cls(Item.model_validate_json(line) for line in fh if line.strip())
+        """Read items.jsonl (as written by :meth:`save` or the generator). A line that is not a
+        valid item (a hand edit, a file from an older version) is skipped and set aside in the
+        folder's quarantine, so it cannot stop start-up."""
+        bad: list[tuple[int, str, str]] = []
+
+        def items() -> Iterator[Item]:
+            with open(path, "rb") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        yield Item.model_validate_json(line)
+                    except ValidationError as exc:
+                        bad.append((lineno, describe(exc), line.decode("utf-8", "replace")))
+
+        catalog = cls(items())
+        set_aside(path, bad)
+        return catalog
 
     def save(self, path: Path) -> None:
         """Write all items to `path` atomically (temp file, fsync, rename), one JSON a line."""

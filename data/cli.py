@@ -143,6 +143,34 @@ def register(app: typer.Typer) -> None:
         )
         print_generate_summary(summary)
 
+    @app.command("quarantine")
+    def quarantine_cmd(
+        as_json: Annotated[
+            bool, typer.Option("--json", help="One JSON object a line instead of a table.")
+        ] = False,
+    ) -> None:
+        """List stored records that training and start-up set aside (unreadable or out of range)."""
+        import json
+
+        from data.quarantine import QUARANTINE_FILE, read_quarantine
+        from serving.cli_support import console, table
+        from serving.settings import get_settings
+
+        settings = get_settings()
+        folders = [settings.data_dir, settings.events_dir, settings.state_dir]
+        if settings.data_dir.is_dir():
+            folders += [p for p in sorted(settings.data_dir.iterdir()) if p.is_dir()]
+        entries = [q for f in folders for q in read_quarantine(f / QUARANTINE_FILE)]
+        if as_json:
+            for q in entries:
+                typer.echo(json.dumps({"file": q.file, "record": q.record, "reason": q.reason,
+                                       "raw": q.raw, "at": q.at}, ensure_ascii=False))
+            return
+        console.print(table(
+            f"Quarantined records: {len(entries)}", ["file", "record", "reason", "set aside at"],
+            [[q.file, q.record, q.reason, q.at] for q in entries],
+        ))
+
     @app.command("load")
     def load_cmd(
         kind: Annotated[str, typer.Argument(help="items, users or events.")],

@@ -25,6 +25,11 @@ class EventLogError(DataError):
     """The event log cannot be written or read."""
 
 
+class StorageUnavailableError(ShopRankError):
+    """Durable state cannot be written now (its file was deleted or replaced, the folder is
+    read-only, the disk is full): nothing was acknowledged; the message says what to fix."""
+
+
 def describe(exc: ValidationError) -> str:
     """One line naming each bad field: ``price: Input should be greater than or equal to 0``."""
     parts = []

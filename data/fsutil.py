@@ -8,6 +8,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+class FileGuard:
+    """Notices when a file a long-lived connection holds open (a SQLite database) is deleted
+    or replaced under it: writes through the old handle would still succeed, into a file no
+    restart will read, so a writer calls :meth:`check` first and refuses instead."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        st = path.stat()
+        self._identity = (st.st_dev, st.st_ino)
+
+    def check(self) -> None:
+        from data.errors import StorageUnavailableError
+
+        try:
+            st = self.path.stat()
+        except OSError:
+            raise StorageUnavailableError(
+                f"{self.path} was deleted while in use; nothing was saved — restore it from a "
+                "backup or restart the server to start it anew"
+            ) from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise StorageUnavailableError(
+                f"{self.path} was replaced while in use; nothing was saved — restart the server "
+                "to use the new file"
+            )
+
+
 def fsync_dir(path: Path) -> None:
     """Make a directory's entries (a created or renamed file) durable."""
     fd = os.open(path, os.O_RDONLY)

@@ -24,14 +24,15 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from data.errors import LoaderError, describe
-from data.models import EVENT_TYPES, Event, EventContext, Item, User
+from data.models import EVENT_TYPES, INT32_MAX, MAX_AMOUNT, Event, EventContext, Item, User
+from data.quarantine import set_aside
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -364,7 +365,7 @@ def _jsonl_table_python(data: bytes, source: str) -> pa.Table:
     from data.event_table import CONTEXT_FIELDS, EVENT_COLUMNS
 
     cols: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
-    bad = 0
+    unreadable: list[tuple[int, str, str]] = []
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -375,11 +376,9 @@ def _jsonl_table_python(data: bytes, source: str) -> pa.Table:
             ctx = obj.get("context") or {}
             if not isinstance(ctx, dict):
                 raise ValueError("context is not an object")
-        except (ValueError, UnicodeDecodeError):
-            bad += 1
-            log.warning(
-                "%s:%d: skipped a line that is not valid JSON (torn write?)", source, lineno
-            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            unreadable.append((lineno, f"line {lineno}: not a JSON object ({exc})",
+                               line.decode("utf-8", "replace")))
             continue
         for c in ("event_id", "user_id", "item_id", "type", "timestamp", "value"):
             v = obj.get(c)
@@ -387,6 +386,7 @@ def _jsonl_table_python(data: bytes, source: str) -> pa.Table:
         for c in CONTEXT_FIELDS:
             v = ctx.get(c)
             cols[c].append(None if isinstance(v, (dict, list)) else v)
+    set_aside(source, unreadable)
     arrays = {}
     for c, values in cols.items():
         arrays[c] = _loose_array(values)
@@ -399,7 +399,8 @@ def _loose_array(values: list[Any]) -> pa.Array:
 
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # mixed types or integers beyond int64: text, which the schema cast then checks
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
@@ -470,6 +471,9 @@ def _parse_timestamps(col: pa.ChunkedArray | pa.Array) -> pa.Array:
         v = col.cast(pa.float64())
         ms = pc.greater(pc.abs(v), 1e11)
         us = pc.if_else(ms, pc.multiply(v, 1e3), pc.multiply(v, 1e6))
+        # beyond what int64 microseconds hold (and non-finite): null, so the row is checked out
+        fits = pc.and_(pc.is_finite(us), pc.less(pc.abs(us), 9.2e18))
+        us = pc.if_else(pc.fill_null(fits, False), us, pa.scalar(None, pa.float64()))
         return pc.round(us).cast(pa.int64()).cast(target)
     if pa.types.is_date(t):
         return col.cast(pa.timestamp("us")).cast(pa.int64()).cast(target)
@@ -489,10 +493,36 @@ def _parse_timestamps(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array(out, pa.timestamp("us", tz="UTC"))
 
 
-def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_INT_RANGE = {"int32": (-(2**31), INT32_MAX), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _cast_value(v: Any, target: pa.DataType) -> Any:
+    """One value to ``target``'s Python type; ValueError when it does not fit."""
+    import pyarrow as pa
+
+    if target == pa.string():
+        return str(v)
+    if target == pa.float64():
+        return float(v)
+    out = int(v)
+    if isinstance(v, float) and v != out:
+        raise ValueError("not a whole number")
+    lo, hi = _INT_RANGE.get(str(target), _INT_RANGE["int64"])
+    if not lo <= out <= hi:
+        raise ValueError(f"out of range for {target}")
+    return out
+
+
+def _conform(
+    table: pa.Table, columns: Sequence[str] | None = None
+) -> tuple[pa.Table, dict[int, str]]:
     """Any event table → :data:`EVENT_SCHEMA` columns (missing ones null), values cast.
 
-    ``columns`` keeps only those schema columns (in schema order).
+    ``columns`` keeps only those schema columns (in schema order). Also returns the rows whose
+    values could not be cast (row index → reason naming the field and value): those rows are
+    unusable and the caller sets them aside.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -500,6 +530,7 @@ def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
     from data.event_table import CONTEXT_FIELDS, EVENT_SCHEMA
 
     fields = [f for f in EVENT_SCHEMA if columns is None or f.name in columns]
+    problems: dict[int, str] = {}
 
     if "context" in table.column_names and pa.types.is_struct(table.schema.field("context").type):
         table = table.flatten()
@@ -525,24 +556,16 @@ def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
             continue
         try:
             arrays.append(col.cast(f.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            # values of the wrong type become null (and the row may then be dropped)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+            # value by value: what does not fit the column becomes null and its row unusable
             vals = []
-            for v in col.to_pylist():
+            for row, v in enumerate(col.to_pylist()):
                 try:
-                    vals.append(
-                        None
-                        if v is None
-                        else (
-                            str(v)
-                            if f.type == pa.string()
-                            else float(v)
-                            if f.type == pa.float64()
-                            else int(v)
-                        )
-                    )
-                except (TypeError, ValueError):
+                    vals.append(None if v is None else _cast_value(v, f.type))
+                except (TypeError, ValueError, OverflowError) as exc:
                     vals.append(None)
+                    shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:40] + "…"
+                    problems.setdefault(row, f"{_field_name(f.name)}: {shown} ({exc})")
             arrays.append(pa.array(vals, f.type))
     out = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in fields]))
     # Empty strings mean "absent" (CSV cells); most files have none, so look before rewriting.
@@ -558,15 +581,22 @@ def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
         if pc.any(empty).as_py():
             i = out.column_names.index(name)
             out = out.set_column(i, name, pc.if_else(empty, pa.scalar(None, pa.string()), col))
-    return out
+    return out, problems
 
 
-def valid_event_mask(table: pa.Table) -> pa.Array:
-    """Vectorized version of the Event model's main rules.
+def _field_name(column: str) -> str:
+    from data.event_table import CONTEXT_FIELDS
 
-    Ids present and non-empty, a known type, a timestamp, an item (or a query for search), a
-    finite value and a 0–5 rating for ``rate``. Id spelling (whitespace, length) is not
-    re-checked here: the row-by-row loaders and the API check it on the way in.
+    return f"context.{column}" if column in CONTEXT_FIELDS else column
+
+
+def event_checks(table: pa.Table) -> list[tuple[str, pa.Array]]:
+    """Vectorized version of the Event model's rules, as (what is wrong, row passes) pairs.
+
+    Ids present and non-empty, a known type, a timestamp from 1970 to 2200, an item (or a
+    query for search), a finite value within ±1e9, a 0–5 rating for ``rate``, a position
+    from 0. Id spelling (whitespace, length) is not re-checked here: the row-by-row loaders
+    and the API check it on the way in.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -585,28 +615,88 @@ def valid_event_mask(table: pa.Table) -> pa.Array:
     is_rate = pc.fill_null(pc.equal(typ, "rate"), False)
     value = table.column("value")
     rating_ok = pc.and_(pc.greater_equal(value, 0), pc.less_equal(value, 5))
-    value_finite = pc.or_(pc.is_null(value), pc.is_finite(pc.fill_null(value, 0.0)))
-    item_present = nonempty("item_id")
+    filled = pc.fill_null(value, 0.0)
+    value_ok = pc.and_(pc.is_finite(filled), pc.less_equal(pc.abs(filled), MAX_AMOUNT))
     if "query" in names:
         query_present = pc.greater(
             pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(table.column("query"), ""))), 0
         )
     else:  # not read: a search event cannot be checked, keep it
         query_present = pa.repeat(True, n)
-    mask = pc.and_(nonempty("event_id"), nonempty("user_id"))
-    mask = pc.and_(mask, pc.fill_null(pc.is_in(typ, value_set=pa.array(EVENT_TYPES)), False))
-    mask = pc.and_(mask, pc.is_valid(table.column("timestamp")))
-    mask = pc.and_(mask, value_finite)
-    mask = pc.and_(mask, pc.if_else(is_search, query_present, item_present))
-    mask = pc.and_(mask, pc.if_else(is_rate, pc.fill_null(rating_ok, False), True))
+    ts = table.column("timestamp")
+    ts_ok = pc.and_(
+        pc.greater_equal(ts, pa.scalar(_EARLIEST, ts.type)), pc.less(ts, pa.scalar(_LATEST, ts.type))
+    )
+    checks = [
+        ("event_id: missing", nonempty("event_id")),
+        ("user_id: missing", nonempty("user_id")),
+        ("type: unknown event type", pc.fill_null(pc.is_in(typ, value_set=pa.array(EVENT_TYPES)), False)),
+        ("timestamp: missing or not between 1970 and 2200", pc.fill_null(ts_ok, False)),
+        ("value: not a finite number within ±1e9", value_ok),
+        ("item_id / context.query: missing for the event type",
+         pc.if_else(is_search, query_present, nonempty("item_id"))),
+        ("value: a rate event needs a rating from 0 to 5",
+         pc.if_else(is_rate, pc.fill_null(rating_ok, False), True)),
+    ]
+    if "position" in names:
+        checks.append(("context.position: negative",
+                       pc.fill_null(pc.greater_equal(table.column("position"), 0), True)))
+    return checks
+
+
+def valid_event_mask(table: pa.Table) -> pa.Array:
+    """Rows that pass every one of :func:`event_checks`."""
+    import pyarrow.compute as pc
+
+    checks = event_checks(table)
+    mask = checks[0][1]
+    for _, m in checks[1:]:
+        mask = pc.and_(mask, m)
     return mask
 
 
+def _usable_rows(table: pa.Table, problems: dict[int, str], source: Path) -> pa.Table:
+    """``table`` without the rows that fail a check or could not be cast; those are set aside
+    (quarantined with their reason) and counted in a warning."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    checks = event_checks(table)
+    mask = checks[0][1]
+    for _, m in checks[1:]:
+        mask = pc.and_(mask, m)
+    if problems:
+        cast_ok = [True] * table.num_rows
+        for row in problems:
+            cast_ok[row] = False
+        mask = pc.and_(mask, pa.array(cast_ok))
+    bad = table.num_rows - pc.sum(pc.cast(mask, pa.int64())).as_py()
+    if not bad:
+        return table
+    bad_rows = pc.indices_nonzero(pc.invert(mask)).to_pylist()
+    entries = []
+    for row in bad_rows:
+        reason = problems.get(row) or next(
+            (why for why, m in checks if not m[row].as_py()), "invalid"
+        )
+        raw = json.dumps(table.slice(row, 1).to_pylist()[0], ensure_ascii=False, default=str)
+        entries.append((row + 1, reason, raw))
+    set_aside(source, entries)
+    log.warning("%s: dropped %d unusable event row(s) of %d", source, bad, table.num_rows)
+    return table.filter(mask)
+
+
 def read_event_file_table(path: Path | str, columns: Sequence[str] | None = None) -> pa.Table:
-    """One events file, unvalidated, conformed to the event schema (or its ``columns``)."""
+    """One events file, unvalidated, conformed to the event schema (or its ``columns``);
+    values that do not fit a column are null (see :func:`read_events_table` for the checks)."""
+    return _read_conformed(Path(path), columns)[0]
+
+
+def _read_conformed(
+    p: Path, columns: Sequence[str] | None
+) -> tuple[pa.Table, dict[int, str]]:
     import pyarrow.parquet as pq
 
-    p = Path(path)
     fmt = detect_format(p)
     _check_readable(p)
     if fmt == "parquet":
@@ -662,15 +752,10 @@ def read_events_table(
         paths = [paths]
     tables = []
     for p in paths:
-        t = read_event_file_table(p, need)
+        t, problems = _read_conformed(Path(p), need)
         if t.num_rows == 0:
             continue
-        mask = valid_event_mask(t)
-        bad = t.num_rows - pc.sum(pc.cast(mask, pa.int64())).as_py()
-        if bad:
-            log.warning("%s: dropped %d invalid event row(s) of %d", p, bad, t.num_rows)
-            t = t.filter(mask)
-        tables.append(t)
+        tables.append(_usable_rows(t, problems, Path(p)))
     schema = EVENT_SCHEMA if need is None else pa.schema([EVENT_SCHEMA.field(c) for c in need])
     if not tables:
         out = schema.empty_table()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 EventType = Literal[
     "impression",
@@ -27,10 +27,64 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
-"""Ids are non-empty, at most 128 characters, without whitespace or slashes."""
+INT32_MAX = 2**31 - 1
+"""Positions, quantities and stock: stored as int32 columns, so larger values are refused."""
+SAFE_INT = 2**53
+"""Integer attribute values: exactly representable as JSON numbers and float64 columns."""
+MAX_AMOUNT = 1e9
+"""Prices, event values and numeric attributes: within what the float64 columns and the
+search backends' numeric fields take without loss or overflow."""
 
-AttributeValue = str | int | float | bool
+
+def valid_unicode(value: str) -> str:
+    """Refuse text that cannot be written as UTF-8 (a lone surrogate such as ``\\ud800``, which
+    JSON can spell but no file, index or response can hold) and NUL characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_bool)]
+"""A float field that refuses JSON booleans (which pydantic would otherwise read as 0/1)."""
+Count = Annotated[int, BeforeValidator(_not_bool)]
+
+Text = Annotated[str, AfterValidator(valid_unicode)]
+"""A string that is valid Unicode (every free-text field of the data model)."""
+
+Id = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$"),
+    AfterValidator(valid_unicode),
+]
+"""Ids are non-empty, at most 128 characters of valid Unicode, without whitespace or slashes."""
+
+
+def _check_attribute(value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -SAFE_INT <= value <= SAFE_INT:
+        raise ValueError(f"integer attribute values must be within ±2^53, got {value}")
+    if isinstance(value, float) and not -MAX_AMOUNT * 1e6 <= value <= MAX_AMOUNT * 1e6:
+        raise ValueError("numeric attribute values must be finite and within ±1e15")
+    if isinstance(value, str):
+        valid_unicode(value)
+    return value
+
+
+AttributeValue = Annotated[
+    str | int | float | bool, AfterValidator(_check_attribute)
+]
+AttributeKey = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(valid_unicode)]
 
 CATEGORY_SEPARATOR = " > "
 
@@ -53,21 +107,21 @@ class _Model(BaseModel):
 
 class Item(_Model):
     item_id: Id
-    title: str = Field(min_length=1, max_length=500)
-    description: str = Field(default="", max_length=20_000)
-    category: tuple[str, ...] = Field(
+    title: Text = Field(min_length=1, max_length=500)
+    description: Text = Field(default="", max_length=20_000)
+    category: tuple[Text, ...] = Field(
         default=(), description="Category path from the root, e.g. ['服裝', '女裝', '連衣裙']."
     )
-    brand: str | None = Field(default=None, max_length=200)
-    price: float = Field(ge=0, le=1e9, allow_inf_nan=False)
-    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
-    tags: tuple[str, ...] = ()
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
-    stock: int = Field(default=0, ge=0)
+    brand: Text | None = Field(default=None, max_length=200)
+    price: Number = Field(ge=0, le=1e9, allow_inf_nan=False)
+    currency: Text = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    tags: tuple[Text, ...] = ()
+    attributes: dict[AttributeKey, AttributeValue] = Field(default_factory=dict)
+    stock: Count = Field(default=0, ge=0, le=INT32_MAX)
     is_active: bool = True
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    merchant_id: str | None = Field(default=None, max_length=128)
-    rating: float | None = Field(default=None, ge=0, le=5, allow_inf_nan=False)
+    merchant_id: Text | None = Field(default=None, max_length=128)
+    rating: Number | None = Field(default=None, ge=0, le=5, allow_inf_nan=False)
 
     @field_validator("category", mode="before")
     @classmethod
@@ -107,7 +161,7 @@ class Item(_Model):
 
 class User(_Model):
     user_id: Id
-    attributes: dict[str, AttributeValue] = Field(
+    attributes: dict[AttributeKey, AttributeValue] = Field(
         default_factory=dict, description="Free attributes such as region, tier, segment."
     )
     consent: bool = Field(
@@ -118,15 +172,15 @@ class User(_Model):
 
 
 class EventContext(_Model):
-    session_id: str | None = Field(default=None, max_length=128)
-    query: str | None = Field(default=None, max_length=500)
-    position: int | None = Field(default=None, ge=0)
-    request_id: str | None = Field(default=None, max_length=128)
-    experiment: str | None = Field(default=None, max_length=128)
-    variant: str | None = Field(default=None, max_length=128)
-    channel: str | None = Field(default=None, max_length=64)
-    device: str | None = Field(default=None, max_length=64)
-    surface: str | None = Field(
+    session_id: Text | None = Field(default=None, max_length=128)
+    query: Text | None = Field(default=None, max_length=500)
+    position: Count | None = Field(default=None, ge=0, le=INT32_MAX)
+    request_id: Text | None = Field(default=None, max_length=128)
+    experiment: Text | None = Field(default=None, max_length=128)
+    variant: Text | None = Field(default=None, max_length=128)
+    channel: Text | None = Field(default=None, max_length=64)
+    device: Text | None = Field(default=None, max_length=64)
+    surface: Text | None = Field(
         default=None, max_length=64, description="Where the item was shown: feed, search, similar, …"
     )
 
@@ -137,8 +191,9 @@ class Event(_Model):
     item_id: Id | None = None
     type: EventType
     timestamp: datetime
-    value: float | None = Field(
-        default=None, allow_inf_nan=False, description="Rating, quantity or price, by type."
+    value: Number | None = Field(
+        default=None, ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False,
+        description="Rating, quantity or price, by type.",
     )
     context: EventContext = Field(default_factory=EventContext)
 

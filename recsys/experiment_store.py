@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from data.fsutil import FileGuard
 from recsys.errors import ExperimentError, ExperimentNotFoundError
 from recsys.experiments import Experiment, ExperimentSpec
 
@@ -74,6 +75,7 @@ class SqliteExperimentStore:
                 """
             )
             self._db.commit()
+        self._guard = FileGuard(path)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteExperimentStore:
@@ -125,6 +127,7 @@ class SqliteExperimentStore:
             _ts(e.stopped_at),
         )
         with self._lock:
+            self._guard.check()
             try:
                 verb = "INSERT" if create else "INSERT OR REPLACE"
                 self._db.execute(f"{verb} INTO experiments VALUES (?, ?, ?, ?, ?, ?)", values)
@@ -138,6 +141,7 @@ class SqliteExperimentStore:
 
     def delete(self, experiment_id: str) -> None:
         with self._lock:
+            self._guard.check()
             cur = self._db.execute(
                 "DELETE FROM experiments WHERE experiment_id = ?", (experiment_id,)
             )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from data.fsutil import FileGuard
 from recsys.errors import RuleConflictError, RuleNotFoundError
 from recsys.rules.model import Rule, sort_rules
 from recsys.rules.spec import RuleSpec
@@ -68,6 +69,7 @@ class SqliteRuleStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._db.commit()
+        self._guard = FileGuard(path)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteRuleStore:
@@ -96,6 +98,7 @@ class SqliteRuleStore:
         now = datetime.now(UTC).isoformat()
         spec = RuleSpec.of(rule).model_dump_json()
         with self._lock:
+            self._guard.check()
             try:
                 if create:
                     self._db.execute(
@@ -118,6 +121,7 @@ class SqliteRuleStore:
 
     def delete(self, rule_id: str) -> None:
         with self._lock:
+            self._guard.check()
             cur = self._db.execute("DELETE FROM rules WHERE rule_id = ?", (rule_id,))
             if cur.rowcount == 0:
                 self._db.rollback()

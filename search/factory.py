@@ -25,7 +25,8 @@ def open_backend(settings: Settings) -> SearchBackend:
         from search.opensearch_backend import OpenSearchBackend
 
         return OpenSearchBackend(
-            settings.opensearch_url, index=settings.opensearch_index, analyzer=analyzer
+            settings.opensearch_url, index=settings.opensearch_index, analyzer=analyzer,
+            read_timeout=settings.search_timeout_seconds,
         )
     from search.tantivy_backend import TantivyBackend
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from data.models import Item
 from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
+from search.breaker import CircuitBreaker, CircuitOpen
 from search.backend import (
     CATEGORY_NAME_FIELD,
     CATEGORY_NAME_SCORE,
@@ -330,6 +331,7 @@ class OpenSearchBackend:
         index: str = "shoprank-items",
         analyzer: Analyzer | None = None,
         timeout: float = 30.0,
+        read_timeout: float = 30.0,
         shards: int = 1,
         replicas: int = 0,
     ) -> None:
@@ -344,6 +346,8 @@ class OpenSearchBackend:
         self.shards = shards
         self.replicas = replicas
         self._timeout = timeout
+        self._read_timeout = read_timeout
+        self._breaker = CircuitBreaker()
         self._client_obj: OpenSearch | None = None
         self._client_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -371,7 +375,27 @@ class OpenSearchBackend:
         return self._client_obj
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run an opensearch-py call, turning its errors into this package's errors."""
+        """Run an opensearch-py call through the circuit breaker, turning its errors into this
+        package's errors (an unreachable or frozen node: :class:`BackendUnavailableError`)."""
+        try:
+            self._breaker.check()
+        except CircuitOpen as exc:
+            raise BackendUnavailableError(
+                f"OpenSearch at {self.url} did not answer recently ({what} not tried, {exc}); "
+                "check the node"
+            ) from None
+        try:
+            out = self._translate(what, fn, *args, **kwargs)
+        except BackendUnavailableError:
+            self._breaker.failure()
+            raise
+        except BaseException:
+            self._breaker.success()  # it answered, if only with an error
+            raise
+        self._breaker.success()
+        return out
+
+    def _translate(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from opensearchpy import exceptions as osx
 
         try:
@@ -394,12 +418,13 @@ class OpenSearchBackend:
                 "check the node's log"
             ) from exc
 
-    def _indices(self) -> list[str]:
+    def _indices(self, timeout: float | None = None) -> list[str]:
         """Concrete indices currently behind the alias."""
         from opensearchpy import exceptions as osx
 
         try:
-            found = self._call("alias lookup", self.client.indices.get_alias, name=self.alias)
+            found = self._call("alias lookup", self.client.indices.get_alias, name=self.alias,
+                               request_timeout=timeout or self._read_timeout)
         except IndexNotFoundError:
             return []
         except osx.NotFoundError:
@@ -611,15 +636,16 @@ class OpenSearchBackend:
 
     def count(self) -> int:
         try:
-            return int(self._call("count", self.client.count, index=self.alias)["count"])
+            return int(self._call("count", self.client.count, index=self.alias,
+                                  request_timeout=self._read_timeout)["count"])
         except IndexNotFoundError:
             return 0
 
     def health(self) -> bool:
         try:
             status = self._call("cluster health", self.client.cluster.health,
-                                request_timeout=5)["status"]
-            return status in ("green", "yellow") and bool(self._indices())
+                                request_timeout=min(self._read_timeout, 0.45))["status"]
+            return status in ("green", "yellow") and bool(self._indices(timeout=0.45))
         except SearchError:
             return False
 
@@ -638,7 +664,8 @@ class OpenSearchBackend:
         t0 = time.perf_counter()
         plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
         body = search_body(request, plan)
-        resp = self._call("search", self.client.search, index=self.alias, body=body)
+        resp = self._call("search", self.client.search, index=self.alias, body=body,
+                          request_timeout=self._read_timeout)
         relevance = request.sort == "relevance"
         hl = Highlighter(plan)  # one per request: remembers token decisions across hits
         hits = []
@@ -696,7 +723,8 @@ class OpenSearchBackend:
             "minimum_should_match": 1,
         }}
         body = {"size": 0, "query": query, "aggs": aggs}
-        resp = self._call("suggest", self.client.search, index=self.alias, body=body)
+        resp = self._call("suggest", self.client.search, index=self.alias, body=body,
+                          request_timeout=self._read_timeout)
         out: list[Suggestion] = []
         for kind in _SUGGEST_KINDS:
             for b in resp["aggregations"][kind]["buckets"]:

@@ -47,6 +47,12 @@ FACET_FIELDS: tuple[str, ...] = TERMS_FACET_FIELDS + RANGE_FACET_FIELDS
 SORT_MODES: tuple[str, ...] = get_args(SortMode)
 
 
+MAX_BOUND = 1e15
+"""Range bounds are within ±1e15: exact in float64 and within int64 for the integer fields
+(a bound such as -1e300 would overflow the backends' integer range queries)."""
+Bound = Annotated[float, Field(ge=-MAX_BOUND, le=MAX_BOUND, allow_inf_nan=False)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,10 +71,10 @@ class TermsFilter(_Model):
 class RangeFilter(_Model):
     type: Literal["range"] = "range"
     field: RangeField
-    gte: float | None = Field(default=None, allow_inf_nan=False)
-    gt: float | None = Field(default=None, allow_inf_nan=False)
-    lte: float | None = Field(default=None, allow_inf_nan=False)
-    lt: float | None = Field(default=None, allow_inf_nan=False)
+    gte: Bound | None = None
+    gt: Bound | None = None
+    lte: Bound | None = None
+    lt: Bound | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> RangeFilter:
@@ -125,8 +131,8 @@ def _fmt(x: float) -> str:
 class RangeBucket(_Model):
     """A half-open bucket ``[gte, lt)``; a missing side is unbounded."""
 
-    gte: float | None = Field(default=None, allow_inf_nan=False)
-    lt: float | None = Field(default=None, allow_inf_nan=False)
+    gte: Bound | None = None
+    lt: Bound | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RangeBucket:

@@ -24,7 +24,8 @@ from fastapi import FastAPI
 
 from serving.deps import document_storefront_security
 from serving.direct import DirectRoutes
-from serving.errors import install_error_handlers
+from serving.errors import SafeJSONResponse, install_error_handlers
+from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
 from serving.settings import Settings, get_settings
 from serving.state import ModelWatcher, Services
@@ -101,6 +102,7 @@ def create_app(
         version="1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.metrics = metrics
     app.state.settings = settings
@@ -121,6 +123,7 @@ def create_app(
     if direct_routes:
         app.add_middleware(DirectRoutes, api=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
 

@@ -15,7 +15,11 @@ Every error body has the same shape::
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
+import sqlite3
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,11 +27,30 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from data.errors import DataError, EventLogError, ShopRankError, describe
+from data.errors import (
+    DataError,
+    EventLogError,
+    ShopRankError,
+    StorageUnavailableError,
+    describe,
+)
 from search.errors import BackendUnavailableError, IndexNotFoundError
 from training.errors import CorruptVersionError, RegistryError
 
 log = logging.getLogger(__name__)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always renders: text that cannot be UTF-8 (a lone surrogate echoed from a bad
+    request) is written with ``\\uXXXX`` escapes instead of failing the response with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(
+                content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+            ).encode("ascii")
 
 
 class ApiError(ShopRankError):
@@ -73,6 +96,7 @@ class Unavailable(ApiError):
 STATUS_BY_ERROR: dict[type[ShopRankError], tuple[int, str]] = {
     DataError: (400, "bad_data"),
     EventLogError: (503, "event_log_unavailable"),
+    StorageUnavailableError: (503, "storage_unavailable"),
     RegistryError: (400, "registry_error"),
     CorruptVersionError: (409, "corrupt_version"),
     BackendUnavailableError: (503, "search_unavailable"),
@@ -119,33 +143,65 @@ def _validation_message(errors: list[dict[str, object]]) -> tuple[str, str | Non
     return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else ""), first_field
 
 
+_STORAGE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO}
+
+
+def _storage_failure(exc: BaseException) -> str | None:
+    """A message when ``exc`` (or what caused it) is durable state that cannot be written — a
+    read-only or full disk, a locked or unopenable SQLite file — else None. Such a request
+    acknowledged nothing: it answers 503, not a 500 that reads like a bug."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _STORAGE_ERRNOS:
+            where = f" ({seen.filename})" if seen.filename else ""
+            return f"state could not be saved{where}: {seen.strerror}; nothing was changed"
+        if isinstance(seen, sqlite3.OperationalError):
+            return f"state could not be saved: {seen}; nothing was changed"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShopRankError)
     async def _shoprank(request: Request, exc: ShopRankError) -> JSONResponse:
         status, code = _status_for(exc)
         field = getattr(exc, "field", None)
-        return JSONResponse(_body(request, code, str(exc), field), status_code=status)
+        return SafeJSONResponse(_body(request, code, str(exc), field), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, field = _validation_message(list(exc.errors()))  # type: ignore[arg-type]
-        return JSONResponse(_body(request, "validation_error", message, field), status_code=422)
+        return SafeJSONResponse(_body(request, "validation_error", message, field), status_code=422)
 
     @app.exception_handler(ValidationError)
     async def _pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:
         field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
-        return JSONResponse(_body(request, "validation_error", describe(exc), field), status_code=422)
+        return SafeJSONResponse(_body(request, "validation_error", describe(exc), field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
+        return SafeJSONResponse(
             _body(request, code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
 
+    # Registered by class (not only under Exception) so Starlette's exception middleware
+    # answers them like any handled error; the Exception handler runs in the outermost
+    # middleware, which re-raises after answering and makes the server drop the connection.
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def _storage(request: Request, exc: Exception) -> JSONResponse:
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        storage = _storage_failure(exc)
+        if storage is not None:
+            log.error("%s %s: %s", request.method, request.url.path, storage)
+            return SafeJSONResponse(
+                _body(request, "storage_unavailable", storage), status_code=503
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
+        return SafeJSONResponse(
             _body(request, "internal_error", "internal error; see the server log"), status_code=500
         )

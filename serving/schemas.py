@@ -173,6 +173,9 @@ class ItemsUpsertOut(_Out):
     request_id: str
     upserted: int
     indexed: bool = Field(description="Whether the search index was updated too.")
+    index_pending: int = Field(
+        default=0, description="Catalog changes waiting for an unreachable search index; they "
+        "are retried in the background until it has them (0 when indexed).")
 
 
 class ItemOut(_Out):

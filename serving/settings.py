@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     ``Connection: close``, so the client opens a new one and the parent places it on the
     worker with the fewest (a connection placed while the counts lagged would otherwise stay
     where it landed for as long as it lives). 0: never."""
+    max_body_bytes: int = Field(default=8 * 2**20, ge=1024)
+    """Largest request body (8 MiB): a larger one is refused with 413 before it is read.
+    Batches are bounded too: 1,000 events or items per request."""
+    search_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    """Budget for one call to OpenSearch: past it the request answers 503 instead of waiting."""
     catalog_save_delay_seconds: float = 2.0
     """``items.jsonl`` is written this long after the API's catalog changes pause (at most
     five times as long while they keep coming); each change is durable in the catalog

@@ -34,6 +34,7 @@ from recsys.profile import ProfileStore
 from serving.catalog_saver import CatalogSaver, journal_start
 from serving.feed_cache import RankedListStore, open_feed_cache
 from serving.follow import EventFollower, JournalTail
+from serving.index_retry import IndexRetryQueue
 from serving.settings import Settings
 from serving.userstore import CatalogJournal, UserJournal
 
@@ -115,6 +116,8 @@ class Services:
     """Writes ``items.jsonl`` behind the journal (``serving.catalog_saver``)."""
     tails: dict[str, JournalTail] = field(default_factory=dict)
     """``users`` / ``catalog``: what other workers appended to those journals."""
+    index_retry: IndexRetryQueue | None = None
+    """Catalog changes the search index did not take yet (``serving.index_retry``)."""
     pipeline: Pipeline = field(init=False)
     _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -262,6 +265,10 @@ class Services:
         )
         if replayed:  # the file is behind (a crash, or a worker that did not stop): catch it up
             services.catalog_saver.changed()
+        if search is not None:
+            services.index_retry = IndexRetryQueue(
+                settings.state_dir, lambda: services.catalog, search
+            )
         from serving.merch import install_merchandising
 
         install_merchandising(services)  # sets services.rules and services.experiments
@@ -305,6 +312,8 @@ class Services:
         self.catalog_saver.changed()
 
     def close(self) -> None:
+        if self.index_retry is not None:
+            self.index_retry.close()
         if self.catalog_saver is not None:
             self.catalog_saver.close()  # writes items.jsonl if a change is still unwritten
         if self.search is not None:

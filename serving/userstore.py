@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from data.errors import describe
 from data.fsutil import append_jsonl, atomic_write
 from data.models import Item, User
+from data.quarantine import set_aside
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def read_users_file(path: Path) -> Iterator[User]:
             try:
                 yield User.model_validate_json(line)
             except ValidationError as exc:
-                log.warning("%s line %d set aside: %s", path.name, lineno, describe(exc))
+                set_aside(path, [(lineno, describe(exc), line)])
 
 
 def load_users(data_dir: Path, state_dir: Path) -> dict[str, User]:

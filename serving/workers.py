@@ -302,7 +302,10 @@ def serve(config: uvicorn.Config, *, requests_per_connection: int = 0) -> None:
             # connections wait in the listen queue while no worker can take them
             if listening and accepting != any(s.ready for s in slots):
                 accepting = not accepting
-                (sel.register if accepting else sel.unregister)(listener, selectors.EVENT_READ)
+                if accepting:
+                    sel.register(listener, selectors.EVENT_READ)
+                else:  # every worker is gone: connections wait in the queue for the new ones
+                    sel.unregister(listener)
             for i, slot in enumerate(slots):
                 p = slot.process
                 if p.exitcode is None or stopping:  # (a group kill stops the workers first)

@@ -285,6 +285,7 @@ class Registry:
                     raise RegistryError(f"{name} has no versions; train one first")
                 version = versions[-1]
             self.verify(name, version)
+            self._check_loads(name, version)
             ptr = self._pointer(name)
             if ptr["version"] == version:
                 return version
@@ -305,6 +306,7 @@ class Registry:
                 raise RegistryError(f"{name} has no previous version to roll back to")
             target, rest = ptr["history"][0], ptr["history"][1:]
             self.verify(name, target)
+            self._check_loads(name, target)
             _write_json_atomic(
                 self.root / name / CURRENT,
                 {"version": target, "history": rest,
@@ -314,6 +316,18 @@ class Registry:
         return target  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ loading
+    def _check_loads(self, name: str, version: str) -> None:
+        """Load the version once before it becomes current: files whose checksums match what
+        training wrote can still be unloadable (a bug, a version from other code), and a
+        current version that no server can load would leave every server without the model."""
+        try:
+            self.load(name, version, verify=False)
+        except Exception as exc:  # any failure to load means the version must not be current
+            raise CorruptVersionError(
+                f"{name} {version} cannot be loaded ({type(exc).__name__}: {exc}); it was not "
+                "made current — train again"
+            ) from exc
+
     def load(self, name: str, version: str | None = None, *, verify: bool = True) -> ModelHandle:
         """A verified version (default: current) as an id-based :class:`ModelHandle`."""
         from recsys.models import load_model

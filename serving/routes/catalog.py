@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 
 from data.models import Item
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
+from search.errors import BackendUnavailableError
 from serving.errors import BadRequest, NotFound
 from serving.schemas import DeletedOut, ItemOut, ItemsUpsertIn, ItemsUpsertOut
 from serving.state import Services
@@ -32,13 +33,35 @@ def _check_dates(items: list[Item], prefix: str) -> None:
                              f"between {_MIN_YEAR} and {_MAX_YEAR}", field=where)
 
 
-def _upsert(services: Services, items: list[Item]) -> bool:
-    services.catalog_upserted(items)
-    services.catalog_written(upserted=items)
+def _apply(services: Services, upserted: list[Item], deleted: list[str]) -> tuple[bool, int]:
+    """Journal the change (durable first: a failure there applies nothing), apply it to this
+    worker's catalog, then to the search index; an unreachable index gets it later from the
+    retry queue. Returns (indexed now, changes waiting for the index)."""
+    if services.catalog_journal is not None:
+        services.catalog_written(upserted=upserted, deleted=deleted)
+    if upserted:
+        services.catalog_upserted(upserted)
+    if deleted:
+        services.catalog_deleted(deleted)
+    if services.catalog_journal is None:  # no journal: the whole file, written after the change
+        services.catalog_written(upserted=upserted, deleted=deleted)
     if services.search is None:
-        return False
-    services.search.upsert(items)
-    return True
+        return False, 0
+    ids = [it.item_id for it in upserted] + deleted
+    try:
+        if services.index_retry is not None and len(services.index_retry):
+            raise BackendUnavailableError("earlier changes still wait for the index")
+        if upserted:
+            services.search.upsert(upserted)
+        if deleted:
+            services.search.delete(deleted)
+    except BackendUnavailableError as exc:
+        if services.index_retry is None:
+            raise
+        waiting = services.index_retry.add(ids)
+        log.warning("search index unreachable; %d catalog change(s) queued: %s", waiting, exc)
+        return False, waiting
+    return True, 0
 
 
 @router.put("/items", response_model=ItemsUpsertOut, summary="Add or replace items (batch)")
@@ -47,8 +70,9 @@ def upsert_items(body: ItemsUpsertIn, services: ServicesDep, request_id: Request
     if len(set(ids)) != len(ids):
         raise BadRequest("items: the same item_id appears twice in the batch", field="items")
     _check_dates(list(body.items), "items.")
-    indexed = _upsert(services, list(body.items))
-    return ItemsUpsertOut(request_id=request_id, upserted=len(body.items), indexed=indexed)
+    indexed, pending = _apply(services, list(body.items), [])
+    return ItemsUpsertOut(request_id=request_id, upserted=len(body.items), indexed=indexed,
+                          index_pending=pending)
 
 
 @router.put("/items/{item_id}", response_model=ItemsUpsertOut, summary="Add or replace one item")
@@ -56,8 +80,9 @@ def upsert_item(item_id: ItemIdPath, body: Item, services: ServicesDep, request_
     if body.item_id != item_id:
         raise BadRequest(f"item_id: body has {body.item_id!r} but the path has {item_id!r}", field="item_id")
     _check_dates([body], "")
-    indexed = _upsert(services, [body])
-    return ItemsUpsertOut(request_id=request_id, upserted=1, indexed=indexed)
+    indexed, pending = _apply(services, [body], [])
+    return ItemsUpsertOut(request_id=request_id, upserted=1, indexed=indexed,
+                          index_pending=pending)
 
 
 @router.get("/items/{item_id}", response_model=ItemOut, summary="One item as stored")
@@ -72,8 +97,5 @@ def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
 def delete_item(item_id: ItemIdPath, services: ServicesDep, request_id: RequestIdDep) -> DeletedOut:
     if item_id not in services.catalog:
         raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
-    services.catalog_deleted([item_id])
-    services.catalog_written(deleted=[item_id])
-    if services.search is not None:
-        services.search.delete([item_id])
+    _apply(services, [], [item_id])
     return DeletedOut(request_id=request_id, deleted=True)

@@ -34,6 +34,7 @@ from recsys.reports import METRIC_LABELS, METRICS, RATE_METRICS
 from recsys.rules.model import RULE_CONTEXTS
 from recsys.rules.spec import RuleSpec
 from serving.deps import ServicesDep
+from serving.errors import BadRequest
 from serving.merch import merch
 from serving.state import Services
 
@@ -102,7 +103,8 @@ async def require_console(request: Request, services: ServicesDep) -> Services:
         )
     if request.method == "POST":
         sent = _one(await _form(request), CSRF_FIELD) or request.headers.get("X-CSRF-Token", "")
-        if not sent or not hmac.compare_digest(sent, csrf_token(request, services)):
+        expected = csrf_token(request, services).encode()
+        if not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected):
             raise HTTPException(
                 status_code=403,
                 detail=f"{CSRF_FIELD}: missing or wrong CSRF token; nothing was changed — "
@@ -123,8 +125,26 @@ CsrfDep = Annotated[str, Depends(page_csrf)]
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
-    body = (await request.body()).decode("utf-8")
-    return parse_qs(body, keep_blank_values=True)
+    try:
+        body = (await request.body()).decode("utf-8")
+        # percent-escapes that are not UTF-8 are refused too, not turned into U+FFFD
+        return parse_qs(body, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not valid UTF-8 text", field="(body)") from None
+
+
+MAX_DURATION_DAYS = 3650
+
+
+def _duration_days(text: str) -> float:
+    """The rule form's duration: a positive number of days, at most ten years."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise ValueError(f"duration_days: {text!r} is not a number of days") from None
+    if not 0 < days <= MAX_DURATION_DAYS:
+        raise ValueError(f"duration_days: must be more than 0 and at most {MAX_DURATION_DAYS}")
+    return days
 
 
 def _one(f: dict[str, list[str]], name: str, default: str = "") -> str:
@@ -370,7 +390,7 @@ def spec_from_form(f: dict[str, list[str]]) -> RuleSpec:
     days = _one(f, "duration_days")
     if days:
         begin = datetime.fromisoformat(start) if start else datetime.now(UTC)
-        start, end = begin.isoformat(), (begin + timedelta(days=float(days))).isoformat()
+        start, end = begin.isoformat(), (begin + timedelta(days=_duration_days(days))).isoformat()
     body: dict[str, Any] = {
         "name": _one(f, "name") or "untitled rule",
         "description": _one(f, "description"),

@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from data.errors import describe
-from data.models import Event
+from data.models import Event, valid_unicode
 from serving.deps import StorefrontCtx
-from serving.errors import Unavailable
+from serving.errors import SafeJSONResponse, Unavailable
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,14 @@ def _first_field(exc: ValidationError) -> str | None:
     if not errs:
         return None
     return ".".join(str(p) for p in errs[0]["loc"]) or None
+
+
+def _printable(text: str) -> bool:
+    try:
+        valid_unicode(text)
+    except ValueError:
+        return False
+    return True
 
 
 @router.post(
@@ -51,6 +59,8 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
             valid.append(Event.model_validate(raw))
         except ValidationError as exc:
             eid = raw.get("event_id") if isinstance(raw, dict) else None
+            if isinstance(eid, str) and not _printable(eid):
+                eid = None  # not echoed: the reason names the field
             rejected.append(
                 RejectedEventOut(
                     index=idx,
@@ -90,5 +100,5 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
             "field": f"events.{first.index}" + (f".{first.field}" if first.field else ""),
             **out.model_dump(),
         }
-        return JSONResponse(body, status_code=422)
+        return SafeJSONResponse(body, status_code=422)
     return out

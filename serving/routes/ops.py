@@ -8,6 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.deps import ServicesDep
 from serving.schemas import HealthOut, ReadyOut
+from serving.state import Services
+from training.registry import current_versions
 
 router = APIRouter(tags=["ops"])
 
@@ -17,6 +19,17 @@ async def healthz() -> HealthOut:
     # async: answered on the event loop, not through the thread pool (a sync route's hop
     # there and back was most of its 0.5 ms), so under load it measures the HTTP floor
     return HealthOut(status="ok")
+
+
+def _promoted_are_serving(services: Services) -> bool:
+    """Every version the registry calls current is the one this process serves (a promoted
+    version that failed to load, or a model missing at start-up, makes it not ready)."""
+    try:
+        promoted = current_versions(services.settings.models_dir)
+    except Exception:  # an unreadable registry: what serves is all there is
+        return True
+    serving = services.models.versions
+    return all(serving.get(name) == version for name, version in promoted.items())
 
 
 @router.get(
@@ -34,7 +47,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
             search_ok = False
     checks = {
         "catalog": len(services.catalog) > 0,
-        "models": len(services.models) > 0,
+        "models": len(services.models) > 0 and _promoted_are_serving(services),
         "search": search_ok,
     }
     body = ReadyOut(ready=all(checks.values()), checks=checks, models=services.models.versions)

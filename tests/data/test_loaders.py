@@ -238,7 +238,12 @@ def test_read_events_table_jsonl_drops_invalid_and_torn_rows(tmp_path: Path, cap
     assert t.column("event_id").to_pylist() == ["e1", "e3", "e5"]
     assert t.column("timestamp").to_pylist()[1] == datetime(2026, 1, 2, 8, tzinfo=UTC)
     assert t.column("timestamp").to_pylist()[2] == datetime(2026, 1, 2, 16, tzinfo=UTC)
-    assert "torn" in caplog.text and "dropped 2 invalid" in caplog.text
+    assert "torn" in caplog.text and "dropped 2 unusable" in caplog.text
+    from data.quarantine import QUARANTINE_FILE, read_quarantine
+
+    held = {q.record: q.reason for q in read_quarantine(tmp_path / QUARANTINE_FILE)}
+    assert held == {2: "type: unknown event type",
+                    4: "item_id / context.query: missing for the event type"}
     since = read_events_table(src, since=datetime(2026, 1, 2, 1, tzinfo=UTC))
     assert since.column("event_id").to_pylist() == ["e3", "e5"]
     # the row-by-row path sees the same rows, with reasons

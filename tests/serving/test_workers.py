@@ -170,6 +170,28 @@ def test_a_worker_that_dies_is_replaced_while_the_other_answers(restart_home: Pa
         assert answered >= 1
 
 
+def test_both_workers_dying_at_once_are_replaced(restart_home: Path) -> None:
+    with two_worker_server(restart_home) as (base, _, pid):
+        port = int(urlsplit(base).port or 0)
+        workers = set(_spread(pid, port, 2))
+        assert len(workers) == 2
+        for w in workers:
+            os.kill(w, signal.SIGKILL)
+        deadline = time.monotonic() + 180
+        while True:  # the parent keeps listening and starts two new workers
+            assert time.monotonic() < deadline, "the server did not come back"
+            children = set(_children(pid))
+            if children and not (children & workers) and len(children) >= 2:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=10).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.1)
+        r = httpx.get(f"{base}/v1/trending", params={"n": 3}, timeout=30)
+        assert r.status_code == 200, r.text
+
+
 def _serve_exits_2(home: Path, port: int) -> None:
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
     r = subprocess.run(
@@ -193,7 +215,8 @@ def test_serve_on_a_port_in_use_exits_2_with_one_line(restart_home: Path) -> Non
 
 def test_workers_that_cannot_start_stop_the_server(restart_home: Path) -> None:
     items = restart_home / "data" / "items.jsonl"
-    items.write_text(items.read_text() + "{not json\n")  # the catalog cannot be read
+    items.unlink()
+    items.mkdir()  # the catalog cannot be read (a bad line is only set aside)
     env = {**os.environ, "SHOPRANK_HOME": str(restart_home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,0 +1,86 @@
+"""The request-body limit, enforced before the body is read.
+
+A body announced larger than ``max_body_bytes`` (``Content-Length``) is refused with 413 at
+once, without reading it; a body sent without a length (chunked) is counted as it arrives and
+refused as soon as it passes the limit. Either way the worker holds at most ``max_body_bytes``
+of it, so one huge POST cannot take a worker's memory.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _too_large(limit: int) -> tuple[dict[str, object], bytes]:
+    body = json.dumps({
+        "error": "payload_too_large",
+        "message": f"the request body is larger than the limit of {limit} bytes "
+                   "(SHOPRANK_MAX_BODY_BYTES); send smaller batches",
+        "field": "(body)",
+    }).encode()
+    start = {
+        "type": "http.response.start", "status": 413,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close")],
+    }
+    return start, body
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI middleware (no per-request allocation beyond a counter)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    announced = int(value)
+                except ValueError:
+                    announced = 0
+                if announced > limit:
+                    await self._refuse(send)
+                    return
+                break
+        seen = 0
+        started = refused = False
+
+        async def counting_receive() -> Message:
+            # Past the limit: answer 413 ourselves and tell the app the client went away, so
+            # it stops reading; whatever it still tries to send is dropped.
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+    async def _refuse(self, send: Send) -> None:
+        start, body = _too_large(self.max_bytes)
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
