@@ -3,13 +3,14 @@
 ``StoreConfigError`` is a setting a user must fix (a bad URL, a server that is not there at
 start-up): the CLI prints it on one line and exits 2. ``StoreUnavailableError`` is a store
 that went away or did not answer within its time budget while running: serving maps it to
-HTTP 503 (before the generic ``ShopRankError`` → 4xx mapping), so what needs the store says
-"try again" and what does not keeps answering.
+HTTP 503 (it is a ``data.errors.StorageUnavailableError``), so what needs the store says
+"try again" and what does not keeps answering. ``NotFoundError`` maps to 404 and
+``ConflictError`` to 409 by serving's name rules.
 """
 
 from __future__ import annotations
 
-from data.errors import ShopRankError
+from data.errors import ShopRankError, StorageUnavailableError
 
 
 class StoreError(ShopRankError):
@@ -27,8 +28,10 @@ class StoreConfigError(StoreError):
         self.setting = setting
 
 
-class StoreUnavailableError(StoreError):
-    """A store did not answer, failed or timed out during a call; retrying later may work."""
+class StoreUnavailableError(StoreError, StorageUnavailableError):
+    """A store did not answer, failed or timed out during a call; retrying later may work.
+
+    A ``StorageUnavailableError``: serving already answers it with 503 ``storage_unavailable``."""
 
 
 class NotFoundError(StoreError):

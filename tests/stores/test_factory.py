@@ -13,7 +13,15 @@ import psycopg
 import pytest
 import redis
 
-from stores import StoreConfigError, StoreOptions, StoreUnavailableError, open_stores
+from stores import (
+    ConflictError,
+    NotFoundError,
+    StoreConfigError,
+    StoreOptions,
+    StoreUnavailableError,
+    open_stores,
+)
+from serving.errors import _status_for  # the one error → HTTP mapping
 from stores.postgres.db import PgDatabase
 from stores.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from stores.sqlite.state import MIGRATIONS as SQLITE_MIGRATIONS
@@ -170,3 +178,9 @@ def test_live_counts_survive_a_script_flush(
         s.shopper.record([event(2, item="b", type="view"), event(3, item="b", type="view")])
         assert [i for i, _ in s.shopper.live_top(5)] == ["a", "b"]
         assert s.shopper.recent("u1")[0] == ("b", "view")
+
+
+def test_serving_answers_store_errors_with_503_404_409() -> None:
+    assert _status_for(StoreUnavailableError("down")) == (503, "storage_unavailable")
+    assert _status_for(NotFoundError("rule", "r1"))[0] == 404
+    assert _status_for(ConflictError("rule", "r1"))[0] == 409
