@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import redis
 
+from serving.errors import _status_for  # the one error → HTTP mapping
 from stores import (
     ConflictError,
     NotFoundError,
@@ -21,7 +22,6 @@ from stores import (
     StoreUnavailableError,
     open_stores,
 )
-from serving.errors import _status_for  # the one error → HTTP mapping
 from stores.postgres.db import PgDatabase
 from stores.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from stores.sqlite.state import MIGRATIONS as SQLITE_MIGRATIONS
