@@ -35,14 +35,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.models import Event
-from stores import ServedList, Stores, open_stores
+from data.models import Event  # noqa: E402  (after the sys.path line)
+from stores import ServedList, Stores, open_stores  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def start_server(script: str, prefix: str, folder: Path) -> str:
-    env = dict(os.environ, **{f"{prefix}_DIR": str(folder), f"{prefix}_WATCH_PID": str(os.getpid())})
+    env = dict(os.environ, **{f"{prefix}_DIR": str(folder),
+                              f"{prefix}_WATCH_PID": str(os.getpid())})
     env.pop(f"{prefix}_PORT", None)
     out = subprocess.run([str(ROOT / "scripts" / script), "start"], env=env, check=True,
                          capture_output=True, text=True)

@@ -117,7 +117,9 @@ class ShopperProfile:
     purchased: frozenset[str] = frozenset()
 
 
-_HISTORY_TYPES = frozenset({"view", "click", "add_to_cart", "favorite", "purchase", "share", "rate"})
+_HISTORY_TYPES = frozenset(
+    {"view", "click", "add_to_cart", "favorite", "purchase", "share", "rate"}
+)
 _LIVE_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {"view": 1.0, "click": 1.0, "add_to_cart": 3.0, "favorite": 2.0, "purchase": 5.0, "share": 2.0}
 )

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def servers_required() -> bool:
-    return "1" in (os.environ.get("REQUIRE_SERVERS", "0"), os.environ.get("REQUIRE_OPENSEARCH", "0"))
+    flags = (os.environ.get("REQUIRE_SERVERS", "0"), os.environ.get("REQUIRE_OPENSEARCH", "0"))
+    return "1" in flags
 
 
 def _unavailable(what: str, reason: str) -> None:
@@ -91,8 +92,10 @@ def postgres_server() -> Iterator[str]:
     if external and _pg_answers(external):
         yield external
         return
-    if shutil.which("pg_ctl") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        _unavailable("PostgreSQL", "it is not installed (apt-get install postgresql; ./dev test does)")
+    installed = list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if shutil.which("pg_ctl") is None and not installed:
+        _unavailable("PostgreSQL",
+                     "it is not installed (apt-get install postgresql; ./dev test does)")
     url, folder, reason = _start("postgres", "POSTGRES")
     if url is None or folder is None:
         _unavailable("PostgreSQL", reason)

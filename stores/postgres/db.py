@@ -201,7 +201,8 @@ class PgDatabase:
                 f"PostgreSQL at {self.where} did not answer within {self.timeout:g} s"
             ) from None
         except OSError as exc:
-            raise StoreUnavailableError(f"PostgreSQL at {self.where}: {exc.strerror or exc}") from None
+            why = exc.strerror or exc
+            raise StoreUnavailableError(f"PostgreSQL at {self.where}: {why}") from None
 
     def _connect(self) -> psycopg.Connection[Any]:
         self._probe()

@@ -53,9 +53,10 @@ class PgRequestLog:
             conn.execute(_LOCK)  # replicas creating the same day wait for each other
             for d in missing:
                 lo = datetime.combine(d, time(), tzinfo=UTC)
+                hi = lo + timedelta(days=1)
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS requests_{d:%Y%m%d} PARTITION OF requests "
-                    f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{(lo + timedelta(days=1)).isoformat()}')"
+                    f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"
                 )
         self._known.update(missing)
 

@@ -99,7 +99,8 @@ class PgCatalog:
             head = int(conn.execute("SELECT seq FROM catalog_head FOR UPDATE").fetchone()[0])  # type: ignore[index]
             if only_live and rows:
                 live = {r[0] for r in conn.execute(
-                    "SELECT item_id FROM catalog_items WHERE item IS NOT NULL AND item_id = ANY(%s)",
+                    "SELECT item_id FROM catalog_items "
+                    "WHERE item IS NOT NULL AND item_id = ANY(%s)",
                     ([i for i, _ in rows],),
                 )}
                 rows = [r for r in rows if r[0] in live]

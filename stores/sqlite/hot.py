@@ -90,7 +90,9 @@ class SqliteShopperState:
             # purchases and refunds in event order: apply them one by one
             for e in events:
                 if e.item_id is not None and e.type == "purchase":
-                    db.execute("INSERT OR IGNORE INTO purchases VALUES (?, ?)", (e.user_id, e.item_id))
+                    db.execute(
+                        "INSERT OR IGNORE INTO purchases VALUES (?, ?)", (e.user_id, e.item_id)
+                    )
                 elif e.item_id is not None and e.type == "refund":
                     db.execute(
                         "DELETE FROM purchases WHERE user_id = ? AND item_id = ?",
@@ -168,7 +170,8 @@ class SqliteShopperState:
                 return out
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
-                q = f"SELECT item_id, score FROM live WHERE item_id IN ({','.join('?' * len(chunk))})"
+                marks = ",".join("?" * len(chunk))
+                q = f"SELECT item_id, score FROM live WHERE item_id IN ({marks})"
                 out.update((r[0], math.exp(r[1] - top)) for r in db.execute(q, chunk))
         return out
 

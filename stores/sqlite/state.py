@@ -81,7 +81,8 @@ class SqliteUsers:
         with self._db.tx() as db:
             db.executemany(
                 "INSERT INTO users VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
-                "consent = excluded.consent, body = excluded.body, updated_at = excluded.updated_at",
+                "consent = excluded.consent, body = excluded.body, "
+                "updated_at = excluded.updated_at",
                 rows,
             )
             _publish(db, "users", [r[0] for r in rows])
@@ -269,7 +270,8 @@ class SqliteDocuments:
 
     def _bump(self, db: sqlite3.Connection, doc_id: str) -> None:
         db.execute(
-            "INSERT INTO revisions VALUES (?, 1) ON CONFLICT (kind) DO UPDATE SET value = value + 1",
+            "INSERT INTO revisions VALUES (?, 1) "
+            "ON CONFLICT (kind) DO UPDATE SET value = value + 1",
             (self.kind,),
         )
         _publish(db, self._topic, [doc_id])
@@ -334,7 +336,8 @@ class SqliteSubscription:
         )
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._last = int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0])
+        last = self._conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
+        self._last = int(last[0])
 
     def poll(self, timeout: float = 0.0) -> list[Change]:
         deadline = time.monotonic() + timeout

@@ -22,7 +22,8 @@ def test_haproxy_accepts_the_deploy_config(tmp_path: Path) -> None:
     text = (ROOT / "deploy" / "haproxy.cfg").read_text()
     assert "server api-a api-a:8000" in text and "balance roundrobin" in text
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(text.replace("api-a:8000", "127.0.0.1:18001").replace("api-b:8000", "127.0.0.1:18002"))
+    local = text.replace("api-a:8000", "127.0.0.1:18001").replace("api-b:8000", "127.0.0.1:18002")
+    cfg.write_text(local)
     proc = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True,
                           timeout=30, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
