@@ -50,7 +50,8 @@ class EventStore(Protocol):
         self, *, since: date | datetime | None = None, until: date | datetime | None = None
     ) -> pa.Table:
         """The events of UTC days ``since`` … ``until`` (inclusive; a datetime selects its
-        day) as one Arrow table in ``data.event_table.EVENT_SCHEMA``, in time order."""
+        day) as one Arrow table in ``data.event_table.EVENT_SCHEMA``, in time order (events
+        of one instant: in arrival order embedded, by id in PostgreSQL)."""
         ...
 
     def iter_events(
