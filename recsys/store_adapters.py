@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from recsys.errors import (
     ExperimentError,
@@ -21,11 +22,17 @@ from recsys.errors import (
     RuleConflictError,
     RuleNotFoundError,
 )
-from recsys.experiment_store import SERVED_COLUMNS, ServedRequest
+from recsys.experiment_store import (
+    SERVED_COLUMNS,
+    ServedRequest,
+    SqliteExperimentStore,
+    SqliteRequestLog,
+)
 from recsys.experiments import Experiment, ExperimentSpec
+from recsys.rule_store import SqliteRuleStore
 from recsys.rules.model import Rule, sort_rules
 from recsys.rules.spec import RuleSpec
-from stores import ConflictError, Document, NotFoundError, ServedList, StoreError
+from stores import ConflictError, Document, NotFoundError, ServedList, StoreError, Stores
 from stores import protocols as sp
 
 log = logging.getLogger(__name__)
@@ -213,3 +220,49 @@ class StoreRequestLog:
         self._wake.set()
         self._flusher.join(timeout=10)
         self.flush()
+
+
+def import_sqlite_merch(state_dir: Path, stores: Stores) -> dict[str, int]:
+    """Copy rules, experiments and served requests from today's SQLite files under
+    ``state_dir`` (``rules.sqlite``, ``experiments.sqlite``, ``requests.sqlite``) into
+    ``stores``, once: ids already there are left alone, so running it again copies nothing.
+    Returns how many of each were copied. For switching a shop to the stores without losing
+    its merchandising."""
+    copied = {"rules": 0, "experiments": 0, "requests": 0}
+    if (state_dir / "rules.sqlite").exists():
+        old_rules = SqliteRuleStore(state_dir / "rules.sqlite")
+        rules = DocumentRuleStore(stores.rules)
+        have = {d.doc_id for d in stores.rules.list()}
+        for r in old_rules.list():
+            if r.rule_id not in have:
+                rules.put(r, create=True)
+                copied["rules"] += 1
+        old_rules.close()
+    if (state_dir / "experiments.sqlite").exists():
+        old_exps = SqliteExperimentStore(state_dir / "experiments.sqlite")
+        exps = DocumentExperimentStore(stores.experiments)
+        have = {d.doc_id for d in stores.experiments.list()}
+        for e in old_exps.list():
+            if e.experiment_id not in have:
+                exps.put(e, create=True)
+                copied["experiments"] += 1
+    if (state_dir / "requests.sqlite").exists():
+        old_log = SqliteRequestLog(state_dir / "requests.sqlite", flush_seconds=3600)
+        batch: list[ServedList] = []
+        for r in old_log:
+            batch.append(ServedList(r.request_id, r.at, r.surface, r.user_id, r.experiment,
+                                    r.variant, r.query, r.item_id))
+            if len(batch) >= 5000:
+                copied["requests"] += _copy_new(stores, batch)
+                batch = []
+        copied["requests"] += _copy_new(stores, batch)
+        old_log.close()
+    log.info("copied from %s: %s", state_dir, copied)
+    return copied
+
+
+def _copy_new(stores: Stores, rows: list[ServedList]) -> int:
+    known = stores.requests.lookup(r.request_id for r in rows)
+    new = [r for r in rows if r.request_id not in known]
+    stores.requests.record(new)
+    return len(new)

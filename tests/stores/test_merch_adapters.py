@@ -18,7 +18,12 @@ from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
 from recsys.experiments import ExperimentSpec
 from recsys.rule_store import SqliteRuleStore
 from recsys.rules.spec import RuleSpec
-from recsys.store_adapters import DocumentExperimentStore, DocumentRuleStore, StoreRequestLog
+from recsys.store_adapters import (
+    DocumentExperimentStore,
+    DocumentRuleStore,
+    StoreRequestLog,
+    import_sqlite_merch,
+)
 from tests.stores.conftest import NOW, Backend
 
 
@@ -106,3 +111,27 @@ def test_request_log_answers_like_the_sqlite_log(backend: Backend, tmp_path: Pat
     assert ours.lookup(["r1"])["r1"].user_id is None
     ours.close()
     theirs.close()
+
+
+def test_todays_sqlite_merchandising_is_copied_once(backend: Backend, tmp_path: Path) -> None:
+    state = tmp_path / "old-state"
+    old_rules = SqliteRuleStore(state / "rules.sqlite")
+    for r in rules():
+        old_rules.put(r)
+    old_rules.close()
+    SqliteExperimentStore(state / "experiments.sqlite").put(
+        replace(experiment("x1").to_experiment(), created_at=NOW, status="running",
+                started_at=NOW))
+    old_log = SqliteRequestLog(state / "requests.sqlite", flush_seconds=3600)
+    for n in range(7):
+        old_log.record(request_id=f"r{n}", at=NOW - timedelta(days=n), surface="feed",
+                       user_id="u1", experiment="x1", variant="A")
+    old_log.close()
+
+    s = backend.open()
+    assert import_sqlite_merch(state, s) == {"rules": 3, "experiments": 1, "requests": 7}
+    assert import_sqlite_merch(state, s) == {"rules": 0, "experiments": 0, "requests": 0}
+    assert DocumentRuleStore(s.rules).list() == SqliteRuleStore(state / "rules.sqlite").list()
+    assert DocumentExperimentStore(s.experiments).get("x1") == SqliteExperimentStore(
+        state / "experiments.sqlite").get("x1")
+    assert len(s.requests.days()) == 7 and s.requests.lookup(["r6"])["r6"].variant == "A"
