@@ -233,9 +233,9 @@ def import_sqlite_merch(state_dir: Path, stores: Stores) -> dict[str, int]:
         old_rules = SqliteRuleStore(state_dir / "rules.sqlite")
         rules = DocumentRuleStore(stores.rules)
         have = {d.doc_id for d in stores.rules.list()}
-        for r in old_rules.list():
-            if r.rule_id not in have:
-                rules.put(r, create=True)
+        for rule in old_rules.list():
+            if rule.rule_id not in have:
+                rules.put(rule, create=True)
                 copied["rules"] += 1
         old_rules.close()
     if (state_dir / "experiments.sqlite").exists():
@@ -249,9 +249,9 @@ def import_sqlite_merch(state_dir: Path, stores: Stores) -> dict[str, int]:
     if (state_dir / "requests.sqlite").exists():
         old_log = SqliteRequestLog(state_dir / "requests.sqlite", flush_seconds=3600)
         batch: list[ServedList] = []
-        for r in old_log:
-            batch.append(ServedList(r.request_id, r.at, r.surface, r.user_id, r.experiment,
-                                    r.variant, r.query, r.item_id))
+        for row in old_log:
+            batch.append(ServedList(row.request_id, row.at, row.surface, row.user_id,
+                                    row.experiment, row.variant, row.query, row.item_id))
             if len(batch) >= 5000:
                 copied["requests"] += _copy_new(stores, batch)
                 batch = []
