@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 def catalog_costs(data: Path, appends: int, saves: int) -> dict[str, float]:
     from data.catalog import Catalog
-    from serving.userstore import CatalogJournal
+    from data.journals import CatalogJournal
 
     catalog = Catalog.from_jsonl(data / "items.jsonl")
     item = next(iter(catalog))

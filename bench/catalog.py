@@ -103,8 +103,8 @@ def _rule_filter_ms(
     where the catalog has it (NaN otherwise)."""
     from datetime import UTC, datetime
 
-    from recsys.rules.engine import item_matches
-    from recsys.rules.model import ItemFilter
+    from merch.rules.engine import item_matches
+    from merch.rules.model import ItemFilter
 
     f = ItemFilter(brands=("Snuggle", "StrideOn"), in_stock=True)
     now = datetime.now(UTC)
@@ -134,10 +134,10 @@ def measure(items_path: Path, rev: str | None, n_get: int) -> dict[str, float | 
     tmp = Path(tempfile.mkdtemp(prefix="shoprank-bench-catalog-"))
     if rev is None:
         from data.catalog import Catalog
-        from recsys.catalog_views import CatalogViews
+        from ranking.catalog_views import CatalogViews
     else:
         old_catalog = _module_at(rev, "data/catalog.py", "old_catalog", tmp)
-        old_views = _module_at(rev, "recsys/catalog_views.py", "old_views", tmp)
+        old_views = _module_at(rev, "ranking/catalog_views.py", "old_views", tmp)
         Catalog = old_catalog.Catalog  # type: ignore[attr-defined]  # noqa: N806
         CatalogViews = old_views.CatalogViews  # type: ignore[attr-defined]  # noqa: N806
     gc.collect()

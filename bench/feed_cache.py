@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _feed(r: random.Random, n: int = 200):  # noqa: ANN202 - a recsys.pipeline.Ranked
-    from recsys.pipeline import Ranked
-    from recsys.types import RankContext, Reason, ScoredItem
+def _feed(r: random.Random, n: int = 200):  # noqa: ANN202 - a ranking.pipeline.Ranked
+    from ranking.pipeline import Ranked
+    from ranking.types import RankContext, Reason, ScoredItem
 
     pool = [Reason("cf", model_version="v7"), Reason("trending", model_version="v3"),
             Reason("new_arrival"), Reason("promoted", rule_id="r2")]
@@ -90,7 +90,7 @@ def main() -> None:
     if args.home is None:
         feeds = [_feed(r) for _ in range(50)]
     else:
-        from serving.settings import Settings
+        from core.settings import Settings
         from serving.state import Services
 
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -78,16 +78,22 @@ def measure_overhead(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--opensearch-url", default=os.environ.get("SHOPRANK_OPENSEARCH_URL"),
                     required=not os.environ.get("SHOPRANK_OPENSEARCH_URL"))
     ap.add_argument("--items", type=int, default=100_000)
-    ap.add_argument("--shop", type=Path, default=None, help="synthetic shop folder (generated if empty)")
+    ap.add_argument(
+        "--shop", type=Path, default=None, help="synthetic shop folder (generated if empty)"
+    )
     ap.add_argument("--queries", type=int, default=2_000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--index", default="shoprank-bench")
-    ap.add_argument("--reindex", action="store_true", help="rebuild even if the index holds the shop")
+    ap.add_argument(
+        "--reindex", action="store_true", help="rebuild even if the index holds the shop"
+    )
     args = ap.parse_args()
 
     from rich.console import Console

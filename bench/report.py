@@ -1,4 +1,4 @@
-"""Benchmark: the KPI report (``recsys.reports.build_report``) on a synthetic shop's events.
+"""Benchmark: the KPI report (``analytics.reports.build_report``) on a synthetic shop's events.
 
     python bench/report.py --events-file SHOP/events.parquet            # every event in the file
     python bench/report.py --events-file SHOP/events.parquet --limit 2000000
@@ -7,7 +7,7 @@
 Times, as medians of ``--repeat`` runs: reading the report's columns from Parquet, the report
 overall/per day/per surface, and the report of the shop's experiment (variants attributed by
 context and by request id through a served-request log holding every list in the file). The
-event-by-event implementation it replaced (``tests/recsys/report_reference.py``) is timed on
+event-by-event implementation it replaced (``tests/analytics/report_reference.py``) is timed on
 the first ``--reference-events`` events for the ratio. Prints a table; writes
 bench/results/report.json.
 """
@@ -84,12 +84,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None, tmp: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from analytics.reports import REPORT_COLUMNS, build_report
     from data.loaders import read_events_table
     from data.models import Event, EventContext
-    from recsys.experiment_store import SqliteRequestLog
-    from recsys.experiments import Experiment, Variant
-    from recsys.reports import REPORT_COLUMNS, build_report
-    from tests.recsys.report_reference import reference_report
+    from merch.experiments import Experiment, Variant
+    from merch.request_log import SqliteRequestLog
+    from tests.analytics.report_reference import reference_report
 
     CONTEXT = ("session_id", "request_id", "experiment", "variant", "surface")
     path = args.events_file

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def fill(folder: Path, rows: int, make_id: Callable[[], str], parts: int = 5) -> list[float]:
     """CPU ms per 1,000 rows for each of ``parts`` equal parts of ``rows`` inserts."""
-    from recsys.experiment_store import SqliteRequestLog
+    from merch.request_log import SqliteRequestLog
 
     log = SqliteRequestLog(folder / "requests.sqlite", flush_seconds=3600, batch=10**9)
     start = datetime(2026, 11, 1, tzinfo=UTC)
@@ -38,8 +38,12 @@ def fill(folder: Path, rows: int, make_id: Callable[[], str], parts: int = 5) ->
         for part in range(parts):
             t = time.process_time()
             for i in range(part * per_part, (part + 1) * per_part):
-                log.record(request_id=make_id(), at=start + timedelta(milliseconds=i), surface="recommend",
-                           user_id=f"u{i % 1_000_000}")
+                log.record(
+                    request_id=make_id(),
+                    at=start + timedelta(milliseconds=i),
+                    surface="recommend",
+                    user_id=f"u{i % 1_000_000}",
+                )
                 if i % 500 == 499:
                     log.flush()
             log.flush()
@@ -78,7 +82,9 @@ def main() -> None:
                       f"{rand[p] / ordered[p]:.2f}×")
     Console().print(table)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"rows": args.rows, "cpu_ms_per_1000_rows": results}, indent=2))
+    args.results.write_text(
+        json.dumps({"rows": args.rows, "cpu_ms_per_1000_rows": results}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -38,27 +38,37 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--catalog", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=1000)
     ap.add_argument("--events", type=int, default=200_000, help="Events in the KPI report.")
-    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "rules.json")
+    ap.add_argument(
+        "--results", type=Path, default=Path(__file__).parent / "results" / "rules.json"
+    )
     args = ap.parse_args(argv)
 
     from rich.console import Console
     from rich.table import Table
 
+    from analytics.reports import build_report
     from data.catalog import Catalog
     from data.models import Event, EventContext, Item
-    from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
-    from recsys.experiments import ExperimentService, ExperimentSpec
-    from recsys.reports import build_report
-    from recsys.rules import RuleSpec, apply_rules, plan_query
-    from recsys.types import RankContext, ScoredItem
+    from merch.experiment_store import SqliteExperimentStore
+    from merch.experiments import ExperimentService, ExperimentSpec
+    from merch.request_log import SqliteRequestLog
+    from merch.rules import RuleSpec, apply_rules, plan_query
+    from ranking.types import RankContext, ScoredItem
 
     rng = random.Random(0)
     now = datetime.now(UTC)
     brands = [f"brand{b}" for b in range(50)]
     cats = [("服裝", f"c{c}") for c in range(20)]
     catalog = Catalog(
-        Item(item_id=f"i{i}", title=f"商品 {i}", brand=rng.choice(brands), category=rng.choice(cats),
-             price=rng.uniform(10, 2000), stock=5, created_at=now - timedelta(days=rng.randint(0, 300)))
+        Item(
+            item_id=f"i{i}",
+            title=f"商品 {i}",
+            brand=rng.choice(brands),
+            category=rng.choice(cats),
+            price=rng.uniform(10, 2000),
+            stock=5,
+            created_at=now - timedelta(days=rng.randint(0, 300)),
+        )
         for i in range(args.catalog)
     )
     kinds = ["pin", "boost", "bury", "hide", "filter", "rewrite"]
@@ -80,13 +90,21 @@ def main(argv: list[str] | None = None) -> None:
         rules.append(RuleSpec.model_validate({
             "id": f"r{n:04d}", "name": f"rule {n}", "priority": n % 5,
             "condition": {"contexts": ["search"], "query": query}, "actions": [action]}).to_rule())
-    items = [ScoredItem(f"i{rng.randrange(args.catalog)}", float(args.items - k)) for k in range(args.items)]
+    items = [
+        ScoredItem(f"i{rng.randrange(args.catalog)}", float(args.items - k))
+        for k in range(args.items)
+    ]
     ctx = RankContext(surface="search", query="word3 word7 red dress", user_id="u1", now=now)
 
     rows: list[tuple[str, list[float]]] = []
     rows.append((f"apply_rules ({args.rules} rules, {args.items} items)",
                  _time(lambda: apply_rules(items, ctx, rules, catalog), args.repeat)))
-    rows.append((f"plan_query ({args.rules} rules)", _time(lambda: plan_query(ctx.query or "", ctx, rules), args.repeat)))
+    rows.append(
+        (
+            f"plan_query ({args.rules} rules)",
+            _time(lambda: plan_query(ctx.query or "", ctx, rules), args.repeat),
+        )
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         requests = SqliteRequestLog(Path(tmp) / "requests.sqlite")
@@ -95,9 +113,22 @@ def main(argv: list[str] | None = None) -> None:
             {"name": "A", "share": 1}, {"name": "B", "share": 1}]}))
         svc.start("e")
         counter = iter(range(10**9))
-        rows.append(("experiment assign + request log",
-                     _time(lambda: svc.assign(RankContext(surface="feed", user_id=f"u{next(counter) % 5000}",
-                                                          request_id=f"q{next(counter)}", now=now)), args.repeat)))
+        rows.append(
+            (
+                "experiment assign + request log",
+                _time(
+                    lambda: svc.assign(
+                        RankContext(
+                            surface="feed",
+                            user_id=f"u{next(counter) % 5000}",
+                            request_id=f"q{next(counter)}",
+                            now=now,
+                        )
+                    ),
+                    args.repeat,
+                ),
+            )
+        )
         requests.flush()
         events = []
         for k in range(args.events):
@@ -123,11 +154,16 @@ def main(argv: list[str] | None = None) -> None:
         p95 = ts_sorted[min(len(ts) - 1, int(0.95 * len(ts)))]
         med = statistics.median(ts)
         table.add_row(name, f"{med:,.0f}", f"{p95:,.0f}", str(len(ts)))
-        results.append({"step": name, "median_us": round(med, 1), "p95_us": round(p95, 1), "runs": len(ts)})
+        results.append(
+            {"step": name, "median_us": round(med, 1), "p95_us": round(p95, 1), "runs": len(ts)}
+        )
     Console().print(table)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
-                                       indent=1))
+    args.results.write_text(
+        json.dumps(
+            {"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ from data.models import Item  # noqa: E402
 from search.analysis import Analyzer  # noqa: E402
 from search.backend import SearchBackend  # noqa: E402
 from search.query import SearchRequest  # noqa: E402
-from search.result import SearchResult  # noqa: E402
 from search.relevance import make_queries  # noqa: E402
+from search.result import SearchResult  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "search.json"
 
@@ -53,7 +53,9 @@ def ensure_shop(shop: Path, n_items: int) -> Path:
         from data.synthetic import ShopSpec, generate
 
         print(f"generating a {n_items:,}-item shop in {shop} …", flush=True)
-        generate(ShopSpec(n_users=200, n_items=n_items, n_events=2_000, seed=11), shop, progress=True)
+        generate(
+            ShopSpec(n_users=200, n_items=n_items, n_events=2_000, seed=11), shop, progress=True
+        )
     return items
 
 
@@ -179,21 +181,33 @@ def repeat_share(reqs: list[SearchRequest], warmup: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--items", type=int, default=100_000, help="catalog size (default 100k)")
-    ap.add_argument("--shop", type=Path, default=None, help="synthetic shop folder (generated if empty)")
+    ap.add_argument(
+        "--shop", type=Path, default=None, help="synthetic shop folder (generated if empty)"
+    )
     ap.add_argument("--queries", type=int, default=2_000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--index-dir", type=Path, default=None, help="embedded index folder (default: temp)")
-    ap.add_argument("--opensearch-url", default=os.environ.get("SHOPRANK_OPENSEARCH_URL"),
-                    help="OpenSearch node (e.g. from scripts/opensearch start); omitted → embedded only")
+    ap.add_argument(
+        "--index-dir", type=Path, default=None, help="embedded index folder (default: temp)"
+    )
+    ap.add_argument(
+        "--opensearch-url",
+        default=os.environ.get("SHOPRANK_OPENSEARCH_URL"),
+        help="OpenSearch node (e.g. from scripts/opensearch start); omitted → embedded only",
+    )
     ap.add_argument("--backends", default="embedded,opensearch")
     ap.add_argument("--rerank-depth", type=int, default=None,
                     help="ask for the top N of each query (the API re-ranks its top 50)")
-    ap.add_argument("--no-facet-cache", action="store_true",
-                    help="embedded: compute every facet count (no cache of repeated text + filters)")
+    ap.add_argument(
+        "--no-facet-cache",
+        action="store_true",
+        help="embedded: compute every facet count (no cache of repeated text + filters)",
+    )
     args = ap.parse_args()
 
     import tempfile
@@ -217,12 +231,17 @@ def main() -> None:
             from search.tantivy_backend import FACET_CACHE_SIZE, TantivyBackend
 
             with tempfile.TemporaryDirectory(prefix="shoprank-bench-") as tmp:
-                backend = TantivyBackend(args.index_dir or Path(tmp) / "index", analyzer=analyzer,
-                                         facet_cache_size=0 if args.no_facet_cache else FACET_CACHE_SIZE)
+                backend = TantivyBackend(
+                    args.index_dir or Path(tmp) / "index",
+                    analyzer=analyzer,
+                    facet_cache_size=0 if args.no_facet_cache else FACET_CACHE_SIZE,
+                )
                 name = kind + ("_no_facet_cache" if args.no_facet_cache else "")
                 name += f"_top{args.rerank_depth}" if args.rerank_depth else ""
                 try:
-                    results[name] = run_backend(backend, items, warm + timed, len(warm), args.threads)
+                    results[name] = run_backend(
+                        backend, items, warm + timed, len(warm), args.threads
+                    )
                 finally:
                     backend.close()
         elif kind == "opensearch":
@@ -231,7 +250,9 @@ def main() -> None:
                 continue
             from search.opensearch_backend import OpenSearchBackend
 
-            backend = OpenSearchBackend(args.opensearch_url, index="shoprank-bench", analyzer=analyzer)
+            backend = OpenSearchBackend(
+                args.opensearch_url, index="shoprank-bench", analyzer=analyzer
+            )
             try:
                 results[kind] = run_backend(backend, items, warm + timed, len(warm), args.threads)
                 # Our OpenSearch path vs raw opensearch-py with the same bodies (OPENSEARCH owner).

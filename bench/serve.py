@@ -10,7 +10,8 @@ arrivals, bought together), build the embedded index, start ``shoprank serve --w
 its own process, then load each route for ``--duration`` seconds with ``wrk`` (C, one thread,
 ``--concurrency`` keep-alive connections, a Lua script for random users/items/queries):
 ``/healthz`` (the floor: the HTTP stack alone), recommendations, recommendations in a top
-category, recommendations for new shoppers (ids longer than any known one: unknown users, trending), feed, similar, search,
+category, recommendations for new shoppers (ids longer than any known one: unknown users,
+trending), feed, similar, search,
 and search for new shoppers;
 then healthz and recommendations again with ``--latency-concurrency`` connections (about one
 request in flight per worker: the service time, where 8 connections measure mostly queueing),
@@ -73,9 +74,16 @@ def prepare(home: Path, users: int, items: int, events: int, shop: Path | None =
                 if (shop / f).exists():
                     shutil.copy2(shop / f, data / f)
         else:
-            print(f"generating {users} users × {items} items × {events} events into {data}", flush=True)
-            generate(ShopSpec(n_users=users, n_items=items, n_events=events), data, events_format="parquet")
-    from training.registry import Registry
+            print(
+                f"generating {users} users × {items} items × {events} events into {data}",
+                flush=True,
+            )
+            generate(
+                ShopSpec(n_users=users, n_items=items, n_events=events),
+                data,
+                events_format="parquet",
+            )
+    from models.registry import Registry
 
     reg = Registry(home / "models")
     missing = [m for m in MODELS if reg.current_version(m) is None]
@@ -87,12 +95,19 @@ def prepare(home: Path, users: int, items: int, events: int, shop: Path | None =
         cfg.models = [ModelEntry(name=m, algorithm=m, params=MODELS[m]) for m in missing]
         cfg.train.holdout_metrics = False
         t0 = time.perf_counter()
-        rep = train(cfg, home / "models", events_dir=home / "events", promote=True,
-                    progress=lambda msg: print(f"  train: {msg} ({time.perf_counter() - t0:.0f}s)", flush=True))
+        rep = train(
+            cfg,
+            home / "models",
+            events_dir=home / "events",
+            promote=True,
+            progress=lambda msg: print(
+                f"  train: {msg} ({time.perf_counter() - t0:.0f}s)", flush=True
+            ),
+        )
         print(f"trained {', '.join(m.name for m in rep.models)} in {time.perf_counter() - t0:.0f}s "
               f"({', '.join(f'{k} {v:.0f}s' for k, v in rep.seconds.items())})", flush=True)
+    from core.settings import get_settings
     from search.factory import open_backend
-    from serving.settings import get_settings
 
     backend = open_backend(get_settings(home=home, search_backend="embedded"))
     try:
@@ -212,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--events", type=int, default=20_000_000)
-    ap.add_argument("--home", type=Path, default=None, help="Default: var/bench-serve-<users>x<items>.")
+    ap.add_argument(
+        "--home", type=Path, default=None, help="Default: var/bench-serve-<users>x<items>."
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=8, help="wrk connections.")
     ap.add_argument("--duration", type=float, default=15.0, help="Seconds per route.")
@@ -230,7 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=18800)
     ap.add_argument("--shop", type=Path, default=None,
                     help="An already generated shop folder to copy instead of generating one.")
-    ap.add_argument("--prepare-only", action="store_true", help="Generate, train and index; no load.")
+    ap.add_argument(
+        "--prepare-only", action="store_true", help="Generate, train and index; no load."
+    )
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = ap.parse_args(argv)
     home = (args.home or ROOT / "var" / f"bench-serve-{args.users}x{args.items}").resolve()
@@ -252,7 +271,14 @@ def main(argv: list[str] | None = None) -> None:
         (home / "state" / leftover).unlink(missing_ok=True)
     t_start = time.perf_counter()
     server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "shoprank"), "serve", "--port", str(args.port), "--workers", str(args.workers)],
+        [
+            str(ROOT / ".venv" / "bin" / "shoprank"),
+            "serve",
+            "--port",
+            str(args.port),
+            "--workers",
+            str(args.workers),
+        ],
         env=env,
         start_new_session=True,
     )
@@ -287,8 +313,16 @@ def main(argv: list[str] | None = None) -> None:
         if lc and lc != args.concurrency:
             for name in ("healthz", "recommendations"):
                 key = f"{name} @{lc}"
-                results[key] = run_wrk(base, name, args.duration, lc, args.users, args.items, server.pid,
-                                       workers=args.workers)
+                results[key] = run_wrk(
+                    base,
+                    name,
+                    args.duration,
+                    lc,
+                    args.users,
+                    args.items,
+                    server.pid,
+                    workers=args.workers,
+                )
                 print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
         # Paced load: p99 at a given rate rather than at saturation. Each connection sends
         # about one request per (think + latency); the think time subtracts the measured
@@ -296,11 +330,22 @@ def main(argv: list[str] | None = None) -> None:
         # actually served).
         if args.paced_rate > 0:
             conns = args.paced_connections
-            lat_key = f"recommendations @{lc}" if lc and lc != args.concurrency else "recommendations"
+            lat_key = (
+                f"recommendations @{lc}" if lc and lc != args.concurrency else "recommendations"
+            )
             think = max(0.0, conns / args.paced_rate * 1000 - results[lat_key]["p50_ms"])
             key = f"recommendations paced {args.paced_rate:.0f}/s"
-            results[key] = run_wrk(base, "recommendations", args.duration, conns, args.users, args.items,
-                                   server.pid, think_ms=think, workers=args.workers)
+            results[key] = run_wrk(
+                base,
+                "recommendations",
+                args.duration,
+                conns,
+                args.users,
+                args.items,
+                server.pid,
+                think_ms=think,
+                workers=args.workers,
+            )
             results[key]["think_ms"] = think
             print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
         mem = memory_mb(server.pid)
@@ -315,13 +360,30 @@ def main(argv: list[str] | None = None) -> None:
               f"wrk {args.concurrency} connections, {args.duration:.0f}s per route; memory: PSS "
               f"{mem['pss_mb']:.0f} MB, largest process RSS {mem['rss_max_mb']:.0f} MB, RSS summed "
               f"over processes {mem['rss_mb']:.0f} MB; ready in {startup_s:.0f}s")
-    for c in ("route", "req/s", "p50 ms", "p99 ms", "errors", "server cores", "busiest / idlest worker",
-              "wrk cores", "load before"):
+    for c in (
+        "route",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server cores",
+        "busiest / idlest worker",
+        "wrk cores",
+        "load before",
+    ):
         t.add_column(c, justify="right")
     for name, r in results.items():
-        t.add_row(name, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(int(r["errors"])),
-                  f"{r['server_cpu']:.2f}", f"{r['worker_cpu_max']:.2f} / {r['worker_cpu_min']:.2f}",
-                  f"{r['client_cpu']:.2f}", f"{r['load_avg_before']:.1f}")
+        t.add_row(
+            name,
+            f"{r['rps']:.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            str(int(r["errors"])),
+            f"{r['server_cpu']:.2f}",
+            f"{r['worker_cpu_max']:.2f} / {r['worker_cpu_min']:.2f}",
+            f"{r['client_cpu']:.2f}",
+            f"{r['load_avg_before']:.1f}",
+        )
     Console(width=150).print(t)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({

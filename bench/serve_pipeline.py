@@ -1,6 +1,6 @@
 """Benchmark: online ranking in-process (no HTTP) — p50/p99 per surface and memory.
 
-    python bench/serve_pipeline.py                     # the home bench/serve.py prepared (1M × 100k)
+    python bench/serve_pipeline.py          # the home bench/serve.py prepared (1M × 100k)
     python bench/serve_pipeline.py --home var/bench-serve-20000x5000 --users 20000 --items 5000
 
 Builds ``Services`` on a prepared home (run bench/serve.py first), then times
@@ -45,13 +45,15 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from core.settings import Settings
     from search.query import SearchRequest
-    from serving.routes.search import run_search
-    from serving.settings import Settings
+    from serving.services import run_search
     from serving.state import Services
 
     t0 = time.perf_counter()
-    services = Services.build(Settings(home=args.home, search_backend="embedded", model_poll_seconds=0))
+    services = Services.build(
+        Settings(home=args.home, search_backend="embedded", model_poll_seconds=0)
+    )
     build_s = time.perf_counter() - t0
     p, r = services.pipeline, random.Random(1)
     queries = ["dress", "連衣裙", "coffee", "咖啡", "shoes", "跑步鞋", "lamp", "背包"]
@@ -59,9 +61,11 @@ def main() -> None:
         "recommend": lambda: p.recommend(user_id=f"u{r.randrange(args.users)}", n=10),
         "feed": lambda: p.feed(user_id=f"u{r.randrange(args.users)}"),
         "similar": lambda: p.similar(item_id=f"i{r.randrange(args.items)}", n=10),
-        "search": lambda: run_search(services, SearchRequest(text=r.choice(queries),
-                                                             user_id=f"u{r.randrange(args.users)}"),
-                                     debug=False, request_id="bench"),
+        "search": lambda: run_search(
+            SearchRequest(text=r.choice(queries), user_id=f"u{r.randrange(args.users)}"),
+            backend=services.search, pipeline=p, rules=services.rules, catalog=services.catalog,
+            settings=services.settings, debug=False, request_id="bench",
+        ),
     }
     results: dict[str, dict[str, float]] = {}
     for name, fn in surfaces.items():
@@ -102,7 +106,7 @@ def _time_sources(p: object, users: int, requests: int) -> dict[str, float]:
     """CPU per request of the ``history`` and ``cf`` sources on the requests ``recommend``
     makes for random users: the requests are captured once, then each source is run over all
     of them 5 times and the fastest pass is kept (the least disturbed by the machine)."""
-    from recsys import candidates as C
+    from ranking import candidates as C
 
     captured: list[C.SourceRequest] = []
     real = C.history_list

@@ -66,7 +66,10 @@ def main() -> None:
     from training.interactions import build_interactions
     from training.jobs import load_input, matrix_config, train
 
-    data = args.data or Path(tempfile.gettempdir()) / f"shoprank-bench-{args.events}-{args.users}-{args.items}"
+    data = (
+        args.data
+        or Path(tempfile.gettempdir()) / f"shoprank-bench-{args.events}-{args.users}-{args.items}"
+    )
     if not (data / "events.parquet").is_file():
         t0 = time.perf_counter()
         generate(ShopSpec(n_users=args.users, n_items=args.items, n_events=args.events), data,
@@ -82,7 +85,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as models_dir:
         t0 = time.perf_counter()
-        rep = train(cfg, Path(models_dir), promote=True, progress=lambda m: print(f"  {m}…", flush=True))
+        rep = train(
+            cfg, Path(models_dir), promote=True, progress=lambda m: print(f"  {m}…", flush=True)
+        )
         job_s = time.perf_counter() - t0
     ours_fit = rep.models[0].fit_seconds
 

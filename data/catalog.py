@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
-from data.errors import describe
-from data.fsutil import atomic_write
+from core.errors import describe
+from core.fsutil import atomic_write
 from data.models import CATEGORY_SEPARATOR, AttributeValue, Item
 from data.quarantine import set_aside
 
@@ -508,7 +508,7 @@ class Catalog:
             st.texts.append(text)
             st.flags.append(flags)
             self._set_big_stock(item)
-            for col, v in zip(st.cols, values):
+            for col, v in zip(st.cols, values, strict=False):
                 col.append(v)
             st.rows[item_id] = len(st.ids) - 1
         else:
@@ -517,7 +517,7 @@ class Catalog:
             st.texts[row] = text
             st.flags[row] = flags
             self._set_big_stock(item)
-            for col, v in zip(st.cols[1:], values[1:]):
+            for col, v in zip(st.cols[1:], values[1:], strict=False):
                 col[row] = v
             st.ver[row] = values[0]
         self._by_leaf.setdefault(item.category, set()).add(item_id)

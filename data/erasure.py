@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.fsutil import atomic_replace, atomic_write
+from core.fsutil import atomic_replace, atomic_write
 
 USERS_FILE = "users.jsonl"
 EVENTS_FILES = ("events.parquet", "events.jsonl")

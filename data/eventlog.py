@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from core.fsutil import fsync_dir
 from data.errors import EventLogError
-from data.fsutil import fsync_dir
 from data.models import Event
 
 if TYPE_CHECKING:
@@ -191,9 +191,12 @@ class EventLog:
 
     def _bump(self, day: str) -> None:
         """Count a change of ``day``'s file; called with the file lock held, after the lines are
-        durable. The day is written before the counter, so a reader that sees the counter sees it."""
+        durable. The day is written before the counter, so a reader that sees the counter sees
+        it."""
         seq = self.changes() + 1
-        struct.pack_into("<Q", self._changes, 8 * (1 + seq % _RING), date.fromisoformat(day).toordinal())
+        struct.pack_into(
+            "<Q", self._changes, 8 * (1 + seq % _RING), date.fromisoformat(day).toordinal()
+        )
         struct.pack_into("<Q", self._changes, 0, seq)
 
     def _path(self, day: str) -> Path:
@@ -504,6 +507,25 @@ class EventLog:
                             exc.errors()[0]["msg"],
                         )
 
+    def recent(self, limit: int) -> list[Event]:
+        """The last ``limit`` events written (file order, oldest first), read from the end of
+        the newest day files backwards: what a preview samples costs the same with a week or
+        a year of events in the log. Unreadable lines are skipped."""
+        out: list[Event] = []
+        for path in reversed(self.partitions()):
+            want = limit - len(out)
+            if want <= 0:
+                break
+            lines = _last_lines(path, want)
+            got = []
+            for line in lines:
+                try:
+                    got.append(Event.model_validate_json(line))
+                except ValidationError:
+                    continue
+            out[:0] = got
+        return out[-limit:] if limit > 0 else []
+
     def read_table(
         self, *, since: date | datetime | None = None, until: date | datetime | None = None
     ) -> pa.Table:
@@ -527,6 +549,25 @@ class EventLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _last_lines(path: Path, n: int, block: int = 1 << 20) -> list[bytes]:
+    """The last ``n`` complete lines of ``path`` (a torn last line is left out), reading
+    blocks from the end until enough newlines are in."""
+    with path.open("rb") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        pos, data = end, b""
+        while pos > 0 and data.count(b"\n") <= n:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            data = fh.read(step) + data
+    if not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+    lines = [x for x in data.split(b"\n") if x.strip()]
+    if pos > 0:
+        lines = lines[1:]  # the first one may be cut
+    return lines[-n:]
 
 
 def _as_day(v: date | datetime | None) -> str | None:

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from data.errors import LoaderError, describe
+from core.errors import describe
+from data.errors import LoaderError
 from data.models import EVENT_TYPES, INT32_MAX, MAX_AMOUNT, Event, EventContext, Item, User
 from data.quarantine import set_aside
 
@@ -625,18 +626,26 @@ def event_checks(table: pa.Table) -> list[tuple[str, pa.Array]]:
         query_present = pa.repeat(True, n)
     ts = table.column("timestamp")
     ts_ok = pc.and_(
-        pc.greater_equal(ts, pa.scalar(_EARLIEST, ts.type)), pc.less(ts, pa.scalar(_LATEST, ts.type))
+        pc.greater_equal(ts, pa.scalar(_EARLIEST, ts.type)),
+        pc.less(ts, pa.scalar(_LATEST, ts.type)),
     )
     checks = [
         ("event_id: missing", nonempty("event_id")),
         ("user_id: missing", nonempty("user_id")),
-        ("type: unknown event type", pc.fill_null(pc.is_in(typ, value_set=pa.array(EVENT_TYPES)), False)),
+        (
+            "type: unknown event type",
+            pc.fill_null(pc.is_in(typ, value_set=pa.array(EVENT_TYPES)), False),
+        ),
         ("timestamp: missing or not between 1970 and 2200", pc.fill_null(ts_ok, False)),
         ("value: not a finite number within ±1e9", value_ok),
-        ("item_id / context.query: missing for the event type",
-         pc.if_else(is_search, query_present, nonempty("item_id"))),
-        ("value: a rate event needs a rating from 0 to 5",
-         pc.if_else(is_rate, pc.fill_null(rating_ok, False), True)),
+        (
+            "item_id / context.query: missing for the event type",
+            pc.if_else(is_search, query_present, nonempty("item_id")),
+        ),
+        (
+            "value: a rate event needs a rating from 0 to 5",
+            pc.if_else(is_rate, pc.fill_null(rating_ok, False), True),
+        ),
     ]
     if "position" in names:
         checks.append(("context.position: negative",

@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 EventType = Literal[
     "impression",
@@ -181,7 +189,9 @@ class EventContext(_Model):
     channel: Text | None = Field(default=None, max_length=64)
     device: Text | None = Field(default=None, max_length=64)
     surface: Text | None = Field(
-        default=None, max_length=64, description="Where the item was shown: feed, search, similar, …"
+        default=None,
+        max_length=64,
+        description="Where the item was shown: feed, search, similar, …",
     )
 
 

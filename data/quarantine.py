@@ -3,7 +3,8 @@
 Training and start-up read files that were written earlier: the shop's events, items and
 users, the event log. A record there that is unreadable or out of range (written before the
 bounds existed, or by hand) must not stop either. Readers skip it, count it, log where it is,
-and append it here: one ``quarantined-records.jsonl`` in the folder of the file it came from, one JSON
+and append it here: one ``quarantined-records.jsonl`` in the folder of the file it came from,
+one JSON
 object a line (``file``, ``record``, ``reason``, ``raw``, ``at``). ``record`` is the 1-based
 number of the record in its file (the line of a JSON Lines file without blank lines, the data
 row of a CSV file, the row of a Parquet file). ``shoprank quarantine`` lists them.

@@ -19,7 +19,8 @@ Text matching (the reference semantics):
   `CHAR_FIELDS` instead, which hold every CJK character of title and meta alone (weights as
   their text field): 裙 finds 連衣裙 and 半身裙.
 * Scoring: for each (clause, field, alternative) that matches, BM25 of the term/phrase × the
-  field weight × ``alternative.boost`` (1.0 typed, 0.8 synonym); summed. With ``typo_tolerance``, each alternative with a ``fuzzy_distance`` > 0
+  field weight × ``alternative.boost`` (1.0 typed, 0.8 synonym); summed. With
+  ``typo_tolerance``, each alternative with a ``fuzzy_distance`` > 0
   also matches terms within that Levenshtein distance (transpositions cost 1, no prefix) in
   the `FUZZY_FIELDS`, scored as a constant ``FUZZY_SCORE × field weight × alternative.boost``.
 * Category names: for each ``(key, boost)`` in ``plan.names`` equal to one of the document's
@@ -94,7 +95,9 @@ class SearchBackend(Protocol):
         the rebuild keep answering from the old index, never failing, never empty."""
         ...
 
-    def upsert(self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None) -> int:
+    def upsert(
+        self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None
+    ) -> int:
         """Add or replace items. An item missing from ``popularity`` keeps its current
         popularity (0 for a new item)."""
         ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from data.errors import ShopRankError
+from core.errors import ShopRankError
 
 
 class SearchError(ShopRankError):

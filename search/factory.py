@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from search.analysis import Analyzer
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from search.backend import SearchBackend
-    from serving.settings import Settings
 
 
 def open_backend(settings: Settings) -> SearchBackend:

@@ -38,14 +38,22 @@ def popularity_from_events(path: Path | str) -> dict[str, float]:
 
     t = read_events_table(path).select(["item_id", "type"])
     t = t.filter(pc.is_valid(t.column("item_id")))
-    weights = pa.array([POPULARITY_WEIGHTS.get(str(x), 0.0) for x in pc.unique(t.column("type")).to_pylist()])
+    weights = pa.array(
+        [POPULARITY_WEIGHTS.get(str(x), 0.0) for x in pc.unique(t.column("type")).to_pylist()]
+    )
     types = pc.unique(t.column("type"))
     idx = pc.index_in(t.column("type"), value_set=types)
     w = pc.take(weights, idx)
-    grouped = pa.table({"item_id": t.column("item_id"), "w": w}).group_by("item_id").aggregate([("w", "sum")])
+    grouped = (
+        pa.table({"item_id": t.column("item_id"), "w": w})
+        .group_by("item_id")
+        .aggregate([("w", "sum")])
+    )
     return {
         k: float(v)
-        for k, v in zip(grouped.column("item_id").to_pylist(), grouped.column("w_sum").to_pylist(), strict=True)
+        for k, v in zip(
+            grouped.column("item_id").to_pylist(), grouped.column("w_sum").to_pylist(), strict=True
+        )
         if v
     }
 

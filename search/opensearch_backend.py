@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 from data.models import Item
 from search.analysis import Analyzer, Highlighter, QueryPlan, default_analyzer, normalize
-from search.breaker import CircuitBreaker, CircuitOpen
 from search.backend import (
     CATEGORY_NAME_FIELD,
     CATEGORY_NAME_SCORE,
@@ -47,6 +46,7 @@ from search.backend import (
     TEXT_FIELDS,
     Progress,
 )
+from search.breaker import CircuitBreaker, CircuitOpen
 from search.document import POSITION_GAP, SearchDocument, to_document
 from search.errors import BackendUnavailableError, IndexNotFoundError, SearchError
 from search.query import (

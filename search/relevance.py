@@ -29,7 +29,7 @@ from search.backend import SearchBackend
 from search.query import SearchRequest
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _variant_of(item: Item) -> str | None:
 
 def _vocabulary() -> tuple[dict[str, str], dict[str, str]]:
     """(leaf zh → English noun, variant en lower → zh)."""
-    from data.synthetic import COLOURS, FLAVOURS, SCENTS, LEAVES
+    from data.synthetic import COLOURS, FLAVOURS, LEAVES, SCENTS
 
     nouns = {leaf.zh[2]: leaf.noun for leaf in LEAVES}
     variants = {en.lower(): zh for zh, en in (*COLOURS, *FLAVOURS, *SCENTS)}
@@ -171,7 +171,9 @@ def ndcg_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> f
     return dcg / idcg if idcg > 0 else 0.0
 
 
-def evaluate(backend: SearchBackend, queries: Iterable[LabeledQuery], *, k: int = 10) -> RelevanceReport:
+def evaluate(
+    backend: SearchBackend, queries: Iterable[LabeledQuery], *, k: int = 10
+) -> RelevanceReport:
     t0 = time.perf_counter()
     scores: list[tuple[LabeledQuery, float]] = []
     for q in queries:
@@ -223,7 +225,9 @@ def evaluate_backends(
 
                 assert settings.opensearch_url, "OpenSearch URL required"
                 backend = OpenSearchBackend(
-                    settings.opensearch_url, index=f"{settings.opensearch_index}-eval", analyzer=analyzer
+                    settings.opensearch_url,
+                    index=f"{settings.opensearch_index}-eval",
+                    analyzer=analyzer,
                 )
             try:
                 backend.rebuild(items)

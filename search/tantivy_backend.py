@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.fsutil import atomic_write
+from core.fsutil import atomic_write
 from data.models import Item
 from search.analysis import (
     Analyzer,

@@ -22,12 +22,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from core.settings import Settings, get_settings
 from serving.deps import document_storefront_security
 from serving.direct import DirectRoutes
 from serving.errors import SafeJSONResponse, install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
-from serving.settings import Settings, get_settings
 from serving.state import ModelWatcher, Services
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,10 @@ when one is configured."""
 
 
 def create_app(
-    settings: Settings | None = None, services: Services | None = None, *, direct_routes: bool = True
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    direct_routes: bool = True,
 ) -> FastAPI:
     """The app; ``direct_routes=False`` leaves every route to FastAPI's own dispatch (tests
     compare the two, see :mod:`serving.direct`)."""

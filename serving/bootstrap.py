@@ -1,6 +1,6 @@
 """Start-up state of the user profiles: who the users are, what they viewed and bought.
 
-:func:`load_profiles` builds the :class:`~recsys.profile.ProfileStore` the API starts with:
+:func:`load_profiles` builds the :class:`~ranking.profile.ProfileStore` the API starts with:
 
 * the user directory (consent, attributes) from ``<data_dir>/users.jsonl``, read column-wise;
 * the history snapshot (last ``settings.bootstrap_history`` events and the purchases of every
@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recsys.history import HistorySnapshot, build_snapshot
-from recsys.profile import ProfileStore, UserDirectory
-from serving.userstore import UserJournal
+from data.journals import UserJournal
+from ranking.history import HistorySnapshot, build_snapshot
+from ranking.profile import ProfileStore, UserDirectory
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from core.settings import Settings
     from data.catalog import Catalog
-    from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def read_directory(path: Path) -> UserDirectory:
         return _directory_columnar(path)
     except Exception as exc:  # odd layouts: the validating reader reports each bad row
         log.info("reading %s row by row (%s)", path.name, exc)
-        from serving.userstore import read_users_file
+        from data.journals import read_users_file
 
         return UserDirectory.from_users(read_users_file(path))
 
@@ -131,7 +131,9 @@ def _directory_columnar(path: Path) -> UserDirectory:
     if fields:
         rows = t.column("attributes").take(pa.array(first)).to_pylist()
         for r in rows:
-            attr_maps.append(MappingProxyType({k: v for k, v in (r or {}).items() if v is not None}))
+            attr_maps.append(
+                MappingProxyType({k: v for k, v in (r or {}).items() if v is not None})
+            )
     else:
         attr_maps = [MappingProxyType({})] * len(uniq)
     user_ids = ids.to_numpy(zero_copy_only=False).astype(str)
@@ -141,8 +143,12 @@ def _directory_columnar(path: Path) -> UserDirectory:
     last = np.ones(len(order), bool)
     last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
     order = order[last]
-    return UserDirectory(user_ids[order], consent[order], inverse.reshape(-1)[order].astype(np.int32),
-                         tuple(attr_maps))  # type: ignore[arg-type]
+    return UserDirectory(
+        user_ids[order],
+        consent[order],
+        inverse.reshape(-1)[order].astype(np.int32),
+        tuple(attr_maps),
+    )  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- cache
@@ -158,7 +164,9 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _save(folder: Path, snap: HistorySnapshot, directory: UserDirectory, meta: dict[str, object]) -> None:
+def _save(
+    folder: Path, snap: HistorySnapshot, directory: UserDirectory, meta: dict[str, object]
+) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
     try:
@@ -167,7 +175,9 @@ def _save(folder: Path, snap: HistorySnapshot, directory: UserDirectory, meta: d
         for name in _DIRECTORY_ARRAYS:
             np.save(tmp / f"directory.{name}.npy", getattr(directory, name))
         attrs = [dict(a) for a in directory.attrs]
-        (tmp / "meta.json").write_text(json.dumps({**meta, "attrs": attrs}, ensure_ascii=False), "utf-8")
+        (tmp / "meta.json").write_text(
+            json.dumps({**meta, "attrs": attrs}, ensure_ascii=False), "utf-8"
+        )
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,8 +195,10 @@ def _load(folder: Path) -> tuple[HistorySnapshot, UserDirectory] | None:
         snap = HistorySnapshot(**{
             n: np.asarray(np.load(folder / f"snapshot.{n}.npy", mmap_mode="r", allow_pickle=False))
             for n in _SNAPSHOT_ARRAYS})
-        arrays = {n: np.asarray(np.load(folder / f"directory.{n}.npy", mmap_mode="r", allow_pickle=False))
-                  for n in _DIRECTORY_ARRAYS}
+        arrays = {
+            n: np.asarray(np.load(folder / f"directory.{n}.npy", mmap_mode="r", allow_pickle=False))
+            for n in _DIRECTORY_ARRAYS
+        }
         directory = UserDirectory(**arrays, attrs=tuple(MappingProxyType(a) for a in meta["attrs"]))
     except (OSError, ValueError, KeyError) as exc:
         log.warning("profile cache %s unreadable (%s); rebuilding", folder, exc)
@@ -211,7 +223,9 @@ def drop_profile_cache(state_dir: Path) -> int:
 
 
 # ---------------------------------------------------------------------------- entry
-def load_profiles(settings: Settings, catalog: Catalog | None = None, *, cache: bool = True) -> ProfileStore:
+def load_profiles(
+    settings: Settings, catalog: Catalog | None = None, *, cache: bool = True
+) -> ProfileStore:
     """The profile store the API starts with (see the module docstring)."""
     t0 = time.perf_counter()
     users_file = settings.data_dir / "users.jsonl"
@@ -255,9 +269,13 @@ def load_profiles(settings: Settings, catalog: Catalog | None = None, *, cache: 
 
 
 def _build(
-    users_file: Path, journal: UserJournal, ev_file: Path | None, partitions: list[Path], per_user: int
+    users_file: Path,
+    journal: UserJournal,
+    ev_file: Path | None,
+    partitions: list[Path],
+    per_user: int,
 ) -> tuple[HistorySnapshot, UserDirectory]:
-    from serving.userstore import excluded_by_journal
+    from data.journals import excluded_by_journal
 
     directory = read_directory(users_file)
     exclude = set(directory.no_consent_ids())

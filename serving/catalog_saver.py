@@ -1,7 +1,7 @@
 """``items.jsonl`` written behind the API's catalog changes instead of on each one.
 
 An upsert or delete over the API is durable once its line is in the catalog journal
-(``<state_dir>/catalog.jsonl``, appended and fsync'ed: :class:`serving.userstore.CatalogJournal`).
+(``<state_dir>/catalog.jsonl``, appended and fsync'ed: :class:`data.journals.CatalogJournal`).
 Writing the whole catalog file as well used to be part of every change: 2 s of one worker's
 CPU at 100k items, most of it holding the GIL, so a shop sending item updates one by one
 stalled that worker's requests for seconds at a time. :class:`CatalogSaver` writes it once
@@ -28,8 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from core.fsutil import atomic_write
 from data.catalog import Catalog
-from data.fsutil import atomic_write
 from serving.follow import JournalTail
 
 log = logging.getLogger(__name__)

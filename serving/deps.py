@@ -21,12 +21,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from recsys.pipeline import Pipeline
+from core.settings import Settings
+from ranking.pipeline import Pipeline
 from serving.errors import Forbidden, Unauthorized
-from serving.settings import Settings
 from serving.state import Services
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Admin or storefront API key.")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Admin or storefront API key."
+)
 _bearer = HTTPBearer(auto_error=False, description="The same key as a bearer token.")
 
 
@@ -78,7 +80,9 @@ async def require_admin(
         )
     key = _presented_key(header, bearer)
     if key is None:
-        raise Unauthorized("X-API-Key: missing; send the admin API key in the X-API-Key header", field="X-API-Key")
+        raise Unauthorized(
+            "X-API-Key: missing; send the admin API key in the X-API-Key header", field="X-API-Key"
+        )
     if not _matches(key, expected.get_secret_value()):
         raise Forbidden("X-API-Key: not the admin API key", field="X-API-Key")
 
@@ -102,11 +106,14 @@ def check_storefront_key(settings: Settings, headers: Mapping[str, str]) -> None
     key = _header_key(headers)
     if key is None:
         raise Unauthorized(
-            "X-API-Key: missing; send the storefront API key in the X-API-Key header", field="X-API-Key"
+            "X-API-Key: missing; send the storefront API key in the X-API-Key header",
+            field="X-API-Key",
         )
     if _matches(key, settings.storefront_api_key.get_secret_value()):
         return
-    if settings.admin_api_key is not None and _matches(key, settings.admin_api_key.get_secret_value()):
+    if settings.admin_api_key is not None and _matches(
+        key, settings.admin_api_key.get_secret_value()
+    ):
         return
     raise Forbidden("X-API-Key: not a valid storefront or admin API key", field="X-API-Key")
 
@@ -132,7 +139,8 @@ async def storefront(request: Request) -> Storefront:
 
 
 StorefrontCtx = Annotated[Storefront, Depends(storefront)]
-"""A storefront route's one dependency: ``ctx: StorefrontCtx`` (key checked, services, request id)."""
+"""A storefront route's one dependency: ``ctx: StorefrontCtx`` (key checked, services,
+request id)."""
 
 
 def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None:
@@ -156,8 +164,15 @@ def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None
             return app.openapi_schema
         schema = build()
         schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes.setdefault("APIKeyHeader", {"type": "apiKey", "description": "Admin or storefront API key.",
-                                            "in": "header", "name": "X-API-Key"})
+        schemes.setdefault(
+            "APIKeyHeader",
+            {
+                "type": "apiKey",
+                "description": "Admin or storefront API key.",
+                "in": "header",
+                "name": "X-API-Key",
+            },
+        )
         schemes.setdefault("HTTPBearer", {"type": "http", "scheme": "bearer",
                                           "description": "The same key as a bearer token."})
         for path, method in guarded:
@@ -170,7 +185,10 @@ def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None
     for router in routers:
         for route in router.routes:
             if uses_storefront(route):
-                guarded.extend((getattr(route, "path_format", ""), m.lower()) for m in getattr(route, "methods", ()))
+                guarded.extend(
+                    (getattr(route, "path_format", ""), m.lower())
+                    for m in getattr(route, "methods", ())
+                )
 
     app.openapi = openapi  # type: ignore[method-assign]
 

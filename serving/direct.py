@@ -111,7 +111,11 @@ class DirectRoutes:
         """The app's handler for ``exc`` as Starlette's exception middleware picks it (by
         status code for HTTP exceptions, then by class); None for the 500 handler."""
         handlers = self.api.exception_handlers
-        if isinstance(exc, StarletteHTTPException) and exc.status_code != 500 and exc.status_code in handlers:
+        if (
+            isinstance(exc, StarletteHTTPException)
+            and exc.status_code != 500
+            and exc.status_code in handlers
+        ):
             return handlers[exc.status_code]
         for cls in type(exc).__mro__:
             if cls is Exception:

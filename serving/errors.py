@@ -27,15 +27,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from data.errors import (
-    DataError,
-    EventLogError,
-    ShopRankError,
-    StorageUnavailableError,
-    describe,
-)
+from core.errors import ShopRankError, StorageUnavailableError, describe
+from data.errors import DataError, EventLogError
+from models.errors import CorruptVersionError, RegistryError
 from search.errors import BackendUnavailableError, IndexNotFoundError
-from training.errors import CorruptVersionError, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +135,9 @@ def _validation_message(errors: list[dict[str, object]]) -> tuple[str, str | Non
         first_field = first_field or field
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{field}: {msg}")
-    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else ""), first_field
+    return "; ".join(parts[:5]) + (
+        f" (and {len(parts) - 5} more)" if len(parts) > 5 else ""
+    ), first_field
 
 
 _STORAGE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO}
@@ -176,7 +173,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def _pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:
         field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
-        return SafeJSONResponse(_body(request, "validation_error", describe(exc), field), status_code=422)
+        return SafeJSONResponse(
+            _body(request, "validation_error", describe(exc), field), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -49,12 +49,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from recsys.hooks import Assignment
-from recsys.pipeline import Ranked
-from recsys.types import RankContext, Reason, ScoredItem
+from ranking.hooks import Assignment
+from ranking.pipeline import Ranked
+from ranking.types import RankContext, Reason, ScoredItem
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

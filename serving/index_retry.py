@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from core.fsutil import atomic_write
 from data.catalog import Catalog
-from data.fsutil import atomic_write
 from search.backend import SearchBackend
 from search.errors import SearchError
 

@@ -12,26 +12,27 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from data.models import Event
-from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
-from recsys.experiments import AssignOnly, ExperimentService
-from recsys.hooks import NoExperiments, QueryRewrite, RulesHook
-from recsys.rule_store import SqliteRuleStore
-from recsys.rules.model import Rule
-from recsys.rules.preview import Ranker, Served
-from recsys.rules.service import FixedRules, RuleService
-from recsys.types import RankContext, Reason, ScoredItem
+from merch.experiment_store import SqliteExperimentStore
+from merch.experiments import AssignOnly, ExperimentService
+from merch.request_log import SqliteRequestLog
+from merch.rules.model import Rule
+from merch.rules.preview import Ranker, Served
+from merch.rules.service import FixedRules, RuleService
+from merch.rules.store import SqliteRuleStore
+from ranking.hooks import NoExperiments, QueryRewrite, RulesHook
+from ranking.types import RankContext, Reason, ScoredItem
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from recsys.pipeline import Pipeline
+    from ranking.pipeline import Pipeline
     from serving.state import Services
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,20 @@ def read_events(
             yield e
 
 
+def recent_events(services: Services, limit: int) -> Iterable[Event]:
+    """About the last ``limit`` events of the durable log, read from its end (previews sample
+    recent traffic; reading the whole log cost 10-14 s at 500k events)."""
+    recent = getattr(services.events, "recent", None)
+    if callable(recent):
+        return recent(limit)  # type: ignore[no-any-return]
+    return read_events(services)
+
+
 def read_events_table(
     services: Services, start: datetime | None = None, end: datetime | None = None
 ) -> pa.Table:
     """The durable log's events between ``start`` and ``end`` as an Arrow table (the whole
-    day files that overlap the window; ``recsys.reports.build_report`` cuts it exactly)."""
+    day files that overlap the window; ``analytics.reports.build_report`` cuts it exactly)."""
     reader = getattr(services.events, "read_table", None)
     if callable(reader):
         return reader(since=start, until=end)  # data.eventlog.EventLog: day files, inclusive
@@ -136,7 +146,7 @@ class _PreviewRules:
 def _preview_pipeline(services: Services) -> Pipeline:
     """The app's pipeline, stage for stage (same config, models, candidate sources and their
     caches), with the preview's rules and an experiment hook that records nothing."""
-    from recsys.pipeline import Pipeline
+    from ranking.pipeline import Pipeline
 
     got = services.extras.get("preview_pipeline")
     if isinstance(got, Pipeline):
@@ -159,7 +169,7 @@ def _preview_pipeline(services: Services) -> Pipeline:
 
 
 def preview_ranker(services: Services, *, k: int = 10) -> Ranker:
-    """A ``recsys.rules.preview.Ranker`` that runs the live code path with the given rules:
+    """A ``merch.rules.preview.Ranker`` that runs the live code path with the given rules:
     ``Pipeline.feed`` / ``similar`` / ``bought_together`` like the routes (rules, then
     diversity), and for search the route's own ``run_search`` (rewrite, backend,
     personalization, rules, page) — so "after" is what the API returns once saved."""
@@ -188,10 +198,13 @@ def _serve(
         if services.search is None or not ctx.query:
             return []
         from search.query import SearchRequest
-        from serving.routes.search import run_search
+        from serving.services import run_search
 
         req = SearchRequest(text=ctx.query, user_id=ctx.user_id, size=k)
-        out = run_search(services, req, debug=True, request_id=rid, pipeline=pipe, rules=hook)
+        out = run_search(
+            req, backend=services.search, pipeline=pipe, rules=hook, catalog=services.catalog,
+            settings=services.settings, debug=True, request_id=rid,
+        )
         return [
             ScoredItem(
                 h.item_id,

@@ -61,7 +61,10 @@ class Metrics:
             registry=own, multiprocess_mode="livemax",
         )
         self.catalog_items = Gauge(
-            "shoprank_catalog_items", "Items in the catalog", registry=own, multiprocess_mode="livemax"
+            "shoprank_catalog_items",
+            "Items in the catalog",
+            registry=own,
+            multiprocess_mode="livemax",
         )
         self.events_accepted = Counter(
             "shoprank_events_accepted", "Events written to the event log", registry=own

@@ -20,8 +20,8 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from data.catalog import Catalog
-from recsys.pipeline import Ranked
-from recsys.types import Reason, ScoredItem
+from ranking.pipeline import Ranked
+from ranking.types import Reason, ScoredItem
 from serving.schemas import ReasonOut
 
 Card = tuple[str, str | None, list[str], float, str, bool]
@@ -55,7 +55,8 @@ def _score(x: float) -> float:
 
 
 def item_dict(it: ScoredItem, catalog: Catalog, *, debug: bool) -> dict[str, Any] | None:
-    """One item as :class:`serving.schemas.RankedItemOut` writes it (None when not in the catalog)."""
+    """One item as :class:`serving.schemas.RankedItemOut` writes it (None when not in the
+    catalog)."""
     c = card(catalog, it.item_id)
     if c is None:
         return None
@@ -96,7 +97,9 @@ def ranked_response(
 ) -> Response:
     """A ranked-list response: the shared fields, then ``fields`` (the route's own, in its
     model's order), then the items (``items`` or all of ``ranked``), ``None`` left out."""
-    body: dict[str, Any] = {k: v for k, v in list_fields(ranked, request_id).items() if v is not None}
+    body: dict[str, Any] = {
+        k: v for k, v in list_fields(ranked, request_id).items() if v is not None
+    }
     if fields:
         body.update((k, v) for k, v in fields.items() if v is not None)
     rows = []

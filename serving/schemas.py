@@ -56,7 +56,9 @@ class _RankedListOut(_Out):
         "similar, bought_together or none.",
         examples=["personalized"],
     )
-    model_versions: dict[str, str] = Field(default_factory=dict, examples=[{"als": "20250101-120000"}])
+    model_versions: dict[str, str] = Field(
+        default_factory=dict, examples=[{"als": "20250101-120000"}]
+    )
     experiment: str | None = None
     variant: str | None = None
     items: list[RankedItemOut]
@@ -100,7 +102,9 @@ class FacetValueOut(_Out):
 class SearchOut(_Out):
     request_id: str
     query: str
-    rewritten_query: str | None = Field(default=None, description="Set when a rule rewrote the query.")
+    rewritten_query: str | None = Field(
+        default=None, description="Set when a rule rewrote the query."
+    )
     redirect: str | None = Field(default=None, description="Set when a rule redirects this query.")
     total: int
     page: int

@@ -5,7 +5,7 @@ named by the settings. Tests may build a :class:`Services` themselves and pass i
 ``create_app``.
 
 Plugging in (for the rules / experiments engineers): set ``services.rules`` (a
-``recsys.hooks.RulesHook``) and ``services.experiments`` (a ``recsys.hooks.ExperimentHook``) in
+``ranking.hooks.RulesHook``) and ``services.experiments`` (a ``ranking.hooks.ExperimentHook``) in
 :meth:`Services.build` — one line each, marked below — and keep any store the routes need in
 ``services.extras`` (e.g. ``extras["rule_store"]``). The pipeline reads both attributes on every
 request, so they can also be replaced at run time.
@@ -24,19 +24,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from core.settings import Settings
 from data.catalog import Catalog
+from data.journals import CatalogJournal, UserJournal
 from data.models import Event, Item, User
-from recsys.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
-from recsys.live import LiveCounts
-from recsys.modelset import ModelSet, current_versions, load_model_set
-from recsys.pipeline import Pipeline, PipelineConfig
-from recsys.profile import ProfileStore
+from ranking.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
+from ranking.live import LiveCounts
+from ranking.modelset import ModelSet, current_versions, load_model_set
+from ranking.pipeline import Pipeline, PipelineConfig
+from ranking.profile import ProfileStore
 from serving.catalog_saver import CatalogSaver, journal_start
 from serving.feed_cache import RankedListStore, open_feed_cache
 from serving.follow import EventFollower, JournalTail
 from serving.index_retry import IndexRetryQueue
-from serving.settings import Settings
-from serving.userstore import CatalogJournal, UserJournal
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend
@@ -216,7 +216,8 @@ class Services:
         self.pipeline.catalog_changed([it.item_id for it in items])
 
     def catalog_deleted(self, item_ids: list[str]) -> None:
-        """Items deleted: out of this worker's catalog, live counts and ranking's precomputations."""
+        """Items deleted: out of this worker's catalog, live counts and ranking's
+        precomputations."""
         self.catalog.delete(item_ids)
         self.live.forget(item_ids)
         self.pipeline.catalog_changed(item_ids)
@@ -286,7 +287,9 @@ class Services:
         The new set is built fully before one reference is replaced, so requests in flight
         keep the set they started with. Returns whether anything changed."""
         with self._models_lock:
-            wanted = versions if versions is not None else current_versions(self.settings.models_dir)
+            wanted = (
+                versions if versions is not None else current_versions(self.settings.models_dir)
+            )
             if wanted == self.models.versions:
                 return False
             new = load_model_set(self.settings.models_dir, wanted, previous=self.models,

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from data.errors import ShopRankError
+from core.errors import ShopRankError
 
 log = logging.getLogger(__name__)
 

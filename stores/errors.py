@@ -3,14 +3,14 @@
 ``StoreConfigError`` is a setting a user must fix (a bad URL, a server that is not there at
 start-up): the CLI prints it on one line and exits 2. ``StoreUnavailableError`` is a store
 that went away or did not answer within its time budget while running: serving maps it to
-HTTP 503 (it is a ``data.errors.StorageUnavailableError``), so what needs the store says
+HTTP 503 (it is a ``core.errors.StorageUnavailableError``), so what needs the store says
 "try again" and what does not keeps answering. ``NotFoundError`` maps to 404 and
 ``ConflictError`` to 409 by serving's name rules.
 """
 
 from __future__ import annotations
 
-from data.errors import ShopRankError, StorageUnavailableError
+from core.errors import ShopRankError, StorageUnavailableError
 
 
 class StoreError(ShopRankError):

@@ -127,8 +127,8 @@ _LIVE_WEIGHTS: Mapping[str, float] = MappingProxyType(
 
 @dataclass(frozen=True)
 class ShopperPolicy:
-    """What an event does to shopper state (the defaults are those of ``recsys.profile`` and
-    ``recsys.live``): types that enter the recent history, live-count weights per type and
+    """What an event does to shopper state (the defaults are those of ``ranking.profile`` and
+    ``ranking.live``): types that enter the recent history, live-count weights per type and
     their half-life, and the bounds."""
 
     history_size: int = 50

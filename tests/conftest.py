@@ -94,7 +94,9 @@ def run_opensearch_script(
 def _unavailable(reason: str) -> None:
     if opensearch_required():
         pytest.fail(f"OpenSearch is required (REQUIRE_OPENSEARCH=1) but {reason}", pytrace=False)
-    pytest.skip(f"OpenSearch not available: {reason} (REQUIRE_OPENSEARCH=1 turns this into a failure)")
+    pytest.skip(
+        f"OpenSearch not available: {reason} (REQUIRE_OPENSEARCH=1 turns this into a failure)"
+    )
 
 
 def _start_node() -> tuple[OpenSearchNode | None, str]:

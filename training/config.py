@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from data.errors import describe
+from core.errors import describe
 from data.models import EVENT_TYPES
 from training.errors import ConfigError
 
@@ -104,8 +104,8 @@ class TrainConfig(_Section):
     """Search spaces per algorithm, e.g. ``[tune.als] factors = [32, 64]``."""
 
     def model_specs(self) -> list[Any]:
-        from recsys.models import model_class
-        from recsys.models.errors import ModelLoadError
+        from models import model_class
+        from models.errors import ModelLoadError
         from training.evaluate import ModelSpec
 
         specs = []

@@ -18,17 +18,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.base import Recommender
-from recsys.models import create_model
+from models import create_model
+from models.base import Recommender
+from models.interactions import Interactions, MatrixConfig
 from training import metrics as M
-from training.interactions import (
-    Catalog,
-    EventFrame,
-    Interactions,
-    MatrixConfig,
-    build_interactions,
-    relevance_matrix,
-)
+from training.interactions import Catalog, EventFrame, build_interactions, relevance_matrix
 from training.split import Split, SplitKind, make_split
 
 log = logging.getLogger(__name__)
@@ -204,7 +198,9 @@ def plot_results(
     return paths
 
 
-def bundle_recovery(model: Recommender, bundles: Iterable[tuple[str, str]], k: int = 10) -> tuple[int, int]:
+def bundle_recovery(
+    model: Recommender, bundles: Iterable[tuple[str, str]], k: int = 10
+) -> tuple[int, int]:
     """How many planted (a, b) pairs have b in a's top-k similar items (or a in b's).
 
     Returns ``(found, checked)``; pairs with an item unknown to the model count as missed.

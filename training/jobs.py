@@ -17,17 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from models.errors import TrainingDataError
+from models.interactions import MatrixConfig
+from models.registry import Registry
 from training.config import TrainConfig
-from training.errors import ConfigError, TrainingDataError
+from training.errors import ConfigError
 from training.evaluate import EvalResult, ModelSpec, compare, evaluate_model, plot_results, prepare
-from training.interactions import (
-    Catalog,
-    EventFrame,
-    MatrixConfig,
-    build_interactions,
-    encode_events,
-)
-from training.registry import Registry
+from training.interactions import Catalog, EventFrame, build_interactions, encode_events
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +71,7 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
     """Read the events (files + event log), users (consent) and catalog the config names.
 
     ``state_dir`` (settings.state_dir): also leave out users erased over the API or whose
-    consent was withdrawn there (``serving.userstore`` journal); a consent given over the
+    consent was withdrawn there (``data.journals`` journal); a consent given over the
     API overrides ``consent: false`` in the users file.
     """
     from data.loaders import read_events_table
@@ -115,7 +111,7 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     no_consent = _users_without_consent(d.users) if d.users else None
     if state_dir is not None:
-        from serving.userstore import excluded_by_journal
+        from data.journals import excluded_by_journal
 
         excluded, consented = excluded_by_journal(state_dir)
         if excluded or consented:
@@ -378,7 +374,7 @@ def evaluate(
 
 def best_personalized(results: Sequence[EvalResult], metric: str = "ndcg@10") -> EvalResult | None:
     """The best result among personalized models (for the "× popularity" headline)."""
-    from recsys.models import model_class
+    from models import model_class
 
     cands = [r for r in results if model_class(r.algorithm).personalized]
     return max(cands, key=lambda r: r.metrics[metric], default=None)

@@ -18,8 +18,9 @@ from typing import Literal
 
 import numpy as np
 
-from training.errors import TrainingDataError
-from training.interactions import DEFAULT_WEIGHTS, TYPE_CODE, EventFrame
+from models.errors import TrainingDataError
+from models.interactions import DEFAULT_WEIGHTS, TYPE_CODE
+from training.interactions import EventFrame
 
 SplitKind = Literal["temporal", "leave_last_n", "random"]
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from models.interactions import MatrixConfig
 from training.evaluate import EvalData, ModelSpec, evaluate_model, prepare
-from training.interactions import Catalog, EventFrame, MatrixConfig
+from training.interactions import Catalog, EventFrame
 from training.split import Split, SplitKind, make_split
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ class TuneResult:
     """Metrics of each best setting refitted on the whole train side, scored on test."""
 
 
-def candidates(space: Mapping[str, Sequence[Any]], trials: int, seed: int = 0) -> list[dict[str, Any]]:
+def candidates(
+    space: Mapping[str, Sequence[Any]], trials: int, seed: int = 0
+) -> list[dict[str, Any]]:
     """The whole grid if it has at most ``trials`` points, else a seeded random sample."""
     keys = sorted(space)
     grid = [dict(zip(keys, values, strict=True))

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from data.errors import LoaderError, describe
+from core.errors import describe
+from data.errors import LoaderError
 from data.formats import open_text
 from data.loaders import Reject
 from data.models import Event

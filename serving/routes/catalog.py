@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from data.models import Item
-from serving.deps import AdminDep, RequestIdDep, ServicesDep
 from search.errors import BackendUnavailableError
+from serving.deps import AdminDep, RequestIdDep, ServicesDep
 from serving.errors import BadRequest, NotFound
 from serving.schemas import DeletedOut, ItemOut, ItemsUpsertIn, ItemsUpsertOut
 from serving.state import Services
@@ -65,7 +65,9 @@ def _apply(services: Services, upserted: list[Item], deleted: list[str]) -> tupl
 
 
 @router.put("/items", response_model=ItemsUpsertOut, summary="Add or replace items (batch)")
-def upsert_items(body: ItemsUpsertIn, services: ServicesDep, request_id: RequestIdDep) -> ItemsUpsertOut:
+def upsert_items(
+    body: ItemsUpsertIn, services: ServicesDep, request_id: RequestIdDep
+) -> ItemsUpsertOut:
     ids = [it.item_id for it in body.items]
     if len(set(ids)) != len(ids):
         raise BadRequest("items: the same item_id appears twice in the batch", field="items")
@@ -76,9 +78,13 @@ def upsert_items(body: ItemsUpsertIn, services: ServicesDep, request_id: Request
 
 
 @router.put("/items/{item_id}", response_model=ItemsUpsertOut, summary="Add or replace one item")
-def upsert_item(item_id: ItemIdPath, body: Item, services: ServicesDep, request_id: RequestIdDep) -> ItemsUpsertOut:
+def upsert_item(
+    item_id: ItemIdPath, body: Item, services: ServicesDep, request_id: RequestIdDep
+) -> ItemsUpsertOut:
     if body.item_id != item_id:
-        raise BadRequest(f"item_id: body has {body.item_id!r} but the path has {item_id!r}", field="item_id")
+        raise BadRequest(
+            f"item_id: body has {body.item_id!r} but the path has {item_id!r}", field="item_id"
+        )
     _check_dates([body], "")
     indexed, pending = _apply(services, [body], [])
     return ItemsUpsertOut(request_id=request_id, upserted=1, indexed=indexed,

@@ -28,11 +28,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from data.errors import ShopRankError, describe
-from recsys.experiments import ExperimentSpec, experiment_as_dict
-from recsys.reports import METRIC_LABELS, METRICS, RATE_METRICS
-from recsys.rules.model import RULE_CONTEXTS
-from recsys.rules.spec import RuleSpec
+from analytics.reports import METRIC_LABELS, METRICS, RATE_METRICS
+from core.errors import ShopRankError, describe
+from merch.experiments import ExperimentSpec, experiment_as_dict
+from merch.rules.model import RULE_CONTEXTS
+from merch.rules.spec import RuleSpec
 from serving.deps import ServicesDep
 from serving.errors import BadRequest
 from serving.merch import merch
@@ -226,7 +226,7 @@ def search_page(
     category: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
     from search.query import SearchRequest, TermsFilter
-    from serving.routes.search import run_search
+    from serving.services import run_search
 
     error = ""
     hits: list[dict[str, Any]] = []
@@ -272,7 +272,16 @@ def search_page(
                 size=20,
                 facets=("category_l1", "brand", "price"),
             )
-            out = run_search(services, req, debug=True, request_id=rid)
+            out = run_search(
+                req,
+                backend=services.search,
+                pipeline=services.pipeline,
+                rules=services.rules,
+                catalog=services.catalog,
+                settings=services.settings,
+                debug=True,
+                request_id=rid,
+            )
             d = out.model_dump()
             hits = d["hits"]
             facets = d["facets"]
@@ -765,7 +774,7 @@ def experiment_page(
     csrf: CsrfDep,
     metric: Annotated[str, Query(pattern="^(" + "|".join(METRICS) + ")$")] = "ctr",
 ) -> HTMLResponse:
-    from recsys.report_charts import inline_svg, variant_chart
+    from analytics.charts import inline_svg, variant_chart
     from serving.routes.experiments import experiment_report
 
     exp = merch(services).experiments.get(experiment_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from data.errors import describe
+from core.errors import describe
 from data.models import Event, valid_unicode
 from serving.deps import StorefrontCtx
 from serving.errors import SafeJSONResponse, Unavailable
@@ -77,7 +77,9 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
         except Exception as exc:
             services.seen_events.release([e.event_id for e in fresh])
             log.exception("event log write failed")
-            raise Unavailable(f"events could not be written to the event log ({exc}); retry the batch") from exc
+            raise Unavailable(
+                f"events could not be written to the event log ({exc}); retry the batch"
+            ) from exc
         stored = getattr(result, "accepted", None)
         if stored is not None:  # the log's own idempotency index is the authority
             ids = set(stored)

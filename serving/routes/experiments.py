@@ -2,7 +2,7 @@
 
 Assignment is deterministic by hashing (experiment id, user id); responses of the surfaces an
 experiment runs on carry ``experiment`` and ``variant``; events that echo the response's
-``request_id`` are attributed to them (see ``recsys.experiments``).
+``request_id`` are attributed to them (see ``merch.experiments``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from recsys.experiments import ExperimentSpec, experiment_as_dict
-from recsys.reports import METRICS, MetricName, build_report
+from analytics.reports import METRICS, MetricName, build_report
+from merch.experiments import ExperimentSpec, experiment_as_dict
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest
 from serving.merch import merch, read_events_table

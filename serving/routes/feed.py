@@ -84,7 +84,18 @@ async def feed(request: Request, ctx: StorefrontCtx) -> Response:
         ranked = services.feed_cache.put(key, ranked, keep_breakdown=debug)
     start = (page - 1) * size
     window = ranked.items[start : start + size]
-    out = ranked_response(ranked, rid, services.catalog, debug=debug, items=window, fields={
-        "user_id": user_id, "page": page, "size": size, "has_more": len(ranked.items) > start + size})
+    out = ranked_response(
+        ranked,
+        rid,
+        services.catalog,
+        debug=debug,
+        items=window,
+        fields={
+            "user_id": user_id,
+            "page": page,
+            "size": size,
+            "has_more": len(ranked.items) > start + size,
+        },
+    )
     out.headers["X-Request-ID"] = rid
     return out

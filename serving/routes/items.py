@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import Field
 
-from recsys.pipeline import Ranked
+from ranking.pipeline import Ranked
 from serving.deps import StorefrontCtx
 from serving.errors import NotFound
 from serving.params import Debug, OptionalUser, QueryModel, query_openapi, read_query
@@ -34,7 +34,9 @@ def _check(services: Services, item_id: str) -> None:
 def _respond(
     ranked: Ranked, services: Services, request_id: str, item_id: str, debug: bool
 ) -> Response:
-    return ranked_response(ranked, request_id, services.catalog, debug=debug, fields={"item_id": item_id})
+    return ranked_response(
+        ranked, request_id, services.catalog, debug=debug, fields={"item_id": item_id}
+    )
 
 
 @router.get(
@@ -49,7 +51,9 @@ async def similar(
 ) -> Response:
     q = read_query(ItemListQuery, request)
     _check(ctx.services, item_id)
-    ranked = ctx.pipeline.similar(item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id)
+    ranked = ctx.pipeline.similar(
+        item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id
+    )
     return _respond(ranked, ctx.services, ctx.request_id, item_id, q.debug)
 
 
@@ -65,5 +69,7 @@ async def bought_together(
 ) -> Response:
     q = read_query(ItemListQuery, request)
     _check(ctx.services, item_id)
-    ranked = ctx.pipeline.bought_together(item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id)
+    ranked = ctx.pipeline.bought_together(
+        item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id
+    )
     return _respond(ranked, ctx.services, ctx.request_id, item_id, q.debug)

@@ -13,7 +13,14 @@ from fastapi import APIRouter, Path
 
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
 from serving.errors import NotFound
-from serving.schemas import ModelChangeOut, ModelOut, ModelsOut, ModelVersionOut, PromoteIn, ReloadOut
+from serving.schemas import (
+    ModelChangeOut,
+    ModelOut,
+    ModelsOut,
+    ModelVersionOut,
+    PromoteIn,
+    ReloadOut,
+)
 from serving.state import Services
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[AdminDep])
@@ -22,7 +29,7 @@ NamePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_]
 
 
 def _registry(services: Services):  # type: ignore[no-untyped-def]
-    from training.registry import Registry
+    from models.registry import Registry
 
     return Registry(services.settings.models_dir)
 
@@ -61,26 +68,38 @@ def list_models(services: ServicesDep, request_id: RequestIdDep) -> ModelsOut:
     )
 
 
-@router.post("/{name}/promote", response_model=ModelChangeOut, summary="Promote a version and serve it")
-def promote(name: NamePath, body: PromoteIn, services: ServicesDep, request_id: RequestIdDep) -> ModelChangeOut:
+@router.post(
+    "/{name}/promote", response_model=ModelChangeOut, summary="Promote a version and serve it"
+)
+def promote(
+    name: NamePath, body: PromoteIn, services: ServicesDep, request_id: RequestIdDep
+) -> ModelChangeOut:
     _check_name(services, name)
     reg = _registry(services)
     if body.version not in reg.versions(name):
         raise NotFound(f"version: {name} has no version {body.version!r}", field="version")
     current = reg.promote(name, body.version)
     services.reload_models()
-    return ModelChangeOut(request_id=request_id, name=name, current_version=current, serving=services.models.versions)
+    return ModelChangeOut(
+        request_id=request_id, name=name, current_version=current, serving=services.models.versions
+    )
 
 
-@router.post("/{name}/rollback", response_model=ModelChangeOut, summary="Go back to the previous version")
+@router.post(
+    "/{name}/rollback", response_model=ModelChangeOut, summary="Go back to the previous version"
+)
 def rollback(name: NamePath, services: ServicesDep, request_id: RequestIdDep) -> ModelChangeOut:
     _check_name(services, name)
     current = _registry(services).rollback(name)
     services.reload_models()
-    return ModelChangeOut(request_id=request_id, name=name, current_version=current, serving=services.models.versions)
+    return ModelChangeOut(
+        request_id=request_id, name=name, current_version=current, serving=services.models.versions
+    )
 
 
-@router.post("/reload", response_model=ReloadOut, summary="Load the registry's current versions now")
+@router.post(
+    "/reload", response_model=ReloadOut, summary="Load the registry's current versions now"
+)
 def reload(services: ServicesDep, request_id: RequestIdDep) -> ReloadOut:
     changed = services.reload_models()
     return ReloadOut(request_id=request_id, changed=changed, serving=services.models.versions)

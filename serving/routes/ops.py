@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from models.registry import current_versions
 from serving.deps import ServicesDep
 from serving.schemas import HealthOut, ReadyOut
 from serving.state import Services
-from training.registry import current_versions
 
 router = APIRouter(tags=["ops"])
 
@@ -36,7 +36,9 @@ def _promoted_are_serving(services: Services) -> bool:
     "/readyz",
     response_model=ReadyOut,
     summary="Readiness: models loaded and search reachable",
-    responses={503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}},
+    responses={
+        503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}
+    },
 )
 def readyz(services: ServicesDep) -> JSONResponse:
     search_ok = False

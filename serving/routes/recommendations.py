@@ -60,4 +60,6 @@ async def recommendations(request: Request, ctx: StorefrontCtx) -> Response:
         exclude=parse_ids(q.exclude, "exclude"),
         request_id=request_id,
     )
-    return ranked_response(ranked, request_id, ctx.services.catalog, debug=q.debug, fields={"user_id": q.user_id})
+    return ranked_response(
+        ranked, request_id, ctx.services.catalog, debug=q.debug, fields={"user_id": q.user_id}
+    )

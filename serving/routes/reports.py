@@ -1,6 +1,6 @@
 """``/v1/reports``: KPI reports from the event log, as JSON or a PNG chart (admin key).
 
-Definitions of every KPI are in ``recsys.reports``.
+Definitions of every KPI are in ``analytics.reports``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from recsys.reports import MetricName, build_report
+from analytics.reports import MetricName, build_report
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest
 from serving.merch import merch, read_events_table
@@ -68,7 +68,7 @@ def kpis_png(
     experiment: Annotated[str | None, Query(max_length=64)] = None,
     metric: MetricName = "ctr",
 ) -> Response:
-    from recsys.report_charts import overview_chart, render, variant_chart
+    from analytics.charts import overview_chart, render, variant_chart
 
     report = _report(services, start, end, experiment, metric)
     fig = variant_chart(report, metric) if experiment else overview_chart(report)

@@ -1,6 +1,6 @@
 """``/v1/rules``: merchandising rules CRUD, validation and preview (admin key).
 
-Rules are applied in a fixed order (priority high→low, then id) — see ``recsys.rules.engine``.
+Rules are applied in a fixed order (priority high→low, then id) — see ``merch.rules.engine``.
 ``POST /v1/rules/preview`` shows what a draft would do before it is saved: before/after for one
 query, user or anchor item, and an impact estimate over recent traffic.
 """
@@ -15,10 +15,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from data.models import CATEGORY_SEPARATOR
-from recsys.experiment_store import ServedRequest
-from recsys.rules.engine import QueryPlan
-from recsys.rules.model import CONTEXT_SURFACES, RULE_CONTEXTS, Rule, RuleContext
-from recsys.rules.preview import (
+from merch.request_log import ServedRequest
+from merch.rules.engine import QueryPlan
+from merch.rules.model import CONTEXT_SURFACES, RULE_CONTEXTS, Rule, RuleContext
+from merch.rules.preview import (
     ImpactEstimate,
     ListPreview,
     SampleContext,
@@ -26,11 +26,11 @@ from recsys.rules.preview import (
     preview_context,
     sample_contexts,
 )
-from recsys.rules.spec import RuleSpec
-from recsys.rules.validate import rule_problems, rule_warnings
-from recsys.types import RankContext, ScoredItem
+from merch.rules.spec import RuleSpec
+from merch.rules.validate import rule_problems, rule_warnings
+from ranking.types import RankContext, ScoredItem
 from serving.deps import AdminDep, ServicesDep
-from serving.merch import merch, preview_ranker, read_events
+from serving.merch import merch, preview_ranker, recent_events
 from serving.state import Services
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], dependencies=[AdminDep])
@@ -124,7 +124,9 @@ class PreviewIn(BaseModel):
     rule: RuleSpec
     surface: RuleContext | None = Field(
         default=None,
-        description="Defaults to search when the rule has a query condition, else its first context.",
+        description=(
+            "Defaults to search when the rule has a query condition, else its first context."
+        ),
     )
     query: str | None = Field(default=None, max_length=500)
     user_id: str | None = Field(default=None, max_length=128)
@@ -362,7 +364,7 @@ def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None)
             return dict(services.profiles.get(uid).attributes)
 
         samples = sample_contexts(
-            read_events(services),
+            recent_events(services, 4 * body.sample_last),
             surface,
             n=body.sample_size,
             last=body.sample_last,

@@ -31,8 +31,13 @@ class TrendingQuery(QueryModel):
     debug: Debug = False
 
 
-@router.get("/trending", response_model=TrendingOut, response_model_exclude_none=True, summary="Trending items",
-            openapi_extra=query_openapi(TrendingQuery))
+@router.get(
+    "/trending",
+    response_model=TrendingOut,
+    response_model_exclude_none=True,
+    summary="Trending items",
+    openapi_extra=query_openapi(TrendingQuery),
+)
 @direct
 async def trending(request: Request, ctx: StorefrontCtx) -> Response:
     q = read_query(TrendingQuery, request)

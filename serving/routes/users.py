@@ -53,7 +53,9 @@ def get_user(user_id: UserIdPath, services: ServicesDep) -> UserOut:
     "learned factors for this id are no longer used for them. A large shop events file is "
     "rewritten when it holds the user (seconds per 10M events).",
 )
-def erase_user(user_id: UserIdPath, services: ServicesDep, request_id: RequestIdDep) -> UserErasedOut:
+def erase_user(
+    user_id: UserIdPath, services: ServicesDep, request_id: RequestIdDep
+) -> UserErasedOut:
     from data.erasure import erase_from_shop_files
     from serving.bootstrap import drop_profile_cache
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.settings import Settings
 from serving.app import create_app
-from serving.settings import Settings
 from serving.state import Services
 from tests.serving import shop
 from tests.serving.conftest import ServerThread, free_port

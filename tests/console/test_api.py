@@ -273,7 +273,7 @@ def test_preview_after_list_is_what_the_live_api_returns_once_saved(merch_live: 
     """Previews run serving's own code path: on the feed the rules come before diversity (a
     strong category boost is still spread out), search is personalized for the user, and the
     draft's "after" list is exactly what the public API returns once the rule is saved."""
-    from recsys.diversity import max_in_any_window
+    from ranking.diversity import max_in_any_window
 
     s = merch_live.services.settings
     user = _consenting_users(merch_live)[2]

@@ -142,7 +142,8 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
     page.fill("input[name=preview_user]", user)
     page.wait_for_function(
         "() => { const s = document.querySelector('#preview-summary');"
-        f" return s && s.textContent.includes('for {user}') && s.textContent.includes('the rule fires'); }}"
+        f" return s && s.textContent.includes('for {user}')"
+        " && s.textContent.includes('the rule fires'); }"
     )
     after_first = page.locator("#preview-after li").first.inner_text()
     assert (
@@ -189,21 +190,28 @@ def test_merchandiser_scenario_from_the_console_alone(page, merch_live: MerchLiv
 
 
 def test_models_page_promotes_and_rolls_back(page, merch_live: MerchLive) -> None:  # type: ignore[no-untyped-def]
-    from training.registry import Registry
+    from models.registry import Registry
 
     live = merch_live
     reg = Registry(live.services.settings.models_dir)
     popularity = live.services.models.get("popularity")
     assert popularity is not None
-    v1 = reg.register("popularity", popularity.model.model, metrics={"ndcg@10": 0.101}, version="20260101-000000")
-    v2 = reg.register("popularity", popularity.model.model, metrics={"ndcg@10": 0.123}, version="20260102-000000")
+    v1 = reg.register(
+        "popularity", popularity.model.model, metrics={"ndcg@10": 0.101}, version="20260101-000000"
+    )
+    v2 = reg.register(
+        "popularity", popularity.model.model, metrics={"ndcg@10": 0.123}, version="20260102-000000"
+    )
     reg.promote("popularity", v1)
     saved = live.services.models
     try:
         login(page, live)
         page.goto(f"{live.url}/console/models")
         card = page.locator("section[data-model='popularity']")
-        assert "ndcg@10 0.1230" in card.inner_text() and "current" in card.locator("tr.current").inner_text()
+        assert (
+            "ndcg@10 0.1230" in card.inner_text()
+            and "current" in card.locator("tr.current").inner_text()
+        )
         shot(page, "10-models")
         with page.expect_navigation():
             card.locator("tr", has_text=v2).get_by_role("button", name="Promote").click()
@@ -211,7 +219,9 @@ def test_models_page_promotes_and_rolls_back(page, merch_live: MerchLive) -> Non
         assert reg.current_version("popularity") == v2
         assert live.services.models.versions.get("popularity") == v2  # serving it now
         with page.expect_navigation():
-            page.locator("section[data-model='popularity']").get_by_role("button", name="Roll back").click()
+            page.locator("section[data-model='popularity']").get_by_role(
+                "button", name="Roll back"
+            ).click()
         assert f"popularity now at {v1}" in page.inner_text("[role=status]")
         assert reg.current_version("popularity") == v1
     finally:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from data.catalog import Catalog, is_promoted
 from data.models import Item
-from recsys.catalog_index import CatalogIndex
-from recsys.catalog_views import CatalogViews
-from recsys.rules.engine import item_matches
-from recsys.rules.model import ItemFilter
-from recsys.rules.spec import RuleSpec
-from recsys.rules.validate import rule_warnings
+from merch.rules.engine import item_matches
+from merch.rules.model import ItemFilter
+from merch.rules.spec import RuleSpec
+from merch.rules.validate import rule_warnings
+from ranking.catalog_index import CatalogIndex
+from ranking.catalog_views import CatalogViews
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 TAIPEI = timezone(timedelta(hours=8))
@@ -60,7 +60,9 @@ def _same(a: Item | None, b: Item) -> None:
 
 
 def test_catalog_upsert_delete_categories_and_round_trip(tmp_path: Path) -> None:
-    c = Catalog([_item("a", "服裝 > 女裝 > 連衣裙"), _item("b", "服裝 > 男裝"), _item("c", "手機", stock=0)])
+    c = Catalog(
+        [_item("a", "服裝 > 女裝 > 連衣裙"), _item("b", "服裝 > 男裝"), _item("c", "手機", stock=0)]
+    )
     assert c.items_in_category(("服裝",)) == {"a", "b"}
     assert c.is_recommendable("a") and not c.is_recommendable("c") and not c.is_recommendable("zz")
     c.upsert([_item("a", "手機")])  # moved category
@@ -268,9 +270,13 @@ def test_facts_answer_rule_filters_as_the_items_do() -> None:
     c = Catalog(items)
     now = datetime(2026, 3, 27, tzinfo=UTC)
     filters = [
-        ItemFilter(brands=("brand1", "Brand2")), ItemFilter(categories=(("母嬰", "玩具", "積木3"),)),
-        ItemFilter(tags=("promoted",)), ItemFilter(price_min=10, price_max=1000),
-        ItemFilter(new_arrival_days=2), ItemFilter(in_stock=True), ItemFilter(in_stock=False),
+        ItemFilter(brands=("brand1", "Brand2")),
+        ItemFilter(categories=(("母嬰", "玩具", "積木3"),)),
+        ItemFilter(tags=("promoted",)),
+        ItemFilter(price_min=10, price_max=1000),
+        ItemFilter(new_arrival_days=2),
+        ItemFilter(in_stock=True),
+        ItemFilter(in_stock=False),
         ItemFilter(item_ids=("i1", "i2"), brands=("Brand1",)),
     ]
     hits = 0
@@ -356,12 +362,28 @@ def test_readers_never_see_a_half_written_item() -> None:
 
 
 def test_card_matches_the_items_display_fields() -> None:
-    items = [Item(item_id=f"c{i}", title=f"標題 {i} title", price=10.5 + i, currency="TWD" if i % 2 else "CNY",
-                  brand=None if i % 3 == 0 else f"b{i % 4}", category=("服裝", f"c{i % 3}"), stock=i % 2)
-             for i in range(30)]
+    items = [
+        Item(
+            item_id=f"c{i}",
+            title=f"標題 {i} title",
+            price=10.5 + i,
+            currency="TWD" if i % 2 else "CNY",
+            brand=None if i % 3 == 0 else f"b{i % 4}",
+            category=("服裝", f"c{i % 3}"),
+            stock=i % 2,
+        )
+        for i in range(30)
+    ]
     cat = Catalog(items)
     for it in items:
-        assert cat.card(it.item_id) == (it.title, it.brand, list(it.category), it.price, it.currency, it.stock > 0)
+        assert cat.card(it.item_id) == (
+            it.title,
+            it.brand,
+            list(it.category),
+            it.price,
+            it.currency,
+            it.stock > 0,
+        )
     cat.upsert([items[1].model_copy(update={"title": "new", "stock": 0})])
     assert cat.card("c1")[0] == "new" and cat.card("c1")[5] is False
     cat.delete(["c2"])

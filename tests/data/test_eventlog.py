@@ -275,3 +275,27 @@ def test_unusable_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(EventLogError, match="cannot open the event log"):
         EventLog(blocker / "events")
+
+
+def test_recent_reads_the_last_events_from_the_end_of_the_newest_days(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from data.eventlog import EventLog, _last_lines
+    from data.models import Event
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    events = [Event(event_id=f"r{k}", user_id="u", item_id="i", type="view",
+                    timestamp=start + timedelta(hours=k)) for k in range(100)]  # five days
+    with EventLog(tmp_path / "events", sync=False) as log:
+        log.append(events)
+        for n in (0, 1, 7, 30, 99, 100, 500):
+            assert [e.event_id for e in log.recent(n)] == [e.event_id for e in events][-n or 100 :][
+                :n
+            ]
+        day = log.partitions()[-1]
+    lines = day.read_bytes().split(b"\n")[:-1]
+    for block in (7, 64, 1 << 20):  # block edges inside lines
+        assert _last_lines(day, 3, block=block) == lines[-3:]
+    with day.open("ab") as fh:
+        fh.write(b'{"event_id": "torn"')  # a torn last line is left out
+    assert _last_lines(day, 2) == lines[-2:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from data.errors import describe
+from core.errors import describe
 from data.models import Event, Item, User
 
 ITEM = {"item_id": "i1", "title": "紅色連衣裙 Red Dress", "price": 199.0}

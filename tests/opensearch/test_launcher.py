@@ -60,11 +60,41 @@ INDEX_BODY = {
 }
 
 DOCS = [
-    {"id": "1", "title_zh": "紅色連衣裙 夏季", "title_en": "Red summer dress", "brand": "Lumi", "price": 399},
-    {"id": "2", "title_zh": "藍色連衣裙", "title_en": "Blue dresses for women", "brand": "Lumi", "price": 459},
-    {"id": "3", "title_zh": "男士真皮皮鞋", "title_en": "Men's leather shoes", "brand": "Ardo", "price": 1299},
-    {"id": "4", "title_zh": "跑步運動鞋", "title_en": "Running shoes", "brand": "Ardo", "price": 899},
-    {"id": "5", "title_zh": "智慧型手機", "title_en": "Smart phone", "brand": "Kiro", "price": 8999},
+    {
+        "id": "1",
+        "title_zh": "紅色連衣裙 夏季",
+        "title_en": "Red summer dress",
+        "brand": "Lumi",
+        "price": 399,
+    },
+    {
+        "id": "2",
+        "title_zh": "藍色連衣裙",
+        "title_en": "Blue dresses for women",
+        "brand": "Lumi",
+        "price": 459,
+    },
+    {
+        "id": "3",
+        "title_zh": "男士真皮皮鞋",
+        "title_en": "Men's leather shoes",
+        "brand": "Ardo",
+        "price": 1299,
+    },
+    {
+        "id": "4",
+        "title_zh": "跑步運動鞋",
+        "title_en": "Running shoes",
+        "brand": "Ardo",
+        "price": 899,
+    },
+    {
+        "id": "5",
+        "title_zh": "智慧型手機",
+        "title_en": "Smart phone",
+        "brand": "Kiro",
+        "price": 8999,
+    },
 ]
 
 

@@ -46,7 +46,9 @@ def _factory(
         from search.opensearch_backend import OpenSearchBackend
 
         def make() -> SearchBackend:
-            b = OpenSearchBackend(url, index=f"shoprank-test-{uuid.uuid4().hex[:12]}", analyzer=analyzer)
+            b = OpenSearchBackend(
+                url, index=f"shoprank-test-{uuid.uuid4().hex[:12]}", analyzer=analyzer
+            )
             made.append(b)
             return b
 

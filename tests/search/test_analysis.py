@@ -108,7 +108,12 @@ def test_synonyms_equivalence_and_one_way() -> None:
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("only-one", "at least two"), ("a => b => c", "one '=>'"), ("=> b", "both sides"), ("a, ！！", "no searchable")],
+    [
+        ("only-one", "at least two"),
+        ("a => b => c", "one '=>'"),
+        ("=> b", "both sides"),
+        ("a, ！！", "no searchable"),
+    ],
 )
 def test_bad_synonym_lines_name_the_line(line: str, message: str) -> None:
     with pytest.raises(SynonymsFileError, match=rf"line 2: .*{message}"):
@@ -135,7 +140,10 @@ def test_highlight() -> None:
     a = Analyzer(parse_synonyms(["連衣裙, dress"]))
     assert highlight("紅色連衣裙 <b>", a.plan("连衣裙")) == "紅色<em>連衣裙</em> &lt;b&gt;"
     assert highlight("Red Dreses", a.plan("red dresses")) == "<em>Red</em> <em>Dreses</em>"
-    assert highlight("Red Dreses", a.plan("red dresses", typo_tolerance=False)) == "<em>Red</em> Dreses"
+    assert (
+        highlight("Red Dreses", a.plan("red dresses", typo_tolerance=False))
+        == "<em>Red</em> Dreses"
+    )
     assert highlight("ＲＥＤ", a.plan("red")) == "<em>ＲＥＤ</em>"
     assert highlight("紅色連衣裙", a.plan("裙")) == "紅色連衣<em>裙</em>"
     assert highlight("紅色連衣裙", a.plan("红色裙")) == "<em>紅色</em>連衣<em>裙</em>"

@@ -110,7 +110,9 @@ def test_inactive_items_only_on_request(shop: SearchBackend) -> None:
 
 
 def test_highlight_marks_matched_words_in_original_title(shop: SearchBackend) -> None:
-    res = shop.search(SearchRequest(text="连衣裙", filters=[{"field": "brand", "values": ["Zara"]}]))
+    res = shop.search(
+        SearchRequest(text="连衣裙", filters=[{"field": "brand", "values": ["Zara"]}])
+    )
     h = {x.item_id: x for x in res.hits}
     assert h["d3"].highlighted_title == "藍色<em>連衣裙</em>"
     assert h["d2"].highlighted_title == "Red Summer <em>Dress</em>"
@@ -145,7 +147,10 @@ def _expected(pred: object) -> set[str]:
         ([{"field": "price", "gt": 199, "lt": 499}], lambda i: 199 < i.price < 499),
         ([{"field": "in_stock", "value": False}], lambda i: i.stock == 0),
         ([{"field": "stock", "gte": 10}], lambda i: i.stock >= 10),
-        ([{"field": "category", "values": ["服裝 > 男裝"]}], lambda i: i.category[:2] == ("服裝", "男裝")),
+        (
+            [{"field": "category", "values": ["服裝 > 男裝"]}],
+            lambda i: i.category[:2] == ("服裝", "男裝"),
+        ),
         ([{"field": "category_l3", "values": ["T恤"]}], lambda i: i.category[2:3] == ("T恤",)),
         ([{"field": "tags", "values": ["running"]}], lambda i: "running" in i.tags),
         ([{"field": "merchant_id", "values": ["m1"]}], lambda i: i.merchant_id == "m1"),
@@ -185,13 +190,19 @@ def _top(c: Counter[str], n: int = 10) -> dict[str, int]:
 
 
 def test_facet_counts_match_catalog(shop: SearchBackend) -> None:
-    res = shop.search(SearchRequest(facets=["brand", "category_l1", "category_l2", "tags", "price"]))
+    res = shop.search(
+        SearchRequest(facets=["brand", "category_l1", "category_l2", "tags", "price"])
+    )
     brands = _count(i.brand for i in ACTIVE)
     assert {v.value: v.count for v in res.facets["brand"]} == _top(brands)
     order = [(v.count, v.value) for v in res.facets["brand"]]
     assert order == sorted(order, key=lambda cv: (-cv[0], cv[1]))
-    assert {v.value: v.count for v in res.facets["category_l1"]} == _count(i.category[0] for i in ACTIVE)
-    assert {v.value: v.count for v in res.facets["category_l2"]} == _count(i.category[1] for i in ACTIVE)
+    assert {v.value: v.count for v in res.facets["category_l1"]} == _count(
+        i.category[0] for i in ACTIVE
+    )
+    assert {v.value: v.count for v in res.facets["category_l2"]} == _count(
+        i.category[1] for i in ACTIVE
+    )
     assert {v.value: v.count for v in res.facets["tags"]} == _top(
         _count(t for i in ACTIVE for t in i.tags)
     )
@@ -203,7 +214,13 @@ def test_facet_counts_match_catalog(shop: SearchBackend) -> None:
         "500-1000": sum(500 <= i.price < 1000 for i in ACTIVE),
         "1000-*": sum(i.price >= 1000 for i in ACTIVE),
     }
-    assert [v.value for v in res.facets["price"]] == ["*-100", "100-200", "200-500", "500-1000", "1000-*"]
+    assert [v.value for v in res.facets["price"]] == [
+        "*-100",
+        "100-200",
+        "200-500",
+        "500-1000",
+        "1000-*",
+    ]
 
 
 def test_custom_price_buckets_and_facet_size(shop: SearchBackend) -> None:
@@ -226,7 +243,10 @@ def test_custom_price_buckets_and_facet_size(shop: SearchBackend) -> None:
 
 def test_multi_select_facets(shop: SearchBackend) -> None:
     req = SearchRequest(
-        filters=[{"field": "brand", "values": ["Zara", "Levis"]}, {"field": "price", "gte": 200, "lt": 500}],
+        filters=[
+            {"field": "brand", "values": ["Zara", "Levis"]},
+            {"field": "price", "gte": 200, "lt": 500},
+        ],
         facets=["brand", "price", "category_l3"],
         size=100,
     )
@@ -252,11 +272,17 @@ def test_multi_select_facets(shop: SearchBackend) -> None:
 @pytest.mark.parametrize(
     ("flt", "keep"),
     [
-        ({"field": "brand", "values": ["Zara", "Levis", "Nike"]}, lambda i: i.brand in ("Zara", "Levis", "Nike")),
+        (
+            {"field": "brand", "values": ["Zara", "Levis", "Nike"]},
+            lambda i: i.brand in ("Zara", "Levis", "Nike"),
+        ),
         ({"field": "price", "gt": 199, "lte": 499}, lambda i: 199 < i.price <= 499),
         ({"field": "price", "gte": 100, "lt": 100}, lambda i: False),
         ({"field": "rating", "gte": 4}, lambda i: i.rating is not None and i.rating >= 4),
-        ({"field": "tags", "values": ["running", "denim"]}, lambda i: bool({"running", "denim"} & set(i.tags))),
+        (
+            {"field": "tags", "values": ["running", "denim"]},
+            lambda i: bool({"running", "denim"} & set(i.tags)),
+        ),
     ],
 )
 def test_one_filtered_facet(shop: SearchBackend, flt: dict[str, object], keep: object) -> None:
@@ -353,7 +379,10 @@ def test_suggest_brands_categories_titles(shop: SearchBackend) -> None:
     got = shop.suggest("ni", size=10)
     assert got[0].text == "Nike" and got[0].kind == "brand"
     assert got[0].count == sum(i.brand == "Nike" for i in ACTIVE)
-    assert {s.text for s in got if s.kind == "title"} == {"Nike Air 運動鞋", "Nike Red Running Shorts"}
+    assert {s.text for s in got if s.kind == "title"} == {
+        "Nike Air 運動鞋",
+        "Nike Red Running Shorts",
+    }
     kinds = [s.kind for s in got]
     assert kinds == sorted(kinds, key=["brand", "category", "title"].index)
 

@@ -40,7 +40,14 @@ def test_progress_is_reported(new_backend: BackendFactory) -> None:
 def test_upsert_adds_and_replaces(new_backend: BackendFactory) -> None:
     b = new_backend()
     b.index_items(ITEMS, popularity=catalog.popularity())
-    new = Item(item_id="n1", title="綠色連衣裙", category="服裝 > 女裝 > 連衣裙", brand="Zara", price=188, stock=3)
+    new = Item(
+        item_id="n1",
+        title="綠色連衣裙",
+        category="服裝 > 女裝 > 連衣裙",
+        brand="Zara",
+        price=188,
+        stock=3,
+    )
     changed = ITEMS[1].model_copy(update={"title": "Crimson Evening Gown"})
     assert b.upsert([new, changed]) == 2
     assert _ids(b, text="绿色连衣裙") == ["n1"]
@@ -57,7 +64,9 @@ def test_typos_find_words_added_after_earlier_searches(new_backend: BackendFacto
     b.index_items(ITEMS)
     assert _ids(b, text="gadgett") == []  # typo searches before the word exists
     assert set(_ids(b, text="sneekers")) == {"s2"}
-    gadget = Item(item_id="g1", title="Pocket Gadget", category="電子 > 配件", brand="Acme", price=10)
+    gadget = Item(
+        item_id="g1", title="Pocket Gadget", category="電子 > 配件", brand="Acme", price=10
+    )
     b.upsert([gadget])
     assert _ids(b, text="gadgett") == ["g1"]
     assert _ids(b, text="gadgett", typo_tolerance=False) == []
@@ -130,7 +139,17 @@ def test_facet_counts_follow_every_write(new_backend: BackendFactory) -> None:
     assert b.update_fields("d2", price=50.0)  # Zara dress 299 → 50
     after = _price_counts(b)
     assert after["*-100"] == before["*-100"] + 1 and after["200-500"] == before["200-500"] - 1
-    b.upsert([Item(item_id="n2", title="Zara Linen Dress", category="服裝 > 女裝 > 連衣裙", brand="Zara", price=20)])
+    b.upsert(
+        [
+            Item(
+                item_id="n2",
+                title="Zara Linen Dress",
+                category="服裝 > 女裝 > 連衣裙",
+                brand="Zara",
+                price=20,
+            )
+        ]
+    )
     assert _price_counts(b)["*-100"] == after["*-100"] + 1
     assert _price_counts(b)["total"] == after["total"] + 1
     b.delete(["n2", "d2"])
@@ -198,7 +217,7 @@ def test_search_before_any_index_is_a_clear_error_or_empty(new_backend: BackendF
     try:
         res = b.search(SearchRequest(text="red"))
     except Exception as exc:  # noqa: BLE001
-        from data.errors import ShopRankError
+        from core.errors import ShopRankError
 
         assert isinstance(exc, ShopRankError)
         assert "index" in str(exc)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import get_settings
 from search.errors import BackendUnavailableError, IndexNotFoundError
 from search.factory import open_backend
 from search.query import SearchRequest
-from serving.settings import get_settings
 from tests.search import catalog
 
 
@@ -41,7 +41,9 @@ def test_opensearch_without_url_is_a_clear_error(tmp_path: Path) -> None:
 def test_custom_synonyms_file(tmp_path: Path) -> None:
     syn = tmp_path / "syn.txt"
     syn.write_text("frock, 連衣裙\n", encoding="utf-8")
-    s = get_settings(home=tmp_path, opensearch_url=None, search_backend="embedded", synonyms_file=syn)
+    s = get_settings(
+        home=tmp_path, opensearch_url=None, search_backend="embedded", synonyms_file=syn
+    )
     b = open_backend(s)
     try:
         b.index_items(catalog.items())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from search.analysis import Analyzer
@@ -11,7 +9,18 @@ from search.backend import FUZZY_FIELDS
 from search.tantivy_backend import TantivyBackend
 from tests.search import catalog
 
-TYPOS = ["dreses", "sneekers", "headphnoes", "red", "blu", "denin", "levi", "runing", "shrts", "xyzzy"]
+TYPOS = [
+    "dreses",
+    "sneekers",
+    "headphnoes",
+    "red",
+    "blu",
+    "denin",
+    "levi",
+    "runing",
+    "shrts",
+    "xyzzy",
+]
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,9 @@ def test_queries_cover_groups_and_are_labeled_from_fields(shop_items: list[Item]
 
 
 @pytest.mark.parametrize("text", ["連衣裙 紅色", "红色连衣裙", "red dress"])
-def test_red_dress_puts_red_dresses_first(synthetic: SearchBackend, shop_items: list[Item], text: str) -> None:
+def test_red_dress_puts_red_dresses_first(
+    synthetic: SearchBackend, shop_items: list[Item], text: str
+) -> None:
     intent = Intent("連衣裙", variant="red")
     want = sum(1 for i in shop_items if i.is_active and intent.grade(i) == 2)
     assert want >= 3
@@ -76,13 +78,21 @@ def test_red_dress_puts_red_dresses_first(synthetic: SearchBackend, shop_items: 
     assert [intent.grade(by_id[h.item_id]) for h in hits] == [2] * len(hits)
 
 
-@pytest.mark.parametrize("text", ["yellow phone", "黃色 手機", "黄色手机", "purple phone", "手機 綠色"])
+@pytest.mark.parametrize(
+    "text", ["yellow phone", "黃色 手機", "黄色手机", "purple phone", "手機 綠色"]
+)
 def test_colour_phone_puts_phones_before_phone_cases(
     synthetic: SearchBackend, shop_items: list[Item], text: str
 ) -> None:
     # Phone-case titles ("黃色迷你手機殼 Yellow Mini Phone Case") have every word of these
     # queries and are one token shorter than phone titles; the phones' category is named 手機.
-    colour = {"yellow": "yellow", "黃色": "yellow", "黄色": "yellow", "purple": "purple", "綠色": "green"}
+    colour = {
+        "yellow": "yellow",
+        "黃色": "yellow",
+        "黄色": "yellow",
+        "purple": "purple",
+        "綠色": "green",
+    }
     intent = Intent("智慧型手機", variant=next(v for k, v in colour.items() if k in text))
     want = sum(1 for i in shop_items if i.is_active and intent.grade(i) == 2)
     assert want >= 3
@@ -91,7 +101,9 @@ def test_colour_phone_puts_phones_before_phone_cases(
     assert [intent.grade(by_id[h.item_id]) for h in hits] == [2] * len(hits)
 
 
-def test_one_character_finds_every_category_with_it(synthetic: SearchBackend, shop_items: list[Item]) -> None:
+def test_one_character_finds_every_category_with_it(
+    synthetic: SearchBackend, shop_items: list[Item]
+) -> None:
     by_id = {i.item_id: i for i in shop_items}
     hits = synthetic.search(SearchRequest(text="裙", size=100)).hits
     assert {by_id[h.item_id].category[-1] for h in hits} == {"連衣裙", "半身裙"}
@@ -110,7 +122,9 @@ def test_ndcg_is_high(synthetic: SearchBackend, shop_items: list[Item]) -> None:
 
 
 @pytest.mark.opensearch
-def test_backends_agree_on_relevance(opensearch_url: str, tmp_path: Path, shop_items: list[Item]) -> None:
+def test_backends_agree_on_relevance(
+    opensearch_url: str, tmp_path: Path, shop_items: list[Item]
+) -> None:
     from search.opensearch_backend import OpenSearchBackend
     from search.tantivy_backend import TantivyBackend
 

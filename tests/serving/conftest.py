@@ -19,12 +19,12 @@ import httpx
 import pytest
 import uvicorn
 
-from recsys.models import ModelHandle
+from core.settings import Settings
+from models import ModelHandle
+from models.registry import Registry
 from serving.app import create_app
-from serving.settings import Settings
 from serving.state import Services
 from tests.serving import shop
-from training.registry import Registry
 
 ADMIN_KEY = "test-admin-" + "k" * 16
 STOREFRONT_KEY = "test-store-" + "s" * 16
@@ -61,7 +61,7 @@ def two_worker_server(home: Path, **env_vars: str) -> Iterator[WorkerPool]:
     err_path = home / "server.err"
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "serve", "--workers", "2", "--port", str(port)],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err,
         )
 
@@ -104,7 +104,9 @@ class ServerThread:
     """uvicorn in a background thread; `start` returns once the socket accepts requests."""
 
     def __init__(self, app: object, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )  # type: ignore[arg-type]
         self.server = uvicorn.Server(config)
         self.port = port
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -127,7 +129,11 @@ def shop_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from data.synthetic import ShopSpec, generate
 
     home = tmp_path_factory.mktemp("serving-shop")
-    generate(ShopSpec(n_users=400, n_items=800, n_events=40_000, seed=11, days=30), home / "data", progress=False)
+    generate(
+        ShopSpec(n_users=400, n_items=800, n_events=40_000, seed=11, days=30),
+        home / "data",
+        progress=False,
+    )
     return home
 
 

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 
 from data.catalog import Catalog
 from data.models import User
-from recsys.models import ModelHandle, create_model
-from recsys.modelset import LoadedModel, ModelSet
+from models import ModelHandle, create_model
+from ranking.modelset import LoadedModel, ModelSet
 
 MODELS: dict[str, dict[str, object]] = {
     "als": {"factors": 24, "iterations": 8, "num_threads": 1},
@@ -23,12 +23,18 @@ MODELS: dict[str, dict[str, object]] = {
 }
 
 
-def train(data_dir: Path, version: str = "v1", only: tuple[str, ...] | None = None) -> dict[str, ModelHandle]:
+def train(
+    data_dir: Path, version: str = "v1", only: tuple[str, ...] | None = None
+) -> dict[str, ModelHandle]:
     """Fit the serving models on the shop's events (the same path `shoprank train` takes)."""
     from training.interactions import Catalog as TrainCatalog
     from training.interactions import build_interactions, encode_events
 
-    users = [User.model_validate_json(line) for line in (data_dir / "users.jsonl").read_text().splitlines() if line]
+    users = [
+        User.model_validate_json(line)
+        for line in (data_dir / "users.jsonl").read_text().splitlines()
+        if line
+    ]
     catalog = Catalog.from_jsonl(data_dir / "items.jsonl")
     frame = encode_events(pq.read_table(data_dir / "events.parquet"), users=users)
     inter = build_interactions(frame, catalog=TrainCatalog.from_items(iter(catalog)))

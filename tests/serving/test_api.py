@@ -11,7 +11,11 @@ from tests.serving.conftest import ADMIN_KEY, Live
 
 
 def _first_item(live: Live) -> str:
-    return next(it.item_id for it in live.services.catalog if live.services.catalog.is_recommendable(it.item_id))
+    return next(
+        it.item_id
+        for it in live.services.catalog
+        if live.services.catalog.is_recommendable(it.item_id)
+    )
 
 
 def _assert_ranked(body: dict[str, object]) -> None:
@@ -50,19 +54,27 @@ def test_request_id_header_and_body(client: httpx.Client) -> None:
 
 
 def test_recommendations_known_user(client: httpx.Client, live: Live) -> None:
-    user = next(u for u in ("u1", "u2", "u3", "u4") if live.services.models.get("als").knows_user(u))  # type: ignore[union-attr]
+    user = next(
+        u for u in ("u1", "u2", "u3", "u4") if live.services.models.get("als").knows_user(u)
+    )  # type: ignore[union-attr]
     body = client.get("/v1/recommendations", params={"user_id": user, "n": 7, "debug": True}).json()
     _assert_ranked(body)
     assert body["strategy"] == "personalized" and len(body["items"]) == 7
     assert body["model_versions"]["als"] == "v1"
-    assert any(r["source"] == "cf" and r["model_version"] == "v1" for it in body["items"] for r in it["reasons"])
+    assert any(
+        r["source"] == "cf" and r["model_version"] == "v1"
+        for it in body["items"]
+        for r in it["reasons"]
+    )
     assert all(it["breakdown"] for it in body["items"])
     plain = client.get("/v1/recommendations", params={"user_id": user, "n": 7}).json()
     assert all("breakdown" not in it for it in plain["items"])
 
 
 def test_recommendations_category_filter(client: httpx.Client) -> None:
-    body = client.get("/v1/recommendations", params={"user_id": "u1", "n": 5, "category": "食品"}).json()
+    body = client.get(
+        "/v1/recommendations", params={"user_id": "u1", "n": 5, "category": "食品"}
+    ).json()
     assert body["items"] and all(it["category"][0] == "食品" for it in body["items"])
 
 
@@ -79,12 +91,22 @@ def test_recommendations_anonymous_history_and_unknown(client: httpx.Client, liv
 
 def test_exclude_purchased(client: httpx.Client, live: Live) -> None:
     user = "buyer-1"
-    first = client.get("/v1/recommendations", params={"history": _first_item(live), "n": 3}).json()["items"][0]["item_id"]
-    ev = {"event_id": "buy-1", "user_id": user, "item_id": first, "type": "purchase", "timestamp": "2026-10-01T00:00:00Z"}
+    first = client.get("/v1/recommendations", params={"history": _first_item(live), "n": 3}).json()[
+        "items"
+    ][0]["item_id"]
+    ev = {
+        "event_id": "buy-1",
+        "user_id": user,
+        "item_id": first,
+        "type": "purchase",
+        "timestamp": "2026-10-01T00:00:00Z",
+    }
     assert client.post("/v1/events", json={"events": [ev]}).json()["accepted"] == 1
     recs = client.get("/v1/recommendations", params={"user_id": user, "n": 20}).json()
     assert first not in {it["item_id"] for it in recs["items"]}
-    kept = client.get("/v1/recommendations", params={"user_id": user, "n": 20, "exclude_purchased": False}).json()
+    kept = client.get(
+        "/v1/recommendations", params={"user_id": user, "n": 20, "exclude_purchased": False}
+    ).json()
     assert recs["items"] and kept["items"]
 
 
@@ -94,7 +116,9 @@ def test_feed_pagination_never_repeats(client: httpx.Client) -> None:
     assert p1.headers["x-request-id"] == rid
     seen = {it["item_id"] for it in p1.json()["items"]}
     for page in (2, 3):
-        p = client.get("/v1/feed", params={"user_id": "u3", "size": 10, "page": page, "request_id": rid}).json()
+        p = client.get(
+            "/v1/feed", params={"user_id": "u3", "size": 10, "page": page, "request_id": rid}
+        ).json()
         assert p["request_id"] == rid
         ids = {it["item_id"] for it in p["items"]}
         assert ids and not (ids & seen)
@@ -117,7 +141,12 @@ def test_similar_and_bought_together(client: httpx.Client, live: Live) -> None:
     sim = client.get(f"/v1/items/{anchor}/similar", params={"n": 5}).json()
     _assert_ranked(sim)
     assert anchor not in {it["item_id"] for it in sim["items"]}
-    assert all(r.get("related_item_id") == anchor for it in sim["items"] for r in it["reasons"] if r["source"] == "similar")
+    assert all(
+        r.get("related_item_id") == anchor
+        for it in sim["items"]
+        for r in it["reasons"]
+        if r["source"] == "similar"
+    )
     bt = client.get(f"/v1/items/{anchor}/bought-together", params={"n": 5})
     assert bt.status_code == 200 and bt.json()["strategy"] in ("bought_together", "none")
     missing = client.get("/v1/items/no-such-item/similar")
@@ -135,8 +164,14 @@ def test_search_and_personalization_keep_totals(client: httpx.Client, live: Live
     plain = client.post("/v1/search", json={"text": "dress", "size": 5, "facets": ["brand"]}).json()
     assert plain["total"] > 0 and plain["hits"] and not plain["personalized"]
     user = "u7"
-    mine = client.post("/v1/search", json={"text": "dress", "size": 5, "facets": ["brand"], "user_id": user}).json()
-    assert mine["personalized"] and mine["total"] == plain["total"] and mine["facets"] == plain["facets"]
+    mine = client.post(
+        "/v1/search", json={"text": "dress", "size": 5, "facets": ["brand"], "user_id": user}
+    ).json()
+    assert (
+        mine["personalized"]
+        and mine["total"] == plain["total"]
+        and mine["facets"] == plain["facets"]
+    )
     g = client.get("/v1/search", params={"q": "連衣裙", "size": 3}).json()
     assert g["hits"] and all("<em>" in h["highlighted_title"] for h in g["hits"])
     ac = client.get("/v1/search/autocomplete", params={"q": "連"}).json()
@@ -164,8 +199,19 @@ def test_validation_errors_name_the_field(client: httpx.Client) -> None:
 def test_events_partial_batch_idempotent_and_durable(client: httpx.Client, live: Live) -> None:
     good = {"event_id": "ev-good-1", "user_id": "u9", "item_id": _first_item(live), "type": "click",
             "timestamp": "2026-10-02T10:00:00Z", "context": {"request_id": "r1", "surface": "feed"}}
-    bad = {"event_id": "ev-bad-1", "user_id": "u9", "type": "view", "timestamp": "2026-10-02T10:00:00Z"}
-    worse = {"event_id": "ev-bad-2", "user_id": "u9", "item_id": "i1", "type": "teleport", "timestamp": "x"}
+    bad = {
+        "event_id": "ev-bad-1",
+        "user_id": "u9",
+        "type": "view",
+        "timestamp": "2026-10-02T10:00:00Z",
+    }
+    worse = {
+        "event_id": "ev-bad-2",
+        "user_id": "u9",
+        "item_id": "i1",
+        "type": "teleport",
+        "timestamp": "x",
+    }
     r = client.post("/v1/events", json={"events": [good, bad, worse]})
     assert r.status_code == 200
     body = r.json()
@@ -187,20 +233,34 @@ def _in_log(live: Live, event_id: str) -> bool:
 
 
 def test_admin_key_required(live: Live) -> None:
-    with live.client() as anon, live.client("wrong-key-000000") as wrong, live.client(ADMIN_KEY) as admin:
+    with (
+        live.client() as anon,
+        live.client("wrong-key-000000") as wrong,
+        live.client(ADMIN_KEY) as admin,
+    ):
         item = _first_item(live)
         assert anon.get(f"/v1/catalog/items/{item}").status_code == 401
         r = wrong.get(f"/v1/catalog/items/{item}")
         assert r.status_code == 403 and r.json()["field"] == "X-API-Key"
         assert admin.get(f"/v1/catalog/items/{item}").status_code == 200
-        bearer = httpx.get(f"{live.url}/v1/catalog/items/{item}", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        bearer = httpx.get(
+            f"{live.url}/v1/catalog/items/{item}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
         assert bearer.status_code == 200
         assert anon.put("/v1/users/x1", json={}).status_code == 401
 
 
-def test_catalog_upsert_delete_and_inactive(admin: httpx.Client, client: httpx.Client, live: Live) -> None:
-    new = {"item_id": "new-dress-1", "title": "Test Zebra Dress 斑馬連衣裙", "category": ["服裝", "女裝", "連衣裙"],
-           "brand": "ZebraCo", "price": 123.0, "stock": 5}
+def test_catalog_upsert_delete_and_inactive(
+    admin: httpx.Client, client: httpx.Client, live: Live
+) -> None:
+    new = {
+        "item_id": "new-dress-1",
+        "title": "Test Zebra Dress 斑馬連衣裙",
+        "category": ["服裝", "女裝", "連衣裙"],
+        "brand": "ZebraCo",
+        "price": 123.0,
+        "stock": 5,
+    }
     r = admin.put("/v1/catalog/items", json={"items": [new]})
     assert r.status_code == 200 and r.json()["indexed"] is True
     hits = client.get("/v1/search", params={"q": "Zebra"}).json()["hits"]
@@ -223,9 +283,17 @@ def test_catalog_upsert_delete_and_inactive(admin: httpx.Client, client: httpx.C
 def test_consent_and_erasure(admin: httpx.Client, client: httpx.Client, live: Live) -> None:
     user = "consent-user"
     item = _first_item(live)
-    ev = {"event_id": "consent-ev-1", "user_id": user, "item_id": item, "type": "view", "timestamp": "2026-10-03T00:00:00Z"}
+    ev = {
+        "event_id": "consent-ev-1",
+        "user_id": user,
+        "item_id": item,
+        "type": "view",
+        "timestamp": "2026-10-03T00:00:00Z",
+    }
     assert client.post("/v1/events", json={"events": [ev]}).json()["accepted"] == 1
-    assert client.get("/v1/recommendations", params={"user_id": user}).json()["strategy"] == "history"
+    assert (
+        client.get("/v1/recommendations", params={"user_id": user}).json()["strategy"] == "history"
+    )
     r = admin.put(f"/v1/users/{user}", json={"attributes": {"segment": "vip"}, "consent": False})
     assert r.status_code == 200 and r.json()["consent"] is False and r.json()["recent_items"] == []
     body = client.get("/v1/recommendations", params={"user_id": user}).json()
@@ -238,8 +306,12 @@ def test_consent_and_erasure(admin: httpx.Client, client: httpx.Client, live: Li
     assert erased.json()["events_erased"] >= 1
     assert admin.get(f"/v1/users/{user}").status_code == 404
     assert not _in_log(live, "consent-ev-1")
-    from serving.userstore import erased_user_ids
+    from data.journals import erased_user_ids
 
     assert user in erased_user_ids(live.home / "state")
-    journal = [json.loads(line) for line in (live.home / "state" / "users.jsonl").read_text().splitlines()]
-    assert not [r for r in journal if r["op"] == "upsert" and r["user"]["user_id"] == user]  # attributes gone
+    journal = [
+        json.loads(line) for line in (live.home / "state" / "users.jsonl").read_text().splitlines()
+    ]
+    assert not [
+        r for r in journal if r["op"] == "upsert" and r["user"]["user_id"] == user
+    ]  # attributes gone

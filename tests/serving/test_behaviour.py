@@ -24,7 +24,9 @@ def _single_taste_user(live: Live) -> tuple[str, str]:
     users = pq.read_table(live.home / "data" / "events.parquet", columns=["user_id"])["user_id"]
     counts = {r["values"]: r["counts"] for r in pc.value_counts(users).to_pylist()}
     candidates = [
-        u for u, leaves in tastes.items() if len(leaves) == 1 and live.services.profiles.get(u).consent
+        u
+        for u, leaves in tastes.items()
+        if len(leaves) == 1 and live.services.profiles.get(u).consent
     ]
     assert candidates, "the test shop has no single-taste user"
     best = max(candidates, key=lambda u: (counts.get(u, 0), u))
@@ -48,7 +50,11 @@ def test_feed_follows_hidden_taste_then_fresh_views(live: Live, client: httpx.Cl
 
     # views of items in another top-level category D
     other = sorted({it.category[0] for it in catalog} - {top})[0]
-    d_items = [it.item_id for it in catalog if it.category[0] == other and catalog.is_recommendable(it.item_id)][:3]
+    d_items = [
+        it.item_id
+        for it in catalog
+        if it.category[0] == other and catalog.is_recommendable(it.item_id)
+    ][:3]
     events = [
         {"event_id": f"beh-{user_id}-{k}", "user_id": user_id, "item_id": i, "type": "view",
          "timestamp": "2026-10-01T12:00:00Z"}

@@ -46,7 +46,9 @@ def _cases(live: Live) -> list[str]:
 
 def _get(app: FastAPI, url: str, rid: str) -> httpx.Response:
     async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
             return await c.get(url, headers={"X-Request-ID": rid})
 
     return asyncio.run(go())
@@ -70,7 +72,10 @@ def test_direct_routes_answer_as_fastapi_does(live: Live) -> None:
         assert r1.status_code == r2.status_code, url
         assert _body(r1) == _body(r2), url
         assert r1.headers["content-type"] == r2.headers["content-type"], url
-        assert r1.headers["x-request-id"] == f"direct-{k}" and r2.headers["x-request-id"] == f"fastapi-{k}"
+        assert (
+            r1.headers["x-request-id"] == f"direct-{k}"
+            and r2.headers["x-request-id"] == f"fastapi-{k}"
+        )
         statuses.add(r1.status_code)
         if r1.status_code == 200:
             assert r1.json()["request_id"] == f"direct-{k}"
@@ -91,7 +96,9 @@ def test_direct_routes_are_counted_under_their_route(live: Live) -> None:
     assert _get(app, "/v1/trending", "m-4").status_code == 200
 
     async def post() -> int:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
             return (await c.post("/v1/trending")).status_code
 
     assert asyncio.run(post()) == 405

@@ -27,7 +27,11 @@ def _user_rows(data: Path, user: str) -> int:
     table = pq.read_table(data / "events.parquet", columns=["user_id"])
     n = sum(1 for u in table.column("user_id").to_pylist() if u == user)
     if (data / "events.jsonl").exists():
-        n += sum(1 for line in (data / "events.jsonl").open() if line.strip() and json.loads(line)["user_id"] == user)
+        n += sum(
+            1
+            for line in (data / "events.jsonl").open()
+            if line.strip() and json.loads(line)["user_id"] == user
+        )
     return n
 
 
@@ -50,8 +54,11 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
         als = live.services.models.get("als")
         assert als is not None
         users = [json.loads(line) for line in (data / "users.jsonl").open() if line.strip()]
-        user = next(u["user_id"] for u in sorted(users, key=lambda u: u["user_id"])
-                    if u["consent"] and als.knows_user(u["user_id"]) and _user_rows(data, u["user_id"]) > 0)
+        user = next(
+            u["user_id"]
+            for u in sorted(users, key=lambda u: u["user_id"])
+            if u["consent"] and als.knows_user(u["user_id"]) and _user_rows(data, u["user_id"]) > 0
+        )
         theirs = _user_rows(data, user)
         before = _events_of(data)
         with live.client() as c, live.client(ADMIN_KEY) as admin:
@@ -65,9 +72,15 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
             assert versions == {"v1"}  # re-ranked with the user's learned factors
             merch = live.services.extras["merch"]
             merch.requests.flush()  # type: ignore[attr-defined]
-            served = _sql(state / "requests.sqlite", "SELECT count(*) FROM requests WHERE user_id = ?", user)[0][0]
+            served = _sql(
+                state / "requests.sqlite", "SELECT count(*) FROM requests WHERE user_id = ?", user
+            )[0][0]
             total = _sql(state / "requests.sqlite", "SELECT count(*) FROM requests")[0][0]
-            feeds = [k for (k,) in _sql(state / "feed_cache.sqlite", "SELECT key FROM feed") if f"|{user}|" in k]
+            feeds = [
+                k
+                for (k,) in _sql(state / "feed_cache.sqlite", "SELECT key FROM feed")
+                if f"|{user}|" in k
+            ]
             assert served >= 3 and len(feeds) == 1
             assert [p for p in (state / "profiles").iterdir() if p.is_dir()]
 
@@ -79,14 +92,31 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
             assert out["served_requests_anonymized"] == served and out["cached_feeds_dropped"] == 1
 
             # the shop's files: nothing of theirs, everything else kept
-            assert user not in {json.loads(line)["user_id"] for line in (data / "users.jsonl").open() if line.strip()}
-            assert sum(1 for line in (data / "users.jsonl").open() if line.strip()) == len(users) - 1
+            assert user not in {
+                json.loads(line)["user_id"]
+                for line in (data / "users.jsonl").open()
+                if line.strip()
+            }
+            assert (
+                sum(1 for line in (data / "users.jsonl").open() if line.strip()) == len(users) - 1
+            )
             assert _user_rows(data, user) == 0
             assert sum(_events_of(data).values()) == sum(before.values()) - theirs
             # the request log keeps the rows (a variant's impressions), without the user
-            assert _sql(state / "requests.sqlite", "SELECT count(*) FROM requests WHERE user_id = ?", user)[0][0] == 0
+            assert (
+                _sql(
+                    state / "requests.sqlite",
+                    "SELECT count(*) FROM requests WHERE user_id = ?",
+                    user,
+                )[0][0]
+                == 0
+            )
             assert _sql(state / "requests.sqlite", "SELECT count(*) FROM requests")[0][0] == total
-            assert not [k for (k,) in _sql(state / "feed_cache.sqlite", "SELECT key FROM feed") if f"|{user}|" in k]
+            assert not [
+                k
+                for (k,) in _sql(state / "feed_cache.sqlite", "SELECT key FROM feed")
+                if f"|{user}|" in k
+            ]
             assert not [p for p in (state / "profiles").iterdir() if p.is_dir()]
 
             # the models still hold their factors (trained before): no longer used for the id
@@ -112,12 +142,16 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
         live.services.close()
 
 
-def test_another_worker_anonymizes_what_it_served_before_it_read_the_erasure(restart_home: Path) -> None:
+def test_another_worker_anonymizes_what_it_served_before_it_read_the_erasure(
+    restart_home: Path,
+) -> None:
     settings = make_settings(restart_home)
     taker = Services.build(settings, with_search=False)  # the worker that takes the DELETE
     other = Services.build(settings, with_search=False)
     try:
-        users = [json.loads(line)["user_id"] for line in (restart_home / "data" / "users.jsonl").open()]
+        users = [
+            json.loads(line)["user_id"] for line in (restart_home / "data" / "users.jsonl").open()
+        ]
         user = next(u for u in sorted(users) if other.profiles.get(u).recent_items)
         other.pipeline.recommend(user_id=user, n=5, request_id="served-by-the-other-worker")
         # the taker's part (what the route does): journal, its own scan of the request log

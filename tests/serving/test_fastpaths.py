@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.models import ModelHandle
-from recsys.modelset import load_model_set, mmap_npz
-from training.registry import Registry
+from models import ModelHandle
+from models.registry import Registry
+from ranking.modelset import load_model_set, mmap_npz
 
 
 def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
@@ -25,9 +25,12 @@ def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
 
 @pytest.mark.parametrize("first_chunk", [4096, 16])  # 16: the norm-bound pruning stops early
 def test_fast_paths_match_the_models(
-    shop_home: Path, trained: dict[str, ModelHandle], first_chunk: int, monkeypatch: pytest.MonkeyPatch
+    shop_home: Path,
+    trained: dict[str, ModelHandle],
+    first_chunk: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from recsys.modelset import FastPaths
+    from ranking.modelset import FastPaths
 
     monkeypatch.setattr(FastPaths, "first_chunk", first_chunk)
     models = load_model_set(shop_home / "models", {n: "v1" for n in trained})
@@ -47,16 +50,26 @@ def test_fast_paths_match_the_models(
         # category-sorted copy of the factors; with items of the category excluded
         cats = ref_als.model.item_categories_
         leaf = tuple(cats[0].split(" > "))
-        in_cat = [i for i, c in zip(ref_als.model.item_ids_.ids, cats, strict=True) if c.startswith("服裝")][:4]
+        in_cat = [
+            i
+            for i, c in zip(ref_als.model.item_ids_.ids, cats, strict=True)
+            if c.startswith("服裝")
+        ][:4]
         for cat in (("服裝",), leaf, ("no such category",)):
             assert als.fast._span(cat)[0] >= 0
-            _close(als.recommend_user(u, 10, exclude=in_cat, category=cat),
-                   ref_als.recommend(user_id=u, n=10, category=cat, exclude=set(in_cat), filter_seen=False))
+            _close(
+                als.recommend_user(u, 10, exclude=in_cat, category=cat),
+                ref_als.recommend(
+                    user_id=u, n=10, category=cat, exclude=set(in_cat), filter_seen=False
+                ),
+            )
         scores = als.score_items(items, u, ())
         ref = ref_als.model
         uvec = ref.user_factors_[ref.user_ids_.index(u)]
         for i, s in scores.items():
-            assert s == pytest.approx(float(ref.item_factors_[ref.item_ids_.index(i)] @ uvec), rel=1e-4)
+            assert s == pytest.approx(
+                float(ref.item_factors_[ref.item_ids_.index(i)] @ uvec), rel=1e-4
+            )
     for name in ("item_knn", "bought_together"):
         m, ref_m = models.get(name), reg.load(name, "v1")
         assert m is not None and m.fast is not None and m.fast.sparse is not None
@@ -70,7 +83,9 @@ def test_fast_paths_match_the_models(
             _close(m.recommend_history([], n), ref_m.recommend(history=[], n=n))
 
 
-def test_npz_arrays_are_memory_mapped_unchanged(shop_home: Path, trained: dict[str, ModelHandle]) -> None:
+def test_npz_arrays_are_memory_mapped_unchanged(
+    shop_home: Path, trained: dict[str, ModelHandle]
+) -> None:
     path = Registry(shop_home / "models").path("als", "v1") / "arrays.npz"
     mapped = mmap_npz(path)
     with np.load(path, allow_pickle=False) as ref:
@@ -86,13 +101,15 @@ def test_history_source_in_numpy_matches_the_generic_path(
 ) -> None:
     import random
 
-    from recsys import candidates as C
-    from recsys.profile import UserProfile
+    from ranking import candidates as C
+    from ranking.profile import UserProfile
 
     models = load_model_set(shop_home / "models", {name: "v1" for name in trained})
     knn = models.get("item_knn")
     assert knn is not None and knn.fast is not None
-    items = [str(i) for i in Registry(shop_home / "models").load("item_knn", "v1").model.item_ids_.ids]
+    items = [
+        str(i) for i in Registry(shop_home / "models").load("item_knn", "v1").model.item_ids_.ids
+    ]
     rnd = random.Random(3)
     checked = 0
     for _ in range(40):
@@ -137,8 +154,14 @@ def test_derived_factor_copies_are_one_shared_file(
     second = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
     assert private is not None and first is not None and second is not None
     for name in ("_by_norm", "_by_cat"):
-        a, b, own = getattr(first.fast, name), getattr(second.fast, name), getattr(private.fast, name)
-        assert isinstance(a, np.memmap) and isinstance(b, np.memmap) and not isinstance(own, np.memmap)
+        a, b, own = (
+            getattr(first.fast, name),
+            getattr(second.fast, name),
+            getattr(private.fast, name),
+        )
+        assert (
+            isinstance(a, np.memmap) and isinstance(b, np.memmap) and not isinstance(own, np.memmap)
+        )
         assert a.filename == b.filename and Path(a.filename).parent == tmp_path / "als" / "v1"
         np.testing.assert_array_equal(a, own)
     user = str(first.model.model.user_ids_.ids[0])

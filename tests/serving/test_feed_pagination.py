@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from data.catalog import Catalog
-from recsys.hooks import Assignment
-from recsys.pipeline import Ranked
-from recsys.types import RankContext, Reason, ScoredItem
+from ranking.hooks import Assignment
+from ranking.pipeline import Ranked
+from ranking.types import RankContext, Reason, ScoredItem
 from serving.feed_cache import (
     RankedListCache,
     SqliteRankedListCache,
@@ -163,12 +163,21 @@ def test_memory_cache_first_list_wins_too() -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "memory"])
 def test_an_erasure_drops_the_users_lists_only(db_path: Path, backend: str) -> None:
-    cache = SqliteRankedListCache(db_path, 100, 60.0) if backend == "sqlite" else RankedListCache(100, 60.0)
+    cache = (
+        SqliteRankedListCache(db_path, 100, 60.0)
+        if backend == "sqlite"
+        else RankedListCache(100, 60.0)
+    )
     keys = ["r1|u1|", "r2|u1|服裝", "r3|u10|", "r4|xu1|", "r5||", "r6|u2|u1"]
     for k in keys:
         cache.put(k, _ranked(n=3))
     assert cache.forget_user("u1") == 2
-    assert [k for k in keys if cache.get(k) is not None] == ["r3|u10|", "r4|xu1|", "r5||", "r6|u2|u1"]
+    assert [k for k in keys if cache.get(k) is not None] == [
+        "r3|u10|",
+        "r4|xu1|",
+        "r5||",
+        "r6|u2|u1",
+    ]
     assert cache.forget_user("u1") == 0
 
 

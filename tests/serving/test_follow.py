@@ -122,8 +122,8 @@ def test_user_and_catalog_changes_reach_every_worker(restart_home: Path) -> None
 
 
 def test_an_erasure_drops_the_users_records_from_the_journal(tmp_path: Path) -> None:
+    from data.journals import UserJournal, erased_user_ids, excluded_by_journal
     from data.models import User
-    from serving.userstore import UserJournal, erased_user_ids, excluded_by_journal
 
     path = tmp_path / "state" / "users.jsonl"
     journal = UserJournal(path)

@@ -7,8 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from models.registry import Registry
 from tests.serving.conftest import ADMIN_KEY, start_live
-from training.registry import Registry
 
 
 def unloadable_version(reg: Registry, name: str, source: str) -> str:

@@ -7,9 +7,9 @@ import time
 
 import httpx
 
-from recsys.models import ModelHandle
+from models import ModelHandle
+from models.registry import Registry
 from tests.serving.conftest import ADMIN_KEY, Live, start_live
-from training.registry import Registry
 
 
 class Hammer(threading.Thread):
@@ -65,7 +65,9 @@ def test_list_promote_rollback_over_http(live: Live, trained: dict[str, ModelHan
         assert anon.get("/v1/models").status_code == 401
 
 
-def test_hot_reload_under_load_fails_no_request(live: Live, trained: dict[str, ModelHandle]) -> None:
+def test_hot_reload_under_load_fails_no_request(
+    live: Live, trained: dict[str, ModelHandle]
+) -> None:
     """A version promoted on disk (as `shoprank promote` does) is picked up by the watcher of a
     second server while requests keep flowing; none fails and the new version shows up."""
     reg = Registry(live.home / "models")

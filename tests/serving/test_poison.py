@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from data.quarantine import QUARANTINE_FILE, read_quarantine
+from tests.cli.test_training import run
 from tests.serving.conftest import ADMIN_KEY, Live, start_live
-from tests.training.test_cli import run
 
 GOOD = {"user_id": "u-poison", "item_id": "i00001", "type": "view",
         "timestamp": "2026-12-01T12:00:00Z"}

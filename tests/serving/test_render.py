@@ -12,7 +12,11 @@ from tests.serving.conftest import Live
 
 
 def _item(live: Live) -> str:
-    return next(it.item_id for it in live.services.catalog if live.services.catalog.is_recommendable(it.item_id))
+    return next(
+        it.item_id
+        for it in live.services.catalog
+        if live.services.catalog.is_recommendable(it.item_id)
+    )
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -24,7 +28,11 @@ def test_ranked_answers_match_their_models(live: Live, client: httpx.Client, deb
         ("/v1/recommendations", {"history": item}, RecommendationsOut),
         ("/v1/feed", {"user_id": user}, FeedOut),
         ("/v1/trending", {}, TrendingOut),
-        ("/v1/trending", {"category": " > ".join(live.services.catalog.get(item).category[:1])}, TrendingOut),
+        (
+            "/v1/trending",
+            {"category": " > ".join(live.services.catalog.get(item).category[:1])},
+            TrendingOut,
+        ),
         (f"/v1/items/{item}/similar", {}, ItemListOut),
         (f"/v1/items/{item}/bought-together", {}, ItemListOut),
     ]
@@ -39,5 +47,18 @@ def test_ranked_answers_match_their_models(live: Live, client: httpx.Client, deb
             assert it["reasons"] and all(rs["source"] for rs in it["reasons"])
             want = live.services.catalog.get(it["item_id"])
             assert want is not None
-            assert (it["title"], it.get("brand"), it["category"], it["price"], it["currency"], it["in_stock"]) == (
-                want.title, want.brand, list(want.category), want.price, want.currency, want.stock > 0)
+            assert (
+                it["title"],
+                it.get("brand"),
+                it["category"],
+                it["price"],
+                it["currency"],
+                it["in_stock"],
+            ) == (
+                want.title,
+                want.brand,
+                list(want.category),
+                want.price,
+                want.currency,
+                want.stock > 0,
+            )

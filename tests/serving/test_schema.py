@@ -18,7 +18,9 @@ from tests.serving.conftest import ADMIN_KEY, Live, start_live
 
 
 @pytest.fixture(scope="module")
-def fuzz_live(shop_home: Path, trained: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def fuzz_live(
+    shop_home: Path, trained: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     home = tmp_path_factory.mktemp("fuzz-shop")
     shutil.copytree(shop_home / "data", home / "data")
     shutil.copytree(shop_home / "models", home / "models")
@@ -39,11 +41,18 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
     for op in operations:
 
         @given(case=op.as_strategy())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        @settings(
+            max_examples=12,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+        )
         def check(case: schemathesis.Case) -> None:
             response = case.call(headers={"X-API-Key": ADMIN_KEY}, timeout=30)
             where = f"{case.method} {case.formatted_path}"
-            assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:500]}"
+            assert response.status_code < 500, (
+                f"{where}: {response.status_code} {response.text[:500]}"
+            )
             ctype = response.headers.get("content-type") or [""]
             if response.status_code >= 400 and ctype[0].startswith("application/json"):
                 assert response.json().get("message"), (where, response.text[:300])

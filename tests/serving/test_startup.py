@@ -11,12 +11,12 @@ import httpx
 import pyarrow.parquet as pq
 
 from data.eventlog import EventLog
+from data.journals import UserJournal
 from data.models import Event, User
-from recsys.history import HISTORY_TYPES, build_snapshot
-from serving.state import Services
-from serving.userstore import UserJournal
-from tests.serving.conftest import ServerThread, free_port, make_settings
+from ranking.history import HISTORY_TYPES, build_snapshot
 from serving.app import create_app
+from serving.state import Services
+from tests.serving.conftest import ServerThread, free_port, make_settings
 
 
 def _brute_force(path: Path, per_user: int) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
@@ -69,11 +69,23 @@ def test_restart_remembers_purchases_history_consent_and_erasure(restart_home: P
     now = datetime.now(UTC)
     fresh_view, refunded = "i5", sorted(bought)[0]
     with EventLog(settings.events_dir) as elog:
-        elog.append([
-            Event(event_id="st-1", user_id=buyer, item_id=fresh_view, type="view", timestamp=now),
-            Event(event_id="st-2", user_id=buyer, item_id=refunded, type="refund", timestamp=now),
-            Event(event_id="st-3", user_id="newcomer", item_id="i7", type="purchase", timestamp=now),
-        ])
+        elog.append(
+            [
+                Event(
+                    event_id="st-1", user_id=buyer, item_id=fresh_view, type="view", timestamp=now
+                ),
+                Event(
+                    event_id="st-2", user_id=buyer, item_id=refunded, type="refund", timestamp=now
+                ),
+                Event(
+                    event_id="st-3",
+                    user_id="newcomer",
+                    item_id="i7",
+                    type="purchase",
+                    timestamp=now,
+                ),
+            ]
+        )
     _, bought_all = _brute_force(home / "data" / "events.parquet", 20)
     withdrawn, erased = sorted(u for u in bought_all if u != buyer)[:2]
     journal = UserJournal(settings.state_dir / "users.jsonl")
@@ -120,11 +132,11 @@ def test_exclude_purchased_after_restart_over_http(restart_home: Path) -> None:
 
 def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home: Path) -> None:
     """The real train job (as `shoprank train` runs it) honours the API's user journal."""
-    from recsys.models import load_model
+    from models import load_model
+    from models.registry import Registry
     from tests.serving.conftest import ADMIN_KEY
     from training.config import ModelEntry, default_config
     from training.jobs import train
-    from training.registry import Registry
 
     home = restart_home
     data = home / "data"
@@ -132,7 +144,8 @@ def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home
     active = sorted(bought)
     erased, withdrawn, kept = active[0], active[1], active[2]
     no_consent_in_file = next(
-        u.user_id for u in (User.model_validate_json(line) for line in (data / "users.jsonl").open())
+        u.user_id
+        for u in (User.model_validate_json(line) for line in (data / "users.jsonl").open())
         if not u.consent and u.user_id in bought
     )
     settings = make_settings(home)
@@ -140,10 +153,14 @@ def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home
     server = ServerThread(create_app(settings, services), free_port())
     server.start()
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-API-Key": ADMIN_KEY}) as c:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{server.port}", headers={"X-API-Key": ADMIN_KEY}
+        ) as c:
             assert c.delete(f"/v1/users/{erased}").status_code == 200
             assert c.put(f"/v1/users/{withdrawn}", json={"consent": False}).status_code == 200
-            assert c.put(f"/v1/users/{no_consent_in_file}", json={"consent": True}).status_code == 200
+            assert (
+                c.put(f"/v1/users/{no_consent_in_file}", json={"consent": True}).status_code == 200
+            )
     finally:
         server.stop()
         services.close()
@@ -164,7 +181,9 @@ def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home
 def _ids_in_file(path: Path) -> set[str]:
     import json
 
-    return {json.loads(line)["item_id"] for line in path.read_text("utf-8").splitlines() if line.strip()}
+    return {
+        json.loads(line)["item_id"] for line in path.read_text("utf-8").splitlines() if line.strip()
+    }
 
 
 def test_catalog_changes_are_durable_before_items_jsonl_is_written(restart_home: Path) -> None:
@@ -178,8 +197,14 @@ def test_catalog_changes_are_durable_before_items_jsonl_is_written(restart_home:
     server, live = start_live(restart_home, catalog_save_delay_seconds=3600.0)  # never on its own
     try:
         gone = min(_ids_in_file(items_file))
-        new = {"item_id": "durable-1", "title": "Durable Teapot 耐用茶壺", "category": ["Home", "Kitchen"],
-               "price": 42.0, "brand": "Kiln", "created_at": "2026-11-01T00:00:00Z"}
+        new = {
+            "item_id": "durable-1",
+            "title": "Durable Teapot 耐用茶壺",
+            "category": ["Home", "Kitchen"],
+            "price": 42.0,
+            "brand": "Kiln",
+            "created_at": "2026-11-01T00:00:00Z",
+        }
         with live.client(ADMIN_KEY) as admin:
             assert admin.put("/v1/catalog/items/durable-1", json=new).status_code == 200
             assert admin.delete(f"/v1/catalog/items/{gone}").status_code == 200
@@ -200,7 +225,10 @@ def test_catalog_changes_are_durable_before_items_jsonl_is_written(restart_home:
     ids = _ids_in_file(items_file)
     assert "durable-1" in ids and gone not in ids and live.services.catalog_saver.saves == 1
     journal = restart_home / "state" / "catalog.jsonl"
-    assert journal_start(restart_home / "state", journal) == (journal.stat().st_ino, journal.stat().st_size)
+    assert journal_start(restart_home / "state", journal) == (
+        journal.stat().st_ino,
+        journal.stat().st_size,
+    )
 
 
 def test_catalog_changes_in_a_row_write_items_jsonl_once_they_pause(restart_home: Path) -> None:
@@ -213,8 +241,13 @@ def test_catalog_changes_in_a_row_write_items_jsonl_once_they_pause(restart_home
     try:
         with live.client(ADMIN_KEY) as admin:
             for k in range(12):
-                item = {"item_id": f"burst-{k}", "title": f"Burst Mug {k}", "category": ["Home", "Kitchen"],
-                        "price": 10.0 + k, "created_at": "2026-11-01T00:00:00Z"}
+                item = {
+                    "item_id": f"burst-{k}",
+                    "title": f"Burst Mug {k}",
+                    "category": ["Home", "Kitchen"],
+                    "price": 10.0 + k,
+                    "created_at": "2026-11-01T00:00:00Z",
+                }
                 assert admin.put(f"/v1/catalog/items/burst-{k}", json=item).status_code == 200
         deadline = time.monotonic() + 30
         while not {f"burst-{k}" for k in range(12)} <= _ids_in_file(items_file):

@@ -13,7 +13,9 @@ from tests.serving.conftest import ADMIN_KEY, STOREFRONT_KEY, Live, start_live
 
 
 @pytest.fixture(scope="module")
-def keyed(shop_home: Path, trained: dict[str, object], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def keyed(
+    shop_home: Path, trained: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     import shutil
 
     home = tmp_path_factory.mktemp("keyed")
@@ -26,7 +28,11 @@ def keyed(shop_home: Path, trained: dict[str, object], tmp_path_factory: pytest.
 
 
 def _calls(live: Live) -> list[tuple[str, str, dict[str, object] | None]]:
-    item = next(it.item_id for it in live.services.catalog if live.services.catalog.is_recommendable(it.item_id))
+    item = next(
+        it.item_id
+        for it in live.services.catalog
+        if live.services.catalog.is_recommendable(it.item_id)
+    )
     event = {"event_id": "key-test-1", "user_id": "u1", "type": "view", "item_id": item,
              "timestamp": "2026-11-01T10:00:00Z"}
     return [

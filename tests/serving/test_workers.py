@@ -195,7 +195,7 @@ def test_both_workers_dying_at_once_are_replaced(restart_home: Path) -> None:
 def _serve_exits_2(home: Path, port: int) -> None:
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded"}
     r = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--workers", "2", "--port", str(port)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert r.returncode == 2, r.stderr
@@ -222,7 +222,7 @@ def test_workers_that_cannot_start_stop_the_server(restart_home: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     r = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "serve", "--workers", "2", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--workers", "2", "--port", str(port)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert r.returncode == 3, r.stderr[-2000:]  # stopped, not restarting the workers forever

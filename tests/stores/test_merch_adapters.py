@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from recsys.errors import (
+from merch.errors import (
     ExperimentError,
     ExperimentNotFoundError,
     RuleConflictError,
     RuleNotFoundError,
 )
-from recsys.experiment_store import SqliteExperimentStore, SqliteRequestLog
-from recsys.experiments import ExperimentSpec
-from recsys.rule_store import SqliteRuleStore
-from recsys.rules.spec import RuleSpec
-from recsys.store_adapters import (
+from merch.experiment_store import SqliteExperimentStore
+from merch.experiments import ExperimentSpec
+from merch.request_log import SqliteRequestLog
+from merch.rules.spec import RuleSpec
+from merch.rules.store import SqliteRuleStore
+from merch.store_adapters import (
     DocumentExperimentStore,
     DocumentRuleStore,
     StoreRequestLog,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.models import model_class
+from models import model_class
 from training.config import TrainConfig, default_config, load_config
 from training.errors import ConfigError
 from training.jobs import matrix_config
@@ -26,7 +26,9 @@ def test_sample_config_parses_and_every_model_is_buildable() -> None:
 
 def test_defaults_match_the_sample() -> None:
     sample, default = load_config(SAMPLE), TrainConfig()
-    assert sample.matrix.model_dump(exclude={"weights"}) == default.matrix.model_dump(exclude={"weights"})
+    assert sample.matrix.model_dump(exclude={"weights"}) == default.matrix.model_dump(
+        exclude={"weights"}
+    )
     assert sample.evaluation == default.evaluation and sample.train == default.train
     for m in sample.models:  # the sample's params are each algorithm's defaults
         assert model_class(m.algorithm)(**m.params).params == model_class(m.algorithm)().params or \

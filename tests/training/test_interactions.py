@@ -8,15 +8,10 @@ import pytest
 
 from data.event_table import events_to_table
 from data.models import Event, Item, User
-from recsys.models.vocab import Vocabulary
-from training.errors import TrainingDataError
-from training.interactions import (
-    Catalog,
-    MatrixConfig,
-    build_interactions,
-    encode_events,
-    relevance_matrix,
-)
+from models.errors import TrainingDataError
+from models.interactions import MatrixConfig
+from models.vocab import Vocabulary
+from training.interactions import Catalog, build_interactions, encode_events, relevance_matrix
 
 T = datetime(2025, 5, 1, tzinfo=UTC)
 NO_DECAY = MatrixConfig(half_life_days=None)

@@ -7,7 +7,7 @@ import pytest
 
 from data.event_table import events_to_table
 from data.models import Event
-from training.errors import TrainingDataError
+from models.errors import TrainingDataError
 from training.interactions import encode_events
 from training.split import leave_last_n, make_split, random_split, temporal_split
 

@@ -1,0 +1,218 @@
+"""Soak: memory of a 2-worker server under a steady mixed load, sampled over time.
+
+    python bench/soak.py                            # 10 min at 200 req/s, 20k users × 5k items
+    python bench/soak.py --duration 120 --rate 100  # a quick look
+
+Steps: a fresh home (``--home`` is deleted first unless ``--keep``), generate the shop, train
+and promote the serving models, build the embedded index (``bench/serve.py``'s ``prepare``),
+start ``shoprank serve --workers 2``, then send a mixed load at ``--rate`` requests/s from
+this process (asyncio + httpx, ``--concurrency`` connections): recommendations, feed page 1
+and page 2, similar items, search and batches of events (views and clicks echoing the served
+request ids), with random users, items and queries. PSS of the server (its processes
+together, shared pages split) is sampled every ``--sample-seconds`` from the first request.
+
+Reports the PSS at the end of the warm-up (``--warmup`` seconds), at the end, and the growth
+per minute after warm-up (least-squares slope over the samples), with the requests served and
+any errors. Prints a table, writes ``bench/results/soak.json`` and a PNG of PSS over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import serve as serve_bench  # noqa: E402  (bench/serve.py: prepare, memory_mb)
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = ["連衣裙", "dress", "手機", "耳機", "跑鞋", "帳篷", "咖啡", "jacket", "背包", "玩具"]
+
+
+def slope_per_minute(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MB) points, in MB per minute."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mx = sum(t for t, _ in points) / n
+    my = sum(v for _, v in points) / n
+    den = sum((t - mx) ** 2 for t, _ in points)
+    return 0.0 if den == 0 else 60 * sum((t - mx) * (v - my) for t, v in points) / den
+
+
+async def load(base: str, rate: float, duration: float, concurrency: int, users: int,
+               items: int, counts: dict[str, int]) -> None:
+    rng = random.Random(7)
+    queue: asyncio.Queue[tuple[str, str, dict] | None] = asyncio.Queue(maxsize=concurrency * 4)
+    served: list[str] = []
+
+    def user() -> str:
+        return f"u{rng.randrange(users)}"
+
+    def item() -> str:
+        return f"i{rng.randrange(items)}"
+
+    async def producer() -> None:
+        start = time.monotonic()
+        k = 0
+        while time.monotonic() - start < duration:
+            k += 1
+            roll = rng.random()
+            if roll < 0.3:
+                req = ("GET", "/v1/recommendations", {"user_id": user(), "n": 10})
+            elif roll < 0.45:
+                req = ("GET", "/v1/feed", {"user_id": user(), "size": 10})
+            elif roll < 0.55:
+                req = ("GET", "/v1/items/" + item() + "/similar", {"n": 10})
+            elif roll < 0.75:
+                req = ("GET", "/v1/search", {"q": rng.choice(QUERIES), "user_id": user()})
+            else:
+                rid = rng.choice(served) if served else None
+                now = datetime.now(UTC).isoformat()
+                events = [{"event_id": uuid.uuid4().hex, "user_id": user(), "item_id": item(),
+                           "type": rng.choice(["view", "view", "click"]), "timestamp": now,
+                           "context": {"request_id": rid} if rid else {}} for _ in range(5)]
+                req = ("POST", "/v1/events", {"events": events})
+            await queue.put(req)
+            delay = start + k / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        for _ in range(concurrency):
+            await queue.put(None)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while (req := await queue.get()) is not None:
+            method, path, body = req
+            try:
+                if method == "GET":
+                    r = await client.get(path, params=body)
+                else:
+                    r = await client.post(path, json=body)
+                ok = r.status_code < 400
+                if ok and path == "/v1/feed" and r.json().get("has_more"):
+                    page2 = await client.get(path, params={**body, "page": 2,
+                                                           "request_id": r.json()["request_id"]})
+                    counts["requests"] += 1
+                    ok = page2.status_code < 400
+                if ok and method == "GET" and len(served) < 10_000:
+                    served.append(r.json().get("request_id", ""))
+            except httpx.HTTPError:
+                ok = False
+            counts["requests"] += 1
+            counts["errors"] += 0 if ok else 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        await asyncio.gather(producer(), *(worker(client) for _ in range(concurrency)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument("--items", type=int, default=5_000)
+    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--duration", type=float, default=600.0)
+    ap.add_argument("--warmup", type=float, default=120.0)
+    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--sample-seconds", type=float, default=10.0)
+    ap.add_argument("--port", type=int, default=18900)
+    ap.add_argument("--home", type=Path, default=ROOT / "var" / "bench-soak")
+    ap.add_argument("--keep", action="store_true", help="Reuse --home instead of starting fresh.")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "soak.json")
+    args = ap.parse_args(argv)
+    home = args.home.resolve()
+    if home.exists() and not args.keep:
+        shutil.rmtree(home)
+    serve_bench.prepare(home, args.users, args.items, args.events)
+    env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded",
+           "SHOPRANK_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "shoprank"), "serve", "--port", str(args.port),
+         "--workers", "2"], env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{args.port}"
+    samples: list[tuple[float, float]] = []
+    counts = {"requests": 0, "errors": 0}
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not become ready")
+            time.sleep(0.5)
+        ready_pss = serve_bench.memory_mb(server.pid)["pss_mb"]
+        t0 = time.monotonic()
+
+        async def run() -> None:
+            task = asyncio.create_task(load(base, args.rate, args.duration, args.concurrency,
+                                            args.users, args.items, counts))
+            while not task.done():
+                pss = serve_bench.memory_mb(server.pid)["pss_mb"]
+                samples.append((time.monotonic() - t0, pss))
+                print(f"  {samples[-1][0]:6.0f} s  PSS {pss:8.1f} MB  requests "
+                      f"{counts['requests']:,}  errors {counts['errors']}", flush=True)
+                await asyncio.wait([task], timeout=args.sample_seconds)
+            await task
+            samples.append((time.monotonic() - t0, serve_bench.memory_mb(server.pid)["pss_mb"]))
+
+        asyncio.run(run())
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    after = [(t, v) for t, v in samples if t >= args.warmup]
+    warm = after[0][1] if after else samples[-1][1]
+    result = {
+        "command": "python bench/soak.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "users": args.users, "items": args.items, "rate": args.rate,
+        "duration_s": args.duration, "warmup_s": args.warmup,
+        "requests": counts["requests"], "errors": counts["errors"],
+        "pss_ready_mb": round(ready_pss, 1), "pss_after_warmup_mb": round(warm, 1),
+        "pss_end_mb": round(samples[-1][1], 1),
+        "growth_after_warmup_mb_per_min": round(slope_per_minute(after), 2),
+        "samples": [(round(t, 1), round(v, 1)) for t, v in samples],
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2))
+    print(f"\n{'requests':<34}{result['requests']:>12,}\n{'errors':<34}{result['errors']:>12,}")
+    for key in ("pss_ready_mb", "pss_after_warmup_mb", "pss_end_mb",
+                "growth_after_warmup_mb_per_min"):
+        print(f"{key:<34}{result[key]:>12}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot([t / 60 for t, _ in samples], [v for _, v in samples], marker=".")
+    ax.axvline(args.warmup / 60, color="grey", linestyle="--", label="end of warm-up")
+    ax.set_xlabel("minutes under load")
+    ax.set_ylabel("server PSS (MB)")
+    ax.set_title(f"soak: {args.rate:.0f} req/s mixed load, 2 workers "
+                 f"({result['growth_after_warmup_mb_per_min']} MB/min after warm-up)")
+    ax.legend()
+    png = args.results.with_suffix(".png")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    print(f"wrote {args.results} and {png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Commands of the serving package: ``shoprank serve`` and ``shoprank demo``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+DEMO_MODELS: dict[str, dict[str, object]] = {
+    "item_knn": {"neighbors": 100},
+    "als": {"factors": 32, "iterations": 10},
+    "content": {},
+    "trending": {},
+    "popularity": {},
+    "new_arrivals": {},
+    "bought_together": {},
+}
+
+
+def _demo_key(state_dir: Path) -> str:
+    """The demo's admin key: generated once into var/state/demo-admin-key (never committed)."""
+    path = state_dir / "demo-admin-key"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(20)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """The multiprocess folder of the Prometheus metrics, emptied of an earlier run's files."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.state_dir / "prometheus")
+    path.mkdir(parents=True, exist_ok=True)
+    for f in path.glob("*.db"):
+        f.unlink()
+    return path
+
+
+def _train_and_promote(settings: Settings) -> dict[str, str]:
+    """Train, register and promote the demo models with the real train job (as
+    ``shoprank train --promote`` does, with demo-sized parameters and no holdout pass)."""
+    from tqdm import tqdm
+
+    from training.config import ModelEntry, default_config
+    from training.jobs import train
+
+    cfg = default_config(settings.data_dir)
+    cfg.models = [ModelEntry(name=n, algorithm=n, params=p) for n, p in DEMO_MODELS.items()]
+    cfg.train.holdout_metrics = False
+    with tqdm(total=len(DEMO_MODELS) + 2, desc="train", unit="step", leave=False) as bar:
+
+        def say(msg: str) -> None:
+            bar.set_postfix_str(msg)
+            bar.update(1)
+
+        rep = train(cfg, settings.models_dir, events_dir=settings.events_dir,
+                    state_dir=settings.state_dir, promote=True, progress=say)
+    return {m.name: m.version for m in rep.models}
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's commands to the main app."""
+
+    @app.command("serve")
+    def serve_cmd(
+        host: Annotated[str | None, typer.Option("--host", help="Default: settings.host.")] = None,
+        port: Annotated[int | None, typer.Option("--port", help="Default: settings.port.")] = None,
+        workers: Annotated[
+            int, typer.Option("--workers", min=1, help="uvicorn worker processes.")
+        ] = 1,
+    ) -> None:
+        """Serve the HTTP API (recommendations, feed, search, events, admin)."""
+        import uvicorn
+
+        from core.settings import get_settings
+
+        s = get_settings()
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
+        if workers > 1:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(s))
+        options: dict[str, Any] = {
+            "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
+            "log_level": s.log_level.lower(), "access_log": False,
+        }
+        if workers == 1:
+            uvicorn.run("serving.app:app_factory", **options)
+        else:  # the parent accepts and hands connections to the workers (see serving.workers)
+            from serving import workers as worker_pool
+
+            worker_pool.serve(uvicorn.Config("serving.app:app_factory", **options),
+                              requests_per_connection=s.requests_per_connection)
+
+    @app.command("demo")
+    def demo_cmd(
+        port: Annotated[int, typer.Option("--port")] = 8000,
+        users: Annotated[int, typer.Option("--users", min=1)] = 2_000,
+        items: Annotated[int, typer.Option("--items", min=84)] = 1_000,
+        events: Annotated[int, typer.Option("--events", min=1)] = 100_000,
+        serve: Annotated[
+            bool, typer.Option("--serve/--no-serve", help="Start the API at the end.")
+        ] = True,
+    ) -> None:
+        """Generate a sample shop (if absent), train, index, start the API, print example calls."""
+
+        from cli.support import console
+        from core.settings import get_settings
+
+        s = get_settings()
+        if not (s.data_dir / "items.jsonl").exists():
+            from cli.data import print_generate_summary
+            from data.synthetic import ShopSpec, generate
+
+            console.print(f"==> generating a sample shop in {s.data_dir}")
+            print_generate_summary(
+                generate(ShopSpec(n_users=users, n_items=items, n_events=events), s.data_dir)
+            )
+        from models.registry import Registry
+
+        if not Registry(s.models_dir).current_versions():
+            console.print("==> training and promoting models")
+            versions = _train_and_promote(s)
+            console.print("    " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+        from data.catalog import Catalog
+        from search.factory import open_backend
+
+        backend = open_backend(s)
+        try:
+            if backend.count() == 0:
+                console.print("==> building the embedded search index")
+                n = backend.rebuild(iter(Catalog.from_jsonl(s.data_dir / "items.jsonl")))
+                console.print(f"    {n} items indexed")
+        finally:
+            backend.close()
+        key = s.admin_api_key.get_secret_value() if s.admin_api_key else _demo_key(s.state_dir)
+        base = f"http://127.0.0.1:{port}"
+        console.print(f"\n==> shoprank API on {base}  (docs: {base}/docs)")
+        console.print(f"    merchandiser console: {base}/console  (log in with the admin key)")
+        console.print(
+            f"    admin key (generated into {s.state_dir / 'demo-admin-key'}): {key}\n",
+            soft_wrap=True,
+        )
+        examples = [
+            f"curl -s '{base}/v1/recommendations?user_id=u1&n=5'",
+            f"curl -s '{base}/v1/feed?user_id=u1&size=10&debug=true'",
+            f"curl -s '{base}/v1/items/i1/similar?n=5'",
+            f"curl -s '{base}/v1/trending?n=5'",
+            f"curl -s '{base}/v1/search?q=%E9%80%A3%E8%A1%A3%E8%A3%99&user_id=u1'   # 連衣裙",
+            f"curl -s -X POST {base}/v1/events -H 'Content-Type: application/json' "
+            "-d '{\"events\":[{\"event_id\":\"demo-1\",\"user_id\":\"u1\",\"item_id\":\"i2\","
+            "\"type\":\"view\",\"timestamp\":\"2026-12-01T12:00:00Z\"}]}'",
+            f"curl -s {base}/v1/models -H 'X-API-Key: {key}'",
+        ]
+        for e in examples:
+            console.print(e, highlight=False, soft_wrap=True)
+        if not serve:
+            return
+        os.environ["SHOPRANK_ADMIN_API_KEY"] = key
+        import uvicorn
+
+        console.print("\n(Ctrl-C to stop)")
+        uvicorn.run(
+            "serving.app:app_factory",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )

@@ -1,0 +1,149 @@
+"""One configuration object for every command and the API.
+
+Values come, highest priority first, from: keyword arguments, environment variables
+prefixed ``SHOPRANK_`` (nested with ``__``), a TOML file (``SHOPRANK_CONFIG`` or
+``./shoprank.toml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_PLACEHOLDER_KEYS = {"changeme", "change-me", "secret", "password", "admin", "test"}
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("SHOPRANK_CONFIG", "shoprank.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPRANK_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    home: Path = Path("var")
+    """Root folder for generated data, the event log, the model registry and the embedded index."""
+
+    # search
+    search_backend: Literal["auto", "embedded", "opensearch"] = "auto"
+    opensearch_url: str | None = None
+    opensearch_index: str = "shoprank-items"
+    synonyms_file: Path | None = None
+
+    # serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_api_key: SecretStr | None = None
+    storefront_api_key: SecretStr | None = None
+    model_poll_seconds: float = 2.0
+    requests_per_connection: int = 1000
+    """With several workers: the response to a connection's this-many-th request says
+    ``Connection: close``, so the client opens a new one and the parent places it on the
+    worker with the fewest (a connection placed while the counts lagged would otherwise stay
+    where it landed for as long as it lives). 0: never."""
+    max_body_bytes: int = Field(default=8 * 2**20, ge=1024)
+    """Largest request body (8 MiB): a larger one is refused with 413 before it is read.
+    Batches are bounded too: 1,000 events or items per request."""
+    search_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    """Budget for one call to OpenSearch: past it the request answers 503 instead of waiting."""
+    catalog_save_delay_seconds: float = 2.0
+    """``items.jsonl`` is written this long after the API's catalog changes pause (at most
+    five times as long while they keep coming); each change is durable in the catalog
+    journal before it is acknowledged (see ``serving.catalog_saver``)."""
+    # online ranking (serving/ranking): weights and limits the API uses
+    feed_slot_weights: dict[str, float] = {
+        "for_you": 1.0, "trending": 0.3, "new_arrivals": 0.2, "promoted": 0.3,
+    }
+    """Relative weight of each named feed slot (for_you, trending, new_arrivals, promoted)."""
+    diversity_max_per_category: int = 3
+    diversity_window: int = 5
+    """At most `diversity_max_per_category` items of one category in any `diversity_window`
+    in a row."""
+    search_personalization_weight: float = 0.3
+    search_personalization_top_n: int = 50
+    history_size: int = 50
+    """Recent interactions kept per user for real-time signals."""
+    bootstrap_history: int = 20
+    """Events per user read back from the event files and log at start-up (0: none)."""
+    feed_cache_backend: Literal["sqlite", "memory"] = "sqlite"
+    """Where ranked feeds wait for their next page: ``sqlite`` (``state/feed_cache.sqlite``,
+    shared by every worker of the machine) or ``memory`` (this process only)."""
+    feed_cache_size: int = 20_000
+    feed_cache_ttl_seconds: float = 900.0
+    """Ranked feeds kept per request_id so page 2 never repeats page 1 (oldest dropped first;
+    ≈ 8 KB each on disk with ``sqlite``, shared by the workers)."""
+
+    # logging
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+    @field_validator("admin_api_key", "storefront_api_key")
+    @classmethod
+    def _no_placeholder_keys(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and v.get_secret_value().strip().lower() in _PLACEHOLDER_KEYS:
+            raise ValueError("is a placeholder; generate one with `openssl rand -hex 24`")
+        return v
+
+    # Derived locations: one place decides the layout under `home`.
+    @cached_property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @cached_property
+    def events_dir(self) -> Path:
+        return self.home / "events"
+
+    @cached_property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @cached_property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """Rules, experiments and other small durable state (SQLite)."""
+        return self.home / "state"
+
+    @cached_property
+    def derived_dir(self) -> Path:
+        """Arrays serving derives from model versions, shared by every worker (rebuildable)."""
+        return self.state_dir / "derived"
+
+    @property
+    def effective_search_backend(self) -> Literal["embedded", "opensearch"]:
+        if self.search_backend == "auto":
+            return "opensearch" if self.opensearch_url else "embedded"
+        return self.search_backend
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,328 @@
+"""Named candidate sources: each turns a request into a short list of scored, explained items.
+
+================  ==========================================================================
+source            what it returns
+================  ==========================================================================
+``cf``            the collaborative model's picks for a known, consenting user
+``history``       neighbours of the user's recent items (real-time: a view made a second ago
+                  counts), via the item-kNN model, else any model's ``similar``, else content
+``trending``      the trending model, else live event counts, else popularity
+``new_arrivals``  the new-arrivals model, else the catalog's newest items
+``promoted``      items tagged ``promoted`` (or ``attributes.promoted = true``)
+``popular``       the popularity model, else live counts, else best-rated items (last resort)
+================  ==========================================================================
+
+Every source returns at most ``n`` items, best first, with a :class:`Reason` naming itself and
+the model version. Sources never filter for stock or activity: the pipeline does that once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data.catalog import Catalog
+from ranking.catalog_index import CatalogIndex
+from ranking.catalog_views import CatalogViews
+from ranking.live import LiveCounts
+from ranking.modelset import NO_INDICES, FastPaths, LoadedModel, ModelSet
+from ranking.profile import UserProfile
+from ranking.types import Reason, ScoredItem
+
+log = logging.getLogger(__name__)
+
+CF_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
+"""Preference order for the ``cf`` source (first one present in the registry wins)."""
+SIMILAR_MODELS: tuple[str, ...] = ("item_knn", "ease", "als", "bpr", "content")
+"""Preference order for item-to-item similarity."""
+HISTORY_ITEMS = 5
+"""How many of the most recent items feed the ``history`` source."""
+HISTORY_DECAY = 0.75
+"""Weight of the k-th most recent item: HISTORY_DECAY ** k."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRequest:
+    profile: UserProfile
+    n: int
+    models: ModelSet
+    history: tuple[str, ...] = ()
+    """Recent items, most recent first (explicit for anonymous users, else the profile's)."""
+    exclude: frozenset[str] = frozenset()
+    category: tuple[str, ...] | None = None
+
+
+Source = Callable[[SourceRequest], list[ScoredItem]]
+
+
+def _safe(fn: Callable[[], list[tuple[str, float]]], what: str) -> list[tuple[str, float]]:
+    try:
+        return fn()
+    except (KeyError, ValueError, IndexError) as exc:  # unknown id or empty model: no candidates
+        log.debug("%s gave no candidates: %s", what, exc)
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class CandList:
+    """A source's list before it becomes :class:`ScoredItem` objects: ids best first, their
+    scores, and one reason for all or one per item. Ranking builds objects only for the
+    items that reach the answer (a few dozen of the hundreds of candidates)."""
+
+    name: str
+    """The score-breakdown key (``cf``, ``history``)."""
+    ids: list[str]
+    scores: list[float]
+    reasons: Reason | list[Reason]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def reasons_at(self, r: int) -> tuple[Reason, ...]:
+        rs = self.reasons
+        return (rs,) if isinstance(rs, Reason) else (rs[r],)
+
+
+def cf_list(req: SourceRequest) -> CandList | None:
+    """The collaborative model's picks for a known, consenting user (None: no picks)."""
+    model = req.models.first(CF_MODELS)
+    p = req.profile
+    # user_factors is False for an id erased over the API: the models learned it from what
+    # was erased
+    if (model is None or not p.personalizable or not p.user_factors
+            or not model.knows_user(p.user_id)):
+        return None
+    pairs = _safe(
+        lambda: model.recommend_user(p.user_id, req.n, req.exclude, category=req.category), "cf"
+    )
+    if req.exclude:
+        pairs = [(i, s) for i, s in pairs if i not in req.exclude]
+    if not pairs:
+        return None
+    reason = Reason(
+        source="cf", detail=f"picked for you ({model.name})", model_version=model.version
+    )
+    return CandList("cf", [i for i, _ in pairs], [s for _, s in pairs], reason)
+
+
+def similar_model(models: ModelSet) -> LoadedModel | None:
+    return models.first(SIMILAR_MODELS)
+
+
+def _history_reason(used: LoadedModel, anchor: str) -> Reason:
+    return Reason(
+        source="history" if used.name != "content" else "content",
+        detail="similar to an item you viewed",
+        model_version=used.version,
+        related_item_id=anchor,
+    )
+
+
+def history_list(req: SourceRequest) -> CandList | None:
+    """Neighbours of the last few items, weighted by recency; explains the item they came from.
+
+    Each of the last :data:`HISTORY_ITEMS` items (the k-th most recent weighted
+    ``HISTORY_DECAY ** k``) contributes its top ``n`` neighbours, scores divided by its best
+    neighbour's; an item's score is the sum, its reason the anchor that gave it most."""
+    recent = req.history[:HISTORY_ITEMS]
+    if not recent:
+        return None
+    chain = [
+        m for m in (req.models.first(SIMILAR_MODELS), req.models.get("content")) if m is not None
+    ]
+    if not chain:
+        return None
+    fast = chain[0].fast
+    if fast is not None and fast.sparse is not None:
+        got = _history_fast(req, recent, chain[0], fast)
+        if got is not None:
+            return got
+    return _history_pairs(req, recent, chain)
+
+
+def _history_fast(
+    req: SourceRequest, recent: tuple[str, ...], used: LoadedModel, fast: FastPaths
+) -> CandList | None:
+    """:func:`history_list` on the rows of a sparse item-item model, all anchors in one
+    compiled call (:func:`ranking.kernels.history_top`; the same scores, ties by item index).
+    None when an anchor is unknown to the model or has no neighbour left (the generic path
+    then asks the next model)."""
+    index = fast.item_index
+    anchors = index.indices(recent)
+    if (anchors < 0).any():
+        return None
+    exclude = np.sort(index.indices(req.exclude)) if req.exclude else NO_INDICES
+    seen = np.sort(index.indices(req.history))
+    items, totals, anchor_of, ok = fast.history_top(anchors, exclude, seen, req.n, HISTORY_DECAY)
+    if not ok or items.size == 0:
+        return None
+    reasons: dict[int, Reason] = {}
+    for k in anchor_of.tolist():
+        if k not in reasons:
+            reasons[k] = _history_reason(used, recent[k])
+    names = fast.item_ids
+    return CandList(
+        "history",
+        [names[i] for i in items.tolist()],
+        totals.tolist(),
+        [reasons[k] for k in anchor_of.tolist()],
+    )
+
+
+def _history_pairs(
+    req: SourceRequest, recent: tuple[str, ...], chain: list[LoadedModel]
+) -> CandList | None:
+    scores: dict[str, float] = {}
+    best_from: dict[str, tuple[float, str, LoadedModel]] = {}
+    hist = set(req.history)
+    for k, anchor in enumerate(recent):
+        w = HISTORY_DECAY**k
+        pairs: list[tuple[str, float]] = []
+        used = chain[0]
+        for m in chain:
+            pairs = _safe(
+                lambda m=m, a=anchor: m.similar(a, req.n, req.exclude), f"similar({m.name})"
+            )
+            if pairs:
+                used = m
+                break
+        if not pairs:
+            continue
+        top = max(s for _, s in pairs) or 1.0
+        for i, s in pairs:
+            if i in hist or i in req.exclude:
+                continue
+            v = w * (s / top if top > 0 else 0.0)
+            scores[i] = scores.get(i, 0.0) + v
+            if i not in best_from or v > best_from[i][0]:
+                best_from[i] = (v, anchor, used)
+    if not scores:
+        return None
+    best = heapq.nlargest(req.n, scores.items(), key=lambda kv: kv[1])
+    return CandList(
+        "history",
+        [i for i, _ in best],
+        [s for _, s in best],
+        [_history_reason(best_from[i][2], best_from[i][1]) for i, _ in best],
+    )
+
+
+def _ranked(ids: Sequence[str], reason: Reason, name: str, req: SourceRequest) -> list[ScoredItem]:
+    out: list[ScoredItem] = []
+    for rank, i in enumerate(ids):
+        if i in req.exclude:
+            continue
+        s = 1.0 / (1.0 + rank / 10.0)
+        out.append(ScoredItem(i, s, (reason,), {name: s}))
+        if len(out) >= req.n:
+            break
+    return out
+
+
+def _global_model(
+    m: LoadedModel, n: int, category: tuple[str, ...] | None
+) -> list[tuple[str, float]]:
+    """Non-personal models (trending, popularity, new arrivals) rank from an empty history."""
+    return _safe(lambda: m.recommend_history([], n, category=category), m.name)
+
+
+@dataclass
+class GlobalSources:
+    """Sources that do not depend on the user: trending, new arrivals, promoted, popular."""
+
+    catalog: Catalog
+    live: LiveCounts
+    index: CatalogIndex | None = None
+    views: CatalogViews = field(init=False)
+    _cache: dict[tuple[object, ...], list[ScoredItem]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.views = CatalogViews(self.catalog)
+        if self.index is None:
+            self.index = CatalogIndex(self.catalog)
+
+    def trending(self, req: SourceRequest) -> list[ScoredItem]:
+        m = req.models.get("trending")
+        want = req.n + len(req.exclude)
+        if m is not None:
+            pairs = _global_model(m, want * (4 if req.category else 1), req.category)
+            if pairs:
+                reason = Reason(source="trending", detail="trending now", model_version=m.version)
+                return self._pairs(pairs, reason, "trending", req)
+        allowed = self.catalog.items_in_category(req.category) if req.category else None
+        pairs = self.live.top(want, allowed=allowed)
+        if pairs:
+            return self._pairs(
+                pairs, Reason(source="trending", detail="trending now (live)"), "trending", req
+            )
+        return self.popular(req)
+
+    def popular(self, req: SourceRequest) -> list[ScoredItem]:
+        m = req.models.get("popularity")
+        if m is not None:
+            pairs = _global_model(
+                m, (req.n + len(req.exclude)) * (4 if req.category else 1), req.category
+            )
+            if pairs:
+                return self._pairs(
+                    pairs,
+                    Reason(source="popular", detail="popular", model_version=m.version),
+                    "popular",
+                    req,
+                )
+        ids = self.views.best_rated()
+        if req.category:
+            ids = [i for i in ids if self.index.in_category(i, req.category)]  # type: ignore[union-attr]
+        return _ranked(ids, Reason(source="popular", detail="well rated"), "popular", req)
+
+    def new_arrivals(self, req: SourceRequest) -> list[ScoredItem]:
+        m = req.models.get("new_arrivals")
+        if m is not None:
+            pairs = _global_model(m, req.n + len(req.exclude), req.category)
+            if pairs:
+                return self._pairs(
+                    pairs,
+                    Reason(source="new_arrival", detail="new arrival", model_version=m.version),
+                    "new_arrivals",
+                    req,
+                )
+        return _ranked(
+            self.views.newest(),
+            Reason(source="new_arrival", detail="new arrival"),
+            "new_arrivals",
+            req,
+        )
+
+    def promoted(self, req: SourceRequest) -> list[ScoredItem]:
+        return _ranked(
+            self.views.promoted(), Reason(source="promoted", detail="promoted"), "promoted", req
+        )
+
+    def _pairs(
+        self, pairs: list[tuple[str, float]], reason: Reason, name: str, req: SourceRequest
+    ) -> list[ScoredItem]:
+        # The lists of non-personal models repeat from request to request: their explained
+        # items are built once per (source, version, list) and only filtered per request.
+        key = (name, reason.model_version, req.category, id(pairs[0]) if pairs else 0, len(pairs))
+        items = self._cache.get(key)
+        if items is None:
+            items = [ScoredItem(i, s, (reason,), {name: s}) for i, s in pairs]
+            if reason.model_version is not None:
+                if len(self._cache) > 2048:
+                    self._cache.clear()
+                self._cache[key] = items
+        out = []
+        index = self.index
+        for it in items:
+            if it.item_id in req.exclude or (
+                req.category and not index.in_category(it.item_id, req.category)
+            ):  # type: ignore[union-attr]
+                continue
+            out.append(it)
+            if len(out) >= req.n:
+                break
+        return out

@@ -1,0 +1,94 @@
+"""Diversity: no more than ``max_per_window`` items of one group in any ``window`` in a row.
+
+A greedy re-order: at each position take the best remaining item whose group has fewer than
+``max_per_window`` items among the previous ``window - 1`` positions. When every remaining item
+would break the limit, the list ends there unless ``relax`` is set, in which case the best
+remaining item is taken anyway (a short feed is better than an empty one). Order among allowed
+items never changes, so the result stays as relevant as the limit allows.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+
+from ranking.types import ScoredItem
+
+
+def diversify(
+    items: list[ScoredItem],
+    group: Callable[[str], str | None],
+    *,
+    max_per_window: int,
+    window: int,
+    relax: bool = True,
+    limit: int | None = None,
+) -> list[ScoredItem]:
+    """Re-order ``items`` (best first) to respect the window limit. Items whose group is None
+    are never limited. ``limit``: stop after that many items (the head is all a caller shows)."""
+    order = diversity_order(
+        [it.item_id for it in items], group,
+        max_per_window=max_per_window, window=window, relax=relax, limit=limit,
+    )
+    return [items[i] for i in order]
+
+
+def diversity_order(
+    ids: Iterable[str],
+    group: Callable[[str], str | None],
+    *,
+    max_per_window: int,
+    window: int,
+    relax: bool = True,
+    limit: int | None = None,
+) -> list[int]:
+    """:func:`diversify` on ids: the positions of ``ids`` in their diversified order.
+
+    ``ids`` is read only as far as the picks need (and ``group`` asked only for those): a
+    generator that filters a long candidate list costs what the first ``limit`` picks use."""
+    it = iter(ids)
+    want = sys.maxsize if limit is None else limit
+    if max_per_window <= 0 or window <= 1 or max_per_window >= window:
+        return [pos for pos, _ in zip(range(want), it, strict=False)]
+    pending: list[tuple[int, str | None]] = []  # read, not placed yet, in order
+    read = 0
+    recent: deque[str | None] = deque(maxlen=window - 1)
+    counts: dict[str | None, int] = {}
+    out: list[int] = []
+    while len(out) < want:
+        pick = None
+        for idx, (_, g) in enumerate(pending):
+            if g is None or counts.get(g, 0) < max_per_window:
+                pick = idx
+                break
+        while pick is None:
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            g = group(nxt)
+            pending.append((read, g))
+            read += 1
+            if g is None or counts.get(g, 0) < max_per_window:
+                pick = len(pending) - 1
+        if pick is None:
+            if not pending or not relax:
+                break
+            pick = 0
+        pos, g = pending.pop(pick)
+        if len(recent) == recent.maxlen:
+            counts[recent[0]] -= 1
+        recent.append(g)
+        counts[g] = counts.get(g, 0) + 1
+        out.append(pos)
+    return out
+
+
+def max_in_any_window(groups: list[str | None], window: int) -> int:
+    """The largest count of one (non-None) group in any `window` consecutive positions."""
+    best = 0
+    for start in range(max(1, len(groups) - window + 1)):
+        c = Counter(g for g in groups[start : start + window] if g is not None)
+        if c:
+            best = max(best, max(c.values()))
+    return best
