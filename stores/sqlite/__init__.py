@@ -1,0 +1,1 @@
+"""Embedded stores: SQLite in WAL mode and files under one folder."""
