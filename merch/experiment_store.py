@@ -15,11 +15,18 @@ from pathlib import Path
 from core.fsutil import FileGuard
 from merch.errors import ExperimentError, ExperimentNotFoundError
 from merch.experiments import Experiment, ExperimentSpec, experiment_as_dict
-from merch.request_log import _connect, _dt, _ts
+from merch.request_log import _dt, _ts
 
 log = logging.getLogger(__name__)
 
 
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
 
 class SqliteExperimentStore:
     def __init__(self, path: Path) -> None:

@@ -3,31 +3,20 @@ experiment, variant, query, anchor item) in ``requests.sqlite`` under ``settings
 
 The ranking pipeline writes to it (``ranking.hooks.RequestLogHook``); reports use it to
 attribute events that only echo the ``request_id``; rule previews sample recent traffic from
-it. Rows are buffered and written in batches (at most ``flush_seconds`` late); rows older than
-``keep_days`` are pruned. A shared store for several API hosts implements :class:`RequestLog`
-on a shared database.
+it. Rows are buffered and written in batches by a :class:`data.buffered_table.BufferedTable`
+(at most ``flush_seconds`` late); rows older than ``keep_days`` are pruned. A shared store for
+several API hosts implements :class:`RequestLog` on a shared database.
 """
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-log = logging.getLogger(__name__)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, timeout=10)
-    db.execute("PRAGMA journal_mode=WAL")
-    return db
+from data.buffered_table import BufferedTable
 
 
 def _ts(d: datetime | None) -> str | None:
@@ -93,49 +82,17 @@ class SqliteRequestLog:
         self, path: Path, *, flush_seconds: float = 1.0, batch: int = 500, keep_days: int = 90
     ) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        """Guards the database connection."""
-        self._buf_lock = threading.Lock()
-        """Guards the buffer only: a request never waits for a write to the file."""
-        self._db = _connect(path)
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(
-            """
+        self._table = BufferedTable(
+            path, table="requests", columns=8, flush_seconds=flush_seconds, batch=batch,
+            keep_days=keep_days,
+            schema="""
             CREATE TABLE IF NOT EXISTS requests (
                 request_id TEXT PRIMARY KEY, at TEXT NOT NULL, surface TEXT NOT NULL,
                 user_id TEXT, experiment TEXT, variant TEXT, query TEXT, item_id TEXT);
             CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
-            """
+            """,
         )
-        self._db.commit()
-        self._buf: list[tuple[str | None, ...]] = []
-        self._flushed_at = time.monotonic()
-        self._flush_seconds = flush_seconds
-        self._batch = batch
-        self._keep = timedelta(days=keep_days)
-        # the first prune runs an hour after opening (not at the first flush: how long the
-        # machine has been up must not decide whether a fresh log drops rows)
-        self._pruned_at = time.monotonic()
-        # Writes happen on a thread of their own: an insert of a batch and its commit (which
-        # may wait for another worker's write lock on the same file) took 10-30 ms on the
-        # request's thread — the tail latency of every route.
-        self._wake = threading.Event()
-        self._closed = False
-        self._flusher = threading.Thread(
-            target=self._flush_loop, name="request-log-flush", daemon=True
-        )
-        self._flusher.start()
-
-    def _flush_loop(self) -> None:
-        while not self._closed:
-            self._wake.wait(self._flush_seconds)
-            self._wake.clear()
-            if self._closed:
-                return
-            try:
-                self.flush()
-            except sqlite3.Error:
-                log.exception("request log: flush to %s failed; will retry", self.path)
+        self._lock, self._db = self._table.lock, self._table.db
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteRequestLog:
@@ -153,45 +110,18 @@ class SqliteRequestLog:
         query: str | None = None,
         item_id: str | None = None,
     ) -> None:
-        row = (request_id, _ts(at), surface, user_id, experiment, variant, query, item_id)
-        with self._buf_lock:
-            self._buf.append(row)
-            due = len(self._buf) >= self._batch
-        if due:
-            self._wake.set()
+        self._table.append(
+            (request_id, _ts(at), surface, user_id, experiment, variant, query, item_id)
+        )
 
     def flush(self) -> None:
         """Write what is buffered (readers call it first; a thread calls it every
         ``flush_seconds`` or when ``batch`` rows wait)."""
-        with self._lock:
-            with self._buf_lock:
-                rows, self._buf = self._buf, []
-            self._flushed_at = time.monotonic()
-            if rows:
-                try:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?)", rows
-                    )
-                except sqlite3.Error:
-                    with self._buf_lock:  # keep them for the next try
-                        self._buf[:0] = rows
-                    raise
-            if time.monotonic() - self._pruned_at > 3600:
-                self._prune(datetime.now(UTC))
-            self._db.commit()
-
-    def _prune(self, now: datetime) -> int:
-        self._pruned_at = time.monotonic()
-        cutoff = _ts(now - self._keep)
-        return self._db.execute("DELETE FROM requests WHERE at < ?", (cutoff,)).rowcount
+        self._table.flush()
 
     def prune(self, now: datetime | None = None) -> int:
         """Drop rows served more than ``keep_days`` before ``now``; returns how many."""
-        self.flush()
-        with self._lock:
-            n = self._prune(now or datetime.now(UTC))
-            self._db.commit()
-        return n
+        return self._table.prune(now)
 
     def forget_user(
         self, user_id: str, *, served_between: tuple[datetime, datetime] | None = None
@@ -200,16 +130,12 @@ class SqliteRequestLog:
         with no user id and no query; returns how many rows had it. Without
         ``served_between`` the whole table is scanned (there is no index by user: erasures are
         rare, requests are not); with it, only the requests served then (by the index on time)."""
-        self.flush()
         sql = "UPDATE requests SET user_id = NULL, query = NULL WHERE user_id = ?"
         args: tuple[str, ...] = (user_id,)
         if served_between is not None:
             sql += " AND at >= ? AND at <= ?"
             args = (user_id, _ts(served_between[0]) or "", _ts(served_between[1]) or "")
-        with self._lock:
-            n = self._db.execute(sql, args).rowcount
-            self._db.commit()
-        return n
+        return self._table.write(sql, args)
 
     @staticmethod
     def _served(r: tuple[str | None, ...]) -> ServedRequest:
@@ -305,9 +231,4 @@ class SqliteRequestLog:
         return iter([self._served(r) for r in rows])
 
     def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        self._flusher.join(timeout=10)
-        self.flush()
-        with self._lock:
-            self._db.close()
+        self._table.close()
