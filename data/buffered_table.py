@@ -9,7 +9,9 @@ older than ``keep_days`` (by the ``at`` column) are pruned at most once an hour,
 time an hour after opening, so how long a machine has been up never decides whether a fresh
 table drops rows.
 
-The owner runs its own queries through :attr:`db` while holding :attr:`lock`.
+The owner runs its own queries through :attr:`db` while holding :attr:`lock`. The buffer and
+its thread are a :class:`BufferedWriter`, which also serves the request log over the shared
+stores (``merch.store_adapters``).
 """
 
 from __future__ import annotations
@@ -18,18 +20,88 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 3600.0
+T = TypeVar("T")
 
 
 def iso(d: datetime) -> str:
     """The ``at`` column's spelling: UTC, microseconds, so text order is time order."""
     return d.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class BufferedWriter(Generic[T]):
+    """Rows appended by requests, written in batches by a thread of its own through ``write``
+    every ``flush_seconds`` or once ``batch`` rows wait. A write that raises one of ``errors``
+    keeps its rows for the next try (logged by the thread; raised to a caller of
+    :meth:`flush`)."""
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], None],
+        *,
+        name: str,
+        errors: tuple[type[BaseException], ...],
+        flush_seconds: float = 1.0,
+        batch: int = 500,
+    ) -> None:
+        self._write = write
+        self._name = name
+        self._errors = errors
+        self._write_lock = threading.Lock()
+        self._buf_lock = threading.Lock()
+        """Guards the buffer only: a request never waits for a write."""
+        self._buf: list[T] = []
+        self._batch = batch
+        self._flush_seconds = flush_seconds
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=f"{name}-flush", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._flush_seconds)
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                self.flush()
+            except self._errors:
+                log.exception("%s: write failed; will retry", self._name)
+
+    def append(self, row: T) -> None:
+        with self._buf_lock:
+            self._buf.append(row)
+            due = len(self._buf) >= self._batch
+        if due:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._write_lock:
+            with self._buf_lock:
+                rows, self._buf = self._buf, []
+            if not rows:
+                return
+            try:
+                self._write(rows)
+            except self._errors:
+                with self._buf_lock:
+                    self._buf[:0] = rows
+                raise
+
+    def close(self) -> None:
+        """Stop the thread and write what is left."""
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.flush()
 
 
 class BufferedTable:
@@ -54,52 +126,31 @@ class BufferedTable:
         self.db.commit()
         self.lock = threading.Lock()
         """Guards :attr:`db`."""
-        self._buf_lock = threading.Lock()
-        """Guards the buffer only: a request never waits for a write to the file."""
-        self._buf: list[tuple[object, ...]] = []
         self._insert = f"INSERT OR REPLACE INTO {table} VALUES ({','.join('?' * columns)})"
-        self._batch = batch
-        self._flush_seconds = flush_seconds
         self._keep = timedelta(days=keep_days)
         self._pruned_at = time.monotonic()
-        self._wake = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, name=f"{table}-flush", daemon=True)
-        self._thread.start()
+        self._writer: BufferedWriter[tuple[object, ...]] = BufferedWriter(
+            self._write_rows, name=f"{table} ({path})", errors=(sqlite3.Error,),
+            flush_seconds=flush_seconds, batch=batch,
+        )
 
-    def _loop(self) -> None:
-        while not self._closed:
-            self._wake.wait(self._flush_seconds)
-            self._wake.clear()
-            if self._closed:
-                return
+    def _write_rows(self, rows: list[tuple[object, ...]]) -> None:
+        with self.lock:
             try:
-                self.flush()
+                self.db.executemany(self._insert, rows)
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                    self._prune(datetime.now(UTC))
+                self.db.commit()
             except sqlite3.Error:
-                log.exception("%s: flush to %s failed; will retry", self.table, self.path)
+                self.db.rollback()
+                raise
 
     def append(self, row: tuple[object, ...]) -> None:
-        with self._buf_lock:
-            self._buf.append(row)
-            due = len(self._buf) >= self._batch
-        if due:
-            self._wake.set()
+        self._writer.append(row)
 
     def flush(self) -> None:
         """Write what is buffered (rows that fail to write stay buffered for the next try)."""
-        with self.lock:
-            with self._buf_lock:
-                rows, self._buf = self._buf, []
-            if rows:
-                try:
-                    self.db.executemany(self._insert, rows)
-                except sqlite3.Error:
-                    with self._buf_lock:
-                        self._buf[:0] = rows
-                    raise
-            if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
-                self._prune(datetime.now(UTC))
-            self.db.commit()
+        self._writer.flush()
 
     def _prune(self, now: datetime) -> int:
         self._pruned_at = time.monotonic()
@@ -129,11 +180,8 @@ class BufferedTable:
         return n
 
     def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        self._thread.join(timeout=5)
         try:
-            self.flush()
+            self._writer.close()
         finally:
             with self.lock:
                 self.db.close()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from data.buffered_table import BufferedWriter
 from merch.errors import (
     ExperimentError,
     ExperimentNotFoundError,
@@ -146,47 +146,20 @@ class StoreRequestLog:
     def __init__(self, store: sp.RequestLogStore, *, flush_seconds: float = 1.0,
                  batch: int = 500) -> None:
         self.store = store
-        self._buf: list[ServedList] = []
-        self._buf_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._batch = batch
-        self._flush_seconds = flush_seconds
-        self._wake = threading.Event()
-        self._closed = False
-        self._flusher = threading.Thread(target=self._loop, name="request-log-flush", daemon=True)
-        self._flusher.start()
-
-    def _loop(self) -> None:
-        while not self._closed:
-            self._wake.wait(self._flush_seconds)
-            self._wake.clear()
-            try:
-                self.flush()
-            except StoreError:
-                log.exception("request log: write failed; will retry")
+        self._writer: BufferedWriter[ServedList] = BufferedWriter(
+            store.record, name="request log", errors=(StoreError,),
+            flush_seconds=flush_seconds, batch=batch,
+        )
 
     def record(self, *, request_id: str, at: datetime, surface: str, user_id: str | None = None,
                experiment: str | None = None, variant: str | None = None,
                query: str | None = None, item_id: str | None = None) -> None:
-        row = ServedList(request_id, at, surface, user_id, experiment, variant, query, item_id)
-        with self._buf_lock:
-            self._buf.append(row)
-            due = len(self._buf) >= self._batch
-        if due:
-            self._wake.set()
+        self._writer.append(
+            ServedList(request_id, at, surface, user_id, experiment, variant, query, item_id)
+        )
 
     def flush(self) -> None:
-        with self._write_lock:
-            with self._buf_lock:
-                rows, self._buf = self._buf, []
-            if not rows:
-                return
-            try:
-                self.store.record(rows)
-            except StoreError:
-                with self._buf_lock:
-                    self._buf[:0] = rows
-                raise
+        self._writer.flush()
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedRequest]:
         self.flush()
@@ -212,10 +185,7 @@ class StoreRequestLog:
         return self.store.prune(now)
 
     def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        self._flusher.join(timeout=10)
-        self.flush()
+        self._writer.close()
 
 
 def import_sqlite_merch(state_dir: Path, stores: Stores) -> dict[str, int]:
