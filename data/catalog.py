@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_INT64_MAX = 2**63 - 1
 
 ACTIVE, IN_STOCK, PROMOTED, LIVE = 1, 2, 4, 8
 """Bits of the per-row flags column."""
@@ -122,7 +121,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("ver", "q"),  # row version: unique, 0 while being written or once deleted
     ("created", "q"),  # µs since 1970, UTC
     ("rating", "d"),  # NaN for None
-    ("stock", "q"),  # clipped to int64 (larger values in Catalog._big_stock)
+    ("stock", "q"),  # int32 by the data model
     ("price", "d"),
     ("tlen", "q"),  # bytes of the title at the start of the row's text
     ("cat", "i"),  # code into Catalog._cats
@@ -214,7 +213,6 @@ class Catalog:
         self._attrs: _Codes[str] = _Codes()
         self._attr_pairs: list[tuple[tuple[str, AttributeValue], ...]] = []
         """The parsed attributes per code (each item gets its own dict of them)."""
-        self._big_stock: dict[str, int] = {}
         self._brand_count: dict[str, int] = {}
         self._by_leaf: dict[tuple[str, ...], set[str]] = {}
         self.upsert(items)
@@ -275,7 +273,7 @@ class Catalog:
             "currency": self._currencies.values[st.currency[row]],
             "tags": self._tags.values[st.tags[row]],
             "attributes": dict(self._attr_pairs[st.attrs[row]]),
-            "stock": self._big_stock.get(item_id, stock) if stock == _INT64_MAX else stock,
+            "stock": stock,
             "is_active": bool(st.flags[row] & ACTIVE),
             "created_at": _EPOCH + timedelta(microseconds=st.created[row]),
             "merchant_id": None if merchant < 0 else self._merchants.values[merchant],
@@ -374,7 +372,7 @@ class Catalog:
                 None if brand < 0 else self._brand_names[brand],
                 self._tags.values[st.tags[row]],
                 st.price[row],
-                self._big_stock.get(item_id, stock) if stock == _INT64_MAX else stock,
+                stock,
                 bool(st.flags[row] & ACTIVE),
                 st.created[row],
                 None if rating != rating else rating,  # NaN: no rating
@@ -467,7 +465,6 @@ class Catalog:
                 st.ids[row] = None
                 st.flags[row] = 0
                 self._unindex(item_id, st.cat[row], st.brand[row])
-                self._big_stock.pop(item_id, None)
                 self._hot.pop(item_id, None)
                 n += 1
             if st.dead > 1024 and st.dead > len(st.rows):
@@ -489,7 +486,7 @@ class Catalog:
             next(self._versions),
             _created_us(item),
             math.nan if item.rating is None else item.rating,
-            min(item.stock, _INT64_MAX),
+            item.stock,
             item.price,
             len(title),
             cat,
@@ -507,7 +504,6 @@ class Catalog:
             st.ids.append(item_id)
             st.texts.append(text)
             st.flags.append(flags)
-            self._set_big_stock(item)
             for col, v in zip(st.cols, values, strict=False):
                 col.append(v)
             st.rows[item_id] = len(st.ids) - 1
@@ -516,19 +512,12 @@ class Catalog:
             self._unindex(item_id, st.cat[row], st.brand[row])
             st.texts[row] = text
             st.flags[row] = flags
-            self._set_big_stock(item)
             for col, v in zip(st.cols[1:], values[1:], strict=False):
                 col[row] = v
             st.ver[row] = values[0]
         self._by_leaf.setdefault(item.category, set()).add(item_id)
         if item.brand is not None:
             self._brand_count[item.brand] = self._brand_count.get(item.brand, 0) + 1
-
-    def _set_big_stock(self, item: Item) -> None:
-        if item.stock > _INT64_MAX:
-            self._big_stock[item.item_id] = item.stock
-        else:
-            self._big_stock.pop(item.item_id, None)
 
     def _unindex(self, item_id: str, cat: int, brand: int) -> None:
         ids = self._by_leaf.get(self._cat_paths[cat])
