@@ -19,6 +19,7 @@ Flat files may carry nested fields as prefixed columns: ``context.query`` or ``c
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -653,17 +654,6 @@ def event_checks(table: pa.Table) -> list[tuple[str, pa.Array]]:
     return checks
 
 
-def valid_event_mask(table: pa.Table) -> pa.Array:
-    """Rows that pass every one of :func:`event_checks`."""
-    import pyarrow.compute as pc
-
-    checks = event_checks(table)
-    mask = checks[0][1]
-    for _, m in checks[1:]:
-        mask = pc.and_(mask, m)
-    return mask
-
-
 def _usable_rows(table: pa.Table, problems: dict[int, str], source: Path) -> pa.Table:
     """``table`` without the rows that fail a check or could not be cast; those are set aside
     (quarantined with their reason) and counted in a warning."""
@@ -671,9 +661,7 @@ def _usable_rows(table: pa.Table, problems: dict[int, str], source: Path) -> pa.
     import pyarrow.compute as pc
 
     checks = event_checks(table)
-    mask = checks[0][1]
-    for _, m in checks[1:]:
-        mask = pc.and_(mask, m)
+    mask = functools.reduce(pc.and_, (m for _, m in checks))
     if problems:
         cast_ok = [True] * table.num_rows
         for row in problems:
@@ -695,15 +683,11 @@ def _usable_rows(table: pa.Table, problems: dict[int, str], source: Path) -> pa.
     return table.filter(mask)
 
 
-def read_event_file_table(path: Path | str, columns: Sequence[str] | None = None) -> pa.Table:
-    """One events file, unvalidated, conformed to the event schema (or its ``columns``);
-    values that do not fit a column are null (see :func:`read_events_table` for the checks)."""
-    return _read_conformed(Path(path), columns)[0]
-
-
 def _read_conformed(
     p: Path, columns: Sequence[str] | None
 ) -> tuple[pa.Table, dict[int, str]]:
+    """One events file, unvalidated, conformed to the event schema (or its ``columns``), and
+    its rows whose values do not fit a column (see :func:`_conform`)."""
     import pyarrow.parquet as pq
 
     fmt = detect_format(p)
