@@ -14,7 +14,8 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from analytics.reports import METRIC_LABELS, RATE_METRICS, KpiReport
+from analytics.reports import KpiReport
+from analytics.statistics import METRIC_LABELS, RATE_METRICS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

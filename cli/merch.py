@@ -319,7 +319,8 @@ def experiments_results(
 def _build(
     start: datetime | None, end: datetime | None, experiment: str | None, metric: str
 ) -> KpiReport:
-    from analytics.reports import METRICS, build_report
+    from analytics.reports import build_report
+    from analytics.statistics import METRICS
     from cli.support import fail
     from data.eventlog import EventLog
 
@@ -344,7 +345,7 @@ def _build(
 
 
 def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:
-    from analytics.reports import METRIC_LABELS, RATE_METRICS
+    from analytics.statistics import METRIC_LABELS, RATE_METRICS
     from cli.support import console, table
 
     if as_json:

@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from analytics.model_history import console_view
-from analytics.reports import METRIC_LABELS, METRICS, RATE_METRICS
+from analytics.statistics import METRIC_LABELS, METRICS, RATE_METRICS
 from core.errors import ShopRankError, describe
 from merch.experiments import ExperimentSpec, experiment_as_dict
 from merch.rules.model import RULE_CONTEXTS

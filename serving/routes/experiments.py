@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from analytics.reports import METRICS, MetricName, build_report
+from analytics.reports import build_report
+from analytics.statistics import METRICS, MetricName
 from merch.experiments import ExperimentSpec, experiment_as_dict
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest

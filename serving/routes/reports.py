@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from analytics.reports import MetricName, build_report
+from analytics.reports import build_report
+from analytics.statistics import MetricName
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest
 from serving.merch import merch, read_events_table

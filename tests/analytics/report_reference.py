@@ -10,16 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from analytics.reports import (
-    METRICS,
-    Comparison,
-    KpiReport,
-    KpiRow,
-    MetricName,
-    compare,
-    mean_ci,
-    wilson,
-)
+from analytics.reports import KpiReport, KpiRow
+from analytics.statistics import METRICS, Comparison, MetricName, compare, mean_ci, wilson
 from data.models import Event
 from merch.errors import ReportError
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from analytics.charts import inline_svg, save_charts, variant_chart
-from analytics.reports import build_report, compare, mean_ci, wilson
+from analytics.reports import build_report
+from analytics.statistics import compare, mean_ci, wilson
 from data.models import Event, EventContext
 from merch.errors import ReportError
 from merch.experiments import ExperimentSpec, assign_variant
