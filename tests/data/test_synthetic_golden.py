@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import data.synthetic as synthetic
+import data.synthetic.writer as writer
 from data.synthetic import ShopSpec, generate
 
 ONE_CHUNK = ShopSpec(n_users=150, n_items=200, n_events=4_000, seed=11, days=30, trend_days=4)
@@ -57,7 +57,7 @@ def test_one_chunk_shop_is_unchanged_and_repeats_byte_for_byte(tmp_path: Path) -
 
 
 def test_three_chunk_shop_is_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(synthetic, "EVENTS_PER_CHUNK", 2_000)
+    monkeypatch.setattr(writer, "EVENTS_PER_CHUNK", 2_000)
     generate(THREE_CHUNKS, tmp_path, progress=False, events_format="parquet")
     assert pq.ParquetFile(tmp_path / "events.parquet").num_row_groups == 3
     assert shop_digest(tmp_path) == GOLDEN["three_chunks"]
