@@ -330,6 +330,73 @@ def _day_label(c: _Columns, d: int) -> str:
     return (_EPOCH + timedelta(days=c.first_day + int(d))).isoformat()
 
 
+def _window(
+    events: pa.Table | Iterable[Event], start: datetime | None, end: datetime | None
+) -> pa.Table:
+    """The :data:`REPORT_COLUMNS` of the events in [start, end), timestamps in UTC µs."""
+    t = events if isinstance(events, pa.Table) else events_to_table(events)
+    missing = [col for col in REPORT_COLUMNS if col not in t.column_names]
+    if missing:
+        raise ReportError(f"events: the table lacks column(s) {missing}; read {REPORT_COLUMNS}")
+    t = t.select(list(REPORT_COLUMNS))
+    ts = t.column("timestamp")
+    if ts.type != _TS:  # e.g. a table of another unit or zone: days are UTC microseconds here
+        ts = pc.cast(ts, _TS)
+        t = t.set_column(t.column_names.index("timestamp"), "timestamp", ts)
+    mask = None
+    for bound, op in ((start, pc.greater_equal), (end, pc.less)):
+        if bound is not None:
+            m = op(ts, pa.scalar(bound, _TS))
+            mask = m if mask is None else pc.and_(mask, m)
+    if mask is not None:
+        t = t.filter(mask)
+    return t
+
+
+def _from_log(
+    t: pa.Table, experiment: Experiment | None, requests: RequestLog | None
+) -> tuple[np.ndarray, pa.Table | None, np.ndarray, list[str]]:
+    """Each event's variant by its own context, and what the request log adds (see
+    :func:`analytics.attribution.served_rows`): the logged rows, each event's row in them
+    (-1 = none) and the users exposed to the experiment."""
+    ctx_variant = (
+        context_variants(t, experiment)
+        if experiment is not None
+        else np.full(t.num_rows, -1, np.int64)
+    )
+    served: pa.Table | None = None
+    served_at = np.full(t.num_rows, -1, np.int64)  # each event's row in ``served``
+    exposed: list[str] = []
+    if requests is not None and t.num_rows:
+        # the log is read for events without a surface, and (experiment) without a variant
+        need = filled(pc.is_null(t.column("surface")), True).astype(bool)
+        if experiment is not None:
+            need |= ctx_variant < 0
+        eid = experiment.experiment_id if experiment is not None else None
+        served, served_at, exposed = served_rows(requests, t, need, eid)
+    return ctx_variant, served, served_at, exposed
+
+
+def _comparisons(rows: Sequence[KpiRow], control: str, alpha: float) -> list[Comparison]:
+    """Every variant against the control on every metric, at ``alpha`` split over the variants
+    (Bonferroni)."""
+    base = next(r for r in rows if r.label == control)
+    k = max(1, len(rows) - 1)
+    return [
+        compare(
+            metric,
+            row.label,
+            base.label,
+            row.metrics[metric],
+            base.metrics[metric],
+            alpha=alpha / k,
+        )
+        for row in rows
+        if row.label != control
+        for metric in METRICS
+    ]
+
+
 def build_report(
     events: pa.Table | Iterable[Event],
     *,
@@ -353,37 +420,8 @@ def build_report(
     if experiment is not None:
         start = max(filter(None, [start, experiment.started_at]), default=None)
         end = min(filter(None, [end, experiment.stopped_at]), default=None)
-    t = events if isinstance(events, pa.Table) else events_to_table(events)
-    missing = [col for col in REPORT_COLUMNS if col not in t.column_names]
-    if missing:
-        raise ReportError(f"events: the table lacks column(s) {missing}; read {REPORT_COLUMNS}")
-    t = t.select(list(REPORT_COLUMNS))
-    ts = t.column("timestamp")
-    if ts.type != _TS:  # e.g. a table of another unit or zone: days are UTC microseconds here
-        ts = pc.cast(ts, _TS)
-        t = t.set_column(t.column_names.index("timestamp"), "timestamp", ts)
-    mask = None
-    for bound, op in ((start, pc.greater_equal), (end, pc.less)):
-        if bound is not None:
-            m = op(ts, pa.scalar(bound, _TS))
-            mask = m if mask is None else pc.and_(mask, m)
-    if mask is not None:
-        t = t.filter(mask)
-    ctx_variant = (
-        context_variants(t, experiment)
-        if experiment is not None
-        else np.full(t.num_rows, -1, np.int64)
-    )
-    served: pa.Table | None = None
-    served_at = np.full(t.num_rows, -1, np.int64)  # each event's row in ``served``
-    exposed: list[str] = []
-    if requests is not None and t.num_rows:
-        # the log is read for events without a surface, and (experiment) without a variant
-        need = filled(pc.is_null(t.column("surface")), True).astype(bool)
-        if experiment is not None:
-            need |= ctx_variant < 0
-        eid = experiment.experiment_id if experiment is not None else None
-        served, served_at, exposed = served_rows(requests, t, need, eid)
+    t = _window(events, start, end)
+    ctx_variant, served, served_at, exposed = _from_log(t, experiment, requests)
     c = _columns(t, catalog, served, served_at)
     how: dict[str, int] = {}
     if experiment is not None:
@@ -425,22 +463,7 @@ def build_report(
             n: tuple(vd[j * nd + x] for x in range(nd) if present[j * nd + x])
             for j, n in enumerate(names)
         }
-        control = next(r for r in by_variant if r.label == experiment.control)
-        k = max(1, len(names) - 1)
-        for row in by_variant:
-            if row.label == experiment.control:
-                continue
-            for metric in METRICS:
-                comparisons.append(
-                    compare(
-                        metric,
-                        row.label,
-                        control.label,
-                        row.metrics[metric],
-                        control.metrics[metric],
-                        alpha=alpha / k,
-                    )
-                )
+        comparisons = _comparisons(by_variant, experiment.control, alpha)
 
     return KpiReport(
         start=start,
