@@ -22,6 +22,11 @@ ranking, ``category`` (a path prefix such as ``("服裝", "女裝")``) too, when
 with the catalog. Lists may be shorter than ``n`` (and empty) when the model has no evidence.
 Non-personalized models (``popularity``, ``trending``, ``new_arrivals``) ignore the user.
 
+Serving builds its handles with :meth:`ModelHandle.for_serving`: the model's
+:meth:`~models.base.Recommender.serving_index` (:mod:`models.fast`) answers the hot calls it
+can — with the answers the model's own code gives — and the lists of non-personal models are
+cached per version; the handle's contract is the same either way.
+
 Algorithms (``algorithm`` in configs and manifests): ``als``, ``bpr``, ``item_knn``, ``ease``,
 ``popularity``, ``trending``, ``new_arrivals``, ``bought_together``, ``content``.
 """
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.errors import ModelLoadError
+from models.fast import ListCache, Scored, ServingIndex
 
 if TYPE_CHECKING:
     from models.base import Recommender
@@ -83,15 +89,44 @@ def load_model(folder: str | os.PathLike[str], version: str | None = None) -> Mo
 
 
 class ModelHandle:
-    """A fitted model that speaks item and user ids. Thread-safe for reading."""
+    """A fitted model that speaks item and user ids. Thread-safe for reading.
 
-    def __init__(self, model: Recommender, version: str | None = None) -> None:
+    ``name``: the registry name it serves under (default: the algorithm). ``index`` and
+    ``lists``: the fast paths of :meth:`for_serving`; without them every call asks the model.
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        version: str | None = None,
+        *,
+        name: str | None = None,
+        index: ServingIndex | None = None,
+        lists: ListCache | None = None,
+    ) -> None:
         model._check_fitted()
         self.model = model
         self.version = version
+        self.name = name if name is not None else model.algorithm
+        self.index = index
+        self.lists = lists
+
+    @classmethod
+    def for_serving(
+        cls, model: Recommender, *, name: str, version: str, cache: Path | None = None
+    ) -> ModelHandle:
+        """A handle with the model's serving index and, for a non-personal model, a cache of
+        its lists. ``cache``: a folder for the index's derived arrays (shared by processes)."""
+        lists = ListCache() if not model.personalized else None
+        return cls(model, version, name=name, index=model.serving_index(cache), lists=lists)
 
     def __repr__(self) -> str:
         return f"ModelHandle({self.algorithm!r}, version={self.version!r})"
+
+    @property
+    def knows_users(self) -> bool:
+        """Loaded with its user side (serving loads only one model's)."""
+        return len(self.model.user_ids_) > 0
 
     @property
     def algorithm(self) -> str:
@@ -140,6 +175,27 @@ class ModelHandle:
         filter_seen: bool = True,
     ) -> list[tuple[str, float]]:
         """Top ``n`` ``(item_id, score)`` for a user id and/or a recent history of item ids."""
+        if not history and candidates is None:
+            if user_id is not None and not filter_seen and self.index is not None:
+                got = self.index.user_top(user_id, n, exclude, category)
+                if got is not None:
+                    return got
+            if user_id is None and not exclude and self.lists is not None:
+                return self.lists.top(
+                    n, category, lambda k: self._recommend(None, (), k, (), None, category, True)
+                )
+        return self._recommend(user_id, history, n, exclude, candidates, category, filter_seen)
+
+    def _recommend(
+        self,
+        user_id: str | None,
+        history: Sequence[str],
+        n: int,
+        exclude: Collection[str],
+        candidates: Collection[str] | None,
+        category: Sequence[str] | None,
+        filter_seen: bool,
+    ) -> Scored:
         m = self.model
         exc = self._items(exclude) if exclude else None
         cand = self._candidates(candidates, category)
@@ -171,6 +227,10 @@ class ModelHandle:
         self, item_id: str, n: int = 10, exclude: Collection[str] = ()
     ) -> list[tuple[str, float]]:
         """Items most similar to ``item_id`` (empty if the model does not know the item)."""
+        if self.index is not None:
+            got = self.index.neighbours(item_id, n, exclude)
+            if got is not None:
+                return got
         i = self.model.item_ids_.index(item_id)
         if i < 0:
             return []
@@ -185,8 +245,14 @@ class ModelHandle:
     ) -> dict[str, float]:
         """Scores of the given items for a user / history (to re-rank search hits).
 
-        Items the model does not know, or has no evidence for, are left out.
+        Items the model does not know, or has no evidence for, are left out. A user the
+        serving index knows is scored from the learned factors alone; their real-time history
+        counts through the profile's affinities instead.
         """
+        if self.index is not None and user_id:
+            got = self.index.user_scores(user_id, item_ids)
+            if got is not None:
+                return got
         cand = self._items(item_ids)
         if cand.size == 0:
             return {}

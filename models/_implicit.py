@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from models.base import Recommender
+from models.fast import FactorIndex
 
 if TYPE_CHECKING:
     from models.interactions import Interactions
@@ -102,3 +104,15 @@ class ImplicitFactorModel(Recommender):
         model.user_factors = np.ascontiguousarray(self.user_factors_)
         model.item_factors = np.ascontiguousarray(self.item_factors_)
         self._model = model
+
+    def serving_index(self, cache: Path | None = None) -> FactorIndex:
+        """A known user's top items and scores straight from the factors."""
+        return FactorIndex(
+            self.user_factors_,
+            self.item_factors_,
+            user_ids=self.user_ids_,
+            item_ids=self.item_ids_,
+            categories=self.item_categories_,
+            in_category=self.items_in_category,
+            cache=cache,
+        )

@@ -40,9 +40,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.errors import ModelLoadError, NotFittedError
+from models.storage import ModelReader
 from models.vocab import Vocabulary
 
 if TYPE_CHECKING:
+    from models.fast import ServingIndex
     from models.interactions import Interactions
 
 log = logging.getLogger(__name__)
@@ -410,9 +412,14 @@ class Recommender(ABC):
         """Rebuild derived objects (e.g. an ``implicit`` model) after arrays are set."""
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str]) -> Self:
-        """Read a model written by :meth:`save`. Raises ``ModelLoadError`` if anything is off."""
+    def load(cls, folder: str | os.PathLike[str], *, reader: ModelReader | None = None) -> Self:
+        """Read a model written by :meth:`save`. Raises ``ModelLoadError`` if anything is off.
+
+        ``reader`` says how the files are read (:mod:`models.storage`): into memory by default;
+        serving passes a :class:`~models.storage.MappedReader` (arrays memory-mapped, shared
+        vocabularies, the user side only when asked for)."""
         path = Path(folder)
+        reader = reader if reader is not None else ModelReader()
         meta = read_model_meta(path)
         if cls.algorithm and meta["algorithm"] != cls.algorithm:
             raise ModelLoadError(
@@ -422,21 +429,23 @@ class Recommender(ABC):
         try:
             params = cls.Params(**meta["params"])
             model = cls(params)
-            with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
+            items = reader.items(path / ITEMS_FILE)
+            with reader.arrays(path / ARRAYS_FILE) as data:
                 for name, kind in meta["arrays"].items():
                     if kind == "none":
                         value = None
+                    elif name == "user_items_" and not reader.with_users:
+                        value = sp.csr_matrix((0, len(items)), dtype=np.float32)
                     elif kind == "csr":
                         value = _csr_from_arrays(name, data)
                     else:
                         value = data[name]
                     setattr(model, name, value)
-            model.user_ids_ = Vocabulary.load(path / USERS_FILE)
-            model.item_ids_ = Vocabulary.load(path / ITEMS_FILE)
-            cat_path = path / CATEGORIES_FILE
-            model.item_categories_ = (
-                json.loads(cat_path.read_text("utf-8")) if cat_path.exists() else None
+            model.user_ids_ = (
+                reader.users(path / USERS_FILE) if reader.with_users else Vocabulary([])
             )
+            model.item_ids_ = items
+            model.item_categories_ = reader.categories(path / CATEGORIES_FILE)
             model._set_extra_state(meta.get("extra") or {})
             model._after_load()
         except ModelLoadError:
@@ -449,6 +458,13 @@ class Recommender(ABC):
         if model.user_items_.shape != (len(model.user_ids_), len(model.item_ids_)):
             raise ModelLoadError(f"{path}: vocabularies do not match the saved arrays; retrain")
         return model
+
+    # ------------------------------------------------------------------ serving
+    def serving_index(self, cache: Path | None = None) -> ServingIndex | None:
+        """Structures that answer the hot serving calls faster, with the model's own answers
+        (:mod:`models.fast`); None when the model's own code serves every call.
+        ``cache``: a folder for derived arrays every serving process maps."""
+        return None
 
 
 def read_model_meta(path: Path) -> dict[str, Any]:

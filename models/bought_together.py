@@ -9,6 +9,7 @@ pairs below ``min_support`` are dropped and each item keeps its ``neighbors`` be
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ import scipy.sparse as sp
 from data.models import EVENT_TYPES
 from models.base import IdsScores, Recommender
 from models.errors import MissingInputError
+from models.fast import NeighbourIndex
 
 if TYPE_CHECKING:
     from models.interactions import Interactions
@@ -91,6 +93,10 @@ class BoughtTogether(Recommender):
             sp.csr_matrix((score.astype(np.float32), (coo.row, coo.col)), shape=co.shape),
             self.params.neighbors,
         )
+
+    def serving_index(self, cache: Path | None = None) -> NeighbourIndex:
+        """Association rows: the items bought with an item, straight from the matrix."""
+        return NeighbourIndex(self.association_, self.item_ids_, warm=False)
 
     def _scores(self, rows: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         x = sp.csr_matrix(rows, dtype=np.float32, copy=True)

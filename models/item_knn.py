@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -10,6 +11,7 @@ import scipy.sparse as sp
 
 from models._implicit import resolve_threads
 from models.base import IdsScores, Recommender
+from models.fast import NeighbourIndex
 
 if TYPE_CHECKING:
     from models.interactions import Interactions
@@ -70,6 +72,11 @@ class ItemKNN(Recommender):
         # built at the first ``_top``, which serving's fast paths rarely or never reach
         model.scorer = None
         self._model = model
+
+    def serving_index(self, cache: Path | None = None) -> NeighbourIndex:
+        """Neighbour rows of the similarity matrix; the history source reads them, so its
+        kernel is compiled at load."""
+        return NeighbourIndex(self.similarity_, self.item_ids_, warm=True)
 
     def _scorer_ready(self) -> Any:
         model = self._model

@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data.catalog import Catalog
+from models import ModelHandle
+from models.fast import NO_INDICES, NeighbourIndex
 from ranking.catalog_index import CatalogIndex
 from ranking.catalog_views import CatalogViews
 from ranking.live import LiveCounts
-from ranking.modelset import NO_INDICES, FastPaths, LoadedModel, ModelSet
+from ranking.modelset import ModelSet
 from ranking.profile import UserProfile
 from ranking.types import Reason, ScoredItem
 
@@ -97,7 +99,11 @@ def cf_list(req: SourceRequest) -> CandList | None:
             or not model.knows_user(p.user_id)):
         return None
     pairs = _safe(
-        lambda: model.recommend_user(p.user_id, req.n, req.exclude, category=req.category), "cf"
+        lambda: model.recommend(
+            user_id=p.user_id, n=req.n, exclude=req.exclude, category=req.category,
+            filter_seen=False,
+        ),
+        "cf",
     )
     if req.exclude:
         pairs = [(i, s) for i, s in pairs if i not in req.exclude]
@@ -109,11 +115,11 @@ def cf_list(req: SourceRequest) -> CandList | None:
     return CandList("cf", [i for i, _ in pairs], [s for _, s in pairs], reason)
 
 
-def similar_model(models: ModelSet) -> LoadedModel | None:
+def similar_model(models: ModelSet) -> ModelHandle | None:
     return models.first(SIMILAR_MODELS)
 
 
-def _history_reason(used: LoadedModel, anchor: str) -> Reason:
+def _history_reason(used: ModelHandle, anchor: str) -> Reason:
     return Reason(
         source="history" if used.name != "content" else "content",
         detail="similar to an item you viewed",
@@ -136,19 +142,19 @@ def history_list(req: SourceRequest) -> CandList | None:
     ]
     if not chain:
         return None
-    fast = chain[0].fast
-    if fast is not None and fast.sparse is not None:
-        got = _history_fast(req, recent, chain[0], fast)
+    index = chain[0].index
+    if isinstance(index, NeighbourIndex):
+        got = _history_fast(req, recent, chain[0], index)
         if got is not None:
             return got
     return _history_pairs(req, recent, chain)
 
 
 def _history_fast(
-    req: SourceRequest, recent: tuple[str, ...], used: LoadedModel, fast: FastPaths
+    req: SourceRequest, recent: tuple[str, ...], used: ModelHandle, fast: NeighbourIndex
 ) -> CandList | None:
     """:func:`history_list` on the rows of a sparse item-item model, all anchors in one
-    compiled call (:func:`ranking.kernels.history_top`; the same scores, ties by item index).
+    compiled call (:func:`models.kernels.history_top`; the same scores, ties by item index).
     None when an anchor is unknown to the model or has no neighbour left (the generic path
     then asks the next model)."""
     index = fast.item_index
@@ -174,10 +180,10 @@ def _history_fast(
 
 
 def _history_pairs(
-    req: SourceRequest, recent: tuple[str, ...], chain: list[LoadedModel]
+    req: SourceRequest, recent: tuple[str, ...], chain: list[ModelHandle]
 ) -> CandList | None:
     scores: dict[str, float] = {}
-    best_from: dict[str, tuple[float, str, LoadedModel]] = {}
+    best_from: dict[str, tuple[float, str, ModelHandle]] = {}
     hist = set(req.history)
     for k, anchor in enumerate(recent):
         w = HISTORY_DECAY**k
@@ -224,10 +230,10 @@ def _ranked(ids: Sequence[str], reason: Reason, name: str, req: SourceRequest) -
 
 
 def _global_model(
-    m: LoadedModel, n: int, category: tuple[str, ...] | None
+    m: ModelHandle, n: int, category: tuple[str, ...] | None
 ) -> list[tuple[str, float]]:
     """Non-personal models (trending, popularity, new arrivals) rank from an empty history."""
-    return _safe(lambda: m.recommend_history([], n, category=category), m.name)
+    return _safe(lambda: m.recommend(n=n, category=category), m.name)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from data.catalog import Catalog
 from data.models import User
 from models import ModelHandle, create_model
-from ranking.modelset import LoadedModel, ModelSet
+from ranking.modelset import ModelSet
 
 MODELS: dict[str, dict[str, object]] = {
     "als": {"factors": 24, "iterations": 8, "num_threads": 1},
@@ -47,7 +47,9 @@ def train(
 
 
 def model_set(handles: dict[str, ModelHandle]) -> ModelSet:
-    return ModelSet({n: LoadedModel(n, h.version or "v1", h) for n, h in handles.items()})
+    return ModelSet(
+        {n: ModelHandle(h.model, h.version or "v1", name=n) for n, h in handles.items()}
+    )
 
 
 def tastes(data_dir: Path) -> dict[str, list[str]]:

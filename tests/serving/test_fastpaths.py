@@ -1,4 +1,4 @@
-"""Serving's lean, memory-mapped models and numpy fast paths give the models' own answers."""
+"""Serving's lean, memory-mapped models and their serving indexes give the models' own answers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from models import ModelHandle
+from models.arrays import mmap_npz
+from models.fast import FactorIndex, NeighbourIndex
 from models.registry import Registry
-from ranking.modelset import load_model_set, mmap_npz
+from ranking.modelset import load_model_set
 
 
 def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
@@ -24,25 +26,23 @@ def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
 
 
 @pytest.mark.parametrize("first_chunk", [4096, 16])  # 16: the norm-bound pruning stops early
-def test_fast_paths_match_the_models(
+def test_serving_indexes_match_the_models(
     shop_home: Path,
     trained: dict[str, ModelHandle],
     first_chunk: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from ranking.modelset import FastPaths
-
-    monkeypatch.setattr(FastPaths, "first_chunk", first_chunk)
+    monkeypatch.setattr(FactorIndex, "first_chunk", first_chunk)
     models = load_model_set(shop_home / "models", {n: "v1" for n in trained})
     reg = Registry(shop_home / "models")
     als = models.get("als")
-    assert als is not None and als.fast is not None and als.knows_users
+    assert als is not None and isinstance(als.index, FactorIndex) and als.knows_users
     assert not models.get("item_knn").knows_users  # type: ignore[union-attr]
     ref_als = reg.load("als", "v1")
     users = [str(u) for u in ref_als.model.user_ids_.ids[:25]]
     items = [str(i) for i in ref_als.model.item_ids_.ids[:40]]
     for u in users:
-        got = als.recommend_user(u, 20, exclude=items[:3])
+        got = als.recommend(user_id=u, n=20, exclude=items[:3], filter_seen=False)
         want = ref_als.recommend(user_id=u, n=20, exclude=set(items[:3]), filter_seen=False)
         _close(got, want)
         assert not {i for i, _ in got} & set(items[:3])
@@ -56,9 +56,9 @@ def test_fast_paths_match_the_models(
             if c.startswith("服裝")
         ][:4]
         for cat in (("服裝",), leaf, ("no such category",)):
-            assert als.fast._span(cat)[0] >= 0
+            assert als.index._span(cat)[0] >= 0
             _close(
-                als.recommend_user(u, 10, exclude=in_cat, category=cat),
+                als.recommend(user_id=u, n=10, exclude=in_cat, category=cat, filter_seen=False),
                 ref_als.recommend(
                     user_id=u, n=10, category=cat, exclude=set(in_cat), filter_seen=False
                 ),
@@ -72,15 +72,15 @@ def test_fast_paths_match_the_models(
             )
     for name in ("item_knn", "bought_together"):
         m, ref_m = models.get(name), reg.load(name, "v1")
-        assert m is not None and m.fast is not None and m.fast.sparse is not None
+        assert m is not None and isinstance(m.index, NeighbourIndex)
         for i in items:
             _close(m.similar(i, 10, exclude=[items[0]]), ref_m.similar(i, n=10, exclude={items[0]}))
         assert m.similar("no-such-item", 10) == []
     for name in ("trending", "popularity", "new_arrivals"):
         m, ref_m = models.get(name), reg.load(name, "v1")
-        assert m is not None
+        assert m is not None and m.lists is not None
         for n in (5, 40):
-            _close(m.recommend_history([], n), ref_m.recommend(history=[], n=n))
+            _close(m.recommend(n=n), ref_m.recommend(history=[], n=n))
 
 
 def test_npz_arrays_are_memory_mapped_unchanged(
@@ -106,7 +106,7 @@ def test_history_source_in_numpy_matches_the_generic_path(
 
     models = load_model_set(shop_home / "models", {name: "v1" for name in trained})
     knn = models.get("item_knn")
-    assert knn is not None and knn.fast is not None
+    assert knn is not None and isinstance(knn.index, NeighbourIndex)
     items = [
         str(i) for i in Registry(shop_home / "models").load("item_knn", "v1").model.item_ids_.ids
     ]
@@ -116,7 +116,7 @@ def test_history_source_in_numpy_matches_the_generic_path(
         history = tuple(rnd.sample(items, rnd.randint(1, 8)))
         exclude = frozenset(rnd.sample(items, rnd.randint(0, 20)))
         req = C.SourceRequest(UserProfile(user_id="u"), n, models, history, exclude)
-        fast = C._history_fast(req, history[: C.HISTORY_ITEMS], knn, knn.fast)
+        fast = C._history_fast(req, history[: C.HISTORY_ITEMS], knn, knn.index)
         slow = C._history_pairs(req, history[: C.HISTORY_ITEMS], [knn])
         if fast is None:  # an anchor without neighbours: the generic path serves it
             continue
@@ -155,23 +155,25 @@ def test_derived_factor_copies_are_one_shared_file(
     assert private is not None and first is not None and second is not None
     for name in ("_by_norm", "_by_cat"):
         a, b, own = (
-            getattr(first.fast, name),
-            getattr(second.fast, name),
-            getattr(private.fast, name),
+            getattr(first.index, name),
+            getattr(second.index, name),
+            getattr(private.index, name),
         )
         assert (
             isinstance(a, np.memmap) and isinstance(b, np.memmap) and not isinstance(own, np.memmap)
         )
         assert a.filename == b.filename and Path(a.filename).parent == tmp_path / "als" / "v1"
         np.testing.assert_array_equal(a, own)
-    user = str(first.model.model.user_ids_.ids[0])
-    assert first.recommend_user(user, 10, ()) == private.recommend_user(user, 10, ())
+    user = str(first.model.user_ids_.ids[0])
+    assert first.recommend(user, n=10, filter_seen=False) == private.recommend(
+        user, n=10, filter_seen=False
+    )
     # the sorted user ids too: one mapped file, the same row for every user as a private build
-    ids_a, ids_b = first.model.model.user_ids_, second.model.model.user_ids_
+    ids_a, ids_b = first.model.user_ids_, second.model.user_ids_
     assert isinstance(ids_a._sorted, np.memmap) and isinstance(ids_a._order, np.memmap)
     assert ids_a._sorted.filename == ids_b._sorted.filename
     assert Path(ids_a._sorted.filename).parent == tmp_path / "als" / "v1"
-    own_ids = private.model.model.user_ids_
+    own_ids = private.model.user_ids_
     assert not isinstance(own_ids._sorted, np.memmap) and len(ids_b) == len(own_ids) > 0
     for u in own_ids.ids:
         assert ids_b.index(str(u)) == own_ids.index(str(u)) >= 0
@@ -180,4 +182,4 @@ def test_derived_factor_copies_are_one_shared_file(
     damaged.write_bytes(b"not an array")
     again = load_model_set(shop_home / "models", versions, derived_dir=tmp_path).get("als")
     assert again is not None
-    np.testing.assert_array_equal(again.fast._by_norm, private.fast._by_norm)
+    np.testing.assert_array_equal(again.index._by_norm, private.index._by_norm)  # type: ignore[union-attr]

@@ -1,19 +1,19 @@
-"""Compiled (numba) kernels of the two hot ranking loops of a recommendation request.
+"""Compiled (numba) kernels of the two hot loops of a recommendation request.
 
-Both used to be a few dozen numpy calls on arrays of a few hundred to a few thousand values,
-where numpy's per-call cost, not the arithmetic, was the time (0.25 ms of the history source,
-0.1 ms of the pruned top-k besides its matrix-vector product). Each kernel is one call.
+Each is one call where numpy would take a few dozen calls on arrays of a few hundred to a few
+thousand values, and numpy's per-call cost, not the arithmetic, would be the time
+(docs/decisions.md, "Compiled kernels for the hot loops").
 
 * :func:`history_top` — the ``history`` source on the rows of a sparse item-item matrix.
 * :func:`pruned_top` — the exact top ``k`` of ``item_factors @ user`` with items sorted by
   decreasing norm, stopping once the bound ``|u|·|i|`` of the rest cannot beat the k-th best.
 
 numba compiles a kernel at its first call for each kind of arrays and caches the machine code
-on disk (``__pycache__`` next to this file, else numba's user cache). ``FastPaths`` makes that
-first call with its own arrays when a model is loaded, so a worker pays it at start-up (a
-fraction of a second from the cache; ~20 s to compile on a machine that has never run them),
-not in a request. Importing this module imports numba: import it where a model is loaded, not
-at the top of a module that every command imports.
+on disk (``__pycache__`` next to this file, else numba's user cache). The indexes of
+:mod:`models.fast` make that first call with their own arrays when a model is loaded, so a
+worker pays it at start-up (a fraction of a second from the cache; ~20 s to compile on a
+machine that has never run them), not in a request. Importing this module imports numba:
+import it where a model is loaded, not at the top of a module that every command imports.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from ranking import kernels
+from models import kernels
 
 
 def _history_reference(m: sp.csr_matrix, anchors: list[int], exclude: set[int], seen: set[int],
