@@ -21,6 +21,9 @@ a writer is on the row; a reader that sees the same non-zero version before and 
 a row read one whole version of the item (a seqlock; the GIL orders the steps), so ``get``
 never returns a half-written item, and a cached item is used only while its version is the
 row's. Writers serialize on one lock.
+
+Kept in one module (~570 lines): the readers' seqlock and the writers' row layout are one
+protocol over the same private columns; split, each half would be unsafe to change alone.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ and a client may safely retry a batch that was not acknowledged.
 
 Concurrency: thread-safe. Concurrent ``append`` calls are group-committed: one thread writes
 everything queued (one fsync per day file) while the others wait for their result.
+
+Kept in one module (~580 lines): appending, the index's reconciliation and erasure share one
+lock, one file layout and the one crash-safety argument above, which should be read together.
 """
 
 from __future__ import annotations

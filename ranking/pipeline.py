@@ -5,17 +5,15 @@ trending; search personalization lives in ``ranking/personalize.py`` and uses
 :meth:`Pipeline.profile`). Each call returns a :class:`Ranked`: the items (each with score,
 reasons and score breakdown), the context rules saw, the strategy used and the model versions.
 
-Blending: every source's list is turned into rank scores ``weight · exp(-rank / BLEND_TAU)``
-(robust to the different score scales of models) and summed per item; an item found by
-several sources keeps every reason. Filtering keeps only active, in-stock catalog items (and
-the category asked for). The rules hook runs on the filtered list; diversity runs last so no
-rule or score can pile one category up.
+Blending (:mod:`ranking.blend`): every source's list is turned into rank scores and summed
+per item; an item found by several sources keeps every reason. Filtering keeps only active,
+in-stock catalog items (and the category asked for). The rules hook runs on the filtered list;
+diversity runs last so no rule or score can pile one category up.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from data.catalog import Catalog
 from ranking import candidates as C
+from ranking.blend import Blended, Candidates, blend
 from ranking.catalog_index import CatalogIndex
 from ranking.diversity import diversity_order
 from ranking.hooks import Assignment, ExperimentHook, RulesHook
@@ -39,10 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BLEND_TAU = 25.0
-"""Rank decay of blending: the item at rank 25 of a source counts 1/e of its first item."""
 SLOTS: tuple[str, ...] = ("for_you", "trending", "new_arrivals", "promoted")
-_DECAY = [math.exp(-r / BLEND_TAU) for r in range(1024)]
 
 Strategy = Literal[
     "personalized", "history", "trending", "non_personalized", "similar", "bought_together", "none"
@@ -61,7 +57,7 @@ class PipelineConfig:
     feed_depth: int = 200
     models_dir: Path | None = None
     derived_dir: Path | None = None
-    """Where serving keeps arrays derived from models (see ``ranking.modelset.shared_array``)."""
+    """Where serving keeps arrays derived from models (see ``models.arrays.shared_array``)."""
 
     @classmethod
     def from_settings(cls, s: Settings) -> PipelineConfig:
@@ -81,43 +77,6 @@ class Ranked:
     strategy: Strategy
     model_versions: Mapping[str, str]
     assignment: Assignment | None = None
-
-
-Candidates = C.CandList | list[ScoredItem]
-"""A source's list: packed (:class:`ranking.candidates.CandList`) or already built items."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Blended:
-    """Blended candidates, not yet built: the order, each item's total and, per list, where
-    it ranks each item. :meth:`item` builds one item with every reason and component."""
-
-    order: list[str]
-    score: dict[str, float]
-    ranks: dict[str, dict[str, list[int]] | dict[str, int]]
-    """Source → item → its rank in that list (the ranks, for a list that repeats an item)."""
-    lists: dict[str, tuple[Candidates, float]]
-
-    def item(self, iid: str) -> ScoredItem:
-        reasons: tuple[Reason, ...] = ()
-        bd: dict[str, float] = {}
-        for source, ranks in self.ranks.items():
-            got = ranks.get(iid)
-            if got is None:
-                continue
-            cands, w = self.lists[source]
-            for r in got if isinstance(got, list) else (got,):
-                if isinstance(cands, C.CandList):
-                    reasons += cands.reasons_at(r)
-                    bd[cands.name] = cands.scores[r]
-                else:
-                    it = cands[r]
-                    reasons += it.reasons
-                    bd.update(it.breakdown)
-                bd[f"blend:{source}"] = w * (
-                    _DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU)
-                )
-        return ScoredItem(iid, self.score[iid], reasons, bd)
 
 
 class Pipeline:
@@ -227,7 +186,7 @@ class Pipeline:
             weights = {"trending": 1.0}
             strategy = "trending" if profile.personalizable or not user_id else "non_personalized"
         ranked, ranker = self._rerank(
-            self._blend(lists, weights), excl, category, profile, assignment, ctx
+            blend(lists, weights), excl, category, profile, assignment, ctx
         )
         items = self._finish(ranked, ctx, excl, category, assignment, n, limit=n)
         if len(items) < n:  # top up from trending, then popular, in the same category
@@ -266,7 +225,7 @@ class Pipeline:
                 lists[slot] = fn(req)
                 weights[slot] = w
         ranked, ranker = self._rerank(
-            self._blend(lists, weights), excl, category, profile, assignment, ctx
+            blend(lists, weights), excl, category, profile, assignment, ctx
         )
         items = self._finish(ranked, ctx, excl, category, assignment, depth, limit=depth)
         return self._served(Ranked(items, ctx, strategy, models.versions, assignment), ranker)
@@ -376,48 +335,15 @@ class Pipeline:
         strategy: Strategy = "personalized" if cf is not None else "history"
         return lists, strategy
 
-    @staticmethod
-    def _blend(lists: Mapping[str, Candidates], weights: Mapping[str, float]) -> _Blended:
-        """Sum the rank scores of every list per item; the order is by total, then id."""
-        score: dict[str, float] = {}
-        ranks: dict[str, dict[str, list[int]] | dict[str, int]] = {}
-        used: dict[str, tuple[Candidates, float]] = {}
-        for source, cands in lists.items():
-            w = weights.get(source, 0.0)
-            if w <= 0 or not cands:
-                continue
-            used[source] = (cands, w)
-            ids = cands.ids if isinstance(cands, C.CandList) else [it.item_id for it in cands]
-            decay = (
-                _DECAY
-                if len(ids) <= len(_DECAY)
-                else [math.exp(-r / BLEND_TAU) for r in range(len(ids))]
-            )
-            rank_of = dict(zip(ids, range(len(ids)), strict=False))
-            if len(rank_of) == len(ids):  # no item twice in the list (sources give each once)
-                ranks[source] = rank_of
-                get = score.get
-                for iid, d in zip(ids, decay, strict=False):
-                    score[iid] = get(iid, 0.0) + w * d
-                continue
-            repeated: dict[str, list[int]] = {}
-            for r, (iid, d) in enumerate(zip(ids, decay, strict=False)):
-                score[iid] = score.get(iid, 0.0) + w * d
-                repeated.setdefault(iid, []).append(r)
-            ranks[source] = repeated
-        order = sorted(score)  # by id, then (stable) by total, best first
-        order.sort(key=score.__getitem__, reverse=True)
-        return _Blended(order, score, ranks, used)
-
     def _rerank(
         self,
-        blended: _Blended,
+        blended: Blended,
         excl: set[str] | frozenset[str],
         category: tuple[str, ...] | None,
         profile: UserProfile,
         assignment: Assignment | None,
         ctx: RankContext,
-    ) -> tuple[_Blended | list[ScoredItem], str | None]:
+    ) -> tuple[Blended | list[ScoredItem], str | None]:
         """The learned ranker's order of the blend and its version, or the blend unchanged."""
         if self.learned is None:
             return blended, None
@@ -445,7 +371,7 @@ class Pipeline:
 
     def _finish(
         self,
-        items: list[ScoredItem] | _Blended,
+        items: list[ScoredItem] | Blended,
         ctx: RankContext,
         excl: set[str] | frozenset[str],
         category: tuple[str, ...] | None,
@@ -466,7 +392,7 @@ class Pipeline:
         keep = self.index.keep
         hook = self._rules()
         fires = getattr(hook, "fires", None)
-        if isinstance(items, _Blended):
+        if isinstance(items, Blended):
             order, build = items.order, items.item
         else:
             order, build = None, None
