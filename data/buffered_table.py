@@ -1,9 +1,9 @@
 """A SQLite table that requests append to without waiting for the file.
 
 The request log, the served-list log and the search log each keep one row per request in a
-SQLite file (WAL mode, shared by the workers of a machine). Writing on the request's thread
-cost 10–30 ms when another worker held the write lock: the tail latency of every route. So
-a request only appends a row to a buffer; a thread of the table writes the buffer in batches
+SQLite file (WAL mode, shared by the workers of a machine). A write on the request's thread
+would wait whenever another worker holds the write lock (docs/decisions.md), so a request
+only appends a row to a buffer; a thread of the table writes the buffer in batches
 every ``flush_seconds`` (sooner once ``batch`` rows wait), and readers flush first. Rows
 older than ``keep_days`` (by the ``at`` column) are pruned at most once an hour, the first
 time an hour after opening, so how long a machine has been up never decides whether a fresh

@@ -3,7 +3,7 @@
 Loaded from ``items.jsonl`` (or any loader format); upserts and deletes from the API keep it
 current and are written back with :meth:`Catalog.save` (atomic replace).
 
-Storage (≈ 60 MB at 100k items instead of ≈ 228 MB of pydantic objects): one row per item in
+Storage (a fraction of what pydantic objects take; docs/decisions.md): one row per item in
 typed columns (``array``s) — price, stock, created_at (µs), rating, flags (active, in stock,
 promoted) and codes into small append-only tables for category, brand, tags, currency,
 merchant and attributes (interned by their JSON) — plus the title and description as one UTF-8

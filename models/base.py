@@ -245,7 +245,7 @@ class Recommender(ABC):
         no_evidence = users is None and self.personalized and not np.diff(rows.indptr).any()
         if (cand is not None and cand.size == 0) or no_evidence:
             # nothing to rank, or (below) nothing a personalized model may return: skip the
-            # scoring (an ALS fold-in of an empty history took ~10 ms at 100k items)
+            # scoring (an ALS fold-in of an empty history is the costly part of such a call)
             b = rows.shape[0]
             return np.full((b, n), -1, np.int64), np.full((b, n), -np.inf, np.float32)
         ids, scores = self._top(rows, users, n, filter_seen, exc, cand)

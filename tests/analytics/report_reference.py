@@ -1,6 +1,6 @@
-"""The KPI report computed event by event, in plain Python: the original implementation of
-``analytics.reports.build_report``, kept as an oracle for the columnar one (tests compare both on
-random traffic) and as the baseline of ``bench/report.py``. Not used by the service."""
+"""The KPI report computed event by event, in plain Python: an oracle for the columnar
+``analytics.reports.build_report`` (tests compare both on random traffic) and the baseline of
+``bench/report.py``. Not used by the service."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def reference_report(
     primary_metric: MetricName = "ctr",
     alpha: float = 0.05,
 ) -> KpiReport:
-    """The KPI report computed event by event (the original implementation)."""
+    """The KPI report computed event by event."""
     if start is not None and end is not None and end <= start:
         raise ReportError("end must be after start")
     if primary_metric not in METRICS:
