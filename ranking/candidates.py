@@ -31,14 +31,15 @@ from models.fast import NO_INDICES, NeighbourIndex
 from ranking.catalog_index import CatalogIndex
 from ranking.catalog_views import CatalogViews
 from ranking.live import LiveCounts
-from ranking.modelset import ModelSet
+from ranking.modelset import USER_SIDE_MODELS, ModelSet
 from ranking.profile import UserProfile
 from ranking.types import Reason, ScoredItem
 
 log = logging.getLogger(__name__)
 
-CF_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
-"""Preference order for the ``cf`` source (first one present in the registry wins)."""
+CF_MODELS: tuple[str, ...] = USER_SIDE_MODELS
+"""Preference order for the ``cf`` source (first one present in the registry wins): the models
+serving loads with their user side."""
 SIMILAR_MODELS: tuple[str, ...] = ("item_knn", "ease", "als", "bpr", "content")
 """Preference order for item-to-item similarity."""
 HISTORY_ITEMS = 5

@@ -28,8 +28,8 @@ from models.storage import MappedReader
 log = logging.getLogger(__name__)
 
 USER_SIDE_MODELS: tuple[str, ...] = ("als", "ease", "bpr", "item_knn")
-"""Registry names that may serve the ``cf`` source (same order as ``ranking.candidates``):
-the first one present keeps its user side when loaded for serving."""
+"""Registry names that may serve the ``cf`` source, in order of preference
+(``ranking.candidates.CF_MODELS``): the first one present keeps its user side when loaded."""
 NOT_RECOMMENDERS = frozenset({"ranker"})
 """Registry names that are not candidate models (the learned ranker: ``ranking.learned``)."""
 KEEP_DERIVED_VERSIONS = 3
