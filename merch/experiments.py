@@ -296,6 +296,11 @@ class ExperimentService:
         self._checked_at = 0.0
         self._revision = -1
 
+    def invalidate(self) -> None:
+        """Experiments changed in another process: the next read checks the revision."""
+        with self._lock:
+            self._checked_at = float("-inf")
+
     # ------------------------------------------------------------------ life cycle
     def list(self) -> list[Experiment]:
         return self.store.list()

@@ -127,6 +127,11 @@ class RuleService(RulesHookBase):
         self._revision = -1
         self._checked_at = 0.0
 
+    def invalidate(self) -> None:
+        """Rules changed in another process: the next read checks the store's revision."""
+        with self._lock:
+            self._checked_at = float("-inf")
+
     # ------------------------------------------------------------------ reading
     def all_rules(self) -> list[Rule]:
         now = time.monotonic()
