@@ -76,7 +76,7 @@ def test_another_process_writes_show_on_the_next_requests(
         wait_for(lambda: "from-other-node" in shared.services.catalog, 5,
                  "the catalog change from the other process")
         with shared.client(ADMIN_KEY) as a:
-            r = a.get("/v1/items/from-other-node")
-            assert r.status_code == 200 and r.json()["title"] == "from other"
+            r = a.get("/v1/catalog/items/from-other-node")
+            assert r.status_code == 200 and r.json()["title"] == "from other", r.text
     finally:
         other.close()
