@@ -51,6 +51,13 @@ def open_shared_stores(settings: Settings) -> Stores:
                        options=options, redis_prefix=settings.redis_prefix)
 
 
+def check_stores(settings: Settings) -> None:
+    """Open and close the configured shared stores once (migrating them), so that a bad URL
+    or a server that does not answer stops ``shoprank serve`` before any worker starts."""
+    if shared_enabled(settings):
+        open_shared_stores(settings).close()
+
+
 def seed_from_files(settings: Settings, stores: Stores) -> dict[str, int]:
     """Import the shop files under ``data_dir`` into empty stores (a first start); returns
     how many items, users and events were imported."""
