@@ -14,6 +14,7 @@ order, with the weights and decay of ``ranking.profile``, when first read.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 
+from core.errors import StorageUnavailableError
 from data.catalog import Catalog
 from data.models import AttributeValue, Event, User
 from ranking.profile import (
@@ -31,6 +33,9 @@ from ranking.profile import (
     _LazyAffinity,
 )
 from stores.protocols import ShopperStateStore, UserStore
+from stores.records import ShopperProfile
+
+log = logging.getLogger(__name__)
 
 _NO_ATTRS: Mapping[str, AttributeValue] = MappingProxyType({})
 _MISSING = object()
@@ -109,8 +114,16 @@ class StoreProfiles:
         return out
 
     def get(self, user_id: str) -> UserProfile:
-        """The user's profile now; an unknown user gets an empty (but consenting) profile."""
-        user = self._user(user_id)
+        """The user's profile now; an unknown user gets an empty (but consenting) profile.
+
+        When the user store does not answer, consent is unknown: the profile is an anonymous
+        one (non-personalized answers, never personalization against a withdrawn consent).
+        When only the shopper store does not answer, the profile has no recent history."""
+        try:
+            user = self._user(user_id)
+        except StorageUnavailableError as exc:
+            _warn("users", exc)
+            return UserProfile(user_id=user_id, consent=False, user_factors=False)
         factors = user_id not in self._erased
         consent = user.consent if user is not None else True
         attrs: Mapping[str, AttributeValue] = (
@@ -120,7 +133,11 @@ class StoreProfiles:
         if not consent:
             return UserProfile(user_id=user_id, known=True, consent=False, attributes=attrs,
                                user_factors=factors)
-        state = self.shopper.profile(user_id, self.history_size)
+        try:
+            state = self.shopper.profile(user_id, self.history_size)
+        except StorageUnavailableError as exc:
+            _warn("shopper state", exc)
+            state = ShopperProfile()
         if user is None and not state.recent and not state.purchased:
             return UserProfile(user_id=user_id, user_factors=factors)
         recent: list[str] = []
@@ -190,6 +207,17 @@ class StoreProfiles:
         return known
 
 
+_warned: dict[str, float] = {}
+
+
+def _warn(what: str, exc: Exception) -> None:
+    """One warning per store per minute while it does not answer."""
+    now = time.monotonic()
+    if now - _warned.get(what, -1e9) >= 60.0:
+        _warned[what] = now
+        log.warning("%s store unavailable (%s): answering without it", what, exc)
+
+
 class _Affinities:
     """Category and brand affinities of a stored history, computed once when first read."""
 
@@ -253,6 +281,13 @@ class StoreLive:
 
     def top(self, n: int, *, allowed: Iterable[str] | None = None) -> list[tuple[str, float]]:
         """The ``n`` hottest items (the hottest scored 1.0), optionally among ``allowed``."""
+        try:
+            return self._top_n(n, allowed)
+        except StorageUnavailableError as exc:  # trending falls back to the models
+            _warn("live counts", exc)
+            return []
+
+    def _top_n(self, n: int, allowed: Iterable[str] | None) -> list[tuple[str, float]]:
         if allowed is not None:
             scores = self.shopper.live_scores(list(allowed))
             best = sorted(scores.items(), key=lambda kv: -kv[1])[:n]

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from core.errors import StorageUnavailableError
 from core.settings import Settings
 from data.catalog import Catalog
 from data.loaders import iter_events, iter_items, iter_users
@@ -146,7 +147,11 @@ class StoreRankedLists:
         self.pages = pages
 
     def get(self, key: str) -> Ranked | None:
-        body = self.pages.get(key)
+        try:
+            body = self.pages.get(key)
+        except StorageUnavailableError as exc:  # ranked afresh: a later page may overlap
+            log.warning("feed page store unavailable (%s)", exc)
+            return None
         if body is None:
             return None
         try:
@@ -156,7 +161,11 @@ class StoreRankedLists:
 
     def put(self, key: str, items: Ranked, *, keep_breakdown: bool = False) -> Ranked:
         body = encode_ranked(items, keep_breakdown=keep_breakdown)
-        stored = self.pages.put(key, body, user_id=_user_of(key))
+        try:
+            stored = self.pages.put(key, body, user_id=_user_of(key))
+        except StorageUnavailableError as exc:
+            log.warning("feed page store unavailable (%s): page 1 served unstored", exc)
+            return items
         return items if stored == body else decode_ranked(stored)
 
     def forget_user(self, user_id: str) -> int:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from core.errors import StorageUnavailableError
 from core.settings import Settings
 from data.catalog import Catalog
 from data.journals import CatalogJournal, UserJournal
@@ -167,6 +168,11 @@ class Services:
         follower when there is one, which also brings in other workers' events, in log order)."""
         if self.follower is not None:
             self.follower.sync()
+        elif self.stores is not None:
+            try:  # the events are durable already: a hot store that fails only loses freshness
+                self._apply_events(list(events))
+            except StorageUnavailableError as exc:
+                log.warning("shopper state not updated with %d events (%s)", len(events), exc)
         else:
             self._apply_events(list(events))
 
@@ -430,7 +436,10 @@ class Services:
         close_requests = getattr(getattr(merch, "requests", None), "close", None)
         if self.stores is not None:
             if close_requests is not None:
-                close_requests()  # writes the served lists still buffered
+                try:
+                    close_requests()  # writes the served lists still buffered
+                except Exception:  # closing must never fail a shutdown
+                    log.exception("the request log could not write its last served lists")
             self.stores.close()
 
 
