@@ -3,6 +3,9 @@ from the stores, and what another process writes there shows on the next request
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -80,3 +83,20 @@ def test_another_process_writes_show_on_the_next_requests(
             assert r.status_code == 200 and r.json()["title"] == "from other", r.text
     finally:
         other.close()
+
+
+@pytest.mark.parametrize(("var", "value", "named"), [
+    ("SHOPRANK_DATABASE_URL", "mysql://shop@db/shop", "SHOPRANK_DATABASE_URL"),
+    ("SHOPRANK_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none", "SHOPRANK_DATABASE_URL"),
+    ("SHOPRANK_REDIS_URL", "memcached://cache:11211", "SHOPRANK_REDIS_URL"),
+])
+def test_bad_store_settings_stop_serve_with_one_line(tmp_path: Path, var: str, value: str,
+                                                     named: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPRANK_")}
+    env.update(SHOPRANK_HOME=str(tmp_path), **{var: value})
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "serve", "--port", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and named in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
