@@ -390,7 +390,7 @@ def read_events_table(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from data import conform
+    from data import conform  # Arrow (~0.5 s to import): only when an event table is read
     from data.event_table import EVENT_COLUMNS, EVENT_SCHEMA
 
     if columns is not None:

@@ -198,10 +198,10 @@ def test_models_page_promotes_and_rolls_back(page, merch_live: MerchLive) -> Non
     popularity = live.services.models.get("popularity")
     assert popularity is not None
     v1 = reg.register(
-        "popularity", popularity.model.model, metrics={"ndcg@10": 0.101}, version="20260101-000000"
+        "popularity", popularity.model, metrics={"ndcg@10": 0.101}, version="20260101-000000"
     )
     v2 = reg.register(
-        "popularity", popularity.model.model, metrics={"ndcg@10": 0.123}, version="20260102-000000"
+        "popularity", popularity.model, metrics={"ndcg@10": 0.123}, version="20260102-000000"
     )
     reg.promote("popularity", v1)
     saved = live.services.models
