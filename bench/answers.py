@@ -11,9 +11,11 @@ the training time) are left out of the answers.
     .venv/bin/python bench/answers.py record bench/answers/baseline.json.gz
     .venv/bin/python bench/answers.py check bench/answers/baseline.json.gz
 
-The baseline was recorded at commit b53b40e (before the layer restructure of issue 19); to
-record it again there: ``git worktree add /tmp/base b53b40e`` and run ``record`` with this
-script from inside that tree (its imports: ``serving.app.create_app`` and the ``shoprank`` CLI).
+The baseline was recorded at commit bcfa281 (before the second part of the layer restructure
+of issue 19: the analytics, synthetic-shop and model-loading splits); to record it again there:
+``git worktree add /tmp/base bcfa281`` and run ``record`` with this script from inside that
+tree (its imports: ``serving.app.create_app`` and the ``shoprank`` CLI). A baseline holds only
+while answers are meant to stay the same: a change of ranking behaviour records a new one.
 """
 
 from __future__ import annotations
