@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -115,6 +116,8 @@ class _Generation:
     and merge, by this process or another."""
     version: int = 0
     """Bumped whenever ``commit_stamp`` moves; caches of this generation key on it."""
+    meta_path: str = ""
+    """The generation's ``meta.json`` (a plain string: stat on every search)."""
 
 
 class TantivyBackend:
@@ -130,6 +133,7 @@ class TantivyBackend:
         facet_cache_size: int = FACET_CACHE_SIZE,
     ) -> None:
         self.root = Path(root)
+        self._current_path = str(self.root / _CURRENT)  # stat on every search: no Path objects
         self.analyzer = analyzer or default_analyzer()
         self._schema = _schema()
         self._gen: _Generation | None = None
@@ -150,7 +154,7 @@ class TantivyBackend:
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
-            st = self._current_file().stat()
+            st = os.stat(self._current_path)
         except FileNotFoundError:
             return None
         return (st.st_mtime_ns, st.st_ino)
@@ -206,8 +210,10 @@ class TantivyBackend:
     def _current_version(self, gen: _Generation) -> int:
         """The generation's state: when a commit (here or in another process) rewrote its
         ``meta.json``, reload its searchers now and bump the version caches key on."""
+        if not gen.meta_path:
+            gen.meta_path = str(self.root / gen.name / "meta.json")
         try:
-            st = (self.root / gen.name / "meta.json").stat()
+            st = os.stat(gen.meta_path)
             stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
         except FileNotFoundError:
             stamp = None
@@ -638,14 +644,17 @@ class TantivyBackend:
         if order_field is not None:
             kwargs["order_by_field"] = order_field
             kwargs["order"] = tantivy.Order.Asc if order == "asc" else tantivy.Order.Desc
-        res = searcher.search(query, **kwargs)
-        if total is None:
-            total = int(res.count or 0)
-        addrs = [a for _, a in res.hits]
+        found: list[tuple[Any, Any]] = []
+        if total is None or start < total:  # the aggregation counted nothing on this page
+            res = searcher.search(query, **kwargs)
+            found = res.hits
+            if total is None:
+                total = int(res.count or 0)
+        addrs = [a for _, a in found]
         pops = searcher.fast_field_values("popularity", addrs) if addrs else []
         hl = Highlighter(plan)
         hits = []
-        for (key, addr), pop in zip(res.hits, pops, strict=True):
+        for (key, addr), pop in zip(found, pops, strict=True):
             src = json.loads(searcher.doc(addr).get_first("source"))
             score = float(key) if order_field is None else 0.0
             hits.append(_hit(src, score, float(pop or 0.0), hl))
