@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from data.models import Item
 from search.aids import CatalogAids
@@ -41,6 +42,9 @@ from search.query import MAX_RERANK_DEPTH, RangeFilter, SearchRequest, TermsFace
 from search.relax import Speller, corrected_text, relaxations
 from search.result import Relaxation, SearchHit, SearchResult, Suggestion
 from search.understand import understand
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,17 @@ class EngineConfig:
     two pages of 10 come from one fused list. Each extra hit is a stored document read."""
     rrf_k: int = 60
     understand_price: bool = True
+    behaviour: bool = True
+    """Fuse the behaviour list (`search.behaviour`) when the aids have one."""
+    behaviour_k: int = 30
+    """Items asked of the behaviour vectors."""
+    behaviour_weight: float = 0.05
+    """Weight of the behaviour list in the fusion (as the text-vector list's)."""
+    behaviour_seeds: int = 5
+    """Text neighbours (cosine at least ``dense_min_similarity``) that seed the behaviour
+    neighbours of a query no shopper searched before."""
+    behaviour_min_similarity: float = 0.5
+    """Cosine to the seeds a behaviour neighbour needs to fill a short list."""
     memo_size: int = 4096
     """Relaxation outcomes and per-word counts remembered per index state (0: none)."""
     memo_ttl_seconds: float = 60.0
@@ -220,11 +235,14 @@ class SearchEngine:
         *,
         popularity: Mapping[str, float] | None = None,
         progress: Progress | None = None,
+        events: pa.Table | None = None,
     ) -> int:
+        """`SearchBackend.rebuild`, then the aids of the new generation; ``events`` (the
+        shop's event log, `data.event_table.EVENT_SCHEMA`) adds the behaviour vectors."""
         seen: list[Item] = []
         n = self.backend.rebuild(self._tee(items, seen), popularity=popularity, progress=progress)
         t0 = time.perf_counter()
-        self._store(CatalogAids.build(seen, dense=self.config.hybrid))
+        self._store(CatalogAids.build(seen, dense=self.config.hybrid, events=events))
         log.info("search aids built for %d items in %.1f s", len(seen), time.perf_counter() - t0)
         self._wrote()
         return n
@@ -367,12 +385,17 @@ class SearchEngine:
         count_req = req.model_copy(
             update={"facets": (), "size": 1, "page": 1, "rerank_depth": None}
         )
+        full: dict[QueryPlan, SearchResult] = {}
 
-        def count(plan: QueryPlan) -> int:
+        def count(plan: QueryPlan, final: bool) -> int:
             key = (plan, req.filters, req.include_inactive)
             n = self._counts.get(state, key)
             if n is None:
-                n = self.backend.search(count_req, plan).total
+                if final:  # the next step's plan if it finds anything: search it in full
+                    full[plan] = self.backend.search(req, plan)
+                    n = full[plan].total
+                else:
+                    n = self.backend.search(count_req, plan).total
                 self._counts.put(state, key, n)
             return n
 
@@ -389,7 +412,7 @@ class SearchEngine:
             # the full request at once: a step that finds nothing costs what a count would
             # (the backend skips the top-k when its aggregation counted no hit), and one
             # that finds enough is not evaluated twice
-            got = self.backend.search(req, step.plan)
+            got = full.get(step.plan) or self.backend.search(req, step.plan)
             if got.total >= self.config.min_results:
                 kept = " ".join(c.source for c in step.plan.clauses)
                 relaxation = Relaxation(
@@ -404,23 +427,36 @@ class SearchEngine:
     def _fuse(
         self, req: SearchRequest, text: str, result: SearchResult, aids: CatalogAids
     ) -> tuple[list[tuple[SearchHit, float]] | None, int, int]:
-        """The lexical hits (from rank 0) fused with the dense neighbours that pass the
-        filters, best first with their fused scores (None: the lexical order stands), the
-        number of dense-only hits among them, and the total."""
+        """The lexical hits (from rank 0) fused with the text-vector neighbours and the
+        behaviour list that pass the filters, best first with their fused scores (None: the
+        lexical order stands), the number of hits that only those lists found, and the
+        total."""
+        cfg = self.config
         assert aids.dense is not None
-        near = aids.dense.query(text, self.config.dense_k)
-        if not near:
+        near = aids.dense.query(text, cfg.dense_k)
+        behaviour: list[tuple[str, float]] = []
+        logged = False
+        if cfg.behaviour and aids.behaviour is not None:
+            seeds = [
+                (i, s) for i, s in near[: cfg.behaviour_seeds] if s >= cfg.dense_min_similarity
+            ]
+            behaviour, logged = aids.behaviour.candidates(text, seeds, cfg.behaviour_k)
+        if not near and not behaviour:
             return None, 0, result.total
         lexical = {h.item_id: h for h in result.hits}
-        fill = (
-            result.total < self.config.min_results
-            and aids.dense.coverage(text) >= self.config.dense_min_coverage
-        )
         allowed: dict[str, SearchHit] = {}
-        if fill:
-            # dense-only items (near enough, passing the request's filters) answer when
-            # lexical matching and relaxation found nothing
-            ids = tuple(i for i, sim in near if sim >= self.config.dense_min_similarity)
+        dense_ids = [i for i, _ in near]
+        beh_ids = [i for i, _ in behaviour]
+        if result.total < cfg.min_results:
+            # lexical matching and relaxation found nothing: items near enough (and passing
+            # the request's filters) answer; the text lists only for a query whose n-grams
+            # the catalog holds, the behaviour list also for one shoppers searched before
+            covered = aids.dense.coverage(text) >= cfg.dense_min_coverage
+            dense_ids = [i for i, s in near if covered and s >= cfg.dense_min_similarity]
+            beh_ids = [
+                i for i, s in behaviour if (logged or covered) and s >= cfg.behaviour_min_similarity
+            ]
+            ids = tuple(dict.fromkeys(dense_ids + beh_ids))
             if ids:
                 allowed_req = SearchRequest(
                     filters=(*req.filters, TermsFilter(field="item_id", values=ids)),
@@ -428,13 +464,20 @@ class SearchEngine:
                     include_inactive=req.include_inactive,
                 )
                 allowed = {h.item_id: h for h in self.backend.search(allowed_req).hits}
-            dense_ids = [i for i, _ in near if i in allowed]
-        else:  # the dense list re-orders the lexical hits it agrees with
-            dense_ids = [i for i, _ in near if i in lexical]
-        if not dense_ids:
+            pool: Mapping[str, SearchHit] = allowed
+        else:  # the other lists re-order the lexical hits they agree with
+            pool = lexical
+        dense_ids = [i for i in dense_ids if i in pool]
+        beh_ids = [i for i in beh_ids if i in pool]
+        if not dense_ids and not beh_ids:
             return None, 0, result.total
         fused = reciprocal_rank_fusion(
-            [(list(lexical), 1.0), (dense_ids, self.config.dense_weight)], k=self.config.rrf_k
+            [
+                (list(lexical), 1.0),
+                (dense_ids, cfg.dense_weight),
+                (beh_ids, cfg.behaviour_weight),
+            ],
+            k=cfg.rrf_k,
         )
         out: list[tuple[SearchHit, float]] = []
         added = 0

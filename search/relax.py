@@ -135,11 +135,13 @@ def relaxations(
     analyzer: Analyzer,
     speller: Speller | None,
     brands: Callable[[], set[str]],
-    count: Callable[[QueryPlan], int],
+    count: Callable[[QueryPlan, bool], int],
 ) -> Iterator[Step]:
     """Looser plans for ``text`` in the documented order (each includes the ones before).
-    ``brands`` gives the catalog's brands as query-word keys; ``count`` the number of hits
-    of a plan with the request's filters."""
+    ``brands`` gives the catalog's brands as query-word keys; ``count(plan, final)`` the
+    number of hits of a plan with the request's filters, where ``final`` says that the plan
+    is the next step's plan if it finds anything (the caller may run the full search then
+    and keep its result)."""
     plan = strict
     dropped: list[str] = []
     corrected: dict[str, str] = {}
@@ -151,9 +153,12 @@ def relaxations(
             )
             yield Step("spelling", plan, (), dict(corrected))
     if len(plan.clauses) > 1:
-        alone = [
-            count(replace(plan, clauses=(c,), names=(), any_clause=False)) for c in plan.clauses
-        ]
+        # each word alone (the names only add score: they never change what matches); when
+        # every word before the last matched nothing, the last alone is the step's plan
+        alone: list[int] = []
+        for i, c in enumerate(plan.clauses):
+            final = i == len(plan.clauses) - 1 and not any(alone)
+            alone.append(count(replace(plan, clauses=(c,), any_clause=False), final))
         if any(alone) and not all(alone):
             dropped += [c.source for c, n in zip(plan.clauses, alone, strict=True) if n == 0]
             keep = tuple(c for c, n in zip(plan.clauses, alone, strict=True) if n > 0)
