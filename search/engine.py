@@ -39,7 +39,7 @@ from search.dense import reciprocal_rank_fusion
 from search.errors import SearchError
 from search.memo import StateMemo
 from search.query import MAX_RERANK_DEPTH, RangeFilter, SearchRequest, TermsFacet, TermsFilter
-from search.relax import Speller, corrected_text, relaxations
+from search.relax import Relaxed, Speller, corrected_text, relax
 from search.result import Relaxation, SearchHit, SearchResult, Suggestion
 from search.understand import understand
 
@@ -89,15 +89,6 @@ class EngineConfig:
     """How long a remembered relaxation may outlive a write by another process."""
 
 
-@dataclass(frozen=True)
-class _Relaxed:
-    """How a query was relaxed: the plan that answered it (None: nothing did) and what the
-    response says about it."""
-
-    plan: QueryPlan | None
-    relaxation: Relaxation | None
-
-
 class SearchEngine:
     """A `SearchBackend` over ``backend`` with the steps of the module docstring. ``aids_root``
     holds the per-generation aids; None keeps them in memory only."""
@@ -119,7 +110,7 @@ class SearchEngine:
         self._lock = threading.Lock()
         self._writes = 0
         """Writes through this engine; with the generation, the state the memos key on."""
-        self._relaxed: StateMemo[_Relaxed] = StateMemo(
+        self._relaxed: StateMemo[Relaxed] = StateMemo(
             self.config.memo_size, self.config.memo_ttl_seconds
         )
         self._counts: StateMemo[int] = StateMemo(
@@ -336,7 +327,18 @@ class SearchEngine:
             result = self.backend.search(lex_req, strict)
             if cfg.relax and not strict.is_empty and result.total < cfg.min_results:
                 if known is None or known.plan is not None:  # not known to find nothing
-                    relaxed = self._relax(lex_req, text, strict, speller, state)
+                    relaxed = relax(
+                        self.backend,
+                        lex_req,
+                        text,
+                        strict,
+                        analyzer=self.analyzer,
+                        speller=speller,
+                        brands=self._brand_keys,
+                        counts=self._counts,
+                        state=state,
+                        min_results=cfg.min_results,
+                    )
                     self._relaxed.put(state, memo_key, relaxed[0])
                     if relaxed[1] is not None:
                         result, relaxation = relaxed[1], relaxed[0].relaxation
@@ -371,58 +373,6 @@ class SearchEngine:
                 "took_ms": (time.perf_counter() - t0) * 1000,
             }
         )
-
-    def _relax(
-        self,
-        req: SearchRequest,
-        text: str,
-        strict: QueryPlan,
-        speller: Speller | None,
-        state: tuple[str, int],
-    ) -> tuple[_Relaxed, SearchResult | None]:
-        """The first relaxation step that finds at least ``min_results`` items and its
-        result, or (no plan, None)."""
-        count_req = req.model_copy(
-            update={"facets": (), "size": 1, "page": 1, "rerank_depth": None}
-        )
-        full: dict[QueryPlan, SearchResult] = {}
-
-        def count(plan: QueryPlan, final: bool) -> int:
-            key = (plan, req.filters, req.include_inactive)
-            n = self._counts.get(state, key)
-            if n is None:
-                if final:  # the next step's plan if it finds anything: search it in full
-                    full[plan] = self.backend.search(req, plan)
-                    n = full[plan].total
-                else:
-                    n = self.backend.search(count_req, plan).total
-                self._counts.put(state, key, n)
-            return n
-
-        steps: list[str] = []
-        for step in relaxations(
-            text,
-            strict,
-            analyzer=self.analyzer,
-            speller=speller,
-            brands=self._brand_keys,
-            count=count,
-        ):
-            steps.append(step.name)
-            # the full request at once: a step that finds nothing costs what a count would
-            # (the backend skips the top-k when its aggregation counted no hit), and one
-            # that finds enough is not evaluated twice
-            got = full.get(step.plan) or self.backend.search(req, step.plan)
-            if got.total >= self.config.min_results:
-                kept = " ".join(c.source for c in step.plan.clauses)
-                relaxation = Relaxation(
-                    steps=tuple(steps),
-                    dropped=step.dropped,
-                    corrected=dict(step.corrected),
-                    query=kept,
-                )
-                return _Relaxed(step.plan, relaxation), got
-        return _Relaxed(None, None), None
 
     def _fuse(
         self, req: SearchRequest, text: str, result: SearchResult, aids: CatalogAids
