@@ -42,7 +42,7 @@ class SearchHit(_Model):
     @property
     def highlighted_title(self) -> str:
         """The title, HTML-escaped, with matched parts wrapped in ``<em>…</em>``
-        (made by `search.analysis.Highlighter`, identical in every backend)."""
+        (made by `search.highlight.Highlighter`, identical in every backend)."""
         private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
         got = private["_highlighted"]
         if got is None:

@@ -29,7 +29,6 @@ from core.fsutil import atomic_write
 from data.models import Item
 from search.analysis import (
     Analyzer,
-    Highlighter,
     QueryPlan,
     default_analyzer,
     normalize,
@@ -39,6 +38,7 @@ from search.backend import (
 )
 from search.document import to_document
 from search.errors import IndexNotFoundError, SearchError
+from search.highlight import Highlighter
 from search.memo import StateMemo
 from search.query import SearchRequest
 from search.result import FacetValue, SearchHit, SearchResult, Suggestion
