@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--events",
-                help="Events file for popularity (default: DATA_DIR/events.parquet if present).",
+                help="Events file for popularity and the behaviour vectors "
+                "(default: DATA_DIR/events.parquet if present).",
             ),
         ] = None,
         incremental: Annotated[
