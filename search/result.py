@@ -105,7 +105,8 @@ class SearchResult(_Model):
     price_filter: dict[str, float] | None = None
     """Price bounds read from the text (``500元以下`` → ``{"lte": 500}``), applied as a filter."""
     dense_hits: int = 0
-    """Hits the dense retriever added that lexical matching did not find."""
+    """Hits that lexical matching did not find, added by the dense lists (text vectors,
+    behaviour vectors and clicked items: `search.engine`)."""
 
 
 class Suggestion(_Model):
