@@ -134,6 +134,12 @@ class SearchEngine:
         gen = getattr(self.backend, "generation", None)
         return gen() if gen is not None else ""
 
+    def _backend_state(self) -> str:
+        """The backend's index state when it can tell (the embedded backend sees every
+        commit, also another process's); '' otherwise (the memos' TTL covers that case)."""
+        state = getattr(self.backend, "state", None)
+        return state() if state is not None else ""
+
     def _current(self) -> tuple[str, CatalogAids | None, Speller | None]:
         """The live generation, its aids and speller."""
         gen = self._generation()
@@ -297,7 +303,7 @@ class SearchEngine:
                 if not any(isinstance(f, RangeFilter) and f.field == "price" for f in filters):
                     filters = (*filters, u.price)
         gen, aids, speller = self._current()
-        state = (gen, self._writes)
+        state = (gen, self._writes, self._backend_state())
         want = request.page * request.size
         hybrid = bool(
             cfg.hybrid

@@ -4,12 +4,12 @@
 its words matches on its own) so that a repeated query runs the one plan that answered it
 instead of the strict plan and a count per word. Head queries repeat, as a shop's do.
 
-An entry is valid for one index state: the live generation and the number of writes this
-engine has made; any other state empties the memo. Writes by another process (the API's
-workers share the index) are not seen by that key, so entries also expire after
-``ttl_seconds``: a remembered relaxation outlives such a write by at most that long. The
-engine re-checks a remembered plan when it runs it and relaxes afresh if it no longer finds
-enough.
+An entry is valid for one index state: the live generation, the number of writes this
+engine has made and, for the embedded backend, the index's commit version (which moves with
+a write by any process); any other state empties the memo. OpenSearch does not tell its
+state cheaply, so entries also expire after ``ttl_seconds``: there a remembered relaxation
+outlives another process's write by at most that long. The engine re-checks a remembered
+plan when it runs it and relaxes afresh if it no longer finds enough.
 """
 
 from __future__ import annotations

@@ -164,6 +164,12 @@ class TantivyBackend:
         """The live generation's name (changes with every `rebuild`)."""
         return self._live().name
 
+    def state(self) -> str:
+        """The live generation and its commit version: changes with every write, by this
+        process or another (what caches of search outcomes key on)."""
+        gen = self._live()
+        return f"{gen.name}:{self._current_version(gen)}"
+
     def _current_version(self, gen: _Generation) -> int:
         """The generation's state: when a commit (here or in another process) rewrote its
         ``meta.json``, reload its searchers now and bump the version caches key on."""

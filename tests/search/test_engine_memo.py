@@ -98,3 +98,27 @@ def test_memo_forgets_other_states_and_old_entries() -> None:
     expired: StateMemo[int] = StateMemo(size=2, ttl_seconds=0)
     expired.put("g1", "a", 1)
     assert expired.get("g1", "a") is None
+
+
+def test_embedded_write_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
+    from search.tantivy_backend import TantivyBackend
+
+    analyzer = Analyzer(load_synonyms(None))
+    reader = SearchEngine(
+        TantivyBackend(tmp_path / "index", analyzer=analyzer),
+        analyzer=analyzer,
+        aids_root=tmp_path / "aids",
+    )
+    reader.rebuild(ITEMS)
+    req = SearchRequest(text="TrailFox 跑步鞋", size=20)
+    assert reader.search(req).relaxation is not None
+    # another engine over the same index folder, as an API worker in another process
+    writer = SearchEngine(
+        TantivyBackend(tmp_path / "index", analyzer=analyzer),
+        analyzer=analyzer,
+        aids_root=tmp_path / "aids",
+    )
+    shoe = ITEMS[6].model_copy(update={"item_id": "tf1", "brand": "TrailFox"})
+    writer.upsert([shoe])
+    res = reader.search(req)
+    assert res.relaxation is None and [h.item_id for h in res.hits] == ["tf1"]
