@@ -53,12 +53,9 @@ def _rules() -> RuleService:
 def _experiments() -> ExperimentService:
     from merch.experiment_store import SqliteExperimentStore
     from merch.experiments import ExperimentService
-    from merch.request_log import SqliteRequestLog
 
     s = _settings()
-    return ExperimentService(
-        SqliteExperimentStore.in_state_dir(s.state_dir), SqliteRequestLog.in_state_dir(s.state_dir)
-    )
+    return ExperimentService(SqliteExperimentStore.in_state_dir(s.state_dir))
 
 
 def _read_json(path: Path) -> object:
@@ -322,6 +319,7 @@ def _build(
     from analytics.reports import METRICS, build_report
     from cli.support import fail
     from data.eventlog import EventLog
+    from merch.request_log import SqliteRequestLog
 
     if metric not in METRICS:
         fail(f"--metric: unknown {metric!r}; choose one of {', '.join(METRICS)}")
@@ -335,7 +333,7 @@ def _build(
             start=start,
             end=end,
             experiment=exp,
-            requests=svc.requests,
+            requests=SqliteRequestLog.in_state_dir(s.state_dir),
             catalog=_catalog(s),
             primary_metric=metric,
         )  # type: ignore[arg-type]
