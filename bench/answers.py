@@ -11,9 +11,10 @@ the training time) are left out of the answers.
     .venv/bin/python bench/answers.py record bench/answers/baseline.json.gz
     .venv/bin/python bench/answers.py check bench/answers/baseline.json.gz
 
-The baseline was recorded at commit bcfa281 (before the second part of the layer restructure
-of issue 19: the analytics, synthetic-shop and model-loading splits); to record it again there:
-``git worktree add /tmp/base bcfa281`` and run ``record`` with this script from inside that
+The baseline was recorded on main at commit e6c3bf1 (the struct branch's splits of analytics,
+the synthetic shop and model loading gave 0 differences against one recorded at bcfa281, before
+them, and 0 against this one once merged); to record it again there:
+``git worktree add /tmp/base e6c3bf1`` and run ``record`` with this script from inside that
 tree (its imports: ``serving.app.create_app`` and the ``shoprank`` CLI). A baseline holds only
 while answers are meant to stay the same: a change of ranking behaviour records a new one.
 """
