@@ -4,10 +4,10 @@ Nothing is built at import time. ``create_app`` wires error handlers, the reques
 metrics middleware and the routers; the services (catalog, models, search, event log, …) are
 built on start-up unless a test passes pre-built :class:`serving.state.Services`.
 
-Adding a router (rules, experiments, reports, console): create ``serving/routes/<name>.py``
-exposing ``router = APIRouter(prefix="/v1/<name>", tags=[...], dependencies=[AdminDep])`` and
-add its module name to :data:`ROUTERS` — one line. Modules listed there but not present in the
-build are skipped, so a router can be listed before it lands.
+Adding a router: create ``serving/routes/<name>.py`` exposing ``router = APIRouter(prefix=
+"/v1/<name>", tags=[...], dependencies=[AdminDep])``, import it here and add it to
+:func:`_routers` with the error statuses its routes answer (documented in OpenAPI with the
+error body, :class:`serving.errors.ErrorOut`).
 
 Run it with ``shoprank serve`` or ``uvicorn --factory serving.app:app_factory``.
 """
@@ -15,46 +15,79 @@ Run it with ``shoprank serve`` or ``uvicorn --factory serving.app:app_factory``.
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.params import Depends
 
 from core.settings import Settings, get_settings
-from serving.deps import document_storefront_security
-from serving.direct import DirectRoutes
-from serving.errors import SafeJSONResponse, install_error_handlers
+from serving.deps import StorefrontKeyDep
+from serving.errors import SafeJSONResponse, error_responses, install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
+from serving.routes import (
+    catalog,
+    console,
+    console_overview,
+    console_search,
+    events,
+    experiments,
+    feed,
+    items,
+    model_runs,
+    models,
+    ops,
+    recommendations,
+    reports,
+    rules,
+    search,
+    search_reports,
+    segments,
+    trending,
+    users,
+)
 from serving.state import ModelWatcher, Services
 
 log = logging.getLogger(__name__)
 
-ROUTERS: tuple[str, ...] = (
-    "ops",
-    "recommendations",
-    "feed",
-    "items",
-    "trending",
-    "search",
-    "events",
-    "catalog",
-    "users",
-    "model_runs",
-    "models",
-    # merchandising (optional until they land)
-    "rules",
-    "experiments",
-    "reports",
-    "search_reports",
-    "console",
-    "segments",
-    "console_search",
-    "console_overview",
-)
-"""Modules under ``serving.routes``, each exposing ``router``."""
+_ADMIN = (400, 401, 403, 422, 503)
+"""What every admin route may answer besides its success: bad input, a missing or wrong key
+(or admin routes disabled), validation, a store that cannot answer."""
+
+
+def _routers(settings: Settings) -> list[tuple[APIRouter, Sequence[Depends], tuple[int, ...]]]:
+    """(router, dependencies added at inclusion, error statuses its routes answer), in the
+    order they are matched. Storefront routers take the key check only when a storefront key
+    is configured: open by default, and their OpenAPI declares security only then."""
+    keyed = settings.storefront_api_key is not None
+    key: list[Depends] = [StorefrontKeyDep] if keyed else []
+    auth = (401, 403) if keyed else ()
+    storefront = (400, 422, 503, *auth)
+    return [
+        (recommendations.router, key, storefront),
+        (feed.router, key, storefront),
+        (items.router, key, (*storefront, 404)),
+        (trending.router, key, storefront),
+        (search.router, key, (*storefront, 413)),
+        (events.router, key, (*storefront, 413)),
+        (ops.router, [], ()),
+        (catalog.router, [], (*_ADMIN, 404, 413)),
+        (users.router, [], (*_ADMIN, 404, 413)),
+        (model_runs.router, [], _ADMIN),
+        (models.router, [], (*_ADMIN, 404, 409, 413)),
+        (rules.router, [], (*_ADMIN, 404, 409, 413)),
+        (experiments.router, [], (*_ADMIN, 404, 409, 413)),
+        (reports.router, [], _ADMIN),
+        (search_reports.router, [], _ADMIN),
+        (console.router, [], ()),
+        (segments.router, [], _ADMIN),
+        (console_search.router, [], ()),
+        (console_overview.router, [], ()),
+    ]
+
 
 API_DESCRIPTION = """Personalized recommendations and product search for e-commerce.
 
@@ -66,14 +99,8 @@ Admin routes need the admin key in `X-API-Key`; storefront routes need the store
 when one is configured."""
 
 
-def create_app(
-    settings: Settings | None = None,
-    services: Services | None = None,
-    *,
-    direct_routes: bool = True,
-) -> FastAPI:
-    """The app; ``direct_routes=False`` leaves every route to FastAPI's own dispatch (tests
-    compare the two, see :mod:`serving.direct`)."""
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The app for ``settings`` (default: the services' settings, else the environment's)."""
     settings = settings or (services.settings if services is not None else get_settings())
     metrics = Metrics()
 
@@ -117,19 +144,9 @@ def create_app(
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
-    routers = []
-    for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"serving.routes.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"serving.routes.{name}":
-                continue
-            raise
-        app.include_router(module.router)
-        routers.append(module.router)
-    document_storefront_security(app, routers)
-    if direct_routes:
-        app.add_middleware(DirectRoutes, api=app)
+    for router, dependencies, statuses in _routers(settings):
+        responses: dict[int | str, dict[str, Any]] = error_responses(*statuses)
+        app.include_router(router, dependencies=dependencies, responses=responses)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ShopRankError, StorageUnavailableError, describe
@@ -46,6 +46,35 @@ class SafeJSONResponse(JSONResponse):
             return json.dumps(
                 content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
             ).encode("ascii")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer (documented in OpenAPI for each status a route gives)."""
+
+    error: str = Field(description="A stable code, e.g. `not_found`, `validation_error`.")
+    message: str = Field(description="What is wrong and how to fix it, naming the field.")
+    field: str | None = Field(default=None, description="The field or parameter at fault.")
+    request_id: str | None = Field(default=None, description="The request's id.")
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Bad input the schema cannot express (e.g. an unknown filter field).",
+    401: "No API key: send it in `X-API-Key` (or `Authorization: Bearer`).",
+    403: "Not the right API key, or admin routes are disabled (no admin key configured).",
+    404: "No such resource (the message names it).",
+    409: "Conflicts with the current state (the message says which).",
+    413: "The request body is larger than the limit (`SHOPRANK_MAX_BODY_BYTES`).",
+    422: "A parameter or body field fails validation (the message names each one).",
+    503: "A dependency (search index, event log, a store) cannot answer or persist now; "
+    "nothing was changed: retry.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a router or route: each status with the error body's schema."""
+    return {
+        s: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[s]} for s in sorted(statuses)
+    }
 
 
 class ApiError(ShopRankError):
