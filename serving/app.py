@@ -24,7 +24,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.params import Depends
 
 from core.settings import Settings, get_settings
-from serving.deps import StorefrontKeyDep
+from serving.deps import AdminDep, StorefrontKeyDep, StrictBodyDep
 from serving.errors import SafeJSONResponse, error_responses, install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
@@ -64,6 +64,9 @@ def _routers(settings: Settings) -> list[tuple[APIRouter, Sequence[Depends], tup
     is configured: open by default, and their OpenAPI declares security only then."""
     keyed = settings.storefront_api_key is not None
     key: list[Depends] = [StorefrontKeyDep] if keyed else []
+    # routers with JSON bodies: strict JSON types (serving.deps), checked after the key (an
+    # admin router's own AdminDep is repeated first here; FastAPI runs it once per request)
+    admin_body = [AdminDep, StrictBodyDep]
     auth = (401, 403) if keyed else ()
     storefront = (400, 422, 503, *auth)
     return [
@@ -71,15 +74,15 @@ def _routers(settings: Settings) -> list[tuple[APIRouter, Sequence[Depends], tup
         (feed.router, key, storefront),
         (items.router, key, (*storefront, 404)),
         (trending.router, key, storefront),
-        (search.router, key, (*storefront, 413)),
-        (events.router, key, (*storefront, 413)),
+        (search.router, [*key, StrictBodyDep], (*storefront, 413)),
+        (events.router, [*key, StrictBodyDep], (*storefront, 413)),
         (ops.router, [], ()),
-        (catalog.router, [], (*_ADMIN, 404, 413)),
-        (users.router, [], (*_ADMIN, 404, 413)),
+        (catalog.router, admin_body, (*_ADMIN, 404, 413)),
+        (users.router, admin_body, (*_ADMIN, 404, 413)),
         (model_runs.router, [], _ADMIN),
-        (models.router, [], (*_ADMIN, 404, 409, 413)),
-        (rules.router, [], (*_ADMIN, 404, 409, 413)),
-        (experiments.router, [], (*_ADMIN, 404, 409, 413)),
+        (models.router, admin_body, (*_ADMIN, 404, 409, 413)),
+        (rules.router, admin_body, (*_ADMIN, 404, 409, 413)),
+        (experiments.router, admin_body, (*_ADMIN, 404, 409, 413)),
         (reports.router, [], _ADMIN),
         (search_reports.router, [], _ADMIN),
         (console.router, [], ()),

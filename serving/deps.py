@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter
 
 from core.settings import Settings
 from ranking.pipeline import Pipeline
 from serving.errors import Forbidden, Unauthorized
 from serving.state import Services
+from serving.strict import StrictTypes
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Admin or storefront API key."
@@ -137,6 +140,45 @@ async def storefront(request: Request) -> Storefront:
 StorefrontCtx = Annotated[Storefront, Depends(storefront)]
 """A storefront route's one dependency: ``ctx: StorefrontCtx`` (services, request id)."""
 
+
+_STRICT: dict[int, StrictTypes | None] = {}
+
+
+def _strict_types(route: object) -> StrictTypes | None:
+    """The checker of the route's JSON body (None: the route takes none)."""
+    key = id(route)
+    if key not in _STRICT:
+        field = getattr(route, "body_field", None)
+        _STRICT[key] = None if field is None else StrictTypes(
+            TypeAdapter(field.field_info.annotation).json_schema()
+        )
+    return _STRICT[key]
+
+
+async def strict_json_body(request: Request) -> None:
+    """Refuse a JSON body holding a value of the wrong JSON kind for its place in the
+    schema (``"consent": 0``, ``"rating": false``, ``"created_at": 0``), with the 422 naming the
+    field, before pydantic's lax mode would convert it (see :mod:`serving.strict`)."""
+    if request.method in ("GET", "HEAD", "DELETE"):
+        return
+    checker = _strict_types(request.scope.get("route"))
+    if checker is None or "json" not in request.headers.get("content-type", ""):
+        return
+    try:
+        body = await request.json()  # already parsed by FastAPI for the route: cached
+    except ValueError:
+        return  # FastAPI answers malformed JSON itself
+    errors = [
+        {"type": f"{expected.split(' or ')[0]}_type", "loc": ("body", *loc), "input": None,
+         "msg": f"Input should be {expected}, not {given}"}
+        for loc, expected, given in checker.errors(body)
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+
+
+StrictBodyDep = Depends(strict_json_body)
+"""On the routers that take a JSON body (``create_app``)."""
 
 AdminDep = Depends(require_admin)
 """Use as ``APIRouter(dependencies=[AdminDep])``."""

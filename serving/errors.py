@@ -18,14 +18,17 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import re
 import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from core.errors import ShopRankError, StorageUnavailableError, describe
 from data.errors import DataError, EventLogError
@@ -187,6 +190,34 @@ def _storage_failure(exc: BaseException) -> str | None:
     return None
 
 
+def _route_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str], bool]]:
+    """(path regex, methods, path has no parameters) of every route, built once per app."""
+    table = getattr(app.state, "route_methods", None)
+    if table is None:
+        table = []
+        for rc in iter_route_contexts(app.routes):
+            methods = getattr(rc, "methods", None)
+            if not methods:
+                continue
+            regex, _, convertors = compile_path(rc.path)
+            table.append((regex, frozenset(methods), not convertors))
+        app.state.route_methods = table
+    return table
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: every method served on the request's path (one route
+    per method, so Starlette alone names only the first route's). A path that is a fixed
+    route (``/v1/rules/preview``) is not also counted as a value of a parameter
+    (``/v1/rules/{rule_id}``)."""
+    path = request.url.path
+    hits = [(methods, static) for regex, methods, static in _route_table(request.app)
+            if regex.match(path)]
+    if any(static for _, static in hits):
+        hits = [(m, static) for m, static in hits if static]
+    return ", ".join(sorted({m for methods, _ in hits for m in methods}))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShopRankError)
     async def _shoprank(request: Request, exc: ShopRankError) -> JSONResponse:
@@ -209,8 +240,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return SafeJSONResponse(
-            _body(request, code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            _body(request, code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
     # Registered by class (not only under Exception) so Starlette's exception middleware

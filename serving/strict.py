@@ -1,0 +1,106 @@
+"""Strict JSON types for request bodies, checked against the body's JSON schema.
+
+FastAPI validates bodies with pydantic's lax mode, which takes ``"consent": 0`` as false,
+``"created_at": 0`` as 1970-01-01 and ``"price": "12"`` as 12. The models are shared with the
+file loaders (CSV cells are text and need those conversions), so the API checks the JSON
+types itself, before the models: a JSON value whose kind (boolean, number, string) is not one
+the schema allows at that place is refused with the 422 naming the field. Containers are only
+walked, never refused here (pydantic's message for those is already clear), and anything the
+schema leaves open (no type, ``additionalProperties`` without one) is left to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+Schema = dict[str, Any]
+_SCALARS = {"boolean", "integer", "number", "string", "null"}
+
+
+def _kind(value: object) -> str | None:
+    """The JSON kind of a scalar (None for arrays and objects)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+class StrictTypes:
+    """Checks JSON values against one JSON schema (with its ``$defs``)."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.defs: dict[str, Schema] = schema.get("$defs", {})
+
+    def _resolve(self, schema: Schema) -> Schema:
+        while "$ref" in schema:
+            schema = self.defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        return schema
+
+    def _branches(self, schema: Schema) -> list[Schema]:
+        schema = self._resolve(schema)
+        for key in ("anyOf", "oneOf", "allOf"):
+            if key in schema:
+                return [b for s in schema[key] for b in self._branches(s)]
+        return [schema]
+
+    @staticmethod
+    def _tagged(value: dict[str, Any], branches: list[Schema]) -> list[Schema]:
+        """The one object branch a tagged value names (``{"type": "range", …}``), else none."""
+        hits = []
+        for b in branches:
+            consts = {k: p["const"] for k, p in b.get("properties", {}).items() if "const" in p}
+            if consts and all(value.get(k) == c for k, c in consts.items()):
+                hits.append(b)
+        return hits if len(hits) == 1 else []
+
+    def errors(self, value: Any) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
+        """(location, expected kinds, given kind) of each value of the wrong kind."""
+        yield from self._check(value, self.schema, ())
+
+    def _check(self, value: Any, schema: Schema, loc: tuple[str | int, ...]
+               ) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
+        branches = self._branches(schema)
+        kind = _kind(value)
+        if kind is not None:
+            allowed: set[str] = set()
+            for b in branches:
+                t = b.get("type")
+                if t is None and "const" not in b and "enum" not in b:
+                    return  # open: anything goes here
+                types = {t} if isinstance(t, str) else set(t or ())
+                types |= {_kind(v) or "" for v in ([b["const"]] if "const" in b else [])}
+                types |= {_kind(v) or "" for v in b.get("enum", ())}
+                allowed |= types
+            if "number" in allowed:
+                allowed.add("integer")
+            if kind == "number" and value.is_integer():
+                kind = "integer"  # JSON Schema: 2.0 is an integer
+            if kind not in allowed and allowed & _SCALARS:
+                yield loc, " or ".join(sorted(allowed & _SCALARS)), kind
+            return
+        if isinstance(value, dict) and len(branches) > 1:
+            branches = self._tagged(value, branches)
+        for b in branches:
+            if isinstance(value, list) and b.get("type") == "array":
+                items = b.get("items")
+                if isinstance(items, dict):
+                    for i, v in enumerate(value):
+                        yield from self._check(v, items, (*loc, i))
+                return
+            if isinstance(value, dict) and b.get("type") == "object" and len(branches) == 1:
+                props: dict[str, Schema] = b.get("properties", {})
+                extra = b.get("additionalProperties")
+                for k, v in value.items():
+                    sub = props.get(k, extra if isinstance(extra, dict) else None)
+                    if sub is not None:
+                        yield from self._check(v, sub, (*loc, k))
+                return

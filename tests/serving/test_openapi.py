@@ -1,0 +1,110 @@
+"""The OpenAPI document tells the truth: error answers documented with the error body, key
+security declared as configured, JSON types checked strictly, 405s listing the path's methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.serving.conftest import ADMIN_KEY, Live
+
+STOREFRONT = {"/v1/recommendations", "/v1/feed", "/v1/trending", "/v1/search",
+              "/v1/search/autocomplete", "/v1/events", "/v1/items/{item_id}/similar",
+              "/v1/items/{item_id}/bought-together"}
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, op) for path, ops in schema["paths"].items()
+            for method, op in ops.items()]
+
+
+def test_error_answers_are_documented_with_the_error_body(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    error = schema["components"]["schemas"]["ErrorOut"]
+    assert set(error["required"]) == {"error", "message"}
+    assert {"field", "request_id"} <= set(error["properties"])
+    assert "HTTPValidationError" not in schema["components"]["schemas"]  # not what 422 sends
+    for path, method, op in _operations(schema):
+        if not path.startswith("/v1/"):
+            continue
+        statuses = {int(s) for s in op["responses"] if s != "default"}
+        assert {400, 422, 503} <= statuses, (method, path)
+        if "{" in path:
+            assert 404 in statuses, (method, path)
+        if "requestBody" in op:
+            assert 413 in statuses, (method, path)
+        for status in statuses - {200, 201, 204}:
+            content = op["responses"][str(status)].get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            if (path, status) != ("/v1/events", 422):  # the error body plus the batch answer
+                assert ref.endswith("/ErrorOut"), (method, path, status)
+
+
+def test_security_is_declared_as_configured(client: httpx.Client) -> None:
+    """No storefront key configured (this shop): storefront routes are open and declare no
+    security; admin routes always need the admin key and declare it."""
+    schema = client.get("/openapi.json").json()
+    for path, method, op in _operations(schema):
+        if path in STOREFRONT:
+            assert "security" not in op and 401 not in {int(s) for s in op["responses"]}, path
+        elif path.startswith("/v1/"):
+            assert {"APIKeyHeader": []} in op["security"], (method, path)
+            assert {"401", "403"} <= set(op["responses"]), (method, path)
+    r = client.get("/v1/trending")  # and indeed open
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    ("PUT", "/v1/users/u-strict", {"consent": 0}, "consent"),
+    ("PUT", "/v1/catalog/items/i-strict",
+     {"item_id": "i-strict", "title": "t", "price": 1, "rating": False}, "rating"),
+    ("PUT", "/v1/catalog/items/i-strict",
+     {"item_id": "i-strict", "title": "t", "price": 1, "created_at": 0}, "created_at"),
+    ("PUT", "/v1/catalog/items/i-strict",
+     {"item_id": "i-strict", "title": "t", "price": "1"}, "price"),
+    ("POST", "/v1/search", {"text": "x", "debug": 0}, "debug"),
+    ("POST", "/v1/search", {"text": "x", "size": True}, "size"),
+])
+def test_json_types_are_strict(admin: httpx.Client, method: str, path: str,
+                               body: dict[str, Any], field: str) -> None:
+    r = admin.request(method, path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field and r.json()["message"].startswith(f"{field}: ")
+
+
+def test_strict_types_leave_valid_bodies_alone(admin: httpx.Client) -> None:
+    item = {"item_id": "i-strict-ok", "title": "t", "price": 12, "rating": 4,
+            "created_at": "2026-01-02T03:04:05Z", "category": "服裝 > 女裝", "is_active": True}
+    assert admin.put("/v1/catalog/items/i-strict-ok", json=item).status_code == 200
+    assert admin.put("/v1/users/u-strict-ok", json={"consent": False}).json()["consent"] is False
+    r = admin.post("/v1/search", json={"text": "x", "filters": [{"field": "price", "lte": 1000},
+                                                                {"field": "in_stock", "value": True}]})
+    assert r.status_code == 200, r.text
+
+
+def test_the_key_is_checked_before_the_body(live: Live) -> None:
+    with live.client() as anonymous:
+        r = anonymous.put("/v1/users/u-strict", json={"consent": 0})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("PATCH", "/v1/search", "GET, POST"),
+    ("OPTIONS", "/v1/rules/preview", "POST"),
+    ("POST", "/v1/rules/some-rule", "DELETE, GET, PUT"),
+    ("PATCH", "/v1/catalog/items/i1", "DELETE, GET, PUT"),
+    ("POST", "/v1/trending", "GET"),
+])
+def test_405_lists_every_method_of_the_path(admin: httpx.Client, method: str, path: str,
+                                            allow: str) -> None:
+    r = admin.request(method, path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allow
+    assert r.json()["error"] == "method_not_allowed"
+
+
+def test_admin_key_fixture_is_the_configured_one(admin: httpx.Client) -> None:
+    assert admin.headers["X-API-Key"] == ADMIN_KEY
+    assert admin.get("/v1/models").status_code == 200
