@@ -25,6 +25,7 @@ from fastapi.params import Depends
 
 from core.settings import Settings, get_settings
 from serving.deps import AdminDep, StorefrontKeyDep, StrictBodyDep
+from serving.direct import DirectRoutes
 from serving.errors import SafeJSONResponse, error_responses, install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
@@ -65,25 +66,26 @@ def _routers(settings: Settings) -> list[tuple[APIRouter, Sequence[Depends], tup
     keyed = settings.storefront_api_key is not None
     key: list[Depends] = [StorefrontKeyDep] if keyed else []
     # routers with JSON bodies: strict JSON types (serving.deps), checked after the key (an
-    # admin router's own AdminDep is repeated first here; FastAPI runs it once per request)
+    # admin router's own AdminDep is repeated first here; FastAPI runs it once per request).
+    # Not events: each event is validated on its own, a bad one rejected alone.
     admin_body = [AdminDep, StrictBodyDep]
     auth = (401, 403) if keyed else ()
     storefront = (400, 422, 503, *auth)
     return [
+        (ops.router, [], ()),
         (recommendations.router, key, storefront),
         (feed.router, key, storefront),
         (items.router, key, (*storefront, 404)),
         (trending.router, key, storefront),
         (search.router, [*key, StrictBodyDep], (*storefront, 413)),
-        (events.router, [*key, StrictBodyDep], (*storefront, 413)),
-        (ops.router, [], ()),
+        (events.router, key, (*storefront, 413)),
         (catalog.router, admin_body, (*_ADMIN, 404, 413)),
         (users.router, admin_body, (*_ADMIN, 404, 413)),
         (model_runs.router, [], _ADMIN),
         (models.router, admin_body, (*_ADMIN, 404, 409, 413)),
         (rules.router, admin_body, (*_ADMIN, 404, 409, 413)),
         (experiments.router, admin_body, (*_ADMIN, 404, 409, 413)),
-        (reports.router, [], _ADMIN),
+        (reports.router, [], (*_ADMIN, 404)),
         (search_reports.router, [], _ADMIN),
         (console.router, [], ()),
         (segments.router, [], _ADMIN),
@@ -102,8 +104,15 @@ Admin routes need the admin key in `X-API-Key`; storefront routes need the store
 when one is configured."""
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The app for ``settings`` (default: the services' settings, else the environment's)."""
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    direct_routes: bool = True,
+) -> FastAPI:
+    """The app for ``settings`` (default: the services' settings, else the environment's);
+    ``direct_routes=False`` leaves every route to FastAPI's own dispatch (tests compare the
+    two, see :mod:`serving.direct`)."""
     settings = settings or (services.settings if services is not None else get_settings())
     metrics = Metrics()
 
@@ -150,6 +159,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router, dependencies, statuses in _routers(settings):
         responses: dict[int | str, dict[str, Any]] = error_responses(*statuses)
         app.include_router(router, dependencies=dependencies, responses=responses)
+    if direct_routes:
+        app.add_middleware(DirectRoutes, api=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -14,6 +14,7 @@ Keys are compared in constant time and never logged.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -87,6 +88,18 @@ async def require_admin(
         )
     if not _matches(key, expected.get_secret_value()):
         raise Forbidden("X-API-Key: not the admin API key", field="X-API-Key")
+
+
+def header_key(headers: Mapping[str, str]) -> str | None:
+    """The key of ``X-API-Key`` or of ``Authorization: Bearer …`` (the header wins), read as
+    :func:`require_storefront_key` reads it (for :mod:`serving.direct`)."""
+    key = headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
 
 
 def check_storefront_key(settings: Settings, key: str | None) -> None:

@@ -61,13 +61,16 @@ class ErrorOut(BaseModel):
 
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
-    400: "Bad input the schema cannot express (e.g. an unknown filter field).",
+    400: "The input matches this schema but breaks a rule the schema cannot state (one field "
+    "against another, a date range, unique names, a reference to what does not exist or is in "
+    "the wrong state); the message names the field.",
     401: "No API key: send it in `X-API-Key` (or `Authorization: Bearer`).",
     403: "Not the right API key, or admin routes are disabled (no admin key configured).",
     404: "No such resource (the message names it).",
     409: "Conflicts with the current state (the message says which).",
     413: "The request body is larger than the limit (`SHOPRANK_MAX_BODY_BYTES`).",
-    422: "A parameter or body field fails validation (the message names each one).",
+    422: "The input does not match this schema: a type, bound, pattern or required field (the "
+    "message names each one).",
     503: "A dependency (search index, event log, a store) cannot answer or persist now; "
     "nothing was changed: retry.",
 }
@@ -172,6 +175,13 @@ def _validation_message(errors: list[dict[str, object]]) -> tuple[str, str | Non
     ), first_field
 
 
+RULE_ERRORS = frozenset({"value_error", "assertion_error", "union_tag_not_found"})
+"""Errors raised by a model's own validators: rules the OpenAPI schema cannot state (a date
+range, unique names, one field against another, a ``type`` that can be left out only when
+the other fields name it). Input that only breaks those matches the
+schema and answers 400; input that breaks the schema itself (type, bound, pattern, a missing
+field) answers 422."""
+
 _STORAGE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
@@ -227,7 +237,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, field = _validation_message(list(exc.errors()))  # type: ignore[arg-type]
+        errors = list(exc.errors())
+        message, field = _validation_message(errors)  # type: ignore[arg-type]
+        if errors and all(e.get("type") in RULE_ERRORS for e in errors):
+            return SafeJSONResponse(_body(request, "bad_request", message, field), status_code=400)
         return SafeJSONResponse(_body(request, "validation_error", message, field), status_code=422)
 
     @app.exception_handler(ValidationError)

@@ -9,9 +9,11 @@ inside one value may also be separated by commas (:func:`parse_ids`).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from data.models import CATEGORY_SEPARATOR
 from serving.errors import BadRequest
@@ -38,6 +40,21 @@ IdList = Annotated[
     Field(description="Item ids: repeat the parameter or separate with commas (at most 100)."),
 ]
 Debug = Annotated[bool, Field(description="Add each item's score breakdown.")]
+
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, str) and _NUMBER.match(value):
+        raise PydanticCustomError(  # a type error (422), not a rule of the service (400)
+            "datetime_type", "give an ISO 8601 time such as 2026-01-31T00:00:00Z, not a number"
+        )
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""An ISO 8601 time parameter (pydantic alone would also take a number as seconds since 1970,
+which the schema's ``date-time`` does not allow)."""
 
 
 class QueryModel(BaseModel):

@@ -4,9 +4,9 @@ FastAPI validates bodies with pydantic's lax mode, which takes ``"consent": 0`` 
 ``"created_at": 0`` as 1970-01-01 and ``"price": "12"`` as 12. The models are shared with the
 file loaders (CSV cells are text and need those conversions), so the API checks the JSON
 types itself, before the models: a JSON value whose kind (boolean, number, string) is not one
-the schema allows at that place is refused with the 422 naming the field. Containers are only
-walked, never refused here (pydantic's message for those is already clear), and anything the
-schema leaves open (no type, ``additionalProperties`` without one) is left to the model.
+the schema allows at that place (a text for a list as well) is refused with the 422 naming
+the field. Anything the schema leaves open (no type, ``additionalProperties`` without one) is
+left to the model.
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ class StrictTypes:
 
     @staticmethod
     def _tagged(value: dict[str, Any], branches: list[Schema]) -> list[Schema]:
-        """The one object branch a tagged value names (``{"type": "range", …}``), else none."""
+        """The one object branch a tagged value names (``{"type": "range", …}``: a property
+        with a constant, or a required one with a list of values), else none."""
         hits = []
         for b in branches:
-            consts = {k: p["const"] for k, p in b.get("properties", {}).items() if "const" in p}
-            if consts and all(value.get(k) == c for k, c in consts.items()):
+            required = set(b.get("required", ()))
+            tags = {k: [p["const"]] if "const" in p else p["enum"]
+                    for k, p in b.get("properties", {}).items()
+                    if ("const" in p or "enum" in p) and (k in required or "const" in p)}
+            if tags and all(value.get(k) in allowed for k, allowed in tags.items()):
                 hits.append(b)
         return hits if len(hits) == 1 else []
 
@@ -84,8 +88,8 @@ class StrictTypes:
                 allowed.add("integer")
             if kind == "number" and value.is_integer():
                 kind = "integer"  # JSON Schema: 2.0 is an integer
-            if kind not in allowed and allowed & _SCALARS:
-                yield loc, " or ".join(sorted(allowed & _SCALARS)), kind
+            if kind not in allowed:
+                yield loc, " or ".join(sorted(allowed)), kind
             return
         if isinstance(value, dict) and len(branches) > 1:
             branches = self._tagged(value, branches)

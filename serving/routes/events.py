@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from core.errors import describe
 from data.models import Event, valid_unicode
 from serving.deps import StorefrontCtx
-from serving.errors import SafeJSONResponse, Unavailable
+from serving.errors import RULE_ERRORS, SafeJSONResponse, Unavailable
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,12 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
     services, request_id = ctx.services, ctx.request_id
     valid: list[Event] = []
     rejected: list[RejectedEventOut] = []
+    schema_broken = False  # some rejection breaks the schema (422), not only a rule (400)
     for idx, raw in enumerate(body.events):
         try:
             valid.append(Event.model_validate(raw))
         except ValidationError as exc:
+            schema_broken |= any(e["type"] not in RULE_ERRORS for e in exc.errors())
             eid = raw.get("event_id") if isinstance(raw, dict) else None
             if isinstance(eid, str) and not _printable(eid):
                 eid = None  # not echoed: the reason names the field
@@ -97,10 +99,10 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
     if not valid:
         first = rejected[0]
         body = {
-            "error": "validation_error",
+            "error": "validation_error" if schema_broken else "bad_request",
             "message": f"every event was rejected; events.{first.index}: {first.reason}",
             "field": f"events.{first.index}" + (f".{first.field}" if first.field else ""),
             **out.model_dump(),
         }
-        return SafeJSONResponse(body, status_code=422)
+        return SafeJSONResponse(body, status_code=422 if schema_broken else 400)
     return out

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
+from serving.direct import direct
 from serving.errors import BadRequest
 from serving.params import (
     CategoryPath,
@@ -55,6 +56,7 @@ class FeedQuery(QueryModel):
     "repeat an item (the ranked list is kept for a while; an expired one is ranked afresh). "
     "The score breakdown of later pages is kept when page 1 asked for `debug=true`.",
 )
+@direct
 async def feed(q: Annotated[FeedQuery, Query()], ctx: StorefrontCtx) -> Response:
     user_id, page, size, category, debug = q.user_id, q.page, q.size, q.category, q.debug
     pagination_id = q.pagination_id

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
+from serving.direct import direct
 from serving.params import (
     CategoryPath,
     Debug,
@@ -43,6 +44,7 @@ class RecommendationsQuery(QueryModel):
     "most recent first) for item-to-item cold start. Nothing known: trending. A user without "
     "consent gets non-personalized results.",
 )
+@direct
 async def recommendations(
     q: Annotated[RecommendationsQuery, Query()], ctx: StorefrontCtx
 ) -> Response:

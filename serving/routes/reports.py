@@ -5,7 +5,6 @@ Definitions of every KPI are in ``analytics.reports``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -14,11 +13,12 @@ from analytics.reports import MetricName, build_report
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest
 from serving.merch import merch, read_events_table
+from serving.params import IsoTime
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep])
 
-StartQ = Annotated[datetime | None, Query(description="ISO time, inclusive (UTC when no zone).")]
-EndQ = Annotated[datetime | None, Query(description="ISO time, exclusive.")]
+StartQ = Annotated[IsoTime | None, Query(description="ISO time, inclusive (UTC when no zone).")]
+EndQ = Annotated[IsoTime | None, Query(description="ISO time, exclusive.")]
 
 
 def _report(services, start, end, experiment, metric):  # type: ignore[no-untyped-def]

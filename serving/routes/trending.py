@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
+from serving.direct import direct
 from serving.params import (
     CategoryPath,
     Debug,
@@ -32,6 +33,7 @@ class TrendingQuery(QueryModel):
     response_model_exclude_none=True,
     summary="Trending items",
 )
+@direct
 async def trending(q: Annotated[TrendingQuery, Query()], ctx: StorefrontCtx) -> Response:
     cat = parse_category(q.category)
     request_id = ctx.request_id
