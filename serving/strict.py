@@ -6,13 +6,20 @@ file loaders (CSV cells are text and need those conversions), so the API checks 
 types itself, before the models: a JSON value whose kind (boolean, number, string) is not one
 the schema allows at that place (a text for a list as well) is refused with the 422 naming
 the field. Anything the schema leaves open (no type, ``additionalProperties`` without one) is
-left to the model.
+left to the model, and so is a scalar where an object may stand: the search's facet shorthand
+(``"facets": ["brand"]``) is expanded by its model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails
+
+from data.models import Event
 
 Schema = dict[str, Any]
 _SCALARS = {"boolean", "integer", "number", "string", "null"}
@@ -88,6 +95,8 @@ class StrictTypes:
                 allowed.add("integer")
             if kind == "number" and value.is_integer():
                 kind = "integer"  # JSON Schema: 2.0 is an integer
+            if "object" in allowed:
+                return  # shorthands the models expand (a facet named by its field: "brand")
             if kind not in allowed:
                 yield loc, " or ".join(sorted(allowed)), kind
             return
@@ -108,3 +117,40 @@ class StrictTypes:
                     if sub is not None:
                         yield from self._check(v, sub, (*loc, k))
                 return
+
+
+M = TypeVar("M", bound=BaseModel)
+
+_ERROR_TYPES = {"number": "float_type", "integer": "int_type", "boolean": "bool_type",
+                "string": "string_type", "array": "list_type", "object": "dict_type",
+                "null": "none_required"}
+"""Pydantic's error for each JSON kind expected, the first that applies in this order."""
+
+
+def _error_type(expected: str) -> str:
+    kinds = expected.split(" or ")
+    return next((_ERROR_TYPES[k] for k in _ERROR_TYPES if k in kinds), "model_type")
+
+
+def strict_validate(model: type[M], value: Any) -> M:
+    """``model.model_validate(value)`` after checking the JSON kinds of ``value`` against the
+    model's schema: a value of the wrong kind raises the :class:`ValidationError` pydantic's
+    strict mode would, naming the field."""
+    errors: list[InitErrorDetails] = [
+        {"type": _error_type(expected), "loc": loc, "input": given}  # type: ignore[typeddict-item]
+        for loc, expected, given in _checker(model).errors(value)
+    ]
+    if errors:
+        raise ValidationError.from_exception_data(model.__name__, errors)
+    return model.model_validate(value)
+
+
+@cache
+def _checker(model: type[BaseModel]) -> StrictTypes:
+    return StrictTypes(model.model_json_schema())
+
+
+def strict_event(raw: Any) -> Event:
+    """An event as the API takes it: JSON kinds checked (``"timestamp": 0`` is refused), then
+    :class:`data.models.Event` (which the loaders use with their own conversions)."""
+    return strict_validate(Event, raw)

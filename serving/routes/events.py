@@ -13,6 +13,7 @@ from data.models import Event, valid_unicode
 from serving.deps import StorefrontCtx
 from serving.errors import RULE_ERRORS, SafeJSONResponse, Unavailable
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
+from serving.strict import strict_event
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
     schema_broken = False  # some rejection breaks the schema (422), not only a rule (400)
     for idx, raw in enumerate(body.events):
         try:
-            valid.append(Event.model_validate(raw))
+            valid.append(strict_event(raw))  # JSON kinds checked, then the Event model
         except ValidationError as exc:
             schema_broken |= any(e["type"] not in RULE_ERRORS for e in exc.errors())
             eid = raw.get("event_id") if isinstance(raw, dict) else None

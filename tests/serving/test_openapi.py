@@ -110,3 +110,21 @@ def test_405_lists_every_method_of_the_path(admin: httpx.Client, method: str, pa
 def test_admin_key_fixture_is_the_configured_one(admin: httpx.Client) -> None:
     assert admin.headers["X-API-Key"] == ADMIN_KEY
     assert admin.get("/v1/models").status_code == 200
+
+
+def test_events_of_the_wrong_json_kind_are_rejected_one_by_one(live: Live,
+                                                              client: httpx.Client) -> None:
+    cat = live.services.catalog
+    item = next(i for i in cat.ids() if cat.is_recommendable(i))
+    good = {"event_id": "strict-ev-1", "user_id": "u1", "type": "view", "item_id": item,
+            "timestamp": "2026-11-01T10:00:00Z"}
+    numeric_time = {**good, "event_id": "strict-ev-2", "timestamp": 0}
+    r = client.post("/v1/events", json={"events": [good, numeric_time]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == 1 and [x["field"] for x in body["rejected"]] == ["timestamp"]
+    alone = client.post("/v1/events", json={"events": [{**numeric_time, "event_id": "x-3"}]})
+    assert alone.status_code == 422 and alone.json()["field"] == "events.0.timestamp"
+    rule_only = {**good, "event_id": "strict-ev-4", "type": "rate", "value": 9}
+    r = client.post("/v1/events", json={"events": [rule_only]})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"  # schema-valid, rule broken
