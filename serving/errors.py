@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -182,6 +183,18 @@ the other fields name it). Input that only breaks those matches the
 schema and answers 400; input that breaks the schema itself (type, bound, pattern, a missing
 field) answers 422."""
 
+def is_rule_error(error: Mapping[str, Any]) -> bool:
+    """Whether a validation error is a rule beyond the schema (see :data:`RULE_ERRORS`); text
+    that satisfies the schema's ``minLength`` only before the model strips its whitespace
+    (``"\t"``) counts as one too."""
+    if error.get("type") in RULE_ERRORS:
+        return True
+    if error.get("type") == "string_too_short":
+        given, ctx = error.get("input"), error.get("ctx") or {}
+        return isinstance(given, str) and len(given) >= ctx.get("min_length", 1)
+    return False
+
+
 _STORAGE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
@@ -239,7 +252,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         message, field = _validation_message(errors)  # type: ignore[arg-type]
-        if errors and all(e.get("type") in RULE_ERRORS for e in errors):
+        if errors and all(is_rule_error(e) for e in errors):
             return SafeJSONResponse(_body(request, "bad_request", message, field), status_code=400)
         return SafeJSONResponse(_body(request, "validation_error", message, field), status_code=422)
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from core.errors import describe
 from data.models import Event, valid_unicode
 from serving.deps import StorefrontCtx
-from serving.errors import RULE_ERRORS, SafeJSONResponse, Unavailable
+from serving.errors import SafeJSONResponse, Unavailable, is_rule_error
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
 from serving.strict import strict_event
 
@@ -60,7 +60,7 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
         try:
             valid.append(strict_event(raw))  # JSON kinds checked, then the Event model
         except ValidationError as exc:
-            schema_broken |= any(e["type"] not in RULE_ERRORS for e in exc.errors())
+            schema_broken |= not all(is_rule_error(e) for e in exc.errors())
             eid = raw.get("event_id") if isinstance(raw, dict) else None
             if isinstance(eid, str) and not _printable(eid):
                 eid = None  # not echoed: the reason names the field

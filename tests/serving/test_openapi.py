@@ -128,3 +128,16 @@ def test_events_of_the_wrong_json_kind_are_rejected_one_by_one(live: Live,
     rule_only = {**good, "event_id": "strict-ev-4", "type": "rate", "value": 9}
     r = client.post("/v1/events", json={"events": [rule_only]})
     assert r.status_code == 400 and r.json()["error"] == "bad_request"  # schema-valid, rule broken
+
+
+def test_input_the_schema_allows_but_a_rule_refuses_is_400(admin: httpx.Client) -> None:
+    """422: the input breaks the schema; 400: it matches the schema but breaks a rule the
+    schema cannot state (here: text that is only whitespace, stripped by the model)."""
+    rule = {"name": "r", "condition": {"contexts": ["search"],
+                                       "query": {"text": "\t", "match": "contains"}},
+            "actions": [{"type": "hide", "filter": {"brands": ["x"]}}]}
+    r = admin.post("/v1/rules/preview", json={"rule": rule})
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "rule.condition.text"
+    rule["condition"]["query"]["text"] = ""  # breaks minLength: the schema says so
+    assert admin.post("/v1/rules/preview", json={"rule": rule}).status_code == 422
