@@ -32,7 +32,10 @@ from serving.metrics import Metrics, ObservabilityMiddleware
 from serving.routes import (
     catalog,
     console,
+    console_experiments,
+    console_models,
     console_overview,
+    console_rules,
     console_search,
     events,
     experiments,
@@ -88,8 +91,11 @@ def _routers(settings: Settings) -> list[tuple[APIRouter, Sequence[Depends], tup
         (reports.router, [], (*_ADMIN, 404)),
         (search_reports.router, [], _ADMIN),
         (console.router, [], ()),
-        (segments.router, [], _ADMIN),
         (console_search.router, [], ()),
+        (console_rules.router, [], ()),
+        (console_experiments.router, [], ()),
+        (console_models.router, [], ()),
+        (segments.router, [], _ADMIN),
         (console_overview.router, [], ()),
     ]
 

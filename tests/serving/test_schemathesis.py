@@ -63,7 +63,8 @@ def test_schemathesis_finds_nothing(fuzzed: tuple[Live, list[str]], tmp_path: Pa
         "--max-examples", str(MAX_EXAMPLES), "--seed", "15", "--workers", "1",
         "--request-timeout", "30", "--report-dir", str(tmp_path / "report"), *headers,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False,
+                          cwd=tmp_path)  # its cache folder (.schemathesis) goes there
     out = proc.stdout + proc.stderr
     (tmp_path / "schemathesis.txt").write_text(out)
     assert proc.returncode == 0, (
