@@ -4,10 +4,12 @@ Log in with the admin key (kept in an HttpOnly, SameSite=Strict cookie). Every s
 form also carries a per-session CSRF token: login sets a random session id in a second cookie,
 forms embed HMAC(admin key, session id), and a POST whose token is missing or wrong is refused
 with 403 before anything changes (SameSite alone does not cover older browsers or same-site
-subdomains). Pages: search the
-catalog (or open a user's feed) and see ranked results with reasons and facets; rules with a
-live preview beside the form; experiments with their results and charts; model versions with
-promote and rollback. Forms post ``application/x-www-form-urlencoded``; the live preview uses
+subdomains). This module holds what every page shares (log-in, the CSRF check, form reading,
+templates, static files); each page has its module: ``console_search`` (search the catalog or
+open a user's feed; search analytics), ``console_rules`` (rules with a live preview beside the
+form), ``console_experiments`` (experiments with their results and charts), ``console_models``
+(model versions with promote and rollback), ``console_overview``, and ``segments``. Forms post
+``application/x-www-form-urlencoded``; the live preview uses
 a few lines of build-free JavaScript (``static/console.js``) and works without it too.
 """
 
