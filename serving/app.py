@@ -57,38 +57,39 @@ from serving.state import ModelWatcher, Services
 
 log = logging.getLogger(__name__)
 
-_ADMIN = (400, 401, 403, 422, 503)
-"""What every admin route may answer besides its success: bad input, a missing or wrong key
-(or admin routes disabled), validation, a store that cannot answer."""
+_ADMIN = (400, 401, 403, 503)
+"""What every admin route may answer besides what its inputs allow (serving.errors.
+DocumentedRoute): a library's refusal, a missing or wrong key (or admin routes disabled), a
+store that cannot answer."""
 
 
 def _routers(settings: Settings) -> list[tuple[APIRouter, Sequence[Depends], tuple[int, ...]]]:
-    """(router, dependencies added at inclusion, error statuses its routes answer), in the
-    order they are matched. Storefront routers take the key check only when a storefront key
-    is configured: open by default, and their OpenAPI declares security only then."""
+    """(router, dependencies added at inclusion, error statuses every route of it may
+    answer), in the order they are matched. Storefront routers take the key check only when
+    a storefront key is configured: open by default, and their OpenAPI declares security only
+    then. Statuses that follow from a route's inputs are its own (``DocumentedRoute``)."""
     keyed = settings.storefront_api_key is not None
     key: list[Depends] = [StorefrontKeyDep] if keyed else []
     # routers with JSON bodies: strict JSON types (serving.deps), checked after the key (an
     # admin router's own AdminDep is repeated first here; FastAPI runs it once per request).
     # Not events: each event is validated on its own, a bad one rejected alone.
     admin_body = [AdminDep, StrictBodyDep]
-    auth = (401, 403) if keyed else ()
-    storefront = (400, 422, 503, *auth)
+    storefront = (503, 401, 403) if keyed else (503,)
     return [
         (ops.router, [], ()),
         (recommendations.router, key, storefront),
         (feed.router, key, storefront),
-        (items.router, key, (*storefront, 404)),
+        (items.router, key, storefront),
         (trending.router, key, storefront),
-        (search.router, [*key, StrictBodyDep], (*storefront, 413)),
-        (events.router, key, (*storefront, 413)),
-        (catalog.router, admin_body, (*_ADMIN, 404, 413)),
-        (users.router, admin_body, (*_ADMIN, 404, 413)),
+        (search.router, [*key, StrictBodyDep], storefront),
+        (events.router, key, storefront),
+        (catalog.router, admin_body, _ADMIN),
+        (users.router, admin_body, _ADMIN),
         (model_runs.router, [], _ADMIN),
-        (models.router, admin_body, (*_ADMIN, 404, 409, 413)),
-        (rules.router, admin_body, (*_ADMIN, 404, 409, 413)),
-        (experiments.router, admin_body, (*_ADMIN, 404, 409, 413)),
-        (reports.router, [], (*_ADMIN, 404)),
+        (models.router, admin_body, _ADMIN),
+        (rules.router, admin_body, _ADMIN),
+        (experiments.router, admin_body, _ADMIN),
+        (reports.router, [], _ADMIN),
         (search_reports.router, [], _ADMIN),
         (console.router, [], ()),
         (console_search.router, [], ()),

@@ -20,13 +20,15 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -82,6 +84,35 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         s: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[s]} for s in sorted(statuses)
     }
+
+
+def _inputs(dependant: Dependant) -> tuple[bool, bool]:
+    """(takes parameters or a body, takes a body), through its dependencies."""
+    params = bool(dependant.path_params or dependant.query_params or dependant.header_params
+                  or dependant.cookie_params)
+    body = bool(dependant.body_params)
+    for sub in dependant.dependencies:
+        p, b = _inputs(sub)
+        params, body = params or p, body or b
+    return params or body, body
+
+
+class DocumentedRoute(APIRoute):
+    """A route documenting the error answers its inputs allow, with the error body: 400 and
+    422 when it takes parameters or a body, 404 when its path names a resource, 413 when it
+    takes a body. What depends on the configuration (401/403, 503) is added by ``create_app``;
+    what depends on the use case (409, a 404 for a looked-up parameter) the route declares
+    (``responses=error_responses(409)``). Use as ``APIRouter(route_class=DocumentedRoute)``."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        takes_input, takes_body = _inputs(get_dependant(path=path, call=endpoint))
+        statuses = {400, 422} if takes_input else set()
+        if "{" in path:
+            statuses.add(404)
+        if takes_body:
+            statuses.add(413)
+        kwargs["responses"] = {**error_responses(*statuses), **(kwargs.get("responses") or {})}
+        super().__init__(path, endpoint, **kwargs)
 
 
 class ApiError(ShopRankError):

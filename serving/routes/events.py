@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from core.errors import describe
 from data.models import Event, valid_unicode
 from serving.deps import StorefrontCtx
-from serving.errors import SafeJSONResponse, Unavailable, is_rule_error
+from serving.errors import DocumentedRoute, SafeJSONResponse, Unavailable, is_rule_error
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
 from serving.strict import strict_event
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1", tags=["events"])
 
 
 def _first_field(exc: ValidationError) -> str | None:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from serving.deps import StorefrontCtx
 from serving.direct import direct
-from serving.errors import BadRequest
+from serving.errors import BadRequest, DocumentedRoute
 from serving.params import (
     CategoryPath,
     Debug,
@@ -23,7 +23,7 @@ from serving.params import (
 from serving.render import ranked_response
 from serving.schemas import FeedOut
 
-router = APIRouter(prefix="/v1", tags=["feed"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1", tags=["feed"])
 
 
 class FeedQuery(QueryModel):

@@ -9,13 +9,13 @@ from pydantic import Field
 
 from ranking.pipeline import Ranked
 from serving.deps import StorefrontCtx
-from serving.errors import NotFound
+from serving.errors import DocumentedRoute, NotFound
 from serving.params import Debug, OptionalUser, QueryModel
 from serving.render import ranked_response
 from serving.schemas import ItemListOut
 from serving.state import Services
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1/items", tags=["items"])
 
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
 

@@ -14,6 +14,7 @@ from analytics.search_log import SqliteSearchLog
 from data.models import CATEGORY_SEPARATOR
 from search.query import SearchRequest, SortMode, TermsFilter
 from serving.deps import Storefront, StorefrontCtx
+from serving.errors import DocumentedRoute
 from serving.params import (
     CategoryPath,
     Debug,
@@ -25,7 +26,7 @@ from serving.render import json_response
 from serving.schemas import AutocompleteOut, SearchOut, SuggestionOut
 from serving.services import run_search, search_backend
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1/search", tags=["search"])
 
 
 class SearchIn(SearchRequest):

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query
 from analytics.search_log import SqliteSearchLog
 from analytics.search_service import search_report
 from serving.deps import AdminDep, ServicesDep
-from serving.errors import BadRequest, Unavailable
+from serving.errors import BadRequest, DocumentedRoute, Unavailable
 from serving.merch import merch, read_events_table
 from serving.params import IsoTime
 from serving.state import Services
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
 
 def search_log(services: Services) -> SqliteSearchLog:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from serving.deps import StorefrontCtx
 from serving.direct import direct
+from serving.errors import DocumentedRoute
 from serving.params import (
     CategoryPath,
     Debug,
@@ -18,7 +19,7 @@ from serving.params import (
 from serving.render import ranked_response
 from serving.schemas import TrendingOut
 
-router = APIRouter(prefix="/v1", tags=["trending"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1", tags=["trending"])
 
 
 class TrendingQuery(QueryModel):
