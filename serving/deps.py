@@ -154,18 +154,18 @@ StorefrontCtx = Annotated[Storefront, Depends(storefront)]
 """A storefront route's one dependency: ``ctx: StorefrontCtx`` (services, request id)."""
 
 
-_STRICT: dict[int, StrictTypes | None] = {}
+_STRICT_ATTR = "shoprank_strict_types"
 
 
 def _strict_types(route: object) -> StrictTypes | None:
-    """The checker of the route's JSON body (None: the route takes none)."""
-    key = id(route)
-    if key not in _STRICT:
+    """The checker of the route's JSON body (None: the route takes none), kept on the route."""
+    if not hasattr(route, _STRICT_ATTR):
         field = getattr(route, "body_field", None)
-        _STRICT[key] = None if field is None else StrictTypes(
+        checker = None if field is None else StrictTypes(
             TypeAdapter(field.field_info.annotation).json_schema()
         )
-    return _STRICT[key]
+        setattr(route, _STRICT_ATTR, checker)
+    return getattr(route, _STRICT_ATTR, None)
 
 
 async def strict_json_body(request: Request) -> None:

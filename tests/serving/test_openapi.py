@@ -82,6 +82,8 @@ def test_strict_types_leave_valid_bodies_alone(admin: httpx.Client) -> None:
     item = {"item_id": "i-strict-ok", "title": "t", "price": 12, "rating": 4,
             "created_at": "2026-01-02T03:04:05Z", "category": ["服裝", "女裝"], "is_active": True}
     assert admin.put("/v1/catalog/items/i-strict-ok", json=item).status_code == 200
+    # the shop is shared with other tests: leave no new item behind
+    assert admin.delete("/v1/catalog/items/i-strict-ok").status_code == 200
     assert admin.put("/v1/users/u-strict-ok", json={"consent": False}).json()["consent"] is False
     filters = [{"field": "price", "lte": 1000}, {"field": "in_stock", "value": True}]
     r = admin.post("/v1/search", json={"text": "x", "filters": filters})
