@@ -253,8 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     ax.axvline(args.warmup / 60, color="grey", linestyle="--", label="end of warm-up")
     ax.set_xlabel("minutes under load")
     ax.set_ylabel("server memory (MB)")
-    ax.set_title(f"soak ({result['stores']}): {args.rate:.0f} req/s mixed load, 2 workers "
-                 f"({result['growth_after_warmup_mb_per_min']} MB/min after warm-up)")
+    achieved = result["requests"] / max(args.duration, 1.0)  # type: ignore[operator]
+    ax.set_title(f"soak, {result['stores']} stores, 2 workers: {achieved:.0f} req/s mixed load\n"
+                 f"(asked {args.rate:.0f}); after warm-up PSS "
+                 f"{result['growth_after_warmup_mb_per_min']} MB/min, private "
+                 f"{result['private_growth_after_warmup_mb_per_min']} MB/min", fontsize=10)
     ax.legend()
     png = args.results.with_suffix(".png")
     fig.tight_layout()
