@@ -155,12 +155,14 @@ class LiveClient(httpx.Client):
 
 
 @contextmanager
-def live_api(settings: Settings, versions: Mapping[str, str] | None = None) -> Iterator[LiveClient]:
+def live_api(settings: Settings, versions: Mapping[str, str] | None = None, *,
+             search: bool = False) -> Iterator[LiveClient]:
     """The app of ``settings`` served over HTTP by uvicorn on a free local port, in a thread
     of this process (start-up and shut-down run), and a client of it sending the admin key.
-    ``versions``: serve these model versions instead of the current."""
+    ``versions``: serve these model versions instead of the current; ``search``: open the
+    search backend too (an index must exist)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    services = Services.build(settings, with_search=False)
+    services = Services.build(settings, with_search=search)
     server: uvicorn.Server | None = None
     thread: threading.Thread | None = None
     try:
