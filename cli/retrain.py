@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train on the latest events; promote each model only if it does not score worse
         than the serving version on the same held-out data (beyond the tolerance)."""
-        from cli.support import console, table
+        from cli.support import console, table, training_stores
         from cli.training import _progress
         from core.settings import get_settings
         from training.retrain import read_runs, retrain
@@ -96,8 +96,9 @@ def register(app: typer.Typer) -> None:
         gate.check(cfg.evaluation.ks)  # bad options: exit 2 before any work
         bar, say = _progress()
         try:
-            run = retrain(cfg, s.models_dir, gate=gate, events_dir=s.events_dir,
-                          state_dir=s.state_dir, progress=say)
+            with training_stores(s) as shared:
+                run = retrain(cfg, s.models_dir, gate=gate, events_dir=s.events_dir,
+                              state_dir=s.state_dir, progress=say, stores=shared)
         finally:
             bar.close()
         print_run(run)
@@ -115,7 +116,7 @@ def register(app: typer.Typer) -> None:
         import signal
         import threading
 
-        from cli.support import console
+        from cli.support import console, training_stores
         from core.settings import get_settings
         from training.scheduler import Schedule, next_due, run_scheduler
 
@@ -131,7 +132,9 @@ def register(app: typer.Typer) -> None:
                           f"due {next_due(s.models_dir, schedule.every):%Y-%m-%d %H:%M:%S} UTC)",
                           highlight=False)
 
-        n = run_scheduler(lambda: _config(s, None), s.models_dir, schedule,
-                          events_dir=s.events_dir, state_dir=s.state_dir, stop=stop, once=once,
-                          poll_seconds=poll, on_status=status, on_run=print_run)
+        with training_stores(s) as shared:
+            n = run_scheduler(lambda: _config(s, None), s.models_dir, schedule,
+                              events_dir=s.events_dir, state_dir=s.state_dir, stop=stop,
+                              once=once, poll_seconds=poll, on_status=status,
+                              on_run=print_run, stores=shared)
         console.print(f"scheduler stopped after {n} run(s)")

@@ -84,8 +84,10 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from core.settings import get_settings
+        from serving.shared import check_stores, shared_enabled
 
         s = get_settings()
+        check_stores(s)  # a bad store URL or a server that does not answer: one line, exit 2
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
         if workers > 1:
@@ -94,7 +96,8 @@ def register(app: typer.Typer) -> None:
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
             "log_level": s.log_level.lower(), "access_log": False,
         }
-        if workers == 1:
+        if workers == 1 or shared_enabled(s):
+            # over shared stores a worker holds nothing the others need: uvicorn's own workers
             uvicorn.run("serving.app:app_factory", **options)
         else:  # the parent accepts and hands connections to the workers (see serving.workers)
             from serving import workers as worker_pool

@@ -138,7 +138,7 @@ def register(app: typer.Typer) -> None:
             "(default: 1.5 per shopper, 200 to 3,000).")] = None,
     ) -> None:
         """Train the configured models on all data and register a new version of each."""
-        from cli.support import console, table
+        from cli.support import console, table, training_stores
         from core.settings import get_settings
         from training.jobs import train
 
@@ -148,8 +148,9 @@ def register(app: typer.Typer) -> None:
             cfg.train.holdout_metrics = holdout
         bar, say = _progress()
         try:
-            rep = train(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
-                        promote=promote, only=model, progress=say)
+            with training_stores(s) as shared:
+                rep = train(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+                            promote=promote, only=model, progress=say, stores=shared)
         finally:
             bar.close()
         cols = _metric_cols(cfg.evaluation.ks)[:3]
@@ -190,7 +191,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare every configured model (and the popularity baseline) on one split; models
         whose inputs are missing (no catalog, no baskets) are skipped with a note."""
-        from cli.support import console, table
+        from cli.support import console, table, training_stores
         from core.settings import get_settings
         from training.jobs import best_personalized, evaluate
 
@@ -202,8 +203,9 @@ def register(app: typer.Typer) -> None:
         out = out or s.home / "reports" / f"evaluate-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         bar, say = _progress()
         try:
-            rep = evaluate(cfg, out, events_dir=s.events_dir, state_dir=s.state_dir,
-                           progress=say)
+            with training_stores(s) as shared:
+                rep = evaluate(cfg, out, events_dir=s.events_dir, state_dir=s.state_dir,
+                               progress=say, stores=shared)
         finally:
             bar.close()
         cols = _metric_cols(cfg.evaluation.ks)
@@ -252,7 +254,7 @@ def register(app: typer.Typer) -> None:
             "`shoprank train --config` it and each version's manifest records them.")] = None,
     ) -> None:
         """Search hyperparameters on a validation split carved out of the training side."""
-        from cli.support import console, fail, table
+        from cli.support import console, fail, table, training_stores
         from core.settings import get_settings
         from training.jobs import _split_options, load_input, matrix_config
         from training.tune import tune
@@ -271,7 +273,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--metric: k must be one of evaluation.ks {cfg.evaluation.ks}")
         bar, say = _progress()
         try:
-            inp = load_input(cfg, s.events_dir, s.state_dir)
+            with training_stores(s) as shared:
+                inp = load_input(cfg, s.events_dir, s.state_dir, shared)
             params = {m.algorithm: m.params for m in cfg.models}
             res = tune(inp.frame, algs, split=cfg.evaluation.split,
                        split_options=_split_options(cfg), config=matrix_config(cfg),

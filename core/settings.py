@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     opensearch_index: str = "shoprank-items"
     synonyms_file: Path | None = None
 
+    # stores (see stores.factory): empty = embedded under `home`
+    database_url: str = ""
+    """Durable shared state (events, users, catalog, rules, experiments, request log):
+    ``postgresql://user@host:port/db``. Set it (and ``redis_url``) on every replica."""
+    redis_url: str = ""
+    """Hot shared state (recent history, purchases, live counts, feed pages):
+    ``redis://host:port/db``."""
+    redis_prefix: str = "shoprank:"
+    """Prefix of every Redis key (several shops may share one Redis)."""
+    model_registry: Path | None = None
+    """The model registry folder (default ``home/models``); replicas share one."""
+
     # serving
     host: str = "127.0.0.1"
     port: int = 8000
@@ -142,7 +154,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.model_registry or self.home / "models"
 
     @cached_property
     def index_dir(self) -> Path:

@@ -33,6 +33,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.errors import StorageUnavailableError
 from merch.errors import ExperimentError, ExperimentNotFoundError
 from merch.request_log import RequestLog
 from ranking.hooks import Assignment
@@ -285,16 +286,26 @@ class ExperimentService:
             if self._revision >= 0 and now - self._checked_at < self._reload_check:
                 return
             self._checked_at = now
-            rev = self.store.revision()
-            if rev != self._revision:
-                all_ = self.store.list()
-                self._by_id = {e.experiment_id: e for e in all_}
-                self._running = [e for e in all_ if e.status == "running"]
-                self._revision = rev
+            try:
+                rev = self.store.revision()
+                if rev != self._revision:
+                    all_ = self.store.list()
+                    self._by_id = {e.experiment_id: e for e in all_}
+                    self._running = [e for e in all_ if e.status == "running"]
+                    self._revision = rev
+            except StorageUnavailableError as exc:
+                if self._revision < 0:
+                    raise  # nothing read yet: what needs experiments answers 503
+                log.warning("experiments store unavailable (%s): keeping those read last", exc)
 
     def _changed(self) -> None:
         self._checked_at = 0.0
         self._revision = -1
+
+    def invalidate(self) -> None:
+        """Experiments changed in another process: the next read checks the revision."""
+        with self._lock:
+            self._checked_at = float("-inf")
 
     # ------------------------------------------------------------------ life cycle
     def list(self) -> list[Experiment]:

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 from analytics.search_log import SqliteSearchLog
 from data.models import Event
 from merch.experiment_store import SqliteExperimentStore
-from merch.experiments import AssignOnly, ExperimentService
+from merch.experiments import AssignOnly, ExperimentService, ExperimentStore
 from merch.request_log import SqliteRequestLog
 from merch.rules.model import Rule
 from merch.rules.preview import Ranker, Served
 from merch.rules.service import FixedRules, RuleService
-from merch.rules.store import SqliteRuleStore
+from merch.rules.store import RuleStore, SqliteRuleStore
+from merch.store_adapters import DocumentExperimentStore, DocumentRuleStore, StoreRequestLog
 from ranking.hooks import NoExperiments, QueryRewrite, RulesHook
 from ranking.types import RankContext, Reason, ScoredItem
 
@@ -44,17 +45,26 @@ _lock = threading.Lock()
 class Merch:
     rules: RuleService
     experiments: ExperimentService
-    requests: SqliteRequestLog
+    requests: SqliteRequestLog | StoreRequestLog
 
 
 def install_merchandising(services: Services) -> Merch:
-    """Open the stores and plug the rule engine and experiment assignment into ``services``."""
+    """Open the stores and plug the rule engine and experiment assignment into ``services``:
+    the SQLite files under ``state_dir``, or the shared stores when ``services.stores`` is set."""
     state = services.settings.state_dir
-    requests = SqliteRequestLog.in_state_dir(state)
-    experiments = ExperimentService(SqliteExperimentStore.in_state_dir(state), requests)
-    rules = RuleService(
-        SqliteRuleStore.in_state_dir(state), services.catalog, rule_set_for=experiments.rule_set_for
-    )
+    rule_store: RuleStore
+    experiment_store: ExperimentStore
+    requests: SqliteRequestLog | StoreRequestLog
+    if services.stores is not None:
+        requests = StoreRequestLog(services.stores.requests)
+        experiment_store = DocumentExperimentStore(services.stores.experiments)
+        rule_store = DocumentRuleStore(services.stores.rules)
+    else:
+        requests = SqliteRequestLog.in_state_dir(state)
+        experiment_store = SqliteExperimentStore.in_state_dir(state)
+        rule_store = SqliteRuleStore.in_state_dir(state)
+    experiments = ExperimentService(experiment_store, requests)
+    rules = RuleService(rule_store, services.catalog, rule_set_for=experiments.rule_set_for)
     services.rules = rules
     services.experiments = experiments
     m = Merch(rules, experiments, requests)

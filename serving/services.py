@@ -6,19 +6,26 @@ preview and a bench call the same code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from analytics.search_log import SqliteSearchLog
 from core.settings import Settings
 from data.catalog import Catalog
+from data.erasure import erase_from_shop_files
 from ranking.hooks import RulesHook
 from ranking.pipeline import Pipeline
 from ranking.search import SearchTuning, rank_search
 from search.backend import SearchBackend
 from search.query import SearchRequest
+from serving.bootstrap import drop_profile_cache
 from serving.errors import Unavailable
 from serving.render import reason_out
 from serving.schemas import FacetValueOut, RelaxationOut, SearchHitOut, SearchOut
+
+if TYPE_CHECKING:
+    from serving.state import Services
 
 
 def search_backend(backend: SearchBackend | None) -> SearchBackend:
@@ -112,4 +119,36 @@ def run_search(
             f: [FacetValueOut(**v.model_dump()) for v in values]
             for f, values in result.facets.items()
         },
+    )
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure removed (the counts the API returns)."""
+
+    events: int
+    profile: bool
+    shop_file_records: int
+    served_requests: int
+    cached_feeds: int
+
+
+def erase_user(services: Services, user_id: str) -> Erasure:
+    """Erase a user everywhere the service keeps them, the record of the erasure first (from
+    then on training and a restart leave them out): events, profile and shopper state, the
+    user id of the requests served to them (this process's buffer too), the shop's own files,
+    cached feed pages, their searches (kept without user id and text), and the cached
+    profile snapshots of the embedded start-up."""
+    services.users.erase(user_id)
+    erased = services.events.erase_user(user_id)
+    known, served = services.forget_user(user_id)
+    shop = erase_from_shop_files(services.settings.data_dir, user_id)
+    feeds = services.feed_cache.forget_user(user_id)
+    search_log = services.extras.get("search_log")
+    if search_log is not None:
+        search_log.forget_user(user_id)  # type: ignore[attr-defined]
+    drop_profile_cache(services.settings.state_dir)
+    return Erasure(
+        events=erased if isinstance(erased, int) else 0, profile=known,
+        shop_file_records=shop.users + shop.events, served_requests=served, cached_feeds=feeds,
     )

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from core.errors import StorageUnavailableError
 from core.settings import Settings
 from data.catalog import Catalog
 from data.journals import CatalogJournal, UserJournal
@@ -35,10 +36,24 @@ from ranking.live import LiveCounts
 from ranking.modelset import ModelSet, current_versions, load_model_set
 from ranking.pipeline import Pipeline, PipelineConfig
 from ranking.profile import ProfileStore
+from ranking.store_profiles import StoreLive, StoreProfiles
 from serving.catalog_saver import CatalogSaver, journal_start
 from serving.feed_cache import RankedListStore, open_feed_cache
 from serving.follow import EventFollower, JournalTail
 from serving.index_retry import IndexRetryQueue
+from serving.shared import (
+    CatalogFollower,
+    StoreEvents,
+    StoreRankedLists,
+    StoreUsers,
+    load_catalog,
+    open_shared_stores,
+    seed_from_files,
+    shared_enabled,
+    watch_changes,
+)
+from stores.factory import Stores
+from stores.watch import ChangeWatcher
 
 if TYPE_CHECKING:
     from search.backend import SearchBackend
@@ -123,12 +138,21 @@ class Services:
     """``users`` / ``catalog``: what other workers appended to those journals."""
     index_retry: IndexRetryQueue | None = None
     """Catalog changes the search index did not take yet (``serving.index_retry``)."""
+    stores: Stores | None = None
+    """The stores (``serving.shared``) when the settings name shared ones: then profiles,
+    live counts, users, events, feed pages, rules, experiments and the request log are the
+    stores', and no journal or follower is used."""
+    watcher: ChangeWatcher | None = None
+    catalog_follower: CatalogFollower | None = None
     pipeline: Pipeline = field(init=False)
     _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.feed_cache = open_feed_cache(self.settings)
+        self.feed_cache = (
+            StoreRankedLists(self.stores.feed_pages) if self.stores is not None
+            else open_feed_cache(self.settings)
+        )
         self.pipeline = Pipeline(
             catalog=self.catalog,
             profiles=self.profiles,
@@ -144,6 +168,11 @@ class Services:
         follower when there is one, which also brings in other workers' events, in log order)."""
         if self.follower is not None:
             self.follower.sync()
+        elif self.stores is not None:
+            try:  # the events are durable already: a hot store that fails only loses freshness
+                self._apply_events(list(events))
+            except StorageUnavailableError as exc:
+                log.warning("shopper state not updated with %d events (%s)", len(events), exc)
         else:
             self._apply_events(list(events))
 
@@ -239,6 +268,8 @@ class Services:
     def build(cls, settings: Settings, *, with_search: bool = True) -> Services:
         """Open everything the settings name. Missing pieces (no catalog yet, no trained
         model, no index) leave the service running in a degraded but honest mode."""
+        if shared_enabled(settings):
+            return cls._build_shared(settings, with_search=with_search)
         catalog = _load_catalog(settings)
         from serving.bootstrap import load_profiles
 
@@ -291,6 +322,52 @@ class Services:
         )
         return services
 
+    @classmethod
+    def _build_shared(cls, settings: Settings, *, with_search: bool) -> Services:
+        """Services over the stores the settings name (``serving.shared``)."""
+        from serving.merch import install_merchandising
+
+        stores = open_shared_stores(settings)
+        try:
+            seed_from_files(settings, stores)
+            catalog, cursor = load_catalog(stores)
+            profiles = StoreProfiles(stores.users, stores.shopper, catalog,
+                                     history_size=settings.history_size)
+            services = cls(
+                settings=settings,
+                catalog=catalog,
+                profiles=profiles,  # type: ignore[arg-type]
+                events=StoreEvents(stores),
+                users=StoreUsers(stores.users),  # type: ignore[arg-type]
+                search=_open_search(settings) if with_search else None,
+                models=load_model_set(settings.models_dir, derived_dir=settings.derived_dir),
+                live=StoreLive(stores.shopper),  # type: ignore[arg-type]
+                stores=stores,
+            )
+        except BaseException:
+            stores.close()
+            raise
+        if services.search is not None:
+            services.index_retry = IndexRetryQueue(
+                settings.state_dir, lambda: services.catalog, services.search
+            )
+        m = install_merchandising(services)
+        services.pipeline.learned = LearnedStage(
+            settings.models_dir, catalog, ServedLog.in_state_dir(settings.state_dir),
+            poll_seconds=settings.model_poll_seconds)
+        services.catalog_follower = CatalogFollower(
+            stores, cursor, services.catalog_upserted, services.catalog_deleted
+        )
+        services.watcher = watch_changes(
+            stores, catalog=services.catalog_follower, users=profiles.invalidate,
+            rules=m.rules.invalidate, experiments=m.experiments.invalidate,
+        )
+        services.catalog_follower.catch_up()  # changes made while the catalog was read
+        log.info("services ready over %s / %s stores: %d items, models %s, search %s",
+                 stores.durable, stores.hot, len(catalog), services.models.versions or "none",
+                 services.search.name if services.search is not None else "none")
+        return services
+
     # ------------------------------------------------------------------ models
     def reload_models(self, versions: dict[str, str] | None = None) -> bool:
         """Load the registry's current versions (or ``versions``) and swap them in.
@@ -314,7 +391,14 @@ class Services:
     ) -> None:
         """Make an API change to the catalog durable: a line of the catalog journal (fsync'ed;
         the other workers follow it), ``items.jsonl`` written soon after by the saver.
-        Services built without a journal write ``items.jsonl`` now."""
+        Services built without a journal write ``items.jsonl`` now; over shared stores the
+        change goes to the catalog store (the other replicas follow its change feed)."""
+        if self.stores is not None:
+            if upserted:
+                self.stores.catalog.upsert(list(upserted))
+            if deleted:
+                self.stores.catalog.delete(list(deleted))
+            return
         if self.catalog_journal is None or self.catalog_saver is None:
             with self._catalog_lock:
                 self.catalog.save(catalog_path(self.settings))
@@ -326,6 +410,8 @@ class Services:
         self.catalog_saver.changed()
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
         if self.index_retry is not None:
             self.index_retry.close()
         if self.catalog_saver is not None:
@@ -346,6 +432,15 @@ class Services:
         close_log = getattr(self.extras.get("search_log"), "close", None)
         if close_log is not None:
             close_log()  # writes the searches still buffered
+        merch = self.extras.get("merch")
+        close_requests = getattr(getattr(merch, "requests", None), "close", None)
+        if self.stores is not None:
+            if close_requests is not None:
+                try:
+                    close_requests()  # writes the served lists still buffered
+                except Exception:  # closing must never fail a shutdown
+                    log.exception("the request log could not write its last served lists")
+            self.stores.close()
 
 
 def _load_catalog(settings: Settings) -> Catalog:

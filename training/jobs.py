@@ -24,6 +24,7 @@ from training.config import TrainConfig
 from training.errors import ConfigError
 from training.evaluate import EvalResult, ModelSpec, compare, evaluate_model, plot_results, prepare
 from training.interactions import Catalog, EventFrame, build_interactions, encode_events
+from training.store_source import StoreSource
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,15 @@ def _adapter_table(fmt: str, path: Path) -> pa.Table:
 
 
 def load_input(cfg: TrainConfig, events_dir: Path | None = None,
-               state_dir: Path | None = None) -> TrainingInput:
+               state_dir: Path | None = None,
+               stores: StoreSource | None = None) -> TrainingInput:
     """Read the events (files + event log), users (consent) and catalog the config names.
 
     ``state_dir`` (settings.state_dir): also leave out users erased over the API or whose
     consent was withdrawn there (``data.journals`` journal); a consent given over the
     API overrides ``consent: false`` in the users file.
+    ``stores``: the shared event and user stores instead of the event log folder and the
+    journal (replicas over PostgreSQL).
     """
     from data.loaders import read_events_table
 
@@ -90,7 +94,11 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
         else:
             tables.extend(_adapter_table(d.format, p) for p in d.events)
         sources += [str(p) for p in d.events]
-    if d.event_log and events_dir is not None and events_dir.is_dir() and any(
+    if d.event_log and stores is not None:
+        table_ = stores.events_table(_day(d.since), _day(d.until), TRAINING_COLUMNS)
+        tables.append(table_)
+        sources.append("event store")
+    elif d.event_log and events_dir is not None and events_dir.is_dir() and any(
         events_dir.glob("*.jsonl")
     ):
         from data.eventlog import EventLog
@@ -110,10 +118,11 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
         )
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     no_consent = _users_without_consent(d.users) if d.users else None
-    if state_dir is not None:
+    if stores is not None or state_dir is not None:
         from data.journals import excluded_by_journal
 
-        excluded, consented = excluded_by_journal(state_dir)
+        excluded, consented = (stores.consent() if stores is not None
+                               else excluded_by_journal(state_dir))  # type: ignore[arg-type]
         if excluded or consented:
             no_consent = ((no_consent or set()) - consented) | excluded
     frame = encode_events(table, no_consent=no_consent, types=used_types(cfg))
@@ -251,6 +260,7 @@ def train(
     only: Sequence[str] | None = None,
     progress: Progress | None = None,
     data: TrainingInput | None = None,
+    stores: StoreSource | None = None,
 ) -> TrainReport:
     """Fit every configured model on all the data, register each, optionally promote."""
     say = progress or (lambda _msg: None)
@@ -263,7 +273,7 @@ def train(
         specs = [s for s in specs if s.name in only]
     seconds: dict[str, float] = {}
     say("reading data")
-    inp = data or load_input(cfg, events_dir, state_dir)
+    inp = data or load_input(cfg, events_dir, state_dir, stores)
     seconds["read"] = inp.seconds
     mconf = matrix_config(cfg)
     holdout: dict[str, dict[str, float]] = {}
@@ -357,11 +367,12 @@ def evaluate(
     state_dir: Path | None = None,
     progress: Progress | None = None,
     data: TrainingInput | None = None,
+    stores: StoreSource | None = None,
 ) -> EvaluationReport:
     """Compare every configured model (plus the popularity baseline) on one split."""
     say = progress or (lambda _msg: None)
     say("reading data")
-    inp = data or load_input(cfg, events_dir, state_dir)
+    inp = data or load_input(cfg, events_dir, state_dir, stores)
     specs = cfg.model_specs()
     if not any(s.algorithm == "popularity" for s in specs):
         specs.append(ModelSpec("popularity", "popularity", {}))

@@ -54,6 +54,7 @@ from training.jobs import (
     split_protocol,
 )
 from training.split import temporal_split
+from training.store_source import StoreSource
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ def retrain(
     trigger: Trigger = "manual",
     progress: Callable[[str], None] | None = None,
     data: TrainingInput | None = None,
+    stores: StoreSource | None = None,
 ) -> RetrainRun:
     """Train candidates on the latest events, gate each against its serving version, promote
     the ones that pass; the run (also a failed one) is appended to ``runs.jsonl``."""
@@ -282,7 +284,7 @@ def retrain(
     with retrain_lock(models_dir):
         try:
             say("reading the latest events")
-            inp = data or load_input(cfg, events_dir, state_dir)
+            inp = data or load_input(cfg, events_dir, state_dir, stores)
             say("splitting")
             ev, protocol = gate_split(cfg, inp, _serving_end(registry, specs), gate.new_share)
             held = _held_out(ev)

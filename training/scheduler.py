@@ -23,6 +23,7 @@ from typing import IO, Literal
 from training.config import TrainConfig
 from training.errors import ConfigError
 from training.retrain import Gate, RetrainBusyError, RetrainRun, read_runs, retrain
+from training.store_source import StoreSource
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def run_scheduler(
     poll_seconds: float = 30.0,
     on_status: Callable[[Status], None] | None = None,
     on_run: Callable[[RetrainRun], None] | None = None,
+    stores: StoreSource | None = None,
 ) -> int:
     """Retrain whenever due until ``stop`` is set; returns the number of runs made.
 
@@ -105,7 +107,7 @@ def run_scheduler(
                     try:
                         run = retrain(cfg_factory(), models_dir, gate=schedule.gate,
                                       events_dir=events_dir, state_dir=state_dir,
-                                      trigger="schedule")
+                                      trigger="schedule", stores=stores)
                     except RetrainBusyError as exc:  # a manual retrain is running
                         log.info("%s", exc)
                         wait = poll_seconds

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from core.errors import StorageUnavailableError
 from data.catalog import Catalog
 from merch.errors import RuleNotFoundError
 from merch.rules.engine import QueryPlan, RuleOutcome, apply_rules, plan_query, rule_fires
@@ -127,16 +128,26 @@ class RuleService(RulesHookBase):
         self._revision = -1
         self._checked_at = 0.0
 
+    def invalidate(self) -> None:
+        """Rules changed in another process: the next read checks the store's revision."""
+        with self._lock:
+            self._checked_at = float("-inf")
+
     # ------------------------------------------------------------------ reading
     def all_rules(self) -> list[Rule]:
         now = time.monotonic()
         with self._lock:
             if now - self._checked_at >= self._reload_check or self._revision < 0:
                 self._checked_at = now
-                rev = self.store.revision()
-                if rev != self._revision:
-                    self._rules = self.store.list()
-                    self._revision = rev
+                try:
+                    rev = self.store.revision()
+                    if rev != self._revision:
+                        self._rules = self.store.list()
+                        self._revision = rev
+                except StorageUnavailableError as exc:
+                    if self._revision < 0:
+                        raise  # no rules known yet: what needs them answers 503
+                    log.warning("rules store unavailable (%s): keeping the rules read last", exc)
             return list(self._rules)
 
     def get(self, rule_id: str) -> Rule:

@@ -10,6 +10,7 @@ from data.models import User
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
 from serving.errors import NotFound
 from serving.schemas import UserErasedOut, UserIn, UserOut
+from serving.services import erase_user as erase_everywhere
 
 router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[AdminDep])
 
@@ -56,21 +57,9 @@ def get_user(user_id: UserIdPath, services: ServicesDep) -> UserOut:
 def erase_user(
     user_id: UserIdPath, services: ServicesDep, request_id: RequestIdDep
 ) -> UserErasedOut:
-    from data.erasure import erase_from_shop_files
-    from serving.bootstrap import drop_profile_cache
-
-    services.users.erase(user_id)  # first: from here on, training and a restart leave them out
-    erased = services.events.erase_user(user_id)
-    known, served = services.forget_user(user_id)
-    shop = erase_from_shop_files(services.settings.data_dir, user_id)
-    feeds = services.feed_cache.forget_user(user_id)
-    search_log = services.extras.get("search_log")
-    if search_log is not None:  # their searches keep their counts, lose user id and text
-        search_log.forget_user(user_id)  # type: ignore[attr-defined]
-    drop_profile_cache(services.settings.state_dir)
-    n = erased if isinstance(erased, int) else 0
+    gone = erase_everywhere(services, user_id)
     return UserErasedOut(
-        request_id=request_id, user_id=user_id, events_erased=n, profile_erased=known,
-        shop_file_records_erased=shop.users + shop.events, served_requests_anonymized=served,
-        cached_feeds_dropped=feeds,
+        request_id=request_id, user_id=user_id, events_erased=gone.events,
+        profile_erased=gone.profile, shop_file_records_erased=gone.shop_file_records,
+        served_requests_anonymized=gone.served_requests, cached_feeds_dropped=gone.cached_feeds,
     )

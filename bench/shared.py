@@ -1,0 +1,246 @@
+"""Benchmark: the API over the shared stores (PostgreSQL + Redis) next to the embedded default,
+and two shared nodes behind HAProxy next to one.
+
+    python bench/shared.py                                   # 20k users × 5k items × 400k events
+    python bench/shared.py --users 100000 --items 20000 --events 2000000 --duration 15
+
+From a fresh home (a temporary folder, or ``--home`` which must not exist): generate the shop,
+train and promote the serving models, build the embedded index (``bench/serve.py``'s
+``prepare``); start a PostgreSQL and a Redis of its own (``scripts/postgres``,
+``scripts/redis``, temporary folders); then for each setup start ``shoprank serve`` (one
+worker per node) and load recommendations and the feed with ``wrk`` (``--concurrency``
+connections, random users) for ``--duration`` seconds:
+
+- ``embedded``: one node on the home (SQLite and files);
+- ``shared``: one node over PostgreSQL + Redis (the first start imports the shop files);
+- ``two nodes``: two shared nodes, the second on an empty home, behind HAProxy (round robin).
+
+CPU per request counts the API processes and, for the shared setups, the PostgreSQL and
+Redis server processes too (all on this machine), so ``cpu_ms_per_request`` compares whole
+systems. Memory (PSS) of the API processes is read after the load. Prints a table and writes
+bench/results/shared.json. Needs ``wrk`` and ``haproxy`` (Debian packages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.serve import cpu_seconds, memory_mb, prepare  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTES = ("recommendations", "feed")
+
+
+def start_server(script: str, folder: Path) -> tuple[str, list[int]]:
+    env = dict(os.environ, **{f"{script.upper()}_DIR": str(folder)})
+    url = subprocess.run([str(ROOT / "scripts" / script), "start"], env=env, check=True,
+                         capture_output=True, text=True, timeout=180).stdout.strip().splitlines()[-1]
+    return url, server_pids(script, folder)
+
+
+def server_pids(script: str, folder: Path) -> list[int]:
+    if script == "redis":
+        return [int((folder / "redis.pid").read_text().split()[0])]
+    return [int((folder / "data" / "postmaster.pid").read_text().split()[0])]
+
+
+def stop_server(script: str, folder: Path) -> None:
+    env = dict(os.environ, **{f"{script.upper()}_DIR": str(folder)})
+    subprocess.run([str(ROOT / "scripts" / script), "stop"], env=env, check=False,
+                   capture_output=True, timeout=120)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_node(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        env={**env, "SHOPRANK_HOME": str(home)}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=open(home / "server.err", "wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited: {(home / 'server.err').read_text()[-2000:]}")
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the server did not start within 600 s")
+        time.sleep(0.2)
+
+
+def start_haproxy(folder: Path, bases: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    servers = "\n".join(f"    server n{i} {b.removeprefix('http://')} check inter 500ms"
+                        for i, b in enumerate(bases))
+    cfg = folder / "haproxy.cfg"
+    cfg.write_text(f"""global
+    maxconn 1024
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+frontend shop
+    bind 127.0.0.1:{port}
+    default_backend nodes
+backend nodes
+    balance roundrobin
+    option httpchk GET /healthz
+{servers}
+""")
+    proc = subprocess.Popen([shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f",
+                             str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("HAProxy did not answer")
+        time.sleep(0.1)
+
+
+def load(base: str, route: str, args: argparse.Namespace, pids: list[int]) -> dict[str, float]:
+    """One wrk run: latency from wrk, CPU of ``pids`` (and their children) around it."""
+    def cpu() -> float:
+        return sum(sum(cpu_seconds(p).values()) for p in pids)
+
+    env = {**os.environ, "ROUTE": route, "N_USERS": str(args.users), "N_ITEMS": str(args.items)}
+    c0, t0 = cpu(), time.perf_counter()
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{args.concurrency}", f"-d{args.duration:.0f}s", "--timeout", "10s",
+         "-s", str(ROOT / "bench" / "serve.lua"), base],
+        env=env, capture_output=True, text=True, check=True).stdout
+    wall, used = time.perf_counter() - t0, cpu() - c0
+    w = json.loads(next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))[8:])
+    n = max(w["requests"], 1)
+    return {"requests": w["requests"], "errors": w["non2xx"] + w["socket_errors"],
+            "rps": w["requests"] / (w["duration_us"] / 1e6), "p50_ms": w["p50_us"] / 1000,
+            "p99_ms": w["p99_us"] / 1000, "cpu_ms_per_request": 1000 * used / n,
+            "load_avg_before": os.getloadavg()[0], "wall_s": wall}
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument("--items", type=int, default=5_000)
+    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--home", type=Path, default=None, help="A folder that does not exist yet.")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "shared.json")
+    args = ap.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="shoprank-bench-shared-"))
+    root.chmod(0o755)  # the servers run as their Debian users when started as root
+    home = args.home or root / "home"
+    if args.home is not None and args.home.exists():
+        raise SystemExit(f"--home {args.home} exists: a benchmark starts from a fresh home")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPRANK_")}
+    base_env.update(SHOPRANK_SEARCH_BACKEND="embedded", SHOPRANK_LOG_LEVEL="WARNING",
+                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    os.environ["SHOPRANK_HOME"] = str(home)
+    prepare(home, args.users, args.items, args.events)
+    print(f"shop ready in {time.perf_counter() - t0:.0f}s", flush=True)
+    rows: list[dict[str, object]] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    servers: list[tuple[str, Path]] = []
+    try:
+        # embedded
+        node, base = start_node(home, base_env)
+        procs.append(node)
+        for route in ROUTES:
+            r = load(base, route, args, [node.pid])
+            rows.append({"setup": "embedded", "route": route, **r})
+            print(rows[-1], flush=True)
+        mem = memory_mb(node.pid)["pss_mb"]
+        for row in rows:
+            row["api_pss_mb"] = mem
+        stop(node)
+        # shared stores
+        pg_url, pg_pids = start_server("postgres", root / "pg")
+        servers.append(("postgres", root / "pg"))
+        redis_url, redis_pids = start_server("redis", root / "redis")
+        servers.append(("redis", root / "redis"))
+        env = {**base_env, "SHOPRANK_DATABASE_URL": pg_url, "SHOPRANK_REDIS_URL": redis_url,
+               "SHOPRANK_MODEL_REGISTRY": str(home / "models")}
+        t1 = time.perf_counter()
+        a, base_a = start_node(home, env)
+        procs.append(a)
+        print(f"first shared start (imports the shop) {time.perf_counter() - t1:.0f}s", flush=True)
+        store_pids = pg_pids + redis_pids
+        for route in ROUTES:
+            r = load(base_a, route, args, [a.pid, *store_pids])
+            rows.append({"setup": "shared", "route": route, **r,
+                         "api_pss_mb": memory_mb(a.pid)["pss_mb"]})
+            print(rows[-1], flush=True)
+        b, base_b = start_node(root / "node-b", env)
+        procs.append(b)
+        proxy, base_p = start_haproxy(root, [base_a, base_b])
+        procs.append(proxy)
+        for route in ROUTES:
+            r = load(base_p, route, args, [a.pid, b.pid, proxy.pid, *store_pids])
+            rows.append({"setup": "two nodes + HAProxy", "route": route, **r,
+                         "api_pss_mb": memory_mb(a.pid)["pss_mb"] + memory_mb(b.pid)["pss_mb"]})
+            print(rows[-1], flush=True)
+    finally:
+        for p in procs:
+            stop(p)
+        for script, folder in servers:
+            stop_server(script, folder)
+    emb = {r["route"]: r["cpu_ms_per_request"] for r in rows if r["setup"] == "embedded"}
+    print(f"\n{'setup':<22}{'route':<17}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+          f"{'CPU ms/req':>11}{'× embedded':>11}{'PSS MB':>8}{'load':>6}")
+    for r in rows:
+        ratio = float(r["cpu_ms_per_request"]) / emb[str(r["route"])]  # type: ignore[arg-type]
+        r["cpu_vs_embedded"] = ratio
+        print(f"{r['setup']:<22}{r['route']:<17}{r['rps']:>8.0f}{r['p50_ms']:>8.1f}"
+              f"{r['p99_ms']:>8.1f}{r['cpu_ms_per_request']:>11.2f}{ratio:>11.2f}"
+              f"{r['api_pss_mb']:>8.0f}{r['load_avg_before']:>6.1f}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps({
+        "shop": {"users": args.users, "items": args.items, "events": args.events},
+        "duration_s": args.duration, "concurrency": args.concurrency, "cpus": os.cpu_count(),
+        "rows": rows}, indent=2))
+    print(f"wrote {args.results}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
