@@ -1,4 +1,5 @@
-"""The learned ranker's features: one function, :func:`features`, used online and offline.
+"""The learned ranker's features: one function, :func:`feature_matrix` (and its wrapper
+:func:`features` over :class:`Candidate` objects), used online and offline.
 
 It sits with the models (below both the online pipeline and training, which both call it).
 
@@ -12,6 +13,10 @@ model (:class:`ItemStats`), so both sides read the same numbers.
 
 Missing values are NaN (LightGBM routes them on their own): a source that did not propose an
 item, an item without rating, a shopper without history.
+
+Cost: Python reads only what only Python can (each breakdown's entries, ids → table rows, the
+shopper's affinities by code); one numba loop (``_fill``) writes every column — ≈ 0.15 ms for
+200 candidates (``bench/ranker.py``).
 """
 
 from __future__ import annotations
