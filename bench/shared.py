@@ -46,9 +46,9 @@ ROUTES = ("recommendations", "feed")
 
 def start_server(script: str, folder: Path) -> tuple[str, list[int]]:
     env = dict(os.environ, **{f"{script.upper()}_DIR": str(folder)})
-    url = subprocess.run([str(ROOT / "scripts" / script), "start"], env=env, check=True,
-                         capture_output=True, text=True, timeout=180).stdout.strip().splitlines()[-1]
-    return url, server_pids(script, folder)
+    out = subprocess.run([str(ROOT / "scripts" / script), "start"], env=env, check=True,
+                         capture_output=True, text=True, timeout=180).stdout
+    return out.strip().splitlines()[-1], server_pids(script, folder)
 
 
 def server_pids(script: str, folder: Path) -> list[int]:

@@ -2,10 +2,13 @@
 
     python bench/soak.py                            # 10 min at 200 req/s, 20k users × 5k items
     python bench/soak.py --duration 120 --rate 100  # a quick look
+    python bench/soak.py --shared                   # over PostgreSQL + Redis of its own
 
 Steps: a fresh home (``--home`` is deleted first unless ``--keep``), generate the shop, train
 and promote the serving models, build the embedded index (``bench/serve.py``'s ``prepare``),
-start ``shoprank serve --workers 2``, then send a mixed load at ``--rate`` requests/s from
+start ``shoprank serve --workers 2`` (with ``--shared``: over a PostgreSQL and a Redis the
+bench starts in temporary folders, ``scripts/postgres`` / ``scripts/redis``; their memory is
+not the server's and is not counted), then send a mixed load at ``--rate`` requests/s from
 this process (asyncio + httpx, ``--concurrency`` connections): recommendations, feed page 1
 and page 2, similar items, search and batches of events (views and clicks echoing the served
 request ids), with random users, items and queries. PSS of the server (its processes
@@ -27,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -38,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import serve as serve_bench  # noqa: E402  (bench/serve.py: prepare, memory_mb)
+import shared as shared_bench  # noqa: E402  (bench/shared.py: start_server, stop_server)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["連衣裙", "dress", "手機", "耳機", "跑鞋", "帳篷", "咖啡", "jacket", "背包", "玩具"]
@@ -133,14 +138,27 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=18900)
     ap.add_argument("--home", type=Path, default=ROOT / "var" / "bench-soak")
     ap.add_argument("--keep", action="store_true", help="Reuse --home instead of starting fresh.")
-    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "soak.json")
+    ap.add_argument("--shared", action="store_true",
+                    help="Serve over a PostgreSQL and a Redis of the bench's own.")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="Default: bench/results/soak.json (soak-shared.json with --shared).")
     args = ap.parse_args(argv)
+    args.results = args.results or ROOT / "bench" / "results" / (
+        "soak-shared.json" if args.shared else "soak.json")
     home = args.home.resolve()
     if home.exists() and not args.keep:
         shutil.rmtree(home)
     serve_bench.prepare(home, args.users, args.items, args.events)
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded",
            "SHOPRANK_LOG_LEVEL": "WARNING"}
+    servers: list[tuple[str, Path]] = []
+    if args.shared:
+        stores_dir = Path(tempfile.mkdtemp(prefix="shoprank-soak-"))
+        stores_dir.chmod(0o755)  # the servers run as their Debian users when started as root
+        for script in ("postgres", "redis"):
+            url, _ = shared_bench.start_server(script, stores_dir / script)
+            servers.append((script, stores_dir / script))
+            env["SHOPRANK_DATABASE_URL" if script == "postgres" else "SHOPRANK_REDIS_URL"] = url
     server = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "shoprank"), "serve", "--port", str(args.port),
          "--workers", "2"], env=env, start_new_session=True)
@@ -177,11 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+        for script, folder in servers:
+            shared_bench.stop_server(script, folder)
     after = [(t, v) for t, v in samples if t >= args.warmup]
     warm = after[0][1] if after else samples[-1][1]
     result = {
         "command": "python bench/soak.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "users": args.users, "items": args.items, "rate": args.rate,
+        "stores": "shared (PostgreSQL + Redis)" if args.shared else "embedded",
         "duration_s": args.duration, "warmup_s": args.warmup,
         "requests": counts["requests"], "errors": counts["errors"],
         "pss_ready_mb": round(ready_pss, 1), "pss_after_warmup_mb": round(warm, 1),
@@ -205,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     ax.axvline(args.warmup / 60, color="grey", linestyle="--", label="end of warm-up")
     ax.set_xlabel("minutes under load")
     ax.set_ylabel("server PSS (MB)")
-    ax.set_title(f"soak: {args.rate:.0f} req/s mixed load, 2 workers "
+    ax.set_title(f"soak ({result['stores']}): {args.rate:.0f} req/s mixed load, 2 workers "
                  f"({result['growth_after_warmup_mb_per_min']} MB/min after warm-up)")
     ax.legend()
     png = args.results.with_suffix(".png")

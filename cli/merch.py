@@ -53,12 +53,9 @@ def _rules() -> RuleService:
 def _experiments() -> ExperimentService:
     from merch.experiment_store import SqliteExperimentStore
     from merch.experiments import ExperimentService
-    from merch.request_log import SqliteRequestLog
 
     s = _settings()
-    return ExperimentService(
-        SqliteExperimentStore.in_state_dir(s.state_dir), SqliteRequestLog.in_state_dir(s.state_dir)
-    )
+    return ExperimentService(SqliteExperimentStore.in_state_dir(s.state_dir))
 
 
 def _read_json(path: Path) -> object:

@@ -10,11 +10,12 @@ At most one experiment runs per surface, so a request has at most one (experimen
 the variant may override the model version, the blend weights, the search personalization
 weight and the rule set.
 
-Attribution: :class:`ExperimentService.assign` (the pipeline's experiment hook) records every
-served request — request id, time, surface, user, experiment, variant — in a
-:class:`merch.experiment_store.RequestLog`. Reports attribute an event to a variant by its own
-``context.experiment``/``variant`` if the storefront echoed them, else by its ``request_id``
-looked up in that log, else by its user's assignment (for purchases made away from a list).
+Attribution: the ranking pipeline logs every served request — request id, time, surface,
+user, experiment, variant — in its request log (``Pipeline.request_log``, a
+:class:`merch.request_log.RequestLog`; assignment itself records nothing). Reports attribute
+an event to a variant by its own ``context.experiment``/``variant`` if the storefront echoed
+them, else by its ``request_id`` looked up in that log, else by its user's assignment (for
+purchases made away from a list).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core.errors import StorageUnavailableError
 from merch.errors import ExperimentError, ExperimentNotFoundError
-from merch.request_log import RequestLog
 from ranking.hooks import Assignment
 from ranking.types import RankContext, Surface
 
@@ -266,12 +266,10 @@ class ExperimentService:
     def __init__(
         self,
         store: ExperimentStore,
-        requests: RequestLog | None = None,
         *,
         reload_check_seconds: float = 0.5,
     ) -> None:
         self.store = store
-        self.requests = requests
         self._reload_check = reload_check_seconds
         self._lock = threading.Lock()
         self._running: list[Experiment] = []
@@ -422,20 +420,8 @@ class ExperimentService:
         )
 
     def assign(self, ctx: RankContext) -> Assignment | None:
-        """The pipeline's experiment hook; also records the served request for attribution."""
-        got = self.assignment(ctx)
-        if self.requests is not None and ctx.request_id:
-            self.requests.record(
-                request_id=ctx.request_id,
-                at=ctx.now,
-                surface=ctx.surface,
-                user_id=ctx.user_id,
-                experiment=got.experiment if got else None,
-                variant=got.variant if got else None,
-                query=ctx.query,
-                item_id=ctx.item_id,
-            )
-        return got
+        """The pipeline's experiment hook (the pipeline logs the served request itself)."""
+        return self.assignment(ctx)
 
     def rule_set_for(self, ctx: RankContext) -> str | None:
         """The rule set a request's variant selects (for ``RuleService(rule_set_for=…)``)."""
@@ -447,24 +433,11 @@ class ExperimentService:
         return v.overrides.rule_set if v is not None else None
 
 
-class AssignOnly:
-    """An experiment hook that assigns like ``service`` but records no served request: the
-    pipeline of rule previews, so a preview is ranked for the same variant as live serving
-    without counting as traffic."""
-
-    def __init__(self, service: ExperimentService) -> None:
-        self.service = service
-
-    def assign(self, ctx: RankContext) -> Assignment | None:
-        return self.service.assignment(ctx)
-
-
 def _fields(e: Experiment) -> dict[str, object]:
     return {f: getattr(e, f) for f in Experiment.__slots__}  # type: ignore[attr-defined]
 
 
 __all__ = [
-    "AssignOnly",
     "Experiment",
     "ExperimentNotFoundError",
     "ExperimentService",

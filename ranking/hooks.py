@@ -3,6 +3,7 @@
 The pipeline calls, in this order::
 
     assignment = experiments.assign(ctx)            # once per request, before ranking
+    request_log.record(request_id=…, surface=…, …)  # then the served request is logged
     ... candidates → blend → filter ...
     items = rules.apply_rules(items, ctx)           # after filtering, before diversity
                                                     # (skipped when rules.fires(ctx) is False)
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -59,7 +61,28 @@ class RulesHook(Protocol):
 
 @runtime_checkable
 class ExperimentHook(Protocol):
-    def assign(self, ctx: RankContext) -> Assignment | None: ...
+    def assign(self, ctx: RankContext) -> Assignment | None:
+        """The request's variant (None: not in an experiment); records nothing."""
+        ...
+
+
+@runtime_checkable
+class RequestLogHook(Protocol):
+    """Where the pipeline logs each served request (request id, surface, user, variant) for
+    attribution: ``merch.request_log`` and the shared store's adapter implement it."""
+
+    def record(
+        self,
+        *,
+        request_id: str,
+        at: datetime,
+        surface: str,
+        user_id: str | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+        query: str | None = None,
+        item_id: str | None = None,
+    ) -> None: ...
 
 
 class NoRules:

@@ -27,7 +27,7 @@ from data.catalog import Catalog
 from ranking import candidates as C
 from ranking.catalog_index import CatalogIndex
 from ranking.diversity import diversity_order
-from ranking.hooks import Assignment, ExperimentHook, RulesHook
+from ranking.hooks import Assignment, ExperimentHook, RequestLogHook, RulesHook
 from ranking.live import LiveCounts
 from ranking.modelset import ModelSet, load_model_set
 from ranking.profile import ProfileStore, UserProfile
@@ -131,8 +131,11 @@ class Pipeline:
         models: Callable[[], ModelSet],
         rules: Callable[[], RulesHook],
         experiments: Callable[[], ExperimentHook],
+        request_log: RequestLogHook | None = None,
     ) -> None:
         self.catalog = catalog
+        self.request_log = request_log
+        """Where served requests are logged (None: nowhere, e.g. rule previews)."""
         self.profiles = profiles
         self.config = config
         self._models = models
@@ -177,11 +180,15 @@ class Pipeline:
             item_id=item_id,
             request_id=request_id,
         )
-        # every request goes through the hook (anonymous ones too): it also records the served
-        # request for attribution; the hook itself puts only users with an id in experiments
+        # the hook puts only users with an id in experiments
         assignment = self._experiments().assign(ctx)
         if assignment is not None:
             ctx = replace(ctx, experiment=assignment.experiment, variant=assignment.variant)
+        if self.request_log is not None and request_id:  # every served request, for attribution
+            self.request_log.record(
+                request_id=request_id, at=ctx.now, surface=surface, user_id=user_id,
+                experiment=ctx.experiment, variant=ctx.variant, query=query, item_id=item_id,
+            )
         return ctx, profile, assignment, self._models_for(assignment)
 
     def _models_for(self, assignment: Assignment | None) -> ModelSet:

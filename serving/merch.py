@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 from analytics.search_log import SqliteSearchLog
 from data.models import Event
 from merch.experiment_store import SqliteExperimentStore
-from merch.experiments import AssignOnly, ExperimentService, ExperimentStore
+from merch.experiments import ExperimentService, ExperimentStore
 from merch.request_log import SqliteRequestLog
 from merch.rules.model import Rule
 from merch.rules.preview import Ranker, Served
 from merch.rules.service import FixedRules, RuleService
 from merch.rules.store import RuleStore, SqliteRuleStore
 from merch.store_adapters import DocumentExperimentStore, DocumentRuleStore, StoreRequestLog
-from ranking.hooks import NoExperiments, QueryRewrite, RulesHook
+from ranking.hooks import QueryRewrite, RulesHook
 from ranking.types import RankContext, Reason, ScoredItem
 
 if TYPE_CHECKING:
@@ -63,10 +63,11 @@ def install_merchandising(services: Services) -> Merch:
         requests = SqliteRequestLog.in_state_dir(state)
         experiment_store = SqliteExperimentStore.in_state_dir(state)
         rule_store = SqliteRuleStore.in_state_dir(state)
-    experiments = ExperimentService(experiment_store, requests)
+    experiments = ExperimentService(experiment_store)
     rules = RuleService(rule_store, services.catalog, rule_set_for=experiments.rule_set_for)
     services.rules = rules
     services.experiments = experiments
+    services.pipeline.request_log = requests  # every served request, for attribution
     m = Merch(rules, experiments, requests)
     services.extras["merch"] = m
     services.extras["search_log"] = SqliteSearchLog.in_state_dir(state)
@@ -157,16 +158,15 @@ class _PreviewRules:
 
 def _preview_pipeline(services: Services) -> Pipeline:
     """The app's pipeline, stage for stage (same config, models, candidate sources and their
-    caches), with the preview's rules and an experiment hook that records nothing."""
+    caches), with the preview's rules and no request log (a preview is not traffic)."""
     from ranking.pipeline import Pipeline
 
     got = services.extras.get("preview_pipeline")
     if isinstance(got, Pipeline):
         return got
     hook = _PreviewRules()
-    live = services.experiments
-    experiments = AssignOnly(live) if isinstance(live, ExperimentService) else NoExperiments()
-    p = Pipeline(
+    experiments = services.experiments
+    p = Pipeline(  # no request log: a preview is not traffic
         catalog=services.catalog,
         profiles=services.profiles,
         live=services.live,
@@ -174,6 +174,7 @@ def _preview_pipeline(services: Services) -> Pipeline:
         models=lambda: services.models,
         rules=lambda: hook,
         experiments=lambda: experiments,
+        request_log=None,
     )
     p.globals = services.pipeline.globals  # the same trending / new-arrival lists
     services.extras["preview_pipeline"] = p

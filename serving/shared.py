@@ -53,10 +53,12 @@ def open_shared_stores(settings: Settings) -> Stores:
 
 
 def check_stores(settings: Settings) -> None:
-    """Open and close the configured shared stores once (migrating them), so that a bad URL
-    or a server that does not answer stops ``shoprank serve`` before any worker starts."""
+    """Open the configured shared stores once before any worker starts (migrating them, and
+    importing the shop files into empty stores), so that a bad URL or a server that does not
+    answer stops ``shoprank serve`` at once, and workers starting together do not all import."""
     if shared_enabled(settings):
-        open_shared_stores(settings).close()
+        with open_shared_stores(settings) as stores:
+            seed_from_files(settings, stores)
 
 
 def seed_from_files(settings: Settings, stores: Stores) -> dict[str, int]:

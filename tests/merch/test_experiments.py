@@ -44,11 +44,7 @@ def spec(
 
 @pytest.fixture
 def svc(tmp_path: Path) -> ExperimentService:
-    return ExperimentService(
-        SqliteExperimentStore(tmp_path / "e.sqlite"),
-        SqliteRequestLog(tmp_path / "r.sqlite"),
-        reload_check_seconds=0,
-    )
+    return ExperimentService(SqliteExperimentStore(tmp_path / "e.sqlite"), reload_check_seconds=0)
 
 
 def test_bucket_is_deterministic_uniform_and_per_experiment() -> None:
@@ -118,7 +114,7 @@ def test_spec_validation_names_the_field() -> None:
         )
 
 
-def test_assign_hook_overrides_and_records_requests(svc: ExperimentService) -> None:
+def test_assign_hook_overrides(svc: ExperimentService) -> None:
     svc.create(spec("blend"))
     ctx = RankContext(surface="feed", user_id="u1", request_id="req-1", now=NOW)
     assert svc.assign(ctx) is None  # draft: nobody is in it
@@ -142,14 +138,6 @@ def test_assign_hook_overrides_and_records_requests(svc: ExperimentService) -> N
         svc.rule_set_for(RankContext(surface="feed", experiment="blend", variant="B")) == "holiday"
     )
     assert svc.rule_set_for(RankContext(surface="feed", experiment="blend", variant="A")) is None
-    served = svc.requests.lookup(["r-b", "r-rec", "anon", "missing"])  # type: ignore[union-attr]
-    assert (served["r-b"].experiment, served["r-b"].variant, served["r-b"].surface) == (
-        "blend",
-        "B",
-        "feed",
-    )
-    assert served["r-rec"].experiment is None and served["r-rec"].surface == "recommend"
-    assert "missing" not in served
 
 
 def test_store_is_durable_across_handles(tmp_path: Path) -> None:
@@ -162,7 +150,6 @@ def test_store_is_durable_across_handles(tmp_path: Path) -> None:
 
 
 def test_request_log_keeps_rows_until_pruned_and_reads_them_column_wise(tmp_path: Path) -> None:
-    from merch.request_log import SqliteRequestLog
 
     log = SqliteRequestLog(tmp_path / "r.sqlite", keep_days=30)
     old = NOW - timedelta(days=40)

@@ -62,12 +62,13 @@ class Cluster:
     haproxy: subprocess.Popen[bytes]
 
 
-def _start_node(name: str, home: Path, env: dict[str, str]) -> Node:
+def _start_node(name: str, home: Path, env: dict[str, str], workers: int = 1) -> Node:
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     with open(home / "server.err", "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(port),
+             "--workers", str(workers)],
             env={**env, "SHOPRANK_HOME": str(home)}, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=err,
         )
@@ -148,7 +149,8 @@ def cluster(shop_home: Path, trained: object, postgres_server: str, redis_server
     stores = None
     try:
         nodes.append(_start_node("a", home_a, env))  # imports the shop into the stores
-        nodes.append(_start_node("b", root / "b", env))  # an empty home
+        # an empty home, and uvicorn's own two workers (nothing per worker to keep in step)
+        nodes.append(_start_node("b", root / "b", env, workers=2))
         port = free_port()
         haproxy = _haproxy(root, port, nodes)
         stores = open_stores(db_url, redis_server, root / "test-client", redis_prefix=prefix)
@@ -196,8 +198,9 @@ def test_a_view_shows_in_the_next_feed_whichever_node_answers(cluster: Cluster) 
         r = c.post("/v1/events", json={"events": [_event(user, item)]})
         assert r.status_code == 200 and r.json()["accepted"] == 1
         answered = set()
-        for _ in range(2):  # round robin: one request on each node
-            r = c.get("/v1/feed", params={"user_id": user, "debug": "true"})
+        for _ in range(6):  # round robin: each node, and both of B's workers in turn
+            r = c.get("/v1/feed", params={"user_id": user, "debug": "true"},
+                      headers={"Connection": "close"})
             assert r.status_code == 200
             answered.add(r.headers["X-Node"])
             assert item in _related(r.json()), (r.headers["X-Node"], r.json())
