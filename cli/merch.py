@@ -319,6 +319,7 @@ def _build(
     from analytics.reports import METRICS, build_report
     from cli.support import fail
     from data.eventlog import EventLog
+    from merch.request_log import SqliteRequestLog
 
     if metric not in METRICS:
         fail(f"--metric: unknown {metric!r}; choose one of {', '.join(METRICS)}")
@@ -332,7 +333,7 @@ def _build(
             start=start,
             end=end,
             experiment=exp,
-            requests=svc.requests,
+            requests=SqliteRequestLog.in_state_dir(s.state_dir),
             catalog=_catalog(s),
             primary_metric=metric,
         )  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _NO_ATTRS: Mapping[str, AttributeValue] = MappingProxyType({})
 _MISSING = object()
+_Known = tuple[bool, Mapping[str, AttributeValue]]
 
 
 class StoreProfiles:
@@ -52,14 +53,18 @@ class StoreProfiles:
         catalog: Catalog,
         *,
         history_size: int = 50,
-        cache_size: int = 50_000,
+        cache_size: int = 20_000,
     ) -> None:
         self.users = users
         self.shopper = shopper
         self.catalog = catalog
         self.history_size = history_size
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, User | None] = OrderedDict()
+        self._cache: OrderedDict[str, _Known | None] = OrderedDict()
+        """User id → (consent, interned attributes), None for an unknown user: about 150
+        bytes an entry, so the cache is full (and memory flat) soon after start."""
+        self._interned: dict[tuple[tuple[str, AttributeValue], ...],
+                             Mapping[str, AttributeValue]] = {}
         self._lock = threading.Lock()
         self._erased: dict[str, datetime] = dict(users.erasures())
 
@@ -77,22 +82,31 @@ class StoreProfiles:
             self._erased = dict(erasures)
 
     # reading ---------------------------------------------------------------------
-    def _user(self, user_id: str) -> User | None:
+    def _user(self, user_id: str) -> _Known | None:
         with self._lock:
             got = self._cache.get(user_id, _MISSING)
             if got is not _MISSING:
                 self._cache.move_to_end(user_id)
                 return got  # type: ignore[return-value]
         user = self.users.get(user_id)
-        self._remember(user_id, user)
-        return user
+        return self._remember(user_id, user)
 
-    def _remember(self, user_id: str, user: User | None) -> None:
+    def _remember(self, user_id: str, user: User | None) -> _Known | None:
+        known: _Known | None = None
         with self._lock:
-            self._cache[user_id] = user
+            if user is not None:
+                attrs: Mapping[str, AttributeValue] = _NO_ATTRS
+                if user.attributes:
+                    key = tuple(sorted(user.attributes.items()))
+                    attrs = self._interned.get(key) or MappingProxyType(dict(key))
+                    if len(self._interned) < 10_000:  # a shop has few distinct combinations
+                        self._interned.setdefault(key, attrs)
+                known = (user.consent, attrs)
+            self._cache[user_id] = known
             self._cache.move_to_end(user_id)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        return known
 
     def __contains__(self, user_id: object) -> bool:
         if not isinstance(user_id, str):
@@ -125,11 +139,7 @@ class StoreProfiles:
             _warn("users", exc)
             return UserProfile(user_id=user_id, consent=False, user_factors=False)
         factors = user_id not in self._erased
-        consent = user.consent if user is not None else True
-        attrs: Mapping[str, AttributeValue] = (
-            MappingProxyType(dict(user.attributes)) if user is not None and user.attributes
-            else _NO_ATTRS
-        )
+        consent, attrs = user if user is not None else (True, _NO_ATTRS)
         if not consent:
             return UserProfile(user_id=user_id, known=True, consent=False, attributes=attrs,
                                user_factors=factors)
@@ -183,7 +193,7 @@ class StoreProfiles:
             got = self._cache.get(user_id, _MISSING)
         if got is _MISSING or got is None:
             return None
-        return got.consent  # type: ignore[union-attr]
+        return got[0]  # type: ignore[index]
 
     def upsert_users(self, users: Iterable[User]) -> int:
         """Users changed through this process (already written to the user store): withdrawn
