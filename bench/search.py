@@ -22,7 +22,9 @@ work: ``facet_repeat_share`` is the share of timed queries whose text + filters 
 after the index, included in the index time) and makes ``--shopper-share`` (20 %) of the
 texts hand-written shopper queries (`search.shopper_queries`), which relax or fall back.
 ``--rerank-depth 50`` asks for the top 50 of every query, as the API does when it re-ranks
-for a user before cutting the page.
+for a user before cutting the page. ``--repeat N`` runs the embedded backend N times from a fresh
+index (and fresh caches) and reports the median of each number, with every run's latencies
+under ``runs`` (the host is shared: single runs move with the other sessions' load).
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ def run_backend(
         "qps_1_client": round(len(reqs) / seq_s, 1),
         f"qps_{threads}_threads": round(len(reqs) / par_s, 1),
         "zero_hit_share": round(empty / len(reqs), 3),
+        "load_average": round(os.getloadavg()[0], 2),
         "facet_repeat_share": round(repeat_share(warm_and_timed, warmup), 3),
     }
 
@@ -192,6 +195,27 @@ def repeat_share(reqs: list[SearchRequest], warmup: int) -> float:
     return repeats / max(1, len(reqs) - warmup)
 
 
+_RUN_KEYS = ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms", "load_average")
+
+
+def summary(run: dict[str, float]) -> str:
+    return ", ".join(f"{k} {run[k]}" for k in _RUN_KEYS if k in run)
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each number's median over the runs (one run: itself), and the runs' latencies."""
+    if len(runs) == 1:
+        return runs[0]
+    out: dict[str, object] = {
+        k: round(statistics.median(float(r[k]) for r in runs), 3)  # type: ignore[arg-type]
+        for k in runs[0]
+        if isinstance(runs[0][k], int | float)
+    }
+    out["repeat"] = len(runs)
+    out["runs"] = [{k: r[k] for k in _RUN_KEYS if k in r} for r in runs]  # type: ignore[assignment]
+    return out  # type: ignore[return-value]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,6 +227,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=2_000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="runs per backend (fresh index); medians reported"
+    )
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument(
         "--index-dir", type=Path, default=None, help="embedded index folder (default: temp)"
@@ -262,23 +289,29 @@ def main() -> None:
         if kind == "embedded":
             from search.tantivy_backend import FACET_CACHE_SIZE, TantivyBackend
 
-            with tempfile.TemporaryDirectory(prefix="shoprank-bench-") as tmp:
-                backend = TantivyBackend(
-                    args.index_dir or Path(tmp) / "index",
-                    analyzer=analyzer,
-                    facet_cache_size=0 if args.no_facet_cache else FACET_CACHE_SIZE,
-                )
-                name = kind + ("_no_facet_cache" if args.no_facet_cache else "")
-                name += f"_top{args.rerank_depth}" if args.rerank_depth else ""
-                if args.engine:  # price words, relaxation, hybrid retrieval (aids built per index)
-                    backend = SearchEngine(backend, analyzer=analyzer, aids_root=Path(tmp) / "aids")
-                    name += "_engine"
-                try:
-                    results[name] = run_backend(
-                        backend, items, warm + timed, len(warm), args.threads
+            name = kind + ("_no_facet_cache" if args.no_facet_cache else "")
+            name += f"_top{args.rerank_depth}" if args.rerank_depth else ""
+            name += "_engine" if args.engine else ""
+            runs: list[dict[str, float]] = []
+            for i in range(args.repeat):
+                with tempfile.TemporaryDirectory(prefix="shoprank-bench-") as tmp:
+                    backend = TantivyBackend(
+                        args.index_dir or Path(tmp) / "index",
+                        analyzer=analyzer,
+                        facet_cache_size=0 if args.no_facet_cache else FACET_CACHE_SIZE,
                     )
-                finally:
-                    backend.close()
+                    if args.engine:  # price words, relaxation, hybrid (aids built per index)
+                        backend = SearchEngine(
+                            backend, analyzer=analyzer, aids_root=Path(tmp) / "aids"
+                        )
+                    try:
+                        runs.append(
+                            run_backend(backend, items, warm + timed, len(warm), args.threads)
+                        )
+                    finally:
+                        backend.close()
+                print(f"{name} run {i + 1}/{args.repeat}: {summary(runs[-1])}", flush=True)
+            results[name] = medians(runs)
         elif kind == "opensearch":
             if not args.opensearch_url:
                 print("opensearch: skipped (no --opensearch-url / SHOPRANK_OPENSEARCH_URL)")
@@ -302,7 +335,7 @@ def main() -> None:
             ap.error(f"unknown backend {kind!r}")
 
     table = Table(title=f"search: {len(items):,} items, {len(timed):,} queries with facets")
-    keys = list(dict.fromkeys(k for r in results.values() for k in r))
+    keys = list(dict.fromkeys(k for r in results.values() for k in r if k != "runs"))
     table.add_column("metric")
     for k in results:
         table.add_column(k, justify="right")

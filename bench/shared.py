@@ -80,17 +80,23 @@ def start_node(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         stdout=subprocess.DEVNULL, stderr=open(home / "server.err", "wb"),
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
+    wait_answers(base, proc, 600, f"the server ({home / 'server.err'})")
+    return proc, base
+
+
+def wait_answers(base: str, proc: subprocess.Popen[bytes], seconds: float, what: str) -> None:
+    """Poll ``base``/healthz until it answers 200; fail when ``proc`` exits or time is up."""
+    deadline = time.monotonic() + seconds
     while True:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {(home / 'server.err').read_text()[-2000:]}")
+            raise SystemExit(f"{what} exited")
         try:
             if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return proc, base
+                return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise SystemExit("the server did not start within 600 s")
+            raise SystemExit(f"{what} did not answer within {seconds:.0f} s")
         time.sleep(0.2)
 
 
@@ -118,16 +124,8 @@ backend nodes
                              str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("HAProxy did not answer")
-        time.sleep(0.1)
+    wait_answers(base, proc, 30, "HAProxy")
+    return proc, base
 
 
 def load(base: str, route: str, args: argparse.Namespace, pids: list[int]) -> dict[str, float]:

@@ -48,6 +48,21 @@ ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["連衣裙", "dress", "手機", "耳機", "跑鞋", "帳篷", "咖啡", "jacket", "背包", "玩具"]
 
 
+def private_mb(pid: int) -> float:
+    """Private memory (USS) of a process and its children, in MB: pages no other process
+    maps. Unlike PSS it does not move when an unrelated process maps the same libraries or
+    files, so its growth is the server's own."""
+    total = 0.0
+    for p in serve_bench._tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
 def slope_per_minute(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, MB) points, in MB per minute."""
     if len(points) < 2:
@@ -164,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
          "--workers", "2"], env=env, start_new_session=True)
     base = f"http://127.0.0.1:{args.port}"
     samples: list[tuple[float, float]] = []
+    private: list[tuple[float, float]] = []
     counts = {"requests": 0, "errors": 0}
     try:
         deadline = time.monotonic() + 300
@@ -185,11 +201,14 @@ def main(argv: list[str] | None = None) -> None:
             while not task.done():
                 pss = serve_bench.memory_mb(server.pid)["pss_mb"]
                 samples.append((time.monotonic() - t0, pss))
-                print(f"  {samples[-1][0]:6.0f} s  PSS {pss:8.1f} MB  requests "
+                private.append((samples[-1][0], private_mb(server.pid)))
+                print(f"  {samples[-1][0]:6.0f} s  PSS {pss:8.1f} MB  "
+                      f"private {private[-1][1]:8.1f} MB  requests "
                       f"{counts['requests']:,}  errors {counts['errors']}", flush=True)
                 await asyncio.wait([task], timeout=args.sample_seconds)
             await task
             samples.append((time.monotonic() - t0, serve_bench.memory_mb(server.pid)["pss_mb"]))
+            private.append((samples[-1][0], private_mb(server.pid)))
 
         asyncio.run(run())
     finally:
@@ -208,13 +227,19 @@ def main(argv: list[str] | None = None) -> None:
         "pss_ready_mb": round(ready_pss, 1), "pss_after_warmup_mb": round(warm, 1),
         "pss_end_mb": round(samples[-1][1], 1),
         "growth_after_warmup_mb_per_min": round(slope_per_minute(after), 2),
+        "private_end_mb": round(private[-1][1], 1),
+        "private_growth_after_warmup_mb_per_min": round(
+            slope_per_minute([(t, v) for t, v in private if t >= args.warmup]), 2),
+        "load_avg_end": round(os.getloadavg()[0], 1),
         "samples": [(round(t, 1), round(v, 1)) for t, v in samples],
+        "private_samples": [(round(t, 1), round(v, 1)) for t, v in private],
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2))
     print(f"\n{'requests':<34}{result['requests']:>12,}\n{'errors':<34}{result['errors']:>12,}")
     for key in ("pss_ready_mb", "pss_after_warmup_mb", "pss_end_mb",
-                "growth_after_warmup_mb_per_min"):
+                "growth_after_warmup_mb_per_min", "private_end_mb",
+                "private_growth_after_warmup_mb_per_min", "load_avg_end"):
         print(f"{key:<34}{result[key]:>12}")
     import matplotlib
 
@@ -222,12 +247,17 @@ def main(argv: list[str] | None = None) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot([t / 60 for t, _ in samples], [v for _, v in samples], marker=".")
+    ax.plot([t / 60 for t, _ in samples], [v for _, v in samples], marker=".", label="PSS")
+    ax.plot([t / 60 for t, _ in private], [v for _, v in private], marker=".",
+            label="private (USS)")
     ax.axvline(args.warmup / 60, color="grey", linestyle="--", label="end of warm-up")
     ax.set_xlabel("minutes under load")
-    ax.set_ylabel("server PSS (MB)")
-    ax.set_title(f"soak ({result['stores']}): {args.rate:.0f} req/s mixed load, 2 workers "
-                 f"({result['growth_after_warmup_mb_per_min']} MB/min after warm-up)")
+    ax.set_ylabel("server memory (MB)")
+    achieved = result["requests"] / max(args.duration, 1.0)  # type: ignore[operator]
+    ax.set_title(f"soak, {result['stores']} stores, 2 workers: {achieved:.0f} req/s mixed load\n"
+                 f"(asked {args.rate:.0f}); after warm-up PSS "
+                 f"{result['growth_after_warmup_mb_per_min']} MB/min, private "
+                 f"{result['private_growth_after_warmup_mb_per_min']} MB/min", fontsize=10)
     ax.legend()
     png = args.results.with_suffix(".png")
     fig.tight_layout()

@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--events",
-                help="Events file for popularity (default: DATA_DIR/events.parquet if present).",
+                help="Events file for popularity and the behaviour vectors "
+                "(default: DATA_DIR/events.parquet if present).",
             ),
         ] = None,
         incremental: Annotated[
@@ -253,6 +254,17 @@ def register(app: typer.Typer) -> None:
                 "--bare", help="Search the backend alone: no price words, relaxation or hybrid."
             ),
         ] = False,
+        events: Annotated[
+            Path | None,
+            typer.Option(
+                "--events",
+                help="The shop's events, for the behaviour vectors "
+                "(default: events.parquet beside --items, if present).",
+            ),
+        ] = None,
+        no_events: Annotated[
+            bool, typer.Option("--no-events", help="Leave the behaviour vectors out.")
+        ] = False,
     ) -> None:
         """NDCG@k of search on the synthetic shop, per backend and query group."""
         import json
@@ -279,6 +291,10 @@ def register(app: typer.Typer) -> None:
             )
         if query_set not in ("generated", "shopper"):
             fail(f"--set must be generated or shopper, not {query_set!r}")
+        if events is not None and not events.is_file():
+            fail(f"--events: no such file: {events}")
+        if events is None and not no_events and (path.parent / "events.parquet").is_file():
+            events = path.parent / "events.parquet"
         report = evaluate_backends(
             path,
             kinds[backend],
@@ -288,6 +304,7 @@ def register(app: typer.Typer) -> None:
             k=k,
             query_set=query_set,
             engine=not bare,
+            events_path=None if no_events else events,
         )  # type: ignore[arg-type]
         groups = sorted({g for r in report.values() for g in r.by_group})
         rows = [

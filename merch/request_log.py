@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from data.buffered_table import BufferedTable
+from ranking.hooks import RequestLogHook
 
 
 def _ts(d: datetime | None) -> str | None:
@@ -45,19 +46,8 @@ SERVED_COLUMNS: tuple[str, ...] = ("request_id", "surface", "user_id", "experime
 
 
 @runtime_checkable
-class RequestLog(Protocol):
-    def record(
-        self,
-        *,
-        request_id: str,
-        at: datetime,
-        surface: str,
-        user_id: str | None = None,
-        experiment: str | None = None,
-        variant: str | None = None,
-        query: str | None = None,
-        item_id: str | None = None,
-    ) -> None: ...
+class RequestLog(RequestLogHook, Protocol):
+    """The pipeline's request log (``record``) and what reports and previews read back."""
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedRequest]: ...
 

@@ -1,8 +1,11 @@
 """What the search engine learns from the catalog besides the index, one set per index
 generation: the Latin vocabulary with document frequencies (spelling suggestions), the
-brands (the relaxation's brand step) and the dense index (`search.dense`).
+brands (the relaxation's brand step), the dense index of item texts (`search.dense`) and,
+when the index was built with the shop's events, the behaviour vectors and clicked items per
+query (`search.behaviour`).
 
-Stored in ``<aids root>/<generation>/`` (``lexicon.json``, ``dense.npz``, ``dense.hnsw``),
+Stored in ``<aids root>/<generation>/`` (``lexicon.json``, ``dense.npz``, ``dense.hnsw``,
+``behaviour.npz``),
 written when `search.engine.SearchEngine` builds or adds to an index, read by every process
 that searches that generation. Upserts between rebuilds update a process's copy in memory
 only; the next `shoprank index` writes a fresh set.
@@ -19,11 +22,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.fsutil import atomic_write
 from data.models import Item
 from search.analysis import edit_distance, is_cjk, normalize, stem
+from search.behaviour import BehaviourIndex
 from search.dense import DenseIndex
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +65,14 @@ class CatalogAids:
     brands: set[str] = field(default_factory=set)
     """Normalized brand names of active items."""
     dense: DenseIndex | None = None
+    behaviour: BehaviourIndex | None = None
 
     @classmethod
-    def build(cls, items: Iterable[Item], *, dense: bool = True) -> CatalogAids:
+    def build(
+        cls, items: Iterable[Item], *, dense: bool = True, events: pa.Table | None = None
+    ) -> CatalogAids:
+        """The aids of ``items``; ``events`` (the shop's event log) adds the behaviour
+        vectors."""
         aids = cls()
         ids: list[str] = []
         texts: list[str] = []
@@ -71,6 +84,8 @@ class CatalogAids:
             texts.append(item_text(item))
         if dense:
             aids.dense = DenseIndex.build(ids, texts)
+        if events is not None:
+            aids.behaviour = BehaviourIndex.build(events, ids)
         return aids
 
     def _count(self, item: Item) -> None:
@@ -109,11 +124,14 @@ class CatalogAids:
         tmp.mkdir(parents=True)
         if self.dense is not None:
             self.dense.save(tmp)
+        if self.behaviour is not None:
+            self.behaviour.save(tmp)
         meta = {
             "version": FORMAT_VERSION,
             "lexicon": dict(self.lexicon),
             "brands": sorted(self.brands),
             "dense": self.dense is not None,
+            "behaviour": self.behaviour is not None,
         }
         atomic_write(tmp / "lexicon.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
         shutil.rmtree(folder, ignore_errors=True)
@@ -129,4 +147,5 @@ class CatalogAids:
         if meta.get("version") != FORMAT_VERSION:
             return None
         dense = DenseIndex.load(folder) if meta.get("dense") else None
-        return cls(Counter(meta["lexicon"]), set(meta["brands"]), dense)
+        behaviour = BehaviourIndex.load(folder) if meta.get("behaviour") else None
+        return cls(Counter(meta["lexicon"]), set(meta["brands"]), dense, behaviour)

@@ -34,7 +34,6 @@ A one-way rule keeps the original term (it expands, it does not replace).
 from __future__ import annotations
 
 import difflib
-import html
 import logging
 import re
 import threading
@@ -48,6 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search.errors import SynonymsFileError
+from search.plan import Alternative, Clause, QueryPlan, Word
+from search.segmenter import segmenter_with
 
 if TYPE_CHECKING:
     import jieba
@@ -63,7 +64,7 @@ _CJK = (
     "\uf900-\ufaff"  # compatibility ideographs
     "\U00020000-\U0002ffff"
 )
-_TOKEN_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
+TOKEN_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 _CJK_RE = re.compile(rf"^[{_CJK}]+$")
 
 DEFAULT_SYNONYMS = "synonyms.txt"
@@ -122,7 +123,7 @@ def normalize(text: str) -> str:
     return _converter().convert(unicodedata.normalize("NFKC", text).lower())
 
 
-def _aligned(text: str) -> tuple[str, list[int]]:
+def align_normalized(text: str) -> tuple[str, list[int]]:
     """`normalize` with, for each output character, the index of the input character it
     came from (for highlighting the original text)."""
     lowered = text.lower()
@@ -177,7 +178,7 @@ def _bigrams(run: str, offset: int) -> list[Token]:
 def token_spans(normalized: str) -> list[Token]:
     """Index tokens of already-normalized text, with their offsets."""
     out: list[Token] = []
-    for m in _TOKEN_RE.finditer(normalized):
+    for m in TOKEN_RE.finditer(normalized):
         if m.group(1):
             out.extend(_bigrams(m.group(1), m.start()))
         else:
@@ -188,7 +189,7 @@ def token_spans(normalized: str) -> list[Token]:
 def tokens(text: str) -> list[str]:
     """Index tokens of ``text`` (normalized first); same as `token_spans` without offsets."""
     out: list[str] = []
-    for m in _TOKEN_RE.finditer(normalize(text)):
+    for m in TOKEN_RE.finditer(normalize(text)):
         run = m.group(1)
         if run:
             if len(run) == 1:
@@ -202,7 +203,7 @@ def tokens(text: str) -> list[str]:
 
 def char_tokens(text: str) -> list[str]:
     """Every CJK character of ``text`` (normalized first), in order, repeats kept."""
-    return [c for m in _TOKEN_RE.finditer(normalize(text)) if m.group(1) for c in m.group(1)]
+    return [c for m in TOKEN_RE.finditer(normalize(text)) if m.group(1) for c in m.group(1)]
 
 
 def name_key(words: Sequence[str]) -> str:
@@ -222,7 +223,7 @@ def name_key(words: Sequence[str]) -> str:
 def category_key(name: str) -> str:
     """The key of a category name (normalized, Latin words stemmed); '' when it has no
     searchable characters. Equals `name_key` of the query words that spell it."""
-    pieces = [m.group(1) or stem(m.group(2)) for m in _TOKEN_RE.finditer(normalize(name))]
+    pieces = [m.group(1) or stem(m.group(2)) for m in TOKEN_RE.finditer(normalize(name))]
     return name_key(pieces)
 
 
@@ -247,76 +248,6 @@ def edit_distance(a: str, b: str, limit: int = 2) -> int:
     return int(OSA.distance(a, b, score_cutoff=limit))
 
 
-# ---------------------------------------------------------------- query plan
-
-
-@dataclass(frozen=True)
-class Alternative:
-    tokens: tuple[str, ...]
-    """One token → a term; several → an exact phrase."""
-    fuzzy_distance: int = 0
-    """Edits allowed when typo tolerance is on (0 for phrases, CJK, short words and synonym
-    expansions: typos are in what the shopper typed)."""
-    boost: float = 1.0
-    """1.0 for what the shopper typed, `SYNONYM_BOOST` for a synonym expansion."""
-    chars: bool = False
-    """One CJK character: a term in the character fields (`search.backend.CHAR_FIELDS`),
-    which hold every CJK character alone, instead of the text fields."""
-
-
-@dataclass(frozen=True)
-class Clause:
-    source: str
-    """The query word(s) this clause came from (normalized)."""
-    alternatives: tuple[Alternative, ...]
-
-
-@dataclass(frozen=True)
-class QueryPlan:
-    text: str
-    clauses: tuple[Clause, ...]
-    typo_tolerance: bool = True
-    names: tuple[tuple[str, float], ...] = ()
-    """(category key, boost): runs of query words, or one word's synonyms, that spell a
-    whole category name (`category_key`); boost 1.0 typed, `SYNONYM_BOOST` synonym."""
-
-    any_clause: bool = False
-    """Match documents with any one clause (the last relaxation step) instead of the
-    default share."""
-
-    @property
-    def minimum_should_match(self) -> int:
-        """All clauses up to 3; above that, 3 in 4 (rounded up); 1 with ``any_clause``."""
-        n = len(self.clauses)
-        if self.any_clause:
-            return min(n, 1)
-        return n if n <= 3 else -(-3 * n // 4)
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.clauses
-
-    def all_tokens(self) -> set[str]:
-        return {t for c in self.clauses for a in c.alternatives if not a.chars for t in a.tokens}
-
-    def all_chars(self) -> set[str]:
-        return {a.tokens[0] for c in self.clauses for a in c.alternatives if a.chars}
-
-    def fuzzy_tokens(self) -> dict[str, int]:
-        if not self.typo_tolerance:
-            return {}
-        return {
-            a.tokens[0]: a.fuzzy_distance
-            for c in self.clauses
-            for a in c.alternatives
-            if a.fuzzy_distance > 0
-        }
-
-
-Word = str
-"""A query word: a stemmed Latin word or a CJK word (normalized)."""
-
-
 @dataclass(frozen=True)
 class Synonyms:
     """Expansion table: a word sequence → the word sequences it also finds (itself included)."""
@@ -339,35 +270,6 @@ class Synonyms:
         return {w for k in self.table for w in k if is_cjk(w)} | {
             w for vs in self.table.values() for v in vs for w in v if is_cjk(w)
         }
-
-
-_JIEBA_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _base_segmenter() -> jieba.Tokenizer:
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    tk = jieba.Tokenizer()
-    tk.initialize()
-    return tk
-
-
-@lru_cache(maxsize=8)
-def _segmenter_with(extra_words: frozenset[str]) -> jieba.Tokenizer:
-    """jieba with the default dictionary plus ``extra_words`` (loaded once per process)."""
-    with _JIEBA_LOCK:
-        base = _base_segmenter()
-        if not extra_words:
-            return base
-        import jieba
-
-        tk = jieba.Tokenizer()
-        tk.FREQ, tk.total, tk.initialized = dict(base.FREQ), base.total, True
-        for w in sorted(extra_words):
-            tk.add_word(w, freq=100_000)
-        return tk
 
 
 def _add_name(names: dict[str, float], key: str, boost: float) -> None:
@@ -405,7 +307,7 @@ class Analyzer:
         if self._jieba is None:
             with self._lock:
                 if self._jieba is None:
-                    self._jieba = _segmenter_with(frozenset(self.synonyms.cjk_words()))
+                    self._jieba = segmenter_with(frozenset(self.synonyms.cjk_words()))
         return self._jieba
 
     def warm_up(self) -> None:
@@ -419,7 +321,7 @@ class Analyzer:
         the query has nothing else."""
         out: list[Word] = []
         dropped: list[Word] = []
-        for m in _TOKEN_RE.finditer(normalized):
+        for m in TOKEN_RE.finditer(normalized):
             if m.group(2):
                 out.append(stem(m.group(2)))
                 continue
@@ -605,85 +507,6 @@ def regional_variants() -> Synonyms:
 @lru_cache(maxsize=1)
 def default_analyzer() -> Analyzer:
     return Analyzer.from_file(None)
-
-
-# ---------------------------------------------------------------- highlighting
-
-class Highlighter:
-    """Marks the parts of titles that match a plan; remembers token decisions, so build one
-    per request and use it for every hit."""
-
-    def __init__(self, plan: QueryPlan) -> None:
-        self.plan = plan
-        self._wanted = plan.all_tokens()
-        self._chars = plan.all_chars()
-        self._fuzzy = plan.fuzzy_tokens()
-        self._seen: dict[str, bool] = {}
-
-    def _hit(self, tok: str) -> bool:
-        got = self._seen.get(tok)
-        if got is None:
-            got = tok in self._wanted or (
-                tok.isalpha()
-                and not is_cjk(tok)
-                and any(
-                    abs(len(tok) - len(q)) <= d and edit_distance(tok, q, d) <= d
-                    for q, d in self._fuzzy.items()
-                )
-            )
-            self._seen[tok] = got
-        return got
-
-    def spans(self, text: str) -> list[tuple[int, int]]:
-        """Character ranges of ``text`` (original) that match the plan's tokens, merged."""
-        if self.plan.is_empty or not text:
-            return []
-        normalized, origin = _aligned(text)
-        found: list[tuple[int, int]] = []
-        wanted, chars = self._wanted, self._chars
-        for m in _TOKEN_RE.finditer(normalized):  # in text order
-            run, base = m.group(1), m.start()
-            if not run:
-                if self._hit(stem(m.group(2))):
-                    found.append((origin[base], origin[m.end() - 1] + 1))
-                continue
-            if len(run) == 1:
-                if run in wanted or run in chars:
-                    found.append((origin[base], origin[base] + 1))
-                continue
-            for i in range(len(run)):
-                if run[i : i + 2] in wanted and i + 1 < len(run):
-                    found.append((origin[base + i], origin[base + i + 1] + 1))
-                elif run[i] in chars:
-                    found.append((origin[base + i], origin[base + i] + 1))
-        merged: list[tuple[int, int]] = []
-        for s, e in found:
-            if merged and s <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((s, e))
-        return merged
-
-    def html(self, text: str, tag: str = "em") -> str:
-        """``text`` HTML-escaped with matched parts wrapped in ``<tag>…</tag>``."""
-        out: list[str] = []
-        pos = 0
-        for s, e in self.spans(text):
-            out.append(html.escape(text[pos:s]))
-            out.append(f"<{tag}>{html.escape(text[s:e])}</{tag}>")
-            pos = e
-        out.append(html.escape(text[pos:]))
-        return "".join(out)
-
-
-def matched_spans(text: str, plan: QueryPlan) -> list[tuple[int, int]]:
-    """Character ranges of ``text`` (original) that match the plan's tokens, merged."""
-    return Highlighter(plan).spans(text)
-
-
-def highlight(text: str, plan: QueryPlan, tag: str = "em") -> str:
-    """``text`` HTML-escaped with matched parts wrapped in ``<tag>…</tag>``."""
-    return Highlighter(plan).html(text, tag)
 
 
 def phrase_tokens(words: Sequence[Word]) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ Text matching (the reference semantics):
 * Sorts: ``relevance`` (score desc), ``price_asc``, ``price_desc``, ``newest`` (created_at
   desc), ``popularity`` (desc). Ties are not ordered by contract.
 * Filters and facets: see `search.query`. Facet value lists: see `search.result.SearchResult`.
-* Highlights: ``search.analysis.highlight(title, plan)``.
+* Highlights: ``search.highlight.highlight(title, plan)``.
 * Suggestions (`SearchBackend.suggest`): candidates are brands, category names (every level)
   and titles of active items. A candidate matches when its ``analysis.normalize`` form starts
   with the normalized prefix. Order: brands, then categories, then titles; inside a kind by

@@ -41,6 +41,8 @@ SEED = 20261202
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 64
+NEIGHBOUR_MEMO_SIZE = 4096
+"""Neighbour lists remembered per query text (shoppers repeat queries); emptied by `add`."""
 _SPACES = re.compile(r"\s+")
 
 
@@ -181,6 +183,7 @@ class DenseIndex:
         self.idf = idf
         self.components = components
         self.graph = graph
+        self._memo: dict[tuple[str, int], list[tuple[str, float]]] = {}
 
     @classmethod
     def build(cls, item_ids: list[str], texts: Sequence[str]) -> DenseIndex:
@@ -213,9 +216,14 @@ class DenseIndex:
             self.graph.resize_index(max(need, 2 * self.graph.get_max_elements()))
         self.graph.add_items(encode(texts, self.idf, self.components), np.arange(start, need))
         self.item_ids.extend(item_ids)
+        self._memo = {}
 
     def query(self, text: str, k: int) -> list[tuple[str, float]]:
         """Up to ``k`` (item id, cosine) nearest ``text``, best first; one id once."""
+        memo = self._memo
+        got = memo.get((text, k))
+        if got is not None:
+            return list(got)
         n = self.graph.get_current_count()
         if n == 0 or not text.strip():
             return []
@@ -230,7 +238,10 @@ class DenseIndex:
             if item_id not in seen:
                 seen.add(item_id)
                 out.append((item_id, float(1.0 - dist)))
-        return out
+        if len(memo) >= NEIGHBOUR_MEMO_SIZE:
+            memo.clear()
+        memo[(text, k)] = out
+        return list(out)
 
     def coverage(self, text: str) -> float:
         """Share of ``text``'s n-grams that occur in the catalog (0 for none): nonsense

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from data.models import Item
 from search.aids import CatalogAids
@@ -36,10 +37,14 @@ from search.analysis import Analyzer, QueryPlan, normalize
 from search.backend import Progress, SearchBackend
 from search.dense import reciprocal_rank_fusion
 from search.errors import SearchError
+from search.memo import StateMemo
 from search.query import MAX_RERANK_DEPTH, RangeFilter, SearchRequest, TermsFacet, TermsFilter
-from search.relax import Speller, corrected_text, relaxations
+from search.relax import Relaxed, Speller, corrected_text, relax
 from search.result import Relaxation, SearchHit, SearchResult, Suggestion
 from search.understand import understand
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,21 @@ class EngineConfig:
     two pages of 10 come from one fused list. Each extra hit is a stored document read."""
     rrf_k: int = 60
     understand_price: bool = True
+    behaviour: bool = True
+    """Fuse the behaviour list (`search.behaviour`) when the aids have one."""
+    behaviour_k: int = 30
+    """Items asked of the behaviour vectors."""
+    behaviour_weight: float = 0.05
+    """Weight of the behaviour list in the fusion (as the text-vector list's)."""
+    behaviour_seeds: int = 5
+    """Text neighbours (cosine at least ``dense_min_similarity``) that seed the behaviour
+    neighbours of a query no shopper searched before."""
+    behaviour_min_similarity: float = 0.5
+    """Cosine to the seeds a behaviour neighbour needs to fill a short list."""
+    memo_size: int = 4096
+    """Relaxation outcomes and per-word counts remembered per index state (0: none)."""
+    memo_ttl_seconds: float = 60.0
+    """How long a remembered relaxation may outlive a write by another process."""
 
 
 class SearchEngine:
@@ -88,6 +108,14 @@ class SearchEngine:
         self._aids: tuple[str, CatalogAids | None, Speller | None] | None = None
         self._brands: tuple[str, set[str]] | None = None
         self._lock = threading.Lock()
+        self._writes = 0
+        """Writes through this engine; with the generation, the state the memos key on."""
+        self._relaxed: StateMemo[Relaxed] = StateMemo(
+            self.config.memo_size, self.config.memo_ttl_seconds
+        )
+        self._counts: StateMemo[int] = StateMemo(
+            self.config.memo_size, self.config.memo_ttl_seconds
+        )
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -106,25 +134,37 @@ class SearchEngine:
         gen = getattr(self.backend, "generation", None)
         return gen() if gen is not None else ""
 
-    def _current(self) -> tuple[CatalogAids | None, Speller | None]:
+    def _backend_state(self) -> str:
+        """The backend's index state when it can tell (the embedded backend sees every
+        commit, also another process's); '' otherwise (the memos' TTL covers that case)."""
+        state = getattr(self.backend, "state", None)
+        return state() if state is not None else ""
+
+    def _current(self) -> tuple[str, CatalogAids | None, Speller | None]:
+        """The live generation, its aids and speller."""
         gen = self._generation()
         got = self._aids
         if got is not None and got[0] == gen:
-            return got[1], got[2]
+            return got
         with self._lock:
             got = self._aids
             if got is not None and got[0] == gen:
-                return got[1], got[2]
+                return got
             aids = CatalogAids.load(self.aids_root / gen) if self.aids_root and gen else None
             if aids is None and got is not None and got[0] == gen:
                 aids = got[1]
             speller = Speller(aids.lexicon if aids else {}, self.analyzer)
             self._aids = (gen, aids, speller)
-            return aids, speller
+            return self._aids
 
     def aids(self) -> CatalogAids | None:
         """The aids of the live generation (None when it has none)."""
-        return self._current()[0]
+        return self._current()[1]
+
+    def _wrote(self) -> None:
+        """A write went through: the memos' state moves on."""
+        with self._lock:
+            self._writes += 1
 
     def _store(self, aids: CatalogAids) -> None:
         try:
@@ -183,6 +223,7 @@ class SearchEngine:
         else:
             aids.add(seen)
         self._store(aids)
+        self._wrote()
         return n
 
     def rebuild(
@@ -191,12 +232,16 @@ class SearchEngine:
         *,
         popularity: Mapping[str, float] | None = None,
         progress: Progress | None = None,
+        events: pa.Table | None = None,
     ) -> int:
+        """`SearchBackend.rebuild`, then the aids of the new generation; ``events`` (the
+        shop's event log, `data.event_table.EVENT_SCHEMA`) adds the behaviour vectors."""
         seen: list[Item] = []
         n = self.backend.rebuild(self._tee(items, seen), popularity=popularity, progress=progress)
         t0 = time.perf_counter()
-        self._store(CatalogAids.build(seen, dense=self.config.hybrid))
+        self._store(CatalogAids.build(seen, dense=self.config.hybrid, events=events))
         log.info("search aids built for %d items in %.1f s", len(seen), time.perf_counter() - t0)
+        self._wrote()
         return n
 
     def upsert(
@@ -207,10 +252,13 @@ class SearchEngine:
         if cached is not None and cached[1] is not None:
             with self._lock:
                 cached[1].add(items)  # this process's copy; the next rebuild writes a fresh set
+        self._wrote()
         return n
 
     def delete(self, item_ids: Sequence[str]) -> int:
-        return self.backend.delete(item_ids)  # dense hits pass through the backend: gone too
+        n = self.backend.delete(item_ids)  # dense hits pass through the backend: gone too
+        self._wrote()
+        return n
 
     def update_fields(
         self,
@@ -221,9 +269,11 @@ class SearchEngine:
         is_active: bool | None = None,
         popularity: float | None = None,
     ) -> bool:
-        return self.backend.update_fields(
+        changed = self.backend.update_fields(
             item_id, price=price, stock=stock, is_active=is_active, popularity=popularity
         )
+        self._wrote()
+        return changed
 
     def suggest(self, prefix: str, size: int = 10) -> list[Suggestion]:
         return self.backend.suggest(prefix, size)
@@ -252,7 +302,8 @@ class SearchEngine:
                 price = u.price.model_dump(include={"gte", "lte"}, exclude_none=True)
                 if not any(isinstance(f, RangeFilter) and f.field == "price" for f in filters):
                     filters = (*filters, u.price)
-        aids, speller = self._current()
+        gen, aids, speller = self._current()
+        state = (gen, self._writes, self._backend_state())
         want = request.page * request.size
         hybrid = bool(
             cfg.hybrid
@@ -269,22 +320,54 @@ class SearchEngine:
             update={"text": text, "filters": filters, "rerank_depth": depth}
         )
         strict = self.analyzer.plan(text, typo_tolerance=request.typo_tolerance)
-        result = self.backend.search(lex_req, strict)
+        memo_key = (text, filters, request.typo_tolerance, request.include_inactive)
+        known = self._relaxed.get(state, memo_key) if cfg.relax else None
+        result: SearchResult | None = None
         relaxation: Relaxation | None = None
-        if cfg.relax and not strict.is_empty and result.total < cfg.min_results:
-            result, relaxation = self._relax(lex_req, text, strict, speller, result)
+        if known is not None and known.plan is not None:
+            # asked before and relaxed: the plan that answered, checked again
+            got = self.backend.search(lex_req, known.plan)
+            if got.total >= cfg.min_results:
+                result, relaxation = got, known.relaxation
+        if result is None:
+            result = self.backend.search(lex_req, strict)
+            if cfg.relax and not strict.is_empty and result.total < cfg.min_results:
+                if known is None or known.plan is not None:  # not known to find nothing
+                    relaxed = relax(
+                        self.backend,
+                        lex_req,
+                        text,
+                        strict,
+                        analyzer=self.analyzer,
+                        speller=speller,
+                        brands=self._brand_keys,
+                        counts=self._counts,
+                        state=state,
+                        min_results=cfg.min_results,
+                    )
+                    self._relaxed.put(state, memo_key, relaxed[0])
+                    if relaxed[1] is not None:
+                        result, relaxation = relaxed[1], relaxed[0].relaxation
         suggestion = None
         if speller is not None and aids is not None:
             fixes = speller.corrections(text)
             if fixes:
                 suggestion = corrected_text(text, fixes)
         dense_added = 0
+        fused: list[tuple[SearchHit, float]] | None = None
         if hybrid and aids is not None and aids.dense is not None:
-            result, dense_added = self._fuse(lex_req, text, result, aids)
+            fused, dense_added, total = self._fuse(lex_req, text, result, aids)
+            if fused is not None:
+                result = result.model_copy(update={"total": total, "offset": 0})
+        hits, offset = result.hits, result.offset
         if hybrid and request.rerank_depth is None:  # the fused list starts at rank 0
-            hits, offset = result.hits[request.page_slice()], request.offset
-        else:
-            hits, offset = result.hits, result.offset
+            offset = request.offset
+            if fused is None:
+                hits = hits[request.page_slice()]
+        if fused is not None:  # fused scores, for the hits returned only
+            if request.rerank_depth is None:
+                fused = fused[request.page_slice()]
+            hits = [_rescored(hit, score) for hit, score in fused]
         return result.model_copy(
             update={
                 "hits": hits,
@@ -297,62 +380,39 @@ class SearchEngine:
             }
         )
 
-    def _relax(
-        self,
-        req: SearchRequest,
-        text: str,
-        strict: QueryPlan,
-        speller: Speller | None,
-        result: SearchResult,
-    ) -> tuple[SearchResult, Relaxation | None]:
-        count_req = req.model_copy(
-            update={"facets": (), "size": 1, "page": 1, "rerank_depth": None}
-        )
-
-        def count(plan: QueryPlan) -> int:
-            return self.backend.search(count_req, plan).total
-
-        steps: list[str] = []
-        for step in relaxations(
-            text,
-            strict,
-            analyzer=self.analyzer,
-            speller=speller,
-            brands=self._brand_keys,
-            count=count,
-        ):
-            steps.append(step.name)
-            if count(step.plan) < self.config.min_results:
-                continue  # counted without facets or hits: the full search runs once
-            got = self.backend.search(req, step.plan)
-            if got.total >= self.config.min_results:
-                kept = " ".join(c.source for c in step.plan.clauses)
-                return got, Relaxation(
-                    steps=tuple(steps),
-                    dropped=step.dropped,
-                    corrected=dict(step.corrected),
-                    query=kept,
-                )
-        return result, None
-
     def _fuse(
         self, req: SearchRequest, text: str, result: SearchResult, aids: CatalogAids
-    ) -> tuple[SearchResult, int]:
-        """Fuse the lexical hits (from rank 0) with the dense neighbours that pass the filters."""
+    ) -> tuple[list[tuple[SearchHit, float]] | None, int, int]:
+        """The lexical hits (from rank 0) fused with the text-vector neighbours and the
+        behaviour list that pass the filters, best first with their fused scores (None: the
+        lexical order stands), the number of hits that only those lists found, and the
+        total."""
+        cfg = self.config
         assert aids.dense is not None
-        near = aids.dense.query(text, self.config.dense_k)
-        if not near:
-            return result, 0
+        near = aids.dense.query(text, cfg.dense_k)
+        behaviour: list[tuple[str, float]] = []
+        logged = False
+        if cfg.behaviour and aids.behaviour is not None:
+            seeds = [
+                (i, s) for i, s in near[: cfg.behaviour_seeds] if s >= cfg.dense_min_similarity
+            ]
+            behaviour, logged = aids.behaviour.candidates(text, seeds, cfg.behaviour_k)
+        if not near and not behaviour:
+            return None, 0, result.total
         lexical = {h.item_id: h for h in result.hits}
-        fill = (
-            result.total < self.config.min_results
-            and aids.dense.coverage(text) >= self.config.dense_min_coverage
-        )
         allowed: dict[str, SearchHit] = {}
-        if fill:
-            # dense-only items (near enough, passing the request's filters) answer when
-            # lexical matching and relaxation found nothing
-            ids = tuple(i for i, sim in near if sim >= self.config.dense_min_similarity)
+        dense_ids = [i for i, _ in near]
+        beh_ids = [i for i, _ in behaviour]
+        if result.total < cfg.min_results:
+            # lexical matching and relaxation found nothing: items near enough (and passing
+            # the request's filters) answer; the text lists only for a query whose n-grams
+            # the catalog holds, the behaviour list also for one shoppers searched before
+            covered = aids.dense.coverage(text) >= cfg.dense_min_coverage
+            dense_ids = [i for i, s in near if covered and s >= cfg.dense_min_similarity]
+            beh_ids = [
+                i for i, s in behaviour if (logged or covered) and s >= cfg.behaviour_min_similarity
+            ]
+            ids = tuple(dict.fromkeys(dense_ids + beh_ids))
             if ids:
                 allowed_req = SearchRequest(
                     filters=(*req.filters, TermsFilter(field="item_id", values=ids)),
@@ -360,26 +420,33 @@ class SearchEngine:
                     include_inactive=req.include_inactive,
                 )
                 allowed = {h.item_id: h for h in self.backend.search(allowed_req).hits}
-            dense_ids = [i for i, _ in near if i in allowed]
-        else:  # the dense list re-orders the lexical hits it agrees with
-            dense_ids = [i for i, _ in near if i in lexical]
-        if not dense_ids:
-            return result, 0
+            pool: Mapping[str, SearchHit] = allowed
+        else:  # the other lists re-order the lexical hits they agree with
+            pool = lexical
+        dense_ids = [i for i in dense_ids if i in pool]
+        beh_ids = [i for i in beh_ids if i in pool]
+        if not dense_ids and not beh_ids:
+            return None, 0, result.total
         fused = reciprocal_rank_fusion(
-            [(list(lexical), 1.0), (dense_ids, self.config.dense_weight)], k=self.config.rrf_k
+            [
+                (list(lexical), 1.0),
+                (dense_ids, cfg.dense_weight),
+                (beh_ids, cfg.behaviour_weight),
+            ],
+            k=cfg.rrf_k,
         )
-        hits: list[SearchHit] = []
+        out: list[tuple[SearchHit, float]] = []
         added = 0
         for item_id, score in fused:
             hit = lexical.get(item_id)
             if hit is None:
                 hit = allowed[item_id]
                 added += 1
-            hits.append(_rescored(hit, score))
+            out.append((hit, score))
         # with every lexical hit in hand, a dense-only hit is a new match; otherwise it may
         # be a lexical match further down, already counted
         total = result.total + added if result.total <= len(result.hits) else result.total
-        return result.model_copy(update={"hits": hits, "total": total, "offset": 0}), added
+        return out, added, total
 
 
 def _rescored(hit: SearchHit, score: float) -> SearchHit:

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.loaders import Reject, iter_items
+from data.loaders import Reject, iter_items, read_events_table
 from data.models import Item
 from search.backend import Progress, SearchBackend
+from search.behaviour import EVENT_COLUMNS as BEHAVIOUR_COLUMNS
+from search.engine import SearchEngine
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ def popularity_from_events(path: Path | str) -> dict[str, float]:
     """Weighted event counts per item (`POPULARITY_WEIGHTS`) from an events file."""
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    from data.loaders import read_events_table
 
     t = read_events_table(path).select(["item_id", "type"])
     t = t.filter(pc.is_valid(t.column("item_id")))
@@ -68,7 +68,8 @@ def index_catalog(
 ) -> IndexSummary:
     """Index every valid item of ``items_path``. Bad rows are logged and skipped (counted in
     the summary). ``rebuild`` replaces the whole index atomically; otherwise items are
-    upserted. ``events_path`` (optional) gives the popularity used by ``sort=popularity``."""
+    upserted. ``events_path`` (optional) gives the popularity used by ``sort=popularity`` and,
+    for a rebuild through the `SearchEngine`, the behaviour vectors (`search.behaviour`)."""
     t0 = time.perf_counter()
     rejects: list[Reject] = []
 
@@ -79,7 +80,10 @@ def index_catalog(
 
     popularity = popularity_from_events(events_path) if events_path else None
     items: Iterator[Item] = iter_items(items_path, on_reject=on_reject)
-    if rebuild:
+    if rebuild and events_path and isinstance(backend, SearchEngine):
+        events = read_events_table(events_path, columns=BEHAVIOUR_COLUMNS)
+        n = backend.rebuild(items, popularity=popularity, progress=progress, events=events)
+    elif rebuild:
         n = backend.rebuild(items, popularity=popularity, progress=progress)
     else:
         n = backend.index_items(items, popularity=popularity, progress=progress)

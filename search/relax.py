@@ -18,17 +18,21 @@ did. The order, and why:
    words score higher (BM25 sums over clauses).
 
 The corrections of step 1 are also the "did you mean" suggestion (`suggestion`), shown
-even when the strict query found something.
+even when the strict query found something. `relax` runs the steps against a backend.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from search.analysis import Analyzer, QueryPlan, edit_distance, is_cjk, stem
+from search.backend import SearchBackend
+from search.memo import StateMemo
+from search.query import SearchRequest
+from search.result import Relaxation, SearchResult
 
 COLOUR_WORDS = frozenset(
     [
@@ -135,11 +139,13 @@ def relaxations(
     analyzer: Analyzer,
     speller: Speller | None,
     brands: Callable[[], set[str]],
-    count: Callable[[QueryPlan], int],
+    count: Callable[[QueryPlan, bool], int],
 ) -> Iterator[Step]:
     """Looser plans for ``text`` in the documented order (each includes the ones before).
-    ``brands`` gives the catalog's brands as query-word keys; ``count`` the number of hits
-    of a plan with the request's filters."""
+    ``brands`` gives the catalog's brands as query-word keys; ``count(plan, final)`` the
+    number of hits of a plan with the request's filters, where ``final`` says that the plan
+    is the next step's plan if it finds anything (the caller may run the full search then
+    and keep its result)."""
     plan = strict
     dropped: list[str] = []
     corrected: dict[str, str] = {}
@@ -151,9 +157,12 @@ def relaxations(
             )
             yield Step("spelling", plan, (), dict(corrected))
     if len(plan.clauses) > 1:
-        alone = [
-            count(replace(plan, clauses=(c,), names=(), any_clause=False)) for c in plan.clauses
-        ]
+        # each word alone (the names only add score: they never change what matches); when
+        # every word before the last matched nothing, the last alone is the step's plan
+        alone: list[int] = []
+        for i, c in enumerate(plan.clauses):
+            final = i == len(plan.clauses) - 1 and not any(alone)
+            alone.append(count(replace(plan, clauses=(c,), any_clause=False), final))
         if any(alone) and not all(alone):
             dropped += [c.source for c, n in zip(plan.clauses, alone, strict=True) if n == 0]
             keep = tuple(c for c, n in zip(plan.clauses, alone, strict=True) if n > 0)
@@ -173,3 +182,63 @@ def relaxations(
     if len(plan.clauses) > 1:
         plan = replace(plan, any_clause=True)
         yield Step("any_word", plan, tuple(dropped), dict(corrected))
+
+
+@dataclass(frozen=True)
+class Relaxed:
+    """How a query was relaxed: the plan that answered it (None: nothing did) and what the
+    response says about it."""
+
+    plan: QueryPlan | None
+    relaxation: Relaxation | None
+
+
+def relax(
+    backend: SearchBackend,
+    req: SearchRequest,
+    text: str,
+    strict: QueryPlan,
+    *,
+    analyzer: Analyzer,
+    speller: Speller | None,
+    brands: Callable[[], set[str]],
+    counts: StateMemo[int],
+    state: Hashable,
+    min_results: int,
+) -> tuple[Relaxed, SearchResult | None]:
+    """The first of `relaxations` that finds at least ``min_results`` items for ``req``, and
+    its result; or (no plan, None). Counts of words alone are remembered in ``counts`` for
+    index ``state``."""
+    count_req = req.model_copy(update={"facets": (), "size": 1, "page": 1, "rerank_depth": None})
+    full: dict[QueryPlan, SearchResult] = {}
+
+    def count(plan: QueryPlan, final: bool) -> int:
+        key = (plan, req.filters, req.include_inactive)
+        n = counts.get(state, key)
+        if n is None:
+            if final:  # the next step's plan if it finds anything: search it in full
+                full[plan] = backend.search(req, plan)
+                n = full[plan].total
+            else:
+                n = backend.search(count_req, plan).total
+            counts.put(state, key, n)
+        return n
+
+    steps: list[str] = []
+    for step in relaxations(
+        text, strict, analyzer=analyzer, speller=speller, brands=brands, count=count
+    ):
+        steps.append(step.name)
+        # the full request at once: a step that finds nothing costs what a count would (the
+        # embedded backend skips the top-k when its aggregation counted no hit), and one that
+        # finds enough is not evaluated twice
+        got = full.get(step.plan) or backend.search(req, step.plan)
+        if got.total >= min_results:
+            relaxation = Relaxation(
+                steps=tuple(steps),
+                dropped=step.dropped,
+                corrected=dict(step.corrected),
+                query=" ".join(c.source for c in step.plan.clauses),
+            )
+            return Relaxed(step.plan, relaxation), got
+    return Relaxed(None, None), None

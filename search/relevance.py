@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from data.models import Item
 from search.analysis import Analyzer, normalize
 from search.backend import SearchBackend
+from search.behaviour import EVENT_COLUMNS as BEHAVIOUR_COLUMNS
 from search.engine import SearchEngine
 from search.query import SearchRequest
 from search.shopper_queries import shopper_queries
@@ -226,15 +227,20 @@ def evaluate_backends(
     k: int = 10,
     query_set: QuerySet = "generated",
     engine: bool = True,
+    events_path: Path | str | None = None,
 ) -> dict[str, RelevanceReport]:
     """Index ``items_path`` into a fresh index per backend kind and evaluate each one on the
     same labeled queries. The embedded index lives in a temporary folder; OpenSearch uses
     the index name ``<opensearch_index>-eval``. ``engine``: search through
     `search.engine.SearchEngine` (price words, relaxation, hybrid) as the API does; False
-    measures the bare backend."""
-    from data.loaders import iter_items
+    measures the bare backend. ``events_path``: the shop's events, for the engine's
+    behaviour vectors (`search.behaviour`)."""
+    from data.loaders import iter_items, read_events_table
 
     items = list(iter_items(items_path))
+    events = None
+    if engine and events_path is not None:
+        events = read_events_table(events_path, columns=BEHAVIOUR_COLUMNS)
     queries: Sequence[Judged]
     if query_set == "shopper":
         queries = shopper_queries(items)
@@ -261,7 +267,10 @@ def evaluate_backends(
             if engine:
                 backend = SearchEngine(backend, analyzer=analyzer, aids_root=Path(tmp) / "aids")
             try:
-                backend.rebuild(items)
+                if isinstance(backend, SearchEngine):
+                    backend.rebuild(items, events=events)
+                else:
+                    backend.rebuild(items)
                 reports[kind] = evaluate(backend, queries, k=k)
             finally:
                 backend.close()

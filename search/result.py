@@ -42,7 +42,7 @@ class SearchHit(_Model):
     @property
     def highlighted_title(self) -> str:
         """The title, HTML-escaped, with matched parts wrapped in ``<em>…</em>``
-        (made by `search.analysis.Highlighter`, identical in every backend)."""
+        (made by `search.highlight.Highlighter`, identical in every backend)."""
         private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
         got = private["_highlighted"]
         if got is None:
@@ -105,7 +105,8 @@ class SearchResult(_Model):
     price_filter: dict[str, float] | None = None
     """Price bounds read from the text (``500元以下`` → ``{"lte": 500}``), applied as a filter."""
     dense_hits: int = 0
-    """Hits the dense retriever added that lexical matching did not find."""
+    """Hits that lexical matching did not find, added by the dense lists (text vectors,
+    behaviour vectors and clicked items: `search.engine`)."""
 
 
 class Suggestion(_Model):

@@ -6,19 +6,21 @@ naming the live one. `TantivyBackend.rebuild` writes a new generation and then r
 which re-reads ``CURRENT`` when it changes) move to it on their next call. The previous
 generation is kept so that a searcher still holding it never fails; older ones are removed.
 
-This is the only module that imports tantivy.
+Only this module and its parts import tantivy: `search.tantivy_schema` (fields, documents),
+`search.tantivy_query` (plans and filters → queries, fuzzy vocabulary) and
+`search.tantivy_facets` (aggregations).
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
+import math
+import os
 import shutil
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,94 +29,51 @@ from core.fsutil import atomic_write
 from data.models import Item
 from search.analysis import (
     Analyzer,
-    Highlighter,
     QueryPlan,
     default_analyzer,
-    is_cjk,
     normalize,
 )
 from search.backend import (
-    CATEGORY_NAME_FIELD,
-    CATEGORY_NAME_SCORE,
-    CHAR_FIELDS,
-    FUZZY_FIELDS,
-    FUZZY_SCORE,
-    TEXT_FIELDS,
     Progress,
 )
-from search.document import SearchDocument, to_document
+from search.document import to_document
 from search.errors import IndexNotFoundError, SearchError
-from search.query import BoolFilter, RangeFacet, RangeFilter, SearchRequest, TermsFacet, TermsFilter
+from search.highlight import Highlighter
+from search.memo import StateMemo
+from search.query import SearchRequest
 from search.result import FacetValue, SearchHit, SearchResult, Suggestion
+from search.tantivy_facets import FACET_CACHE_SIZE, Facets, compute_facets
+from search.tantivy_query import QueryBuilder, Vocabulary, read_vocabulary
+from search.tantivy_schema import (
+    SCHEMA_VERSION,
+    SUGGEST_KINDS,
+    SUGGEST_SEP,
+    schema,
+    to_tantivy,
+)
 
 if TYPE_CHECKING:
     import tantivy
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
 _CURRENT = "CURRENT"
 _GEN_PREFIX = "gen-"
-_KEYWORD_FIELDS = ("category_l1", "category_l2", "category_l3", "brand", "merchant_id")
-_MULTI_KEYWORD_FIELDS = ("category", "tags")
-_SUGGEST_KINDS = ("brand", "category", "title")
-_SUGGEST_SEP = "\x00"
-_TERMS_AGG_SIZE = 65_000
 _WRITER_HEAP = 128_000_000
-_TOTAL_AGG = "_total"
-_FUZZY_CACHE_SIZE = 50_000
-_Facets = tuple[dict[str, list[FacetValue]], int]
-"""Facet values by field, and the number of hits."""
-FACET_CACHE_SIZE = 2048
-"""Facet counts (and hit totals) kept per backend for repeated text + filters, dropped
-whenever the index changes."""
-
-
-def _schema() -> tantivy.Schema:
-    import tantivy
-
-    sb = tantivy.SchemaBuilder()
-    sb.add_text_field("item_id", stored=True, fast=True, tokenizer_name="raw")
-    for name in TEXT_FIELDS:
-        sb.add_text_field(name, tokenizer_name="whitespace")
-    for name in CHAR_FIELDS:
-        sb.add_text_field(name, tokenizer_name="whitespace", index_option="freq")
-    sb.add_text_field(CATEGORY_NAME_FIELD, tokenizer_name="raw", index_option="basic")
-    for name in _KEYWORD_FIELDS + _MULTI_KEYWORD_FIELDS:
-        sb.add_text_field(name, fast=True, tokenizer_name="raw")
-    sb.add_text_field("suggest", tokenizer_name="raw", index_option="freq")
-    sb.add_float_field("price", indexed=True, fast=True)
-    sb.add_integer_field("stock", indexed=True, fast=True)
-    sb.add_boolean_field("in_stock", indexed=True, fast=True)
-    sb.add_boolean_field("is_active", indexed=True, fast=True)
-    sb.add_float_field("rating", indexed=True, fast=True)
-    sb.add_date_field("created_at", indexed=True, fast=True)
-    sb.add_float_field("popularity", indexed=False, fast=True)
-    sb.add_bytes_field("source", stored=True)
-    return sb.build()
-
-
-@dataclass
-class _Vocabulary:
-    """Latin terms of the `FUZZY_FIELDS` by length, and the fuzzy expansions computed so far,
-    for one state (`_Generation.version`) of the index."""
-
-    version: int
-    terms: dict[str, tuple[list[str], list[int]]]
-    """Field → (its Latin terms sorted by length, index of the first term of each length)."""
-    expansions: dict[tuple[str, str, int], tuple[str, ...]]
 
 
 @dataclass
 class _Generation:
     name: str
     index: tantivy.Index
-    vocabulary: _Vocabulary | None = None
+    vocabulary: Vocabulary | None = None
     commit_stamp: tuple[int, int, int] | None = None
     """(mtime, inode, size) of the generation's ``meta.json``, rewritten by every commit
     and merge, by this process or another."""
     version: int = 0
     """Bumped whenever ``commit_stamp`` moves; caches of this generation key on it."""
+    meta_path: str = ""
+    """The generation's ``meta.json`` (a plain string: stat on every search)."""
 
 
 class TantivyBackend:
@@ -130,16 +89,18 @@ class TantivyBackend:
         facet_cache_size: int = FACET_CACHE_SIZE,
     ) -> None:
         self.root = Path(root)
+        self._current_path = str(self.root / _CURRENT)  # stat on every search: no Path objects
         self.analyzer = analyzer or default_analyzer()
-        self._schema = _schema()
+        self._schema = schema()
+        self._queries = QueryBuilder(self._schema)
         self._gen: _Generation | None = None
         self._current_stamp: tuple[int, int] | None = None
         self._open_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
-        self._facet_cache: OrderedDict[Hashable, _Facets] = OrderedDict()
-        self._facet_cache_state: tuple[str, int] | None = None
-        self._facet_cache_lock = threading.Lock()
+        # facet counts and totals per text + filters, for one index state (no expiry: the
+        # state moves with every commit seen, here or in another process)
+        self._facet_cache: StateMemo[Facets] = StateMemo(facet_cache_size, math.inf)
         self.facet_cache_size = facet_cache_size
         self._closed = False
 
@@ -150,7 +111,7 @@ class TantivyBackend:
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
-            st = self._current_file().stat()
+            st = os.stat(self._current_path)
         except FileNotFoundError:
             return None
         return (st.st_mtime_ns, st.st_ino)
@@ -203,11 +164,19 @@ class TantivyBackend:
         """The live generation's name (changes with every `rebuild`)."""
         return self._live().name
 
+    def state(self) -> str:
+        """The live generation and its commit version: changes with every write, by this
+        process or another (what caches of search outcomes key on)."""
+        gen = self._live()
+        return f"{gen.name}:{self._current_version(gen)}"
+
     def _current_version(self, gen: _Generation) -> int:
         """The generation's state: when a commit (here or in another process) rewrote its
         ``meta.json``, reload its searchers now and bump the version caches key on."""
+        if not gen.meta_path:
+            gen.meta_path = str(self.root / gen.name / "meta.json")
         try:
-            st = (self.root / gen.name / "meta.json").stat()
+            st = os.stat(gen.meta_path)
             stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
         except FileNotFoundError:
             stamp = None
@@ -237,43 +206,6 @@ class TantivyBackend:
 
     # ------------------------------------------------------------ writing
 
-    def _to_tantivy(self, doc: SearchDocument, source: bytes) -> tantivy.Document:
-        import tantivy
-
-        d = tantivy.Document()
-        d.add_text("item_id", doc.item_id)
-        for name in TEXT_FIELDS:
-            # Tokens never contain spaces, so the whitespace tokenizer gives them back as
-            # they are; tantivy leaves a position gap between values (no phrase spans two).
-            for value in getattr(doc, name):
-                if value:
-                    d.add_text(name, " ".join(value))
-        for name in CHAR_FIELDS:
-            chars = getattr(doc, name)
-            if chars:
-                d.add_text(name, " ".join(chars))
-        for key in doc.category_names:
-            d.add_text(CATEGORY_NAME_FIELD, key)
-        for name in _KEYWORD_FIELDS:
-            v = getattr(doc, name)
-            if v:
-                d.add_text(name, v)
-        for name in _MULTI_KEYWORD_FIELDS:
-            for v in getattr(doc, name):
-                d.add_text(name, v)
-        for kind, text in _suggest_entries(doc):
-            d.add_text("suggest", f"{kind}:{normalize(text)}{_SUGGEST_SEP}{text}")
-        d.add_float("price", doc.price)
-        d.add_integer("stock", doc.stock)
-        d.add_boolean("in_stock", doc.in_stock)
-        d.add_boolean("is_active", doc.is_active)
-        if doc.rating is not None:
-            d.add_float("rating", doc.rating)
-        d.add_date("created_at", doc.created_at)
-        d.add_float("popularity", doc.popularity)
-        d.add_bytes("source", source)
-        return d
-
     def _add(
         self,
         writer: tantivy.IndexWriter,
@@ -291,7 +223,7 @@ class TantivyBackend:
             if replace:
                 writer.delete_documents_by_term("item_id", item.item_id)
             source = item.model_dump_json().encode()
-            writer.add_document(self._to_tantivy(to_document(item, pop), source))
+            writer.add_document(to_tantivy(to_document(item, pop), source))
             n += 1
             batch += 1
             if progress is not None and batch >= 1000:
@@ -462,9 +394,8 @@ class TantivyBackend:
 
     def _vocabulary(
         self, gen: _Generation, searcher: tantivy.Searcher, version: int
-    ) -> _Vocabulary:
-        """The generation's fuzzy vocabulary for index state ``version`` (read from
-        ``searcher``, opened after that state)."""
+    ) -> Vocabulary:
+        """The generation's fuzzy vocabulary for index state ``version`` (read once per state)."""
         vocab = gen.vocabulary
         if vocab is not None and vocab.version == version:
             return vocab
@@ -472,140 +403,8 @@ class TantivyBackend:
             vocab = gen.vocabulary
             if vocab is not None and vocab.version == version:
                 return vocab
-            terms: dict[str, tuple[list[str], list[int]]] = {}
-            for field in FUZZY_FIELDS:
-                # CJK terms are never within the allowed edits of a Latin word
-                found = searcher.terms_with_prefix(field, "")
-                latin = [t for t, _n in found if t and not is_cjk(t[0])]
-                latin.sort(key=lambda t: (len(t), t))
-                longest = len(latin[-1]) if latin else 0
-                starts = [bisect.bisect_left(latin, n, key=len) for n in range(longest + 2)]
-                terms[field] = (latin, starts)
-            # Unchanged terms (a price or stock update): keep the expansions found so far.
-            same = vocab is not None and vocab.terms == terms
-            vocab = _Vocabulary(version, terms, vocab.expansions if same and vocab else {})
-            gen.vocabulary = vocab
-            return vocab
-
-    def _fuzzy_terms(
-        self, vocab: _Vocabulary, field: str, token: str, distance: int
-    ) -> tuple[str, ...]:
-        """Terms of ``field`` within ``distance`` edits of ``token`` (optimal string alignment,
-        as the engines' fuzzy queries; itself included when indexed), found once per
-        vocabulary."""
-        key = (field, token, distance)
-        found = vocab.expansions.get(key)
-        if found is None:
-            from rapidfuzz import process
-            from rapidfuzz.distance import OSA
-
-            latin, starts = vocab.terms.get(field, ([], [0]))
-            lo = starts[min(max(len(token) - distance, 0), len(starts) - 1)]
-            hi = starts[min(len(token) + distance + 1, len(starts) - 1)]
-            found = tuple(
-                m[0]
-                for m in process.extract(
-                    token, latin[lo:hi], scorer=OSA.distance, score_cutoff=distance, limit=None
-                )
-            )
-            if len(vocab.expansions) < _FUZZY_CACHE_SIZE:
-                vocab.expansions[key] = found
-        return found
-
-    def _text_query(self, plan: QueryPlan, vocab: _Vocabulary | None = None) -> tantivy.Query:
-        """The scoring query of a plan. Fuzzy alternatives are expanded to the indexed terms
-        within their distance (from ``vocab``), each a constant-score term query under one
-        disjunction-max: the same matches and scores as a fuzzy term query, but the engine
-        reads only those terms' postings instead of building an automaton and a bit set of
-        every matching document on each search."""
-        import tantivy
-
-        Q, Occur, schema = tantivy.Query, tantivy.Occur, self._schema
-        if plan.is_empty:
-            return Q.all_query()
-        clause_queries = []
-        for clause in plan.clauses:
-            subs: list[tuple[Any, tantivy.Query]] = []
-            for alt in clause.alternatives:
-                for field, weight in (CHAR_FIELDS if alt.chars else TEXT_FIELDS).items():
-                    if len(alt.tokens) == 1:
-                        q = Q.term_query(schema, field, alt.tokens[0])
-                    else:
-                        q = Q.phrase_query(schema, field, list(alt.tokens))
-                    subs.append((Occur.Should, Q.boost_query(q, weight * alt.boost)))
-                if plan.typo_tolerance and alt.fuzzy_distance > 0:
-                    assert vocab is not None, "fuzzy alternatives need the vocabulary"
-                    fuzzy = (alt.tokens[0], alt.fuzzy_distance)
-                    for field in FUZZY_FIELDS:
-                        score = FUZZY_SCORE * TEXT_FIELDS[field] * alt.boost
-                        near = [
-                            Q.const_score_query(Q.term_query(schema, field, t), score)
-                            for t in self._fuzzy_terms(vocab, field, *fuzzy)
-                        ]
-                        if len(near) == 1:
-                            subs.append((Occur.Should, near[0]))
-                        elif near:
-                            subs.append((Occur.Should, Q.disjunction_max_query(near)))
-            clause_queries.append(Q.boolean_query(subs))
-        msm = plan.minimum_should_match
-        if msm >= len(clause_queries):
-            parts = [(Occur.Must, q) for q in clause_queries]
-        else:
-            any_msm = Q.boolean_query([(Occur.Should, q) for q in clause_queries], msm)
-            parts = [(Occur.Must, any_msm)]
-        for key, boost in plan.names:  # optional: adds score, never needed to match
-            nq = Q.term_query(schema, CATEGORY_NAME_FIELD, key)
-            parts.append((Occur.Should, Q.const_score_query(nq, CATEGORY_NAME_SCORE * boost)))
-        return Q.boolean_query(parts)
-
-    def _filter_query(self, f: TermsFilter | RangeFilter | BoolFilter) -> tantivy.Query:
-        import tantivy
-
-        Q, schema = tantivy.Query, self._schema
-        if isinstance(f, TermsFilter):
-            return Q.term_set_query(schema, f.field, list(f.values))
-        if isinstance(f, BoolFilter):
-            return Q.term_query(schema, f.field, f.value)
-        if f.field == "stock":
-            ftype = tantivy.FieldType.Integer
-            conv: Any = _int_bounds(f)
-            low, high, inc_low, inc_high = conv
-        else:
-            ftype = tantivy.FieldType.Float
-            low = f.gte if f.gte is not None else f.gt
-            high = f.lte if f.lte is not None else f.lt
-            inc_low = f.gt is None
-            inc_high = f.lt is None
-            low = float(low) if low is not None else None
-            high = float(high) if high is not None else None
-        if low is None and high is None:
-            return Q.empty_query()
-        return Q.range_query(
-            schema,
-            f.field,
-            ftype,
-            low,
-            high,
-            include_lower=inc_low if low is not None else True,
-            include_upper=inc_high if high is not None else True,
-        )
-
-    def _query(
-        self, text_q: tantivy.Query, groups: Mapping[str, Sequence[TermsFilter | RangeFilter | BoolFilter]]
-    ) -> tantivy.Query:
-        import tantivy
-
-        Q, Occur = tantivy.Query, tantivy.Occur
-        if not groups:
-            return text_q
-        parts = [(Occur.Must, text_q)]
-        for filters in groups.values():
-            if len(filters) == 1:
-                fq = self._filter_query(filters[0])
-            else:
-                fq = Q.boolean_query([(Occur.Should, self._filter_query(f)) for f in filters])
-            parts.append((Occur.Must, Q.const_score_query(fq, 0.0)))
-        return Q.boolean_query(parts)
+            gen.vocabulary = read_vocabulary(searcher, version, vocab)
+            return gen.vocabulary
 
     # -- search
 
@@ -619,8 +418,8 @@ class TantivyBackend:
         if plan is None:
             plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
         vocab = self._vocabulary(gen, searcher, version) if plan.fuzzy_tokens() else None
-        text_q = self._text_query(plan, vocab)
-        query = self._query(text_q, request.filters_by_field())
+        text_q = self._queries.text_query(plan, vocab)
+        query = self._queries.query(text_q, request.filters_by_field())
         start, count = request.window()
         order_field, order = _SORTS[request.sort]
         # With facets, the shared aggregation over the full query also counts the hits, so
@@ -629,23 +428,26 @@ class TantivyBackend:
         total: int | None = None
         if request.facets:
             key = (plan, request.filters, request.facets, request.include_inactive)
-            got = self._cached_facets((gen.name, version), key)
+            got = self._facet_cache.get((gen.name, version), key)
             if got is None:
-                got = self._facets(searcher, request, text_q, query)
-                self._cache_facets((gen.name, version), key, got)
+                got = compute_facets(searcher, request, text_q, query, self._queries)
+                self._facet_cache.put((gen.name, version), key, got)
             facets, total = got
         kwargs: dict[str, Any] = {"limit": count, "count": total is None, "offset": start}
         if order_field is not None:
             kwargs["order_by_field"] = order_field
             kwargs["order"] = tantivy.Order.Asc if order == "asc" else tantivy.Order.Desc
-        res = searcher.search(query, **kwargs)
-        if total is None:
-            total = int(res.count or 0)
-        addrs = [a for _, a in res.hits]
+        found: list[tuple[Any, Any]] = []
+        if total is None or start < total:  # the aggregation counted nothing on this page
+            res = searcher.search(query, **kwargs)
+            found = res.hits
+            if total is None:
+                total = int(res.count or 0)
+        addrs = [a for _, a in found]
         pops = searcher.fast_field_values("popularity", addrs) if addrs else []
         hl = Highlighter(plan)
         hits = []
-        for (key, addr), pop in zip(res.hits, pops, strict=True):
+        for (key, addr), pop in zip(found, pops, strict=True):
             src = json.loads(searcher.doc(addr).get_first("source"))
             score = float(key) if order_field is None else 0.0
             hits.append(_hit(src, score, float(pop or 0.0), hl))
@@ -658,81 +460,6 @@ class TantivyBackend:
             backend=self.name,
         )
 
-    def _cached_facets(
-        self, state: tuple[str, int], key: Hashable
-    ) -> _Facets | None:
-        if self.facet_cache_size <= 0:
-            return None
-        with self._facet_cache_lock:
-            if self._facet_cache_state != state:
-                return None
-            got = self._facet_cache.get(key)
-            if got is not None:
-                self._facet_cache.move_to_end(key)
-            return got
-
-    def _cache_facets(
-        self, state: tuple[str, int], key: Hashable, value: _Facets
-    ) -> None:
-        """Remember facet counts and total for ``key`` at index ``state`` (generation,
-        version); a newer state empties the cache."""
-        if self.facet_cache_size <= 0:
-            return
-        with self._facet_cache_lock:
-            if self._facet_cache_state != state:
-                self._facet_cache.clear()
-                self._facet_cache_state = state
-            self._facet_cache[key] = value
-            while len(self._facet_cache) > self.facet_cache_size:
-                self._facet_cache.popitem(last=False)
-
-    def _facets(
-        self,
-        searcher: tantivy.Searcher,
-        request: SearchRequest,
-        text_q: tantivy.Query,
-        full_query: tantivy.Query,
-    ) -> tuple[dict[str, list[FacetValue]], int]:
-        """Facet values, and the number of hits (counted by the shared aggregation)."""
-        filtered = {f.field for f in request.filters}
-        own = [f for f in request.facets if f.field in filtered]
-        selector = _selector(request, own[0].field) if len(own) == 1 else None
-        if selector is not None:
-            # One facet field F is filtered (a ticked brand, a price range): one pass over
-            # the query without F's filter gives F's own counts directly, and every other
-            # facet's counts (and the total) with F's filter applied through a selector
-            # sub-aggregation on F, since an item has one value of F.
-            field = own[0].field
-            aggs: dict[str, Any] = {f.field: _agg(f) for f in own}
-            for f in request.facets:
-                if f.field != field:
-                    aggs[f.field] = {**_agg(f), "aggs": {_SELECTED_AGG: selector}}
-            aggs[_SELECTED_AGG] = selector
-            q = self._query(text_q, request.filters_by_field(excluding=field))
-            raw: dict[str, Any] = searcher.aggregate(q, aggs)
-            for f in request.facets:
-                if f.field != field:
-                    for b in raw.get(f.field, {}).get("buckets", []):
-                        b["doc_count"] = _selected_count(b.get(_SELECTED_AGG, {}))
-            raw[_TOTAL_AGG] = {"value": _selected_count(raw.get(_SELECTED_AGG, {}))}
-        else:
-            # Facets on unfiltered fields share one aggregation over the full query.
-            shared = {f.field: _agg(f) for f in request.facets if f.field not in filtered}
-            shared[_TOTAL_AGG] = {"value_count": {"field": "price"}}
-            raw = searcher.aggregate(full_query, shared)
-            for f in own:
-                q = self._query(text_q, request.filters_by_field(excluding=f.field))
-                raw.update(searcher.aggregate(q, {f.field: _agg(f)}))
-        out: dict[str, list[FacetValue]] = {}
-        for f in request.facets:
-            buckets = raw.get(f.field, {}).get("buckets", [])
-            if isinstance(f, TermsFacet):
-                out[f.field] = _terms_values(f, buckets, request.selected_terms(f.field))
-            else:
-                out[f.field] = _range_values(f, buckets, request.selected_ranges(f.field))
-        total = int(raw.get(_TOTAL_AGG, {}).get("value") or 0)
-        return out, total
-
     def suggest(self, prefix: str, size: int = 10) -> list[Suggestion]:
         import tantivy
 
@@ -744,7 +471,7 @@ class TantivyBackend:
         searcher = gen.index.searcher()
         active = tantivy.Query.term_query(self._schema, "is_active", True)
         out: list[Suggestion] = []
-        for kind in _SUGGEST_KINDS:
+        for kind in SUGGEST_KINDS:
             if len(out) >= size:
                 break
             terms = searcher.terms_with_prefix(
@@ -753,7 +480,7 @@ class TantivyBackend:
             for term, n in terms:
                 if n <= 0:
                     continue
-                text = term.split(_SUGGEST_SEP, 1)[1]
+                text = term.split(SUGGEST_SEP, 1)[1]
                 out.append(Suggestion(text=text, kind=kind, count=int(n)))
         return out[:size]
 
@@ -767,114 +494,6 @@ _SORTS: dict[str, tuple[str | None, str]] = {
     "newest": ("created_at", "desc"),
     "popularity": ("popularity", "desc"),
 }
-
-
-def _int_bounds(f: RangeFilter) -> tuple[int | None, int | None, bool, bool]:
-    """Integer bounds of a range over an integer field, all inclusive."""
-    import math
-
-    low: int | None = None
-    high: int | None = None
-    if f.gte is not None:
-        low = math.ceil(f.gte)
-    elif f.gt is not None:
-        low = math.floor(f.gt) + 1
-    if f.lte is not None:
-        high = math.floor(f.lte)
-    elif f.lt is not None:
-        high = math.ceil(f.lt) - 1
-    return low, high, True, True
-
-
-def _suggest_entries(doc: SearchDocument) -> list[tuple[str, str]]:
-    if not doc.is_active:
-        return []
-    out: list[tuple[str, str]] = []
-    if doc.brand:
-        out.append(("brand", doc.brand))
-    out.extend(("category", c) for c in dict.fromkeys(doc.category_path))
-    out.append(("title", doc.title_raw))
-    return out
-
-
-_SINGLE_VALUED = frozenset(
-    ("category_l1", "category_l2", "category_l3", "brand", "merchant_id", "price", "rating")
-)
-_SELECTED_AGG = "_selected"
-
-
-def _selector(request: SearchRequest, field: str) -> dict[str, Any] | None:
-    """An aggregation on ``field`` whose selected bucket counts sum to the documents that
-    pass the request's filters on that field, or None when that cannot be read off one
-    aggregation (a multi-valued field, or several ranges that may overlap)."""
-    if field not in _SINGLE_VALUED:
-        return None
-    filters = [f for f in request.filters if f.field == field]
-    if all(isinstance(f, TermsFilter) for f in filters):
-        values = sorted(request.selected_terms(field))
-        return {"terms": {"field": field, "size": len(values), "include": values}}
-    if len(filters) != 1 or not isinstance(filters[0], RangeFilter):
-        return None
-    import math
-
-    f = filters[0]
-    # the range aggregation's buckets are [from, to): move the exclusive/inclusive bounds
-    low = f.gte if f.gt is None else math.nextafter(f.gt, math.inf)
-    high = f.lt if f.lte is None else math.nextafter(f.lte, math.inf)
-    if low is not None and high is not None and low >= high:
-        return None  # an empty range: let the plain path count nothing
-    bucket: dict[str, Any] = {"key": _SELECTED_AGG}
-    if low is not None:
-        bucket["from"] = float(low)
-    if high is not None:
-        bucket["to"] = float(high)
-    return {"range": {"field": field, "ranges": [bucket]}}
-
-
-def _selected_count(agg: Mapping[str, Any]) -> int:
-    """Documents in a `_selector` aggregation's selected buckets."""
-    return sum(
-        int(b["doc_count"])
-        for b in agg.get("buckets", [])
-        if "from" not in b and "to" not in b or b.get("key") == _SELECTED_AGG
-    )
-
-
-def _agg(f: TermsFacet | RangeFacet) -> dict[str, Any]:
-    if isinstance(f, TermsFacet):
-        return {"terms": {"field": f.field, "size": _TERMS_AGG_SIZE}}
-    ranges = []
-    for b in f.buckets:
-        r: dict[str, float] = {}
-        if b.gte is not None:
-            r["from"] = b.gte
-        if b.lt is not None:
-            r["to"] = b.lt
-        ranges.append(r)
-    return {"range": {"field": f.field, "ranges": ranges}}
-
-
-def _terms_values(f: TermsFacet, buckets: list[dict[str, Any]], selected: set[str]) -> list[FacetValue]:
-    counts = {str(b["key"]): int(b["doc_count"]) for b in buckets if int(b["doc_count"]) > 0}
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: f.size]
-    out = [FacetValue(value=k, count=c, selected=k in selected) for k, c in ranked]
-    shown = {k for k, _ in ranked}
-    for k in sorted(selected - shown):
-        out.append(FacetValue(value=k, count=counts.get(k, 0), selected=True))
-    return out
-
-
-def _range_values(
-    f: RangeFacet, buckets: list[dict[str, Any]], selected: set[tuple[float | None, float | None]]
-) -> list[FacetValue]:
-    by_bounds = {(b.get("from"), b.get("to")): int(b["doc_count"]) for b in buckets}
-    out = []
-    for b in f.buckets:
-        n = by_bounds.get((b.gte, b.lt), 0)
-        out.append(
-            FacetValue(value=b.key, count=n, selected=(b.gte, b.lt) in selected, gte=b.gte, lt=b.lt)
-        )
-    return out
 
 
 def _hit(src: dict[str, Any], score: float, popularity: float, hl: Highlighter) -> SearchHit:

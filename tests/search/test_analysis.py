@@ -12,7 +12,6 @@ from search.analysis import (
     category_key,
     char_tokens,
     edit_distance,
-    highlight,
     load_synonyms,
     normalize,
     parse_synonyms,
@@ -20,6 +19,7 @@ from search.analysis import (
     tokens,
 )
 from search.errors import SynonymsFileError
+from search.highlight import highlight
 
 
 def test_normalize_script_width_case() -> None:

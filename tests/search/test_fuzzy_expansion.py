@@ -7,6 +7,7 @@ import pytest
 from search.analysis import Analyzer
 from search.backend import FUZZY_FIELDS
 from search.tantivy_backend import TantivyBackend
+from search.tantivy_query import fuzzy_terms
 from tests.search import catalog
 
 TYPOS = [
@@ -42,10 +43,10 @@ def test_expansion_matches_the_engines_fuzzy_query(backend: TantivyBackend, toke
     d = max(1, fuzzy_distance(token))
     for field in FUZZY_FIELDS:
         engine = tantivy.Query.fuzzy_term_query(backend._schema, field, token, d, True, False)
-        terms = backend._fuzzy_terms(vocab, field, token, d)
+        terms = fuzzy_terms(vocab, field, token, d)
         ours = tantivy.Query.term_set_query(backend._schema, field, list(terms)) if terms else None
         want = {a.doc for _, a in searcher.search(engine, limit=100).hits}
         got = {a.doc for _, a in searcher.search(ours, limit=100).hits} if ours else set()
         assert got == want, (token, field, terms)
     if token == "dreses":
-        assert "dress" in backend._fuzzy_terms(vocab, "title", token, d)
+        assert "dress" in fuzzy_terms(vocab, "title", token, d)
