@@ -135,15 +135,17 @@ def register(app: typer.Typer) -> None:
             console.print("==> training and promoting models")
             versions = _train_and_promote(s)
             console.print("    " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-        from data.catalog import Catalog
         from search.factory import open_backend
+        from search.indexing import index_catalog
+        from serving.bootstrap import events_file
 
         backend = open_backend(s)
         try:
-            if backend.count() == 0:
+            if backend.count() == 0:  # with the events: popularity and behaviour vectors
                 console.print("==> building the embedded search index")
-                n = backend.rebuild(iter(Catalog.from_jsonl(s.data_dir / "items.jsonl")))
-                console.print(f"    {n} items indexed")
+                summary = index_catalog(backend, s.data_dir / "items.jsonl",
+                                        events_path=events_file(s.data_dir), rebuild=True)
+                console.print(f"    {summary.indexed} items indexed")
         finally:
             backend.close()
         key = s.admin_api_key.get_secret_value() if s.admin_api_key else _demo_key(s.state_dir)
