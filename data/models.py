@@ -62,9 +62,13 @@ def _not_bool(value: object) -> object:
     return value
 
 
-Number = Annotated[float, BeforeValidator(_not_bool)]
+NOT_BOOL = BeforeValidator(_not_bool)
+"""Refuses a boolean for a number. Bounds of an optional number go before it in the
+``Annotated`` (``Annotated[float, Field(le=5), NOT_BOOL] | None``): after it, or on the optional,
+they do not reach the JSON schema."""
+Number = Annotated[float, NOT_BOOL]
 """A float field that refuses JSON booleans (which pydantic would otherwise read as 0/1)."""
-Count = Annotated[int, BeforeValidator(_not_bool)]
+Count = Annotated[int, NOT_BOOL]
 
 Text = Annotated[str, AfterValidator(valid_unicode)]
 """A string that is valid Unicode (every free-text field of the data model)."""
@@ -129,7 +133,7 @@ class Item(_Model):
     is_active: bool = True
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     merchant_id: Text | None = Field(default=None, max_length=128)
-    rating: Number | None = Field(default=None, ge=0, le=5, allow_inf_nan=False)
+    rating: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False), NOT_BOOL] | None = None
 
     @field_validator("category", mode="before")
     @classmethod
@@ -182,7 +186,7 @@ class User(_Model):
 class EventContext(_Model):
     session_id: Text | None = Field(default=None, max_length=128)
     query: Text | None = Field(default=None, max_length=500)
-    position: Count | None = Field(default=None, ge=0, le=INT32_MAX)
+    position: Annotated[int, Field(ge=0, le=INT32_MAX), NOT_BOOL] | None = None
     request_id: Text | None = Field(default=None, max_length=128)
     experiment: Text | None = Field(default=None, max_length=128)
     variant: Text | None = Field(default=None, max_length=128)
@@ -201,9 +205,10 @@ class Event(_Model):
     item_id: Id | None = None
     type: EventType
     timestamp: datetime
-    value: Number | None = Field(
-        default=None, ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False,
-        description="Rating, quantity or price, by type.",
+    value: Annotated[
+        float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False), NOT_BOOL
+    ] | None = (
+        Field(default=None, description="Rating, quantity or price, by type.")
     )
     context: EventContext = Field(default_factory=EventContext)
 

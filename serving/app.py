@@ -4,10 +4,10 @@ Nothing is built at import time. ``create_app`` wires error handlers, the reques
 metrics middleware and the routers; the services (catalog, models, search, event log, …) are
 built on start-up unless a test passes pre-built :class:`serving.state.Services`.
 
-Adding a router (rules, experiments, reports, console): create ``serving/routes/<name>.py``
-exposing ``router = APIRouter(prefix="/v1/<name>", tags=[...], dependencies=[AdminDep])`` and
-add its module name to :data:`ROUTERS` — one line. Modules listed there but not present in the
-build are skipped, so a router can be listed before it lands.
+Adding a router: create ``serving/routes/<name>.py`` exposing ``router = APIRouter(prefix=
+"/v1/<name>", tags=[...], dependencies=[AdminDep])``, import it here and add it to
+:func:`_routers` with the error statuses its routes answer (documented in OpenAPI with the
+error body, :class:`serving.errors.ErrorOut`).
 
 Run it with ``shoprank serve`` or ``uvicorn --factory serving.app:app_factory``.
 """
@@ -15,46 +15,91 @@ Run it with ``shoprank serve`` or ``uvicorn --factory serving.app:app_factory``.
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.params import Depends
 
 from core.settings import Settings, get_settings
-from serving.deps import document_storefront_security
+from serving.deps import AdminDep, StorefrontKeyDep, StrictBodyDep
 from serving.direct import DirectRoutes
-from serving.errors import SafeJSONResponse, install_error_handlers
+from serving.errors import SafeJSONResponse, error_responses, install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
+from serving.routes import (
+    catalog,
+    console,
+    console_experiments,
+    console_models,
+    console_overview,
+    console_rules,
+    console_search,
+    events,
+    experiments,
+    feed,
+    items,
+    model_runs,
+    models,
+    ops,
+    recommendations,
+    reports,
+    rules,
+    search,
+    search_reports,
+    segments,
+    trending,
+    users,
+)
 from serving.state import ModelWatcher, Services
 
 log = logging.getLogger(__name__)
 
-ROUTERS: tuple[str, ...] = (
-    "ops",
-    "recommendations",
-    "feed",
-    "items",
-    "trending",
-    "search",
-    "events",
-    "catalog",
-    "users",
-    "model_runs",
-    "models",
-    # merchandising (optional until they land)
-    "rules",
-    "experiments",
-    "reports",
-    "search_reports",
-    "console",
-    "segments",
-    "console_search",
-    "console_overview",
-)
-"""Modules under ``serving.routes``, each exposing ``router``."""
+_ADMIN = (400, 401, 403, 503)
+"""What every admin route may answer besides what its inputs allow (serving.errors.
+DocumentedRoute): a library's refusal, a missing or wrong key (or admin routes disabled), a
+store that cannot answer."""
+
+
+def _routers(settings: Settings) -> list[tuple[APIRouter, Sequence[Depends], tuple[int, ...]]]:
+    """(router, dependencies added at inclusion, error statuses every route of it may
+    answer), in the order they are matched. Storefront routers take the key check only when
+    a storefront key is configured: open by default, and their OpenAPI declares security only
+    then. Statuses that follow from a route's inputs are its own (``DocumentedRoute``)."""
+    keyed = settings.storefront_api_key is not None
+    key: list[Depends] = [StorefrontKeyDep] if keyed else []
+    # routers with JSON bodies: strict JSON types (serving.deps), checked after the key (an
+    # admin router's own AdminDep is repeated first here; FastAPI runs it once per request).
+    # Not events: each event is validated on its own, a bad one rejected alone.
+    admin_body = [AdminDep, StrictBodyDep]
+    storefront = (503, 401, 403) if keyed else (503,)
+    return [
+        (ops.router, [], ()),
+        (recommendations.router, key, storefront),
+        (feed.router, key, storefront),
+        (items.router, key, storefront),
+        (trending.router, key, storefront),
+        (search.router, [*key, StrictBodyDep], storefront),
+        (events.router, key, storefront),
+        (catalog.router, admin_body, _ADMIN),
+        (users.router, admin_body, _ADMIN),
+        (model_runs.router, [], _ADMIN),
+        (models.router, admin_body, _ADMIN),
+        (rules.router, admin_body, _ADMIN),
+        (experiments.router, admin_body, _ADMIN),
+        (reports.router, [], _ADMIN),
+        (search_reports.router, [], _ADMIN),
+        (console.router, [], ()),
+        (console_search.router, [], ()),
+        (console_rules.router, [], ()),
+        (console_experiments.router, [], ()),
+        (console_models.router, [], ()),
+        (segments.router, [], _ADMIN),
+        (console_overview.router, [], ()),
+    ]
+
 
 API_DESCRIPTION = """Personalized recommendations and product search for e-commerce.
 
@@ -72,8 +117,9 @@ def create_app(
     *,
     direct_routes: bool = True,
 ) -> FastAPI:
-    """The app; ``direct_routes=False`` leaves every route to FastAPI's own dispatch (tests
-    compare the two, see :mod:`serving.direct`)."""
+    """The app for ``settings`` (default: the services' settings, else the environment's);
+    ``direct_routes=False`` leaves every route to FastAPI's own dispatch (tests compare the
+    two, see :mod:`serving.direct`)."""
     settings = settings or (services.settings if services is not None else get_settings())
     metrics = Metrics()
 
@@ -117,17 +163,9 @@ def create_app(
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
-    routers = []
-    for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"serving.routes.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"serving.routes.{name}":
-                continue
-            raise
-        app.include_router(module.router)
-        routers.append(module.router)
-    document_storefront_security(app, routers)
+    for router, dependencies, statuses in _routers(settings):
+        responses: dict[int | str, dict[str, Any]] = error_responses(*statuses)
+        app.include_router(router, dependencies=dependencies, responses=responses)
     if direct_routes:
         app.add_middleware(DirectRoutes, api=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)

@@ -16,15 +16,18 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter
 
 from core.settings import Settings
 from ranking.pipeline import Pipeline
 from serving.errors import Forbidden, Unauthorized
 from serving.state import Services
+from serving.strict import StrictTypes
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Admin or storefront API key."
@@ -87,23 +90,23 @@ async def require_admin(
         raise Forbidden("X-API-Key: not the admin API key", field="X-API-Key")
 
 
-def _header_key(headers: Mapping[str, str]) -> str | None:
-    """The key of ``X-API-Key`` or of ``Authorization: Bearer …`` (header wins)."""
+def header_key(headers: Mapping[str, str]) -> str | None:
+    """The key of ``X-API-Key`` or of ``Authorization: Bearer …`` (the header wins), read as
+    :func:`require_storefront_key` reads it (for :mod:`serving.direct`)."""
     key = headers.get("x-api-key")
     if key:
         return key
-    auth = headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
     return None
 
 
-def check_storefront_key(settings: Settings, headers: Mapping[str, str]) -> None:
+def check_storefront_key(settings: Settings, key: str | None) -> None:
+    """Nothing when no storefront key is configured or ``key`` is the storefront or the admin
+    key; else 401 (missing) or 403 (wrong)."""
     if settings.storefront_api_key is None:
         return
-    key = _header_key(headers)
     if key is None:
         raise Unauthorized(
             "X-API-Key: missing; send the storefront API key in the X-API-Key header",
@@ -118,10 +121,20 @@ def check_storefront_key(settings: Settings, headers: Mapping[str, str]) -> None
     raise Forbidden("X-API-Key: not a valid storefront or admin API key", field="X-API-Key")
 
 
+async def require_storefront_key(
+    request: Request,
+    header: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> None:
+    settings: Settings = request.app.state.settings
+    check_storefront_key(settings, _presented_key(header, bearer))
+
+
 @dataclass(frozen=True, slots=True)
 class Storefront:
-    """What a storefront route needs, from one dependency: the services and the request id
-    (the key was checked)."""
+    """What a storefront route needs, from one dependency: the services and the request id.
+    The storefront key, when one is configured, is checked by :data:`StorefrontKeyDep`, which
+    ``create_app`` puts on the storefront routers."""
 
     services: Services
     request_id: str
@@ -133,65 +146,56 @@ class Storefront:
 
 async def storefront(request: Request) -> Storefront:
     services: Services = request.app.state.services
-    check_storefront_key(services.settings, request.headers)
     services.sync()  # what the other workers took since (see serving.follow)
     return Storefront(services, request.state.request_id)
 
 
 StorefrontCtx = Annotated[Storefront, Depends(storefront)]
-"""A storefront route's one dependency: ``ctx: StorefrontCtx`` (key checked, services,
-request id)."""
+"""A storefront route's one dependency: ``ctx: StorefrontCtx`` (services, request id)."""
 
 
-def document_storefront_security(app: FastAPI, routers: list[APIRouter]) -> None:
-    """Mark every operation of ``routers`` that takes :data:`StorefrontCtx` with the API-key
-    schemes in the OpenAPI document (FastAPI documents only its own security classes)."""
-    build = app.openapi
-    guarded: list[tuple[str, str]] = []
+_STRICT_ATTR = "shoprank_strict_types"
 
-    def uses_storefront(route: Any) -> bool:
-        dependant = getattr(route, "dependant", None)
-        stack = list(dependant.dependencies) if dependant is not None else []
-        while stack:
-            d = stack.pop()
-            if d.call is storefront:
-                return True
-            stack.extend(d.dependencies)
-        return False
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes.setdefault(
-            "APIKeyHeader",
-            {
-                "type": "apiKey",
-                "description": "Admin or storefront API key.",
-                "in": "header",
-                "name": "X-API-Key",
-            },
+def _strict_types(route: object) -> StrictTypes | None:
+    """The checker of the route's JSON body (None: the route takes none), kept on the route."""
+    if not hasattr(route, _STRICT_ATTR):
+        field = getattr(route, "body_field", None)
+        checker = None if field is None else StrictTypes(
+            TypeAdapter(field.field_info.annotation).json_schema()
         )
-        schemes.setdefault("HTTPBearer", {"type": "http", "scheme": "bearer",
-                                          "description": "The same key as a bearer token."})
-        for path, method in guarded:
-            op = schema.get("paths", {}).get(path, {}).get(method)
-            if op is not None:
-                op["security"] = [{"APIKeyHeader": []}, {"HTTPBearer": []}]
-        app.openapi_schema = schema
-        return schema
+        setattr(route, _STRICT_ATTR, checker)
+    return getattr(route, _STRICT_ATTR, None)
 
-    for router in routers:
-        for route in router.routes:
-            if uses_storefront(route):
-                guarded.extend(
-                    (getattr(route, "path_format", ""), m.lower())
-                    for m in getattr(route, "methods", ())
-                )
 
-    app.openapi = openapi  # type: ignore[method-assign]
+async def strict_json_body(request: Request) -> None:
+    """Refuse a JSON body holding a value of the wrong JSON kind for its place in the
+    schema (``"consent": 0``, ``"rating": false``, ``"created_at": 0``), with the 422 naming the
+    field, before pydantic's lax mode would convert it (see :mod:`serving.strict`)."""
+    if request.method in ("GET", "HEAD", "DELETE"):
+        return
+    checker = _strict_types(request.scope.get("route"))
+    if checker is None or "json" not in request.headers.get("content-type", ""):
+        return
+    try:
+        body = await request.json()  # already parsed by FastAPI for the route: cached
+    except ValueError:
+        return  # FastAPI answers malformed JSON itself
+    errors = [
+        {"type": f"{expected.split(' or ')[0]}_type", "loc": ("body", *loc), "input": None,
+         "msg": f"Input should be {expected}, not {given}"}
+        for loc, expected, given in checker.errors(body)
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
+
+StrictBodyDep = Depends(strict_json_body)
+"""On the routers that take a JSON body (``create_app``)."""
 
 AdminDep = Depends(require_admin)
 """Use as ``APIRouter(dependencies=[AdminDep])``."""
+
+StorefrontKeyDep = Security(require_storefront_key)
+"""On the storefront routers when a storefront key is configured (``create_app``): the key
+is then checked and declared in OpenAPI; without one the routes are open and declare none."""

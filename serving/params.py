@@ -1,24 +1,19 @@
-"""Query parameters shared by several routes, with their parsing and validation.
+"""Query parameters shared by several routes, and their parsing beyond types.
 
-The storefront's GET routes (called on every page view) read their query through one pydantic
-model (:class:`QueryModel`, :func:`read_query`) instead of one FastAPI parameter per argument:
-in-process, a route with seven FastAPI query parameters cost about 190 µs against 85 µs
-reading the same model this way (docs/benchmarks.md). :func:`query_openapi` documents the
-model's fields as the query
-parameters FastAPI itself would write for ``Annotated[Model, Query()]`` (a test compares the
-two), and a bad value gets the same 422 answer naming the parameter.
+A route declares its query as one pydantic model, ``q: Annotated[Model, Query()]`` (FastAPI's
+query-parameter models): FastAPI reads, validates and documents it, and a bad value gets the
+422 naming the parameter. Lists (``history``, ``exclude``) take repeated parameters; item ids
+inside one value may also be separated by commas (:func:`parse_ids`).
 """
 
 from __future__ import annotations
 
 import re
-import typing
-from functools import cache
-from typing import Annotated, Any, TypeVar
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from data.models import CATEGORY_SEPARATOR
 from serving.errors import BadRequest
@@ -46,66 +41,27 @@ IdList = Annotated[
 ]
 Debug = Annotated[bool, Field(description="Add each item's score breakdown.")]
 
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, str) and _NUMBER.match(value):
+        raise PydanticCustomError(  # a type error (422), not a rule of the service (400)
+            "datetime_type", "give an ISO 8601 time such as 2026-01-31T00:00:00Z, not a number"
+        )
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""An ISO 8601 time parameter (pydantic alone would also take a number as seconds since 1970,
+which the schema's ``date-time`` does not allow)."""
+
 
 class QueryModel(BaseModel):
-    """A route's query parameters as one model: read with :func:`read_query`, documented with
-    ``openapi_extra=query_openapi(Model)``. Unknown parameters are ignored, as FastAPI does."""
+    """A route's query parameters as one model, declared ``Annotated[Model, Query()]``.
+    Unknown parameters are ignored."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-Q = TypeVar("Q", bound=QueryModel)
-
-
-@cache
-def _list_params(model: type[QueryModel]) -> frozenset[str]:
-    """The parameter names of ``model`` that take repeated values (``?history=a&history=b``)."""
-    out = set()
-    for name, f in model.model_fields.items():
-        ann = f.annotation
-        args = typing.get_args(ann) if typing.get_origin(ann) is not list else (ann,)
-        if any(typing.get_origin(a) is list for a in args):
-            out.add(f.alias or name)
-    return frozenset(out)
-
-
-def read_query(model: type[Q], request: Request) -> Q:
-    """The request's query string validated by ``model``; a bad value raises the
-    :class:`RequestValidationError` FastAPI would (422 naming the parameter)."""
-    lists = _list_params(model)
-    data: dict[str, Any] = {}
-    for k, v in request.query_params.multi_items():
-        if k in lists:
-            data.setdefault(k, []).append(v)
-        else:
-            data[k] = v  # the last one wins, as in FastAPI
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
-
-
-@cache
-def query_openapi(model: type[QueryModel]) -> dict[str, Any]:
-    """``openapi_extra`` for a route reading ``model``: its fields as query parameters."""
-    schema = model.model_json_schema(by_alias=True)
-    if "$defs" in schema:
-        raise TypeError(f"{model.__name__}: query parameters must be plain types, not models")
-    required = set(schema.get("required", ()))
-    params = []
-    for name, prop in schema["properties"].items():
-        param: dict[str, Any] = {
-            "name": name,
-            "in": "query",
-            "required": name in required,
-            "schema": prop,
-        }
-        if "description" in prop:
-            param["description"] = prop["description"]
-        params.append(param)
-    return {"parameters": params}
 
 
 def parse_category(value: str | None) -> tuple[str, ...] | None:

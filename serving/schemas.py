@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from data.models import AttributeValue, Item
+from data.models import AttributeValue, Event, Item
 
 MAX_BATCH = 1000
 
@@ -163,8 +163,30 @@ _EVENT_EXAMPLE = {
 }
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` written in place (a schema embedded in another one cannot
+    keep references to its own definitions)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)  # type: ignore[no-any-return]
+
+
+RawEvent = Annotated[dict[str, Any], WithJsonSchema(_inlined(Event.model_json_schema()))]
+"""An event as sent: documented as the Event schema, validated one by one by the route."""
+
+
 class EventsIn(_In):
-    events: list[dict[str, Any]] = Field(
+    events: list[RawEvent] = Field(
         min_length=1,
         max_length=MAX_BATCH,
         description="Each event is validated on its own (see the Event schema of data.models): "

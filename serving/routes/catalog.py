@@ -10,13 +10,15 @@ from fastapi import APIRouter, Path
 from data.models import Item
 from search.errors import BackendUnavailableError
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
-from serving.errors import BadRequest, NotFound
+from serving.errors import BadRequest, DocumentedRoute, NotFound
 from serving.schemas import DeletedOut, ItemOut, ItemsUpsertIn, ItemsUpsertOut
 from serving.state import Services
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/catalog", tags=["catalog"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
 

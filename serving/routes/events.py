@@ -11,12 +11,13 @@ from pydantic import ValidationError
 from core.errors import describe
 from data.models import Event, valid_unicode
 from serving.deps import StorefrontCtx
-from serving.errors import SafeJSONResponse, Unavailable
+from serving.errors import DocumentedRoute, SafeJSONResponse, Unavailable, is_rule_error
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
+from serving.strict import strict_event
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1", tags=["events"])
 
 
 def _first_field(exc: ValidationError) -> str | None:
@@ -54,10 +55,12 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
     services, request_id = ctx.services, ctx.request_id
     valid: list[Event] = []
     rejected: list[RejectedEventOut] = []
+    schema_broken = False  # some rejection breaks the schema (422), not only a rule (400)
     for idx, raw in enumerate(body.events):
         try:
-            valid.append(Event.model_validate(raw))
+            valid.append(strict_event(raw))  # JSON kinds checked, then the Event model
         except ValidationError as exc:
+            schema_broken |= not all(is_rule_error(e) for e in exc.errors())
             eid = raw.get("event_id") if isinstance(raw, dict) else None
             if isinstance(eid, str) and not _printable(eid):
                 eid = None  # not echoed: the reason names the field
@@ -97,10 +100,10 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
     if not valid:
         first = rejected[0]
         body = {
-            "error": "validation_error",
+            "error": "validation_error" if schema_broken else "bad_request",
             "message": f"every event was rejected; events.{first.index}: {first.reason}",
             "field": f"events.{first.index}" + (f".{first.field}" if first.field else ""),
             **out.model_dump(),
         }
-        return SafeJSONResponse(body, status_code=422)
+        return SafeJSONResponse(body, status_code=422 if schema_broken else 400)
     return out

@@ -15,11 +15,16 @@ from fastapi import APIRouter, Query, Response
 from analytics.reports import METRICS, MetricName, build_report
 from merch.experiments import ExperimentSpec, experiment_as_dict
 from serving.deps import AdminDep, ServicesDep
-from serving.errors import BadRequest
+from serving.errors import BadRequest, DocumentedRoute, error_responses
 from serving.merch import merch, read_events_table
 from serving.state import Services
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/experiments",
+    tags=["experiments"],
+    dependencies=[AdminDep],
+    route_class=DocumentedRoute,
+)
 
 EXAMPLE = {
     "id": "feed-blend",
@@ -45,6 +50,7 @@ def list_experiments(services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     "",
     status_code=201,
     summary="Create an experiment (as a draft)",
+    responses=error_responses(409),  # the id is taken (shared stores)
     openapi_extra={"requestBody": {"content": {"application/json": {"example": EXAMPLE}}}},
 )
 def create_experiment(

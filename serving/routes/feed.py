@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
 from serving.direct import direct
-from serving.errors import BadRequest
+from serving.errors import BadRequest, DocumentedRoute
 from serving.params import (
     CategoryPath,
     Debug,
@@ -19,13 +19,11 @@ from serving.params import (
     QueryModel,
     parse_category,
     parse_ids,
-    query_openapi,
-    read_query,
 )
 from serving.render import ranked_response
 from serving.schemas import FeedOut
 
-router = APIRouter(prefix="/v1", tags=["feed"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1", tags=["feed"])
 
 
 class FeedQuery(QueryModel):
@@ -57,11 +55,9 @@ class FeedQuery(QueryModel):
     "For page 2 and later pass the `request_id` of page 1: pages of one request id never "
     "repeat an item (the ranked list is kept for a while; an expired one is ranked afresh). "
     "The score breakdown of later pages is kept when page 1 asked for `debug=true`.",
-    openapi_extra=query_openapi(FeedQuery),
 )
 @direct
-async def feed(request: Request, ctx: StorefrontCtx) -> Response:
-    q = read_query(FeedQuery, request)
+async def feed(q: Annotated[FeedQuery, Query()], ctx: StorefrontCtx) -> Response:
     user_id, page, size, category, debug = q.user_id, q.page, q.size, q.category, q.debug
     pagination_id = q.pagination_id
     services, pipeline = ctx.services, ctx.pipeline

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
 from ranking.pipeline import Ranked
 from serving.deps import StorefrontCtx
-from serving.errors import NotFound
-from serving.params import Debug, OptionalUser, QueryModel, query_openapi, read_query
+from serving.errors import DocumentedRoute, NotFound
+from serving.params import Debug, OptionalUser, QueryModel
 from serving.render import ranked_response
 from serving.schemas import ItemListOut
 from serving.state import Services
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1/items", tags=["items"])
 
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
 
@@ -24,6 +24,9 @@ class ItemListQuery(QueryModel):
     n: Annotated[int, Field(ge=1, le=100)] = 10
     user_id: OptionalUser = None
     debug: Debug = False
+
+
+ItemListParams = Annotated[ItemListQuery, Query()]
 
 
 def _check(services: Services, item_id: str) -> None:
@@ -44,12 +47,8 @@ def _respond(
     response_model=ItemListOut,
     response_model_exclude_none=True,
     summary="Items similar to this one",
-    openapi_extra=query_openapi(ItemListQuery),
 )
-async def similar(
-    item_id: ItemIdPath, request: Request, ctx: StorefrontCtx
-) -> Response:
-    q = read_query(ItemListQuery, request)
+async def similar(item_id: ItemIdPath, q: ItemListParams, ctx: StorefrontCtx) -> Response:
     _check(ctx.services, item_id)
     ranked = ctx.pipeline.similar(
         item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id
@@ -62,12 +61,10 @@ async def similar(
     response_model=ItemListOut,
     response_model_exclude_none=True,
     summary="Items frequently bought together with this one",
-    openapi_extra=query_openapi(ItemListQuery),
 )
 async def bought_together(
-    item_id: ItemIdPath, request: Request, ctx: StorefrontCtx
+    item_id: ItemIdPath, q: ItemListParams, ctx: StorefrontCtx
 ) -> Response:
-    q = read_query(ItemListQuery, request)
     _check(ctx.services, item_id)
     ranked = ctx.pipeline.bought_together(
         item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id

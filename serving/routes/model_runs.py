@@ -10,9 +10,12 @@ from pydantic import BaseModel
 
 from analytics.model_history import history_chart, history_points, render
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
+from serving.errors import DocumentedRoute
 from training.retrain import read_runs
 
-router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/models", tags=["models"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
 MetricQ = Annotated[str, Query(pattern=r"^(ndcg|recall|precision|map|hit_rate)@[0-9]{1,3}$",
                                description="A held-out metric such as ndcg@10.")]

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
-from serving.errors import NotFound
+from serving.errors import DocumentedRoute, NotFound, error_responses
 from serving.schemas import (
     ModelChangeOut,
     ModelOut,
@@ -23,7 +23,9 @@ from serving.schemas import (
 )
 from serving.state import Services
 
-router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/models", tags=["models"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
 NamePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_][a-z0-9_-]*$")]
 
@@ -69,7 +71,10 @@ def list_models(services: ServicesDep, request_id: RequestIdDep) -> ModelsOut:
 
 
 @router.post(
-    "/{name}/promote", response_model=ModelChangeOut, summary="Promote a version and serve it"
+    "/{name}/promote",
+    response_model=ModelChangeOut,
+    summary="Promote a version and serve it",
+    responses=error_responses(409),  # a version that cannot be loaded is not promoted
 )
 def promote(
     name: NamePath, body: PromoteIn, services: ServicesDep, request_id: RequestIdDep
@@ -86,7 +91,10 @@ def promote(
 
 
 @router.post(
-    "/{name}/rollback", response_model=ModelChangeOut, summary="Go back to the previous version"
+    "/{name}/rollback",
+    response_model=ModelChangeOut,
+    summary="Go back to the previous version",
+    responses=error_responses(409),
 )
 def rollback(name: NamePath, services: ServicesDep, request_id: RequestIdDep) -> ModelChangeOut:
     _check_name(services, name)

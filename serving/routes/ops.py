@@ -9,10 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from models.registry import current_versions
 from ranking.modelset import NOT_RECOMMENDERS
 from serving.deps import ServicesDep
+from serving.errors import DocumentedRoute
 from serving.schemas import HealthOut, ReadyOut
 from serving.state import Services
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(route_class=DocumentedRoute, tags=["ops"])
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness: the process answers")

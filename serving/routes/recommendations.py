@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
 from serving.direct import direct
+from serving.errors import DocumentedRoute
 from serving.params import (
     CategoryPath,
     Debug,
@@ -17,13 +18,11 @@ from serving.params import (
     QueryModel,
     parse_category,
     parse_ids,
-    query_openapi,
-    read_query,
 )
 from serving.render import ranked_response
 from serving.schemas import RecommendationsOut
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1", tags=["recommendations"])
 
 
 class RecommendationsQuery(QueryModel):
@@ -45,11 +44,11 @@ class RecommendationsQuery(QueryModel):
     "real-time history. For an anonymous shopper: pass `history` (recently viewed item ids, "
     "most recent first) for item-to-item cold start. Nothing known: trending. A user without "
     "consent gets non-personalized results.",
-    openapi_extra=query_openapi(RecommendationsQuery),
 )
 @direct
-async def recommendations(request: Request, ctx: StorefrontCtx) -> Response:
-    q = read_query(RecommendationsQuery, request)
+async def recommendations(
+    q: Annotated[RecommendationsQuery, Query()], ctx: StorefrontCtx
+) -> Response:
     request_id = ctx.request_id
     ranked = ctx.pipeline.recommend(
         user_id=q.user_id,

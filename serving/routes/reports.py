@@ -5,20 +5,22 @@ Definitions of every KPI are in ``analytics.reports``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from analytics.reports import MetricName, build_report
 from serving.deps import AdminDep, ServicesDep
-from serving.errors import BadRequest
+from serving.errors import BadRequest, DocumentedRoute, error_responses
 from serving.merch import merch, read_events_table
+from serving.params import IsoTime
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
-StartQ = Annotated[datetime | None, Query(description="ISO time, inclusive (UTC when no zone).")]
-EndQ = Annotated[datetime | None, Query(description="ISO time, exclusive.")]
+StartQ = Annotated[IsoTime | None, Query(description="ISO time, inclusive (UTC when no zone).")]
+EndQ = Annotated[IsoTime | None, Query(description="ISO time, exclusive.")]
 
 
 def _report(services, start, end, experiment, metric):  # type: ignore[no-untyped-def]
@@ -43,7 +45,9 @@ def _report(services, start, end, experiment, metric):  # type: ignore[no-untype
 
 
 @router.get(
-    "/kpis", summary="KPIs overall, per day, per surface (and per variant of an experiment)"
+    "/kpis",
+    summary="KPIs overall, per day, per surface (and per variant of an experiment)",
+    responses=error_responses(404),  # no such experiment
 )
 def kpis(
     services: ServicesDep,
@@ -59,7 +63,7 @@ def kpis(
     "/kpis.png",
     summary="The KPI chart as a PNG",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, **error_responses(404)},
 )
 def kpis_png(
     services: ServicesDep,

@@ -30,10 +30,13 @@ from merch.rules.spec import RuleSpec
 from merch.rules.validate import rule_problems, rule_warnings
 from ranking.types import RankContext, ScoredItem
 from serving.deps import AdminDep, ServicesDep
+from serving.errors import DocumentedRoute, error_responses
 from serving.merch import merch, preview_ranker, recent_events
 from serving.state import Services
 
-router = APIRouter(prefix="/v1/rules", tags=["rules"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/rules", tags=["rules"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
 
 class RuleOut(RuleSpec):
@@ -71,6 +74,7 @@ def list_rules(
     response_model=RuleOut,
     status_code=201,
     summary="Create a rule",
+    responses=error_responses(409),  # the id is taken
     description="Rejected with 400 and every reason when it cannot be applied (unknown item, "
     "window ending before it starts, pins conflicting with another rule at one position).",
     openapi_extra={
@@ -105,7 +109,8 @@ def get_rule(rule_id: str, services: ServicesDep) -> RuleOut:
     return rule_out(merch(services).rules.get(rule_id))
 
 
-@router.put("/{rule_id}", response_model=RuleOut, summary="Replace a rule")
+@router.put("/{rule_id}", response_model=RuleOut, summary="Replace a rule",
+            responses=error_responses(409))
 def put_rule(rule_id: str, body: RuleSpec, services: ServicesDep) -> RuleOut:
     rule, warnings = merch(services).rules.update(rule_id, body)
     return rule_out(rule, warnings)

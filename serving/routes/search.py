@@ -7,27 +7,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from analytics.search_log import SqliteSearchLog
 from data.models import CATEGORY_SEPARATOR
 from search.query import SearchRequest, SortMode, TermsFilter
 from serving.deps import Storefront, StorefrontCtx
+from serving.errors import DocumentedRoute
 from serving.params import (
     CategoryPath,
     Debug,
     OptionalUser,
     QueryModel,
     parse_category,
-    query_openapi,
-    read_query,
 )
 from serving.render import json_response
 from serving.schemas import AutocompleteOut, SearchOut, SuggestionOut
 from serving.services import run_search, search_backend
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1/search", tags=["search"])
 
 
 class SearchIn(SearchRequest):
@@ -72,10 +71,8 @@ class SearchQuery(QueryModel):
     debug: Debug = False
 
 
-@router.get("", response_model=SearchOut, response_model_exclude_none=True, summary="Simple search",
-            openapi_extra=query_openapi(SearchQuery))
-def search_get(request: Request, ctx: StorefrontCtx) -> Response:
-    p = read_query(SearchQuery, request)
+@router.get("", response_model=SearchOut, response_model_exclude_none=True, summary="Simple search")
+def search_get(p: Annotated[SearchQuery, Query()], ctx: StorefrontCtx) -> Response:
     filters = []
     cat = parse_category(p.category)
     if cat:
@@ -96,10 +93,8 @@ class AutocompleteQuery(QueryModel):
     size: Annotated[int, Field(ge=1, le=20)] = 8
 
 
-@router.get("/autocomplete", response_model=AutocompleteOut, summary="Autocomplete",
-            openapi_extra=query_openapi(AutocompleteQuery))
-def autocomplete(request: Request, ctx: StorefrontCtx) -> AutocompleteOut:
-    p = read_query(AutocompleteQuery, request)
+@router.get("/autocomplete", response_model=AutocompleteOut, summary="Autocomplete")
+def autocomplete(p: Annotated[AutocompleteQuery, Query()], ctx: StorefrontCtx) -> AutocompleteOut:
     backend = search_backend(ctx.services.search)
     return AutocompleteOut(
         request_id=ctx.request_id,

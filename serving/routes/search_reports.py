@@ -3,7 +3,6 @@ in ``analytics.search_report``."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,11 +10,14 @@ from fastapi import APIRouter, Query
 from analytics.search_log import SqliteSearchLog
 from analytics.search_service import search_report
 from serving.deps import AdminDep, ServicesDep
-from serving.errors import BadRequest, Unavailable
+from serving.errors import BadRequest, DocumentedRoute, Unavailable
 from serving.merch import merch, read_events_table
+from serving.params import IsoTime
 from serving.state import Services
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/reports", tags=["reports"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
 
 def search_log(services: Services) -> SqliteSearchLog:
@@ -30,9 +32,9 @@ def search_log(services: Services) -> SqliteSearchLog:
 def search_analytics(
     services: ServicesDep,
     start: Annotated[
-        datetime | None, Query(description="ISO time, inclusive (UTC when no zone).")
+        IsoTime | None, Query(description="ISO time, inclusive (UTC when no zone).")
     ] = None,
-    end: Annotated[datetime | None, Query(description="ISO time, exclusive.")] = None,
+    end: Annotated[IsoTime | None, Query(description="ISO time, exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Rows per list.")] = 20,
     min_searches: Annotated[
         int,

@@ -12,9 +12,10 @@ from pydantic import BaseModel
 from analytics.segment_runs import chart_bytes, read_history, segments_chart
 from analytics.segments import STAGES
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
+from serving.errors import DocumentedRoute
 from serving.routes.console import ConsoleDep, CsrfDep, page
 
-router = APIRouter(tags=["segments"])
+router = APIRouter(route_class=DocumentedRoute, tags=["segments"])
 
 
 class SegmentRunOut(BaseModel):

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from serving.deps import StorefrontCtx
 from serving.direct import direct
+from serving.errors import DocumentedRoute
 from serving.params import (
     CategoryPath,
     Debug,
     QueryModel,
     parse_category,
-    query_openapi,
-    read_query,
 )
 from serving.render import ranked_response
 from serving.schemas import TrendingOut
 
-router = APIRouter(prefix="/v1", tags=["trending"])
-
-
+router = APIRouter(route_class=DocumentedRoute, prefix="/v1", tags=["trending"])
 
 
 class TrendingQuery(QueryModel):
@@ -36,11 +33,9 @@ class TrendingQuery(QueryModel):
     response_model=TrendingOut,
     response_model_exclude_none=True,
     summary="Trending items",
-    openapi_extra=query_openapi(TrendingQuery),
 )
 @direct
-async def trending(request: Request, ctx: StorefrontCtx) -> Response:
-    q = read_query(TrendingQuery, request)
+async def trending(q: Annotated[TrendingQuery, Query()], ctx: StorefrontCtx) -> Response:
     cat = parse_category(q.category)
     request_id = ctx.request_id
     ranked = ctx.pipeline.trending(n=q.n, category=cat, request_id=request_id)

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Path
 
 from data.models import User
 from serving.deps import AdminDep, RequestIdDep, ServicesDep
-from serving.errors import NotFound
+from serving.errors import DocumentedRoute, NotFound
 from serving.schemas import UserErasedOut, UserIn, UserOut
 from serving.services import erase_user as erase_everywhere
 
-router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/users", tags=["users"], dependencies=[AdminDep], route_class=DocumentedRoute
+)
 
 UserIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/\\]+$")]
 

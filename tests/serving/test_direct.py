@@ -1,4 +1,5 @@
-"""Routes marked ``@direct`` answer exactly as FastAPI's own dispatch does: same status, same
+"""Routes marked ``@direct`` (served by ``serving.direct.DirectRoutes``) answer exactly as
+FastAPI's own dispatch does: same status, same
 body, same headers that matter, for good and bad query strings; the metrics still count them
 under their route; and a route that cannot be called directly is refused at import."""
 
@@ -9,13 +10,23 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from pydantic import SecretStr
 
 from serving.app import create_app
 from serving.direct import direct
-from tests.serving.conftest import Live
+from tests.serving.conftest import STOREFRONT_KEY, Live
 
 DIRECT = {"/v1/recommendations", "/v1/trending", "/v1/feed"}
+
+
+@pytest.fixture()
+def keyed_app(live: Live) -> FastAPI:
+    s = live.services
+    settings = s.settings.model_copy(update={"storefront_api_key": SecretStr(STOREFRONT_KEY)})
+    app = create_app(settings, s)
+    assert app.state.settings.storefront_api_key is not None
+    return app
 
 
 def _cases(live: Live) -> list[str]:
@@ -44,12 +55,19 @@ def _cases(live: Live) -> list[str]:
     ]
 
 
-def _get(app: FastAPI, url: str, rid: str) -> httpx.Response:
+def _get(app: FastAPI, url: str, rid: str, key: str | None = None,
+         bearer: str | None = None) -> httpx.Response:
+    headers = {"X-Request-ID": rid}
+    if key:
+        headers["X-API-Key"] = key
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:
-            return await c.get(url, headers={"X-Request-ID": rid})
+            return await c.get(url, headers=headers)
 
     return asyncio.run(go())
 
@@ -107,9 +125,18 @@ def test_direct_routes_are_counted_under_their_route(live: Live) -> None:
 def test_a_route_that_cannot_be_direct_is_refused() -> None:
     with pytest.raises(TypeError, match="async def f"):
         @direct
-        def sync_route(request: Request, ctx: object) -> Any:  # not async
+        def sync_route(q: object, ctx: object) -> Any:  # not async
             return None
     with pytest.raises(TypeError, match="async def f"):
         @direct
-        async def with_path(item_id: str, request: Request, ctx: object) -> Any:
+        async def with_path(item_id: str, q: object, ctx: object) -> Any:
             return None
+
+
+def test_direct_routes_check_the_storefront_key(keyed_app: FastAPI) -> None:
+    """With a storefront key configured, the direct dispatch refuses as FastAPI's does."""
+    plain_status = [_get(keyed_app, "/v1/trending", "k-1").status_code]
+    assert plain_status == [401]
+    assert _get(keyed_app, "/v1/trending", "k-2", key="wrong-key-0000000000").status_code == 403
+    assert _get(keyed_app, "/v1/trending", "k-3", key=STOREFRONT_KEY).status_code == 200
+    assert _get(keyed_app, "/v1/trending", "k-4", bearer=STOREFRONT_KEY).status_code == 200

@@ -90,7 +90,7 @@ def _haproxy(folder: Path, port: int, nodes: list[Node]) -> subprocess.Popen[byt
     if not Path(haproxy).exists():
         pytest.fail("HAProxy is not installed (apt-get install haproxy; ./dev test does)")
     servers = "\n".join(
-        f"    server {n.name} 127.0.0.1:{n.port} check inter 200ms fall 2 rise 2" for n in nodes
+        f"    server {n.name} 127.0.0.1:{n.port} check inter 500ms fall 3 rise 2" for n in nodes
     )
     cfg = folder / "haproxy.cfg"
     cfg.write_text(f"""
@@ -104,6 +104,7 @@ defaults
     retries 3
     option redispatch
     retry-on conn-failure empty-response
+    timeout check 5s
 frontend shop
     bind 127.0.0.1:{port}
     default_backend nodes
@@ -115,7 +116,18 @@ backend nodes
 """)
     proc = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
                             stderr=open(folder / "haproxy.err", "wb"), start_new_session=True)
-    wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 30, "HAProxy")
+    seen: set[str] = set()
+
+    def both_up() -> bool:  # readiness: each node has answered through the proxy
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        except httpx.HTTPError:
+            return False
+        if r.status_code == 200:
+            seen.add(r.headers.get("X-Node", ""))
+        return {n.name for n in nodes} <= seen
+
+    wait_for(both_up, 60, "HAProxy to route to every node")
     return proc
 
 
