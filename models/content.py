@@ -28,6 +28,11 @@ class ContentParams:
     max_df: float = 0.5
     """Tokens in more than this share of items carry no signal and are dropped."""
     sublinear_tf: bool = True
+    popularity_weight: float = 1.0
+    """Added to a shopper's similarity to each item: this × log1p(the item's shoppers) / the
+    largest such value, so that among items about as close to the shopper's history the ones
+    more shoppers chose come first. 0: text alone. Items without shoppers (the cold items
+    this model is for) get nothing added, so their similarity still places them."""
 
 
 def item_tokens(
@@ -53,7 +58,9 @@ class ContentSimilarity(Recommender):
     algorithm = "content"
     Params = ContentParams
     positive_only = True
-    _learned = ("tfidf_",)
+    _learned = ("tfidf_", "popularity_")
+    popularity_: np.ndarray | None = None
+    """Per item: log1p(its shoppers) / the largest (None in models saved before it existed)."""
 
     def _fit(self, data: Interactions) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -79,13 +86,20 @@ class ContentSimilarity(Recommender):
             raise MissingInputError(
                 f"content similarity: the catalog has no usable text ({exc})"
             ) from exc
+        shoppers = np.log1p(np.bincount(data.matrix.indices, minlength=data.matrix.shape[1]))
+        self.popularity_ = (shoppers / max(float(shoppers.max(initial=0.0)), 1.0)).astype(
+            np.float32)
 
     def _scores(self, rows: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         profile = sp.csr_matrix(rows, dtype=np.float32) @ self.tfidf_
         norms = np.sqrt(np.asarray(profile.multiply(profile).sum(axis=1))).ravel()
         norms[norms == 0] = 1.0
         profile = sp.diags(1.0 / norms) @ profile
-        return (profile @ self.tfidf_.T).toarray()
+        scores = (profile @ self.tfidf_.T).toarray()
+        w = self.params.popularity_weight
+        if w and self.popularity_ is not None:
+            scores += w * self.popularity_
+        return scores
 
     def _similar(self, item: int, n: int) -> IdsScores:
         s = (self.tfidf_[item] @ self.tfidf_.T).toarray().ravel()

@@ -32,7 +32,7 @@ from data.catalog import Catalog
 from data.served_log import ServedList, ServedLog
 from models.errors import ModelLoadError
 from models.lambdarank import RANKER_NAME, LambdaRanker
-from models.ranker_features import Candidate, ItemTable, Shopper, features
+from models.ranker_features import ItemTable, Shopper, feature_matrix
 from models.registry import Registry
 from ranking.hooks import Assignment
 from ranking.types import RankContext, Reason, ScoredItem
@@ -222,8 +222,8 @@ class LearnedStage:
         table: ItemTable, version: str,
     ) -> list[ScoredItem]:
         """``items`` in the ranker's order, each with its score, reason and breakdown entry."""
-        cands = [Candidate(it.item_id, it.breakdown, it.breakdown.get("search")) for it in items]
-        x = features(cands, profile, table, self.clock())
+        x = feature_matrix([it.item_id for it in items], [it.breakdown for it in items],
+                           profile, table, self.clock())
         scores = model.predict(x)
         reason = Reason(source="ranker", detail=f"ranked by the learned model, version {version}",
                         model_version=version)

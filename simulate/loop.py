@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi.testclient import TestClient
+import httpx
 
 from simulate.storefront import LoopStats, World, run_sessions
 
@@ -25,7 +25,7 @@ EXPERIMENT_ID = "ranker-ab"
 KPIS = ("ctr", "conversion_rate", "revenue_per_user", "add_to_cart_rate")
 
 
-def traffic(client: TestClient, world: World, sessions: int, *, seed: int = 1, size: int = 20,
+def traffic(client: httpx.Client, world: World, sessions: int, *, seed: int = 1, size: int = 20,
             explore_share: float = 0.0, progress: Callable[[int], None] | None = None
             ) -> LoopStats:
     """Sessions served as the shop serves now (the hand blend until a ranker is promoted);
@@ -46,7 +46,7 @@ def traffic(client: TestClient, world: World, sessions: int, *, seed: int = 1, s
         client.post(f"/v1/experiments/{exp}/stop")
 
 
-def _start(client: TestClient, spec: dict[str, Any], key: str | None) -> None:
+def _start(client: httpx.Client, spec: dict[str, Any], key: str | None) -> None:
     r = client.post("/v1/experiments", json=spec)
     if r.status_code >= 300:
         raise RuntimeError(f"cannot create the experiment: {r.status_code} {r.text[:300]}")
@@ -79,7 +79,7 @@ class AbResult:
         return out
 
 
-def ab_test(client: TestClient, world: World, sessions: int, *, seed: int = 2, size: int = 20,
+def ab_test(client: httpx.Client, world: World, sessions: int, *, seed: int = 2, size: int = 20,
             progress: Callable[[int], None] | None = None, metric: str = "ctr") -> AbResult:
     """Hand blend vs learned ranker, 50/50 by user, then the KPI report of the experiment."""
     _start(client, {"id": EXPERIMENT_ID, "name": "learned ranker vs hand blend",

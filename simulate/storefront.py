@@ -1,7 +1,7 @@
 """A simulated storefront: the synthetic shop's shoppers use the live API and react to it.
 
 Each session: a shopper (drawn by activity) opens the home feed — ``GET /v1/feed`` of the
-live app, in process through the ASGI interface with its start-up and shut-down — and looks
+live app, served over HTTP by uvicorn in a thread of this process — and looks
 at the ``size`` items returned; the storefront sends back (``POST /v1/events``, every event
 echoing the list's ``request_id`` and its position) an impression per item, and the clicks,
 add-to-carts and purchases drawn from the shopper's hidden tastes by ``data.behaviour`` — the
@@ -16,6 +16,9 @@ project's KPI report).
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +26,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow.parquet as pq
-from fastapi.testclient import TestClient
+import uvicorn
 
 from core.settings import Settings
 from data.behaviour import NEW_DAYS, Match, Tastes, buy_prob, cart_prob, click_prob
@@ -34,6 +38,7 @@ from data.loaders import load_users
 from data.models import CATEGORY_SEPARATOR
 from data.synthetic import BEHAVIOUR_TASTES, LEAVES
 from serving.app import create_app
+from serving.schemas import MAX_BATCH
 from serving.state import Services
 
 log = logging.getLogger(__name__)
@@ -140,26 +145,57 @@ class LoopStats:
     errors: int = 0
 
 
+class LiveClient(httpx.Client):
+    """An HTTP client of the app served by :func:`live_api`, with that app's services (for
+    reports drawn in process, such as the KPI charts)."""
+
+    def __init__(self, base_url: str, headers: Mapping[str, str], services: Services) -> None:
+        super().__init__(base_url=base_url, headers=dict(headers), timeout=60.0)
+        self.services = services
+
+
 @contextmanager
-def live_api(settings: Settings, versions: Mapping[str, str] | None = None) -> Iterator[TestClient]:
-    """The app of ``settings`` in process (start-up and shut-down run), as an HTTP client
-    sending the admin key. ``versions``: serve these model versions instead of the current."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per in-process request
-    services = Services.build(settings, with_search=False)
+def live_api(settings: Settings, versions: Mapping[str, str] | None = None, *,
+             search: bool = False) -> Iterator[LiveClient]:
+    """The app of ``settings`` served over HTTP by uvicorn on a free local port, in a thread
+    of this process (start-up and shut-down run), and a client of it sending the admin key.
+    ``versions``: serve these model versions instead of the current; ``search``: open the
+    search backend too (an index must exist)."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    services = Services.build(settings, with_search=search)
+    server: uvicorn.Server | None = None
+    thread: threading.Thread | None = None
     try:
         if versions:
             services.reload_models(dict(versions))
         headers = {}
         if settings.admin_api_key is not None:
             headers["X-API-Key"] = settings.admin_api_key.get_secret_value()
-        with TestClient(create_app(settings, services), headers=headers) as client:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(settings, services), log_level="warning", access_log=False,
+            lifespan="on"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                  name="live-api", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process API server did not start (see the log)")
+            time.sleep(0.01)
+        with LiveClient(f"http://127.0.0.1:{port}", headers, services) as client:
             yield client
     finally:
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout=60)
         services.close()
 
 
 def run_sessions(
-    client: TestClient,
+    client: httpx.Client,
     world: World,
     n_sessions: int,
     *,
@@ -167,15 +203,38 @@ def run_sessions(
     size: int = 20,
     users: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
+    batch: int = 20,
 ) -> LoopStats:
-    """``n_sessions`` feed sessions of shoppers drawn by activity (from ``users`` rows)."""
+    """``n_sessions`` feed sessions of shoppers drawn by activity (from ``users`` rows).
+
+    Events are posted ``batch`` sessions at a time (one durable write per post instead of one
+    per session), and always before the same shopper's next feed request, so each shopper's
+    feed sees everything they did before; other shoppers' events (live counts) may reach the
+    server up to ``batch`` sessions late."""
     rng = np.random.default_rng([seed, 17])
     pool = np.flatnonzero(world.consent) if users is None else users
     w = world.activity[pool] / world.activity[pool].sum()
     stats = LoopStats()
+    pending: list[dict[str, Any]] = []
+    waiting: set[str] = set()  # shoppers with events not yet posted
+    held = 0
+
+    def post() -> None:
+        nonlocal held
+        if pending:
+            got = client.post("/v1/events", json={"events": pending})
+            if got.status_code >= 300:
+                stats.errors += 1
+                log.warning("events refused: %s %s", got.status_code, got.text[:200])
+        pending.clear()
+        waiting.clear()
+        held = 0
+
     for s in range(n_sessions):
         u = int(rng.choice(pool, p=w))
         uid = world.user_ids[u]
+        if uid in waiting:
+            post()
         r = client.get("/v1/feed", params={"user_id": uid, "size": size})
         if r.status_code != 200:
             stats.errors += 1
@@ -184,7 +243,6 @@ def run_sessions(
         rid = body["request_id"]
         ids = [it["item_id"] for it in body["items"]]
         now = datetime.now(UTC)
-        events: list[dict[str, Any]] = []
         for k, (pos, iid, etype) in enumerate(world.react(u, ids, now, rng)):
             ev: dict[str, Any] = {
                 "event_id": f"sim-{rid}-{k}", "user_id": uid, "item_id": iid, "type": etype,
@@ -196,17 +254,17 @@ def run_sessions(
             }
             if etype == "purchase":
                 ev["value"] = float(world.price[world.item_index[iid]])
-            events.append(ev)
+            pending.append(ev)
+            waiting.add(uid)
             stats.impressions += etype == "impression"
             stats.clicks += etype == "click"
             stats.carts += etype == "add_to_cart"
             stats.purchases += etype == "purchase"
-        if events:
-            got = client.post("/v1/events", json={"events": events})
-            if got.status_code >= 300:
-                stats.errors += 1
-                log.warning("events refused: %s %s", got.status_code, got.text[:200])
         stats.sessions += 1
+        held += 1
+        if held >= batch or len(pending) > MAX_BATCH - 4 * size:  # a session adds ≤ 4 × size
+            post()
         if progress is not None:
             progress(s + 1)
+    post()
     return stats

@@ -35,6 +35,7 @@ DEFAULT_SPACES: Mapping[str, Mapping[str, Sequence[Any]]] = {
             "regularization": [0.001, 0.01, 0.05], "iterations": [50, 100, 200]},
     "item_knn": {"similarity": ["cosine", "bm25", "tfidf"], "neighbors": [20, 50, 100, 200]},
     "ease": {"l2": [10.0, 50.0, 200.0, 500.0, 1000.0]},
+    "content": {"popularity_weight": [0.0, 0.3, 1.0, 2.0], "max_df": [0.2, 0.5]},
     "bought_together": {"min_support": [1, 2, 3, 5], "measure": ["lift", "confidence"]},
     "trending": {"half_life_days": [1.0, 3.0, 7.0, 14.0]},
 }

@@ -96,7 +96,8 @@ def test_features_offline_equal_online(catalog: Catalog) -> None:
     history = [("u1", ids[k], ty, NOW - timedelta(minutes=60 - k), None)
                for k, ty in enumerate(["view", "view", "add_to_cart", "purchase", "view"])]
     shown = [(ids[10 + k], MappingProxyType({"cf": 1.0 / (k + 1), "blend:cf": 0.9 ** k}))
-             for k in range(6)]
+             for k in range(5)]
+    shown.append((ids[15], MappingProxyType({"search": 7.5, "blend:search": 0.4})))  # a hit
     later = [("u1", iid, "impression", NOW + timedelta(seconds=1), "r1") for iid, _ in shown]
     later.append(("u1", shown[2][0], "click", NOW + timedelta(seconds=5), "r1"))
     events = _events(history + later)
@@ -110,6 +111,8 @@ def test_features_offline_equal_online(catalog: Catalog) -> None:
     assert data.n_lists == 1 and list(data.labels) == [0, 0, 1, 0, 0, 0]
     np.testing.assert_array_equal(data.x, online)
     assert not np.isnan(online[:, FEATURES.index("cat_affinity")]).all()
+    lexical = online[:, FEATURES.index("lexical_score")]
+    assert lexical[5] == 7.5 and np.isnan(lexical[:5]).all()
 
 
 def _items(catalog: Catalog, n: int = 30) -> list[ScoredItem]:
