@@ -117,3 +117,21 @@ def test_movielens_layout_trains_and_evaluates_end_to_end(tmp_path: Path) -> Non
     # The taste groups are learnable: both models beat the popularity baseline clearly.
     assert res["knn"]["ndcg@10"] > 1.5 * res["popularity"]["ndcg@10"]
     assert res["als"]["ndcg@10"] > 1.5 * res["popularity"]["ndcg@10"]
+
+
+def test_one_train_run_trains_the_ranker_from_a_generated_shop(tmp_path: Path) -> None:
+    """`shoprank train` on a generated shop with no served lists: the models, then simulated
+    hand-blend traffic, then the learned ranker from those lists, registered and current."""
+    from data.synthetic import ShopSpec, generate
+
+    generate(ShopSpec(n_users=300, n_items=150, n_events=15_000, days=20, seed=3),
+             tmp_path / "data", progress=False)
+    r = run(tmp_path, "train", "--promote", "--simulate-sessions", "300")
+    assert r.returncode == 0, r.stderr
+    assert "ranker: not trained" not in r.stdout, r.stdout
+    current = json.loads((tmp_path / "models" / "ranker" / "current.json").read_text())
+    manifest = json.loads(
+        (tmp_path / "models" / "ranker" / current["version"] / "manifest.json").read_text())
+    assert manifest["algorithm"] == "lambdarank"
+    assert manifest["data"]["lists"] == 300  # one served list per simulated session
+    assert "ranker_ndcg@10" in manifest["metrics"] and "| ranker " in r.stdout.replace("│", "|")
