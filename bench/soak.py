@@ -74,40 +74,41 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
     return 0.0 if den == 0 else 60 * sum((t - mx) * (v - my) for t, v in points) / den
 
 
+def next_request(rng: random.Random, users: int, items: int,
+                 served: list[str]) -> tuple[str, str, dict]:
+    """One request of the mix: recommendations 30 %, feed 15 %, similar 10 %, search 20 %,
+    a batch of 5 events 25 % (views and clicks echoing a served request id)."""
+    roll = rng.random()
+    if roll < 0.3:
+        return ("GET", "/v1/recommendations", {"user_id": f"u{rng.randrange(users)}", "n": 10})
+    if roll < 0.45:
+        return ("GET", "/v1/feed", {"user_id": f"u{rng.randrange(users)}", "size": 10})
+    if roll < 0.55:
+        return ("GET", f"/v1/items/i{rng.randrange(items)}/similar", {"n": 10})
+    if roll < 0.75:
+        return ("GET", "/v1/search",
+                {"q": rng.choice(QUERIES), "user_id": f"u{rng.randrange(users)}"})
+    rid = rng.choice(served) if served else None
+    now = datetime.now(UTC).isoformat()
+    events = [{"event_id": uuid.uuid4().hex, "user_id": f"u{rng.randrange(users)}",
+               "item_id": f"i{rng.randrange(items)}",
+               "type": rng.choice(["view", "view", "click"]), "timestamp": now,
+               "context": {"request_id": rid} if rid else {}} for _ in range(5)]
+    return ("POST", "/v1/events", {"events": events})
+
+
 async def load(base: str, rate: float, duration: float, concurrency: int, users: int,
                items: int, counts: dict[str, int]) -> None:
     rng = random.Random(7)
     queue: asyncio.Queue[tuple[str, str, dict] | None] = asyncio.Queue(maxsize=concurrency * 4)
     served: list[str] = []
 
-    def user() -> str:
-        return f"u{rng.randrange(users)}"
-
-    def item() -> str:
-        return f"i{rng.randrange(items)}"
-
     async def producer() -> None:
         start = time.monotonic()
         k = 0
         while time.monotonic() - start < duration:
             k += 1
-            roll = rng.random()
-            if roll < 0.3:
-                req = ("GET", "/v1/recommendations", {"user_id": user(), "n": 10})
-            elif roll < 0.45:
-                req = ("GET", "/v1/feed", {"user_id": user(), "size": 10})
-            elif roll < 0.55:
-                req = ("GET", "/v1/items/" + item() + "/similar", {"n": 10})
-            elif roll < 0.75:
-                req = ("GET", "/v1/search", {"q": rng.choice(QUERIES), "user_id": user()})
-            else:
-                rid = rng.choice(served) if served else None
-                now = datetime.now(UTC).isoformat()
-                events = [{"event_id": uuid.uuid4().hex, "user_id": user(), "item_id": item(),
-                           "type": rng.choice(["view", "view", "click"]), "timestamp": now,
-                           "context": {"request_id": rid} if rid else {}} for _ in range(5)]
-                req = ("POST", "/v1/events", {"events": events})
-            await queue.put(req)
+            await queue.put(next_request(rng, users, items, served))
             delay = start + k / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
