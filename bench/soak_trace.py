@@ -7,9 +7,11 @@ The app runs in this process (``create_app``, its start-up and shut-down include
 worker) on a home prepared like ``bench/soak.py``'s (``bench/serve.py``'s ``prepare``; kept
 and reused). The same request mix as the soak (``soak.next_request``) is sent ``--warmup``
 times untraced, then tracing starts, ``--measure`` more requests are sent and the heap is
-snapshotted: what the measured requests allocated and is still alive. Prints the lines whose allocations grew most between the two snapshots (and the call
-path of the largest), the process's private memory (USS) at both points, and writes
-``bench/results/soak-trace.json``. Tracing slows the measured requests 2–3×: the rate is not a soak's.
+snapshotted: what the measured requests allocated and is still alive. Prints the lines that
+allocated most of it, who holds an object from each (a chain of referrers), the call paths
+of the largest, the process's private memory (USS) at both points, and writes
+``bench/results/soak-trace.json``. Tracing slows the measured requests several times: the
+rate is not a soak's.
 """
 
 from __future__ import annotations
@@ -53,6 +55,44 @@ def drive(client: TestClient, n: int, rng: random.Random, users: int, items: int
     return errors
 
 
+def describe(obj: object) -> str:
+    """A short name for an object in a chain of referrers."""
+    kind = type(obj).__name__
+    if isinstance(obj, dict):
+        keys = list(obj)[:3]
+        return f"dict(len={len(obj)}, keys={keys!r:.60})"
+    if isinstance(obj, list | tuple | set | frozenset):
+        return f"{kind}(len={len(obj)})"
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def holders(lines: list[tuple[str, int]], depth: int = 5) -> dict[str, list[str]]:
+    """For each (file, line): who holds an object allocated there, as a chain of referrers
+    (the object, what refers to it, what refers to that, ...) for one live object."""
+    found: dict[tuple[str, int], object] = {}
+    for obj in gc.get_objects():
+        tb = tracemalloc.get_object_traceback(obj)
+        if tb is not None:
+            key = (tb[-1].filename, tb[-1].lineno)  # the most recent frame: where it was made
+            if key in lines and key not in found:
+                found[key] = obj
+    out: dict[str, list[str]] = {}
+    for (filename, lineno), obj in found.items():
+        chain = [describe(obj)]
+        seen = {id(found)}
+        cur = obj
+        for _ in range(depth):
+            refs = [r for r in gc.get_referrers(cur) if id(r) not in seen
+                    and not isinstance(r, type(sys._getframe())) and r is not found]
+            if not refs:
+                break
+            cur = refs[0]
+            seen.add(id(cur))
+            chain.append(describe(cur))
+        out[f"{os.path.relpath(filename, ROOT)}:{lineno}"] = chain
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, default=ROOT / "var" / "bench-soak-trace")
@@ -63,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--measure", type=int, default=3000)
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--explain", type=int, default=12,
+                    help="Show who holds an object allocated at each of the top lines.")
     ap.add_argument("--shared", action="store_true",
                     help="Serve over a PostgreSQL and a Redis of the bench's own.")
     ap.add_argument("--results", type=Path,
@@ -100,6 +142,11 @@ def main(argv: list[str] | None = None) -> None:
             gc.collect()
             after, uss_after = tracemalloc.take_snapshot(), soak.private_mb(pid)
             t2 = time.perf_counter()
+            top_lines = [(d.traceback[0].filename, d.traceback[0].lineno)
+                         for d in after.compare_to(before, "lineno")[: args.explain]]
+            held = holders(top_lines)
+            pipeline = client.app.state.services.pipeline  # type: ignore[attr-defined]
+            global_lists = pipeline.globals.cached_lists()
     finally:
         for script, folder in servers:
             shared_bench.stop_server(script, folder)
@@ -118,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         where = f"{os.path.relpath(frame.filename, ROOT)}:{frame.lineno}"
         print(f"{d.size_diff / 1e3:>9.1f} {d.count_diff:>8}  {where}")
         rows.append({"where": where, "kb": round(d.size_diff / 1e3, 1), "blocks": d.count_diff})
+    print(f"\nexplained lists kept by GlobalSources: {global_lists}\nwho holds what the top "
+          "lines allocated (object <- referrer <- ...):")
+    for where, chain in held.items():
+        print(f"  {where}\n      " + " <- ".join(chain))
     by_trace = after.compare_to(before, "traceback")
     for d in by_trace[:3]:
         print(f"\n{d.size_diff / 1e3:+.1f} KB allocated along:")
@@ -128,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             argv if argv is not None else sys.argv[1:]),
         "warmup_requests": args.warmup, "measured_requests": args.measure, "errors": errors,
         "traced_growth_mb": round(total, 2), "uss_before_mb": round(uss_before, 1),
-        "uss_after_mb": round(uss_after, 1), "top": rows,
+        "uss_after_mb": round(uss_after, 1), "top": rows, "holders": held,
+        "global_lists": global_lists,
         "load_avg": round(os.getloadavg()[0], 1),
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
