@@ -100,7 +100,9 @@ def next_request(rng: random.Random, users: int, items: int,
 
 
 async def load(base: str, rate: float, duration: float, concurrency: int, users: int,
-               items: int, counts: dict[str, int]) -> None:
+               items: int, counts: dict[str, int], errors: list[str]) -> None:
+    """Send the mix at ``rate`` for ``duration`` seconds; counts requests and errors, and keeps
+    the first few errors (what was asked, the status and the start of the answer)."""
     rng = random.Random(7)
     queue: asyncio.Queue[tuple[str, str, dict] | None] = asyncio.Queue(maxsize=concurrency * 4)
     served: list[str] = []
@@ -120,23 +122,29 @@ async def load(base: str, rate: float, duration: float, concurrency: int, users:
     async def worker(client: httpx.AsyncClient) -> None:
         while (req := await queue.get()) is not None:
             method, path, body = req
+            what = ""
             try:
                 if method == "GET":
                     r = await client.get(path, params=body)
                 else:
                     r = await client.post(path, json=body)
                 ok = r.status_code < 400
+                what = f"{method} {path} {r.status_code} {r.text[:200]}"
                 if ok and path == "/v1/feed" and r.json().get("has_more"):
                     page2 = await client.get(path, params={**body, "page": 2,
                                                            "request_id": r.json()["request_id"]})
                     counts["requests"] += 1
                     ok = page2.status_code < 400
+                    what = f"GET {path} page 2 {page2.status_code} {page2.text[:200]}"
                 if ok and method == "GET" and len(served) < 10_000:
                     served.append(r.json().get("request_id", ""))
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 ok = False
+                what = f"{method} {path}: {type(exc).__name__} {exc}"
             counts["requests"] += 1
             counts["errors"] += 0 if ok else 1
+            if not ok and len(errors) < 5:
+                errors.append(what)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
@@ -184,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     samples: list[tuple[float, float]] = []
     private: list[tuple[float, float]] = []
     counts = {"requests": 0, "errors": 0}
+    errors: list[str] = []
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 
         async def run() -> None:
             task = asyncio.create_task(load(base, args.rate, args.duration, args.concurrency,
-                                            args.users, args.items, counts))
+                                            args.users, args.items, counts, errors))
             while not task.done():
                 pss = serve_bench.memory_mb(server.pid)["pss_mb"]
                 samples.append((time.monotonic() - t0, pss))
@@ -226,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         "users": args.users, "items": args.items, "rate": args.rate,
         "stores": "shared (PostgreSQL + Redis)" if args.shared else "embedded",
         "duration_s": args.duration, "warmup_s": args.warmup,
-        "requests": counts["requests"], "errors": counts["errors"],
+        "requests": counts["requests"], "errors": counts["errors"], "first_errors": errors,
         "pss_ready_mb": round(ready_pss, 1), "pss_after_warmup_mb": round(warm, 1),
         "pss_end_mb": round(samples[-1][1], 1),
         "growth_after_warmup_mb_per_min": round(slope_per_minute(after), 2),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import os
 import random
@@ -66,30 +67,35 @@ def describe(obj: object) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
-def holders(lines: list[tuple[str, int]], depth: int = 5) -> dict[str, list[str]]:
-    """For each (file, line): who holds an object allocated there, as a chain of referrers
-    (the object, what refers to it, what refers to that, ...) for one live object."""
-    found: dict[tuple[str, int], object] = {}
-    for obj in gc.get_objects():
-        tb = tracemalloc.get_object_traceback(obj)
-        if tb is not None:
-            key = (tb[-1].filename, tb[-1].lineno)  # the most recent frame: where it was made
-            if key in lines and key not in found:
-                found[key] = obj
+def holders(lines: list[tuple[str, int]], depth: int = 6) -> dict[str, list[str]]:
+    """For each (file, line): who holds one live object allocated there, as a chain of
+    referrers (the object, what refers to it, what refers to that, ...). Only objects the
+    garbage collector tracks can be found (not strings, nor dicts of plain values)."""
     out: dict[str, list[str]] = {}
-    for (filename, lineno), obj in found.items():
+    objs = gc.get_objects()
+    ignore = {id(objs), id(out)}
+    for obj in objs:
+        tb = tracemalloc.get_object_traceback(obj)
+        if tb is None:
+            continue
+        key = (tb[-1].filename, tb[-1].lineno)  # the most recent frame: where it was made
+        where = f"{os.path.relpath(key[0], ROOT)}:{key[1]}"
+        if key not in lines or where in out:
+            continue
         chain = [describe(obj)]
-        seen = {id(found)}
         cur = obj
         for _ in range(depth):
-            refs = [r for r in gc.get_referrers(cur) if id(r) not in seen
-                    and not isinstance(r, type(sys._getframe())) and r is not found]
+            refs = gc.get_referrers(cur)
+            ignore.add(id(refs))
+            refs = [r for r in refs if id(r) not in ignore and not inspect.isframe(r)]
+            ignore.add(id(refs))
             if not refs:
                 break
             cur = refs[0]
-            seen.add(id(cur))
+            ignore.add(id(cur))
             chain.append(describe(cur))
-        out[f"{os.path.relpath(filename, ROOT)}:{lineno}"] = chain
+        out[where] = chain
+    del objs
     return out
 
 
