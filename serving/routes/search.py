@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from analytics.search_log import SqliteSearchLog
+from analytics.search_log import SearchLog
 from data.models import CATEGORY_SEPARATOR
 from search.query import SearchRequest, SortMode, TermsFilter
 from serving.deps import Storefront, StorefrontCtx
@@ -112,5 +112,5 @@ def _search(ctx: Storefront, req: SearchRequest, debug: bool) -> SearchOut:
     return run_search(
         req, backend=svc.search, pipeline=svc.pipeline, rules=svc.rules, catalog=svc.catalog,
         settings=svc.settings, debug=debug, request_id=ctx.request_id,
-        search_log=log if isinstance(log, SqliteSearchLog) else None,
+        search_log=log if isinstance(log, SearchLog) else None,
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from analytics.search_log import SqliteSearchLog
+from analytics.search_log import SearchLog
 from analytics.search_service import search_report
 from serving.deps import AdminDep, ServicesDep
 from serving.errors import BadRequest, DocumentedRoute, Unavailable
@@ -20,10 +20,10 @@ router = APIRouter(
 )
 
 
-def search_log(services: Services) -> SqliteSearchLog:
+def search_log(services: Services) -> SearchLog:
     merch(services)  # opens the merchandising stores, the search log among them
     got = services.extras.get("search_log")
-    if not isinstance(got, SqliteSearchLog):
+    if not isinstance(got, SearchLog):
         raise Unavailable("the search log is not available")
     return got
 
