@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from serving.deps import get_request_log
 from serving.state import Services
 from tests.serving.conftest import ADMIN_KEY, make_settings, start_live
 
@@ -70,8 +71,7 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
             versions = {r.get("model_version") for it in found["hits"] for r in it["reasons"]
                         if r["source"] == "personalization"}
             assert versions == {"v1"}  # re-ranked with the user's learned factors
-            merch = live.services.extras["merch"]
-            merch.requests.flush()  # type: ignore[attr-defined]
+            get_request_log(live.services).flush()
             served = _sql(
                 state / "requests.sqlite", "SELECT count(*) FROM requests WHERE user_id = ?", user
             )[0][0]
