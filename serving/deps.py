@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -160,13 +161,8 @@ SearchLogDep = Annotated[SqliteSearchLog | None, Depends(get_search_log)]
 
 def get_reports(services: ServicesDep) -> Reports:
     m = merch(services)
-    return Reports(
-        catalog=services.catalog,
-        experiments=m.experiments,
-        requests=m.requests,
-        events=lambda start, end: read_events_table(services, start, end),
-        search_log=get_search_log(services),
-    )
+    events = partial(read_events_table, services)
+    return Reports(services.catalog, m.experiments, m.requests, events, get_search_log(services))
 
 
 ReportsDep = Annotated[Reports, Depends(get_reports)]

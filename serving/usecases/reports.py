@@ -16,7 +16,7 @@ from analytics.search_report import SearchReport
 from analytics.search_service import EventsReader, search_report
 from analytics.statistics import METRICS, MetricName
 from data.catalog import Catalog
-from merch.experiments import ExperimentService
+from merch.experiments import Experiment, ExperimentService
 from merch.request_log import RequestLog
 from serving.errors import BadRequest, Unavailable
 
@@ -51,12 +51,25 @@ class Reports:
         if start is not None and end is not None and end <= start:
             raise BadRequest("end: must be after start", field="end")
         exp = self.experiments.get(experiment) if experiment else None
-        self.requests.flush()
+        return self._report(start, end, experiment=exp, metric=metric)
+
+    def _report(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        experiment: Experiment | None = None,
+        metric: MetricName = "ctr",
+        window: bool = True,
+    ) -> KpiReport:
+        """``window``: cut the events to ``[start, end)``; else count every event the reader
+        returns for it (whole day files: an experiment's report)."""
+        self.requests.flush()  # the rows still buffered count too
         return build_report(
             self.events(start, end),
-            start=start,
-            end=end,
-            experiment=exp,
+            start=start if window else None,
+            end=end if window else None,
+            experiment=experiment,
             requests=self.requests,
             catalog=self.catalog,
             primary_metric=metric,
@@ -69,26 +82,12 @@ class Reports:
                 f"metric: unknown {metric!r}; choose one of {', '.join(METRICS)}", field="metric"
             )
         e = self.experiments.get(experiment_id)
-        self.requests.flush()
-        return build_report(
-            self.events(e.started_at, e.stopped_at),
-            experiment=e,
-            requests=self.requests,
-            catalog=self.catalog,
-            primary_metric=metric,  # type: ignore[arg-type]
-        )
+        name: MetricName = metric  # type: ignore[assignment]  # checked against METRICS above
+        return self._report(e.started_at, e.stopped_at, experiment=e, metric=name, window=False)
 
     def headline(self, start: datetime, end: datetime) -> dict[str, Any]:
         """Impressions, clicks, purchases, revenue and the headline rates of a window."""
-        self.requests.flush()
-        report = build_report(
-            self.events(start, end),
-            start=start,
-            end=end,
-            requests=self.requests,
-            catalog=self.catalog,
-        )
-        row = report.overall
+        row = self._report(start, end).overall
         return {
             "impressions": row.impressions,
             "clicks": row.clicks,
