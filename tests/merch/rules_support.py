@@ -55,3 +55,4 @@ def search(q: str, **kw: object) -> RankContext:
 
 
 PIN_X1 = {"type": "pin", "pins": [{"item_id": "x", "position": 1}]}
+PIN_A1 = {"type": "pin", "pins": [{"item_id": "a", "position": 1}]}

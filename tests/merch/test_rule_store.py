@@ -14,7 +14,7 @@ from merch.rules import RuleSpec
 from merch.rules.service import RuleService
 from merch.rules.store import SqliteRuleStore
 from merch.rules.validate import rule_problems
-from tests.merch.rules_support import NOW, PIN_X1, feed, ids, ranked, rule
+from tests.merch.rules_support import NOW, PIN_A1, PIN_X1, feed, ids, ranked, rule
 
 
 # ---------------------------------------------------------------- validation
@@ -48,62 +48,26 @@ def test_validation_rejects_with_reasons(catalog: Catalog) -> None:
 
 def test_conflicting_pins_across_overlapping_rules(tmp_path: Path, catalog: Catalog) -> None:
     svc = RuleService(SqliteRuleStore(tmp_path / "r.sqlite"), catalog)
-    svc.create(
-        rule(
-            id="one",
-            condition={"query": {"text": "dress"}},
-            end=NOW + timedelta(days=30),
-            actions=[PIN_X1],
-        )
-    )
+    dress = {"query": {"text": "dress"}}
+    svc.create(rule(id="one", condition=dress, end=NOW + timedelta(days=30), actions=[PIN_X1]))
     clash = rule(
-        id="two",
-        condition={"query": {"text": "DRESS", "match": "contains"}},
-        actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}],
+        id="two", condition={"query": {"text": "DRESS", "match": "contains"}}, actions=[PIN_A1]
     )
     with pytest.raises(RuleValidationError, match="conflicting pins at position 1: rule 'one'"):
         svc.create(clash)
     # disjoint conditions (another exact query, words the exact query lacks), another window
     # or another rule set are fine
-    svc.create(
-        rule(
-            id="six",
-            condition={"query": {"text": "red", "match": "contains"}},
-            actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}],
-        )
-    )
-    svc.create(
-        rule(
-            id="three",
-            condition={"query": {"text": "shoes"}},
-            actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}],
-        )
-    )
-    svc.create(
-        rule(
-            id="four",
-            rule_set="holiday",
-            condition={"query": {"text": "dress"}},
-            actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}],
-        )
-    )
-    svc.create(
-        rule(
-            id="five",
-            condition={"query": {"text": "dress"}},
-            start=NOW + timedelta(days=400),
-            actions=[{"type": "pin", "pins": [{"item_id": "a", "position": 1}]}],
-        )
-    )
+    for fine in (
+        {"id": "six", "condition": {"query": {"text": "red", "match": "contains"}}},
+        {"id": "three", "condition": {"query": {"text": "shoes"}}},
+        {"id": "four", "rule_set": "holiday", "condition": dress},
+        {"id": "five", "condition": dress, "start": NOW + timedelta(days=400)},
+    ):
+        svc.create(rule(**fine, actions=[PIN_A1]))
     assert [r.rule_id for r in svc.store.list("default")] == ["five", "one", "six", "three"]
+    pin_b = {"type": "pin", "pins": [{"item_id": "b", "position": 1}]}
     with pytest.raises(RuleValidationError, match="rule 'six'"):  # "red dress" has both words
-        svc.create(
-            rule(
-                id="seven",
-                condition={"query": {"text": "red dress"}},
-                actions=[{"type": "pin", "pins": [{"item_id": "b", "position": 1}]}],
-            )
-        )
+        svc.create(rule(id="seven", condition={"query": {"text": "red dress"}}, actions=[pin_b]))
 
 
 # ---------------------------------------------------------------- store + service
