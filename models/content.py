@@ -1,6 +1,6 @@
 """Content similarity: TF-IDF over title, brand, category and tags (scikit-learn).
 
-Text goes through ``search.analysis`` — the same normalization as search (NFKC, lower case,
+Text goes through ``search.text`` — the same normalization as search (NFKC, lower case,
 traditional → simplified Chinese) and the same tokens (CJK character bigrams, stemmed Latin
 words) — plus whole-field tokens for the brand, each category level and each tag, so that
 "same brand" and "same category" count even when titles share no words. Works for items
@@ -39,7 +39,7 @@ def item_tokens(
     title: str, brand: str, category: tuple[str, ...], tags: tuple[str, ...]
 ) -> list[str]:
     """The analyzed tokens of one item."""
-    from search.analysis import normalize, tokens
+    from search.text import normalize, tokens
 
     out = tokens(title)
     if brand:

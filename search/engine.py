@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from data.models import Item
 from search.aids import CatalogAids
-from search.analysis import Analyzer, QueryPlan, normalize
+from search.analysis import Analyzer, QueryPlan
 from search.backend import Progress, SearchBackend
 from search.dense import reciprocal_rank_fusion
 from search.errors import SearchError
@@ -41,6 +41,7 @@ from search.memo import StateMemo
 from search.query import MAX_RERANK_DEPTH, RangeFilter, SearchRequest, TermsFacet, TermsFilter
 from search.relax import Relaxed, Speller, corrected_text, relax
 from search.result import Relaxation, SearchHit, SearchResult, Suggestion
+from search.text import normalize
 from search.understand import understand
 
 if TYPE_CHECKING:

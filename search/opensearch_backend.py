@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from data.models import Item
-from search.analysis import Analyzer, QueryPlan, default_analyzer, normalize
+from search.analysis import Analyzer, QueryPlan, default_analyzer
 from search.backend import (
     Progress,
 )
@@ -52,6 +52,7 @@ from search.query import (
     TermsFacet,
 )
 from search.result import FacetValue, SearchHit, SearchResult, Suggestion
+from search.text import normalize
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch

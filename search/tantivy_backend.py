@@ -27,12 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.fsutil import atomic_write
 from data.models import Item
-from search.analysis import (
-    Analyzer,
-    QueryPlan,
-    default_analyzer,
-    normalize,
-)
+from search.analysis import Analyzer, QueryPlan, default_analyzer
 from search.backend import (
     Progress,
 )
@@ -51,6 +46,7 @@ from search.tantivy_schema import (
     schema,
     to_tantivy,
 )
+from search.text import normalize
 
 if TYPE_CHECKING:
     import tantivy

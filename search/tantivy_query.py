@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from search.analysis import QueryPlan, is_cjk
+from search.analysis import QueryPlan
 from search.backend import (
     CATEGORY_NAME_FIELD,
     CATEGORY_NAME_SCORE,
@@ -22,6 +22,7 @@ from search.backend import (
     TEXT_FIELDS,
 )
 from search.query import BoolFilter, RangeFilter, TermsFilter
+from search.text import is_cjk
 
 if TYPE_CHECKING:
     import tantivy

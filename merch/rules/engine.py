@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- matching
 def normalize_query(text: str) -> str:
-    """The same normalization search uses (``search.analysis.normalize``)."""
-    from search.analysis import normalize
+    """The same normalization search uses (``search.text.normalize``)."""
+    from search.text import normalize
 
     return " ".join(normalize(text).split())
 
