@@ -37,9 +37,9 @@ def test_expansion_matches_the_engines_fuzzy_query(backend: TantivyBackend, toke
 
     from search.text import fuzzy_distance
 
-    gen = backend._live()
+    gen = backend._gens.live()
     searcher = gen.index.searcher()
-    vocab = backend._vocabulary(gen, searcher, backend._current_version(gen))
+    vocab = backend._vocabulary(gen, searcher, backend._gens.version(gen))
     d = max(1, fuzzy_distance(token))
     for field in FUZZY_FIELDS:
         engine = tantivy.Query.fuzzy_term_query(backend._schema, field, token, d, True, False)
