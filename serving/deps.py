@@ -11,13 +11,12 @@ API keys are sent as ``X-API-Key: <key>`` (or ``Authorization: Bearer <key>``):
 Keys are compared in constant time and never logged.
 
 One typed dependency per resource (``CatalogDep``, ``PipelineDep``, ``ProfilesDep``,
-``RulesDep``, ``ExperimentsDep``, ``RequestLogDep``, ``SearchLogDep``, ``SettingsDep``) and per
-use case (``ProductSearchDep``, ``RulePreviewDep``, ``ReportsDep``, ``ModelAdminDep``,
-``serving.usecases``): a route names what it uses and never reaches into
-:class:`serving.state.Services`. The storefront ones are ``async`` (answered on the event loop:
-they only read attributes); the merchandising ones are plain functions (FastAPI runs them in its
-thread pool: the first call opens the SQLite stores) that the CLI and benches call directly
-with the app's services.
+``RulesDep``, ``ExperimentsDep``, ``SettingsDep``) and per use case (``ProductSearchDep``,
+``RulePreviewDep``, ``ReportsDep``, ``ModelAdminDep``: ``serving.usecases``): a route names what
+it uses and never reaches into :class:`serving.state.Services`. The storefront ones are
+``async`` (answered on the event loop: they only read attributes); the merchandising ones are
+plain functions (FastAPI runs them in its thread pool: the first call opens the SQLite stores)
+that the CLI and benches call directly with the app's services.
 """
 
 from __future__ import annotations
@@ -146,8 +145,6 @@ def get_request_log(services: ServicesDep) -> RequestLog:
     return merch(services).requests
 
 
-RequestLogDep = Annotated[RequestLog, Depends(get_request_log)]
-
 
 def get_search_log(services: ServicesDep) -> SqliteSearchLog | None:
     """The search log, opened with the merchandising services; None when there is none
@@ -155,8 +152,6 @@ def get_search_log(services: ServicesDep) -> SqliteSearchLog | None:
     merch(services)
     return storefront_search_log(services)
 
-
-SearchLogDep = Annotated[SqliteSearchLog | None, Depends(get_search_log)]
 
 
 def get_reports(services: ServicesDep) -> Reports:
