@@ -311,35 +311,16 @@ async def save_rule(
     preview = {k: v for k, v in _preview_args(f).items()}
     if form_value(f, "do") == "preview":
         html, status = _render_preview(previewer, catalog, f, editing)
-        return _rule_form(
-            values,
-            csrf=csrf,
-            editing=editing,
-            preview_html=html,
-            preview=preview,
-            status=status,
-        )
+        return _rule_form(values, csrf=csrf, editing=editing, preview_html=html, preview=preview,
+                          status=status)
     try:
         spec = spec_from_form(f)
         rule = rules.update(editing, spec)[0] if editing else rules.create(spec)[0]
-    except ValidationError as exc:
-        return _rule_form(
-            values,
-            csrf=csrf,
-            editing=editing,
-            error=describe(exc),
-            preview=preview,
-            status=422,
-        )
-    except (ShopRankError, ValueError) as exc:
-        return _rule_form(
-            values,
-            csrf=csrf,
-            editing=editing,
-            error=str(exc),
-            preview=preview,
-            status=400,
-        )
+    except (ValidationError, ShopRankError, ValueError) as exc:
+        invalid = isinstance(exc, ValidationError)  # the form breaks the schema: 422, else 400
+        return _rule_form(values, csrf=csrf, editing=editing, preview=preview,
+                          error=describe(exc) if invalid else str(exc),
+                          status=422 if invalid else 400)
     return see_other(f"/console/rules?saved={rule.rule_id}")
 
 
