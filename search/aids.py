@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 from core.fsutil import atomic_write
 from data.models import Item
+from data.text import edit_distance, is_cjk, normalize, stem
 from search.behaviour import BehaviourIndex
 from search.dense import DenseIndex
-from search.text import edit_distance, is_cjk, normalize, stem
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -2,7 +2,7 @@
 
 Text primitives — `normalize` (NFKC, lower case, traditional → simplified, so 連衣裙 and 连衣裙
 are the same text), index `tokens` (CJK bigrams, stemmed Latin words), `char_tokens`,
-`category_key` — are in :mod:`search.text`; this module turns a query into a plan.
+`category_key` — are in :mod:`data.text`; this module turns a query into a plan.
 
 * `Analyzer.plan` (querying): CJK runs are cut into words with jieba (dictionary only, no
   HMM); each word becomes the phrase of its bigrams, so a word matches wherever its
@@ -38,10 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import SynonymsFileError
-from search.plan import Alternative, Clause, QueryPlan, Word
-from search.segmenter import segmenter_with
-from search.text import (
+from data.text import (
     TOKEN_RE,
     bigrams,
     fuzzy_distance,
@@ -51,6 +48,9 @@ from search.text import (
     regional_forms,
     stem,
 )
+from search.errors import SynonymsFileError
+from search.plan import Alternative, Clause, QueryPlan, Word
+from search.segmenter import segmenter_with
 
 if TYPE_CHECKING:
     import jieba

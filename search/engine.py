@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data.models import Item
+from data.text import normalize
 from search.aids import CatalogAids
 from search.analysis import Analyzer, QueryPlan
 from search.backend import Progress, SearchBackend
@@ -41,7 +42,6 @@ from search.memo import StateMemo
 from search.query import MAX_RERANK_DEPTH, RangeFilter, SearchRequest, TermsFacet, TermsFilter
 from search.relax import Relaxed, Speller, corrected_text, relax
 from search.result import Relaxation, SearchHit, SearchResult, Suggestion
-from search.text import normalize
 from search.understand import understand
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 
+from data.text import TOKEN_RE, align_normalized, edit_distance, is_cjk, stem
 from search.plan import QueryPlan
-from search.text import TOKEN_RE, align_normalized, edit_distance, is_cjk, stem
 
 
 class Highlighter:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from data.models import Item
+from data.text import normalize
 from search.analysis import Analyzer, QueryPlan, default_analyzer
 from search.backend import (
     Progress,
@@ -52,7 +53,6 @@ from search.query import (
     TermsFacet,
 )
 from search.result import FacetValue, SearchHit, SearchResult, Suggestion
-from search.text import normalize
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
+from data.text import normalize
 from search.analysis import QueryPlan
 from search.backend import (
     CATEGORY_NAME_FIELD,
@@ -38,7 +39,6 @@ from search.query import (
     TermsFilter,
 )
 from search.result import FacetValue
-from search.text import normalize
 
 BM25_K1 = 1.2
 BM25_B = 0.75

@@ -28,12 +28,12 @@ import unicodedata
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
+from data.text import edit_distance, is_cjk, stem
 from search.analysis import Analyzer, QueryPlan
 from search.backend import SearchBackend
 from search.memo import StateMemo
 from search.query import SearchRequest
 from search.result import Relaxation, SearchResult
-from search.text import edit_distance, is_cjk, stem
 
 COLOUR_WORDS = frozenset(
     [

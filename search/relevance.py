@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from data.models import Item
+from data.text import normalize
 from search.analysis import Analyzer
 from search.backend import SearchBackend
 from search.behaviour import EVENT_COLUMNS as BEHAVIOUR_COLUMNS
 from search.engine import SearchEngine
 from search.query import SearchRequest
 from search.shopper_queries import shopper_queries
-from search.text import normalize
 
 if TYPE_CHECKING:
     from core.settings import Settings

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.models import Item
+from data.text import normalize
 from search.analysis import Analyzer, QueryPlan, default_analyzer
 from search.backend import (
     Progress,
@@ -41,7 +42,6 @@ from search.tantivy_schema import (
     schema,
     to_tantivy,
 )
-from search.text import normalize
 
 if TYPE_CHECKING:
     import tantivy

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from data.text import is_cjk
 from search.analysis import QueryPlan
 from search.backend import (
     CATEGORY_NAME_FIELD,
@@ -22,7 +23,6 @@ from search.backend import (
     TEXT_FIELDS,
 )
 from search.query import BoolFilter, RangeFilter, TermsFilter
-from search.text import is_cjk
 
 if TYPE_CHECKING:
     import tantivy

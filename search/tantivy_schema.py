@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from data.text import normalize
 from search.backend import CATEGORY_NAME_FIELD, CHAR_FIELDS, TEXT_FIELDS
 from search.document import SearchDocument
-from search.text import normalize
 
 if TYPE_CHECKING:
     import tantivy

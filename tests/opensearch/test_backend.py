@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from data.text import tokens
 from search.analysis import Analyzer, parse_synonyms
 from search.errors import BackendUnavailableError, IndexNotFoundError, SearchError
 from search.opensearch_backend import OpenSearchBackend
 from search.query import SearchRequest
-from search.text import tokens
 from tests.search import catalog
 
 # Tests using the node are marked `opensearch` by tests/conftest.py (they use opensearch_url).

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from data.text import category_key, char_tokens, edit_distance, normalize, stem, tokens
 from search.analysis import SYNONYM_BOOST, Analyzer, load_synonyms, parse_synonyms
 from search.errors import SynonymsFileError
 from search.highlight import highlight
-from search.text import category_key, char_tokens, edit_distance, normalize, stem, tokens
 
 
 def test_normalize_script_width_case() -> None:

@@ -35,7 +35,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, analyzer: Analyzer) -> Tan
 def test_expansion_matches_the_engines_fuzzy_query(backend: TantivyBackend, token: str) -> None:
     import tantivy
 
-    from search.text import fuzzy_distance
+    from data.text import fuzzy_distance
 
     gen = backend._gens.live()
     searcher = gen.index.searcher()

@@ -1,4 +1,4 @@
-"""Text primitives every search backend, the rules and the content model share: one
+"""Text primitives search, the rules, search analytics and the content model share: one
 normalization (NFKC, lower case, traditional → simplified Chinese with OpenCC ``t2s``; the
 other regions' phrasing with OpenCC's phrase conversions), light English stemming, index tokens
 (Latin/digit words stemmed; CJK runs as overlapping character bigrams, a one-character run kept
