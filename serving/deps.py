@@ -13,10 +13,10 @@ Keys are compared in constant time and never logged.
 One typed dependency per resource (``CatalogDep``, ``PipelineDep``, ``ProfilesDep``,
 ``RulesDep``, ``ExperimentsDep``, ``SettingsDep``) and per use case (``ProductSearchDep``,
 ``RulePreviewDep``, ``ReportsDep``, ``ModelAdminDep``: ``serving.usecases``): a route names what
-it uses and never reaches into :class:`serving.state.Services`. The storefront ones are
-``async`` (answered on the event loop: they only read attributes); the merchandising ones are
-plain functions (FastAPI runs them in its thread pool: the first call opens the SQLite stores)
-that the CLI and benches call directly with the app's services.
+it uses and never reaches into :class:`serving.state.Services`. Those that only read
+attributes are ``async`` (answered on the event loop); the merchandising ones are plain
+functions (FastAPI runs them in its thread pool: the first call opens the SQLite stores) that
+the CLI and benches call directly with the app's services.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ async def get_product_search(services: ServicesDep) -> ProductSearch:
 ProductSearchDep = Annotated[ProductSearch, Depends(get_product_search)]
 
 
-def get_model_admin(services: ServicesDep) -> ModelAdmin:
+async def get_model_admin(services: ServicesDep) -> ModelAdmin:
     return ModelAdmin(Registry(services.settings.models_dir), services, services.pipeline.learned)
 
 
