@@ -13,10 +13,9 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from core.errors import ShopRankError, describe
-from data.catalog import Catalog
 from merch.rules.model import RULE_CONTEXTS
 from merch.rules.spec import RuleSpec
-from serving.deps import CatalogDep, RulePreviewDep, RulesDep
+from serving.deps import RulePreviewDep, RulesDep
 from serving.routes.console import (
     ConsoleDep,
     CsrfDep,
@@ -261,7 +260,7 @@ def _preview_args(f: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def _render_preview(
-    previewer: RulePreviewer, catalog: Catalog, f: dict[str, list[str]], editing: str | None
+    previewer: RulePreviewer, f: dict[str, list[str]], editing: str | None
 ) -> tuple[str, int]:
     args = _preview_args(f)
     try:
@@ -277,7 +276,8 @@ def _render_preview(
                 "k": 10,
             }
         )
-        result = preview_out(previewer.preview(body.rule, body.target(), rule_id=editing), catalog)
+        found = previewer.preview(body.rule, body.target(), rule_id=editing)
+        result = preview_out(found, previewer.catalog)
     except ValidationError as exc:
         return templates().get_template("_preview.html").render(error=describe(exc), r=None), 422
     except (ShopRankError, ValueError) as exc:
@@ -286,12 +286,10 @@ def _render_preview(
 
 
 @router.post("/rules/preview")
-async def preview_fragment(
-    request: Request, previewer: RulePreviewDep, catalog: CatalogDep
-) -> HTMLResponse:
+async def preview_fragment(request: Request, previewer: RulePreviewDep) -> HTMLResponse:
     f = await read_form(request)
     editing = form_value(f, "editing") or None
-    html, status = _render_preview(previewer, catalog, f, editing)
+    html, status = _render_preview(previewer, f, editing)
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
@@ -300,7 +298,6 @@ async def save_rule(
     request: Request,
     rules: RulesDep,
     previewer: RulePreviewDep,
-    catalog: CatalogDep,
     csrf: CsrfDep,
 ) -> Response:
     f = await read_form(request)
@@ -310,7 +307,7 @@ async def save_rule(
     values["stop_processing"] = form_value(f, "stop_processing") in ("on", "true", "1")
     preview = {k: v for k, v in _preview_args(f).items()}
     if form_value(f, "do") == "preview":
-        html, status = _render_preview(previewer, catalog, f, editing)
+        html, status = _render_preview(previewer, f, editing)
         return _rule_form(values, csrf=csrf, editing=editing, preview_html=html, preview=preview,
                           status=status)
     try:

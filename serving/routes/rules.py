@@ -20,7 +20,7 @@ from merch.rules.model import RULE_CONTEXTS, Rule, RuleContext
 from merch.rules.preview import ImpactEstimate, ListPreview
 from merch.rules.spec import RuleSpec
 from ranking.types import ScoredItem
-from serving.deps import AdminDep, CatalogDep, RulePreviewDep, RulesDep
+from serving.deps import AdminDep, RulePreviewDep, RulesDep
 from serving.errors import DocumentedRoute, error_responses
 from serving.usecases.preview import PreviewTarget, RulePreview
 
@@ -323,8 +323,8 @@ def preview_out(result: RulePreview, catalog: Catalog) -> PreviewOut:
         }
     },
 )
-def preview(body: PreviewIn, previewer: RulePreviewDep, catalog: CatalogDep) -> PreviewOut:
-    return preview_out(previewer.preview(body.rule, body.target()), catalog)
+def preview(body: PreviewIn, previewer: RulePreviewDep) -> PreviewOut:
+    return preview_out(previewer.preview(body.rule, body.target()), previewer.catalog)
 
 
 CONTEXTS: tuple[Literal["feed", "search", "similar", "bought_together"], ...] = RULE_CONTEXTS
