@@ -6,12 +6,12 @@ Where things go (under ``settings.state_dir``):
 * ``segments.parquet`` — the latest run, one row per shopper (``analytics.segments``);
 * ``segments.jsonl`` — one line per run: time, ``as_of``, sizes per stage, moves since the
   previous run, KPIs per stage;
-* ``users.jsonl`` (the API's user journal, ``data.journals``) — an upsert for each user
-  whose segment attributes changed: ``lifecycle``, ``rfm``, ``r_score``/``f_score``/``m_score``,
-  ``top_category``, ``top_categories``, ``price_band``, merged over the user's other
-  attributes and consent. Serving reads user attributes from there (every worker follows
-  the journal; a restart replays it), so rules can condition on ``lifecycle`` (or
-  ``price_band``, ``top_category``, ``rfm``) at once. The shop's own ``segment`` is untouched.
+And into the user store (``stores.protocols.UserStore``): an upsert for each user whose
+segment attributes changed: ``lifecycle``, ``rfm``, ``r_score``/``f_score``/``m_score``,
+``top_category``, ``top_categories``, ``price_band``, merged over the user's other attributes
+and consent. Serving reads user attributes from there (its caches follow the store's change
+feed), so rules can condition on ``lifecycle`` (or ``price_band``, ``top_category``, ``rfm``)
+at once. The shop's own ``segment`` is untouched.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ from analytics.segments import (
 from core.fsutil import append_jsonl, atomic_replace
 from data.catalog import Catalog
 from data.eventlog import EventLog
-from data.journals import UserJournal, excluded_by_journal, load_users
 from data.loaders import read_events_table
 from data.models import User
+from stores.protocols import UserStore
+from stores.users_view import consent_changes, current_users
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -90,11 +91,11 @@ def read_shop_events(data_dir: Path, events_dir: Path | None) -> tuple[pa.Table,
     return pa.concat_tables(tables, promote_options="permissive"), sources
 
 
-def excluded_users(data_dir: Path, state_dir: Path) -> set[str]:
-    """Users not to profile: ``consent: false`` (users file, then the API's changes) or erased."""
-    users = load_users(data_dir, state_dir)
+def excluded_users(data_dir: Path, store: UserStore) -> set[str]:
+    """Users not to profile: ``consent: false`` (users file, then the user store) or erased."""
+    users = current_users(data_dir / "users.jsonl", store)
     out = {u for u, rec in users.items() if not rec.consent}
-    excluded, _ = excluded_by_journal(state_dir)
+    excluded, _ = consent_changes(store)
     return out | excluded
 
 
@@ -130,10 +131,10 @@ def attributes_of(row: dict[str, object]) -> dict[str, str | int]:
     return attrs
 
 
-def publish(segs: Segments, data_dir: Path, state_dir: Path) -> int:
-    """Upsert the changed users' segment attributes into the user journal; returns how many.
+def publish(segs: Segments, data_dir: Path, store: UserStore) -> int:
+    """Upsert the changed users' segment attributes into the user store; returns how many.
     Users no longer segmented (consent withdrawn) lose the attributes a run owns."""
-    users = load_users(data_dir, state_dir)
+    users = current_users(data_dir / "users.jsonl", store)
     changed: list[User] = []
     seen: set[str] = set()
     for row in segs.table.to_pylist():
@@ -149,8 +150,8 @@ def publish(segs: Segments, data_dir: Path, state_dir: Path) -> int:
         if uid not in seen and any(k in old.attributes for k in ATTRIBUTES):
             changed.append(User(user_id=uid, consent=old.consent, attributes={
                 k: v for k, v in old.attributes.items() if k not in ATTRIBUTES}))
-    if changed:
-        UserJournal(state_dir / "users.jsonl").upsert(changed)
+    for i in range(0, len(changed), 5_000):
+        store.upsert(changed[i : i + 5_000])
     return len(changed)
 
 
@@ -163,6 +164,7 @@ def run_segments(
     data_dir: Path,
     events_dir: Path | None,
     state_dir: Path,
+    users: UserStore,
     *,
     thresholds: Thresholds | None = None,
     catalog: Catalog | None = None,
@@ -176,7 +178,7 @@ def run_segments(
     if catalog is None and (data_dir / "items.jsonl").is_file():
         catalog = Catalog.from_jsonl(data_dir / "items.jsonl")
     segs = compute_segments(events, catalog=catalog, thresholds=thresholds,
-                            exclude=excluded_users(data_dir, state_dir), progress=say)
+                            exclude=excluded_users(data_dir, users), progress=say)
     say("KPIs per segment")
     kpis = segment_kpis(events, segs, catalog)
     before = previous(state_dir)
@@ -184,7 +186,7 @@ def run_segments(
     published = 0
     if publish_attributes:
         say("publishing user attributes")
-        published = publish(segs, data_dir, state_dir)
+        published = publish(segs, data_dir, users)
     state_dir.mkdir(parents=True, exist_ok=True)
     with atomic_replace(state_dir / SEGMENTS_FILE) as tmp:
         pq.write_table(segs.table, tmp)

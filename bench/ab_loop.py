@@ -68,7 +68,7 @@ def main() -> None:
         cfg.train.holdout_metrics = False
         t0 = time.perf_counter()
         say(f"shop generated ({args.users:,} users × {args.items:,} items); training the models")
-        rep = train(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir, promote=True)
+        rep = train(cfg, s.models_dir, events_dir=s.events_dir, promote=True)
         versions = {m.name: m.version for m in rep.models}
         say(f"models trained; {args.bootstrap:,} hand-blend sessions, then the ranker")
         ranker, simulated = train_ranker_step(s, cfg, versions=versions, promote=True,

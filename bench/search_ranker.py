@@ -79,7 +79,7 @@ def main() -> None:
         cfg = default_config(s.data_dir)
         cfg.train.holdout_metrics = False
         say("shop generated; training the models")
-        rep = train(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+        rep = train(cfg, s.models_dir, events_dir=s.events_dir,
                     promote=True)
         versions = {m.name: m.version for m in rep.models}
         ranker, _ = train_ranker_step(s, cfg, versions=versions, promote=True,

@@ -18,14 +18,14 @@ request in flight per worker: the service time, where 8 connections measure most
 and recommendations paced at about ``--paced-rate`` requests/s (``--paced-connections``
 connections with random think times: the p99 at that rate, below saturation).
 
-The server's parent process hands each connection to the worker with the fewest, so
-connections are split evenly (2 connections: one per worker). The client shares the machine:
+The server runs uvicorn's workers over the embedded stores, from a fresh home (the stores,
+event log and derived arrays of an earlier run are removed; the first start imports the shop
+files, which the start-up time includes). The client shares the machine:
 the CPU seconds of the server and of wrk are measured per route and reported
 (``server_cpu`` / ``client_cpu``: cores busy on average; ``worker_cpu_max`` /
 ``worker_cpu_min``: the busiest and the idlest worker, equal when the load is spread evenly),
 with the load average before each route. Before each run the bench waits until the workers
-hold no connection of the previous one (a worker reports a closed connection to the parent
-only when its event loop gets to it, and the parent places new connections by those counts).
+hold no connection of the previous one.
 Memory: PSS (shared pages split between processes: the honest total), the largest process's
 RSS, and RSS summed over the server's processes (counts shared pages once per process).
 Prints a table and
@@ -164,14 +164,43 @@ def cpu_seconds(pid: int) -> dict[int, float]:
     return got
 
 
+def connections_by_process(port: int) -> dict[int, int]:
+    """How many TCP sockets on local ``port`` (not listening) each process holds, from /proc."""
+    owner: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fds = list((d / "fd").iterdir())
+        except OSError:  # ended meanwhile, or not ours
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                owner[int(target[8:-1])] = int(d.name)
+    got: dict[int, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            listening = f[3] == "0A"
+            if not listening and int(f[1].rsplit(":", 1)[1], 16) == port and int(f[9]) in owner:
+                got[owner[int(f[9])]] = got.get(owner[int(f[9])], 0) + 1
+    return got
+
+
 def settle(server_pid: int, port: int, timeout: float = 10.0) -> None:
     """Wait until the server's workers hold no connection on ``port`` (the previous run's
     are closed and reported), so the next run's connections are placed by true counts."""
-    from serving.workers import sockets_by_process
-
     workers = set(_tree(server_pid)) - {server_pid}
     deadline = time.monotonic() + timeout
-    while sum(n for p, n in sockets_by_process(port, "any").items() if p in workers):
+    while sum(n for p, n in connections_by_process(port).items() if p in workers):
         if time.monotonic() > deadline:
             print(f"warning: the workers still hold connections after {timeout:.0f}s", flush=True)
             return
@@ -241,9 +270,6 @@ def main(argv: list[str] | None = None) -> None:
                     "--paced-connections connections, each waiting a random think time before "
                     "each request, so latency is measured below saturation.")
     ap.add_argument("--paced-connections", type=int, default=64)
-    ap.add_argument("--requests-per-connection", type=int, default=None,
-                    help="The server's SHOPRANK_REQUESTS_PER_CONNECTION (default: its setting, "
-                    "1,000; 0: connections are never closed by the server).")
     ap.add_argument("--port", type=int, default=18800)
     ap.add_argument("--shop", type=Path, default=None,
                     help="An already generated shop folder to copy instead of generating one.")
@@ -261,14 +287,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("bench/serve.py needs wrk (a C load generator): apt-get install wrk")
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded",
            "SHOPRANK_LOG_LEVEL": "WARNING"}
-    if args.requests_per_connection is not None:
-        env["SHOPRANK_REQUESTS_PER_CONNECTION"] = str(args.requests_per_connection)
-    # what earlier runs left in the server's state: the request log grows by one row per
-    # request served (at 1.5M rows an insert costs 36 µs of CPU against 6 µs on a fresh file)
-    # and would make every run slower than the one before
-    for leftover in ("requests.sqlite", "requests.sqlite-wal", "requests.sqlite-shm",
-                     "feed_cache.sqlite", "feed_cache.sqlite-wal", "feed_cache.sqlite-shm"):
-        (home / "state" / leftover).unlink(missing_ok=True)
+    # a fresh home: no state left by an earlier run (the stores, the request log, the event
+    # log, derived arrays); the server's first start imports the shop files into the stores
+    for leftover in ("state", "events"):
+        shutil.rmtree(home / leftover, ignore_errors=True)
     t_start = time.perf_counter()
     server = subprocess.Popen(
         [
@@ -296,7 +318,6 @@ def main(argv: list[str] | None = None) -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not become ready")
             time.sleep(0.5)
-        # the port accepts once every worker's app has started (serving.workers)
         startup_s = time.perf_counter() - t_start
         print(f"server ready in {startup_s:.1f}s; memory {memory_mb(server.pid)}", flush=True)
         results: dict[str, dict[str, float]] = {}

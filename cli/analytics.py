@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         shopper; sizes, moves since the last run and KPIs per segment."""
         from analytics.segment_runs import chart_bytes, read_history, run_segments, segments_chart
         from analytics.segments import STAGES, Thresholds
-        from cli.support import console, table
+        from cli.support import console, home_stores, table
         from cli.training import _progress
         from core.settings import get_settings
 
@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
         th = Thresholds(s.segment_new_days, s.segment_at_risk_days, s.segment_churned_days)
         bar, say = _progress()
         try:
-            run = run_segments(s.data_dir, s.events_dir, s.state_dir, thresholds=th,
-                               publish_attributes=publish, progress=say)
+            with home_stores(s) as stores:
+                run = run_segments(s.data_dir, s.events_dir, s.state_dir, stores.users,
+                                   thresholds=th, publish_attributes=publish, progress=say)
         finally:
             bar.close()
         total = sum(run.sizes.values())

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
 
     from data.models import Event
     from data.synthetic import GenerateSummary
@@ -210,8 +209,9 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--strict", help="Exit 2 (and load nothing) if any row is bad.")
         ] = False,
     ) -> None:
-        """Validate a file and load it: items/users into the data dir, events into the event log."""
-        from cli.support import console, fail, table
+        """Validate a file and load it: items/users into the data dir's files and the stores,
+        events into the event store."""
+        from cli.support import console, fail, home_stores, table
         from core.settings import get_settings
         from data.loaders import Reject, iter_events, load_items, load_users
 
@@ -228,6 +228,13 @@ def register(app: typer.Typer) -> None:
             added, updated = merge_records(
                 target, res.records, "item_id" if kind == "items" else "user_id"
             )
+            with home_stores(settings) as stores:
+                # stores the service has filled already take the rows now; empty ones import
+                # the merged file at the service's first start
+                store = stores.catalog if kind == "items" else stores.users
+                if store.count():
+                    for i in range(0, len(res.records), 5_000):
+                        store.upsert(res.records[i : i + 5_000])  # type: ignore[arg-type]
             console.print(
                 table(
                     f"Loaded {kind} → {target}",
@@ -237,7 +244,6 @@ def register(app: typer.Typer) -> None:
             )
             return
 
-        from data.eventlog import EventLog
         from data.loaders import write_rejects
 
         bad: list[Reject] = []
@@ -251,23 +257,38 @@ def register(app: typer.Typer) -> None:
                 fail(f"{file}: {len(bad)} bad row(s) (--strict); nothing loaded")
         from tqdm import tqdm
 
+        accepted = duplicates = 0
         with (
-            EventLog(settings.events_dir) as log,
+            home_stores(settings) as stores,
             tqdm(desc="events", unit="ev", unit_scale=True, disable=None) as bar,
         ):
+            # a served shop's shopper state takes the new events too; before the first start
+            # the service imports the stored events into it
+            served = stores.catalog.count() > 0
 
-            def counted() -> Iterator[Event]:
-                for e in iter_events(file, on_reject=bad.append):
-                    bar.update()
-                    yield e
+            def store(batch: list[Event]) -> None:
+                nonlocal accepted, duplicates
+                r = stores.events.append(batch)
+                accepted, duplicates = accepted + len(r.accepted), duplicates + len(r.duplicates)
+                if served and r.accepted:
+                    new = set(r.accepted)
+                    stores.shopper.record([e for e in batch if e.event_id in new])
+                bar.update(len(batch))
 
-            accepted, duplicates = log.append_many(counted())
+            batch: list[Event] = []
+            for e in iter_events(file, on_reject=bad.append):
+                batch.append(e)
+                if len(batch) >= 10_000:
+                    store(batch)
+                    batch = []
+            if batch:
+                store(batch)
         if rejects is not None:
             write_rejects(bad, rejects)
         _report_rejects(bad, rejects)
         console.print(
             table(
-                f"Loaded events → {settings.events_dir}",
+                f"Loaded events → the {stores.durable} event store",
                 ["stored", "duplicates", "rejected"],
                 [[accepted, duplicates, len(bad)]],
             )

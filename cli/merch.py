@@ -1,11 +1,12 @@
 """Commands of this package for the `shoprank` CLI: ``rules``, ``experiments`` and ``report``.
 
 A thin layer over ``merch.rules``, ``merch.experiments`` and ``analytics.reports``: the same
-SQLite stores the API uses (under ``settings.state_dir``) and the same event log.
+stores the API uses (``stores.open_stores``, chosen by the settings).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from data.catalog import Catalog
     from merch.experiments import ExperimentService
     from merch.rules.service import RuleService
+    from stores.factory import Stores
 
 rules_app = typer.Typer(
     help="Merchandising rules (pin, boost, bury, hide, filter, redirect, rewrite).",
@@ -35,27 +37,43 @@ def _settings() -> Settings:
     return get_settings()
 
 
+def _stores() -> Stores:
+    """The stores the settings name, opened once per command (closed at exit)."""
+    from cli.support import open_home_stores
+
+    global _OPEN
+    if _OPEN is None:
+        _OPEN = open_home_stores(_settings())
+        atexit.register(_OPEN.close)
+    return _OPEN
+
+
+_OPEN: Stores | None = None
+
+
 def _catalog(s: Settings) -> Catalog:
+    """The catalog store's items (the shop file's before the service first started)."""
     from data.catalog import Catalog
 
+    stores = _stores()
+    if stores.catalog.count():
+        return Catalog(stores.catalog.iter_items())
     path = s.data_dir / "items.jsonl"
     return Catalog.from_jsonl(path) if path.exists() else Catalog()
 
 
 def _rules() -> RuleService:
     from merch.rules.service import RuleService
-    from merch.rules.store import SqliteRuleStore
+    from merch.store_adapters import DocumentRuleStore
 
-    s = _settings()
-    return RuleService(SqliteRuleStore.in_state_dir(s.state_dir), _catalog(s))
+    return RuleService(DocumentRuleStore(_stores().rules), _catalog(_settings()))
 
 
 def _experiments() -> ExperimentService:
-    from merch.experiment_store import SqliteExperimentStore
     from merch.experiments import ExperimentService
+    from merch.store_adapters import DocumentExperimentStore
 
-    s = _settings()
-    return ExperimentService(SqliteExperimentStore.in_state_dir(s.state_dir))
+    return ExperimentService(DocumentExperimentStore(_stores().experiments))
 
 
 def _read_json(path: Path) -> object:
@@ -321,27 +339,27 @@ def _build(
     from analytics.reports import build_report
     from analytics.statistics import METRICS
     from cli.support import fail
-    from data.eventlog import EventLog
-    from merch.request_log import SqliteRequestLog
+    from merch.store_adapters import StoreRequestLog
 
     if metric not in METRICS:
         fail(f"--metric: unknown {metric!r}; choose one of {', '.join(METRICS)}")
     s = _settings()
     svc = _experiments()
     exp = svc.get(experiment) if experiment else None
-    log = EventLog(s.events_dir)
+    stores = _stores()
+    requests = StoreRequestLog(stores.requests)
     try:
         return build_report(
-            log.read_table(since=start, until=end),
+            stores.events.read_table(since=start, until=end),
             start=start,
             end=end,
             experiment=exp,
-            requests=SqliteRequestLog.in_state_dir(s.state_dir),
+            requests=requests,
             catalog=_catalog(s),
             primary_metric=metric,
         )  # type: ignore[arg-type]
     finally:
-        log.close()
+        requests.close()
 
 
 def _report_out(report: KpiReport, out: Path | None, as_json: bool) -> None:

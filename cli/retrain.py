@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         try:
             with training_stores(s) as shared:
                 run = retrain(cfg, s.models_dir, gate=gate, events_dir=s.events_dir,
-                              state_dir=s.state_dir, progress=say, stores=shared)
+                              progress=say, stores=shared)
         finally:
             bar.close()
         print_run(run)
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
 
         with training_stores(s) as shared:
             n = run_scheduler(lambda: _config(s, None), s.models_dir, schedule,
-                              events_dir=s.events_dir, state_dir=s.state_dir, stop=stop,
+                              events_dir=s.events_dir, stop=stop,
                               once=once, poll_seconds=poll, on_status=status,
                               on_run=print_run, stores=shared)
         console.print(f"scheduler stopped after {n} run(s)")

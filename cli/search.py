@@ -58,7 +58,8 @@ def register(app: typer.Typer) -> None:
     def index_cmd(
         items: Annotated[
             Path | None,
-            typer.Option("--items", help="Catalog file (default: DATA_DIR/items.jsonl)."),
+            typer.Option("--items", help="Catalog file (default: the catalog store, or "
+                         "DATA_DIR/items.jsonl before the service first started)."),
         ] = None,
         events: Annotated[
             Path | None,
@@ -78,13 +79,18 @@ def register(app: typer.Typer) -> None:
         """Index the catalog into the configured search backend (embedded or OpenSearch)."""
         from tqdm import tqdm
 
-        from cli.support import console, fail, table
+        from cli.support import console, fail, home_stores, table
         from core.settings import get_settings
+        from data.models import Item
         from search.indexing import index_catalog
 
         s = get_settings()
+        stored: list[Item] | None = None
+        if items is None:  # the catalog store's items, with every API change
+            with home_stores(s) as stores:
+                stored = list(stores.catalog.iter_items()) if stores.catalog.count() else None
         path = items or s.data_dir / "items.jsonl"
-        if not path.is_file():
+        if stored is None and not path.is_file():
             fail(f"--items: no such file: {path} (run `shoprank generate` or pass --items)")
         if events is None:
             default_events = s.data_dir / "events.parquet"
@@ -95,13 +101,14 @@ def register(app: typer.Typer) -> None:
         try:
             with tqdm(desc=f"indexing ({backend.name})", unit=" items") as bar:
                 summary = index_catalog(
-                    backend, path, events_path=events, rebuild=not incremental, progress=bar.update
+                    backend, None if stored is not None else path, items=stored,
+                    events_path=events, rebuild=not incremental, progress=bar.update,
                 )
         finally:
             backend.close()
         console.print(
             table(
-                f"Indexed {path}",
+                f"Indexed {'the catalog store' if stored is not None else path}",
                 ["what", "value"],
                 [
                     ["backend", summary.backend],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -50,6 +51,7 @@ def _train_and_promote(settings: Settings) -> dict[str, str]:
     most 2,000 users for the offline metrics)."""
     from tqdm import tqdm
 
+    from cli.support import training_stores
     from training.config import ModelEntry, default_config
     from training.jobs import train
 
@@ -58,15 +60,32 @@ def _train_and_promote(settings: Settings) -> dict[str, str]:
     # a holdout pass on a sample of users, so the console's models page shows offline metrics
     cfg.train.holdout_metrics = True
     cfg.evaluation.max_users = min(cfg.evaluation.max_users or 2000, 2000)
-    with tqdm(total=2 * len(DEMO_MODELS) + 3, desc="train", unit="step", leave=False) as bar:
+    with (
+        tqdm(total=2 * len(DEMO_MODELS) + 3, desc="train", unit="step", leave=False) as bar,
+        training_stores(settings) as stores,
+    ):
 
         def say(msg: str) -> None:
             bar.set_postfix_str(msg)
             bar.update(1)
 
-        rep = train(cfg, settings.models_dir, events_dir=settings.events_dir,
-                    state_dir=settings.state_dir, promote=True, progress=say)
+        rep = train(cfg, settings.models_dir, events_dir=settings.events_dir, promote=True,
+                    progress=say, stores=stores)
     return {m.name: m.version for m in rep.models}
+
+
+def _check_port(host: str, port: int) -> None:
+    """Exit 2 with one line when the address is taken (uvicorn would log and exit 1)."""
+    from cli.support import fail
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}; stop the program "
+                 "using it or pass another --port")
 
 
 def register(app: typer.Typer) -> None:
@@ -84,9 +103,10 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from core.settings import get_settings
-        from serving.shared import check_stores, shared_enabled
+        from serving.storage import check_stores
 
         s = get_settings()
+        _check_port(host or s.host, port or s.port)
         check_stores(s)  # a bad store URL or a server that does not answer: one line, exit 2
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
@@ -96,14 +116,9 @@ def register(app: typer.Typer) -> None:
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
             "log_level": s.log_level.lower(), "access_log": False,
         }
-        if workers == 1 or shared_enabled(s):
-            # over shared stores a worker holds nothing the others need: uvicorn's own workers
-            uvicorn.run("serving.app:app_factory", **options)
-        else:  # the parent accepts and hands connections to the workers (see serving.workers)
-            from serving import workers as worker_pool
-
-            worker_pool.serve(uvicorn.Config("serving.app:app_factory", **options),
-                              requests_per_connection=s.requests_per_connection)
+        # a worker holds nothing the others need (serving.storage): uvicorn's own workers,
+        # which its supervisor replaces when they die
+        uvicorn.run("serving.app:app_factory", **options)
 
     @app.command("demo")
     def demo_cmd(
@@ -135,9 +150,9 @@ def register(app: typer.Typer) -> None:
             console.print("==> training and promoting models")
             versions = _train_and_promote(s)
             console.print("    " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+        from data.erasure import events_file
         from search.factory import open_backend
         from search.indexing import index_catalog
-        from serving.bootstrap import events_file
 
         backend = open_backend(s)
         try:

@@ -10,6 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stores.errors import StoreConfigError
+from stores.factory import Stores, open_stores
+
 if TYPE_CHECKING:
     from core.settings import Settings
     from training.store_source import StoreSource
@@ -39,17 +42,30 @@ def table(title: str, columns: list[str], rows: list[list[object]]) -> Table:
 
 
 @contextmanager
-def training_stores(settings: Settings) -> Iterator[StoreSource | None]:
-    """The shared event and user stores when ``SHOPRANK_DATABASE_URL`` names a database
-    (training then reads the events every replica wrote), else None (the embedded files)."""
-    if not settings.database_url:
-        yield None
-        return
-    from stores.factory import open_stores  # only a shared deployment loads the drivers
-    from training.store_source import StoreSource
+def training_stores(settings: Settings) -> Iterator[StoreSource]:
+    """The event and user stores the settings name (embedded under ``SHOPRANK_HOME``, or
+    the database ``SHOPRANK_DATABASE_URL`` names): training reads the events every process
+    stored and leaves out users erased or without consent."""
+    from training.store_source import StoreSource  # pyarrow: only commands that train load it
 
-    stores = open_stores(settings.database_url, None, settings.home)
+    with home_stores(settings) as stores:
+        yield StoreSource(stores.events, stores.users, stores.catalog)
+
+
+def open_home_stores(settings: Settings) -> Stores:
+    """The stores the settings name, for a command (a bad URL: exit 2 with one line)."""
     try:
-        yield StoreSource(stores.events, stores.users)
+        return open_stores(settings.database_url, settings.redis_url, settings.home,
+                           redis_prefix=settings.redis_prefix)
+    except StoreConfigError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def home_stores(settings: Settings) -> Iterator[Stores]:
+    """:func:`open_home_stores`, closed when the block ends."""
+    stores = open_home_stores(settings)
+    try:
+        yield stores
     finally:
         stores.close()

@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
         bar, say = _progress()
         try:
             with training_stores(s) as shared:
-                rep = train(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+                rep = train(cfg, s.models_dir, events_dir=s.events_dir,
                             promote=promote, only=model, progress=say, stores=shared)
         finally:
             bar.close()
@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
         bar, say = _progress()
         try:
             with training_stores(s) as shared:
-                rep = evaluate(cfg, out, events_dir=s.events_dir, state_dir=s.state_dir,
+                rep = evaluate(cfg, out, events_dir=s.events_dir,
                                progress=say, stores=shared)
         finally:
             bar.close()
@@ -274,7 +274,7 @@ def register(app: typer.Typer) -> None:
         bar, say = _progress()
         try:
             with training_stores(s) as shared:
-                inp = load_input(cfg, s.events_dir, s.state_dir, shared)
+                inp = load_input(cfg, s.events_dir, shared)
             params = {m.algorithm: m.params for m in cfg.models}
             res = tune(inp.frame, algs, split=cfg.evaluation.split,
                        split_options=_split_options(cfg), config=matrix_config(cfg),

@@ -60,20 +60,11 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = None
     storefront_api_key: SecretStr | None = None
     model_poll_seconds: float = 2.0
-    requests_per_connection: int = 1000
-    """With several workers: the response to a connection's this-many-th request says
-    ``Connection: close``, so the client opens a new one and the parent places it on the
-    worker with the fewest (a connection placed while the counts lagged would otherwise stay
-    where it landed for as long as it lives). 0: never."""
     max_body_bytes: int = Field(default=8 * 2**20, ge=1024)
     """Largest request body (8 MiB): a larger one is refused with 413 before it is read.
     Batches are bounded too: 1,000 events or items per request."""
     search_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     """Budget for one call to OpenSearch: past it the request answers 503 instead of waiting."""
-    catalog_save_delay_seconds: float = 2.0
-    """``items.jsonl`` is written this long after the API's catalog changes pause (at most
-    five times as long while they keep coming); each change is durable in the catalog
-    journal before it is acknowledged (see ``serving.catalog_saver``)."""
     # online ranking (serving/ranking): weights and limits the API uses
     feed_slot_weights: dict[str, float] = {
         "for_you": 1.0, "trending": 0.3, "new_arrivals": 0.2, "promoted": 0.3,
@@ -87,15 +78,14 @@ class Settings(BaseSettings):
     search_personalization_top_n: int = 50
     history_size: int = 50
     """Recent interactions kept per user for real-time signals."""
-    bootstrap_history: int = 20
-    """Events per user read back from the event files and log at start-up (0: none)."""
-    feed_cache_backend: Literal["sqlite", "memory"] = "sqlite"
-    """Where ranked feeds wait for their next page: ``sqlite`` (``state/feed_cache.sqlite``,
-    shared by every worker of the machine) or ``memory`` (this process only)."""
+    bootstrap_history: int = Field(default=20, ge=0)
+    """History events per user the first start imports from the shop's files and the stored
+    events (the last ones; purchases are imported whole). Past browsing is not recent: a
+    shopper's history fills up to ``history_size`` with what they do while served."""
     feed_cache_size: int = 20_000
     feed_cache_ttl_seconds: float = 900.0
     """Ranked feeds kept per request_id so page 2 never repeats page 1 (oldest dropped first;
-    ≈ 8 KB each on disk with ``sqlite``, shared by the workers)."""
+    ≈ 8 KB each in the feed page store, which every process reads)."""
 
     # retraining (`shoprank retrain`, `shoprank scheduler`; see training.retrain)
     retrain_schedule_minutes: float = 0.0

@@ -27,7 +27,15 @@ from core.fsutil import atomic_replace, atomic_write
 
 USERS_FILE = "users.jsonl"
 EVENTS_FILES = ("events.parquet", "events.jsonl")
-"""The events files training and the profile bootstrap read (``serving.bootstrap.events_file``)."""
+"""The events files training reads and the stores import at a first start (:func:`events_file`)."""
+
+
+def events_file(data_dir: Path) -> Path | None:
+    """The shop's events file, as training's default config picks it."""
+    for name in EVENTS_FILES:
+        if (data_dir / name).is_file():
+            return data_dir / name
+    return None
 
 
 @dataclass(frozen=True, slots=True)

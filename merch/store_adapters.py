@@ -9,6 +9,7 @@ its status and times, under its status. Not used by serving yet (see docs/archit
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -84,12 +85,9 @@ class DocumentExperimentStore:
             times[k] = datetime.fromisoformat(v) if v else None
         status = data.pop("status")
         e = ExperimentSpec.model_validate(data).to_experiment()
-        return Experiment(
-            experiment_id=e.experiment_id, name=e.name, variants=e.variants, control=e.control,
-            surfaces=e.surfaces, description=e.description, status=status,
-            created_at=times["created_at"], started_at=times["started_at"],
-            stopped_at=times["stopped_at"],
-        )
+        return dataclasses.replace(e, status=status, created_at=times["created_at"],
+                                   started_at=times["started_at"],
+                                   stopped_at=times["stopped_at"])
 
     def list(self) -> list[Experiment]:
         got = [self._experiment(d) for d in self.docs.list()]

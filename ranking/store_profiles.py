@@ -69,9 +69,10 @@ class StoreProfiles:
         self._erased: dict[str, datetime] = dict(users.erasures())
 
     # the change feed -----------------------------------------------------------
-    def invalidate(self, user_ids: Iterable[str] | None) -> None:
+    def invalidate(self, user_ids: Iterable[str] | None) -> dict[str, datetime]:
         """Users changed in another process (None: any may have): drop them from the cache
-        and read the erasures again."""
+        and read the erasures again. Returns the erasures this process did not know of
+        (user id → when), so it can forget what it holds of them."""
         erasures = self.users.erasures()
         with self._lock:
             if user_ids is None:
@@ -79,7 +80,9 @@ class StoreProfiles:
             else:
                 for uid in user_ids:
                     self._cache.pop(uid, None)
+            new = {u: at for u, at in erasures.items() if u not in self._erased}
             self._erased = dict(erasures)
+        return new
 
     # reading ---------------------------------------------------------------------
     def _user(self, user_id: str) -> _Known | None:

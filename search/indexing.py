@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,16 +60,18 @@ def popularity_from_events(path: Path | str) -> dict[str, float]:
 
 def index_catalog(
     backend: SearchBackend,
-    items_path: Path | str,
+    items_path: Path | str | None,
     *,
+    items: Iterable[Item] | None = None,
     events_path: Path | str | None = None,
     rebuild: bool = True,
     progress: Progress | None = None,
 ) -> IndexSummary:
-    """Index every valid item of ``items_path``. Bad rows are logged and skipped (counted in
-    the summary). ``rebuild`` replaces the whole index atomically; otherwise items are
-    upserted. ``events_path`` (optional) gives the popularity used by ``sort=popularity`` and,
-    for a rebuild through the `SearchEngine`, the behaviour vectors (`search.behaviour`)."""
+    """Index every valid item of ``items_path`` (or ``items``, e.g. the catalog store's).
+    Bad rows are logged and skipped (counted in the summary). ``rebuild`` replaces the whole
+    index atomically; otherwise items are upserted. ``events_path`` (optional) gives the
+    popularity used by ``sort=popularity`` and, for a rebuild through the `SearchEngine`,
+    the behaviour vectors (`search.behaviour`)."""
     t0 = time.perf_counter()
     rejects: list[Reject] = []
 
@@ -79,7 +81,10 @@ def index_catalog(
             log.warning("%s line %d skipped: %s", r.file, r.line, r.reason)
 
     popularity = popularity_from_events(events_path) if events_path else None
-    items: Iterator[Item] = iter_items(items_path, on_reject=on_reject)
+    if items is None:
+        if items_path is None:
+            raise ValueError("index_catalog: pass items_path or items")
+        items = iter_items(items_path, on_reject=on_reject)
     if rebuild and events_path and isinstance(backend, SearchEngine):
         events = read_events_table(events_path, columns=BEHAVIOUR_COLUMNS)
         n = backend.rebuild(items, popularity=popularity, progress=progress, events=events)

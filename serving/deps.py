@@ -58,7 +58,6 @@ _bearer = HTTPBearer(auto_error=False, description="The same key as a bearer tok
 
 async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
-    services.sync()  # what the other workers changed since (see serving.follow)
     return services
 
 
@@ -273,7 +272,6 @@ class Storefront:
 
 async def storefront(request: Request) -> Storefront:
     services: Services = request.app.state.services
-    services.sync()  # what the other workers took since (see serving.follow)
     return Storefront(services, request.state.request_id)
 
 

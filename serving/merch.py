@@ -1,10 +1,9 @@
 """Merchandising services of the app: rules, experiments, the served-request log, reports.
 
-:func:`install_merchandising` builds them from the settings (SQLite stores under
-``settings.state_dir``) and plugs them into a :class:`serving.state.Services` — the rule
-engine as ``services.rules``, experiment assignment as ``services.experiments``. Routes and the
-console reach them through :func:`merch`, which installs them on first use when a test built
-its ``Services`` by hand.
+:func:`install_merchandising` builds them over the stores (``services.stores``) and plugs
+them into a :class:`serving.state.Services`: the rule engine as ``services.rules``,
+experiment assignment as ``services.experiments``. Routes and the console reach them
+through :func:`merch`.
 """
 
 from __future__ import annotations
@@ -20,13 +19,10 @@ from typing import TYPE_CHECKING
 
 from analytics.search_log import SqliteSearchLog
 from data.models import Event
-from merch.experiment_store import SqliteExperimentStore
-from merch.experiments import ExperimentService, ExperimentStore
-from merch.request_log import SqliteRequestLog
+from merch.experiments import ExperimentService
 from merch.rules.model import Rule
 from merch.rules.preview import Ranker, Served
 from merch.rules.service import FixedRules, RuleService
-from merch.rules.store import RuleStore, SqliteRuleStore
 from merch.store_adapters import DocumentExperimentStore, DocumentRuleStore, StoreRequestLog
 from ranking.hooks import QueryRewrite, RulesHook
 from ranking.types import RankContext, Reason, ScoredItem
@@ -45,24 +41,16 @@ _lock = threading.Lock()
 class Merch:
     rules: RuleService
     experiments: ExperimentService
-    requests: SqliteRequestLog | StoreRequestLog
+    requests: StoreRequestLog
 
 
 def install_merchandising(services: Services) -> Merch:
-    """Open the stores and plug the rule engine and experiment assignment into ``services``:
-    the SQLite files under ``state_dir``, or the shared stores when ``services.stores`` is set."""
+    """Plug the rule engine, experiment assignment and request log over ``services.stores``
+    into ``services``."""
     state = services.settings.state_dir
-    rule_store: RuleStore
-    experiment_store: ExperimentStore
-    requests: SqliteRequestLog | StoreRequestLog
-    if services.stores is not None:
-        requests = StoreRequestLog(services.stores.requests)
-        experiment_store = DocumentExperimentStore(services.stores.experiments)
-        rule_store = DocumentRuleStore(services.stores.rules)
-    else:
-        requests = SqliteRequestLog.in_state_dir(state)
-        experiment_store = SqliteExperimentStore.in_state_dir(state)
-        rule_store = SqliteRuleStore.in_state_dir(state)
+    requests = StoreRequestLog(services.stores.requests)
+    experiment_store = DocumentExperimentStore(services.stores.experiments)
+    rule_store = DocumentRuleStore(services.stores.rules)
     experiments = ExperimentService(experiment_store)
     rules = RuleService(rule_store, services.catalog, rule_set_for=experiments.rule_set_for)
     services.rules = rules

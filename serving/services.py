@@ -19,7 +19,6 @@ from ranking.pipeline import Pipeline
 from ranking.search import SearchTuning, rank_search
 from search.backend import SearchBackend
 from search.query import SearchRequest
-from serving.bootstrap import drop_profile_cache
 from serving.errors import Unavailable
 from serving.render import reason_out
 from serving.schemas import FacetValueOut, RelaxationOut, SearchHitOut, SearchOut
@@ -137,8 +136,8 @@ def erase_user(services: Services, user_id: str) -> Erasure:
     """Erase a user everywhere the service keeps them, the record of the erasure first (from
     then on training and a restart leave them out): events, profile and shopper state, the
     user id of the requests served to them (this process's buffer too), the shop's own files,
-    cached feed pages, their searches (kept without user id and text), and the cached
-    profile snapshots of the embedded start-up."""
+    cached feed pages and their searches (kept without user id and text)."""
+    known_before = user_id in services.profiles  # the user store forgets them next
     services.users.erase(user_id)
     erased = services.events.erase_user(user_id)
     known, served = services.forget_user(user_id)
@@ -147,8 +146,7 @@ def erase_user(services: Services, user_id: str) -> Erasure:
     search_log = services.extras.get("search_log")
     if search_log is not None:
         search_log.forget_user(user_id)  # type: ignore[attr-defined]
-    drop_profile_cache(services.settings.state_dir)
     return Erasure(
-        events=erased if isinstance(erased, int) else 0, profile=known,
+        events=erased if isinstance(erased, int) else 0, profile=known or known_before,
         shop_file_records=shop.users + shop.events, served_requests=served, cached_feeds=feeds,
     )

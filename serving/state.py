@@ -1,8 +1,10 @@
 """Everything a request needs, built once per app and held on ``app.state.services``.
 
-:meth:`Services.build` reads the catalog, users, event log, model registry and search index
-named by the settings. Tests may build a :class:`Services` themselves and pass it to
-``create_app``.
+:meth:`Services.build` opens the stores the settings name (``serving.storage``: embedded
+SQLite under ``SHOPRANK_HOME`` by default, PostgreSQL and Redis when configured), the model
+registry and the search index. The process keeps the catalog (columnar, followed through the
+stores' change feed) and the models; everything else a request reads is in the stores, so
+any worker on any machine can serve any request.
 
 Plugging in (for the rules / experiments engineers): set ``services.rules`` (a
 ``ranking.hooks.RulesHook``) and ``services.experiments`` (a ``ranking.hooks.ExperimentHook``) in
@@ -13,43 +15,33 @@ request, so they can also be replaced at run time.
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from core.errors import StorageUnavailableError
 from core.settings import Settings
 from data.catalog import Catalog
-from data.journals import CatalogJournal, UserJournal
-from data.models import Event, Item, User
+from data.models import Event, Item
 from data.served_log import ServedLog
 from ranking.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
 from ranking.learned import LearnedStage
-from ranking.live import LiveCounts
 from ranking.modelset import ModelSet, current_versions, load_model_set
 from ranking.pipeline import Pipeline, PipelineConfig
-from ranking.profile import ProfileStore
 from ranking.store_profiles import StoreLive, StoreProfiles
-from serving.catalog_saver import CatalogSaver, journal_start
-from serving.feed_cache import RankedListStore, open_feed_cache
-from serving.follow import EventFollower, JournalTail
+from serving.feed_pages import StoreRankedLists
 from serving.index_retry import IndexRetryQueue
-from serving.shared import (
+from serving.storage import (
     CatalogFollower,
     StoreEvents,
-    StoreRankedLists,
     StoreUsers,
     load_catalog,
-    open_shared_stores,
+    open_service_stores,
     seed_from_files,
-    shared_enabled,
     watch_changes,
 )
 from stores.factory import Stores
@@ -61,22 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ERASURE_WINDOW = timedelta(seconds=60)
-"""Around an erasure another worker took, the requests this worker served are searched for
-the user (a request log buffer is written within a second; a minute leaves room for a retry)."""
-
-
-class EventSink(Protocol):
-    """The durable event log as serving uses it (``data.eventlog.EventLog``)."""
-
-    def append(self, events: Sequence[Event]) -> object: ...
-
-    def erase_user(self, user_id: str) -> object: ...
-
-
-def open_event_log(settings: Settings) -> EventSink:
-    from data.eventlog import EventLog
-
-    return EventLog(settings.events_dir)
+"""Around an erasure another process took, the requests this process served are searched for
+the user (its request log buffer is written within a second; a minute leaves room)."""
 
 
 class SeenIds:
@@ -114,49 +92,33 @@ class SeenIds:
 @dataclass
 class Services:
     settings: Settings
+    stores: Stores
     catalog: Catalog
-    profiles: ProfileStore
-    events: EventSink
-    users: UserJournal
+    profiles: StoreProfiles
+    events: StoreEvents
+    users: StoreUsers
+    live: StoreLive
     search: SearchBackend | None = None
     models: ModelSet = field(default_factory=ModelSet)
     rules: RulesHook = field(default_factory=NoRules)
     experiments: ExperimentHook = field(default_factory=NoExperiments)
-    live: LiveCounts = field(default_factory=LiveCounts)
     seen_events: SeenIds = field(default_factory=SeenIds)
-    feed_cache: RankedListStore = field(init=False)
-    """Ranked feeds by request id, shared by the workers (``serving.feed_cache``)."""
+    feed_cache: StoreRankedLists = field(init=False)
+    """Ranked feeds by request id in the feed page store (``serving.feed_pages``)."""
     extras: dict[str, object] = field(default_factory=dict)
-    follower: EventFollower | None = None
-    """Brings in the events other workers wrote (``serving.follow``); None: events reach this
-    worker's profiles only through its own ``POST /v1/events``."""
-    catalog_journal: CatalogJournal | None = None
-    """Catalog changes made over the API: durable, and followed by the other workers."""
-    catalog_saver: CatalogSaver | None = None
-    """Writes ``items.jsonl`` behind the journal (``serving.catalog_saver``)."""
-    tails: dict[str, JournalTail] = field(default_factory=dict)
-    """``users`` / ``catalog``: what other workers appended to those journals."""
     index_retry: IndexRetryQueue | None = None
     """Catalog changes the search index did not take yet (``serving.index_retry``)."""
-    stores: Stores | None = None
-    """The stores (``serving.shared``) when the settings name shared ones: then profiles,
-    live counts, users, events, feed pages, rules, experiments and the request log are the
-    stores', and no journal or follower is used."""
     watcher: ChangeWatcher | None = None
     catalog_follower: CatalogFollower | None = None
     pipeline: Pipeline = field(init=False)
     _models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.feed_cache = (
-            StoreRankedLists(self.stores.feed_pages) if self.stores is not None
-            else open_feed_cache(self.settings)
-        )
+        self.feed_cache = StoreRankedLists(self.stores.feed_pages)
         self.pipeline = Pipeline(
             catalog=self.catalog,
-            profiles=self.profiles,
-            live=self.live,
+            profiles=self.profiles,  # type: ignore[arg-type]
+            live=self.live,  # type: ignore[arg-type]
             config=PipelineConfig.from_settings(self.settings),
             models=lambda: self.models,
             rules=lambda: self.rules,
@@ -164,77 +126,31 @@ class Services:
         )
 
     def record_events(self, events: Sequence[Event]) -> None:
-        """Events just written by this worker: into the profiles and live counts (through the
-        follower when there is one, which also brings in other workers' events, in log order)."""
-        if self.follower is not None:
-            self.follower.sync()
-        elif self.stores is not None:
-            try:  # the events are durable already: a hot store that fails only loses freshness
-                self._apply_events(list(events))
-            except StorageUnavailableError as exc:
-                log.warning("shopper state not updated with %d events (%s)", len(events), exc)
-        else:
+        """Events just stored: into the shopper state (recent history, purchases, live
+        counts) that every process reads."""
+        try:  # the events are durable already: a hot store that fails only loses freshness
             self._apply_events(list(events))
+        except StorageUnavailableError as exc:
+            log.warning("shopper state not updated with %d events (%s)", len(events), exc)
 
-    def sync(self) -> None:
-        """Before a request: apply what other workers wrote since (events, user changes,
-        catalog changes; a few microseconds when nothing changed)."""
-        if self.follower is not None:
-            self.follower.sync()
-        for tail in self.tails.values():
-            tail.sync()
-
-    def _apply_user_lines(self, lines: list[bytes]) -> None:
-        for line in lines:
+    def users_changed(self, user_ids: tuple[str, ...] | None) -> None:
+        """Users changed in another process (the change feed): drop them from the profile
+        cache; for an erasure, also the user id of the requests this process served around
+        it, including those still in its buffer of the request log."""
+        for user_id, at in self.profiles.invalidate(user_ids).items():
             try:
-                rec = json.loads(line)
-                if rec["op"] == "erase":
-                    # the worker that took the erasure scanned the whole request log; what
-                    # this one may have written since is what it served around that moment
-                    # (it reads the journal before every request, and writes within a second)
-                    user_id = str(rec["user_id"])
-                    if not rec.get("at"):  # written before erasures had a time
-                        self.profiles.erase(user_id)
-                        continue
-                    at = datetime.fromisoformat(rec["at"])
-                    try:
-                        around = (at - ERASURE_WINDOW, at + ERASURE_WINDOW)
-                        self.forget_user(user_id, served_between=around)
-                    except sqlite3.Error as exc:  # the profile is forgotten; the log can wait
-                        log.warning("request log: the requests served to erased user %r around %s "
-                                    "keep the user id (%s); `shoprank` reports still count them",
-                                    user_id, at, exc)
-                else:
-                    self.profiles.upsert_users([User.model_validate(rec["user"])])
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("users journal: skipped a line another worker wrote (%s)", exc)
-
-    def _apply_catalog_lines(self, lines: list[bytes]) -> None:
-        upserts: list[Item] = []  # consecutive upserts are applied as one batch
-
-        def flush() -> None:
-            if upserts:
-                self.catalog_upserted(upserts)
-                upserts.clear()
-
-        for line in lines:
-            try:
-                rec = json.loads(line)
-                if rec["op"] == "delete":
-                    flush()
-                    self.catalog_deleted([str(rec["item_id"])])
-                else:
-                    upserts.append(Item.model_validate(rec["item"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("catalog journal: skipped a line another worker wrote (%s)", exc)
-        flush()
+                self.forget_user(user_id, served_between=(at - ERASURE_WINDOW,
+                                                          at + ERASURE_WINDOW))
+            except StorageUnavailableError as exc:  # the profile is forgotten; the log waits
+                log.warning("request log: the requests served to erased user %r around %s "
+                            "keep the user id (%s); `shoprank` reports still count them",
+                            user_id, at, exc)
 
     def forget_user(
         self, user_id: str, *, served_between: tuple[datetime, datetime] | None = None
     ) -> tuple[bool, int]:
-        """This worker's part of an erasure (the worker that took it, and every other one
-        when it reads the erasure in the users journal): the profile, and the requests served
-        to the user, including those still in this worker's buffer of the request log.
+        """The serving part of an erasure: the shopper state, and the requests served to the
+        user, including those still in this process's buffer of the request log.
         Returns (whether the user had a profile, how many served requests were anonymized)."""
         known = self.profiles.erase(user_id)
         learned = self.pipeline.learned
@@ -247,13 +163,13 @@ class Services:
         return known, requests.forget_user(user_id, served_between=served_between)
 
     def catalog_upserted(self, items: list[Item]) -> None:
-        """Items added or replaced: into this worker's catalog and what ranking derived from it
-        (the API route also journals and indexes them: :meth:`catalog_written`)."""
+        """Items added or replaced: into this process's catalog and what ranking derived from
+        it (the API route also stores and indexes them: :meth:`catalog_written`)."""
         self.catalog.upsert(items)
         self.pipeline.catalog_changed([it.item_id for it in items])
 
     def catalog_deleted(self, item_ids: list[str]) -> None:
-        """Items deleted: out of this worker's catalog, live counts and ranking's
+        """Items deleted: out of this process's catalog, live counts and ranking's
         precomputations."""
         self.catalog.delete(item_ids)
         self.live.forget(item_ids)
@@ -268,66 +184,9 @@ class Services:
     def build(cls, settings: Settings, *, with_search: bool = True) -> Services:
         """Open everything the settings name. Missing pieces (no catalog yet, no trained
         model, no index) leave the service running in a degraded but honest mode."""
-        if shared_enabled(settings):
-            return cls._build_shared(settings, with_search=with_search)
-        catalog = _load_catalog(settings)
-        from serving.bootstrap import load_profiles
-
-        profiles = load_profiles(settings, catalog)
-        search: SearchBackend | None = None
-        if with_search:
-            search = _open_search(settings)
-        services = cls(
-            settings=settings,
-            catalog=catalog,
-            profiles=profiles,
-            events=open_event_log(settings),
-            users=UserJournal(settings.state_dir / "users.jsonl"),
-            search=search,
-            models=load_model_set(settings.models_dir, derived_dir=settings.derived_dir),
-        )
-        from data.eventlog import EventLog
-
-        if isinstance(services.events, EventLog):
-            services.follower = EventFollower(services.events, services._apply_events)
-        services.catalog_journal = CatalogJournal(settings.state_dir / "catalog.jsonl")
-        journal = services.catalog_journal.path
-        catalog_tail = JournalTail(journal, services._apply_catalog_lines,
-                                   start=journal_start(settings.state_dir, journal))
-        replayed = catalog_tail.sync()  # changes acknowledged since items.jsonl was last written
-        services.tails = {
-            "users": JournalTail(services.users.path, services._apply_user_lines),
-            "catalog": catalog_tail,
-        }
-        services.catalog_saver = CatalogSaver(
-            catalog, catalog_path(settings), catalog_tail, settings.state_dir,
-            delay=settings.catalog_save_delay_seconds,
-        )
-        if replayed:  # the file is behind (a crash, or a worker that did not stop): catch it up
-            services.catalog_saver.changed()
-        if search is not None:
-            services.index_retry = IndexRetryQueue(
-                settings.state_dir, lambda: services.catalog, search
-            )
         from serving.merch import install_merchandising
 
-        install_merchandising(services)  # sets services.rules and services.experiments
-        services.pipeline.learned = LearnedStage(  # the learned ranker + the served-list log
-            settings.models_dir, catalog, ServedLog.in_state_dir(settings.state_dir),
-            poll_seconds=settings.model_poll_seconds)
-        log.info(
-            "services ready: %d items, %d users, models %s, search %s",
-            len(catalog), len(profiles), services.models.versions or "none",
-            search.name if search is not None else "none",
-        )
-        return services
-
-    @classmethod
-    def _build_shared(cls, settings: Settings, *, with_search: bool) -> Services:
-        """Services over the stores the settings name (``serving.shared``)."""
-        from serving.merch import install_merchandising
-
-        stores = open_shared_stores(settings)
+        stores = open_service_stores(settings)
         try:
             seed_from_files(settings, stores)
             catalog, cursor = load_catalog(stores)
@@ -335,14 +194,14 @@ class Services:
                                      history_size=settings.history_size)
             services = cls(
                 settings=settings,
+                stores=stores,
                 catalog=catalog,
-                profiles=profiles,  # type: ignore[arg-type]
+                profiles=profiles,
                 events=StoreEvents(stores),
-                users=StoreUsers(stores.users),  # type: ignore[arg-type]
+                users=StoreUsers(stores.users),
+                live=StoreLive(stores.shopper),
                 search=_open_search(settings) if with_search else None,
                 models=load_model_set(settings.models_dir, derived_dir=settings.derived_dir),
-                live=StoreLive(stores.shopper),  # type: ignore[arg-type]
-                stores=stores,
             )
         except BaseException:
             stores.close()
@@ -359,7 +218,7 @@ class Services:
             stores, cursor, services.catalog_upserted, services.catalog_deleted
         )
         services.watcher = watch_changes(
-            stores, catalog=services.catalog_follower, users=profiles.invalidate,
+            stores, catalog=services.catalog_follower, users=services.users_changed,
             rules=m.rules.invalidate, experiments=m.experiments.invalidate,
         )
         services.catalog_follower.catch_up()  # changes made while the catalog was read
@@ -389,44 +248,23 @@ class Services:
     def catalog_written(
         self, *, upserted: Sequence[Item] = (), deleted: Sequence[str] = ()
     ) -> None:
-        """Make an API change to the catalog durable: a line of the catalog journal (fsync'ed;
-        the other workers follow it), ``items.jsonl`` written soon after by the saver.
-        Services built without a journal write ``items.jsonl`` now; over shared stores the
-        change goes to the catalog store (the other replicas follow its change feed)."""
-        if self.stores is not None:
-            if upserted:
-                self.stores.catalog.upsert(list(upserted))
-            if deleted:
-                self.stores.catalog.delete(list(deleted))
-            return
-        if self.catalog_journal is None or self.catalog_saver is None:
-            with self._catalog_lock:
-                self.catalog.save(catalog_path(self.settings))
-            return
+        """Make an API change to the catalog durable in the catalog store (the other
+        processes follow its change feed)."""
         if upserted:
-            self.catalog_journal.upsert(list(upserted))
+            self.stores.catalog.upsert(list(upserted))
         if deleted:
-            self.catalog_journal.delete(list(deleted))
-        self.catalog_saver.changed()
+            self.stores.catalog.delete(list(deleted))
 
     def close(self) -> None:
         if self.watcher is not None:
             self.watcher.close()
         if self.index_retry is not None:
             self.index_retry.close()
-        if self.catalog_saver is not None:
-            self.catalog_saver.close()  # writes items.jsonl if a change is still unwritten
         if self.search is not None:
             try:
                 self.search.close()
             except Exception:  # closing must never fail a shutdown
                 log.exception("closing the search backend failed")
-        close = getattr(self.events, "close", None)
-        if close is not None:
-            close()
-        close_cache = getattr(self.feed_cache, "close", None)
-        if close_cache is not None:
-            close_cache()
         if self.pipeline.learned is not None:
             self.pipeline.learned.close()
         close_log = getattr(self.extras.get("search_log"), "close", None)
@@ -434,21 +272,12 @@ class Services:
             close_log()  # writes the searches still buffered
         merch = self.extras.get("merch")
         close_requests = getattr(getattr(merch, "requests", None), "close", None)
-        if self.stores is not None:
-            if close_requests is not None:
-                try:
-                    close_requests()  # writes the served lists still buffered
-                except Exception:  # closing must never fail a shutdown
-                    log.exception("the request log could not write its last served lists")
-            self.stores.close()
-
-
-def _load_catalog(settings: Settings) -> Catalog:
-    path = settings.data_dir / "items.jsonl"
-    if not path.exists():
-        log.warning("no catalog at %s yet; starting empty (upsert items over the API)", path)
-        return Catalog()
-    return Catalog.from_jsonl(path)
+        if close_requests is not None:
+            try:
+                close_requests()  # writes the served lists still buffered
+            except Exception:  # closing must never fail a shutdown
+                log.exception("the request log could not write its last served lists")
+        self.stores.close()
 
 
 def _open_search(settings: Settings) -> SearchBackend | None:
@@ -492,6 +321,3 @@ class ModelWatcher(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
 
-
-def catalog_path(settings: Settings) -> Path:
-    return settings.data_dir / "items.jsonl"

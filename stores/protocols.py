@@ -231,11 +231,12 @@ class ShopperStateStore(Protocol):
     """Hot per-shopper state and live popularity, updated as events arrive (the
     ``ShopperPolicy`` of the store decides what an event does)."""
 
-    def record(self, events: Sequence[Event]) -> None:
+    def record(self, events: Sequence[Event], *, live: bool = True) -> None:
         """Apply events in order: history types push ``(item_id, type)`` onto the user's
         recent history (bounded to ``history_size``), a purchase adds the item to the user's
         purchases and a refund removes it, and weighted types add to the item's decayed live
-        count. The caller leaves out events that must not count (no consent)."""
+        count (unless ``live`` is False: an import of past events, which the trending model
+        covers). The caller leaves out events that must not count (no consent)."""
         ...
 
     def recent(self, user_id: str, limit: int | None = None) -> list[tuple[str, str]]:

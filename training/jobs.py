@@ -68,15 +68,13 @@ def _adapter_table(fmt: str, path: Path) -> pa.Table:
 
 
 def load_input(cfg: TrainConfig, events_dir: Path | None = None,
-               state_dir: Path | None = None,
                stores: StoreSource | None = None) -> TrainingInput:
     """Read the events (files + event log), users (consent) and catalog the config names.
 
-    ``state_dir`` (settings.state_dir): also leave out users erased over the API or whose
-    consent was withdrawn there (``data.journals`` journal); a consent given over the
-    API overrides ``consent: false`` in the users file.
-    ``stores``: the shared event and user stores instead of the event log folder and the
-    journal (replicas over PostgreSQL).
+    ``stores`` (``cli.support.training_stores``): the event store instead of the event log
+    folder ``events_dir``, and the user store: users erased or whose consent was withdrawn
+    there are left out; a consent given there overrides ``consent: false`` in the users file;
+    and the catalog store, when it holds items, instead of the items file.
     """
     from data.loaders import read_events_table
 
@@ -118,15 +116,14 @@ def load_input(cfg: TrainConfig, events_dir: Path | None = None,
         )
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     no_consent = _users_without_consent(d.users) if d.users else None
-    if stores is not None or state_dir is not None:
-        from data.journals import excluded_by_journal
-
-        excluded, consented = (stores.consent() if stores is not None
-                               else excluded_by_journal(state_dir))  # type: ignore[arg-type]
+    if stores is not None:
+        excluded, consented = stores.consent()
         if excluded or consented:
             no_consent = ((no_consent or set()) - consented) | excluded
     frame = encode_events(table, no_consent=no_consent, types=used_types(cfg))
-    catalog = _read_catalog(d.items) if d.items else None
+    catalog = stores.current_catalog() if stores is not None else None
+    if catalog is None and d.items:
+        catalog = _read_catalog(d.items)
     bundles = None
     if d.truth is not None and d.truth.is_file():
         truth = json.loads(d.truth.read_text("utf-8"))
@@ -255,7 +252,6 @@ def train(
     models_dir: Path,
     *,
     events_dir: Path | None = None,
-    state_dir: Path | None = None,
     promote: bool | None = None,
     only: Sequence[str] | None = None,
     progress: Progress | None = None,
@@ -273,7 +269,7 @@ def train(
         specs = [s for s in specs if s.name in only]
     seconds: dict[str, float] = {}
     say("reading data")
-    inp = data or load_input(cfg, events_dir, state_dir, stores)
+    inp = data or load_input(cfg, events_dir, stores)
     seconds["read"] = inp.seconds
     mconf = matrix_config(cfg)
     holdout: dict[str, dict[str, float]] = {}
@@ -364,7 +360,6 @@ def evaluate(
     out_dir: Path,
     *,
     events_dir: Path | None = None,
-    state_dir: Path | None = None,
     progress: Progress | None = None,
     data: TrainingInput | None = None,
     stores: StoreSource | None = None,
@@ -372,7 +367,7 @@ def evaluate(
     """Compare every configured model (plus the popularity baseline) on one split."""
     say = progress or (lambda _msg: None)
     say("reading data")
-    inp = data or load_input(cfg, events_dir, state_dir, stores)
+    inp = data or load_input(cfg, events_dir, stores)
     specs = cfg.model_specs()
     if not any(s.algorithm == "popularity" for s in specs):
         specs.append(ModelSpec("popularity", "popularity", {}))

@@ -256,7 +256,6 @@ def retrain(
     *,
     gate: Gate | None = None,
     events_dir: Path | None = None,
-    state_dir: Path | None = None,
     trigger: Trigger = "manual",
     progress: Callable[[str], None] | None = None,
     data: TrainingInput | None = None,
@@ -284,7 +283,7 @@ def retrain(
     with retrain_lock(models_dir):
         try:
             say("reading the latest events")
-            inp = data or load_input(cfg, events_dir, state_dir, stores)
+            inp = data or load_input(cfg, events_dir, stores)
             say("splitting")
             ev, protocol = gate_split(cfg, inp, _serving_end(registry, specs), gate.new_share)
             held = _held_out(ev)

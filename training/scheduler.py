@@ -76,7 +76,6 @@ def run_scheduler(
     schedule: Schedule,
     *,
     events_dir: Path | None = None,
-    state_dir: Path | None = None,
     stop: threading.Event | None = None,
     once: bool = False,
     poll_seconds: float = 30.0,
@@ -106,7 +105,7 @@ def run_scheduler(
                 if wait <= 0:
                     try:
                         run = retrain(cfg_factory(), models_dir, gate=schedule.gate,
-                                      events_dir=events_dir, state_dir=state_dir,
+                                      events_dir=events_dir,
                                       trigger="schedule", stores=stores)
                     except RetrainBusyError as exc:  # a manual retrain is running
                         log.info("%s", exc)

@@ -36,17 +36,14 @@ def _check_dates(items: list[Item], prefix: str) -> None:
 
 
 def _apply(services: Services, upserted: list[Item], deleted: list[str]) -> tuple[bool, int]:
-    """Journal the change (durable first: a failure there applies nothing), apply it to this
-    worker's catalog, then to the search index; an unreachable index gets it later from the
+    """Store the change (durable first: a failure there applies nothing), apply it to this
+    process's catalog, then to the search index; an unreachable index gets it later from the
     retry queue. Returns (indexed now, changes waiting for the index)."""
-    if services.catalog_journal is not None:
-        services.catalog_written(upserted=upserted, deleted=deleted)
+    services.catalog_written(upserted=upserted, deleted=deleted)
     if upserted:
         services.catalog_upserted(upserted)
     if deleted:
         services.catalog_deleted(deleted)
-    if services.catalog_journal is None:  # no journal: the whole file, written after the change
-        services.catalog_written(upserted=upserted, deleted=deleted)
     if services.search is None:
         return False, 0
     ids = [it.item_id for it in upserted] + deleted

@@ -92,12 +92,12 @@ class RedisShopperState:
         self._live_add = _call(lambda: client.script_load(_LIVE_ADD))
         self._idle = max(1, int(policy.idle_days * 86400))
 
-    def record(self, events: Sequence[Event]) -> None:
+    def record(self, events: Sequence[Event], *, live: bool = True) -> None:
         p = self.policy
         now = time.time()
         pipe = self._r.pipeline(transaction=False)
         users: set[str] = set()
-        live: list[Any] = [p.live_max_items]
+        counts: list[Any] = [p.live_max_items]
         for e in events:
             if e.item_id is None:
                 continue
@@ -109,20 +109,21 @@ class RedisShopperState:
                 users.add(e.user_id)
             elif e.type == "refund":
                 pipe.srem(f"{self._p}p:{e.user_id}", e.item_id)
-            w = p.live_weights.get(e.type)
+            w = p.live_weights.get(e.type) if live else None
             if w and w > 0:
-                live += [e.item_id, repr(math.log(w) + p.rate * min(e.timestamp.timestamp(), now))]
+                counts += [e.item_id,
+                           repr(math.log(w) + p.rate * min(e.timestamp.timestamp(), now))]
         for u in users:
             pipe.ltrim(f"{self._p}h:{u}", 0, p.history_size - 1)
             pipe.expire(f"{self._p}h:{u}", self._idle)
             pipe.expire(f"{self._p}p:{u}", self._idle)
-        if len(live) > 1:
-            pipe.evalsha(self._live_add, 1, self._live, *live)
+        if len(counts) > 1:
+            pipe.evalsha(self._live_add, 1, self._live, *counts)
         results = _call(lambda: pipe.execute(raise_on_error=False))
         if results and isinstance(results[-1], redis.exceptions.NoScriptError):
             # the server lost its scripts (restart, SCRIPT FLUSH): load it again, rerun it alone
             self._live_add = _call(lambda: self._r.script_load(_LIVE_ADD))
-            _call(lambda: self._r.evalsha(self._live_add, 1, self._live, *live))
+            _call(lambda: self._r.evalsha(self._live_add, 1, self._live, *counts))
         for r in results:
             if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError):
                 raise StoreUnavailableError(f"Redis: {r}")

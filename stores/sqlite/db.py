@@ -43,14 +43,20 @@ class SqliteDb:
     ) -> None:
         self.path = path
         self.lock = threading.RLock()
+        conn: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(
+            conn = sqlite3.connect(
                 path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            st = path.stat()
+            self._identity = (st.st_dev, st.st_ino)
+            self.conn = conn
         except (OSError, sqlite3.Error) as exc:
+            if conn is not None:
+                conn.close()
             raise StoreConfigError(
                 SETTING, f"cannot open {path}: {exc}; check the folder and its permissions"
             ) from exc
@@ -90,6 +96,7 @@ class SqliteDb:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``), committed when the block ends."""
         with self.lock:
+            self._check_file()
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -112,6 +119,20 @@ class SqliteDb:
                 yield self.conn
             except sqlite3.OperationalError as exc:
                 raise self._unavailable(exc) from exc
+
+    def _check_file(self) -> None:
+        """A write to a file deleted or replaced under the open connection would succeed into
+        an orphaned inode and be gone at the next start: refuse it (one ``stat``, ≈ 2 µs)."""
+        try:
+            st = self.path.stat()
+            same = (st.st_dev, st.st_ino) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise StoreUnavailableError(
+                f"{self.path} was deleted or replaced while open; restart the service to "
+                "recreate it (nothing was written)"
+            )
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
         return StoreUnavailableError(f"{self.path}: {exc} (another process holds it too long?)")

@@ -68,11 +68,11 @@ class SqliteShopperState:
         self._db.conn.create_function("log_add", 2, log_add, deterministic=True)
         self._writes = 0
 
-    def record(self, events: Sequence[Event]) -> None:
+    def record(self, events: Sequence[Event], *, live: bool = True) -> None:
         p = self.policy
         now = time.time()
         history: list[tuple[str, str, str]] = []
-        live: list[tuple[str, float]] = []
+        counts: list[tuple[str, float]] = []
         users: set[str] = set()
         for e in events:
             if e.item_id is None:
@@ -80,9 +80,9 @@ class SqliteShopperState:
             users.add(e.user_id)
             if e.type in p.history_types:
                 history.append((e.user_id, e.item_id, e.type))
-            s = live_score(p, e.type, e.timestamp.timestamp(), now)
+            s = live_score(p, e.type, e.timestamp.timestamp(), now) if live else None
             if s is not None:
-                live.append((e.item_id, s))
+                counts.append((e.item_id, s))
         if not users:
             return
         with self._db.tx() as db:
@@ -101,7 +101,7 @@ class SqliteShopperState:
             db.executemany(
                 "INSERT INTO live VALUES (?, ?) ON CONFLICT (item_id) DO UPDATE "
                 "SET score = log_add(score, excluded.score)",
-                live,
+                counts,
             )
             for u in {h[0] for h in history}:
                 db.execute(

@@ -35,7 +35,7 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
     cfg.models = [ModelEntry(name=n, algorithm=n, params={})
                   for n in ("popularity", "trending", "new_arrivals", "item_knn")]
     cfg.train.holdout_metrics = False
-    train(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir, promote=True)
+    train(cfg, s.models_dir, events_dir=s.events_dir, promote=True)
     world = World.from_shop(s.data_dir)
 
     with live_api(s) as client:

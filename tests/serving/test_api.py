@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -309,15 +308,9 @@ def test_consent_and_erasure(admin: httpx.Client, client: httpx.Client, live: Li
     assert erased.json()["events_erased"] >= 1
     assert admin.get(f"/v1/users/{user}").status_code == 404
     assert not _in_log(live, "consent-ev-1")
-    from data.journals import erased_user_ids
-
-    assert user in erased_user_ids(live.home / "state")
-    journal = [
-        json.loads(line) for line in (live.home / "state" / "users.jsonl").read_text().splitlines()
-    ]
-    assert not [
-        r for r in journal if r["op"] == "upsert" and r["user"]["user_id"] == user
-    ]  # attributes gone
+    users = live.services.stores.users
+    assert user in users.erasures()  # training and every process leave them out from now on
+    assert users.get(user) is None  # attributes gone
 
 
 def test_search_says_how_it_relaxed_and_suggests(client: httpx.Client) -> None:

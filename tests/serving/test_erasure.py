@@ -1,18 +1,21 @@
 """``DELETE /v1/users/{id}`` leaves nothing of the user: not in the shop's users and events
-files, the served-request log, the cached feeds or the cached profile snapshots; the models'
+files, the stores (users, shopper state, served-request log, feed pages); the models'
 learned factors no longer score for the id; and all of it holds after a restart. Another
-worker that had served the user shortly before anonymizes its own part of the request log."""
+process that had served the user shortly before anonymizes its own part of the request log
+when the erasure reaches it through the change feed."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from serving.deps import get_request_log
 from serving.state import Services
+from stores.factory import Stores
 from tests.serving.conftest import ADMIN_KEY, make_settings, start_live
 
 
@@ -72,17 +75,12 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
                         if r["source"] == "personalization"}
             assert versions == {"v1"}  # re-ranked with the user's learned factors
             get_request_log(live.services).flush()
-            served = _sql(
-                state / "requests.sqlite", "SELECT count(*) FROM requests WHERE user_id = ?", user
-            )[0][0]
-            total = _sql(state / "requests.sqlite", "SELECT count(*) FROM requests")[0][0]
-            feeds = [
-                k
-                for (k,) in _sql(state / "feed_cache.sqlite", "SELECT key FROM feed")
-                if f"|{user}|" in k
-            ]
+            stores = live.services.stores
+            served = _served_to(stores, user)
+            total = len(stores.requests.recent(limit=1_000_000))
+            feeds = _pages_of(state, user)
             assert served >= 3 and len(feeds) == 1
-            assert [p for p in (state / "profiles").iterdir() if p.is_dir()]
+            assert stores.shopper.recent(user)
 
             r = admin.delete(f"/v1/users/{user}")
             assert r.status_code == 200, r.text
@@ -103,21 +101,11 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
             assert _user_rows(data, user) == 0
             assert sum(_events_of(data).values()) == sum(before.values()) - theirs
             # the request log keeps the rows (a variant's impressions), without the user
-            assert (
-                _sql(
-                    state / "requests.sqlite",
-                    "SELECT count(*) FROM requests WHERE user_id = ?",
-                    user,
-                )[0][0]
-                == 0
-            )
-            assert _sql(state / "requests.sqlite", "SELECT count(*) FROM requests")[0][0] == total
-            assert not [
-                k
-                for (k,) in _sql(state / "feed_cache.sqlite", "SELECT key FROM feed")
-                if f"|{user}|" in k
-            ]
-            assert not [p for p in (state / "profiles").iterdir() if p.is_dir()]
+            assert _served_to(stores, user) == 0
+            assert len(stores.requests.recent(limit=1_000_000)) == total
+            assert not _pages_of(state, user)
+            assert not stores.shopper.recent(user) and not stores.shopper.purchased(user)
+            assert stores.users.get(user) is None and user in stores.users.erasures()
 
             # the models still hold their factors (trained before): no longer used for the id
             assert als.knows_user(user)
@@ -130,13 +118,13 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
         server.stop()
         live.services.close()
 
-    server, live = start_live(home)  # a restart: the profiles are built again, without them
+    server, live = start_live(home)  # a restart: nothing of them comes back
     try:
         with live.client() as c, live.client(ADMIN_KEY) as admin:
             assert admin.get(f"/v1/users/{user}").status_code == 404
             recs = c.get("/v1/recommendations", params={"user_id": user}).json()
             assert recs["items"] and "cf" not in _personal_sources(recs)
-        assert [p for p in (state / "profiles").iterdir() if p.is_dir()]
+        assert not live.services.stores.shopper.recent(user)
     finally:
         server.stop()
         live.services.close()
@@ -146,7 +134,7 @@ def test_another_worker_anonymizes_what_it_served_before_it_read_the_erasure(
     restart_home: Path,
 ) -> None:
     settings = make_settings(restart_home)
-    taker = Services.build(settings, with_search=False)  # the worker that takes the DELETE
+    taker = Services.build(settings, with_search=False)  # the process that takes the DELETE
     other = Services.build(settings, with_search=False)
     try:
         users = [
@@ -154,16 +142,28 @@ def test_another_worker_anonymizes_what_it_served_before_it_read_the_erasure(
         ]
         user = next(u for u in sorted(users) if other.profiles.get(u).recent_items)
         other.pipeline.recommend(user_id=user, n=5, request_id="served-by-the-other-worker")
-        # the taker's part (what the route does): journal, its own scan of the request log
+        # the taker's part (what the route does): the user store, its own scan of the log
         taker.users.erase(user)
-        # the other's row is in its buffer (unless its flusher, every second, just wrote it)
         assert taker.forget_user(user)[0] is True
-        assert user in other.profiles  # it has not read the journal yet
-        other.sync()  # what it does before its next request
+        # the other's row was in its buffer (unless its flusher, every second, just wrote
+        # it); the erasure reaches it through the change feed
+        deadline = time.monotonic() + 10
+        while True:
+            rows = other.stores.requests.lookup(["served-by-the-other-worker"])
+            if rows and rows["served-by-the-other-worker"].user_id is None:
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.05)
         assert user not in other.profiles and not other.profiles.get(user).user_factors
-        rows = _sql(settings.state_dir / "requests.sqlite",
-                    "SELECT user_id FROM requests WHERE request_id = 'served-by-the-other-worker'")
-        assert rows == [(None,)]
     finally:
         other.close()
         taker.close()
+
+
+def _served_to(stores: Stores, user: str) -> int:
+    return sum(1 for r in stores.requests.recent(limit=1_000_000) if r.user_id == user)
+
+
+def _pages_of(state: Path, user: str) -> list[str]:
+    return [k for (k,) in _sql(state / "feed_pages.sqlite", "SELECT key FROM feed")
+            if f"|{user}|" in k]

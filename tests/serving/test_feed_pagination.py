@@ -1,11 +1,10 @@
-"""Stable feed pagination: the ranked-list cache (serving/feed_cache.py) and `GET /v1/feed`
-served by two worker processes."""
+"""Stable feed pagination: ranked lists in the feed page store (serving/feed_pages.py) and
+`GET /v1/feed` served by two worker processes."""
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,16 +13,13 @@ from types import MappingProxyType
 import httpx
 import pytest
 
+from core.errors import StorageUnavailableError
 from data.catalog import Catalog
 from ranking.hooks import Assignment
 from ranking.pipeline import Ranked
 from ranking.types import RankContext, Reason, ScoredItem
-from serving.feed_cache import (
-    RankedListCache,
-    SqliteRankedListCache,
-    decode_ranked,
-    encode_ranked,
-)
+from serving.feed_pages import StoreRankedLists, decode_ranked, encode_ranked
+from stores.sqlite.hot import SqliteFeedPages
 from tests.serving.conftest import Live, WorkerPool, two_worker_server
 
 # --------------------------------------------------------------------------- helpers
@@ -92,140 +88,49 @@ def test_body_is_compact_and_breakdowns_only_when_asked() -> None:
     assert lean.count(b"collaborative filtering") == 1  # a reason is written once per list
 
 
-# --------------------------------------------------------------------------- SQLite cache
+# ----------------------------------------------------------------- over the feed page store
 
 
-def test_get_put_and_ttl_expiry(db_path: Path, clock: Clock) -> None:
-    cache = SqliteRankedListCache(db_path, 100, 60.0, clock=clock)
-    r = _ranked()
-    assert cache.get("k") is None
-    assert cache.put("k", r) is r  # stored: the caller serves its own list
-    assert cache.get("k") == _without_breakdown(r)
-    clock.now += 60.0
-    assert cache.get("k") is not None  # exactly at the TTL: still live
-    clock.now += 0.5
-    assert cache.get("k") is None
-    other = _ranked(tag="b")
-    assert cache.put("k", other).items[0].item_id == "b0"  # an expired key takes a new list
-    assert cache.get("k").items[0].item_id == "b0"  # type: ignore[union-attr]
+@pytest.fixture()
+def pages(tmp_path: Path) -> Iterator[SqliteFeedPages]:
+    p = SqliteFeedPages(tmp_path / "feed_pages.sqlite", ttl_seconds=60.0, max_entries=100,
+                        timeout=1.0)
+    yield p
+    p.close()
 
 
-def test_breakdown_kept_only_when_asked(db_path: Path) -> None:
-    cache = SqliteRankedListCache(db_path, 100, 60.0)
-    r = _ranked()
-    cache.put("plain", r)
-    cache.put("debug", r, keep_breakdown=True)
-    assert all(not it.breakdown for it in cache.get("plain").items)  # type: ignore[union-attr]
-    assert cache.get("debug") == r
-
-
-def test_size_bound_drops_the_oldest(db_path: Path, clock: Clock) -> None:
-    cache = SqliteRankedListCache(db_path, 10, 900.0, prune_every=1, clock=clock)
-    r = _ranked(20)
-    for k in range(30):
-        clock.now += 1
-        cache.put(f"k{k}", r)
-    assert len(cache) == 10
-    assert [k for k in range(30) if cache.get(f"k{k}") is not None] == list(range(20, 30))
-
-
-def test_pruning_every_n_writes_bounds_size_and_removes_expired(
-    db_path: Path, clock: Clock
-) -> None:
-    cache = SqliteRankedListCache(db_path, 50, 10.0, prune_every=8, clock=clock)
-    r = _ranked(5)
-    for k in range(200):
-        cache.put(f"k{k}", r)
-        assert len(cache) <= 50 + 8
-    clock.now += 11  # everything expired: the next pruning write removes it
-    for k in range(8):
-        cache.put(f"new{k}", r)
-    assert len(cache) == 8
-
-
-def test_two_instances_share_the_file_and_the_first_list_wins(db_path: Path) -> None:
-    a = SqliteRankedListCache(db_path, 100, 60.0)
-    b = SqliteRankedListCache(db_path, 100, 60.0)
+def test_first_list_wins_and_breakdowns_only_when_asked(pages: SqliteFeedPages) -> None:
+    a, b = StoreRankedLists(pages), StoreRankedLists(pages)
     first, second = _ranked(tag="a"), _ranked(tag="b")
-    a.put("k", first)
-    assert b.get("k") == _without_breakdown(first)
-    # b ranked the same key meanwhile (as a second worker would): it must serve a's list
-    assert b.put("k", second) == _without_breakdown(first)
-    assert a.get("k") == b.get("k") == _without_breakdown(first)
+    assert a.get("k|u9|") is None
+    assert a.put("k|u9|", first) is first  # stored: the caller serves its own list
+    # another process ranking the same key serves the stored list, not its own
+    assert b.put("k|u9|", second).items[0].item_id == "a0"
+    assert b.get("k|u9|") == _without_breakdown(first)
+    a.put("d|u9|", first, keep_breakdown=True)
+    assert b.get("d|u9|") == first
 
 
-def test_memory_cache_first_list_wins_too() -> None:
-    cache = RankedListCache(10, 60.0)
-    first, second = _ranked(tag="a"), _ranked(tag="b")
-    assert cache.put("k", first) is first
-    assert cache.put("k", second).items[0].item_id == "a0"
+def test_an_erasure_drops_the_users_lists_only(pages: SqliteFeedPages) -> None:
+    lists = StoreRankedLists(pages)
+    lists.put("r1|u9|", _ranked())
+    lists.put("r2|u10|", _ranked())
+    assert lists.forget_user("u9") == 1
+    assert lists.get("r1|u9|") is None and lists.get("r2|u10|") is not None
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
-def test_an_erasure_drops_the_users_lists_only(db_path: Path, backend: str) -> None:
-    cache = (
-        SqliteRankedListCache(db_path, 100, 60.0)
-        if backend == "sqlite"
-        else RankedListCache(100, 60.0)
-    )
-    keys = ["r1|u1|", "r2|u1|服裝", "r3|u10|", "r4|xu1|", "r5||", "r6|u2|u1"]
-    for k in keys:
-        cache.put(k, _ranked(n=3))
-    assert cache.forget_user("u1") == 2
-    assert [k for k in keys if cache.get(k) is not None] == [
-        "r3|u10|",
-        "r4|xu1|",
-        "r5||",
-        "r6|u2|u1",
-    ]
-    assert cache.forget_user("u1") == 0
+def test_an_unreadable_body_is_a_miss(pages: SqliteFeedPages) -> None:
+    pages.put("bad|u9|", b"\x00\x00\x00\x00{\"v\": 99}", user_id="u9")
+    assert StoreRankedLists(pages).get("bad|u9|") is None  # ranked afresh
 
 
-def test_corrupt_file_degrades_to_misses_with_a_log_line(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+def test_feed_answers_when_the_page_store_fails(
+    live: Live, client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db_path.parent.mkdir(parents=True)
-    db_path.write_bytes(b"this is not a database" * 300)
-    cache = SqliteRankedListCache(db_path, 100, 60.0)
-    r = _ranked()
-    with caplog.at_level(logging.WARNING, logger="serving.feed_cache"):
-        assert cache.put("k", r) is r  # served, not kept
-        assert cache.get("k") is None  # so the next page is ranked again
-    assert any("delete feed_cache.sqlite" in m for m in caplog.messages), caplog.messages
-
-
-def test_locked_file_degrades_to_misses_with_a_log_line(
-    db_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    first = SqliteRankedListCache(db_path, 100, 60.0)
-    first.put("old", _ranked(3))
-    first.close()  # an exclusive lock needs every other connection closed
-    holder = sqlite3.connect(db_path, isolation_level=None)
-    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
-    holder.execute("BEGIN EXCLUSIVE")
-    holder.execute("SELECT count(*) FROM feed").fetchone()
-    try:
-        cache = SqliteRankedListCache(db_path, 100, 60.0, busy_ms=20)
-        r = _ranked()
-        with caplog.at_level(logging.WARNING, logger="serving.feed_cache"):
-            assert cache.put("k", r) is r
-            assert cache.get("old") is None
-        assert any("locked" in m for m in caplog.messages), caplog.messages
-    finally:
-        holder.execute("COMMIT")
-        holder.close()
-    assert cache.get("old") is not None  # works again once the lock is gone
-
-
-def test_feed_answers_with_a_corrupt_cache(
-    live: Live, client: httpx.Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    bad = tmp_path / "feed_cache.sqlite"
-    bad.write_bytes(b"garbage" * 1000)
     saved = live.services.feed_cache
-    live.services.feed_cache = SqliteRankedListCache(bad, 100, 60.0)
+    live.services.feed_cache = StoreRankedLists(_Failing())
     try:
-        with caplog.at_level(logging.WARNING, logger="serving.feed_cache"):
+        with caplog.at_level(logging.WARNING, logger="serving.feed_pages"):
             p1 = client.get("/v1/feed", params={"user_id": "u4", "size": 10})
             assert p1.status_code == 200, p1.text
             rid = p1.json()["request_id"]
@@ -235,7 +140,23 @@ def test_feed_answers_with_a_corrupt_cache(
             assert p2.json()["items"]
     finally:
         live.services.feed_cache = saved
-    assert any("feed cache" in m for m in caplog.messages)
+    assert any("feed page store unavailable" in m for m in caplog.messages)
+
+
+class _Failing:
+    """A feed page store that does not answer (every call raises as a dead server does)."""
+
+    def get(self, key: str) -> bytes | None:
+        raise StorageUnavailableError("feed pages: connection refused")
+
+    def put(self, key: str, body: bytes, *, user_id: str | None = None) -> bytes:
+        raise StorageUnavailableError("feed pages: connection refused")
+
+    def forget_user(self, user_id: str) -> int:
+        raise StorageUnavailableError("feed pages: connection refused")
+
+    def close(self) -> None:
+        pass
 
 
 # --------------------------------------------------------------------------- two workers

@@ -22,7 +22,7 @@ def _item(live: Live) -> str:
 @pytest.mark.parametrize("debug", [False, True])
 def test_ranked_answers_match_their_models(live: Live, client: httpx.Client, debug: bool) -> None:
     item = _item(live)
-    user = next(iter(live.services.profiles.directory.user_ids.tolist()))
+    user = live.services.profiles.ids()[0]
     calls: list[tuple[str, dict[str, object], type[BaseModel]]] = [
         ("/v1/recommendations", {"user_id": user}, RecommendationsOut),
         ("/v1/recommendations", {"history": item}, RecommendationsOut),

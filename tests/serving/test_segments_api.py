@@ -19,7 +19,7 @@ def test_segments_are_user_attributes_rules_can_use(
     server, live = start_live(restart_home)
     try:
         run = run_segments(restart_home / "data", restart_home / "events",
-                           restart_home / "state")
+                           restart_home / "state", live.services.stores.users)
         assert run.published > 0 and sum(run.sizes.values()) == run.segments.table.num_rows
         rows = {r["user_id"]: r for r in pq.read_table(
             restart_home / "state" / "segments.parquet").to_pylist()}

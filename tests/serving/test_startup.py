@@ -11,11 +11,11 @@ import httpx
 import pyarrow.parquet as pq
 
 from data.eventlog import EventLog
-from data.journals import UserJournal
 from data.models import Event, User
 from ranking.history import HISTORY_TYPES, build_snapshot
 from serving.app import create_app
 from serving.state import Services
+from stores.factory import open_stores
 from tests.serving.conftest import ServerThread, free_port, make_settings
 
 
@@ -87,12 +87,14 @@ def test_restart_remembers_purchases_history_consent_and_erasure(restart_home: P
             ]
         )
     _, bought_all = _brute_force(home / "data" / "events.parquet", 20)
-    withdrawn, erased = sorted(u for u in bought_all if u != buyer)[:2]
-    journal = UserJournal(settings.state_dir / "users.jsonl")
-    journal.upsert([User(user_id=withdrawn, consent=False)])
-    journal.erase(erased)
+    withdrawn, erased, kept = sorted(u for u in bought_all if u != buyer)[:3]
+    with open_stores(None, None, home) as stores:  # as `shoprank load users` or the API would
+        stores.users.upsert([User(user_id=withdrawn, consent=False)])
+        stores.users.erase(erased)
 
-    for attempt in ("built", "cached"):
+    # the first start imports the shop files and the stored events; the second reads the
+    # stores it filled
+    for attempt in ("first start", "restart"):
         services = Services.build(settings, with_search=False)
         try:
             p = services.profiles.get(buyer)
@@ -107,7 +109,6 @@ def test_restart_remembers_purchases_history_consent_and_erasure(restart_home: P
             assert ranked.items and not {it.item_id for it in ranked.items} & p.purchased
         finally:
             services.close()
-    assert len(list((settings.state_dir / "profiles").iterdir())) == 2  # the cache + its lock
 
 
 def test_exclude_purchased_after_restart_over_http(restart_home: Path) -> None:
@@ -131,7 +132,8 @@ def test_exclude_purchased_after_restart_over_http(restart_home: Path) -> None:
 
 
 def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home: Path) -> None:
-    """The real train job (as `shoprank train` runs it) honours the API's user journal."""
+    """The real train job (as `shoprank train` runs it) honours the user store."""
+    from cli.support import training_stores
     from models import load_model
     from models.registry import Registry
     from tests.serving.conftest import ADMIN_KEY
@@ -168,8 +170,9 @@ def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home
     cfg = default_config(data)
     cfg.models = [ModelEntry(name="popularity", algorithm="popularity")]
     cfg.train.holdout_metrics = False
-    train(cfg, settings.models_dir, events_dir=settings.events_dir, state_dir=settings.state_dir,
-          promote=True)
+    with training_stores(settings) as stores:  # as `shoprank train` opens them
+        train(cfg, settings.models_dir, events_dir=settings.events_dir, promote=True,
+              stores=stores)
     reg = Registry(settings.models_dir)
     model = load_model(reg.path("popularity", reg.current_version("popularity")))
     assert not model.known_user(erased)
@@ -178,25 +181,15 @@ def test_training_leaves_out_users_erased_or_withdrawn_over_the_api(restart_home
     assert model.known_user(no_consent_in_file)  # consent given over the API counts
 
 
-def _ids_in_file(path: Path) -> set[str]:
-    import json
-
-    return {
-        json.loads(line)["item_id"] for line in path.read_text("utf-8").splitlines() if line.strip()
-    }
-
-
-def test_catalog_changes_are_durable_before_items_jsonl_is_written(restart_home: Path) -> None:
-    """An acknowledged catalog change is in the journal; a worker starting before items.jsonl
-    is written replays it; the file is written once the changes pause, and on shutdown."""
-    from serving.catalog_saver import journal_start
+def test_catalog_changes_reach_a_restart_and_the_other_processes(restart_home: Path) -> None:
+    """An acknowledged catalog change is in the catalog store: a process started afterwards
+    has it, and a process already running gets it from the change feed."""
     from tests.serving.conftest import ADMIN_KEY, start_live
 
-    items_file = restart_home / "data" / "items.jsonl"
-    original = items_file.read_bytes()
-    server, live = start_live(restart_home, catalog_save_delay_seconds=3600.0)  # never on its own
+    other = Services.build(make_settings(restart_home), with_search=False)  # already running
+    server, live = start_live(restart_home)
     try:
-        gone = min(_ids_in_file(items_file))
+        gone = min(it.item_id for it in live.services.catalog)
         new = {
             "item_id": "durable-1",
             "title": "Durable Teapot 耐用茶壺",
@@ -208,54 +201,18 @@ def test_catalog_changes_are_durable_before_items_jsonl_is_written(restart_home:
         with live.client(ADMIN_KEY) as admin:
             assert admin.put("/v1/catalog/items/durable-1", json=new).status_code == 200
             assert admin.delete(f"/v1/catalog/items/{gone}").status_code == 200
-        assert items_file.read_bytes() == original and live.services.catalog_saver is not None
-        assert live.services.catalog_saver.saves == 0
-        # a worker starting now (or after a crash) replays the journal on top of the file
-        other = Services.build(make_settings(restart_home), with_search=False)
-        try:
-            assert other.catalog.get("durable-1") is not None and other.catalog.get(gone) is None
-            assert other.catalog.get("durable-1").title == new["title"]  # type: ignore[union-attr]
-            assert other.catalog_saver is not None and other.catalog_saver.saves == 0
-        finally:
-            other.close()  # it replayed changes the file lacks: it writes them
-        assert other.catalog_saver.saves == 1 and "durable-1" in _ids_in_file(items_file)
-    finally:
-        server.stop()
-        live.services.close()  # writes the file: a change was still unwritten
-    ids = _ids_in_file(items_file)
-    assert "durable-1" in ids and gone not in ids and live.services.catalog_saver.saves == 1
-    journal = restart_home / "state" / "catalog.jsonl"
-    assert journal_start(restart_home / "state", journal) == (
-        journal.stat().st_ino,
-        journal.stat().st_size,
-    )
-
-
-def test_catalog_changes_in_a_row_write_items_jsonl_once_they_pause(restart_home: Path) -> None:
-    from tests.serving.conftest import ADMIN_KEY, start_live
-
-    items_file = restart_home / "data" / "items.jsonl"
-    server, live = start_live(restart_home, catalog_save_delay_seconds=0.5)
-    saver = live.services.catalog_saver
-    assert saver is not None
-    try:
-        with live.client(ADMIN_KEY) as admin:
-            for k in range(12):
-                item = {
-                    "item_id": f"burst-{k}",
-                    "title": f"Burst Mug {k}",
-                    "category": ["Home", "Kitchen"],
-                    "price": 10.0 + k,
-                    "created_at": "2026-11-01T00:00:00Z",
-                }
-                assert admin.put(f"/v1/catalog/items/burst-{k}", json=item).status_code == 200
-        deadline = time.monotonic() + 30
-        # the saver counts a save once its file is in place: wait for both
-        while not ({f"burst-{k}" for k in range(12)} <= _ids_in_file(items_file)
-                   and saver.saves >= 1):
-            assert time.monotonic() < deadline, "items.jsonl was not written"
+        deadline = time.monotonic() + 10
+        while other.catalog.get("durable-1") is None or other.catalog.get(gone) is not None:
+            assert time.monotonic() < deadline, "the running process did not follow the change"
             time.sleep(0.05)
-        assert saver.saves < 12  # written behind the changes, not once per change
+        assert other.catalog.get("durable-1").title == new["title"]  # type: ignore[union-attr]
     finally:
         server.stop()
         live.services.close()
+        other.close()
+    restarted = Services.build(make_settings(restart_home), with_search=False)
+    try:
+        assert restarted.catalog.get("durable-1") is not None
+        assert restarted.catalog.get(gone) is None
+    finally:
+        restarted.close()

@@ -66,6 +66,17 @@ def test_live_counts_weigh_types_and_decay(backend: Backend) -> None:
     assert shopper.live_top(1)[0][0] == "viewed"
 
 
+def test_an_import_of_past_events_leaves_live_counts_alone(backend: Backend) -> None:
+    shopper = backend.open().shopper
+    shopper.record([event(1, item="a", type="purchase"), event(2, item="b", type="view")],
+                   live=False)
+    assert shopper.recent("u1") == [("b", "view"), ("a", "purchase")]
+    assert shopper.purchased("u1") == frozenset({"a"})
+    assert shopper.live_top(10) == [] and shopper.live_scores(["a", "b"]) == {}
+    shopper.record([event(3, item="b", type="view")])
+    assert [i for i, _ in shopper.live_top(10)] == ["b"]
+
+
 def test_live_counts_keep_the_hottest_items(backend: Backend) -> None:
     shopper = backend.open(shopper=ShopperPolicy(live_max_items=20)).shopper
     for batch in range(3):  # embedded trims on a schedule, Redis on every write

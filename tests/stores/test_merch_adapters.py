@@ -67,6 +67,7 @@ def test_rules_round_trip_like_the_sqlite_store(backend: Backend, tmp_path: Path
 def experiment(eid: str) -> ExperimentSpec:
     return ExperimentSpec.model_validate({
         "id": eid, "name": "blend test", "surfaces": ["feed"],
+        "audience": {"lifecycle": ["at_risk", "active"]},
         "variants": [{"name": "A", "share": 50},
                      {"name": "B", "share": 50,
                       "overrides": {"blend_weights": {"cf": 0.9}, "rule_set": "holiday"}}],
@@ -90,6 +91,7 @@ def test_experiments_round_trip_like_the_sqlite_store(backend: Backend, tmp_path
     got = ours.get("x2")
     assert got == theirs.get("x2")
     assert (got.status, got.stopped_at) == ("stopped", t + timedelta(days=3))
+    assert got.audience == (("lifecycle", ("at_risk", "active")),)
     ours.delete("x1")
     with pytest.raises(ExperimentNotFoundError):
         ours.get("x1")

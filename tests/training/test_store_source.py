@@ -27,7 +27,7 @@ def test_load_input_reads_the_event_store_and_the_user_store(pg_url: str, tmp_pa
         stores.users.erase("u3")
         cfg = default_config(tmp_path / "no-shop-files")
         cfg.data.events = []
-        inp = load_input(cfg, None, None, StoreSource(stores.events, stores.users))
+        inp = load_input(cfg, None, StoreSource(stores.events, stores.users))
         users = {str(inp.frame.user_ids[c]) for c in set(inp.frame.user.tolist())}
         assert users == {"u0", "u2"}  # u1: no consent; u3: erased
         assert "event store" in inp.sources
