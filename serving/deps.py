@@ -40,7 +40,7 @@ from merch.request_log import RequestLog
 from merch.rules.service import RuleService
 from models.registry import Registry
 from ranking.pipeline import Pipeline
-from ranking.profile import ProfileStore
+from ranking.store_profiles import StoreProfiles
 from serving.errors import Forbidden, Unauthorized
 from serving.merch import merch, preview_ranker, read_events_table, recent_events
 from serving.state import Services
@@ -93,11 +93,11 @@ async def get_pipeline(services: ServicesDep) -> Pipeline:
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
 
-async def get_profiles(services: ServicesDep) -> ProfileStore:
+async def get_profiles(services: ServicesDep) -> StoreProfiles:
     return services.profiles
 
 
-ProfilesDep = Annotated[ProfileStore, Depends(get_profiles)]
+ProfilesDep = Annotated[StoreProfiles, Depends(get_profiles)]
 
 
 def storefront_search_log(services: Services) -> SqliteSearchLog | None:

@@ -128,7 +128,7 @@ def search_page(
         error = str(exc)
     except ValidationError as exc:
         error = describe(exc)
-    users = sorted(profiles.ids())[:200] if hasattr(profiles, "ids") else []
+    users = sorted(profiles.ids())[:200]
     return page(
         "search.html",
         csrf=csrf,

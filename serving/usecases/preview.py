@@ -30,7 +30,7 @@ from merch.rules.preview import (
 from merch.rules.service import RuleService
 from merch.rules.spec import RuleSpec
 from merch.rules.validate import rule_problems, rule_warnings
-from ranking.profile import ProfileStore
+from ranking.store_profiles import StoreProfiles
 from ranking.types import RankContext
 
 
@@ -73,7 +73,7 @@ class RulePreviewer:
 
     rules: RuleService
     catalog: Catalog
-    profiles: ProfileStore
+    profiles: StoreProfiles
     ranker: Callable[[int], Ranker]
     """A ranker with the draft's rules in force, for lists of ``k`` items."""
     recent_events: Callable[[int], Iterable[Event]]
