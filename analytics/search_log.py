@@ -3,20 +3,20 @@ hits, whether it was relaxed, the item ids shown), so reports can find queries w
 results and the position of a clicked item. Events echo the request id
 (``context.request_id``): that links a search to its clicks and purchases.
 
-SQLite (``state_dir/searches.sqlite``) behind a :class:`data.buffered_table.BufferedTable`:
-a search only appends to a buffer, never waits for the file; rows older than ``keep_days``
-are pruned.
+Kept in the search log store (``stores.searches``: SQLite under ``SHOPRANK_HOME`` or
+PostgreSQL, so every replica's searches are in one place); a search only appends to a
+buffer, never waits for the store; rows older than the store's ``keep_days`` are pruned.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from data.buffered_table import BufferedTable, iso
+from stores.log_writer import BufferedLog
+from stores.protocols import LogStore
+from stores.records import LogRow
 
 SHOWN_IDS = 20
 """Item ids kept per search (the first page or two)."""
@@ -33,22 +33,12 @@ class LoggedSearch:
     hit_ids: tuple[str, ...]
 
 
-class SqliteSearchLog:
-    def __init__(self, path: Path, *, flush_seconds: float = 1.0, keep_days: int = 90) -> None:
-        self.path = path
-        self._table = BufferedTable(
-            path, table="searches", columns=7, flush_seconds=flush_seconds, keep_days=keep_days,
-            schema="""
-            CREATE TABLE IF NOT EXISTS searches (
-                request_id TEXT PRIMARY KEY, at TEXT NOT NULL, user_id TEXT, query TEXT NOT NULL,
-                total INTEGER NOT NULL, relaxed INTEGER NOT NULL, hit_ids TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS searches_at ON searches (at);
-            """,
-        )
+class SearchLog:
+    """The search log over a ``LogStore`` (``stores.searches``): a search only appends to a
+    buffer (``stores.log_writer.BufferedLog``); reports read every process's searches."""
 
-    @classmethod
-    def in_state_dir(cls, state_dir: Path) -> SqliteSearchLog:
-        return cls(state_dir / "searches.sqlite")
+    def __init__(self, store: LogStore, *, flush_seconds: float = 1.0) -> None:
+        self._log = BufferedLog(store, name="search log", flush_seconds=flush_seconds)
 
     def record(
         self,
@@ -61,39 +51,27 @@ class SqliteSearchLog:
         relaxed: bool,
         hit_ids: Sequence[str],
     ) -> None:
-        self._table.append((
-            request_id, iso(at), user_id, query, int(total), int(relaxed),
-            json.dumps(list(hit_ids[:SHOWN_IDS])),
-        ))
+        self._log.append(LogRow(request_id, at, user_id, {
+            "query": query, "total": int(total), "relaxed": bool(relaxed),
+            "hit_ids": list(hit_ids[:SHOWN_IDS]),
+        }))
 
     def flush(self) -> None:
-        self._table.flush()
+        self._log.flush()
 
     def between(
         self, start: datetime | None = None, end: datetime | None = None
     ) -> Iterator[LoggedSearch]:
         """Searches with ``start <= at < end`` (after flushing this process's buffer)."""
-        lo = iso(start) if start else ""
-        hi = iso(end) if end else "9999"
-        rows = self._table.read(
-            "SELECT * FROM searches WHERE at >= ? AND at < ? ORDER BY at", (lo, hi)
-        )
-        for rid, at, user, query, total, relaxed, ids in rows:
-            yield LoggedSearch(
-                rid,
-                datetime.fromisoformat(at),
-                user,
-                query,
-                int(total),
-                bool(relaxed),
-                tuple(json.loads(ids)),
-            )
+        for r in self._log.read(start, end):
+            b = r.body
+            yield LoggedSearch(r.request_id, r.at, r.user_id, str(b.get("query", "")),
+                               int(b.get("total", 0)), bool(b.get("relaxed", False)),
+                               tuple(b.get("hit_ids", ())))
 
     def forget_user(self, user_id: str) -> int:
         """Erasure: the user's searches lose their user id and query text."""
-        return self._table.write(
-            "UPDATE searches SET user_id = NULL, query = '' WHERE user_id = ?", (user_id,)
-        )
+        return self._log.forget_user(user_id)
 
     def close(self) -> None:
-        self._table.close()
+        self._log.close()

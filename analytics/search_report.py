@@ -4,7 +4,7 @@ search's request id.
 Definitions (per query and per day):
 
 * ``searches``: logged searches; the query is grouped by its normalized text
-  (`search.analysis.normalize`: 連衣裙 and 连衣裙 are one query).
+  (`data.text.normalize`: 連衣裙 and 连衣裙 are one query).
 * ``zero_results``: searches that answered no item; ``relaxed``: searches answered by a
   relaxed query (`search.relax`).
 * ``clicks``: click or view events carrying the search's request id; ``ctr``: the share of
@@ -28,7 +28,7 @@ from datetime import date, datetime
 import pyarrow as pa
 
 from analytics.search_log import LoggedSearch
-from search.analysis import normalize
+from data.text import normalize
 
 CLICK_TYPES = frozenset({"click", "view"})
 _SPACES = re.compile(r"\s+")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from analytics.search_log import SqliteSearchLog
+from analytics.search_log import SearchLog
 from analytics.search_report import SearchReport, build_search_report
 from analytics.svg import bars
 
@@ -16,7 +16,7 @@ EventsReader = Callable[[datetime | None, datetime | None], pa.Table]
 
 
 def search_report(
-    log: SqliteSearchLog,
+    log: SearchLog,
     read_events: EventsReader,
     *,
     start: datetime | None,

@@ -80,12 +80,12 @@ def main() -> None:
             every = max(1, args.sessions // 10)
             res = ab_test(client, world, args.sessions, seed=args.seed, progress=lambda k: (
                 say(f"A/B sessions {k:,}/{args.sessions:,}") if k % every == 0 else None))
-            report = client.services  # the app's services, for the charts below
             from analytics.charts import save_charts
-            from serving.routes.experiments import experiment_report
+            from serving.deps import get_reports
 
             charts_dir = ROOT / "bench" / "results" / "ab_loop"
-            charts = save_charts(experiment_report(report, "ranker-ab", "ctr"), charts_dir)
+            reports = get_reports(client.services)  # the app's services, for the charts
+            charts = save_charts(reports.experiment("ranker-ab", "ctr"), charts_dir)
         ab_s = time.perf_counter() - t0
     kp = res.report["by_metric"]
     rows = []

@@ -219,7 +219,8 @@ def rules_preview(
     """Before/after of a draft rule and its impact on recent traffic (loads models and index)."""
     from cli.support import console, fail, table
     from merch.rules.spec import RuleSpec
-    from serving.routes.rules import PreviewIn, run_preview
+    from serving.deps import get_rule_previewer
+    from serving.routes.rules import PreviewIn, preview_out
     from serving.state import Services
 
     spec = _validated(RuleSpec, _read_json(file), str(file))
@@ -238,7 +239,8 @@ def rules_preview(
     )
     services = Services.build(_settings())
     try:
-        out = run_preview(services, body)
+        result = get_rule_previewer(services).preview(body.rule, body.target())
+        out = preview_out(result, services.catalog)
     finally:
         services.close()
     for p in out.problems:

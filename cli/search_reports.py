@@ -22,31 +22,29 @@ def register(app: typer.Typer) -> None:
         min_searches: Annotated[int, typer.Option("--min-searches", min=1)] = 5,
     ) -> None:
         """Top queries, queries without results, lowest click-through (from the search log)."""
-        from analytics.search_log import SqliteSearchLog
+        from analytics.search_log import SearchLog
         from analytics.search_service import search_report
-        from cli.support import console, fail, table
+        from cli.support import console, fail, home_stores, table
         from core.settings import get_settings
-        from data.eventlog import EventLog
 
         s = get_settings()
         if end is not None and start is not None and end <= start:
             fail("--end must be after --start")
-        path = s.state_dir / "searches.sqlite"
-        if not path.exists():
-            fail(f"no search log at {path}: searches are logged by `shoprank serve`")
-        slog, events = SqliteSearchLog(path), EventLog(s.events_dir)
-        try:
-            report = search_report(
-                slog,
-                lambda a, b: events.read_table(since=a, until=b),
-                start=start,
-                end=end,
-                limit=limit,
-                min_searches=min_searches,
-            )
-        finally:
-            slog.close()
-            events.close()
+        with home_stores(s) as stores:
+            if not stores.searches.count():
+                fail("the search log is empty: searches are logged by `shoprank serve`")
+            slog = SearchLog(stores.searches)
+            try:
+                report = search_report(
+                    slog,
+                    lambda a, b: stores.events.read_table(since=a, until=b),
+                    start=start,
+                    end=end,
+                    limit=limit,
+                    min_searches=min_searches,
+                )
+            finally:
+                slog.close()
         cols = [
             "query",
             "searches",
@@ -93,27 +91,25 @@ def register(app: typer.Typer) -> None:
         end: Annotated[datetime | None, typer.Option("--end", help="ISO time, exclusive.")] = None,
     ) -> None:
         """Searches and their events in OpenSearch's User Behavior Insights schema (JSON lines)."""
-        from analytics.search_log import SqliteSearchLog
+        from analytics.search_log import SearchLog
         from analytics.ubi import ubi_events, ubi_queries, write_jsonl
-        from cli.support import console, fail
+        from cli.support import console, fail, home_stores
         from core.settings import get_settings
-        from data.eventlog import EventLog
 
         s = get_settings()
-        path = s.state_dir / "searches.sqlite"
-        if not path.exists():
-            fail(f"no search log at {path}: searches are logged by `shoprank serve`")
-        slog, events = SqliteSearchLog(path), EventLog(s.events_dir)
-        try:
-            searches = list(slog.between(start, end))
-            nq = write_jsonl(ubi_queries(searches), out / "ubi_queries.jsonl")
-            ne = write_jsonl(
-                ubi_events(searches, events.read_table(since=start, until=None)),
-                out / "ubi_events.jsonl",
-            )
-        finally:
-            slog.close()
-            events.close()
+        with home_stores(s) as stores:
+            if not stores.searches.count():
+                fail("the search log is empty: searches are logged by `shoprank serve`")
+            slog = SearchLog(stores.searches)
+            try:
+                searches = list(slog.between(start, end))
+                nq = write_jsonl(ubi_queries(searches), out / "ubi_queries.jsonl")
+                ne = write_jsonl(
+                    ubi_events(searches, stores.events.read_table(since=start, until=None)),
+                    out / "ubi_events.jsonl",
+                )
+            finally:
+                slog.close()
         console.print(
             f"{nq} queries → {out / 'ubi_queries.jsonl'}; {ne} events → {out / 'ubi_events.jsonl'}"
         )

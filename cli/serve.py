@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import secrets
 import socket
@@ -74,6 +75,30 @@ def _train_and_promote(settings: Settings) -> dict[str, str]:
     return {m.name: m.version for m in rep.models}
 
 
+def _prepare_stores_in_child(settings: Settings) -> str | None:
+    """Migrate the stores and import the shop files into empty ones; the error's one line."""
+    from serving.storage import check_stores
+    from stores.errors import StoreConfigError
+
+    try:
+        check_stores(settings)
+    except StoreConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _prepare_stores(settings: Settings) -> None:
+    """:func:`serving.storage.check_stores` in a child process: a first start's import reads
+    whole event tables, and the memory a process has used stays with it, so the server's own
+    process (uvicorn's supervisor, or the single worker) would keep it for its lifetime."""
+    from cli.support import fail
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        error = pool.apply(_prepare_stores_in_child, (settings,))
+    if error is not None:
+        fail(error)
+
+
 def _check_port(host: str, port: int) -> None:
     """Exit 2 with one line when the address is taken (uvicorn would log and exit 1)."""
     from cli.support import fail
@@ -103,11 +128,10 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from core.settings import get_settings
-        from serving.storage import check_stores
 
         s = get_settings()
         _check_port(host or s.host, port or s.port)
-        check_stores(s)  # a bad store URL or a server that does not answer: one line, exit 2
+        _prepare_stores(s)  # a bad store URL or a server that does not answer: one line, exit 2
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
         if workers > 1:

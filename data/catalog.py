@@ -22,8 +22,8 @@ a row read one whole version of the item (a seqlock; the GIL orders the steps), 
 never returns a half-written item, and a cached item is used only while its version is the
 row's. Writers serialize on one lock.
 
-Kept in one module (~570 lines): the readers' seqlock and the writers' row layout are one
-protocol over the same private columns; split, each half would be unsafe to change alone.
+The row layout (columns, flag bits, code tables) is :mod:`data.catalog_rows`; the seqlock
+protocol over the rows — how readers and writers use them — stays whole in this module.
 """
 
 from __future__ import annotations
@@ -35,163 +35,34 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from core.errors import describe
 from core.fsutil import atomic_write
+from data.catalog_rows import (
+    ACTIVE,
+    COLUMNS,
+    EPOCH,
+    IN_STOCK,
+    LIVE,
+    PROMOTED,
+    RECOMMENDABLE,
+    CatalogColumns,
+    Codes,
+    ItemFacts,
+    Rows,
+    created_us,
+    is_promoted,
+)
 from data.models import CATEGORY_SEPARATOR, AttributeValue, Item
 from data.quarantine import set_aside
 
-if TYPE_CHECKING:
-    import numpy as np
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-ACTIVE, IN_STOCK, PROMOTED, LIVE = 1, 2, 4, 8
-"""Bits of the per-row flags column."""
-_RECOMMENDABLE = ACTIVE | IN_STOCK
-
-
-def _created_us(item: Item) -> int:
-    return (item.created_at - _EPOCH) // _MICROSECOND
-
-
-def is_promoted(item: Item) -> bool:
-    """Tagged ``promoted`` or with the attribute ``promoted: true``."""
-    return "promoted" in item.tags or item.attributes.get("promoted") is True
-
-
-@dataclass(frozen=True)
-class CatalogColumns:
-    """A snapshot of the live items' light columns, in catalog order (numpy arrays)."""
-
-    ids: list[str]
-    created_us: np.ndarray
-    """int64 microseconds since 1970 (UTC)."""
-    rating: np.ndarray
-    """float64, NaN where the item has no rating."""
-    stock: np.ndarray
-    """int64 (clipped to 2**63 - 1)."""
-    flags: np.ndarray
-    """uint8 bits: ACTIVE, IN_STOCK, PROMOTED (and LIVE, set on every row here)."""
-
-    @property
-    def recommendable(self) -> np.ndarray:
-        return (self.flags & _RECOMMENDABLE) == _RECOMMENDABLE
-
-    @property
-    def promoted(self) -> np.ndarray:
-        return (self.flags & PROMOTED) != 0
-
-
-class ItemFacts(NamedTuple):
-    """What filters read about an item, from the catalog's columns (nothing decoded).
-
-    A named tuple: built for hundreds of candidates per request, it must be cheap to make."""
-
-    item_id: str
-    category: tuple[str, ...]
-    brand: str | None
-    tags: tuple[str, ...]
-    price: float
-    stock: int
-    is_active: bool
-    created_us: int
-    """``created_at`` in µs since 1970 (UTC)."""
-    rating: float | None
-
-    @property
-    def created_at(self) -> datetime:
-        return _EPOCH + timedelta(microseconds=self.created_us)
-
-    @property
-    def in_stock(self) -> bool:
-        return self.stock > 0
-
-    @property
-    def category_path(self) -> str:
-        return CATEGORY_SEPARATOR.join(self.category)
-
-
-_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("ver", "q"),  # row version: unique, 0 while being written or once deleted
-    ("created", "q"),  # µs since 1970, UTC
-    ("rating", "d"),  # NaN for None
-    ("stock", "q"),  # int32 by the data model
-    ("price", "d"),
-    ("tlen", "q"),  # bytes of the title at the start of the row's text
-    ("cat", "i"),  # code into Catalog._cats
-    ("brand", "i"),  # code into Catalog._brands, -1 for None
-    ("tags", "i"),  # code into Catalog._tags
-    ("currency", "i"),  # code into Catalog._currencies
-    ("merchant", "i"),  # code into Catalog._merchants, -1 for None
-    ("attrs", "i"),  # code into Catalog._attrs (JSON of the attributes)
-)
-"""The typed per-row columns (besides ``flags`` and ``texts``), one ``array`` each."""
-
-_K = TypeVar("_K", bound=Hashable)
 T = TypeVar("T")
-
-
-class _Codes(Generic[_K]):
-    """Values ↔ small ints, append-only (a code once handed out always means its value)."""
-
-    def __init__(self) -> None:
-        self.values: list[_K] = []
-        self._code: dict[_K, int] = {}
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._code
-
-    def code(self, value: _K) -> int:
-        c = self._code.get(value)
-        if c is None:
-            c = len(self.values)
-            self.values.append(value)  # before the code can reach a column
-            self._code[value] = c
-        return c
-
-
-class _Store:
-    """One set of rows. Writers mutate it in place (row by row) or replace it whole."""
-
-    ver: array[int]
-    created: array[int]
-    rating: array[float]
-    stock: array[int]
-    price: array[float]
-    tlen: array[int]
-    cat: array[int]
-    brand: array[int]
-    tags: array[int]
-    currency: array[int]
-    merchant: array[int]
-    attrs: array[int]
-
-    def __init__(self) -> None:
-        self.rows: dict[str, int] = {}
-        self.ids: list[str | None] = []
-        self.texts: list[bytes | None] = []
-        """UTF-8 title then description (``tlen`` says where the title ends)."""
-        self.flags = bytearray()
-        self.set_columns(tuple(array(typecode) for _, typecode in _COLUMNS))
-
-    def set_columns(self, cols: tuple[array, ...]) -> None:  # type: ignore[type-arg]
-        """The typed columns in ``_COLUMNS`` order, each also reachable by its name."""
-        self.cols = cols
-        for (name, _), col in zip(_COLUMNS, cols, strict=True):
-            setattr(self, name, col)
-
-    @property
-    def dead(self) -> int:
-        return len(self.ids) - len(self.rows)
 
 
 class Catalog:
@@ -200,20 +71,20 @@ class Catalog:
     def __init__(self, items: Iterable[Item] = (), *, hot_items: int = 4096) -> None:
         self.hot_items = hot_items
         self._lock = threading.RLock()
-        self._st = _Store()
+        self._st = Rows()
         self._versions = itertools.count(1)
         self._hot: OrderedDict[str, tuple[int, Item]] = OrderedDict()
         # code tables (append-only) and what upsert / delete maintain besides the rows
-        self._cats: _Codes[tuple[str, ...]] = _Codes()
+        self._cats: Codes[tuple[str, ...]] = Codes()
         self._cat_paths = self._cats.values
         self._cat_groups: list[str | None] = []
         """``" > "``-joined path per category code (None for the empty path)."""
-        self._brands: _Codes[str] = _Codes()
+        self._brands: Codes[str] = Codes()
         self._brand_names = self._brands.values
-        self._tags: _Codes[tuple[str, ...]] = _Codes()
-        self._currencies: _Codes[str] = _Codes()
-        self._merchants: _Codes[str] = _Codes()
-        self._attrs: _Codes[str] = _Codes()
+        self._tags: Codes[tuple[str, ...]] = Codes()
+        self._currencies: Codes[str] = Codes()
+        self._merchants: Codes[str] = Codes()
+        self._attrs: Codes[str] = Codes()
         self._attr_pairs: list[tuple[tuple[str, AttributeValue], ...]] = []
         """The parsed attributes per code (each item gets its own dict of them)."""
         self._brand_count: dict[str, int] = {}
@@ -224,7 +95,7 @@ class Catalog:
     def get(self, item_id: str) -> Item | None:
         hot = self._hot
 
-        def read(st: _Store, row: int) -> tuple[int, Item, bool] | None:
+        def read(st: Rows, row: int) -> tuple[int, Item, bool] | None:
             ver = st.ver[row]
             hit = hot.get(item_id)
             if hit is not None and hit[0] == ver:
@@ -254,11 +125,11 @@ class Catalog:
         """The item, built from its row (one whole version), without the hot cache."""
         return self._read_row(item_id, lambda st, row: self._build(st, row, item_id))
 
-    def _build(self, st: _Store, row: int, item_id: str) -> Item | None:
+    def _build(self, st: Rows, row: int, item_id: str) -> Item | None:
         values = self._values(st, row, item_id)
         return None if values is None else Item.model_construct(**values)
 
-    def _values(self, st: _Store, row: int, item_id: str) -> dict[str, object] | None:
+    def _values(self, st: Rows, row: int, item_id: str) -> dict[str, object] | None:
         """The item's field values from its row (None if deleted meanwhile); callers check
         the row's version around it."""
         text = st.texts[row]
@@ -278,7 +149,7 @@ class Catalog:
             "attributes": dict(self._attr_pairs[st.attrs[row]]),
             "stock": stock,
             "is_active": bool(st.flags[row] & ACTIVE),
-            "created_at": _EPOCH + timedelta(microseconds=st.created[row]),
+            "created_at": EPOCH + timedelta(microseconds=st.created[row]),
             "merchant_id": None if merchant < 0 else self._merchants.values[merchant],
             "rating": None if rating != rating else rating,  # NaN: no rating
         }
@@ -324,7 +195,7 @@ class Catalog:
         """Active and in stock: the only items a list may show."""
         st = self._st
         row = st.rows.get(item_id)
-        return row is not None and st.flags[row] & _RECOMMENDABLE == _RECOMMENDABLE
+        return row is not None and st.flags[row] & RECOMMENDABLE == RECOMMENDABLE
 
     def in_category(self, item_id: str, prefix: tuple[str, ...]) -> bool:
         st = self._st
@@ -348,7 +219,7 @@ class Catalog:
         group = self._cat_groups[st.cat[row]]
         return ("" if group is None else group), (None if brand < 0 else self._brand_names[brand])
 
-    def _read_row(self, item_id: str, read: Callable[[_Store, int], T | None]) -> T | None:
+    def _read_row(self, item_id: str, read: Callable[[Rows, int], T | None]) -> T | None:
         """``read(store, row)`` of one whole version of the item (None: not in the catalog):
         read again while a writer is on the row or when ``read`` found it deleted meanwhile."""
         while True:
@@ -367,7 +238,7 @@ class Catalog:
         """Category, brand, tags, price, stock, active, created_at and rating, not decoded
         (read as one version of the item, like :meth:`get`)."""
 
-        def read(st: _Store, row: int) -> ItemFacts:
+        def read(st: Rows, row: int) -> ItemFacts:
             brand, rating, stock = st.brand[row], st.rating[row], st.stock[row]
             return ItemFacts(
                 item_id,
@@ -391,7 +262,7 @@ class Catalog:
             return False
         st = self._st
         row = st.rows.get(item_id)
-        if row is None or st.flags[row] & _RECOMMENDABLE != _RECOMMENDABLE:
+        if row is None or st.flags[row] & RECOMMENDABLE != RECOMMENDABLE:
             return False
         return category is None or self._cat_paths[st.cat[row]][: len(category)] == category
 
@@ -417,7 +288,7 @@ class Catalog:
         """What a ranked list shows of an item — title, brand, category path, price, currency,
         in stock — from the columns (only the title's bytes are decoded), one version of it."""
 
-        def read(st: _Store, row: int) -> tuple[str, str | None, list[str], float, str, bool]:
+        def read(st: Rows, row: int) -> tuple[str, str | None, list[str], float, str, bool]:
             text, brand = st.texts[row] or b"", st.brand[row]
             return (
                 text[: st.tlen[row]].decode(),
@@ -485,9 +356,9 @@ class Catalog:
             self._attr_pairs.append(tuple(json.loads(attrs_json).items()))
         flags = LIVE | (ACTIVE if item.is_active else 0) | (IN_STOCK if item.stock > 0 else 0)
         flags |= PROMOTED if is_promoted(item) else 0
-        values = (  # in _COLUMNS order
+        values = (  # in COLUMNS order
             next(self._versions),
-            _created_us(item),
+            created_us(item),
             math.nan if item.rating is None else item.rating,
             item.stock,
             item.price,
@@ -538,13 +409,13 @@ class Catalog:
         """A fresh store without the deleted rows, swapped in (the old one is left as it was
         for readers still on it)."""
         old = self._st
-        new = _Store()
+        new = Rows()
         live = [r for r, i in enumerate(old.ids) if i is not None]
         new.ids = [old.ids[r] for r in live]
         new.texts = [old.texts[r] for r in live]
         new.flags = bytearray(old.flags[r] for r in live)
         new.set_columns(tuple(array(typecode, [col[r] for r in live])
-                              for (_, typecode), col in zip(_COLUMNS, old.cols, strict=True)))
+                              for (_, typecode), col in zip(COLUMNS, old.cols, strict=True)))
         new.rows = {i: r for r, i in enumerate(new.ids) if i is not None}
         self._st = new
 

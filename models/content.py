@@ -1,6 +1,6 @@
 """Content similarity: TF-IDF over title, brand, category and tags (scikit-learn).
 
-Text goes through ``search.analysis`` — the same normalization as search (NFKC, lower case,
+Text goes through ``data.text`` — the same normalization as search (NFKC, lower case,
 traditional → simplified Chinese) and the same tokens (CJK character bigrams, stemmed Latin
 words) — plus whole-field tokens for the brand, each category level and each tag, so that
 "same brand" and "same category" count even when titles share no words. Works for items
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from data.text import normalize, tokens
 from models.base import IdsScores, Recommender
 from models.errors import MissingInputError
 
@@ -39,8 +40,6 @@ def item_tokens(
     title: str, brand: str, category: tuple[str, ...], tags: tuple[str, ...]
 ) -> list[str]:
     """The analyzed tokens of one item."""
-    from search.analysis import normalize, tokens
-
     out = tokens(title)
     if brand:
         out.append("brand:" + normalize(brand))

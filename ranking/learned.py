@@ -29,13 +29,14 @@ from types import MappingProxyType
 import numpy as np
 
 from data.catalog import Catalog
-from data.served_log import ServedList, ServedLog
+from data.served_log import ServedList
 from models.errors import ModelLoadError
 from models.lambdarank import RANKER_NAME, LambdaRanker
 from models.ranker_features import ItemTable, Shopper, feature_matrix
 from models.registry import Registry
 from ranking.hooks import Assignment
 from ranking.types import RankContext, Reason, ScoredItem
+from stores.served_lists import ServedLog
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from core.fsutil import atomic_write
 from data.models import Item
-from search.analysis import edit_distance, is_cjk, normalize, stem
+from data.text import edit_distance, is_cjk, normalize, stem
 from search.behaviour import BehaviourIndex
 from search.dense import DenseIndex
 

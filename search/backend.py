@@ -7,7 +7,7 @@ tests in ``tests/search/`` check it.
 
 Text matching (the reference semantics):
 
-* Text fields hold *pre-tokenized* text (``search.analysis.tokens``); the engine must not
+* Text fields hold *pre-tokenized* text (``data.text.tokens``); the engine must not
   analyse further (tantivy: ``PreTokenizedString``/whitespace; OpenSearch: a ``whitespace``
   analyzer over the space-joined tokens). Field weights: `TEXT_FIELDS`.
 * A plan is a list of clauses; a clause is a list of alternatives; an alternative is a token

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from search.analysis import normalize
+from data.text import normalize
 
 if TYPE_CHECKING:
     import pyarrow as pa

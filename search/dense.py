@@ -1,7 +1,7 @@
 """Dense retrieval learned from the shop's own catalog: no downloaded weights.
 
 An item's text (title, brand, category path, English category names, tags) is
-normalized (`search.analysis.normalize`), cut into character 2–3-grams (hashed into
+normalized (`data.text.normalize`), cut into character 2–3-grams (hashed into
 2^16 features), weighted by the n-grams' inverse document frequency over the catalog, and
 projected on the catalog's `DIM` main latent directions (truncated SVD, i.e. latent
 semantic analysis, learned from the catalog at each index build), then L2-normalized. A
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from search.analysis import normalize
+from data.text import normalize
 
 if TYPE_CHECKING:
     import hnswlib

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from data.models import CATEGORY_SEPARATOR, Item
-from search.analysis import category_key, char_tokens, tokens
+from data.text import category_key, char_tokens, tokens
 
 MAX_CATEGORY_LEVELS = 3
 POSITION_GAP = 100
@@ -26,7 +26,7 @@ class SearchDocument:
     meta_chars: tuple[str, ...]
     """Every CJK character of brand, category names and tags alone."""
     category_names: tuple[str, ...]
-    """`search.analysis.category_key` of each category level (query words naming one)."""
+    """`data.text.category_key` of each category level (query words naming one)."""
     # keyword fields, original script
     category_l1: str | None
     category_l2: str | None

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data.models import Item
+from data.text import normalize
 from search.aids import CatalogAids
-from search.analysis import Analyzer, QueryPlan, normalize
+from search.analysis import Analyzer, QueryPlan
 from search.backend import Progress, SearchBackend
 from search.dense import reciprocal_rank_fusion
 from search.errors import SearchError

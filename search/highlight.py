@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from search.analysis import TOKEN_RE, align_normalized, edit_distance, is_cjk, stem
+from data.text import TOKEN_RE, align_normalized, edit_distance, is_cjk, stem
 from search.plan import QueryPlan
 
 

@@ -34,7 +34,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from data.models import Item
-from search.analysis import Analyzer, QueryPlan, default_analyzer, normalize
+from data.text import normalize
+from search.analysis import Analyzer, QueryPlan, default_analyzer
 from search.backend import (
     Progress,
 )

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
-from search.analysis import QueryPlan, normalize
+from data.text import normalize
+from search.analysis import QueryPlan
 from search.backend import (
     CATEGORY_NAME_FIELD,
     CATEGORY_NAME_SCORE,

@@ -28,7 +28,8 @@ import unicodedata
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from search.analysis import Analyzer, QueryPlan, edit_distance, is_cjk, stem
+from data.text import edit_distance, is_cjk, stem
+from search.analysis import Analyzer, QueryPlan
 from search.backend import SearchBackend
 from search.memo import StateMemo
 from search.query import SearchRequest

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from data.models import Item
-from search.analysis import Analyzer, normalize
+from data.text import normalize
+from search.analysis import Analyzer
 from search.backend import SearchBackend
 from search.behaviour import EVENT_COLUMNS as BEHAVIOUR_COLUMNS
 from search.engine import SearchEngine

@@ -1,14 +1,13 @@
 """The embedded search backend: a tantivy index on disk, no server.
 
-Layout under ``root``: one directory per generation (``gen-<n>``) and a ``CURRENT`` file
-naming the live one. `TantivyBackend.rebuild` writes a new generation and then replaces
-``CURRENT`` atomically; searchers (in this process, or another one such as the API server,
-which re-reads ``CURRENT`` when it changes) move to it on their next call. The previous
-generation is kept so that a searcher still holding it never fails; older ones are removed.
+Layout under ``root``: one directory per generation and a ``CURRENT`` file naming the live one
+(`search.tantivy_generations`). `TantivyBackend.rebuild` writes a new generation and then
+replaces ``CURRENT`` atomically; searchers (in this process, or another one such as the API
+server, which re-reads ``CURRENT`` when it changes) move to it on their next call.
 
-Only this module and its parts import tantivy: `search.tantivy_schema` (fields, documents),
-`search.tantivy_query` (plans and filters → queries, fuzzy vocabulary) and
-`search.tantivy_facets` (aggregations).
+Only this module and its parts import tantivy: `search.tantivy_generations` (the generations
+on disk), `search.tantivy_schema` (fields, documents), `search.tantivy_query` (plans and
+filters → queries, fuzzy vocabulary) and `search.tantivy_facets` (aggregations).
 """
 
 from __future__ import annotations
@@ -16,23 +15,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.fsutil import atomic_write
 from data.models import Item
-from search.analysis import (
-    Analyzer,
-    QueryPlan,
-    default_analyzer,
-    normalize,
-)
+from data.text import normalize
+from search.analysis import Analyzer, QueryPlan, default_analyzer
 from search.backend import (
     Progress,
 )
@@ -43,9 +34,9 @@ from search.memo import StateMemo
 from search.query import SearchRequest
 from search.result import FacetValue, SearchHit, SearchResult, Suggestion
 from search.tantivy_facets import FACET_CACHE_SIZE, Facets, compute_facets
+from search.tantivy_generations import Generation, Generations
 from search.tantivy_query import QueryBuilder, Vocabulary, read_vocabulary
 from search.tantivy_schema import (
-    SCHEMA_VERSION,
     SUGGEST_KINDS,
     SUGGEST_SEP,
     schema,
@@ -57,23 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_CURRENT = "CURRENT"
-_GEN_PREFIX = "gen-"
 _WRITER_HEAP = 128_000_000
-
-
-@dataclass
-class _Generation:
-    name: str
-    index: tantivy.Index
-    vocabulary: Vocabulary | None = None
-    commit_stamp: tuple[int, int, int] | None = None
-    """(mtime, inode, size) of the generation's ``meta.json``, rewritten by every commit
-    and merge, by this process or another."""
-    version: int = 0
-    """Bumped whenever ``commit_stamp`` moves; caches of this generation key on it."""
-    meta_path: str = ""
-    """The generation's ``meta.json`` (a plain string: stat on every search)."""
 
 
 class TantivyBackend:
@@ -89,120 +64,28 @@ class TantivyBackend:
         facet_cache_size: int = FACET_CACHE_SIZE,
     ) -> None:
         self.root = Path(root)
-        self._current_path = str(self.root / _CURRENT)  # stat on every search: no Path objects
         self.analyzer = analyzer or default_analyzer()
         self._schema = schema()
         self._queries = QueryBuilder(self._schema)
-        self._gen: _Generation | None = None
-        self._current_stamp: tuple[int, int] | None = None
-        self._open_lock = threading.Lock()
+        self._gens = Generations(self.root, self._schema)
         self._write_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
         # facet counts and totals per text + filters, for one index state (no expiry: the
         # state moves with every commit seen, here or in another process)
         self._facet_cache: StateMemo[Facets] = StateMemo(facet_cache_size, math.inf)
         self.facet_cache_size = facet_cache_size
-        self._closed = False
 
     # ------------------------------------------------------------ generations
 
-    def _current_file(self) -> Path:
-        return self.root / _CURRENT
-
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self._current_path)
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_ino)
-
-    def _open_generation(self, name: str) -> _Generation:
-        import tantivy
-
-        path = self.root / name
-        meta = path / "shoprank.json"
-        try:
-            version = json.loads(meta.read_text())["schema_version"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexNotFoundError(
-                f"search index {path} is incomplete; rebuild it with `shoprank index`"
-            ) from exc
-        if version != SCHEMA_VERSION:
-            raise IndexNotFoundError(
-                f"search index {path} has schema v{version}, this code needs v{SCHEMA_VERSION}; "
-                "rebuild it with `shoprank index`"
-            )
-        return _Generation(name, tantivy.Index(self._schema, path=str(path), reuse=True))
-
-    def _live(self, *, create: bool = False) -> _Generation:
-        """The live generation, following ``CURRENT`` when another writer swapped it."""
-        if self._closed:
-            raise SearchError("the search backend is closed; open a new one")
-        stamp = self._stamp()
-        gen = self._gen
-        if gen is not None and stamp == self._current_stamp:
-            return gen
-        with self._open_lock:
-            stamp = self._stamp()
-            if self._gen is not None and stamp == self._current_stamp:
-                return self._gen
-            if stamp is None:
-                if not create:
-                    raise IndexNotFoundError(
-                        f"no search index in {self.root}; build it with `shoprank index`"
-                    )
-                name = self._new_generation()
-                self._publish(name)
-                stamp = self._stamp()
-            name = self._current_file().read_text().strip()
-            if self._gen is None or self._gen.name != name:
-                self._gen = self._open_generation(name)
-            self._current_stamp = stamp
-            return self._gen
-
     def generation(self) -> str:
         """The live generation's name (changes with every `rebuild`)."""
-        return self._live().name
+        return self._gens.live().name
 
     def state(self) -> str:
         """The live generation and its commit version: changes with every write, by this
         process or another (what caches of search outcomes key on)."""
-        gen = self._live()
-        return f"{gen.name}:{self._current_version(gen)}"
-
-    def _current_version(self, gen: _Generation) -> int:
-        """The generation's state: when a commit (here or in another process) rewrote its
-        ``meta.json``, reload its searchers now and bump the version caches key on."""
-        if not gen.meta_path:
-            gen.meta_path = str(self.root / gen.name / "meta.json")
-        try:
-            st = os.stat(gen.meta_path)
-            stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
-        except FileNotFoundError:
-            stamp = None
-        if stamp != gen.commit_stamp:
-            with self._open_lock:
-                if stamp != gen.commit_stamp:
-                    gen.index.reload()
-                    gen.commit_stamp = stamp
-                    gen.version += 1
-        return gen.version
-
-    def _new_generation(self) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
-        name = f"{_GEN_PREFIX}{time.time_ns()}"
-        path = self.root / name
-        path.mkdir()
-        (path / "shoprank.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
-        return name
-
-    def _publish(self, name: str) -> None:
-        atomic_write(self._current_file(), (name + "\n").encode("utf-8"))
-
-    def _cleanup(self, keep: set[str]) -> None:
-        for p in self.root.glob(f"{_GEN_PREFIX}*"):
-            if p.name not in keep:
-                shutil.rmtree(p, ignore_errors=True)
+        gen = self._gens.live()
+        return f"{gen.name}:{self._gens.version(gen)}"
 
     # ------------------------------------------------------------ writing
 
@@ -233,12 +116,12 @@ class TantivyBackend:
             progress(batch)
         return n
 
-    def _commit(self, gen: _Generation, writer: tantivy.IndexWriter) -> None:
+    def _commit(self, gen: Generation, writer: tantivy.IndexWriter) -> None:
         writer.commit()
         writer.wait_merging_threads()
         gen.index.reload()
 
-    def _writer(self, gen: _Generation) -> tantivy.IndexWriter:
+    def _writer(self, gen: Generation) -> tantivy.IndexWriter:
         try:
             return gen.index.writer(_WRITER_HEAP, 1)
         except ValueError as exc:
@@ -247,7 +130,7 @@ class TantivyBackend:
                 "another process is writing it, wait for it to finish"
             ) from exc
 
-    def _popularity_of(self, gen: _Generation, item_ids: Sequence[str]) -> dict[str, float]:
+    def _popularity_of(self, gen: Generation, item_ids: Sequence[str]) -> dict[str, float]:
         import tantivy
 
         if not item_ids:
@@ -268,7 +151,7 @@ class TantivyBackend:
         progress: Progress | None = None,
     ) -> int:
         with self._write_lock:
-            gen = self._live(create=True)
+            gen = self._gens.live(create=True)
             writer = self._writer(gen)
             try:
                 n = self._add(writer, items, popularity, {}, progress, replace=True)
@@ -286,33 +169,23 @@ class TantivyBackend:
         popularity: Mapping[str, float] | None = None,
         progress: Progress | None = None,
     ) -> int:
-        import tantivy
-
         with self._write_lock:
-            previous = self._gen.name if self._gen is not None else None
-            if previous is None and self._stamp() is not None:
-                previous = self._current_file().read_text().strip()
-            name = self._new_generation()
+            previous = self._gens.current_name()
+            gen = self._gens.create()
             try:
-                index = tantivy.Index(self._schema, path=str(self.root / name), reuse=False)
-                gen = _Generation(name, index)
                 writer = self._writer(gen)
                 n = self._add(writer, items, popularity, {}, progress, replace=False)
                 self._commit(gen, writer)
             except BaseException:
-                shutil.rmtree(self.root / name, ignore_errors=True)
+                self._gens.discard(gen.name)
                 raise
-            self._publish(name)
-            with self._open_lock:
-                self._gen = gen
-                self._current_stamp = self._stamp()
-            self._cleanup(keep={name} | ({previous} if previous else set()))
-            log.info("search index rebuilt: %d items in %s", n, self.root / name)
+            self._gens.publish(gen, previous=previous)
+            log.info("search index rebuilt: %d items in %s", n, self.root / gen.name)
             return n
 
     def upsert(self, items: Sequence[Item], *, popularity: Mapping[str, float] | None = None) -> int:
         with self._write_lock:
-            gen = self._live(create=True)
+            gen = self._gens.live(create=True)
             missing = [i.item_id for i in items if not popularity or i.item_id not in popularity]
             keep = self._popularity_of(gen, missing)
             writer = self._writer(gen)
@@ -324,7 +197,7 @@ class TantivyBackend:
         import tantivy
 
         with self._write_lock:
-            gen = self._live(create=True)
+            gen = self._gens.live(create=True)
             q = tantivy.Query.term_set_query(self._schema, "item_id", list(item_ids))
             existing = gen.index.searcher().search(q, limit=1, count=True).count if item_ids else 0
             if not existing:
@@ -347,7 +220,7 @@ class TantivyBackend:
         import tantivy
 
         with self._write_lock:
-            gen = self._live(create=True)
+            gen = self._gens.live(create=True)
             searcher = gen.index.searcher()
             q = tantivy.Query.term_query(self._schema, "item_id", item_id)
             hits = searcher.search(q, limit=1, count=False).hits
@@ -373,27 +246,26 @@ class TantivyBackend:
 
     def count(self) -> int:
         try:
-            gen = self._live()
-            self._current_version(gen)
+            gen = self._gens.live()
+            self._gens.version(gen)
             return int(gen.index.searcher().num_docs)
         except IndexNotFoundError:
             return 0
 
     def health(self) -> bool:
         try:
-            self._live().index.searcher()
+            self._gens.live().index.searcher()
         except SearchError:
             return False
         return True
 
     def close(self) -> None:
-        self._closed = True
-        self._gen = None
+        self._gens.close()
 
     # -- query building
 
     def _vocabulary(
-        self, gen: _Generation, searcher: tantivy.Searcher, version: int
+        self, gen: Generation, searcher: tantivy.Searcher, version: int
     ) -> Vocabulary:
         """The generation's fuzzy vocabulary for index state ``version`` (read once per state)."""
         vocab = gen.vocabulary
@@ -412,8 +284,8 @@ class TantivyBackend:
         import tantivy
 
         t0 = time.perf_counter()
-        gen = self._live()
-        version = self._current_version(gen)
+        gen = self._gens.live()
+        version = self._gens.version(gen)
         searcher = gen.index.searcher()
         if plan is None:
             plan = self.analyzer.plan(request.text, typo_tolerance=request.typo_tolerance)
@@ -466,8 +338,8 @@ class TantivyBackend:
         p = normalize(prefix).strip()
         if not p or size < 1:
             return []
-        gen = self._live()
-        self._current_version(gen)
+        gen = self._gens.live()
+        self._gens.version(gen)
         searcher = gen.index.searcher()
         active = tantivy.Query.term_query(self._schema, "is_active", True)
         out: list[Suggestion] = []

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from search.analysis import QueryPlan, is_cjk
+from data.text import is_cjk
+from search.analysis import QueryPlan
 from search.backend import (
     CATEGORY_NAME_FIELD,
     CATEGORY_NAME_SCORE,

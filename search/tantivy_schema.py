@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from search.analysis import normalize
+from data.text import normalize
 from search.backend import CATEGORY_NAME_FIELD, CHAR_FIELDS, TEXT_FIELDS
 from search.document import SearchDocument
 

@@ -9,6 +9,14 @@ API keys are sent as ``X-API-Key: <key>`` (or ``Authorization: Bearer <key>``):
   are open otherwise.
 
 Keys are compared in constant time and never logged.
+
+One typed dependency per resource (``CatalogDep``, ``PipelineDep``, ``ProfilesDep``,
+``RulesDep``, ``ExperimentsDep``, ``SettingsDep``) and per use case (``ProductSearchDep``,
+``RulePreviewDep``, ``ReportsDep``, ``ModelAdminDep``: ``serving.usecases``): a route names what
+it uses and never reaches into :class:`serving.state.Services`. Those that only read
+attributes are ``async`` (answered on the event loop); the merchandising ones are plain
+functions (FastAPI runs them in its thread pool: the first call opens the SQLite stores) that
+the CLI and benches call directly with the app's services.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -23,11 +32,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter
 
+from analytics.search_log import SearchLog
 from core.settings import Settings
+from data.catalog import Catalog
+from merch.experiments import ExperimentService
+from merch.request_log import RequestLog
+from merch.rules.service import RuleService
+from models.registry import Registry
 from ranking.pipeline import Pipeline
+from ranking.store_profiles import StoreProfiles
 from serving.errors import Forbidden, Unauthorized
+from serving.merch import merch, preview_ranker, read_events_table, recent_events
 from serving.state import Services
 from serving.strict import StrictTypes
+from serving.usecases.models import ModelAdmin
+from serving.usecases.preview import RulePreviewer
+from serving.usecases.reports import Reports
+from serving.usecases.search import ProductSearch
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Admin or storefront API key."
@@ -55,6 +76,106 @@ async def get_request_id(request: Request) -> str:
 
 
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+
+
+# ---------------------------------------------------------------------------- storefront parts
+async def get_catalog(services: ServicesDep) -> Catalog:
+    return services.catalog
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+async def get_pipeline(services: ServicesDep) -> Pipeline:
+    return services.pipeline
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+
+
+async def get_profiles(services: ServicesDep) -> StoreProfiles:
+    return services.profiles
+
+
+ProfilesDep = Annotated[StoreProfiles, Depends(get_profiles)]
+
+
+def storefront_search_log(services: Services) -> SearchLog | None:
+    """Where storefront searches are logged (``extras["search_log"]``, set with the
+    merchandising services by ``serving.merch``); None while they are not installed."""
+    got = services.extras.get("search_log")
+    return got if isinstance(got, SearchLog) else None
+
+
+async def get_product_search(services: ServicesDep) -> ProductSearch:
+    return ProductSearch(
+        backend=services.search, pipeline=services.pipeline, rules=services.rules,
+        catalog=services.catalog, settings=services.settings,
+        log=storefront_search_log(services),
+    )
+
+
+ProductSearchDep = Annotated[ProductSearch, Depends(get_product_search)]
+
+
+async def get_model_admin(services: ServicesDep) -> ModelAdmin:
+    return ModelAdmin(Registry(services.settings.models_dir), services, services.pipeline.learned)
+
+
+ModelAdminDep = Annotated[ModelAdmin, Depends(get_model_admin)]
+
+
+# ---------------------------------------------------------------------------- merchandising
+def get_rules(services: ServicesDep) -> RuleService:
+    return merch(services).rules
+
+
+RulesDep = Annotated[RuleService, Depends(get_rules)]
+
+
+def get_experiments(services: ServicesDep) -> ExperimentService:
+    return merch(services).experiments
+
+
+ExperimentsDep = Annotated[ExperimentService, Depends(get_experiments)]
+
+
+def get_request_log(services: ServicesDep) -> RequestLog:
+    return merch(services).requests
+
+
+
+def get_search_log(services: ServicesDep) -> SearchLog | None:
+    """The search log, opened with the merchandising services; None when there is none
+    (the reports that need it answer 503)."""
+    merch(services)
+    return storefront_search_log(services)
+
+
+
+def get_reports(services: ServicesDep) -> Reports:
+    m = merch(services)
+    events = partial(read_events_table, services)
+    return Reports(services.catalog, m.experiments, m.requests, events, get_search_log(services))
+
+
+ReportsDep = Annotated[Reports, Depends(get_reports)]
+
+
+def get_rule_previewer(services: ServicesDep) -> RulePreviewer:
+    """The rule preview over the app's stores, pipeline and merchandising services."""
+    m = merch(services)
+    return RulePreviewer(
+        rules=m.rules,
+        catalog=services.catalog,
+        profiles=services.profiles,
+        ranker=lambda k: preview_ranker(services, k=k),
+        recent_events=lambda n: recent_events(services, n),
+        requests=m.requests,
+    )
+
+
+RulePreviewDep = Annotated[RulePreviewer, Depends(get_rule_previewer)]
 
 
 def _presented_key(header: str | None, bearer: HTTPAuthorizationCredentials | None) -> str | None:
@@ -131,16 +252,22 @@ async def require_storefront_key(
 
 @dataclass(frozen=True, slots=True)
 class Storefront:
-    """What a storefront route needs, from one dependency: the services and the request id.
-    The storefront key, when one is configured, is checked by :data:`StorefrontKeyDep`, which
-    ``create_app`` puts on the storefront routers."""
+    """What a hot storefront route needs, from one dependency (a ``@direct`` route takes
+    exactly ``q`` and ``ctx``, see ``serving.direct``): the pipeline, the catalog and the request
+    id. The storefront key, when one is configured, is checked by :data:`StorefrontKeyDep`,
+    which ``create_app`` puts on the storefront routers."""
 
     services: Services
+    """For the feed's page store and the event log (``routes/feed.py``, ``routes/events.py``)."""
     request_id: str
 
     @property
     def pipeline(self) -> Pipeline:
         return self.services.pipeline
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.services.catalog
 
 
 async def storefront(request: Request) -> Storefront:
@@ -149,7 +276,8 @@ async def storefront(request: Request) -> Storefront:
 
 
 StorefrontCtx = Annotated[Storefront, Depends(storefront)]
-"""A storefront route's one dependency: ``ctx: StorefrontCtx`` (services, request id)."""
+"""A hot storefront route's one dependency: ``ctx: StorefrontCtx`` (pipeline, catalog, request
+id)."""
 
 
 _STRICT_ATTR = "shoprank_strict_types"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from analytics.search_log import SqliteSearchLog
+from analytics.search_log import SearchLog
 from data.models import Event
 from merch.experiments import ExperimentService
 from merch.rules.model import Rule
@@ -47,7 +47,6 @@ class Merch:
 def install_merchandising(services: Services) -> Merch:
     """Plug the rule engine, experiment assignment and request log over ``services.stores``
     into ``services``."""
-    state = services.settings.state_dir
     requests = StoreRequestLog(services.stores.requests)
     experiment_store = DocumentExperimentStore(services.stores.experiments)
     rule_store = DocumentRuleStore(services.stores.rules)
@@ -58,7 +57,7 @@ def install_merchandising(services: Services) -> Merch:
     services.pipeline.request_log = requests  # every served request, for attribution
     m = Merch(rules, experiments, requests)
     services.extras["merch"] = m
-    services.extras["search_log"] = SqliteSearchLog.in_state_dir(state)
+    services.extras["search_log"] = SearchLog(services.stores.searches)
     log.info(
         "merchandising ready: %d rules, %d experiments",
         len(rules.all_rules()),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from analytics.search_log import SqliteSearchLog
+from analytics.search_log import SearchLog
 from core.settings import Settings
 from data.catalog import Catalog
 from data.erasure import erase_from_shop_files
@@ -44,7 +44,7 @@ def run_search(
     settings: Settings,
     debug: bool,
     request_id: str,
-    search_log: SqliteSearchLog | None = None,
+    search_log: SearchLog | None = None,
 ) -> SearchOut:
     """One search, all stages (:func:`ranking.search.rank_search`), rendered for the API.
     ``search_log``: where storefront searches are logged for search analytics (rule

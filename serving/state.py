@@ -27,7 +27,6 @@ from core.errors import StorageUnavailableError
 from core.settings import Settings
 from data.catalog import Catalog
 from data.models import Event, Item
-from data.served_log import ServedLog
 from ranking.hooks import ExperimentHook, NoExperiments, NoRules, RulesHook
 from ranking.learned import LearnedStage
 from ranking.modelset import ModelSet, current_versions, load_model_set
@@ -45,6 +44,7 @@ from serving.storage import (
     watch_changes,
 )
 from stores.factory import Stores
+from stores.served_lists import ServedLog
 from stores.watch import ChangeWatcher
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ class Services:
             )
         m = install_merchandising(services)
         services.pipeline.learned = LearnedStage(
-            settings.models_dir, catalog, ServedLog.in_state_dir(settings.state_dir),
+            settings.models_dir, catalog, ServedLog(stores.served),
             poll_seconds=settings.model_poll_seconds)
         services.catalog_follower = CatalogFollower(
             stores, cursor, services.catalog_upserted, services.catalog_deleted
@@ -256,28 +256,28 @@ class Services:
             self.stores.catalog.delete(list(deleted))
 
     def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.close()
-        if self.index_retry is not None:
-            self.index_retry.close()
-        if self.search is not None:
-            try:
-                self.search.close()
-            except Exception:  # closing must never fail a shutdown
-                log.exception("closing the search backend failed")
-        if self.pipeline.learned is not None:
-            self.pipeline.learned.close()
-        close_log = getattr(self.extras.get("search_log"), "close", None)
-        if close_log is not None:
-            close_log()  # writes the searches still buffered
+        """Stop the threads and write what the buffers hold; a store that does not answer
+        costs those rows (logged), never the shutdown."""
         merch = self.extras.get("merch")
-        close_requests = getattr(getattr(merch, "requests", None), "close", None)
-        if close_requests is not None:
+        steps: list[tuple[str, Callable[[], object] | None]] = [
+            ("the change watcher", self.watcher.close if self.watcher is not None else None),
+            ("the index retry queue",
+             self.index_retry.close if self.index_retry is not None else None),
+            ("the search backend", self.search.close if self.search is not None else None),
+            ("the served lists' buffer",  # the learned ranker's log
+             self.pipeline.learned.close if self.pipeline.learned is not None else None),
+            ("the search log's buffer", getattr(self.extras.get("search_log"), "close", None)),
+            ("the request log's buffer",
+             getattr(getattr(merch, "requests", None), "close", None)),
+            ("the stores", self.stores.close),
+        ]
+        for what, close in steps:
+            if close is None:
+                continue
             try:
-                close_requests()  # writes the served lists still buffered
+                close()
             except Exception:  # closing must never fail a shutdown
-                log.exception("the request log could not write its last served lists")
-        self.stores.close()
+                log.exception("closing %s failed", what)
 
 
 def _open_search(settings: Settings) -> SearchBackend | None:

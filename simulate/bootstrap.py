@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stores.factory import Stores, open_stores
+
 if TYPE_CHECKING:
     from core.settings import Settings
     from data.catalog import Catalog
@@ -31,17 +33,13 @@ def _with_key(s: Settings) -> Settings:
     return s.model_copy(update={"admin_api_key": SecretStr(secrets.token_hex(16))})
 
 
-def has_served_lists(state_dir: Path) -> bool:
-    from data.served_log import FILE_NAME, ServedLog
+def has_served_lists(s: Settings) -> bool:
+    with _stores(s) as stores:
+        return stores.served.count() > 0
 
-    path = state_dir / FILE_NAME
-    if not path.exists():
-        return False
-    log = ServedLog(path)
-    try:
-        return len(log) > 0
-    finally:
-        log.close()
+
+def _stores(s: Settings) -> Stores:
+    return open_stores(s.database_url, s.redis_url, s.home, redis_prefix=s.redis_prefix)
 
 
 def simulate_traffic(s: Settings, sessions: int, *, versions: Mapping[str, str] | None = None,
@@ -99,11 +97,12 @@ def train_ranker_step(
     simulated = None
     if bootstrap_sessions is None and (s.data_dir / "truth_users.parquet").exists():
         bootstrap_sessions = bootstrap_size(s.data_dir)
-    if (bootstrap_sessions and not has_served_lists(s.state_dir)
+    if (bootstrap_sessions and not has_served_lists(s)
             and (s.data_dir / "truth_users.parquet").exists()):
         simulated = simulate_traffic(s, bootstrap_sessions, versions=versions,
                                      explore_share=EXPLORE_SHARE, say=say)
-    rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
-                           profiles=profile_factory(cfg), promote=promote, progress=say)
+    with _stores(s) as stores:
+        rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, stores=stores,
+                               profiles=profile_factory(cfg), promote=promote, progress=say)
     return rep, simulated
 

@@ -1,7 +1,7 @@
 """Open every store from two URLs: ``open_stores(database_url, redis_url, home)``.
 
 * ``database_url`` (``SHOPRANK_DATABASE_URL``) — durable state: events, users, catalog, rules,
-  experiments, request log, and the change feed.
+  experiments, request log, the search log and the ranker's served lists, and the change feed.
 
   - empty / None: embedded, under ``home`` (events in ``home/events``, SQLite files in
     ``home/state``);
@@ -34,6 +34,7 @@ from stores.protocols import (
     EventStore,
     ExperimentStore,
     FeedPageStore,
+    LogStore,
     RequestLogStore,
     RuleStore,
     ShopperStateStore,
@@ -43,6 +44,7 @@ from stores.records import StoreOptions
 from stores.sqlite.db import SqliteDb
 from stores.sqlite.events import EmbeddedEvents
 from stores.sqlite.hot import SqliteFeedPages, SqliteShopperState
+from stores.sqlite.logs import SqliteLog, open_log_db
 from stores.sqlite.requests import SqliteRequestLog
 from stores.sqlite.state import (
     MIGRATIONS,
@@ -71,6 +73,10 @@ class Stores:
     shopper: ShopperStateStore
     feed_pages: FeedPageStore
     changes: ChangeFeed
+    searches: LogStore
+    """The search log (what each search answered), for search analytics."""
+    served: LogStore
+    """The learned ranker's served lists (each item with its score breakdown)."""
     durable: Literal["embedded", "postgresql"]
     hot: Literal["embedded", "redis"]
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
@@ -157,11 +163,16 @@ def open_stores(
             rules: RuleStore = SqliteDocuments(db, "rule", "rules")
             experiments: ExperimentStore = SqliteDocuments(db, "experiment", "experiments")
             changes: ChangeFeed = SqliteChangeFeed(db)
+            logs = open_log_db(state_dir / "logs.sqlite", timeout=opts.timeout_seconds)
+            closers.append(logs.close)
+            searches: LogStore = SqliteLog(logs, "searches", keep_days=opts.search_keep_days)
+            served: LogStore = SqliteLog(logs, "served", keep_days=opts.served_keep_days)
             durable: Literal["embedded", "postgresql"] = "embedded"
         else:
             # imported here: an embedded-only process never loads psycopg or redis
             from stores.postgres.db import PgDatabase
             from stores.postgres.events import PgEvents
+            from stores.postgres.logs import PgLog
             from stores.postgres.requests import PgRequestLog
             from stores.postgres.schema import MIGRATIONS as PG_MIGRATIONS
             from stores.postgres.state import PgCatalog, PgChangeFeed, PgDocuments, PgUsers
@@ -176,6 +187,8 @@ def open_stores(
                                 synchronous_commit=False)
             closers.append(pg_log.close)
             requests = PgRequestLog(pg_log, keep_days=opts.request_keep_days)
+            searches = PgLog(pg_log, "searches", keep_days=opts.search_keep_days)
+            served = PgLog(pg_log, "served", keep_days=opts.served_keep_days)
             users = PgUsers(pg)
             catalog = PgCatalog(pg)
             rules = PgDocuments(pg, "rule", "rules")
@@ -212,4 +225,4 @@ def open_stores(
             close()
         raise
     return Stores(events, users, catalog, rules, experiments, requests, shopper, feed_pages,
-                  changes, durable, hot, closers)
+                  changes, searches, served, durable, hot, closers)

@@ -19,6 +19,7 @@ from stores.records import (
     CatalogChanges,
     Change,
     Document,
+    LogRow,
     ServedList,
     ShopperProfile,
     Topic,
@@ -312,5 +313,34 @@ class ChangeFeed(Protocol):
     publish them in the same transaction as the change (delivered only once committed)."""
 
     def subscribe(self, topics: Collection[Topic]) -> Subscription: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LogStore(Protocol):
+    """An append-only telemetry log keyed by request id (the search log, the learned
+    ranker's served lists): written in batches by a buffer in each process, read in time
+    order by reports and training, anonymized by erasures, pruned by age."""
+
+    def record(self, rows: Sequence[LogRow]) -> None:
+        """Store rows (a row with a request id already stored replaces it)."""
+        ...
+
+    def read(self, since: datetime | None = None,
+             until: datetime | None = None) -> Iterator[LogRow]:
+        """Rows with ``since <= at < until``, oldest first (ties by request id)."""
+        ...
+
+    def count(self) -> int: ...
+
+    def forget_user(self, user_id: str) -> int:
+        """An erasure: the user's rows stay (for the counts), without the user id and the
+        body's ``query``; returns how many rows changed."""
+        ...
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Drop rows older than the store's ``keep_days``; returns how many."""
+        ...
 
     def close(self) -> None: ...

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from data.eventlog import AppendResult
 from data.models import Item
@@ -160,6 +160,10 @@ class StoreOptions:
     """Embedded feed pages kept at most (oldest dropped); Redis bounds them by TTL."""
     request_keep_days: int = 90
     """Days of request log kept; older day partitions are dropped by ``prune``."""
+    search_keep_days: int = 90
+    """Days of the search log kept (``prune``)."""
+    served_keep_days: int = 30
+    """Days of the learned ranker's served lists kept (``prune``)."""
     pool_size: int = 4
     """PostgreSQL connections kept open per process."""
 
@@ -173,3 +177,14 @@ def log_add(a: float, b: float) -> float:
     if b == -math.inf:
         return a
     return a + math.log1p(math.exp(b - a))
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One row of a telemetry log (``LogStore``): what a request served, keyed by its id."""
+
+    request_id: str
+    at: datetime
+    user_id: str | None
+    body: Mapping[str, Any]
+    """A JSON object; its ``query`` key is removed with the user id by an erasure."""

@@ -11,11 +11,12 @@ import pyarrow as pa
 
 from data.catalog import Catalog
 from data.loaders import read_events_table
-from data.served_log import FILE_NAME, read_served
 from models.errors import TrainingDataError
 from models.lambdarank import RANKER_NAME
 from models.ranker_features import ShopperStore
 from models.registry import Registry
+from stores.factory import Stores
+from stores.served_lists import read_served
 from training.config import TrainConfig
 from training.ranker_data import RankerReport, train_ranker
 
@@ -24,16 +25,16 @@ log = logging.getLogger(__name__)
 RANKER_COLUMNS = ("user_id", "item_id", "type", "timestamp", "value", "request_id")
 
 
-def served_lists_path(state_dir: Path) -> Path:
-    return state_dir / FILE_NAME
-
-
-def load_events(cfg: TrainConfig, events_dir: Path | None) -> pa.Table:
-    """The shop's event files and the durable event log, the columns the ranker reads."""
+def load_events(cfg: TrainConfig, events_dir: Path | None,
+                stores: Stores | None = None) -> pa.Table:
+    """The shop's event files and the event store (or the event log folder ``events_dir``),
+    the columns the ranker reads."""
     tables = []
     if cfg.data.events:
         tables.append(read_events_table(cfg.data.events, columns=RANKER_COLUMNS))
-    if cfg.data.event_log and events_dir is not None and any(events_dir.glob("*.jsonl")):
+    if cfg.data.event_log and stores is not None:
+        tables.append(stores.events.read_table().select(list(RANKER_COLUMNS)))
+    elif cfg.data.event_log and events_dir is not None and any(events_dir.glob("*.jsonl")):
         from data.eventlog import EventLog  # only when there is a log to read
 
         elog = EventLog(events_dir)
@@ -52,7 +53,7 @@ def train_ranker_job(
     models_dir: Path,
     *,
     events_dir: Path | None,
-    state_dir: Path,
+    stores: Stores,
     profiles: Callable[[Catalog], ShopperStore],
     promote: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -60,15 +61,17 @@ def train_ranker_job(
     """Train the ranker on every logged list, register it (offline metrics in the manifest).
     ``profiles``: a new shopper store over the catalog, with the users' consent (the caller
     builds ``ranking.profile.ProfileStore``: training does not import online ranking)."""
-    served = read_served(served_lists_path(state_dir))
+    served = read_served(stores.served)
     if not served:
         raise TrainingDataError(
             "no served lists yet: serve the feed (or run `shoprank simulate` on a generated "
             "shop) and send impressions, clicks and purchases back with the request_id")
     if cfg.data.items is None:
         raise TrainingDataError("the ranker needs the catalog: set [data] items")
-    catalog = Catalog.from_jsonl(cfg.data.items)  # the serving catalog: what features read
-    events = load_events(cfg, events_dir)
+    # the serving catalog (the catalog store's, with the API's changes): what features read
+    catalog = (Catalog(stores.catalog.iter_items()) if stores.catalog.count()
+               else Catalog.from_jsonl(cfg.data.items))
+    events = load_events(cfg, events_dir, stores)
     try:
         model, rep = train_ranker(served, events, catalog, profiles=profiles, progress=progress)
     except ValueError as exc:

@@ -30,6 +30,7 @@ from types import MappingProxyType
 
 from data.catalog import Catalog
 from data.models import Item
+from data.text import normalize
 from merch.rules.model import (
     CONTEXT_SURFACES,
     BoostAction,
@@ -51,9 +52,7 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- matching
 def normalize_query(text: str) -> str:
-    """The same normalization search uses (``search.analysis.normalize``)."""
-    from search.analysis import normalize
-
+    """The same normalization search uses (``data.text.normalize``)."""
     return " ".join(normalize(text).split())
 
 

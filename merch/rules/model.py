@@ -43,7 +43,7 @@ def _frozen_map(m: Mapping[str, tuple[str, ...]] | None = None) -> Mapping[str, 
 class QueryCondition:
     """The search query must equal, or contain every word of, ``text``.
 
-    Both sides go through ``search.analysis.normalize`` first (traditional → simplified
+    Both sides go through ``data.text.normalize`` first (traditional → simplified
     Chinese, lower case, width folding), so 連衣裙 matches 连衣裙 and "Dress" matches "dress".
     For ``contains``, Latin words match whole words and Chinese words match as substrings.
     """

@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 
 from data.catalog import Catalog
 from data.models import Event
+from merch.request_log import ServedRequest
 from merch.rules.engine import QueryPlan, RuleTrace, rule_fires
-from merch.rules.model import Rule
+from merch.rules.model import CONTEXT_SURFACES, Rule, RuleContext
 from ranking.types import RankContext, ScoredItem, Surface
 
 
@@ -200,6 +201,49 @@ def sample_contexts(
             )
             out.append(SampleContext(ctx, 1.0, uid))
     return out
+
+
+def served_samples(
+    served: Iterable[ServedRequest],
+    surface: RuleContext,
+    n: int,
+    now: datetime,
+    user_attributes: UserAttributes,
+) -> list[SampleContext]:
+    """Contexts from the served-request log (most recent first), one per distinct (user,
+    query, anchor item): the sample when the event log holds no traffic yet."""
+    surfaces = CONTEXT_SURFACES[surface]
+    out: list[SampleContext] = []
+    seen: set[tuple[str | None, str | None, str | None]] = set()
+    for s in served:
+        if s.surface not in surfaces:
+            continue
+        key = (s.user_id, s.query, s.item_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        ctx = RankContext(
+            surface=surface,
+            user_id=s.user_id,
+            query=s.query,
+            item_id=s.item_id,
+            now=now,
+            user_attributes=dict(user_attributes(s.user_id)) if s.user_id else {},
+        )
+        out.append(SampleContext(ctx, 1.0, s.query or s.user_id or s.item_id or s.request_id))
+        if len(out) >= n:
+            break
+    return out
+
+
+def default_surface(rule: Rule) -> RuleContext:
+    """Where to preview a rule when the merchandiser names no surface: search when it has a
+    query condition that search honours, else its first context (the feed when it has none)."""
+    if rule.condition.query is not None and (
+        not rule.condition.contexts or "search" in rule.condition.contexts
+    ):
+        return "search"
+    return rule.condition.contexts[0] if rule.condition.contexts else "feed"
 
 
 # ---------------------------------------------------------------------------- impact

@@ -28,9 +28,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from analytics.statistics import METRIC_LABELS, RATE_METRICS
-from serving.deps import ServicesDep
+from core.settings import Settings
+from serving.deps import SettingsDep
 from serving.errors import BadRequest
-from serving.state import Services
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -70,17 +70,17 @@ def page(template: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-def _logged_in(request: Request, services: Services) -> bool:
-    expected = services.settings.admin_api_key
+def _logged_in(request: Request, settings: Settings) -> bool:
+    expected = settings.admin_api_key
     got = request.cookies.get(COOKIE)
     return bool(
         expected and got and hmac.compare_digest(got.encode(), expected.get_secret_value().encode())
     )
 
 
-def csrf_token(request: Request, services: Services) -> str:
+def csrf_token(request: Request, settings: Settings) -> str:
     """This session's CSRF token: HMAC(admin key, the session cookie's random id)."""
-    key = services.settings.admin_api_key
+    key = settings.admin_api_key
     session = request.cookies.get(SESSION_COOKIE, "")
     if key is None or not session:
         return ""
@@ -88,9 +88,9 @@ def csrf_token(request: Request, services: Services) -> str:
     return hmac.new(key.get_secret_value().encode(), msg, hashlib.sha256).hexdigest()
 
 
-async def require_console(request: Request, services: ServicesDep) -> Services:
+async def require_console(request: Request, settings: SettingsDep) -> None:
     """Logged in (else 303 to the login form); a POST must carry this session's CSRF token."""
-    if not _logged_in(request, services) or not request.cookies.get(SESSION_COOKIE):
+    if not _logged_in(request, settings) or not request.cookies.get(SESSION_COOKIE):
         # 303 + Location: the browser goes to the login form (the JSON body is ignored)
         raise HTTPException(
             status_code=303, detail="log in first", headers={"Location": "/console/login"}
@@ -98,22 +98,23 @@ async def require_console(request: Request, services: ServicesDep) -> Services:
     if request.method == "POST":
         form = await read_form(request)
         sent = form_value(form, CSRF_FIELD) or request.headers.get("X-CSRF-Token", "")
-        expected = csrf_token(request, services).encode()
+        expected = csrf_token(request, settings).encode()
         if not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected):
             raise HTTPException(
                 status_code=403,
                 detail=f"{CSRF_FIELD}: missing or wrong CSRF token; nothing was changed — "
                 "reload the console page and submit the form again",
             )
-    return services
 
 
-ConsoleDep = Annotated[Services, Depends(require_console)]
+ConsoleDep = Depends(require_console)
+"""On every console page but the log-in (``APIRouter(dependencies=[ConsoleDep])`` or the
+route's ``dependencies``): FastAPI runs it before the page's own dependencies."""
 
 
-def page_csrf(request: Request, services: ConsoleDep) -> str:
+def page_csrf(request: Request, settings: SettingsDep) -> str:
     """The token the page's forms embed (``csrf`` in the templates)."""
-    return csrf_token(request, services)
+    return csrf_token(request, settings)
 
 
 CsrfDep = Annotated[str, Depends(page_csrf)]
@@ -162,16 +163,16 @@ def static(name: str) -> Response:
 
 
 @router.get("/login")
-def login_form(services: ServicesDep, error: str = "") -> HTMLResponse:
-    disabled = services.settings.admin_api_key is None
+def login_form(settings: SettingsDep, error: str = "") -> HTMLResponse:
+    disabled = settings.admin_api_key is None
     return page("login.html", error=error, disabled=disabled, user=None)
 
 
 @router.post("/login")
-async def login(request: Request, services: ServicesDep) -> Response:
+async def login(request: Request, settings: SettingsDep) -> Response:
     f = await read_form(request)
     key = form_value(f, "key")
-    expected = services.settings.admin_api_key
+    expected = settings.admin_api_key
     if expected is None:
         return page(
             "login.html",
@@ -195,17 +196,17 @@ async def login(request: Request, services: ServicesDep) -> Response:
     return resp
 
 
-@router.post("/logout")
-def logout(services: ConsoleDep) -> Response:
+@router.post("/logout", dependencies=[ConsoleDep])
+def logout() -> Response:
     resp = see_other("/console/login")
     resp.delete_cookie(COOKIE, path="/console")
     resp.delete_cookie(SESSION_COOKIE, path="/console")
     return resp
 
 
-@router.get("")
-@router.get("/")
-def home(services: ConsoleDep) -> Response:
+@router.get("", dependencies=[ConsoleDep])
+@router.get("/", dependencies=[ConsoleDep])
+def home() -> Response:
     return see_other("/console/overview")
 
 

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from analytics.charts import inline_svg, variant_chart
 from analytics.statistics import METRICS
 from core.errors import ShopRankError, describe
 from merch.experiments import ExperimentSpec, experiment_as_dict
-from serving.merch import merch
+from serving.deps import ExperimentsDep, ReportsDep
 from serving.routes.console import (
     ConsoleDep,
     CsrfDep,
@@ -26,7 +27,7 @@ from serving.routes.console import (
 )
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[ConsoleDep])
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -41,15 +42,17 @@ def _weights(text: str) -> dict[str, float]:
 
 
 @router.get("/experiments")
-def experiments_page(services: ConsoleDep, csrf: CsrfDep, error: str = "") -> HTMLResponse:
-    exps = [experiment_as_dict(e) for e in merch(services).experiments.list()]
+def experiments_page(experiments: ExperimentsDep, csrf: CsrfDep, error: str = "") -> HTMLResponse:
+    exps = [experiment_as_dict(e) for e in experiments.list()]
     return page(
         "experiments.html", csrf=csrf, active="experiments", experiments=exps, error=error, v={}
     )
 
 
 @router.post("/experiments")
-async def create_experiment(request: Request, services: ConsoleDep, csrf: CsrfDep) -> Response:
+async def create_experiment(
+    request: Request, experiments: ExperimentsDep, csrf: CsrfDep
+) -> Response:
     f = await read_form(request)
     values = {k: v[0] for k, v in f.items()}
     try:
@@ -81,10 +84,9 @@ async def create_experiment(request: Request, services: ConsoleDep, csrf: CsrfDe
                 "variants": variants,
             }
         )
-        m = merch(services)
-        e = m.experiments.create(spec)
+        e = experiments.create(spec)
         if form_value(f, "start_now") in ("on", "true", "1"):
-            m.experiments.start(e.experiment_id)
+            experiments.start(e.experiment_id)
     except ValidationError as exc:
         return page(
             "experiments.html",
@@ -93,7 +95,7 @@ async def create_experiment(request: Request, services: ConsoleDep, csrf: CsrfDe
             active="experiments",
             error=describe(exc),
             v=values,
-            experiments=[experiment_as_dict(x) for x in merch(services).experiments.list()],
+            experiments=[experiment_as_dict(x) for x in experiments.list()],
         )
     except (ShopRankError, ValueError) as exc:
         return page(
@@ -103,21 +105,22 @@ async def create_experiment(request: Request, services: ConsoleDep, csrf: CsrfDe
             active="experiments",
             error=str(exc),
             v=values,
-            experiments=[experiment_as_dict(x) for x in merch(services).experiments.list()],
+            experiments=[experiment_as_dict(x) for x in experiments.list()],
         )
     return see_other(f"/console/experiments/{e.experiment_id}")
 
 
 @router.post("/experiments/{experiment_id}/{action}")
-def experiment_action(experiment_id: str, action: str, services: ConsoleDep) -> Response:
-    m = merch(services)
+def experiment_action(
+    experiment_id: str, action: str, experiments: ExperimentsDep
+) -> Response:
     try:
         if action == "start":
-            m.experiments.start(experiment_id)
+            experiments.start(experiment_id)
         elif action == "stop":
-            m.experiments.stop(experiment_id)
+            experiments.stop(experiment_id)
         elif action == "delete":
-            m.experiments.delete(experiment_id)
+            experiments.delete(experiment_id)
             return see_other("/console/experiments")
         else:
             return Response("unknown action", status_code=404)
@@ -129,15 +132,12 @@ def experiment_action(experiment_id: str, action: str, services: ConsoleDep) -> 
 @router.get("/experiments/{experiment_id}")
 def experiment_page(
     experiment_id: str,
-    services: ConsoleDep,
+    reports: ReportsDep,
     csrf: CsrfDep,
     metric: Annotated[str, Query(pattern="^(" + "|".join(METRICS) + ")$")] = "ctr",
 ) -> HTMLResponse:
-    from analytics.charts import inline_svg, variant_chart
-    from serving.routes.experiments import experiment_report
-
-    exp = merch(services).experiments.get(experiment_id)
-    report = experiment_report(services, experiment_id, metric)
+    exp = reports.experiments.get(experiment_id)
+    report = reports.experiment(experiment_id, metric)
     chart = (
         inline_svg(variant_chart(report, metric)) if any(r.users for r in report.by_variant) else ""
     )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from analytics.model_history import console_view
 from core.errors import ShopRankError, describe
+from serving.deps import ModelAdminDep
 from serving.routes.console import (
     ConsoleDep,
     CsrfDep,
@@ -21,54 +22,47 @@ from serving.routes.console import (
     read_form,
     see_other,
 )
+from serving.schemas import PromoteIn
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[ConsoleDep])
 
 
 @router.get("/models")
 def models_page(
-    services: ConsoleDep, csrf: CsrfDep, error: str = "", done: str = ""
+    models: ModelAdminDep, csrf: CsrfDep, error: str = "", done: str = ""
 ) -> HTMLResponse:
-    models: list[dict[str, Any]] = []
+    listed: list[dict[str, Any]] = []
     try:
-        from serving.routes.models import list_models
-
-        models = list_models(services, "console").model_dump()["models"]
+        listed = [m.model_dump() for m in models.list()]
     except ShopRankError as exc:
         error = error or str(exc)
-    except ImportError:
-        error = error or "the model registry is not available in this build"
-    history_svg, runs = console_view(services.settings.models_dir)
+    history_svg, runs = console_view(models.registry.root)
     return page(
         "models.html",
         csrf=csrf,
         active="models",
-        models=models,
+        models=listed,
         error=error,
         done=done,
-        serving=services.models.versions,
+        serving=models.versions,
         history_svg=history_svg,
         runs=runs,
     )
 
 
 @router.post("/models/{name}/{action}")
-async def model_action(name: str, action: str, request: Request, services: ConsoleDep) -> Response:
-    from serving.routes.models import promote, rollback
-    from serving.schemas import PromoteIn
-
+async def model_action(name: str, action: str, request: Request, models: ModelAdminDep) -> Response:
     f = await read_form(request)
     try:
         if action == "promote":
-            out = promote(name, PromoteIn(version=form_value(f, "version")), services, "console")
+            version = PromoteIn(version=form_value(f, "version")).version
+            current = models.promote(name, version)
         elif action == "rollback":
-            out = rollback(name, services, "console")
+            current = models.rollback(name)
         else:
             return Response("unknown action", status_code=404)
     except (ShopRankError, ValidationError) as exc:
         msg = describe(exc) if isinstance(exc, ValidationError) else str(exc)
         return see_other("/console/models?" + urlencode({"error": msg}))
-    return see_other(
-        "/console/models?" + urlencode({"done": f"{name} now at {out.current_version}"})
-    )
+    return see_other("/console/models?" + urlencode({"done": f"{name} now at {current}"}))

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from core.errors import ShopRankError, describe
 from merch.rules.model import RULE_CONTEXTS
 from merch.rules.spec import RuleSpec
-from serving.merch import merch
+from serving.deps import RulePreviewDep, RulesDep
 from serving.routes.console import (
     ConsoleDep,
     CsrfDep,
@@ -27,10 +27,11 @@ from serving.routes.console import (
     split_items,
     templates,
 )
-from serving.state import Services
+from serving.routes.rules import PreviewIn, preview_out, rule_out
+from serving.usecases.preview import RulePreviewer
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[ConsoleDep])
 
 
 def _dt(text: str) -> str | None:
@@ -162,26 +163,19 @@ def form_from_spec(spec: RuleSpec) -> dict[str, Any]:
 
 
 @router.get("/rules")
-def rules_page(
-    services: ConsoleDep, csrf: CsrfDep, saved: str = "", error: str = ""
-) -> HTMLResponse:
-    from serving.routes.rules import rule_out
-
-    m = merch(services)
-    rules = [rule_out(r).model_dump() for r in m.rules.store.list()]
+def rules_page(rules: RulesDep, csrf: CsrfDep, saved: str = "", error: str = "") -> HTMLResponse:
     return page(
         "rules.html",
         csrf=csrf,
         active="rules",
-        rules=rules,
+        rules=[rule_out(r).model_dump() for r in rules.store.list()],
         saved=saved,
         error=error,
-        rule_sets=m.rules.rule_sets(),
+        rule_sets=rules.rule_sets(),
     )
 
 
 def _rule_form(
-    services: Services,
     values: dict[str, Any],
     *,
     csrf: str,
@@ -207,7 +201,6 @@ def _rule_form(
 
 @router.get("/rules/new")
 def new_rule(
-    services: ConsoleDep,
     csrf: CsrfDep,
     pin: Annotated[str, Query(max_length=128)] = "",
     query: Annotated[str, Query(max_length=200)] = "",
@@ -240,12 +233,12 @@ def new_rule(
             contexts=["feed"],
             duration_days="7",
         )
-    return _rule_form(services, values, csrf=csrf, editing=None, preview=preview)
+    return _rule_form(values, csrf=csrf, editing=None, preview=preview)
 
 
 @router.get("/rules/{rule_id}/edit")
-def edit_rule(rule_id: str, services: ConsoleDep, csrf: CsrfDep) -> HTMLResponse:
-    spec = RuleSpec.of(merch(services).rules.get(rule_id))
+def edit_rule(rule_id: str, rules: RulesDep, csrf: CsrfDep) -> HTMLResponse:
+    spec = RuleSpec.of(rules.get(rule_id))
     preview = {
         "surface": "",
         "query": spec.condition.query.text if spec.condition.query else "",
@@ -253,7 +246,7 @@ def edit_rule(rule_id: str, services: ConsoleDep, csrf: CsrfDep) -> HTMLResponse
         "item_id": "",
         "sample_size": 30,
     }
-    return _rule_form(services, form_from_spec(spec), csrf=csrf, editing=rule_id, preview=preview)
+    return _rule_form(form_from_spec(spec), csrf=csrf, editing=rule_id, preview=preview)
 
 
 def _preview_args(f: dict[str, list[str]]) -> dict[str, Any]:
@@ -267,10 +260,8 @@ def _preview_args(f: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def _render_preview(
-    services: Services, f: dict[str, list[str]], editing: str | None
+    previewer: RulePreviewer, f: dict[str, list[str]], editing: str | None
 ) -> tuple[str, int]:
-    from serving.routes.rules import PreviewIn, run_preview
-
     args = _preview_args(f)
     try:
         spec = spec_from_form(f)
@@ -285,7 +276,8 @@ def _render_preview(
                 "k": 10,
             }
         )
-        result = run_preview(services, body, rule_id=editing)
+        found = previewer.preview(body.rule, body.target(), rule_id=editing)
+        result = preview_out(found, previewer.catalog)
     except ValidationError as exc:
         return templates().get_template("_preview.html").render(error=describe(exc), r=None), 422
     except (ShopRankError, ValueError) as exc:
@@ -294,15 +286,20 @@ def _render_preview(
 
 
 @router.post("/rules/preview")
-async def preview_fragment(request: Request, services: ConsoleDep) -> HTMLResponse:
+async def preview_fragment(request: Request, previewer: RulePreviewDep) -> HTMLResponse:
     f = await read_form(request)
     editing = form_value(f, "editing") or None
-    html, status = _render_preview(services, f, editing)
+    html, status = _render_preview(previewer, f, editing)
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/rules/save")
-async def save_rule(request: Request, services: ConsoleDep, csrf: CsrfDep) -> Response:
+async def save_rule(
+    request: Request,
+    rules: RulesDep,
+    previewer: RulePreviewDep,
+    csrf: CsrfDep,
+) -> Response:
     f = await read_form(request)
     editing = form_value(f, "editing") or None
     values = {k: (v if k == "contexts" else v[0]) for k, v in f.items()}
@@ -310,55 +307,31 @@ async def save_rule(request: Request, services: ConsoleDep, csrf: CsrfDep) -> Re
     values["stop_processing"] = form_value(f, "stop_processing") in ("on", "true", "1")
     preview = {k: v for k, v in _preview_args(f).items()}
     if form_value(f, "do") == "preview":
-        html, status = _render_preview(services, f, editing)
-        return _rule_form(
-            services,
-            values,
-            csrf=csrf,
-            editing=editing,
-            preview_html=html,
-            preview=preview,
-            status=status,
-        )
+        html, status = _render_preview(previewer, f, editing)
+        return _rule_form(values, csrf=csrf, editing=editing, preview_html=html, preview=preview,
+                          status=status)
     try:
         spec = spec_from_form(f)
-        m = merch(services)
-        rule = m.rules.update(editing, spec)[0] if editing else m.rules.create(spec)[0]
-    except ValidationError as exc:
-        return _rule_form(
-            services,
-            values,
-            csrf=csrf,
-            editing=editing,
-            error=describe(exc),
-            preview=preview,
-            status=422,
-        )
-    except (ShopRankError, ValueError) as exc:
-        return _rule_form(
-            services,
-            values,
-            csrf=csrf,
-            editing=editing,
-            error=str(exc),
-            preview=preview,
-            status=400,
-        )
+        rule = rules.update(editing, spec)[0] if editing else rules.create(spec)[0]
+    except (ValidationError, ShopRankError, ValueError) as exc:
+        invalid = isinstance(exc, ValidationError)  # the form breaks the schema: 422, else 400
+        return _rule_form(values, csrf=csrf, editing=editing, preview=preview,
+                          error=describe(exc) if invalid else str(exc),
+                          status=422 if invalid else 400)
     return see_other(f"/console/rules?saved={rule.rule_id}")
 
 
 @router.post("/rules/{rule_id}/toggle")
-def toggle_rule(rule_id: str, services: ConsoleDep) -> Response:
-    m = merch(services)
-    rule = m.rules.get(rule_id)
+def toggle_rule(rule_id: str, rules: RulesDep) -> Response:
+    rule = rules.get(rule_id)
     try:
-        m.rules.set_enabled(rule_id, not rule.enabled)
+        rules.set_enabled(rule_id, not rule.enabled)
     except ShopRankError as exc:
         return see_other("/console/rules?" + urlencode({"error": str(exc)}))
     return see_other(f"/console/rules?saved={rule_id}")
 
 
 @router.post("/rules/{rule_id}/delete")
-def delete_rule(rule_id: str, services: ConsoleDep) -> Response:
-    merch(services).rules.delete(rule_id)
+def delete_rule(rule_id: str, rules: RulesDep) -> Response:
+    rules.delete(rule_id)
     return see_other("/console/rules")

@@ -12,13 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from analytics.reports import build_report
-from analytics.statistics import METRICS, MetricName
+from analytics.statistics import MetricName
 from merch.experiments import ExperimentSpec, experiment_as_dict
-from serving.deps import AdminDep, ServicesDep
-from serving.errors import BadRequest, DocumentedRoute, error_responses
-from serving.merch import merch, read_events_table
-from serving.state import Services
+from serving.deps import AdminDep, ExperimentsDep, ReportsDep
+from serving.errors import DocumentedRoute, error_responses
 
 router = APIRouter(
     prefix="/v1/experiments",
@@ -43,8 +40,8 @@ EXAMPLE = {
 
 
 @router.get("", summary="List experiments")
-def list_experiments(services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
-    return {"experiments": [experiment_as_dict(e) for e in merch(services).experiments.list()]}
+def list_experiments(experiments: ExperimentsDep) -> dict[str, list[dict[str, Any]]]:
+    return {"experiments": [experiment_as_dict(e) for e in experiments.list()]}
 
 
 @router.post(
@@ -55,60 +52,43 @@ def list_experiments(services: ServicesDep) -> dict[str, list[dict[str, Any]]]:
     openapi_extra={"requestBody": {"content": {"application/json": {"example": EXAMPLE}}}},
 )
 def create_experiment(
-    body: ExperimentSpec, services: ServicesDep, response: Response
+    body: ExperimentSpec, experiments: ExperimentsDep, response: Response
 ) -> dict[str, Any]:
-    e = merch(services).experiments.create(body)
+    e = experiments.create(body)
     response.headers["Location"] = f"/v1/experiments/{e.experiment_id}"
     return experiment_as_dict(e)
 
 
 @router.get("/{experiment_id}", summary="Get an experiment")
-def get_experiment(experiment_id: str, services: ServicesDep) -> dict[str, Any]:
-    return experiment_as_dict(merch(services).experiments.get(experiment_id))
+def get_experiment(experiment_id: str, experiments: ExperimentsDep) -> dict[str, Any]:
+    return experiment_as_dict(experiments.get(experiment_id))
 
 
 @router.put(
     "/{experiment_id}", summary="Change a draft, or the shares/overrides of a running experiment"
 )
 def put_experiment(
-    experiment_id: str, body: ExperimentSpec, services: ServicesDep
+    experiment_id: str, body: ExperimentSpec, experiments: ExperimentsDep
 ) -> dict[str, Any]:
-    return experiment_as_dict(merch(services).experiments.update(experiment_id, body))
+    return experiment_as_dict(experiments.update(experiment_id, body))
 
 
 @router.post("/{experiment_id}/start", summary="Start assigning users")
-def start_experiment(experiment_id: str, services: ServicesDep) -> dict[str, Any]:
-    return experiment_as_dict(merch(services).experiments.start(experiment_id))
+def start_experiment(experiment_id: str, experiments: ExperimentsDep) -> dict[str, Any]:
+    return experiment_as_dict(experiments.start(experiment_id))
 
 
 @router.post(
     "/{experiment_id}/stop", summary="Stop the experiment (everyone gets the default again)"
 )
-def stop_experiment(experiment_id: str, services: ServicesDep) -> dict[str, Any]:
-    return experiment_as_dict(merch(services).experiments.stop(experiment_id))
+def stop_experiment(experiment_id: str, experiments: ExperimentsDep) -> dict[str, Any]:
+    return experiment_as_dict(experiments.stop(experiment_id))
 
 
 @router.delete("/{experiment_id}", status_code=204, summary="Delete a draft or stopped experiment")
-def delete_experiment(experiment_id: str, services: ServicesDep) -> Response:
-    merch(services).experiments.delete(experiment_id)
+def delete_experiment(experiment_id: str, experiments: ExperimentsDep) -> Response:
+    experiments.delete(experiment_id)
     return Response(status_code=204)
-
-
-def experiment_report(services: Services, experiment_id: str, metric: str = "ctr"):  # type: ignore[no-untyped-def]
-    if metric not in METRICS:
-        raise BadRequest(
-            f"metric: unknown {metric!r}; choose one of {', '.join(METRICS)}", field="metric"
-        )
-    m = merch(services)
-    e = m.experiments.get(experiment_id)
-    m.requests.flush()
-    return build_report(
-        read_events_table(services, e.started_at, e.stopped_at),
-        experiment=e,
-        requests=m.requests,
-        catalog=services.catalog,
-        primary_metric=metric,
-    )  # type: ignore[arg-type]
 
 
 @router.get(
@@ -116,11 +96,10 @@ def experiment_report(services: Services, experiment_id: str, metric: str = "ctr
 )
 def results(
     experiment_id: str,
-    services: ServicesDep,
+    reports: ReportsDep,
     metric: Annotated[MetricName, Query(description="Primary metric for the verdict.")] = "ctr",
 ) -> dict[str, Any]:
-    report = experiment_report(services, experiment_id, metric)
-    out = report.as_dict()
-    out["experiment_detail"] = experiment_as_dict(merch(services).experiments.get(experiment_id))
+    out = reports.experiment(experiment_id, metric).as_dict()
+    out["experiment_detail"] = experiment_as_dict(reports.experiments.get(experiment_id))
     out["generated_at"] = datetime.now(UTC).isoformat()
     return out

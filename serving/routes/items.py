@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
+from data.catalog import Catalog
 from ranking.pipeline import Ranked
 from serving.deps import StorefrontCtx
 from serving.errors import DocumentedRoute, NotFound
 from serving.params import Debug, OptionalUser, QueryModel
 from serving.render import ranked_response
 from serving.schemas import ItemListOut
-from serving.state import Services
 
 router = APIRouter(route_class=DocumentedRoute, prefix="/v1/items", tags=["items"])
 
@@ -29,17 +29,15 @@ class ItemListQuery(QueryModel):
 ItemListParams = Annotated[ItemListQuery, Query()]
 
 
-def _check(services: Services, item_id: str) -> None:
-    if item_id not in services.catalog:
+def _check(catalog: Catalog, item_id: str) -> None:
+    if item_id not in catalog:
         raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
 
 
 def _respond(
-    ranked: Ranked, services: Services, request_id: str, item_id: str, debug: bool
+    ranked: Ranked, catalog: Catalog, request_id: str, item_id: str, debug: bool
 ) -> Response:
-    return ranked_response(
-        ranked, request_id, services.catalog, debug=debug, fields={"item_id": item_id}
-    )
+    return ranked_response(ranked, request_id, catalog, debug=debug, fields={"item_id": item_id})
 
 
 @router.get(
@@ -49,11 +47,11 @@ def _respond(
     summary="Items similar to this one",
 )
 async def similar(item_id: ItemIdPath, q: ItemListParams, ctx: StorefrontCtx) -> Response:
-    _check(ctx.services, item_id)
+    _check(ctx.catalog, item_id)
     ranked = ctx.pipeline.similar(
         item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id
     )
-    return _respond(ranked, ctx.services, ctx.request_id, item_id, q.debug)
+    return _respond(ranked, ctx.catalog, ctx.request_id, item_id, q.debug)
 
 
 @router.get(
@@ -65,8 +63,8 @@ async def similar(item_id: ItemIdPath, q: ItemListParams, ctx: StorefrontCtx) ->
 async def bought_together(
     item_id: ItemIdPath, q: ItemListParams, ctx: StorefrontCtx
 ) -> Response:
-    _check(ctx.services, item_id)
+    _check(ctx.catalog, item_id)
     ranked = ctx.pipeline.bought_together(
         item_id=item_id, n=q.n, user_id=q.user_id, request_id=ctx.request_id
     )
-    return _respond(ranked, ctx.services, ctx.request_id, item_id, q.debug)
+    return _respond(ranked, ctx.catalog, ctx.request_id, item_id, q.debug)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from analytics.model_history import history_chart, history_points, render
-from serving.deps import AdminDep, RequestIdDep, ServicesDep
+from serving.deps import AdminDep, RequestIdDep, SettingsDep
 from serving.errors import DocumentedRoute
 from training.retrain import read_runs
 
@@ -52,14 +52,14 @@ class RunsOut(BaseModel):
 
 
 @router.get("/runs", response_model=RunsOut, summary="Retrain runs, newest first")
-def list_runs(services: ServicesDep, request_id: RequestIdDep,
+def list_runs(settings: SettingsDep, request_id: RequestIdDep,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> RunsOut:
-    runs = read_runs(services.settings.models_dir, limit=limit)
+    runs = read_runs(settings.models_dir, limit=limit)
     return RunsOut(request_id=request_id, runs=[RunOut.model_validate(r) for r in runs])
 
 
 @router.get("/history.png", summary="Metric per model version over time (PNG)",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
-def history_png(services: ServicesDep, metric: MetricQ = "ndcg@10") -> Response:
-    fig = history_chart(history_points(services.settings.models_dir, metric), metric)
+def history_png(settings: SettingsDep, metric: MetricQ = "ndcg@10") -> Response:
+    fig = history_chart(history_points(settings.models_dir, metric), metric)
     return Response(render(fig, "png"), media_type="image/png")

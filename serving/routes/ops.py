@@ -6,12 +6,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from models.registry import current_versions
-from ranking.modelset import NOT_RECOMMENDERS
-from serving.deps import ServicesDep
+from serving.deps import CatalogDep, ModelAdminDep, ProductSearchDep
 from serving.errors import DocumentedRoute
 from serving.schemas import HealthOut, ReadyOut
-from serving.state import Services
 
 router = APIRouter(route_class=DocumentedRoute, tags=["ops"])
 
@@ -23,21 +20,6 @@ async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-def _promoted_are_serving(services: Services) -> bool:
-    """Every version the registry calls current is the one this process serves (a promoted
-    version that failed to load, or a model missing at start-up, makes it not ready)."""
-    try:
-        promoted = current_versions(services.settings.models_dir)
-    except Exception:  # an unreadable registry: what serves is all there is
-        return True
-    serving = services.models.versions
-    learned = services.pipeline.learned  # the ranker: loaded by its own stage
-    if learned is not None and not learned.serving_ok():
-        return False
-    return all(serving.get(name) == version for name, version in promoted.items()
-               if name not in NOT_RECOMMENDERS)
-
-
 @router.get(
     "/readyz",
     response_model=ReadyOut,
@@ -46,25 +28,19 @@ def _promoted_are_serving(services: Services) -> bool:
         503: {"model": ReadyOut, "description": "Not ready; `checks` says what is missing."}
     },
 )
-def readyz(services: ServicesDep) -> JSONResponse:
-    search_ok = False
-    if services.search is not None:
-        try:
-            search_ok = bool(services.search.health())
-        except Exception:  # an unreachable backend is "not ready", not an error
-            search_ok = False
+def readyz(catalog: CatalogDep, models: ModelAdminDep, search: ProductSearchDep) -> JSONResponse:
     checks = {
-        "catalog": len(services.catalog) > 0,
-        "models": len(services.models) > 0 and _promoted_are_serving(services),
-        "search": search_ok,
+        "catalog": len(catalog) > 0,
+        "models": models.ready(),
+        "search": search.healthy(),
     }
-    body = ReadyOut(ready=all(checks.values()), checks=checks, models=services.models.versions)
+    body = ReadyOut(ready=all(checks.values()), checks=checks, models=models.versions)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(request: Request, services: ServicesDep) -> Response:
+def metrics(request: Request, catalog: CatalogDep, models: ModelAdminDep) -> Response:
     m = request.app.state.metrics
-    m.set_models(services.models.versions)
-    m.catalog_items.set(len(services.catalog))
+    m.set_models(models.versions)
+    m.catalog_items.set(len(catalog))
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -60,5 +60,5 @@ async def recommendations(
         request_id=request_id,
     )
     return ranked_response(
-        ranked, request_id, ctx.services.catalog, debug=q.debug, fields={"user_id": q.user_id}
+        ranked, request_id, ctx.catalog, debug=q.debug, fields={"user_id": q.user_id}
     )

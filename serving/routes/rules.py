@@ -7,32 +7,22 @@ query, user or anchor item, and an impact estimate over recent traffic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from data.catalog import Catalog
 from data.models import CATEGORY_SEPARATOR
-from merch.request_log import ServedRequest
 from merch.rules.engine import QueryPlan
-from merch.rules.model import CONTEXT_SURFACES, RULE_CONTEXTS, Rule, RuleContext
-from merch.rules.preview import (
-    ImpactEstimate,
-    ListPreview,
-    SampleContext,
-    estimate_impact,
-    preview_context,
-    sample_contexts,
-)
+from merch.rules.model import RULE_CONTEXTS, Rule, RuleContext
+from merch.rules.preview import ImpactEstimate, ListPreview
 from merch.rules.spec import RuleSpec
-from merch.rules.validate import rule_problems, rule_warnings
-from ranking.types import RankContext, ScoredItem
-from serving.deps import AdminDep, ServicesDep
+from ranking.types import ScoredItem
+from serving.deps import AdminDep, RulePreviewDep, RulesDep
 from serving.errors import DocumentedRoute, error_responses
-from serving.merch import merch, preview_ranker, recent_events
-from serving.state import Services
+from serving.usecases.preview import PreviewTarget, RulePreview
 
 router = APIRouter(
     prefix="/v1/rules", tags=["rules"], dependencies=[AdminDep], route_class=DocumentedRoute
@@ -61,12 +51,11 @@ def rule_out(rule: Rule, warnings: list[str] | None = None) -> RuleOut:
 
 @router.get("", response_model=RuleListOut, summary="List rules in the order they apply")
 def list_rules(
-    services: ServicesDep,
+    rules: RulesDep,
     rule_set: Annotated[str | None, Query(max_length=64, description="Only this rule set.")] = None,
 ) -> RuleListOut:
-    m = merch(services)
-    rules = m.rules.store.list(rule_set)
-    return RuleListOut(rules=[rule_out(r) for r in rules], rule_sets=m.rules.rule_sets())
+    listed = rules.store.list(rule_set)
+    return RuleListOut(rules=[rule_out(r) for r in listed], rule_sets=rules.rule_sets())
 
 
 @router.post(
@@ -98,27 +87,27 @@ def list_rules(
         }
     },
 )
-def create_rule(body: RuleSpec, services: ServicesDep, response: Response) -> RuleOut:
-    rule, warnings = merch(services).rules.create(body)
+def create_rule(body: RuleSpec, rules: RulesDep, response: Response) -> RuleOut:
+    rule, warnings = rules.create(body)
     response.headers["Location"] = f"/v1/rules/{rule.rule_id}"
     return rule_out(rule, warnings)
 
 
 @router.get("/{rule_id}", response_model=RuleOut, summary="Get a rule")
-def get_rule(rule_id: str, services: ServicesDep) -> RuleOut:
-    return rule_out(merch(services).rules.get(rule_id))
+def get_rule(rule_id: str, rules: RulesDep) -> RuleOut:
+    return rule_out(rules.get(rule_id))
 
 
 @router.put("/{rule_id}", response_model=RuleOut, summary="Replace a rule",
             responses=error_responses(409))
-def put_rule(rule_id: str, body: RuleSpec, services: ServicesDep) -> RuleOut:
-    rule, warnings = merch(services).rules.update(rule_id, body)
+def put_rule(rule_id: str, body: RuleSpec, rules: RulesDep) -> RuleOut:
+    rule, warnings = rules.update(rule_id, body)
     return rule_out(rule, warnings)
 
 
 @router.delete("/{rule_id}", status_code=204, summary="Delete a rule")
-def delete_rule(rule_id: str, services: ServicesDep) -> Response:
-    merch(services).rules.delete(rule_id)
+def delete_rule(rule_id: str, rules: RulesDep) -> Response:
+    rules.delete(rule_id)
     return Response(status_code=204)
 
 
@@ -146,6 +135,9 @@ class PreviewIn(BaseModel):
     sample_last: int = Field(
         default=5000, ge=10, le=100_000, description="Recent events to sample from."
     )
+
+    def target(self) -> PreviewTarget:
+        return PreviewTarget(**self.model_dump(exclude={"rule"}))
 
 
 class PreviewItemOut(BaseModel):
@@ -216,10 +208,10 @@ class PreviewOut(BaseModel):
     impact: ImpactOut | None
 
 
-def _items(items: list[ScoredItem], services: Services) -> list[PreviewItemOut]:
+def _items(items: list[ScoredItem], catalog: Catalog) -> list[PreviewItemOut]:
     out = []
     for n, s in enumerate(items, 1):
-        item = services.catalog.get(s.item_id)
+        item = catalog.get(s.item_id)
         out.append(
             PreviewItemOut(
                 position=n,
@@ -241,7 +233,7 @@ def _plan_text(p: QueryPlan | None) -> str | None:
     return " ".join((p.query, *p.extra_terms))
 
 
-def _list_out(p: ListPreview, services: Services) -> ListPreviewOut:
+def _list_out(p: ListPreview, catalog: Catalog) -> ListPreviewOut:
     redirect = None
     if p.plan_after is not None and p.plan_after.redirected:
         redirect = p.plan_after.redirect_url or CATEGORY_SEPARATOR.join(
@@ -259,8 +251,8 @@ def _list_out(p: ListPreview, services: Services) -> ListPreviewOut:
         query_before=_plan_text(p.plan_before),
         query_after=_plan_text(p.plan_after),
         redirect_after=redirect,
-        before=_items(p.before, services),
-        after=_items(p.after, services),
+        before=_items(p.before, catalog),
+        after=_items(p.after, catalog),
         moves=[
             MoveOut(item_id=m.item_id, title=m.title, before=m.before, after=m.after, kind=m.kind)
             for m in p.moves
@@ -268,7 +260,7 @@ def _list_out(p: ListPreview, services: Services) -> ListPreviewOut:
     )
 
 
-def _impact_out(e: ImpactEstimate, services: Services) -> ImpactOut:
+def _impact_out(e: ImpactEstimate, catalog: Catalog) -> ImpactOut:
     return ImpactOut(
         surface=e.surface,
         sampled=e.sampled,
@@ -291,108 +283,18 @@ def _impact_out(e: ImpactEstimate, services: Services) -> ImpactOut:
             )
             for i in e.items
         ],
-        examples=[_list_out(x, services) for x in e.examples],
+        examples=[_list_out(x, catalog) for x in e.examples],
     )
 
 
-def default_surface(rule: Rule) -> RuleContext:
-    if rule.condition.query is not None and (
-        not rule.condition.contexts or "search" in rule.condition.contexts
-    ):
-        return "search"
-    return rule.condition.contexts[0] if rule.condition.contexts else "feed"
-
-
-def served_samples(
-    served: list[ServedRequest],
-    surface: RuleContext,
-    n: int,
-    now: datetime,
-    user_attributes: Callable[[str], Mapping[str, str | int | float | bool]],
-) -> list[SampleContext]:
-    """Sample contexts from the served-request log (most recent first)."""
-    surfaces = CONTEXT_SURFACES[surface]
-    out: list[SampleContext] = []
-    seen: set[tuple[str | None, str | None, str | None]] = set()
-    for s in served:
-        if s.surface not in surfaces:
-            continue
-        key = (s.user_id, s.query, s.item_id)
-        if key in seen:
-            continue
-        seen.add(key)
-        ctx = RankContext(
-            surface=surface,
-            user_id=s.user_id,
-            query=s.query,
-            item_id=s.item_id,
-            now=now,
-            user_attributes=dict(user_attributes(s.user_id)) if s.user_id else {},
-        )
-        out.append(SampleContext(ctx, 1.0, s.query or s.user_id or s.item_id or s.request_id))
-        if len(out) >= n:
-            break
-    return out
-
-
-def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None) -> PreviewOut:
-    """Preview a draft (also used by the console)."""
-    m = merch(services)
-    draft = body.rule.to_rule(rule_id or body.rule.id or "draft")
-    stored = m.rules.store.list(draft.rule_set)
-    problems = rule_problems(draft, services.catalog, stored)
-    warnings = rule_warnings(draft, services.catalog)
-    surface: RuleContext = body.surface or default_surface(draft)
-    now = datetime.now(UTC)
-    profile = services.profiles.get(body.user_id) if body.user_id else None
-    attrs = dict(profile.attributes) if profile is not None else {}
-    query = body.query
-    if surface == "search" and not query and draft.condition.query is not None:
-        query = draft.condition.query.text
-    cat = tuple(p.strip() for p in body.category.split(">") if p.strip()) if body.category else None
-    ctx = RankContext(
-        surface=surface,
-        user_id=body.user_id,
-        user_attributes=attrs,
-        query=query if surface == "search" else None,
-        category=cat,
-        item_id=body.item_id,
-        now=now,
-    )
-    ranker = preview_ranker(services, k=body.k)
-    every = m.rules.all_rules()  # all rule sets: serving picks the request's set itself
-    one = preview_context(draft, every, ctx, ranker, services.catalog, k=body.k)
-    impact = None
-    if body.sample_size > 0:
-
-        def user_attributes(uid: str) -> dict[str, str | int | float | bool]:
-            return dict(services.profiles.get(uid).attributes)
-
-        samples = sample_contexts(
-            recent_events(services, 4 * body.sample_last),
-            surface,
-            n=body.sample_size,
-            last=body.sample_last,
-            now=now,
-            user_attributes=user_attributes,
-        )
-        if not samples:  # no events yet: sample the requests the API served instead
-            samples = served_samples(
-                m.requests.recent(None, body.sample_last),
-                surface,
-                body.sample_size,
-                now,
-                user_attributes,
-            )
-        impact = _impact_out(
-            estimate_impact(draft, every, samples, ranker, services.catalog, k=body.k), services
-        )
+def preview_out(result: RulePreview, catalog: Catalog) -> PreviewOut:
+    """A preview as the API answers it (also rendered by the console and the CLI)."""
     return PreviewOut(
-        valid=not problems,
-        problems=problems,
-        warnings=warnings,
-        preview=_list_out(one, services),
-        impact=impact,
+        valid=result.valid,
+        problems=result.problems,
+        warnings=result.warnings,
+        preview=_list_out(result.preview, catalog),
+        impact=_impact_out(result.impact, catalog) if result.impact is not None else None,
     )
 
 
@@ -421,8 +323,8 @@ def run_preview(services: Services, body: PreviewIn, rule_id: str | None = None)
         }
     },
 )
-def preview(body: PreviewIn, services: ServicesDep) -> PreviewOut:
-    return run_preview(services, body)
+def preview(body: PreviewIn, previewer: RulePreviewDep) -> PreviewOut:
+    return preview_out(previewer.preview(body.rule, body.target()), previewer.catalog)
 
 
 CONTEXTS: tuple[Literal["feed", "search", "similar", "bought_together"], ...] = RULE_CONTEXTS

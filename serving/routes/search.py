@@ -1,6 +1,6 @@
 """``/v1/search`` (GET for simple calls, POST for filters and facets) and autocomplete.
 
-The search itself is :func:`serving.services.run_search` (stages in :mod:`ranking.search`).
+The search itself is ``serving.usecases.search.ProductSearch`` (stages in :mod:`ranking.search`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from analytics.search_log import SqliteSearchLog
 from data.models import CATEGORY_SEPARATOR
 from search.query import SearchRequest, SortMode, TermsFilter
-from serving.deps import Storefront, StorefrontCtx
+from serving.deps import ProductSearchDep, RequestIdDep
 from serving.errors import DocumentedRoute
 from serving.params import (
     CategoryPath,
@@ -24,7 +23,6 @@ from serving.params import (
 )
 from serving.render import json_response
 from serving.schemas import AutocompleteOut, SearchOut, SuggestionOut
-from serving.services import run_search, search_backend
 
 router = APIRouter(route_class=DocumentedRoute, prefix="/v1/search", tags=["search"])
 
@@ -55,9 +53,9 @@ class SearchIn(SearchRequest):
         }
     },
 )
-def search_post(body: SearchIn, ctx: StorefrontCtx) -> Response:
+def search_post(body: SearchIn, search: ProductSearchDep, request_id: RequestIdDep) -> Response:
     req = SearchRequest.model_validate(body.model_dump(exclude={"debug"}, exclude_none=True))
-    return json_response(_search(ctx, req, body.debug))
+    return json_response(search.search(req, debug=body.debug, request_id=request_id))
 
 
 class SearchQuery(QueryModel):
@@ -72,7 +70,9 @@ class SearchQuery(QueryModel):
 
 
 @router.get("", response_model=SearchOut, response_model_exclude_none=True, summary="Simple search")
-def search_get(p: Annotated[SearchQuery, Query()], ctx: StorefrontCtx) -> Response:
+def search_get(
+    p: Annotated[SearchQuery, Query()], search: ProductSearchDep, request_id: RequestIdDep
+) -> Response:
     filters = []
     cat = parse_category(p.category)
     if cat:
@@ -83,7 +83,7 @@ def search_get(p: Annotated[SearchQuery, Query()], ctx: StorefrontCtx) -> Respon
         text=p.q, user_id=p.user_id, filters=tuple(filters), sort=p.sort, page=p.page, size=p.size,
         facets=("category_l1", "brand", "price"),
     )
-    return json_response(_search(ctx, req, p.debug))
+    return json_response(search.search(req, debug=p.debug, request_id=request_id))
 
 
 class AutocompleteQuery(QueryModel):
@@ -94,23 +94,15 @@ class AutocompleteQuery(QueryModel):
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut, summary="Autocomplete")
-def autocomplete(p: Annotated[AutocompleteQuery, Query()], ctx: StorefrontCtx) -> AutocompleteOut:
-    backend = search_backend(ctx.services.search)
+def autocomplete(
+    p: Annotated[AutocompleteQuery, Query()], search: ProductSearchDep, request_id: RequestIdDep
+) -> AutocompleteOut:
     return AutocompleteOut(
-        request_id=ctx.request_id,
+        request_id=request_id,
         prefix=p.q,
         suggestions=[
             SuggestionOut(text=s.text, kind=s.kind, count=s.count)
-            for s in backend.suggest(p.q, p.size)
+            for s in search.suggest(p.q, p.size)
         ],
     )
 
-
-def _search(ctx: Storefront, req: SearchRequest, debug: bool) -> SearchOut:
-    svc = ctx.services
-    log = svc.extras.get("search_log")
-    return run_search(
-        req, backend=svc.search, pipeline=svc.pipeline, rules=svc.rules, catalog=svc.catalog,
-        settings=svc.settings, debug=debug, request_id=ctx.request_id,
-        search_log=log if isinstance(log, SqliteSearchLog) else None,
-    )

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from analytics.segment_runs import chart_bytes, read_history, segments_chart
 from analytics.segments import STAGES
-from serving.deps import AdminDep, RequestIdDep, ServicesDep
+from serving.deps import AdminDep, RequestIdDep, SettingsDep
 from serving.errors import DocumentedRoute
 from serving.routes.console import ConsoleDep, CsrfDep, page
 
@@ -37,9 +37,9 @@ class SegmentsOut(BaseModel):
 
 @router.get("/v1/segments", response_model=SegmentsOut, dependencies=[AdminDep],
             summary="Segment runs: sizes per stage, moves and KPIs per stage")
-def list_segments(services: ServicesDep, request_id: RequestIdDep,
+def list_segments(settings: SettingsDep, request_id: RequestIdDep,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 30) -> SegmentsOut:
-    runs = read_history(services.settings.state_dir)[-limit:]
+    runs = read_history(settings.state_dir)[-limit:]
     return SegmentsOut(request_id=request_id, stages=list(STAGES),
                        runs=[SegmentRunOut.model_validate(r) for r in runs])
 
@@ -47,14 +47,14 @@ def list_segments(services: ServicesDep, request_id: RequestIdDep,
 @router.get("/v1/segments.png", dependencies=[AdminDep], response_class=Response,
             responses={200: {"content": {"image/png": {}}}},
             summary="Segment sizes (latest run) and per run over time, as a PNG")
-def segments_png(services: ServicesDep) -> Response:
-    fig = segments_chart(read_history(services.settings.state_dir))
+def segments_png(settings: SettingsDep) -> Response:
+    fig = segments_chart(read_history(settings.state_dir))
     return Response(chart_bytes(fig, "png"), media_type="image/png")
 
 
-@router.get("/console/segments", include_in_schema=False)
-def segments_page(services: ConsoleDep, csrf: CsrfDep) -> HTMLResponse:
-    history = read_history(services.settings.state_dir)
+@router.get("/console/segments", include_in_schema=False, dependencies=[ConsoleDep])
+def segments_page(settings: SettingsDep, csrf: CsrfDep) -> HTMLResponse:
+    history = read_history(settings.state_dir)
     svg = ""
     if history:
         text = chart_bytes(segments_chart(history), "svg").decode("utf-8")

@@ -39,5 +39,5 @@ async def trending(q: Annotated[TrendingQuery, Query()], ctx: StorefrontCtx) -> 
     cat = parse_category(q.category)
     request_id = ctx.request_id
     ranked = ctx.pipeline.trending(n=q.n, category=cat, request_id=request_id)
-    return ranked_response(ranked, request_id, ctx.services.catalog, debug=q.debug,
+    return ranked_response(ranked, request_id, ctx.catalog, debug=q.debug,
                            fields={"category": list(cat) if cat else None})

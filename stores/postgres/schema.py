@@ -49,4 +49,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX requests_user ON requests (user_id) WHERE user_id IS NOT NULL;
         """,
     ),
+    (
+        2,
+        "telemetry logs: searches and the learned ranker's served lists",
+        """
+        CREATE TABLE IF NOT EXISTS log_searches (
+            request_id text PRIMARY KEY, at timestamptz NOT NULL, user_id text,
+            body jsonb NOT NULL);
+        CREATE INDEX IF NOT EXISTS log_searches_at ON log_searches (at, request_id);
+        CREATE INDEX IF NOT EXISTS log_searches_user ON log_searches (user_id)
+            WHERE user_id IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS log_served (
+            request_id text PRIMARY KEY, at timestamptz NOT NULL, user_id text,
+            body jsonb NOT NULL);
+        CREATE INDEX IF NOT EXISTS log_served_at ON log_served (at, request_id);
+        CREATE INDEX IF NOT EXISTS log_served_user ON log_served (user_id)
+            WHERE user_id IS NOT NULL;
+        """,
+    ),
 )

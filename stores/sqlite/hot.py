@@ -103,11 +103,15 @@ class SqliteShopperState:
                 "SET score = log_add(score, excluded.score)",
                 counts,
             )
-            for u in {h[0] for h in history}:
+            touched = list({h[0] for h in history})
+            for i in range(0, len(touched), 500):  # one statement per 500 users, not per user
+                chunk = touched[i : i + 500]
                 db.execute(
-                    "DELETE FROM history WHERE user_id = ? AND seq <= (SELECT seq FROM history "
-                    "WHERE user_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (u, u, p.history_size),
+                    "DELETE FROM history WHERE seq IN (SELECT seq FROM (SELECT seq, "
+                    "row_number() OVER (PARTITION BY user_id ORDER BY seq DESC) AS k "
+                    f"FROM history WHERE user_id IN ({','.join('?' * len(chunk))})) "
+                    "WHERE k > ?)",
+                    (*chunk, p.history_size),
                 )
             db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?)", [(u, now) for u in users])
             self._writes += 1

@@ -6,11 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from analytics.search_log import LoggedSearch, SqliteSearchLog
+from analytics.search_log import LoggedSearch, SearchLog
 from analytics.search_report import build_search_report
 from analytics.ubi import ubi_events, ubi_queries, write_jsonl
 from data.event_table import events_to_table
 from data.models import Event
+from stores.factory import open_stores
 
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 
@@ -82,7 +83,8 @@ def test_queries_group_by_normalized_text_and_attribute_events() -> None:
 
 
 def test_search_log_round_trip_and_erasure(tmp_path: Path) -> None:
-    log = SqliteSearchLog(tmp_path / "searches.sqlite")
+    stores = open_stores(None, None, tmp_path)
+    log = SearchLog(stores.searches)
     for s in SEARCHES:
         log.record(
             request_id=s.request_id,
@@ -98,6 +100,7 @@ def test_search_log_round_trip_and_erasure(tmp_path: Path) -> None:
     assert log.forget_user("u1") == 6
     assert all(s.user_id is None and s.query == "" for s in log.between())
     log.close()
+    stores.close()
 
 
 def test_ubi_export_links_events_to_queries(tmp_path: Path) -> None:

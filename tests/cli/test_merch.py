@@ -65,3 +65,24 @@ def test_rules_experiments_and_report_commands(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.output)["experiment"] == "e1"
     r = _run(tmp_path, "report", "--start", "2025-02-01", "--end", "2025-01-01")
     assert r.exit_code == 2
+
+
+def test_rules_preview_shows_before_and_after_and_refuses_a_rule_that_would_be_rejected(
+    tmp_path: Path,
+) -> None:
+    items = [Item(item_id=f"i{n}", title=f"帳篷 Tent {n}", price=10, stock=3) for n in range(5)]
+    Catalog(items).save(tmp_path / "data" / "items.jsonl")
+    draft = tmp_path / "draft.json"
+    pin = {"type": "pin", "pins": [{"item_id": "i3", "position": 1}]}
+    draft.write_text(json.dumps({"name": "Pin i3", "condition": {"contexts": ["feed"]},
+                                 "actions": [pin]}))
+    r = _run(tmp_path, "rules", "preview", str(draft), "--sample", "0", "--k", "3")
+    assert r.exit_code == 0, r.output
+    assert "fires — pinned i3 at 1" in r.output
+    first = next(line for line in r.output.splitlines() if line.startswith("│ 1 "))
+    assert first.split("│")[3].split()[0] == "i3"  # after: the pinned item first
+    assert first.split("│")[2].split()[0] != "i3"  # before: where the feed had it
+    pin["pins"] = [{"item_id": "nope", "position": 1}]
+    draft.write_text(json.dumps({"name": "Pin nope", "actions": [pin]}))
+    r = _run(tmp_path, "rules", "preview", str(draft), "--sample", "0")
+    assert r.exit_code == 2 and "rejected" in r.output

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from serving.deps import get_request_log
 from tests.console.conftest import MerchLive, save_json, simulate_feed_traffic
 
 
@@ -228,7 +229,7 @@ def test_anonymous_click_is_attributed_to_its_surface_by_request_id(merch_live: 
     assert rep["events"] == 6 and set(by) == {"feed", "search"}
     assert (by["feed"]["clicks"], by["feed"]["users"]) == (2, 2)
     assert (by["search"]["clicks"], by["search"]["impressions"]) == (1, 1)
-    served = merch_live.services.extras["merch"].requests.lookup([feed["request_id"]])
+    served = get_request_log(merch_live.services).lookup([feed["request_id"]])
     s = served[feed["request_id"]]
     assert (s.surface, s.user_id, s.experiment, s.variant) == ("feed", None, None, None)
 

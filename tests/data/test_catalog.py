@@ -6,7 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from data.catalog import Catalog, is_promoted
+from data.catalog import Catalog
+from data.catalog_rows import is_promoted
 from data.models import Item
 from merch.rules.engine import item_matches
 from merch.rules.model import ItemFilter

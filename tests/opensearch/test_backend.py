@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from search.analysis import Analyzer, parse_synonyms, tokens
+from data.text import tokens
+from search.analysis import Analyzer, parse_synonyms
 from search.errors import BackendUnavailableError, IndexNotFoundError, SearchError
 from search.opensearch_backend import OpenSearchBackend
 from search.query import SearchRequest

@@ -12,13 +12,14 @@ import pyarrow.compute as pc
 from pydantic import SecretStr
 
 from core.settings import Settings
-from data.served_log import read_served
 from data.synthetic import ShopSpec, generate
 from models.registry import Registry
 from ranking.learned import EXPLORE
 from simulate.bootstrap import profile_factory
 from simulate.loop import EXPERIMENT_ID, ab_test, traffic
 from simulate.storefront import World, live_api
+from stores.factory import open_stores
+from stores.served_lists import read_served
 from training.config import ModelEntry, default_config
 from training.jobs import train
 from training.ranker_job import load_events, train_ranker_job
@@ -43,7 +44,8 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
     assert st.sessions == 60 and st.errors == 0
     assert st.impressions == 60 * SIZE  # every shown item gets its impression
     assert 0 < st.clicks < st.impressions and st.purchases <= st.carts <= st.clicks
-    served = read_served(s.state_dir / "served.sqlite")
+    stores = open_stores(None, None, s.home)
+    served = read_served(stores.served)
     assert len(served) == 60
     assert {sl.ranker_version for sl in served} == {None, EXPLORE}  # no ranker yet; explored
     # the events echo the lists: request id and position of a logged item
@@ -56,7 +58,7 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
                     strict=True))
     assert len(pairs) == 60 * SIZE and pairs <= shown
 
-    rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+    rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, stores=stores,
                            profiles=profile_factory(cfg), promote=True)
     assert rep.n_lists > 0 and Registry(s.models_dir).current_version("ranker") == rep.version
 
@@ -68,14 +70,14 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
         assert res.report["experiment"] == EXPERIMENT_ID
         assert {c["metric"] for c in res.report["comparisons"]} >= {"ctr", "conversion_rate",
                                                                      "revenue_per_user"}
-    by_variant = {sl.variant: sl for sl in read_served(s.state_dir / "served.sqlite")
+    by_variant = {sl.variant: sl for sl in read_served(stores.served)
                   if sl.variant in ("hand_blend", "ranker")}
     assert by_variant["ranker"].ranker_version == rep.version
     assert by_variant["hand_blend"].ranker_version is None
 
     # the registry life cycle seen through the API: a second version, then a rollback
     v1 = rep.version
-    v2 = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, state_dir=s.state_dir,
+    v2 = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, stores=stores,
                           profiles=profile_factory(cfg), promote=True).version
     assert v2 != v1
     user = world.user_ids[int(world.consent.argmax())]
@@ -94,3 +96,4 @@ def test_closed_loop_mechanics(tmp_path: Path) -> None:
                    for r in body["items"][0]["reasons"])
         Registry(s.models_dir).rollback("ranker")
         assert served_by()[0] == v1  # picked up on the next request (poll every 0 s here)
+    stores.close()

@@ -13,7 +13,7 @@ import pytest
 
 from data.catalog import Catalog
 from data.event_table import EVENT_SCHEMA
-from data.served_log import ServedList, ServedLog
+from data.served_log import ServedList
 from data.synthetic import ShopSpec, generate
 from models.lambdarank import RANKER_NAME, LambdaRanker, RankerParams
 from models.ranker_features import FEATURES, Candidate, ItemStats, ItemTable, features
@@ -23,6 +23,8 @@ from ranking.learned import LearnedStage
 from ranking.profile import ProfileStore
 from ranking.types import Reason, ScoredItem
 from simulate.storefront import World
+from stores.factory import open_stores
+from stores.served_lists import ServedLog
 from training.ranker_data import _Ev, build_dataset, item_stats, train_ranker
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -126,7 +128,8 @@ def test_registry_life_cycle_and_experiment_override(tmp_path: Path, catalog: Ca
     reg = Registry(tmp_path / "models")
     v1 = reg.register(RANKER_NAME, _small_model(catalog, 1))  # type: ignore[arg-type]
     v2 = reg.register(RANKER_NAME, _small_model(catalog, 2))  # type: ignore[arg-type]
-    log = ServedLog(tmp_path / "served.sqlite")
+    stores = open_stores(None, None, tmp_path)
+    log = ServedLog(stores.served)
     stage = LearnedStage(tmp_path / "models", catalog, log, poll_seconds=0)
     items = _items(catalog)
     by_id = {it.item_id: it for it in items}
@@ -165,6 +168,7 @@ def test_registry_life_cycle_and_experiment_override(tmp_path: Path, catalog: Ca
     assert log.forget_user("u1") == 1  # an erasure: the list stays, without the user
     assert [sl.user_id for sl in log.lists()] == [None]
     log.close()
+    stores.close()
 
 
 def test_ranker_beats_hand_blend_offline_on_a_generated_shop(shop: Path, catalog: Catalog) -> None:

@@ -6,18 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from search.analysis import (
-    SYNONYM_BOOST,
-    Analyzer,
-    category_key,
-    char_tokens,
-    edit_distance,
-    load_synonyms,
-    normalize,
-    parse_synonyms,
-    stem,
-    tokens,
-)
+from data.text import category_key, char_tokens, edit_distance, normalize, stem, tokens
+from search.analysis import SYNONYM_BOOST, Analyzer, load_synonyms, parse_synonyms
 from search.errors import SynonymsFileError
 from search.highlight import highlight
 

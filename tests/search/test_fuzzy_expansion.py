@@ -35,11 +35,11 @@ def backend(tmp_path_factory: pytest.TempPathFactory, analyzer: Analyzer) -> Tan
 def test_expansion_matches_the_engines_fuzzy_query(backend: TantivyBackend, token: str) -> None:
     import tantivy
 
-    from search.analysis import fuzzy_distance
+    from data.text import fuzzy_distance
 
-    gen = backend._live()
+    gen = backend._gens.live()
     searcher = gen.index.searcher()
-    vocab = backend._vocabulary(gen, searcher, backend._current_version(gen))
+    vocab = backend._vocabulary(gen, searcher, backend._gens.version(gen))
     d = max(1, fuzzy_distance(token))
     for field in FUZZY_FIELDS:
         engine = tantivy.Query.fuzzy_term_query(backend._schema, field, token, d, True, False)

@@ -47,7 +47,7 @@ def test_ndcg_known_values() -> None:
 def test_typo_makes_one_edit() -> None:
     import random
 
-    from search.analysis import edit_distance
+    from data.text import edit_distance
 
     rng = random.Random(1)
     for _ in range(20):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from serving.deps import get_request_log
 from serving.state import Services
 from stores.factory import Stores
 from tests.serving.conftest import ADMIN_KEY, make_settings, start_live
@@ -73,8 +74,7 @@ def test_an_erasure_leaves_nothing_of_the_user(restart_home: Path) -> None:
             versions = {r.get("model_version") for it in found["hits"] for r in it["reasons"]
                         if r["source"] == "personalization"}
             assert versions == {"v1"}  # re-ranked with the user's learned factors
-            merch = live.services.extras["merch"]
-            merch.requests.flush()  # type: ignore[attr-defined]
+            get_request_log(live.services).flush()
             stores = live.services.stores
             served = _served_to(stores, user)
             total = len(stores.requests.recent(limit=1_000_000))

@@ -1,5 +1,6 @@
 """What the first start imports into shopper state: each user's last history events, every
-purchase and refund, nobody erased, oldest first (``serving.storage.past_shopper_events``)."""
+purchase and refund, nobody erased, each user's oldest first
+(``serving.storage.past_shopper_events``)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def test_last_history_events_purchases_and_no_erased_user() -> None:
     assert [(e.item_id, e.type) for e in got if e.user_id == "b"] == [("x", "view"),
                                                                          ("late", "view")]
     assert not [e for e in got if e.user_id == "gone"]
-    times = [e.timestamp for e in got]
-    assert times == sorted(times)
+    for user in ("a", "b"):  # each user's events oldest first
+        times = [e.timestamp for e in got if e.user_id == user]
+        assert times == sorted(times)
 
 
 def test_nothing_to_import() -> None:

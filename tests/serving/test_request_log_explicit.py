@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from serving.deps import get_request_log
 from tests.serving.conftest import ADMIN_KEY, start_live
 
 
@@ -13,7 +14,7 @@ def test_served_requests_are_logged_with_their_variant_and_previews_are_not(
 ) -> None:
     server, lv = start_live(restart_home)
     try:
-        requests = lv.services.extras["merch"].requests  # type: ignore[attr-defined]
+        requests = get_request_log(lv.services)
         with lv.client(ADMIN_KEY) as admin, lv.client() as c:
             r = admin.post("/v1/experiments", json={
                 "id": "logged", "name": "logged", "surfaces": ["feed"],

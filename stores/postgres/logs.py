@@ -1,0 +1,64 @@
+"""Shared telemetry logs in PostgreSQL: ``log_searches`` and ``log_served`` (request id
+primary key, ``at``, ``user_id``, a jsonb body), written in batches by every replica."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+from psycopg.types.json import Jsonb
+
+from stores.postgres.db import PgDatabase
+from stores.records import LogRow
+
+LOG_NAMES = ("searches", "served")
+
+
+class PgLog:
+    def __init__(self, db: PgDatabase, name: str, *, keep_days: int) -> None:
+        if name not in LOG_NAMES:
+            raise ValueError(f"unknown log {name!r}; one of {LOG_NAMES}")
+        self._db = db
+        self._t = f"log_{name}"
+        self.keep_days = keep_days
+
+    def record(self, rows: Sequence[LogRow]) -> None:
+        if not rows:
+            return
+        last = {r.request_id: r for r in rows}  # one statement may not touch a key twice
+        with self._db.tx() as conn, conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {self._t} (request_id, at, user_id, body) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (request_id) DO UPDATE SET at = excluded.at, "
+                "user_id = excluded.user_id, body = excluded.body",
+                [(r.request_id, r.at, r.user_id, Jsonb(dict(r.body))) for r in last.values()],
+            )
+
+    def read(self, since: datetime | None = None,
+             until: datetime | None = None) -> Iterator[LogRow]:
+        lo = since or datetime(1970, 1, 1, tzinfo=UTC)
+        hi = until or datetime(9999, 1, 1, tzinfo=UTC)
+        rows = self._db.execute(
+            f"SELECT request_id, at, user_id, body FROM {self._t} "
+            "WHERE at >= %s AND at < %s ORDER BY at, request_id", (lo, hi))
+        for rid, at, user, body in rows:
+            yield LogRow(rid, at.astimezone(UTC), user, body)
+
+    def count(self) -> int:
+        return int(self._db.execute(f"SELECT count(*) FROM {self._t}")[0][0])
+
+    def forget_user(self, user_id: str) -> int:
+        with self._db.tx() as conn:
+            cur = conn.execute(
+                f"UPDATE {self._t} SET user_id = NULL, body = body - 'query' "
+                "WHERE user_id = %s", (user_id,))
+            return int(cur.rowcount)
+
+    def prune(self, now: datetime | None = None) -> int:
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.keep_days)
+        with self._db.tx() as conn:
+            return int(conn.execute(f"DELETE FROM {self._t} WHERE at < %s",
+                                    (cutoff,)).rowcount)
+
+    def close(self) -> None:
+        """The database is closed by its owner (``stores.factory``)."""

@@ -1,0 +1,88 @@
+"""Embedded telemetry logs: ``logs.sqlite``, one table per log (``log_<name>``).
+
+Rows are keyed by request id; the body is JSON text. Retention deletes rows older than
+``keep_days`` (the logs are small next to the request log: a row per search or per ranked
+list, written in batches).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from stores.records import LogRow
+from stores.sqlite.db import Migration, SqliteDb
+
+LOG_NAMES = ("searches", "served")
+
+
+def _migrations() -> tuple[Migration, ...]:
+    script = ";".join(
+        f"CREATE TABLE IF NOT EXISTS log_{n} (request_id TEXT PRIMARY KEY, at TEXT NOT NULL, "
+        f"user_id TEXT, body TEXT NOT NULL); "
+        f"CREATE INDEX IF NOT EXISTS log_{n}_at ON log_{n} (at, request_id); "
+        f"CREATE INDEX IF NOT EXISTS log_{n}_user ON log_{n} (user_id)"
+        for n in LOG_NAMES
+    )
+    return ((1, "telemetry logs", script),)
+
+
+def _ts(d: datetime) -> str:
+    return d.astimezone(UTC).isoformat()
+
+
+def open_log_db(path: Path, *, timeout: float) -> SqliteDb:
+    """The logs' file (shared by every log of one home)."""
+    return SqliteDb(path, _migrations(), timeout=timeout, synchronous="NORMAL")
+
+
+class SqliteLog:
+    def __init__(self, db: SqliteDb, name: str, *, keep_days: int) -> None:
+        if name not in LOG_NAMES:
+            raise ValueError(f"unknown log {name!r}; one of {LOG_NAMES}")
+        self._db = db
+        self._t = f"log_{name}"
+        self.keep_days = keep_days
+
+    def record(self, rows: Sequence[LogRow]) -> None:
+        if not rows:
+            return
+        values = [(r.request_id, _ts(r.at), r.user_id,
+                   json.dumps(dict(r.body), ensure_ascii=False, separators=(",", ":")))
+                  for r in rows]
+        with self._db.tx() as db:
+            db.executemany(f"INSERT OR REPLACE INTO {self._t} VALUES (?, ?, ?, ?)", values)
+
+    def read(self, since: datetime | None = None,
+             until: datetime | None = None) -> Iterator[LogRow]:
+        lo = _ts(since) if since else ""
+        hi = _ts(until) if until else "9999"
+        with self._db.read() as db:
+            rows = db.execute(
+                f"SELECT request_id, at, user_id, body FROM {self._t} "
+                "WHERE at >= ? AND at < ? ORDER BY at, request_id", (lo, hi)
+            ).fetchall()
+        for rid, at, user, body in rows:
+            yield LogRow(rid, datetime.fromisoformat(at), user, json.loads(body))
+
+    def count(self) -> int:
+        with self._db.read() as db:
+            return int(db.execute(f"SELECT count(*) FROM {self._t}").fetchone()[0])
+
+    def forget_user(self, user_id: str) -> int:
+        with self._db.tx() as db:
+            cur = db.execute(
+                f"UPDATE {self._t} SET user_id = NULL, body = json_remove(body, '$.query') "
+                "WHERE user_id = ?", (user_id,))
+            return int(cur.rowcount)
+
+    def prune(self, now: datetime | None = None) -> int:
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.keep_days)
+        with self._db.tx() as db:
+            return int(db.execute(f"DELETE FROM {self._t} WHERE at < ?",
+                                  (_ts(cutoff),)).rowcount)
+
+    def close(self) -> None:
+        """The file is closed by its owner (``stores.factory``)."""

@@ -1,0 +1,50 @@
+"""Contract of LogStore (the search log and the ranker's served lists), embedded SQLite and
+PostgreSQL: every process's rows in one place, time order, replace by request id, erasure,
+retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from stores.records import LogRow
+from tests.stores.conftest import NOW, Backend
+
+
+def _row(rid: str, minutes: int, user: str | None = "u1", **body: object) -> LogRow:
+    return LogRow(rid, NOW + timedelta(minutes=minutes), user,
+                  {"query": f"q {rid}", "total": minutes, **body})
+
+
+def test_rows_in_time_order_and_replaced_by_request_id(backend: Backend) -> None:
+    for log in (backend.open().searches, backend.open().served):
+        log.record([_row("b", 2), _row("a", 1), _row("c", 3, hit_ids=["x", "y"])])
+        log.record([_row("b", 2, total=99)])  # the same request again: replaced
+        got = list(log.read())
+        assert [r.request_id for r in got] == ["a", "b", "c"] and log.count() == 3
+        assert got[1].body["total"] == 99 and got[2].body["hit_ids"] == ["x", "y"]
+        assert got[0].at == NOW + timedelta(minutes=1)
+        window = list(log.read(NOW + timedelta(minutes=2), NOW + timedelta(minutes=3)))
+        assert [r.request_id for r in window] == ["b"]
+
+
+def test_another_process_reads_what_one_wrote(backend: Backend) -> None:
+    backend.open().searches.record([_row("r1", 1, user="u9")])
+    other = backend.open().searches  # its own connection, as another replica has
+    assert [(r.request_id, r.user_id) for r in other.read()] == [("r1", "u9")]
+
+
+def test_an_erasure_keeps_the_rows_without_user_and_query(backend: Backend) -> None:
+    log = backend.open().searches
+    log.record([_row("r1", 1), _row("r2", 2), _row("r3", 3, user="u2")])
+    assert log.forget_user("u1") == 2
+    got = {r.request_id: r for r in log.read()}
+    assert got["r1"].user_id is None and "query" not in got["r1"].body
+    assert got["r1"].body["total"] == 1  # the rest of the row stays, for the counts
+    assert got["r3"].user_id == "u2" and got["r3"].body["query"] == "q r3"
+
+
+def test_retention_drops_old_rows(backend: Backend) -> None:
+    log = backend.open().served
+    log.record([_row("old", -60 * 24 * 40), _row("new", 0)])  # 40 days before NOW
+    assert log.prune(NOW) == 1  # served lists are kept 30 days
+    assert [r.request_id for r in log.read()] == ["new"]
