@@ -86,6 +86,7 @@ class OpenSearchBackend:
         timeout: float = 30.0,
         read_timeout: float = 30.0,
         write_timeout: float = 30.0,
+        bulk_chunk: int = BULK_CHUNK,
         shards: int = 1,
         replicas: int = 0,
     ) -> None:
@@ -102,6 +103,7 @@ class OpenSearchBackend:
         self._timeout = timeout
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
+        self._bulk_chunk = bulk_chunk
         self._breaker = CircuitBreaker()
         self._client_obj: OpenSearch | None = None
         self._client_lock = threading.Lock()
@@ -251,7 +253,7 @@ class OpenSearchBackend:
                        "_source": source}
 
     def _bulk(self, actions: Iterable[dict[str, Any]], progress: Progress | None) -> int:
-        return bulk_send(self.client, actions, chunk_size=BULK_CHUNK,
+        return bulk_send(self.client, actions, chunk_size=self._bulk_chunk,
                          timeout=self._write_timeout, progress=progress)
 
     def _refresh(self, index: str) -> None:
@@ -343,7 +345,7 @@ class OpenSearchBackend:
         def send(actions: Iterable[dict[str, Any]]) -> int:
             n = 0
             for ok, _info in helpers.streaming_bulk(
-                self.client, actions, chunk_size=BULK_CHUNK, raise_on_error=False,
+                self.client, actions, chunk_size=self._bulk_chunk, raise_on_error=False,
                 request_timeout=self._write_timeout,
             ):
                 n += int(ok)  # a delete of an unknown id comes back as "not_found"

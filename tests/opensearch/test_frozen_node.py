@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from search.errors import BackendUnavailableError
-from search.opensearch_backend import BULK_CHUNK, OpenSearchBackend
+from search.opensearch_backend import OpenSearchBackend
 from search.query import SearchRequest
 from tests.conftest import OpenSearchNode
 from tests.search import catalog
@@ -74,20 +74,22 @@ def assert_recovers(backend: OpenSearchBackend, query: SearchRequest) -> None:
 
 
 WRITE_BUDGET = 5.0
+CHUNK = 100
+"""Small chunks: the first one is indexed well within the budget on a loaded machine."""
 
 
 def test_a_node_that_freezes_during_a_bulk_write_costs_one_write_budget(
     opensearch_url: str, node_pid: int
 ) -> None:
-    """The node is stopped after the first chunk of a multi-chunk bulk was indexed (from the
+    """The node is stopped after the first chunk of a six-chunk bulk was indexed (from the
     progress callback), so later chunks are sent to a node that accepts and never answers:
     the write fails within its budget instead of the client's 30 s, the breaker opens, and
     the same backend writes again once the node runs."""
     b = OpenSearchBackend(opensearch_url, index=f"shoprank-frozenw-{uuid.uuid4().hex[:8]}",
-                          read_timeout=BUDGET, write_timeout=WRITE_BUDGET)
+                          read_timeout=BUDGET, write_timeout=WRITE_BUDGET, bulk_chunk=CHUNK)
     base = catalog.items()[0]
     many = [base.model_copy(update={"item_id": f"w{k}", "title": f"lantern {k}"})
-            for k in range(6 * BULK_CHUNK)]
+            for k in range(6 * CHUNK)]
     stopped: list[float] = []
 
     def freeze_once(_done: int) -> None:
