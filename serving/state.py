@@ -213,7 +213,7 @@ class Services:
             raise
         if services.search is not None:
             services.index_retry = IndexRetryQueue(
-                settings.state_dir, lambda: services.catalog, services.search
+                stores.index_pending, lambda: services.catalog, services.search
             )
         m = install_merchandising(services)
         services.pipeline.learned = LearnedStage(

@@ -36,7 +36,7 @@ __all__ = [
     "log_add",
 ]
 
-Topic = Literal["users", "catalog", "rules", "experiments"]
+Topic = Literal["users", "catalog", "rules", "experiments", "index"]
 TOPICS: tuple[Topic, ...] = ("users", "catalog", "rules", "experiments")
 CHANGE_MAX_KEYS = 100
 """A change of more ids than this is announced without ids ("anything may have changed")."""
