@@ -11,12 +11,14 @@ the training time) are left out of the answers.
     .venv/bin/python bench/answers.py record bench/answers/baseline.json.gz
     .venv/bin/python bench/answers.py check bench/answers/baseline.json.gz
 
-The baseline was recorded on main at commit e6c3bf1 (the struct branch's splits of analytics,
-the synthetic shop and model loading gave 0 differences against one recorded at bcfa281, before
-them, and 0 against this one once merged); to record it again there:
-``git worktree add /tmp/base e6c3bf1`` and run ``record`` with this script from inside that
-tree (its imports: ``serving.app.create_app`` and the ``shoprank`` CLI). A baseline holds only
-while answers are meant to stay the same: a change of ranking behaviour records a new one.
+The baseline was recorded on main at commit ffb4055 (after the embedded default moved onto
+the stores: 33 personalized answers of the previous baseline, recorded at e6c3bf1, changed
+order, because a user's recent history is now the stored one — the last 20 events of the
+shop's file plus every purchase — rather than the per-process replay; docs/decisions.md).
+To record it again at a commit: ``git worktree add /tmp/base <commit>`` and run ``record``
+with this script from inside that tree (its imports: ``serving.app.create_app`` and the
+``shoprank`` CLI). A baseline holds only while answers are meant to stay the same: a change
+of ranking behaviour records a new one.
 """
 
 from __future__ import annotations

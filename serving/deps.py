@@ -12,7 +12,8 @@ Keys are compared in constant time and never logged.
 
 One typed dependency per resource (``CatalogDep``, ``PipelineDep``, ``ProfilesDep``,
 ``RulesDep``, ``ExperimentsDep``, ``SettingsDep``) and per use case (``ProductSearchDep``,
-``RulePreviewDep``, ``ReportsDep``, ``ModelAdminDep``: ``serving.usecases``): a route names what
+``RulePreviewDep``, ``ReportsDep``, ``ModelAdminDep``, ``EventIngestDep``,
+``CatalogWritesDep``, ``UsersDep``: ``serving.usecases``): a route names what
 it uses and never reaches into :class:`serving.state.Services`. Those that only read
 attributes are ``async`` (answered on the event loop); the merchandising ones are plain
 functions (FastAPI runs them in its thread pool: the first call opens the SQLite stores) that
@@ -42,13 +43,18 @@ from models.registry import Registry
 from ranking.pipeline import Pipeline
 from ranking.store_profiles import StoreProfiles
 from serving.errors import Forbidden, Unauthorized
+from serving.feed_pages import StoreRankedLists
 from serving.merch import merch, preview_ranker, read_events_table, recent_events
+from serving.services import erase_user
 from serving.state import Services
 from serving.strict import StrictTypes
+from serving.usecases.catalog import CatalogWrites
+from serving.usecases.events import EventIngest
 from serving.usecases.models import ModelAdmin
 from serving.usecases.preview import RulePreviewer
 from serving.usecases.reports import Reports
 from serving.usecases.search import ProductSearch
+from serving.usecases.users import Users
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Admin or storefront API key."
@@ -101,10 +107,9 @@ ProfilesDep = Annotated[StoreProfiles, Depends(get_profiles)]
 
 
 def storefront_search_log(services: Services) -> SearchLog | None:
-    """Where storefront searches are logged (``extras["search_log"]``, set with the
-    merchandising services by ``serving.merch``); None while they are not installed."""
-    got = services.extras.get("search_log")
-    return got if isinstance(got, SearchLog) else None
+    """Where storefront searches are logged (set with the merchandising services by
+    ``serving.merch``); None while they are not installed."""
+    return services.search_log
 
 
 async def get_product_search(services: ServicesDep) -> ProductSearch:
@@ -123,6 +128,34 @@ async def get_model_admin(services: ServicesDep) -> ModelAdmin:
 
 
 ModelAdminDep = Annotated[ModelAdmin, Depends(get_model_admin)]
+
+
+async def get_event_ingest(request: Request, services: ServicesDep) -> EventIngest:
+    metrics = getattr(request.app.state, "metrics", None)
+    return EventIngest(services.seen_events, services.events, services.record_events,
+                       metrics.events_accepted.inc if metrics is not None else None)
+
+
+EventIngestDep = Annotated[EventIngest, Depends(get_event_ingest)]
+
+
+async def get_catalog_writes(services: ServicesDep) -> CatalogWrites:
+    return CatalogWrites(
+        catalog=services.catalog,
+        store=lambda up, dels: services.catalog_written(upserted=up, deleted=dels),
+        upserted=services.catalog_upserted, deleted=services.catalog_deleted,
+        search=services.search, retry=services.index_retry,
+    )
+
+
+CatalogWritesDep = Annotated[CatalogWrites, Depends(get_catalog_writes)]
+
+
+async def get_users(services: ServicesDep) -> Users:
+    return Users(services.profiles, services.users.upsert, partial(erase_user, services))
+
+
+UsersDep = Annotated[Users, Depends(get_users)]
 
 
 # ---------------------------------------------------------------------------- merchandising
@@ -258,7 +291,6 @@ class Storefront:
     which ``create_app`` puts on the storefront routers."""
 
     services: Services
-    """For the feed's page store and the event log (``routes/feed.py``, ``routes/events.py``)."""
     request_id: str
 
     @property
@@ -268,6 +300,11 @@ class Storefront:
     @property
     def catalog(self) -> Catalog:
         return self.services.catalog
+
+    @property
+    def feed_pages(self) -> StoreRankedLists:
+        """Ranked feeds between pages (``serving.feed_pages``)."""
+        return self.services.feed_cache
 
 
 async def storefront(request: Request) -> Storefront:

@@ -56,8 +56,8 @@ def install_merchandising(services: Services) -> Merch:
     services.experiments = experiments
     services.pipeline.request_log = requests  # every served request, for attribution
     m = Merch(rules, experiments, requests)
-    services.extras["merch"] = m
-    services.extras["search_log"] = SearchLog(services.stores.searches)
+    services.merch = m
+    services.search_log = SearchLog(services.stores.searches)
     log.info(
         "merchandising ready: %d rules, %d experiments",
         len(rules.all_rules()),
@@ -67,12 +67,12 @@ def install_merchandising(services: Services) -> Merch:
 
 
 def merch(services: Services) -> Merch:
-    got = services.extras.get("merch")
-    if isinstance(got, Merch):
+    got = services.merch
+    if got is not None:
         return got
     with _lock:
-        got = services.extras.get("merch")
-        if isinstance(got, Merch):
+        got = services.merch
+        if got is not None:
             return got
         return install_merchandising(services)
 
@@ -148,8 +148,8 @@ def _preview_pipeline(services: Services) -> Pipeline:
     caches), with the preview's rules and no request log (a preview is not traffic)."""
     from ranking.pipeline import Pipeline
 
-    got = services.extras.get("preview_pipeline")
-    if isinstance(got, Pipeline):
+    got = services.preview_pipeline
+    if got is not None:
         return got
     hook = _PreviewRules()
     experiments = services.experiments
@@ -164,7 +164,7 @@ def _preview_pipeline(services: Services) -> Pipeline:
         request_log=None,
     )
     p.globals = services.pipeline.globals  # the same trending / new-arrival lists
-    services.extras["preview_pipeline"] = p
+    services.preview_pipeline = p
     return p
 
 

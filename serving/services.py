@@ -143,9 +143,8 @@ def erase_user(services: Services, user_id: str) -> Erasure:
     known, served = services.forget_user(user_id)
     shop = erase_from_shop_files(services.settings.data_dir, user_id)
     feeds = services.feed_cache.forget_user(user_id)
-    search_log = services.extras.get("search_log")
-    if search_log is not None:
-        search_log.forget_user(user_id)  # type: ignore[attr-defined]
+    if services.search_log is not None:
+        services.search_log.forget_user(user_id)
     return Erasure(
         events=erased if isinstance(erased, int) else 0, profile=known or known_before,
         shop_file_records=shop.users + shop.events, served_requests=served, cached_feeds=feeds,

@@ -6,11 +6,10 @@ registry and the search index. The process keeps the catalog (columnar, followed
 stores' change feed) and the models; everything else a request reads is in the stores, so
 any worker on any machine can serve any request.
 
-Plugging in (for the rules / experiments engineers): set ``services.rules`` (a
-``ranking.hooks.RulesHook``) and ``services.experiments`` (a ``ranking.hooks.ExperimentHook``) in
-:meth:`Services.build` — one line each, marked below — and keep any store the routes need in
-``services.extras`` (e.g. ``extras["rule_store"]``). The pipeline reads both attributes on every
-request, so they can also be replaced at run time.
+Merchandising plugs in through ``serving.merch.install_merchandising``: it sets
+``services.rules`` (a ``ranking.hooks.RulesHook``), ``services.experiments`` (a
+``ranking.hooks.ExperimentHook``), ``services.merch`` and ``services.search_log``. The
+pipeline reads the hooks on every request, so they can also be replaced at run time.
 """
 
 from __future__ import annotations
@@ -48,7 +47,9 @@ from stores.served_lists import ServedLog
 from stores.watch import ChangeWatcher
 
 if TYPE_CHECKING:
+    from analytics.search_log import SearchLog
     from search.backend import SearchBackend
+    from serving.merch import Merch
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,12 @@ class Services:
     seen_events: SeenIds = field(default_factory=SeenIds)
     feed_cache: StoreRankedLists = field(init=False)
     """Ranked feeds by request id in the feed page store (``serving.feed_pages``)."""
-    extras: dict[str, object] = field(default_factory=dict)
+    merch: Merch | None = None
+    """Rules, experiments and the request log (``serving.merch.install_merchandising``)."""
+    search_log: SearchLog | None = None
+    """Where storefront searches are logged, for search analytics."""
+    preview_pipeline: Pipeline | None = None
+    """The pipeline rule previews rank with (``serving.merch``; built on first use)."""
     index_retry: IndexRetryQueue | None = None
     """Catalog changes the search index did not take yet (``serving.index_retry``)."""
     watcher: ChangeWatcher | None = None
@@ -156,8 +162,7 @@ class Services:
         learned = self.pipeline.learned
         if learned is not None and learned.served_log is not None:
             learned.served_log.forget_user(user_id)  # the ranker's lists stay, without the id
-        merch = self.extras.get("merch")
-        requests = getattr(merch, "requests", None)
+        requests = self.merch.requests if self.merch is not None else None
         if requests is None:
             return known, 0
         return known, requests.forget_user(user_id, served_between=served_between)
@@ -208,7 +213,7 @@ class Services:
             raise
         if services.search is not None:
             services.index_retry = IndexRetryQueue(
-                settings.state_dir, lambda: services.catalog, services.search
+                stores.index_pending, lambda: services.catalog, services.search
             )
         m = install_merchandising(services)
         services.pipeline.learned = LearnedStage(
@@ -258,7 +263,7 @@ class Services:
     def close(self) -> None:
         """Stop the threads and write what the buffers hold; a store that does not answer
         costs those rows (logged), never the shutdown."""
-        merch = self.extras.get("merch")
+        merch = self.merch
         steps: list[tuple[str, Callable[[], object] | None]] = [
             ("the change watcher", self.watcher.close if self.watcher is not None else None),
             ("the index retry queue",
@@ -266,9 +271,9 @@ class Services:
             ("the search backend", self.search.close if self.search is not None else None),
             ("the served lists' buffer",  # the learned ranker's log
              self.pipeline.learned.close if self.pipeline.learned is not None else None),
-            ("the search log's buffer", getattr(self.extras.get("search_log"), "close", None)),
-            ("the request log's buffer",
-             getattr(getattr(merch, "requests", None), "close", None)),
+            ("the search log's buffer",
+             self.search_log.close if self.search_log is not None else None),
+            ("the request log's buffer", merch.requests.close if merch is not None else None),
             ("the stores", self.stores.close),
         ]
         for what, close in steps:

@@ -31,6 +31,7 @@ from stores.errors import StoreConfigError
 from stores.protocols import (
     CatalogStore,
     ChangeFeed,
+    DocumentStore,
     EventStore,
     ExperimentStore,
     FeedPageStore,
@@ -73,6 +74,9 @@ class Stores:
     shopper: ShopperStateStore
     feed_pages: FeedPageStore
     changes: ChangeFeed
+    index_pending: DocumentStore
+    """Item ids whose catalog change the search index did not take yet (``doc_id`` = item
+    id): any process retries them (``serving.index_retry``)."""
     searches: LogStore
     """The search log (what each search answered), for search analytics."""
     served: LogStore
@@ -163,6 +167,7 @@ def open_stores(
             rules: RuleStore = SqliteDocuments(db, "rule", "rules")
             experiments: ExperimentStore = SqliteDocuments(db, "experiment", "experiments")
             changes: ChangeFeed = SqliteChangeFeed(db)
+            index_pending: DocumentStore = SqliteDocuments(db, "index_pending", "index")
             logs = open_log_db(state_dir / "logs.sqlite", timeout=opts.timeout_seconds)
             closers.append(logs.close)
             searches: LogStore = SqliteLog(logs, "searches", keep_days=opts.search_keep_days)
@@ -194,6 +199,7 @@ def open_stores(
             rules = PgDocuments(pg, "rule", "rules")
             experiments = PgDocuments(pg, "experiment", "experiments")
             changes = PgChangeFeed(pg)
+            index_pending = PgDocuments(pg, "index_pending", "index")
             durable = "postgresql"
         if rurl is None:
             shopper: ShopperStateStore = SqliteShopperState(
@@ -225,4 +231,4 @@ def open_stores(
             close()
         raise
     return Stores(events, users, catalog, rules, experiments, requests, shopper, feed_pages,
-                  changes, searches, served, durable, hot, closers)
+                  changes, index_pending, searches, served, durable, hot, closers)

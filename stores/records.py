@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -36,7 +36,7 @@ __all__ = [
     "log_add",
 ]
 
-Topic = Literal["users", "catalog", "rules", "experiments"]
+Topic = Literal["users", "catalog", "rules", "experiments", "index"]
 TOPICS: tuple[Topic, ...] = ("users", "catalog", "rules", "experiments")
 CHANGE_MAX_KEYS = 100
 """A change of more ids than this is announced without ids ("anything may have changed")."""
@@ -177,6 +177,22 @@ def log_add(a: float, b: float) -> float:
     if b == -math.inf:
         return a
     return a + math.log1p(math.exp(b - a))
+
+
+LOG_NAMES = ("searches", "served")
+"""The telemetry logs (``LogStore``): the search log and the learned ranker's served lists."""
+
+
+def log_table(name: str) -> str:
+    """The table of a telemetry log (the same name in SQLite and PostgreSQL)."""
+    if name not in LOG_NAMES:
+        raise ValueError(f"unknown log {name!r}; one of {LOG_NAMES}")
+    return f"log_{name}"
+
+
+def log_cutoff(keep_days: int, now: datetime | None = None) -> datetime:
+    """Rows of a telemetry log older than this are pruned."""
+    return (now or datetime.now(UTC)) - timedelta(days=keep_days)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from data.models import Item
-from search.errors import BackendUnavailableError
-from serving.deps import AdminDep, RequestIdDep, ServicesDep
+from serving.deps import AdminDep, CatalogDep, CatalogWritesDep, RequestIdDep
 from serving.errors import BadRequest, DocumentedRoute, NotFound
 from serving.schemas import DeletedOut, ItemOut, ItemsUpsertIn, ItemsUpsertOut
-from serving.state import Services
 
 log = logging.getLogger(__name__)
 
@@ -35,72 +33,46 @@ def _check_dates(items: list[Item], prefix: str) -> None:
                              f"between {_MIN_YEAR} and {_MAX_YEAR}", field=where)
 
 
-def _apply(services: Services, upserted: list[Item], deleted: list[str]) -> tuple[bool, int]:
-    """Store the change (durable first: a failure there applies nothing), apply it to this
-    process's catalog, then to the search index; an unreachable index gets it later from the
-    retry queue. Returns (indexed now, changes waiting for the index)."""
-    services.catalog_written(upserted=upserted, deleted=deleted)
-    if upserted:
-        services.catalog_upserted(upserted)
-    if deleted:
-        services.catalog_deleted(deleted)
-    if services.search is None:
-        return False, 0
-    ids = [it.item_id for it in upserted] + deleted
-    try:
-        if services.index_retry is not None and len(services.index_retry):
-            raise BackendUnavailableError("earlier changes still wait for the index")
-        if upserted:
-            services.search.upsert(upserted)
-        if deleted:
-            services.search.delete(deleted)
-    except BackendUnavailableError as exc:
-        if services.index_retry is None:
-            raise
-        waiting = services.index_retry.add(ids)
-        log.warning("search index unreachable; %d catalog change(s) queued: %s", waiting, exc)
-        return False, waiting
-    return True, 0
-
-
 @router.put("/items", response_model=ItemsUpsertOut, summary="Add or replace items (batch)")
 def upsert_items(
-    body: ItemsUpsertIn, services: ServicesDep, request_id: RequestIdDep
+    body: ItemsUpsertIn, writes: CatalogWritesDep, request_id: RequestIdDep
 ) -> ItemsUpsertOut:
     ids = [it.item_id for it in body.items]
     if len(set(ids)) != len(ids):
         raise BadRequest("items: the same item_id appears twice in the batch", field="items")
     _check_dates(list(body.items), "items.")
-    indexed, pending = _apply(services, list(body.items), [])
+    indexed, pending = writes.apply(list(body.items), [])
     return ItemsUpsertOut(request_id=request_id, upserted=len(body.items), indexed=indexed,
                           index_pending=pending)
 
 
 @router.put("/items/{item_id}", response_model=ItemsUpsertOut, summary="Add or replace one item")
 def upsert_item(
-    item_id: ItemIdPath, body: Item, services: ServicesDep, request_id: RequestIdDep
+    item_id: ItemIdPath, body: Item, writes: CatalogWritesDep, request_id: RequestIdDep
 ) -> ItemsUpsertOut:
     if body.item_id != item_id:
         raise BadRequest(
             f"item_id: body has {body.item_id!r} but the path has {item_id!r}", field="item_id"
         )
     _check_dates([body], "")
-    indexed, pending = _apply(services, [body], [])
+    indexed, pending = writes.apply([body], [])
     return ItemsUpsertOut(request_id=request_id, upserted=1, indexed=indexed,
                           index_pending=pending)
 
 
 @router.get("/items/{item_id}", response_model=ItemOut, summary="One item as stored")
-def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
-    item = services.catalog.get(item_id)
+def get_item(item_id: ItemIdPath, catalog: CatalogDep) -> ItemOut:
+    item = catalog.get(item_id)
     if item is None:
         raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
-    return ItemOut(**item.model_dump(), recommendable=services.catalog.is_recommendable(item_id))
+    return ItemOut(**item.model_dump(), recommendable=catalog.is_recommendable(item_id))
 
 
 @router.delete("/items/{item_id}", response_model=DeletedOut, summary="Delete an item")
-def delete_item(item_id: ItemIdPath, services: ServicesDep, request_id: RequestIdDep) -> DeletedOut:
-    if item_id not in services.catalog:
+def delete_item(
+    item_id: ItemIdPath, writes: CatalogWritesDep, request_id: RequestIdDep
+) -> DeletedOut:
+    if item_id not in writes.catalog:
         raise NotFound(f"item_id: no item {item_id!r} in the catalog", field="item_id")
-    _apply(services, [], [item_id])
+    writes.apply([], [item_id])
     return DeletedOut(request_id=request_id, deleted=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from core.errors import describe
 from data.models import Event, valid_unicode
-from serving.deps import StorefrontCtx
-from serving.errors import DocumentedRoute, SafeJSONResponse, Unavailable, is_rule_error
+from serving.deps import EventIngestDep, RequestIdDep
+from serving.errors import DocumentedRoute, SafeJSONResponse, is_rule_error
 from serving.schemas import EventsIn, EventsOut, RejectedEventOut
 from serving.strict import strict_event
 
@@ -51,8 +51,9 @@ def _printable(text: str) -> bool:
         }
     },
 )
-def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsOut | JSONResponse:
-    services, request_id = ctx.services, ctx.request_id
+def post_events(
+    body: EventsIn, ingest: EventIngestDep, request_id: RequestIdDep
+) -> EventsOut | JSONResponse:
     valid: list[Event] = []
     rejected: list[RejectedEventOut] = []
     schema_broken = False  # some rejection breaks the schema (422), not only a rule (400)
@@ -72,25 +73,7 @@ def post_events(body: EventsIn, request: Request, ctx: StorefrontCtx) -> EventsO
                     reason=describe(exc),
                 )
             )
-    fresh_flags = services.seen_events.claim([e.event_id for e in valid])
-    fresh = [e for e, new in zip(valid, fresh_flags, strict=True) if new]
-    if fresh:
-        try:
-            result = services.events.append(fresh)
-        except Exception as exc:
-            services.seen_events.release([e.event_id for e in fresh])
-            log.exception("event log write failed")
-            raise Unavailable(
-                f"events could not be written to the event log ({exc}); retry the batch"
-            ) from exc
-        stored = getattr(result, "accepted", None)
-        if stored is not None:  # the log's own idempotency index is the authority
-            ids = set(stored)
-            fresh = [e for e in fresh if e.event_id in ids]
-        services.record_events(fresh)
-        metrics = getattr(request.app.state, "metrics", None)
-        if metrics is not None:
-            metrics.events_accepted.inc(len(fresh))
+    fresh = ingest.store(valid) if valid else []
     out = EventsOut(
         request_id=request_id,
         accepted=len(fresh),

@@ -60,14 +60,14 @@ class FeedQuery(QueryModel):
 async def feed(q: Annotated[FeedQuery, Query()], ctx: StorefrontCtx) -> Response:
     user_id, page, size, category, debug = q.user_id, q.page, q.size, q.category, q.debug
     pagination_id = q.pagination_id
-    services, pipeline = ctx.services, ctx.pipeline
+    pipeline, pages = ctx.pipeline, ctx.feed_pages
     cat = parse_category(category)
     depth = pipeline.config.feed_depth
     if page * size > depth:
         raise BadRequest(f"page: page × size may be at most {depth}", field="page")
     rid = pagination_id or ctx.request_id
     key = f"{rid}|{user_id or ''}|{category or ''}"
-    cached = services.feed_cache.get(key) if pagination_id else None
+    cached = pages.get(key) if pagination_id else None
     if cached is not None:
         ranked = cached
     else:
@@ -77,13 +77,13 @@ async def feed(q: Annotated[FeedQuery, Query()], ctx: StorefrontCtx) -> Response
         if len(ranked.items) > depth:  # no page reaches further: keep (and store) no more
             ranked = replace(ranked, items=ranked.items[:depth])
         # the list stored first under this key wins (another worker may have ranked it too)
-        ranked = services.feed_cache.put(key, ranked, keep_breakdown=debug)
+        ranked = pages.put(key, ranked, keep_breakdown=debug)
     start = (page - 1) * size
     window = ranked.items[start : start + size]
     out = ranked_response(
         ranked,
         rid,
-        services.catalog,
+        ctx.catalog,
         debug=debug,
         items=window,
         fields={

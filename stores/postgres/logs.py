@@ -4,22 +4,18 @@ primary key, ``at``, ``user_id``, a jsonb body), written in batches by every rep
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from psycopg.types.json import Jsonb
 
 from stores.postgres.db import PgDatabase
-from stores.records import LogRow
-
-LOG_NAMES = ("searches", "served")
+from stores.records import LogRow, log_cutoff, log_table
 
 
 class PgLog:
     def __init__(self, db: PgDatabase, name: str, *, keep_days: int) -> None:
-        if name not in LOG_NAMES:
-            raise ValueError(f"unknown log {name!r}; one of {LOG_NAMES}")
         self._db = db
-        self._t = f"log_{name}"
+        self._t = log_table(name)
         self.keep_days = keep_days
 
     def record(self, rows: Sequence[LogRow]) -> None:
@@ -55,10 +51,9 @@ class PgLog:
             return int(cur.rowcount)
 
     def prune(self, now: datetime | None = None) -> int:
-        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.keep_days)
         with self._db.tx() as conn:
             return int(conn.execute(f"DELETE FROM {self._t} WHERE at < %s",
-                                    (cutoff,)).rowcount)
+                                    (log_cutoff(self.keep_days, now),)).rowcount)
 
     def close(self) -> None:
         """The database is closed by its owner (``stores.factory``)."""

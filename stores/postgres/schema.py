@@ -7,6 +7,7 @@ transaction with its row in ``schema_version``.
 from __future__ import annotations
 
 from stores.postgres.db import Migration
+from stores.records import LOG_NAMES, log_table
 
 MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -52,19 +53,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     (
         2,
         "telemetry logs: searches and the learned ranker's served lists",
+        "".join(
+            f"""
+        CREATE TABLE IF NOT EXISTS {t} (
+            request_id text PRIMARY KEY, at timestamptz NOT NULL, user_id text,
+            body jsonb NOT NULL);
+        CREATE INDEX IF NOT EXISTS {t}_at ON {t} (at, request_id);
+        CREATE INDEX IF NOT EXISTS {t}_user ON {t} (user_id) WHERE user_id IS NOT NULL;
         """
-        CREATE TABLE IF NOT EXISTS log_searches (
-            request_id text PRIMARY KEY, at timestamptz NOT NULL, user_id text,
-            body jsonb NOT NULL);
-        CREATE INDEX IF NOT EXISTS log_searches_at ON log_searches (at, request_id);
-        CREATE INDEX IF NOT EXISTS log_searches_user ON log_searches (user_id)
-            WHERE user_id IS NOT NULL;
-        CREATE TABLE IF NOT EXISTS log_served (
-            request_id text PRIMARY KEY, at timestamptz NOT NULL, user_id text,
-            body jsonb NOT NULL);
-        CREATE INDEX IF NOT EXISTS log_served_at ON log_served (at, request_id);
-        CREATE INDEX IF NOT EXISTS log_served_user ON log_served (user_id)
-            WHERE user_id IS NOT NULL;
-        """,
+            for t in (log_table(n) for n in LOG_NAMES)
+        ),
     ),
 )

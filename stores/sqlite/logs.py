@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from stores.records import LogRow
+from stores.records import LOG_NAMES, LogRow, log_cutoff, log_table
 from stores.sqlite.db import Migration, SqliteDb
-
-LOG_NAMES = ("searches", "served")
 
 
 def _migrations() -> tuple[Migration, ...]:
@@ -40,10 +38,8 @@ def open_log_db(path: Path, *, timeout: float) -> SqliteDb:
 
 class SqliteLog:
     def __init__(self, db: SqliteDb, name: str, *, keep_days: int) -> None:
-        if name not in LOG_NAMES:
-            raise ValueError(f"unknown log {name!r}; one of {LOG_NAMES}")
         self._db = db
-        self._t = f"log_{name}"
+        self._t = log_table(name)
         self.keep_days = keep_days
 
     def record(self, rows: Sequence[LogRow]) -> None:
@@ -79,10 +75,9 @@ class SqliteLog:
             return int(cur.rowcount)
 
     def prune(self, now: datetime | None = None) -> int:
-        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.keep_days)
         with self._db.tx() as db:
             return int(db.execute(f"DELETE FROM {self._t} WHERE at < ?",
-                                  (_ts(cutoff),)).rowcount)
+                                  (_ts(log_cutoff(self.keep_days, now)),)).rowcount)
 
     def close(self) -> None:
         """The file is closed by its owner (``stores.factory``)."""
