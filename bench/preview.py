@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -73,11 +74,13 @@ def main(argv: list[str] | None = None) -> None:
             rows[name] = statistics.median(times)
         log.close()
     result = {"events": args.events, "last": args.last, "median_seconds": rows,
-              "ratio": rows["whole log"] / rows["tail (recent)"]}
+              "ratio": rows["whole log"] / rows["tail (recent)"],
+              "load_avg": round(os.getloadavg()[0], 1)}
     print(f"\n{'read per preview sample':<28}{'median s':>10}")
     for k, v in rows.items():
         print(f"{k:<28}{v:>10.3f}")
     print(f"{'ratio':<28}{result['ratio']:>10.0f}x")
+    print(f"{'load average':<28}{result['load_avg']:>10}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2))
 

@@ -15,8 +15,10 @@ request ids), with random users, items and queries. PSS of the server (its proce
 together, shared pages split) is sampled every ``--sample-seconds`` from the first request.
 
 Reports the PSS at the end of the warm-up (``--warmup`` seconds), at the end, and the growth
-per minute after warm-up (least-squares slope over the samples), with the requests served and
-any errors. Prints a table, writes ``bench/results/soak.json`` and a PNG of PSS over time.
+per minute after warm-up and over the second half of the run (least-squares slopes over the
+samples; bounded caches that are still filling show in the first and not the second), with
+the requests served and any errors. Prints a table, writes ``bench/results/soak.json`` and a
+PNG of PSS over time.
 """
 
 from __future__ import annotations
@@ -74,40 +76,43 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
     return 0.0 if den == 0 else 60 * sum((t - mx) * (v - my) for t, v in points) / den
 
 
+def next_request(rng: random.Random, users: int, items: int,
+                 served: list[str]) -> tuple[str, str, dict]:
+    """One request of the mix: recommendations 30 %, feed 15 %, similar 10 %, search 20 %,
+    a batch of 5 events 25 % (views and clicks echoing a served request id)."""
+    roll = rng.random()
+    if roll < 0.3:
+        return ("GET", "/v1/recommendations", {"user_id": f"u{rng.randrange(users)}", "n": 10})
+    if roll < 0.45:
+        return ("GET", "/v1/feed", {"user_id": f"u{rng.randrange(users)}", "size": 10})
+    if roll < 0.55:
+        return ("GET", f"/v1/items/i{rng.randrange(items)}/similar", {"n": 10})
+    if roll < 0.75:
+        return ("GET", "/v1/search",
+                {"q": rng.choice(QUERIES), "user_id": f"u{rng.randrange(users)}"})
+    rid = rng.choice(served) if served else None
+    now = datetime.now(UTC).isoformat()
+    events = [{"event_id": uuid.uuid4().hex, "user_id": f"u{rng.randrange(users)}",
+               "item_id": f"i{rng.randrange(items)}",
+               "type": rng.choice(["view", "view", "click"]), "timestamp": now,
+               "context": {"request_id": rid} if rid else {}} for _ in range(5)]
+    return ("POST", "/v1/events", {"events": events})
+
+
 async def load(base: str, rate: float, duration: float, concurrency: int, users: int,
-               items: int, counts: dict[str, int]) -> None:
+               items: int, counts: dict[str, int], errors: list[str]) -> None:
+    """Send the mix at ``rate`` for ``duration`` seconds; counts requests and errors, and keeps
+    the first few errors (what was asked, the status and the start of the answer)."""
     rng = random.Random(7)
     queue: asyncio.Queue[tuple[str, str, dict] | None] = asyncio.Queue(maxsize=concurrency * 4)
     served: list[str] = []
-
-    def user() -> str:
-        return f"u{rng.randrange(users)}"
-
-    def item() -> str:
-        return f"i{rng.randrange(items)}"
 
     async def producer() -> None:
         start = time.monotonic()
         k = 0
         while time.monotonic() - start < duration:
             k += 1
-            roll = rng.random()
-            if roll < 0.3:
-                req = ("GET", "/v1/recommendations", {"user_id": user(), "n": 10})
-            elif roll < 0.45:
-                req = ("GET", "/v1/feed", {"user_id": user(), "size": 10})
-            elif roll < 0.55:
-                req = ("GET", "/v1/items/" + item() + "/similar", {"n": 10})
-            elif roll < 0.75:
-                req = ("GET", "/v1/search", {"q": rng.choice(QUERIES), "user_id": user()})
-            else:
-                rid = rng.choice(served) if served else None
-                now = datetime.now(UTC).isoformat()
-                events = [{"event_id": uuid.uuid4().hex, "user_id": user(), "item_id": item(),
-                           "type": rng.choice(["view", "view", "click"]), "timestamp": now,
-                           "context": {"request_id": rid} if rid else {}} for _ in range(5)]
-                req = ("POST", "/v1/events", {"events": events})
-            await queue.put(req)
+            await queue.put(next_request(rng, users, items, served))
             delay = start + k / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -117,23 +122,29 @@ async def load(base: str, rate: float, duration: float, concurrency: int, users:
     async def worker(client: httpx.AsyncClient) -> None:
         while (req := await queue.get()) is not None:
             method, path, body = req
+            what = ""
             try:
                 if method == "GET":
                     r = await client.get(path, params=body)
                 else:
                     r = await client.post(path, json=body)
                 ok = r.status_code < 400
+                what = f"{method} {path} {r.status_code} {r.text[:200]}"
                 if ok and path == "/v1/feed" and r.json().get("has_more"):
                     page2 = await client.get(path, params={**body, "page": 2,
                                                            "request_id": r.json()["request_id"]})
                     counts["requests"] += 1
                     ok = page2.status_code < 400
+                    what = f"GET {path} page 2 {page2.status_code} {page2.text[:200]}"
                 if ok and method == "GET" and len(served) < 10_000:
                     served.append(r.json().get("request_id", ""))
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 ok = False
+                what = f"{method} {path}: {type(exc).__name__} {exc}"
             counts["requests"] += 1
             counts["errors"] += 0 if ok else 1
+            if not ok and len(errors) < 5:
+                errors.append(what)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
@@ -181,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     samples: list[tuple[float, float]] = []
     private: list[tuple[float, float]] = []
     counts = {"requests": 0, "errors": 0}
+    errors: list[str] = []
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -197,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 
         async def run() -> None:
             task = asyncio.create_task(load(base, args.rate, args.duration, args.concurrency,
-                                            args.users, args.items, counts))
+                                            args.users, args.items, counts, errors))
             while not task.done():
                 pss = serve_bench.memory_mb(server.pid)["pss_mb"]
                 samples.append((time.monotonic() - t0, pss))
@@ -223,13 +235,17 @@ def main(argv: list[str] | None = None) -> None:
         "users": args.users, "items": args.items, "rate": args.rate,
         "stores": "shared (PostgreSQL + Redis)" if args.shared else "embedded",
         "duration_s": args.duration, "warmup_s": args.warmup,
-        "requests": counts["requests"], "errors": counts["errors"],
+        "requests": counts["requests"], "errors": counts["errors"], "first_errors": errors,
         "pss_ready_mb": round(ready_pss, 1), "pss_after_warmup_mb": round(warm, 1),
         "pss_end_mb": round(samples[-1][1], 1),
         "growth_after_warmup_mb_per_min": round(slope_per_minute(after), 2),
+        "growth_second_half_mb_per_min": round(
+            slope_per_minute([(t, v) for t, v in samples if t >= args.duration / 2]), 2),
         "private_end_mb": round(private[-1][1], 1),
         "private_growth_after_warmup_mb_per_min": round(
             slope_per_minute([(t, v) for t, v in private if t >= args.warmup]), 2),
+        "private_growth_second_half_mb_per_min": round(
+            slope_per_minute([(t, v) for t, v in private if t >= args.duration / 2]), 2),
         "load_avg_end": round(os.getloadavg()[0], 1),
         "samples": [(round(t, 1), round(v, 1)) for t, v in samples],
         "private_samples": [(round(t, 1), round(v, 1)) for t, v in private],
@@ -238,8 +254,9 @@ def main(argv: list[str] | None = None) -> None:
     args.results.write_text(json.dumps(result, indent=2))
     print(f"\n{'requests':<34}{result['requests']:>12,}\n{'errors':<34}{result['errors']:>12,}")
     for key in ("pss_ready_mb", "pss_after_warmup_mb", "pss_end_mb",
-                "growth_after_warmup_mb_per_min", "private_end_mb",
-                "private_growth_after_warmup_mb_per_min", "load_avg_end"):
+                "growth_after_warmup_mb_per_min", "growth_second_half_mb_per_min",
+                "private_end_mb", "private_growth_after_warmup_mb_per_min",
+                "private_growth_second_half_mb_per_min", "load_avg_end"):
         print(f"{key:<34}{result[key]:>12}")
     import matplotlib
 

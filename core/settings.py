@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     Batches are bounded too: 1,000 events or items per request."""
     search_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     """Budget for one call to OpenSearch: past it the request answers 503 instead of waiting."""
+    search_write_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Budget for one write to OpenSearch (a bulk chunk of up to 1,000 items, a refresh, an
+    index or alias change): past it the write fails and a catalog change is queued for retry
+    (``serving.index_retry``) instead of holding the request."""
     # online ranking (serving/ranking): weights and limits the API uses
     feed_slot_weights: dict[str, float] = {
         "for_you": 1.0, "trending": 0.3, "new_arrivals": 0.2, "promoted": 0.3,

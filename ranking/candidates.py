@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import heapq
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +48,19 @@ HISTORY_ITEMS = 5
 """How many of the most recent items feed the ``history`` source."""
 HISTORY_DECAY = 0.75
 """Weight of the k-th most recent item: HISTORY_DECAY ** k."""
+GLOBAL_LISTS = 64
+"""How many explained lists of non-personal models :class:`GlobalSources` keeps (one per
+source, model version, category and depth; least recently used dropped first)."""
+GLOBAL_MIN_DEPTH = 256
+"""Smallest depth a non-personal model's list is asked at (the model handle's own list cache
+uses the same depths, :class:`models.fast.ListCache`)."""
+
+
+def list_depth(want: int) -> int:
+    """The depth a list of at least ``want`` items is fetched at: the next power of two, at
+    least :data:`GLOBAL_MIN_DEPTH`, so that every ``n`` and exclusion size maps to a few
+    lists."""
+    return max(GLOBAL_MIN_DEPTH, 1 << (max(want, 1) - 1).bit_length())
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,13 +254,21 @@ def _global_model(
 
 @dataclass
 class GlobalSources:
-    """Sources that do not depend on the user: trending, new arrivals, promoted, popular."""
+    """Sources that do not depend on the user: trending, new arrivals, promoted, popular.
+
+    A non-personal model's list is the same for every request at one model version, so its
+    explained items are built once per (source, model version, category, depth) and only
+    filtered per request; at most :data:`GLOBAL_LISTS` such lists are kept (a new model
+    version pushes the old one's out)."""
 
     catalog: Catalog
     live: LiveCounts
     index: CatalogIndex | None = None
     views: CatalogViews = field(init=False)
-    _cache: dict[tuple[object, ...], list[ScoredItem]] = field(init=False, default_factory=dict)
+    _lists: OrderedDict[tuple[object, ...], list[ScoredItem]] = field(
+        init=False, default_factory=OrderedDict
+    )
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.views = CatalogViews(self.catalog)
@@ -256,31 +279,27 @@ class GlobalSources:
         m = req.models.get("trending")
         want = req.n + len(req.exclude)
         if m is not None:
-            pairs = _global_model(m, want * (4 if req.category else 1), req.category)
-            if pairs:
-                reason = Reason(source="trending", detail="trending now", model_version=m.version)
-                return self._pairs(pairs, reason, "trending", req)
+            reason = Reason(source="trending", detail="trending now", model_version=m.version)
+            got = self._model_list(m, reason, "trending", req, want * (4 if req.category else 1))
+            if got is not None:
+                return got
         allowed = self.catalog.items_in_category(req.category) if req.category else None
         pairs = self.live.top(want, allowed=allowed)
         if pairs:
-            return self._pairs(
-                pairs, Reason(source="trending", detail="trending now (live)"), "trending", req
+            reason = Reason(source="trending", detail="trending now (live)")
+            return self._filter(
+                [ScoredItem(i, s, (reason,), {"trending": s}) for i, s in pairs], req
             )
         return self.popular(req)
 
     def popular(self, req: SourceRequest) -> list[ScoredItem]:
         m = req.models.get("popularity")
         if m is not None:
-            pairs = _global_model(
-                m, (req.n + len(req.exclude)) * (4 if req.category else 1), req.category
-            )
-            if pairs:
-                return self._pairs(
-                    pairs,
-                    Reason(source="popular", detail="popular", model_version=m.version),
-                    "popular",
-                    req,
-                )
+            reason = Reason(source="popular", detail="popular", model_version=m.version)
+            want = (req.n + len(req.exclude)) * (4 if req.category else 1)
+            got = self._model_list(m, reason, "popular", req, want)
+            if got is not None:
+                return got
         ids = self.views.best_rated()
         if req.category:
             ids = [i for i in ids if self.index.in_category(i, req.category)]  # type: ignore[union-attr]
@@ -289,14 +308,10 @@ class GlobalSources:
     def new_arrivals(self, req: SourceRequest) -> list[ScoredItem]:
         m = req.models.get("new_arrivals")
         if m is not None:
-            pairs = _global_model(m, req.n + len(req.exclude), req.category)
-            if pairs:
-                return self._pairs(
-                    pairs,
-                    Reason(source="new_arrival", detail="new arrival", model_version=m.version),
-                    "new_arrivals",
-                    req,
-                )
+            reason = Reason(source="new_arrival", detail="new arrival", model_version=m.version)
+            got = self._model_list(m, reason, "new_arrivals", req, req.n + len(req.exclude))
+            if got is not None:
+                return got
         return _ranked(
             self.views.newest(),
             Reason(source="new_arrival", detail="new arrival"),
@@ -309,25 +324,39 @@ class GlobalSources:
             self.views.promoted(), Reason(source="promoted", detail="promoted"), "promoted", req
         )
 
-    def _pairs(
-        self, pairs: list[tuple[str, float]], reason: Reason, name: str, req: SourceRequest
-    ) -> list[ScoredItem]:
-        # The lists of non-personal models repeat from request to request: their explained
-        # items are built once per (source, version, list) and only filtered per request.
-        key = (name, reason.model_version, req.category, id(pairs[0]) if pairs else 0, len(pairs))
-        items = self._cache.get(key)
+    def cached_lists(self) -> int:
+        """How many explained lists are kept (at most :data:`GLOBAL_LISTS`)."""
+        return len(self._lists)
+
+    def _model_list(
+        self, m: ModelHandle, reason: Reason, name: str, req: SourceRequest, want: int
+    ) -> list[ScoredItem] | None:
+        """The first ``req.n`` items of the model's list not excluded and in the request's
+        category, from the kept explained list of depth :func:`list_depth` (``want``); None
+        when the model gives no list."""
+        key = (name, m.version, req.category, list_depth(want))
+        with self._lock:
+            items = self._lists.get(key)
+            if items is not None:
+                self._lists.move_to_end(key)
         if items is None:
+            pairs = _global_model(m, list_depth(want), req.category)
             items = [ScoredItem(i, s, (reason,), {name: s}) for i, s in pairs]
-            if reason.model_version is not None:
-                if len(self._cache) > 2048:
-                    self._cache.clear()
-                self._cache[key] = items
+            with self._lock:
+                self._lists[key] = items
+                while len(self._lists) > GLOBAL_LISTS:
+                    self._lists.popitem(last=False)
+        if not items:
+            return None
+        return self._filter(items, req)
+
+    def _filter(self, items: list[ScoredItem], req: SourceRequest) -> list[ScoredItem]:
         out = []
         index = self.index
         for it in items:
             if it.item_id in req.exclude or (
-                req.category and not index.in_category(it.item_id, req.category)
-            ):  # type: ignore[union-attr]
+                req.category and not index.in_category(it.item_id, req.category)  # type: ignore[union-attr]
+            ):
                 continue
             out.append(it)
             if len(out) >= req.n:

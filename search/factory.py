@@ -38,6 +38,7 @@ def _open_raw(settings: Settings, analyzer: Analyzer) -> SearchBackend:
         return OpenSearchBackend(
             settings.opensearch_url, index=settings.opensearch_index, analyzer=analyzer,
             read_timeout=settings.search_timeout_seconds,
+            write_timeout=settings.search_write_timeout_seconds,
         )
     from search.tantivy_backend import TantivyBackend
 

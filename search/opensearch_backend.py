@@ -1,4 +1,5 @@
-"""The OpenSearch search backend (opensearch-py). The only module that imports opensearchpy.
+"""The OpenSearch search backend (opensearch-py). With `search.opensearch_bulk`, the only modules
+that import opensearchpy.
 
 It follows the reference semantics in `search.backend`, so it answers like the embedded
 tantivy backend:
@@ -16,6 +17,10 @@ tantivy backend:
   swaps the alias atomically (one ``_aliases`` call), and deletes indices older than the one
   it replaced: the replaced one is kept until the next rebuild, so a search that resolved the
   alias just before the swap never lands on a deleted index.
+* Budgets: every call has a request timeout — reads ``read_timeout``, writes (a bulk chunk,
+  refresh, index creation and deletion, alias changes) ``write_timeout`` — and goes through
+  the circuit breaker, so a frozen node costs a caller one budget and then nothing while the
+  breaker is open (`BackendUnavailableError`; serving queues catalog changes for retry).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from search.opensearch_body import (
     terms_values,
     to_source,
 )
+from search.opensearch_bulk import bulk_send
 from search.query import (
     SearchRequest,
     TermsFacet,
@@ -79,6 +85,8 @@ class OpenSearchBackend:
         analyzer: Analyzer | None = None,
         timeout: float = 30.0,
         read_timeout: float = 30.0,
+        write_timeout: float = 30.0,
+        bulk_chunk: int = BULK_CHUNK,
         shards: int = 1,
         replicas: int = 0,
     ) -> None:
@@ -94,6 +102,8 @@ class OpenSearchBackend:
         self.replicas = replicas
         self._timeout = timeout
         self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._bulk_chunk = bulk_chunk
         self._breaker = CircuitBreaker()
         self._client_obj: OpenSearch | None = None
         self._client_lock = threading.Lock()
@@ -155,6 +165,11 @@ class OpenSearchBackend:
                     "build it with `shoprank index`"
                 ) from exc
             raise
+        except osx.ConnectionTimeout as exc:
+            raise BackendUnavailableError(
+                f"OpenSearch at {self.url} did not answer {what} within its budget (a frozen "
+                "or overloaded node): check the node"
+            ) from exc
         except osx.ConnectionError as exc:
             raise BackendUnavailableError(
                 f"cannot reach OpenSearch at {self.url} ({what}): start it with "
@@ -194,13 +209,15 @@ class OpenSearchBackend:
     def _generations(self) -> list[str]:
         """Every index this backend created for the alias, oldest first."""
         found = self._call("index listing", self.client.indices.get, index=f"{self.alias}-*",
-                           allow_no_indices=True, expand_wildcards="open,closed")
+                           allow_no_indices=True, expand_wildcards="open,closed",
+                           request_timeout=self._read_timeout)
         return sorted(n for n in found if re.fullmatch(re.escape(self.alias) + r"-\d{20}", n))
 
     def _new_index(self) -> str:
         name = f"{self.alias}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
         body = index_body(shards=self.shards, replicas=self.replicas)
-        self._call("index creation", self.client.indices.create, index=name, body=body)
+        self._call("index creation", self.client.indices.create, index=name, body=body,
+                   request_timeout=self._write_timeout)
         return name
 
     def _ensure_index(self) -> str:
@@ -210,7 +227,8 @@ class OpenSearchBackend:
             return current[0]
         name = self._new_index()
         self._call("alias creation", self.client.indices.update_aliases,
-                   body={"actions": [{"add": {"index": name, "alias": self.alias}}]})
+                   body={"actions": [{"add": {"index": name, "alias": self.alias}}]},
+                   request_timeout=self._write_timeout)
         self._generation = None
         return name
 
@@ -235,32 +253,12 @@ class OpenSearchBackend:
                        "_source": source}
 
     def _bulk(self, actions: Iterable[dict[str, Any]], progress: Progress | None) -> int:
-        from opensearchpy import helpers
-
-        n = 0
-        batch = 0
-        errors: list[str] = []
-        # Two sender threads: one chunk is indexed by OpenSearch while the next is analysed.
-        for ok, info in helpers.parallel_bulk(
-            self.client, actions, thread_count=2, chunk_size=BULK_CHUNK, queue_size=2,
-            raise_on_error=False, raise_on_exception=False,
-        ):
-            if ok:
-                n += 1
-                batch += 1
-                if progress is not None and batch >= BULK_CHUNK:
-                    progress(batch)
-                    batch = 0
-            elif len(errors) < 3:
-                errors.append(str(next(iter(info.values()), info)))
-        if progress is not None and batch:
-            progress(batch)
-        if errors:
-            raise SearchError(f"OpenSearch rejected documents while indexing, e.g.: {errors[0]}")
-        return n
+        return bulk_send(self.client, actions, chunk_size=self._bulk_chunk,
+                         timeout=self._write_timeout, progress=progress)
 
     def _refresh(self, index: str) -> None:
-        self._call("refresh", self.client.indices.refresh, index=index)
+        self._call("refresh", self.client.indices.refresh, index=index,
+                   request_timeout=self._write_timeout)
 
     # ------------------------------------------------------------ writing
 
@@ -279,14 +277,8 @@ class OpenSearchBackend:
             return n
 
     def _wrap_bulk(self, actions: Iterable[dict[str, Any]], progress: Progress | None) -> int:
-        from opensearchpy import exceptions as osx
-
-        try:
-            return self._bulk(actions, progress)
-        except osx.ConnectionError as exc:
-            raise BackendUnavailableError(
-                f"lost OpenSearch at {self.url} while indexing: check the node and retry"
-            ) from exc
+        """:meth:`_bulk` through the circuit breaker, each chunk within the write budget."""
+        return self._call("bulk indexing", self._bulk, actions, progress)
 
     def rebuild(
         self,
@@ -300,24 +292,29 @@ class OpenSearchBackend:
             new = self._new_index()
             try:
                 self._call("settings update", self.client.indices.put_settings, index=new,
-                           body={"index": {"refresh_interval": "-1"}})
+                           body={"index": {"refresh_interval": "-1"}},
+                           request_timeout=self._write_timeout)
                 n = self._wrap_bulk(
                     self._actions(new, items, popularity, keep_popularity=False), progress)
                 self._call("settings update", self.client.indices.put_settings, index=new,
-                           body={"index": {"refresh_interval": None}})
+                           body={"index": {"refresh_interval": None}},
+                           request_timeout=self._write_timeout)
                 self._refresh(new)
                 self._call("cluster health", self.client.cluster.health, index=new,
-                           wait_for_status="yellow")
+                           wait_for_status="yellow", timeout=f"{self._write_timeout:g}s",
+                           request_timeout=self._write_timeout + 1)
             except BaseException:
                 self._drop([new])
                 raise
             actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
-            if not old and self._call("index check", self.client.indices.exists, index=self.alias):
+            if not old and self._call("index check", self.client.indices.exists, index=self.alias,
+                                      request_timeout=self._read_timeout):
                 # A plain index squats on the alias name (made by hand or an older tool):
                 # replace it in the same atomic step.
                 actions.append({"remove_index": {"index": self.alias}})
             actions.append({"add": {"index": new, "alias": self.alias}})
-            self._call("alias swap", self.client.indices.update_aliases, body={"actions": actions})
+            self._call("alias swap", self.client.indices.update_aliases, body={"actions": actions},
+                       request_timeout=self._write_timeout)
             stale = [g for g in self._generations() if g != new and g not in old]
             self._drop(stale)
             self._generation = None  # this process sees the new index at once
@@ -328,7 +325,7 @@ class OpenSearchBackend:
         for name in indices:
             try:
                 self._call("index deletion", self.client.indices.delete, index=name,
-                           ignore_unavailable=True)
+                           ignore_unavailable=True, request_timeout=self._write_timeout)
             except SearchError as exc:  # best effort: a leftover index only costs disk
                 log.warning("could not delete old index %s: %s", name, exc)
 
@@ -340,23 +337,24 @@ class OpenSearchBackend:
             return n
 
     def delete(self, item_ids: Sequence[str]) -> int:
-        from opensearchpy import exceptions as osx
         from opensearchpy import helpers
 
         if not item_ids:
             return 0
+
+        def send(actions: Iterable[dict[str, Any]]) -> int:
+            n = 0
+            for ok, _info in helpers.streaming_bulk(
+                self.client, actions, chunk_size=self._bulk_chunk, raise_on_error=False,
+                request_timeout=self._write_timeout,
+            ):
+                n += int(ok)  # a delete of an unknown id comes back as "not_found"
+            return n
+
         with self._write_lock:
             index = self._ensure_index()
             actions = ({"_op_type": "delete", "_index": index, "_id": i} for i in dict.fromkeys(item_ids))
-            n = 0
-            try:
-                for ok, _info in helpers.streaming_bulk(self.client, actions, chunk_size=BULK_CHUNK,
-                                                        raise_on_error=False):
-                    n += int(ok)  # a delete of an unknown id comes back as "not_found"
-            except osx.ConnectionError as exc:
-                raise BackendUnavailableError(
-                    f"lost OpenSearch at {self.url} while deleting: check the node and retry"
-                ) from exc
+            n = self._call("bulk deletion", send, actions)
             self._refresh(index)
             return n
 
@@ -386,10 +384,11 @@ class OpenSearchBackend:
             try:
                 if doc:
                     self._call("partial update", self.client.update, index=index, id=item_id,
-                               body={"doc": doc}, refresh="true", retry_on_conflict=3)
+                               body={"doc": doc}, refresh="true", retry_on_conflict=3,
+                               request_timeout=self._write_timeout)
                 else:
                     self._call("lookup", self.client.get, index=index, id=item_id,
-                               _source=False)
+                               _source=False, request_timeout=self._read_timeout)
             except osx.NotFoundError:
                 return False
             return True

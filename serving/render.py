@@ -28,13 +28,15 @@ Card = tuple[str, str | None, list[str], float, str, bool]
 """An item's display fields: title, brand, category path, price, currency, in stock."""
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def reason_out(r: Reason) -> ReasonOut:
-    """Reasons repeat from request to request (same source, model version, related item)."""
+    """Reasons repeat from request to request (same source, model version, related item).
+    4,096 of them: enough for the head, and a few MB per worker at most (65,536 filled for
+    the whole of a 10-minute soak, docs/benchmarks.md)."""
     return ReasonOut(**r.as_dict())
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def _reason_dict(r: Reason) -> dict[str, str]:
     return r.as_dict()
 

@@ -64,6 +64,10 @@ class EmbeddedEvents:
             day.append(e)
         yield from sorted(day, key=lambda x: x.timestamp)
 
+    def recent(self, limit: int) -> list[Event]:
+        """The last ``limit`` events written, read from the end of the newest day files."""
+        return self.log.recent(limit)
+
     def erase_user(self, user_id: str) -> int:
         try:
             return self.log.erase_user(user_id)

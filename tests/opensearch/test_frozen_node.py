@@ -71,3 +71,59 @@ def assert_recovers(backend: OpenSearchBackend, query: SearchRequest) -> None:
         except BackendUnavailableError:
             assert time.monotonic() < deadline, "the backend did not answer"
             time.sleep(0.2)
+
+
+WRITE_BUDGET = 5.0
+CHUNK = 100
+"""Small chunks: the first one is indexed well within the budget on a loaded machine."""
+
+
+def test_a_node_that_freezes_during_a_bulk_write_costs_one_write_budget(
+    opensearch_url: str, node_pid: int
+) -> None:
+    """The node is stopped after the first chunk of a six-chunk bulk was indexed (from the
+    progress callback), so later chunks are sent to a node that accepts and never answers:
+    the write fails within its budget instead of the client's 30 s, the breaker opens, and
+    the same backend writes again once the node runs."""
+    b = OpenSearchBackend(opensearch_url, index=f"shoprank-frozenw-{uuid.uuid4().hex[:8]}",
+                          read_timeout=BUDGET, write_timeout=WRITE_BUDGET, bulk_chunk=CHUNK)
+    base = catalog.items()[0]
+    many = [base.model_copy(update={"item_id": f"w{k}", "title": f"lantern {k}"})
+            for k in range(6 * CHUNK)]
+    stopped: list[float] = []
+
+    def freeze_once(_done: int) -> None:
+        if not stopped:
+            os.kill(node_pid, signal.SIGSTOP)
+            stopped.append(time.monotonic())
+
+    try:
+        b.rebuild(iter(catalog.items()))
+        try:
+            with pytest.raises(BackendUnavailableError, match="within its budget"):
+                b.index_items(many, progress=freeze_once)
+            assert stopped, "the first chunk was not indexed within the write budget"
+            took = time.monotonic() - stopped[0]
+            assert took < 2 * WRITE_BUDGET + 1.0, took  # never the client's 30 s default
+            took = []
+            for _ in range(2):  # the next write's index lookup costs one read budget, then
+                t0 = time.monotonic()  # the breaker is open (two failures): not even tried
+                with pytest.raises(BackendUnavailableError):
+                    b.upsert(many[:1])
+                took.append(time.monotonic() - t0)
+            assert took[0] < BUDGET + 0.5 and took[1] < 0.05, took
+        finally:
+            os.kill(node_pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while True:  # once the breaker lets a probe through, writes go through again
+            try:
+                assert b.upsert(many[:1]) == 1
+                break
+            except BackendUnavailableError:
+                assert time.monotonic() < deadline, "the backend did not write again"
+                time.sleep(0.2)
+        assert b.search(SearchRequest(text="lantern 0")).total > 0
+    finally:
+        b.client.indices.delete(index=f"{b.alias}*", ignore_unavailable=True,
+                                request_timeout=30)
+        b.close()
