@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, cast
 
@@ -42,9 +42,6 @@ from stores.watch import ChangeWatcher
 
 log = logging.getLogger(__name__)
 
-RECENT_DAYS = 7
-"""How many of the newest days ``StoreEvents.recent`` reads, at most, from a store without a
-tail read of its own."""
 
 BATCH = 5_000
 
@@ -215,21 +212,9 @@ class StoreEvents:
         return self.store.read_table(since=since, until=until)  # type: ignore[arg-type]
 
     def recent(self, limit: int) -> list[Event]:
-        """About the last ``limit`` events (rule previews sample recent traffic): the store's
-        own tail read when it has one (the embedded log reads from the end of its newest day
-        files: what it reads does not grow with the log), else the newest days one at a time
-        until ``limit`` are in, at most :data:`RECENT_DAYS` days."""
-        tail = getattr(self.store, "recent", None)
-        if callable(tail):
-            return cast(list[Event], tail(limit))
-        out: list[Event] = []
-        day = datetime.now(UTC).date()
-        for _ in range(RECENT_DAYS):
-            out[:0] = list(self.store.iter_events(since=day, until=day))
-            if len(out) >= limit:
-                break
-            day -= timedelta(days=1)
-        return out[-limit:] if limit > 0 else []
+        """About the last ``limit`` events (rule previews sample recent traffic), read from
+        the end of the store: what it reads does not grow with the log."""
+        return self.store.recent(limit)
 
     def close(self) -> None:
         """The stores close the event store."""

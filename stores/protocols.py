@@ -61,6 +61,11 @@ class EventStore(Protocol):
         """The same events as :meth:`read_table`, one by one, in time order."""
         ...
 
+    def recent(self, limit: int) -> list[Event]:
+        """About the last ``limit`` events, oldest first, read without scanning the store
+        (rule previews sample recent traffic)."""
+        ...
+
     def erase_user(self, user_id: str) -> int:
         """Remove every event of the user (an erasure); returns how many. Their ids are
         forgotten too: the same event posted again would be stored again."""

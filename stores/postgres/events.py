@@ -109,14 +109,19 @@ class PgEvents:
     def iter_events(
         self, *, since: date | datetime | None = None, until: date | datetime | None = None
     ) -> Iterator[Event]:
-        n = len(CONTEXT_FIELDS)
         for batch in self._rows(since, until):
             for r in batch:
-                ctx = {k: v for k, v in zip(CONTEXT_FIELDS, r[-n:], strict=True) if v is not None}
-                yield Event.model_validate(
-                    {"event_id": r[0], "user_id": r[1], "item_id": r[2], "type": r[3],
-                     "timestamp": r[4], "value": r[5], "context": ctx}
-                )
+                yield _event(r)
+
+    def recent(self, limit: int) -> list[Event]:
+        """The last ``limit`` events by time (the ``ts`` index: the read does not grow with
+        the table), oldest first."""
+        if limit <= 0:
+            return []
+        rows = self._db.execute(
+            f"SELECT {', '.join(_DB_COLS)} FROM events ORDER BY ts DESC, event_id DESC "
+            "LIMIT %s", (limit,))
+        return [_event(r) for r in reversed(rows)]
 
     def erase_user(self, user_id: str) -> int:
         with self._db.tx(SLOW_SECONDS) as conn:
@@ -124,3 +129,12 @@ class PgEvents:
 
     def close(self) -> None:
         """The database is closed by its owner."""
+
+
+def _event(r: Sequence[Any]) -> Event:
+    n = len(CONTEXT_FIELDS)
+    ctx = {k: v for k, v in zip(CONTEXT_FIELDS, r[-n:], strict=True) if v is not None}
+    return Event.model_validate(
+        {"event_id": r[0], "user_id": r[1], "item_id": r[2], "type": r[3],
+         "timestamp": r[4], "value": r[5], "context": ctx}
+    )

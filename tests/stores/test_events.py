@@ -58,6 +58,17 @@ def test_read_back_in_time_order_as_the_event_table(backend: Backend) -> None:
     assert isinstance(recent, pa.Table)
 
 
+def test_recent_reads_the_last_events_oldest_first(backend: Backend) -> None:
+    s = backend.open()
+    assert s.events.recent(5) == []
+    s.events.append([event(i, at=NOW - timedelta(minutes=10 - i)) for i in range(6)])
+    s.events.append([event(9, at=NOW)])
+    assert [e.event_id for e in s.events.recent(3)] == ["e4", "e5", "e9"]
+    assert [e.event_id for e in s.events.recent(100)] == ["e0", "e1", "e2", "e3", "e4", "e5",
+                                                          "e9"]
+    assert s.events.recent(0) == []
+
+
 def test_erase_user_removes_their_events_and_ids(backend: Backend) -> None:
     s = backend.open()
     s.events.append([event(1, user="u1"), event(2, user="u2"), event(3, user="u1")])
