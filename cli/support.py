@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stores.errors import StoreConfigError
-from stores.factory import Stores, open_stores
+from stores.factory import Stores, open_configured
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -55,8 +55,7 @@ def training_stores(settings: Settings) -> Iterator[StoreSource]:
 def open_home_stores(settings: Settings) -> Stores:
     """The stores the settings name, for a command (a bad URL: exit 2 with one line)."""
     try:
-        return open_stores(settings.database_url, settings.redis_url, settings.home,
-                           redis_prefix=settings.redis_prefix)
+        return open_configured(settings)
     except StoreConfigError as exc:
         fail(str(exc))
 

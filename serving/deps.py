@@ -106,17 +106,11 @@ async def get_profiles(services: ServicesDep) -> StoreProfiles:
 ProfilesDep = Annotated[StoreProfiles, Depends(get_profiles)]
 
 
-def storefront_search_log(services: Services) -> SearchLog | None:
-    """Where storefront searches are logged (set with the merchandising services by
-    ``serving.merch``); None while they are not installed."""
-    return services.search_log
-
-
 async def get_product_search(services: ServicesDep) -> ProductSearch:
     return ProductSearch(
         backend=services.search, pipeline=services.pipeline, rules=services.rules,
         catalog=services.catalog, settings=services.settings,
-        log=storefront_search_log(services),
+        log=services.search_log,
     )
 
 
@@ -182,7 +176,7 @@ def get_search_log(services: ServicesDep) -> SearchLog | None:
     """The search log, opened with the merchandising services; None when there is none
     (the reports that need it answer 503)."""
     merch(services)
-    return storefront_search_log(services)
+    return services.search_log
 
 
 

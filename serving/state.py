@@ -38,11 +38,10 @@ from serving.storage import (
     StoreEvents,
     StoreUsers,
     load_catalog,
-    open_service_stores,
     seed_from_files,
     watch_changes,
 )
-from stores.factory import Stores
+from stores.factory import Stores, open_configured
 from stores.served_lists import ServedLog
 from stores.watch import ChangeWatcher
 
@@ -192,7 +191,7 @@ class Services:
         model, no index) leave the service running in a degraded but honest mode."""
         from serving.merch import install_merchandising
 
-        stores = open_service_stores(settings)
+        stores = open_configured(settings)
         try:
             seed_from_files(settings, stores)
             catalog, cursor = load_catalog(stores)

@@ -35,9 +35,9 @@ from data.catalog import Catalog
 from data.erasure import events_file
 from data.loaders import iter_items, iter_users, read_events_table
 from data.models import Event, Item, User
-from stores.factory import Stores, open_stores
+from stores.factory import Stores, open_configured
 from stores.protocols import UserStore
-from stores.records import Change, ShopperPolicy, StoreOptions
+from stores.records import Change, ShopperPolicy
 from stores.watch import ChangeWatcher
 
 log = logging.getLogger(__name__)
@@ -46,20 +46,11 @@ log = logging.getLogger(__name__)
 BATCH = 5_000
 
 
-def open_service_stores(settings: Settings) -> Stores:
-    """The stores the settings name (a bad URL or a server that does not answer is a
-    ``StoreConfigError`` naming the setting)."""
-    options = StoreOptions(feed_ttl_seconds=settings.feed_cache_ttl_seconds,
-                           feed_max_entries=settings.feed_cache_size)
-    return open_stores(settings.database_url, settings.redis_url, settings.home,
-                       options=options, redis_prefix=settings.redis_prefix)
-
-
 def check_stores(settings: Settings) -> None:
     """Open the configured stores once before any worker starts (migrating them, and
     importing the shop files into empty stores), so that a bad URL or a server that does not
     answer stops ``shoprank serve`` at once, and workers starting together do not all import."""
-    with open_service_stores(settings) as stores:
+    with open_configured(settings) as stores:
         seed_from_files(settings, stores)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stores.factory import Stores, open_stores
+from stores.factory import open_configured
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -34,12 +34,8 @@ def _with_key(s: Settings) -> Settings:
 
 
 def has_served_lists(s: Settings) -> bool:
-    with _stores(s) as stores:
+    with open_configured(s) as stores:
         return stores.served.count() > 0
-
-
-def _stores(s: Settings) -> Stores:
-    return open_stores(s.database_url, s.redis_url, s.home, redis_prefix=s.redis_prefix)
 
 
 def simulate_traffic(s: Settings, sessions: int, *, versions: Mapping[str, str] | None = None,
@@ -101,7 +97,7 @@ def train_ranker_step(
             and (s.data_dir / "truth_users.parquet").exists()):
         simulated = simulate_traffic(s, bootstrap_sessions, versions=versions,
                                      explore_share=EXPLORE_SHARE, say=say)
-    with _stores(s) as stores:
+    with open_configured(s) as stores:
         rep = train_ranker_job(cfg, s.models_dir, events_dir=s.events_dir, stores=stores,
                                profiles=profile_factory(cfg), promote=promote, progress=say)
     return rep, simulated

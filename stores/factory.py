@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
+from core.settings import Settings
 from stores.errors import StoreConfigError
 from stores.protocols import (
     CatalogStore,
@@ -232,3 +233,12 @@ def open_stores(
         raise
     return Stores(events, users, catalog, rules, experiments, requests, shopper, feed_pages,
                   changes, index_pending, searches, served, durable, hot, closers)
+
+
+def open_configured(settings: Settings) -> Stores:
+    """The stores ``settings`` name (``database_url``, ``redis_url``, ``home``, the feed
+    pages' bounds, the Redis prefix): what the API, the CLI and the simulator all open."""
+    options = StoreOptions(feed_ttl_seconds=settings.feed_cache_ttl_seconds,
+                           feed_max_entries=settings.feed_cache_size)
+    return open_stores(settings.database_url, settings.redis_url, settings.home,
+                       options=options, redis_prefix=settings.redis_prefix)
