@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,7 +50,7 @@ class SqliteDb:
             conn = sqlite3.connect(
                 path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(conn, timeout)
             conn.execute(f"PRAGMA synchronous={synchronous}")
             st = path.stat()
             self._identity = (st.st_dev, st.st_ino)
@@ -140,6 +141,25 @@ class SqliteDb:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch a connection to WAL mode. On a fresh file another process may be switching it
+    at the same moment; SQLite then answers "database is locked" at once, without waiting
+    on ``busy_timeout``, so this retries until the store's budget is spent."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def _statements(script: str) -> list[str]:

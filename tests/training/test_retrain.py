@@ -153,7 +153,12 @@ def test_two_schedulers_one_retrains_the_other_takes_over(
         def text(k: int) -> str:
             return logs[k].read_text()
 
-        wait_for(lambda: all("scheduler " in text(k) for k in range(2)), 60, "both statuses")
+        def started() -> bool:
+            exited = [k for k in range(2) if procs[k].poll() is not None]
+            assert not exited, [text(k) for k in exited]  # a scheduler died at start
+            return all("scheduler " in text(k) for k in range(2))
+
+        wait_for(started, 60, "both statuses")
         wait_for(lambda: len(read_runs(home / "models")) == 1, 120, "the first scheduled run")
         active = [k for k in range(2) if "scheduler active" in text(k)]
         assert len(active) == 1, [text(0), text(1)]
