@@ -65,6 +65,36 @@ def private_mb(pid: int) -> float:
     return total
 
 
+def private_by_kind(pid: int) -> dict[str, float]:
+    """Private memory of the server's processes by what backs it, in MB (from
+    ``/proc/<pid>/smaps``): ``heap`` (malloc's heap and anonymous mappings: Python objects,
+    numpy arrays, native libraries' allocations), ``sqlite`` (the store files and their
+    ``-shm`` indexes mapped), ``models`` (memory-mapped model and catalog files), ``code``
+    (libraries and other files). Which kind grows says where to look."""
+    kinds = {"heap": 0.0, "sqlite": 0.0, "models": 0.0, "code": 0.0}
+    for p in serve_bench._tree(pid):
+        kind = "heap"
+        try:
+            text = Path(f"/proc/{p}/smaps").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            head = line.split(maxsplit=6)
+            if len(head) >= 5 and "-" in head[0] and ":" in head[3]:  # a mapping's first line
+                path = head[5] if len(head) > 5 else ""
+                if not path or path.startswith("["):
+                    kind = "heap"
+                elif ".sqlite" in path:
+                    kind = "sqlite"
+                elif "/models/" in path or "/catalog" in path or path.endswith(".npy"):
+                    kind = "models"
+                else:
+                    kind = "code"
+            elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                kinds[kind] += int(line.split()[1]) / 1024
+    return kinds
+
+
 def slope_per_minute(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, MB) points, in MB per minute."""
     if len(points) < 2:
@@ -191,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     base = f"http://127.0.0.1:{args.port}"
     samples: list[tuple[float, float]] = []
     private: list[tuple[float, float]] = []
+    by_kind: list[tuple[float, dict[str, float]]] = []
     counts = {"requests": 0, "errors": 0}
     errors: list[str] = []
     try:
@@ -214,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
                 pss = serve_bench.memory_mb(server.pid)["pss_mb"]
                 samples.append((time.monotonic() - t0, pss))
                 private.append((samples[-1][0], private_mb(server.pid)))
+                by_kind.append((samples[-1][0], private_by_kind(server.pid)))
                 print(f"  {samples[-1][0]:6.0f} s  PSS {pss:8.1f} MB  "
                       f"private {private[-1][1]:8.1f} MB  requests "
                       f"{counts['requests']:,}  errors {counts['errors']}", flush=True)
@@ -221,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             await task
             samples.append((time.monotonic() - t0, serve_bench.memory_mb(server.pid)["pss_mb"]))
             private.append((samples[-1][0], private_mb(server.pid)))
+            by_kind.append((samples[-1][0], private_by_kind(server.pid)))
 
         asyncio.run(run())
     finally:
@@ -246,6 +279,11 @@ def main(argv: list[str] | None = None) -> None:
             slope_per_minute([(t, v) for t, v in private if t >= args.warmup]), 2),
         "private_growth_second_half_mb_per_min": round(
             slope_per_minute([(t, v) for t, v in private if t >= args.duration / 2]), 2),
+        "private_growth_after_warmup_by_kind_mb_per_min": {
+            kind: round(slope_per_minute(
+                [(t, v[kind]) for t, v in by_kind if t >= args.warmup]), 2)
+            for kind in by_kind[-1][1]},
+        "private_end_by_kind_mb": {k: round(v, 1) for k, v in by_kind[-1][1].items()},
         "load_avg_end": round(os.getloadavg()[0], 1),
         "samples": [(round(t, 1), round(v, 1)) for t, v in samples],
         "private_samples": [(round(t, 1), round(v, 1)) for t, v in private],
@@ -258,6 +296,9 @@ def main(argv: list[str] | None = None) -> None:
                 "private_end_mb", "private_growth_after_warmup_mb_per_min",
                 "private_growth_second_half_mb_per_min", "load_avg_end"):
         print(f"{key:<34}{result[key]:>12}")
+    for kind, rate in result["private_growth_after_warmup_by_kind_mb_per_min"].items():
+        print(f"{'  private growth, ' + kind:<34}{rate:>12}  (end "
+              f"{result['private_end_by_kind_mb'][kind]} MB)")
     import matplotlib
 
     matplotlib.use("Agg")
