@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import orjson
+
 
 @dataclass(frozen=True, slots=True)
 class ServedList:
@@ -32,11 +35,23 @@ class ServedList:
 
 def served_body(served: ServedList) -> dict[str, object]:
     """A list's fields besides request id, time and user, as the served-list store keeps
-    them (JSON): scores to 7 significant digits, what the float32 features keep."""
+    them (JSON). Scores are kept as float32 keeps them, what the ranker's features read:
+    the shortest decimal that reads back as the same float32 (7 to 9 digits). All of a
+    list's scores are rounded at once, by numpy and orjson; a NaN or infinite one is kept
+    as it is."""
+    flat = [v for _, bd in served.items for v in bd.values()]
+    with np.errstate(over="ignore"):  # a score beyond float32 is kept as it is, below
+        f32 = np.asarray(flat, dtype=np.float64).astype(np.float32)
+    rounded: list[float | None] = orjson.loads(
+        orjson.dumps(f32, option=orjson.OPT_SERIALIZE_NUMPY))
+    if None in rounded:  # orjson writes NaN and infinities as null
+        rounded = [v if r is None else r for r, v in zip(rounded, flat, strict=True)]
+    values = iter(rounded)
     return {
         "surface": served.surface, "variant": served.variant,
         "ranker": served.ranker_version, "query": served.query,
-        "items": [[i, {k: float(f"{v:.7g}") for k, v in bd.items()}] for i, bd in served.items],
+        # zip reads the keys first: each item takes exactly its own values
+        "items": [[i, dict(zip(bd.keys(), values, strict=False))] for i, bd in served.items],
     }
 
 

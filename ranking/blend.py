@@ -7,9 +7,11 @@ Items are built lazily (:meth:`Blended.item`): later stages look at a few of man
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
+from typing import overload
 
 from ranking import candidates as C
 from ranking.types import Reason, ScoredItem
@@ -34,7 +36,33 @@ class Blended:
     lists: dict[str, tuple[Candidates, float]]
 
     def item(self, iid: str) -> ScoredItem:
+        """The item with every reason; its breakdown is computed when first read (a feed
+        keeps 200 items and reads the breakdowns of the few it logs or shows in debug)."""
+        return ScoredItem(iid, self.score[iid], self.reasons(iid), BlendBreakdown(self, iid))
+
+    def reasons(self, iid: str) -> tuple[Reason, ...]:
+        """Every source's reasons for the item, in the order of the sources."""
         reasons: tuple[Reason, ...] = ()
+        lists = self.lists
+        for source, ranks in self.ranks.items():
+            got = ranks.get(iid)
+            if got is None:
+                continue
+            cands = lists[source][0]
+            if isinstance(cands, C.CandList):
+                rs = cands.reasons
+                if isinstance(rs, Reason):  # one reason for the whole list
+                    reasons += (rs,) * (len(got) if isinstance(got, list) else 1)
+                else:
+                    for r in got if isinstance(got, list) else (got,):
+                        reasons += (rs[r],)
+            else:
+                for r in got if isinstance(got, list) else (got,):
+                    reasons += cands[r].reasons
+        return reasons
+
+    def breakdown(self, iid: str) -> dict[str, float]:
+        """The item's score components: each source's score and its blend share."""
         bd: dict[str, float] = {}
         for source, ranks in self.ranks.items():
             got = ranks.get(iid)
@@ -43,16 +71,179 @@ class Blended:
             cands, w = self.lists[source]
             for r in got if isinstance(got, list) else (got,):
                 if isinstance(cands, C.CandList):
-                    reasons += cands.reasons_at(r)
                     bd[cands.name] = cands.scores[r]
                 else:
-                    it = cands[r]
-                    reasons += it.reasons
-                    bd.update(it.breakdown)
+                    bd.update(cands[r].breakdown)
                 bd[f"blend:{source}"] = w * (
                     _DECAY[r] if r < len(_DECAY) else math.exp(-r / BLEND_TAU)
                 )
-        return ScoredItem(iid, self.score[iid], reasons, bd)
+        return bd
+
+
+class BlendBreakdown(Mapping[str, float]):
+    """:meth:`Blended.breakdown` of one item, computed on first read and kept."""
+
+    __slots__ = ("_blended", "_iid", "_bd")
+
+    def __init__(self, blended: Blended, iid: str) -> None:
+        self._blended, self._iid = blended, iid
+        self._bd: dict[str, float] | None = None
+
+    def _get(self) -> dict[str, float]:
+        bd = self._bd
+        if bd is None:
+            bd = self._bd = self._blended.breakdown(self._iid)
+        return bd
+
+    def __getitem__(self, k: str) -> float:
+        return self._get()[k]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __contains__(self, k: object) -> bool:
+        return k in self._get()
+
+    def keys(self) -> KeysView[str]:
+        return self._get().keys()
+
+    def values(self) -> ValuesView[float]:
+        return self._get().values()
+
+    def items(self) -> ItemsView[str, float]:
+        return self._get().items()
+
+    def get(self, k: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        return self._get().get(k, default)
+
+    def __eq__(self, other: object) -> bool:
+        return self._get() == (dict(other) if isinstance(other, Mapping) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
+class BlendedItems(Sequence[ScoredItem]):
+    """Items of a blend in their final order, each built when first read.
+
+    The feed keeps 200 items so that later pages continue page 1, shows 10 of them and logs
+    50: building all 200 cost more than ranking them. ``extra`` reasons are added to every
+    item (the experiment's). The feed page store reads :meth:`scores` and
+    :meth:`reason_sets` without building items. A slice is a list of built items."""
+
+    __slots__ = ("blended", "ids", "extra", "_built")
+
+    def __init__(self, blended: Blended, ids: list[str], extra: tuple[Reason, ...] = ()) -> None:
+        self.blended, self.ids, self.extra = blended, ids, extra
+        self._built: list[ScoredItem | None] = [None] * len(ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, k: int) -> ScoredItem: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[ScoredItem]: ...
+
+    def __getitem__(self, k: int | slice) -> ScoredItem | list[ScoredItem]:
+        if isinstance(k, slice):
+            return [self._item(p) for p in range(*k.indices(len(self.ids)))]
+        n = len(self.ids)
+        if not -n <= k < n:
+            raise IndexError("item index out of range")
+        return self._item(k % n)
+
+    def __iter__(self) -> Iterator[ScoredItem]:
+        for p in range(len(self.ids)):
+            yield self._item(p)
+
+    def _item(self, p: int) -> ScoredItem:
+        it = self._built[p]
+        if it is None:
+            b, iid = self.blended, self.ids[p]
+            it = self._built[p] = ScoredItem(
+                iid, b.score[iid], b.reasons(iid) + self.extra, BlendBreakdown(b, iid)
+            )
+        return it
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BlendedItems({list(self)!r})"
+
+    def breakdowns(self, n: int) -> list[tuple[str, Mapping[str, float]]]:
+        """The first ``n`` items' ids and breakdowns, without building the items."""
+        b = self.blended
+        return [(iid, b.breakdown(iid)) for iid in self.ids[:n]]
+
+    def scores(self) -> list[float]:
+        score = self.blended.score
+        return [score[i] for i in self.ids]
+
+    def reason_sets(self) -> tuple[list[int], list[tuple[Reason, ...]]]:
+        """Each item's reasons as an index into the list's distinct reason tuples, and those
+        tuples: what ``[it.reasons for it in self]`` holds, without building the items
+        (one pass per source over the ids, then one dictionary look-up per item)."""
+        b, ids = self.blended, self.ids
+        cols: list[list[int]] = []  # per source: the id of each item's reasons from it
+        held: list[list[object]] = []  # those objects, alive while their ids are keys
+        contributed: dict[int, object] = {}  # id → a Reason or a tuple of them
+        for source, ranks in b.ranks.items():
+            cands = b.lists[source][0]
+            got = list(map(ranks.get, ids))
+            objs: list[object]
+            if ranks and isinstance(next(iter(ranks.values())), list):  # an item twice
+                objs = [None if r is None else _reasons_at(cands, r) for r in got]
+            elif isinstance(cands, C.CandList):
+                rs = cands.reasons
+                if isinstance(rs, Reason):
+                    objs = [None if r is None else rs for r in got]
+                else:
+                    objs = [None if r is None else rs[r] for r in got]
+            else:  # built items: a one-reason tuple (each item has its own) as the reason
+                objs = [None if r is None else cands[r].reasons for r in got]
+                objs = [x[0] if x is not None and len(x) == 1 else x for x in objs]  # type: ignore[arg-type, index]
+            col = list(map(id, objs))
+            contributed.update(zip(col, objs, strict=True))
+            cols.append(col)
+            held.append(objs)
+        index: dict[tuple[int, ...], int] = {}
+        per_item = [index.setdefault(key, len(index)) for key in zip(*cols, strict=True)]
+        sets: list[tuple[Reason, ...]] = []
+        for key in index:  # in order of first appearance
+            got_reasons: tuple[Reason, ...] = ()
+            for k in key:
+                x = contributed[k]
+                if x is not None:
+                    got_reasons += (x,) if isinstance(x, Reason) else x  # type: ignore[operator]
+            sets.append(got_reasons + self.extra)
+        del held
+        return per_item, sets
+
+
+def _reasons_at(cands: Candidates, got: list[int]) -> tuple[Reason, ...]:
+    out: tuple[Reason, ...] = ()
+    for r in got:
+        out += cands.reasons_at(r) if isinstance(cands, C.CandList) else cands[r].reasons
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _shares(w: float) -> list[float]:
+    """``w · exp(-rank / BLEND_TAU)`` for the first ranks (weights are a few configured
+    values)."""
+    return [w * d for d in _DECAY]
 
 
 def blend(lists: Mapping[str, Candidates], weights: Mapping[str, float]) -> Blended:
@@ -74,9 +265,13 @@ def blend(lists: Mapping[str, Candidates], weights: Mapping[str, float]) -> Blen
         rank_of = dict(zip(ids, range(len(ids)), strict=False))
         if len(rank_of) == len(ids):  # no item twice in the list (sources give each once)
             ranks[source] = rank_of
-            get = score.get
-            for iid, d in zip(ids, decay, strict=False):
-                score[iid] = get(iid, 0.0) + w * d
+            shares = _shares(w) if decay is _DECAY else [w * d for d in decay]
+            # the items no earlier list has are written at C speed; the few in both get their
+            # earlier total added (the same sum: adding two floats does not depend on order)
+            before = {i: score[i] for i in rank_of.keys() & score.keys()}
+            score.update(zip(ids, shares, strict=False))
+            for iid, v in before.items():
+                score[iid] += v
             continue
         repeated: dict[str, list[int]] = {}
         for r, (iid, d) in enumerate(zip(ids, decay, strict=False)):

@@ -54,32 +54,34 @@ def diversity_order(
     pending: list[tuple[int, str | None]] = []  # read, not placed yet, in order
     read = 0
     recent: deque[str | None] = deque(maxlen=window - 1)
+    full = window - 1
     counts: dict[str | None, int] = {}
+    count = counts.get
     out: list[int] = []
     while len(out) < want:
-        pick = None
-        for idx, (_, g) in enumerate(pending):
-            if g is None or counts.get(g, 0) < max_per_window:
-                pick = idx
+        pos = -1
+        g: str | None = None
+        for idx, (p, pg) in enumerate(pending):  # the best item held back that fits now
+            if pg is None or count(pg, 0) < max_per_window:
+                pos, g = p, pg
+                del pending[idx]
                 break
-        while pick is None:
-            nxt = next(it, None)
-            if nxt is None:
-                break
-            g = group(nxt)
-            pending.append((read, g))
-            read += 1
-            if g is None or counts.get(g, 0) < max_per_window:
-                pick = len(pending) - 1
-        if pick is None:
+        if pos < 0:  # read on: the next item that fits is placed, the others held back
+            for nxt in it:
+                g = group(nxt)
+                p, read = read, read + 1
+                if g is None or count(g, 0) < max_per_window:
+                    pos = p
+                    break
+                pending.append((p, g))
+        if pos < 0:
             if not pending or not relax:
                 break
-            pick = 0
-        pos, g = pending.pop(pick)
-        if len(recent) == recent.maxlen:
+            pos, g = pending.pop(0)
+        if len(recent) == full:
             counts[recent[0]] -= 1
         recent.append(g)
-        counts[g] = counts.get(g, 0) + 1
+        counts[g] = count(g, 0) + 1
         out.append(pos)
     return out
 

@@ -34,6 +34,7 @@ from models.errors import ModelLoadError
 from models.lambdarank import RANKER_NAME, LambdaRanker
 from models.ranker_features import ItemTable, Shopper, feature_matrix
 from models.registry import Registry
+from ranking.blend import BlendedItems
 from ranking.hooks import Assignment
 from ranking.types import RankContext, Reason, ScoredItem
 from stores.served_lists import ServedLog
@@ -244,10 +245,17 @@ class LearnedStage:
         """Record the list as served (the first ``log_depth`` items and their blend breakdowns)."""
         if self.served_log is None or not ctx.request_id or not items:
             return
-        shown = tuple(
-            (it.item_id, {k: v for k, v in it.breakdown.items() if not k.startswith("ranker:")})
-            for it in items[: self.log_depth]
-        )
+        if isinstance(items, BlendedItems):  # the hand blend's: no item needs building
+            shown = tuple(items.breakdowns(self.log_depth))
+        elif version is None or version == EXPLORE:  # no ranker scored them: nothing to drop
+            shown = tuple((it.item_id, it.breakdown) for it in items[: self.log_depth])
+        else:
+            head = items[: self.log_depth]
+            shown = tuple(
+                (it.item_id, {k: v for k, v in it.breakdown.items()
+                              if not k.startswith("ranker:")})
+                for it in head
+            )
         self.served_log.record(ServedList(
             request_id=ctx.request_id, at=self.clock(), surface=ctx.surface, user_id=ctx.user_id,
             items=shown, variant=ctx.variant, ranker_version=version, query=ctx.query,

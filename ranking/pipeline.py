@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from data.catalog import Catalog
 from ranking import candidates as C
-from ranking.blend import Blended, Candidates, blend
+from ranking.blend import Blended, BlendedItems, Candidates, blend
 from ranking.catalog_index import CatalogIndex
 from ranking.diversity import diversity_order
 from ranking.hooks import Assignment, ExperimentHook, RequestLogHook, RulesHook
@@ -72,7 +72,8 @@ class PipelineConfig:
 
 @dataclass(frozen=True, slots=True)
 class Ranked:
-    items: list[ScoredItem]
+    items: list[ScoredItem] | BlendedItems
+    """The ranked items (the feed's are built when read, :class:`BlendedItems`)."""
     ctx: RankContext
     strategy: Strategy
     model_versions: Mapping[str, str]
@@ -234,7 +235,8 @@ class Pipeline:
         ranked, ranker = self._rerank(
             blend(lists, weights), excl, category, profile, assignment, ctx
         )
-        items = self._finish(ranked, ctx, excl, category, assignment, depth, limit=depth)
+        items = self._finish(ranked, ctx, excl, category, assignment, depth, limit=depth,
+                             lazy=True)
         return self._served(Ranked(items, ctx, strategy, models.versions, assignment), ranker)
 
     def similar(
@@ -387,14 +389,16 @@ class Pipeline:
         *,
         diversity: bool = True,
         limit: int | None = None,
-    ) -> list[ScoredItem]:
+        lazy: bool = False,
+    ) -> list[ScoredItem] | BlendedItems:
         """Filter (active, in stock, not excluded, in the category) → rules → head → diversity.
 
         Only the head can reach the answer: diversity never moves an item up by more than
         the items it skips, so ``3n + 2·window`` candidates are plenty. When no rule can fire
         for this context, items are built only until the head is full; otherwise every
         candidate is built and the rules see them all. ``limit``: how many items the caller
-        shows (diversity stops there; None: the whole head)."""
+        shows (diversity stops there; None: the whole head). ``lazy``: a blend that no rule
+        can change comes back as :class:`BlendedItems`, each item built when first read."""
         head_size = 3 * n + 2 * self.config.diversity_window
         keep = self.index.keep
         hook = self._rules()
@@ -423,6 +427,10 @@ class Pipeline:
                 for _ in head():
                     pass
                 picked = head_pos
+            if lazy and isinstance(items, Blended):
+                extra: tuple[Reason, ...] = () if assignment is None else (
+                    _experiment_reason(assignment),)
+                return BlendedItems(items, [ids[p] for p in picked], extra)
             if build is not None:
                 items = [build(ids[p]) for p in picked]
             else:
@@ -441,16 +449,16 @@ class Pipeline:
                     items[p] for p in self._diversity_order([it.item_id for it in items], limit)
                 ]
         if assignment is not None:
-            reason = Reason(
-                source="experiment", detail=f"{assignment.experiment}:{assignment.variant}"
-            )
-            items = [it.with_reason(reason) for it in items]
+            reason = _experiment_reason(assignment)
+            # built directly: dataclasses.replace per item cost more than the ranking
+            items = [ScoredItem(it.item_id, it.score, (*it.reasons, reason), it.breakdown)
+                     for it in items]
         return items
 
     def _diversity_order(self, ids: Iterable[str], limit: int | None) -> list[int]:
         return diversity_order(
             ids,
-            self.category_key,
+            self.index.group,
             max_per_window=self.config.diversity_max_per_category,
             window=self.config.diversity_window,
             limit=limit,
@@ -484,3 +492,7 @@ class Pipeline:
             if len(items) >= n:
                 break
         return items
+
+
+def _experiment_reason(assignment: Assignment) -> Reason:
+    return Reason(source="experiment", detail=f"{assignment.experiment}:{assignment.variant}")
