@@ -133,6 +133,7 @@ def _route_cpu(services: object, users: int, requests: int, passes: int) -> dict
             return stop.value
         raise RuntimeError("a route handler awaited")
 
+    run_id = f"{os.getpid()}-{time.time_ns()}"  # a stored list of an earlier run is not reused
     r = random.Random(3)
     page1 = [FeedQuery.model_validate({"user_id": f"u{r.randrange(users)}", "size": 10})
              for _ in range(requests)]
@@ -141,7 +142,7 @@ def _route_cpu(services: object, users: int, requests: int, passes: int) -> dict
     out = {"feed page 1": float("inf"), "feed page 2": float("inf"),
            "recommendations": float("inf")}
     for k in range(passes + 1):  # the first pass warms up
-        rids = [f"bench-{k}-{n}" for n in range(requests)]
+        rids = [f"bench-{run_id}-{k}-{n}" for n in range(requests)]
         page2 = [FeedQuery.model_validate({"user_id": q.user_id, "size": 10, "page": 2,
                                            "request_id": rid})
                  for q, rid in zip(page1, rids, strict=True)]
@@ -153,7 +154,8 @@ def _route_cpu(services: object, users: int, requests: int, passes: int) -> dict
             run(feed(q, Storefront(services, f"{rid}-2")))  # type: ignore[arg-type]
         t2 = time.process_time()
         for n, q in enumerate(recs):
-            run(recommendations(q, Storefront(services, f"rec-{k}-{n}")))  # type: ignore[arg-type]
+            ctx = Storefront(services, f"rec-{run_id}-{k}-{n}")  # type: ignore[arg-type]
+            run(recommendations(q, ctx))
         t3 = time.process_time()
         if k:
             for name, v in (("feed page 1", t1 - t), ("feed page 2", t2 - t1),
