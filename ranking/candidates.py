@@ -24,6 +24,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 
@@ -252,6 +253,17 @@ def _global_model(
     return _safe(lambda: m.recommend(n=n, category=category), m.name)
 
 
+@dataclass(frozen=True, slots=True)
+class _Explained:
+    """A non-personal model's list, kept: its explained items and the same as columns."""
+
+    items: list[ScoredItem]
+    ids: list[str]
+    scores: list[float]
+    reason: Reason
+    name: str
+
+
 @dataclass
 class GlobalSources:
     """Sources that do not depend on the user: trending, new arrivals, promoted, popular.
@@ -265,7 +277,7 @@ class GlobalSources:
     live: LiveCounts
     index: CatalogIndex | None = None
     views: CatalogViews = field(init=False)
-    _lists: OrderedDict[tuple[object, ...], list[ScoredItem]] = field(
+    _lists: OrderedDict[tuple[object, ...], _Explained] = field(
         init=False, default_factory=OrderedDict
     )
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -275,12 +287,21 @@ class GlobalSources:
         if self.index is None:
             self.index = CatalogIndex(self.catalog)
 
-    def trending(self, req: SourceRequest) -> list[ScoredItem]:
+    @overload
+    def trending(self, req: SourceRequest) -> list[ScoredItem]: ...
+
+    @overload
+    def trending(self, req: SourceRequest, *, packed: bool) -> list[ScoredItem] | CandList: ...
+
+    def trending(self, req: SourceRequest, *, packed: bool = False) -> list[ScoredItem] | CandList:
+        """``packed``: the model's list may come as a :class:`CandList` (what the blend
+        reads without building items)."""
         m = req.models.get("trending")
         want = req.n + len(req.exclude)
         if m is not None:
             reason = Reason(source="trending", detail="trending now", model_version=m.version)
-            got = self._model_list(m, reason, "trending", req, want * (4 if req.category else 1))
+            got = self._model_list(m, reason, "trending", req, want * (4 if req.category else 1),
+                                   packed=packed)
             if got is not None:
                 return got
         allowed = self.catalog.items_in_category(req.category) if req.category else None
@@ -305,11 +326,22 @@ class GlobalSources:
             ids = [i for i in ids if self.index.in_category(i, req.category)]  # type: ignore[union-attr]
         return _ranked(ids, Reason(source="popular", detail="well rated"), "popular", req)
 
-    def new_arrivals(self, req: SourceRequest) -> list[ScoredItem]:
+    @overload
+    def new_arrivals(self, req: SourceRequest) -> list[ScoredItem]: ...
+
+    @overload
+    def new_arrivals(
+        self, req: SourceRequest, *, packed: bool
+    ) -> list[ScoredItem] | CandList: ...
+
+    def new_arrivals(
+        self, req: SourceRequest, *, packed: bool = False
+    ) -> list[ScoredItem] | CandList:
         m = req.models.get("new_arrivals")
         if m is not None:
             reason = Reason(source="new_arrival", detail="new arrival", model_version=m.version)
-            got = self._model_list(m, reason, "new_arrivals", req, req.n + len(req.exclude))
+            got = self._model_list(m, reason, "new_arrivals", req, req.n + len(req.exclude),
+                                   packed=packed)
             if got is not None:
                 return got
         return _ranked(
@@ -319,7 +351,8 @@ class GlobalSources:
             req,
         )
 
-    def promoted(self, req: SourceRequest) -> list[ScoredItem]:
+    def promoted(self, req: SourceRequest, *, packed: bool = False) -> list[ScoredItem]:
+        """(No model: ``packed`` changes nothing.)"""
         return _ranked(
             self.views.promoted(), Reason(source="promoted", detail="promoted"), "promoted", req
         )
@@ -328,27 +361,61 @@ class GlobalSources:
         """How many explained lists are kept (at most :data:`GLOBAL_LISTS`)."""
         return len(self._lists)
 
+    @overload
     def _model_list(
         self, m: ModelHandle, reason: Reason, name: str, req: SourceRequest, want: int
-    ) -> list[ScoredItem] | None:
+    ) -> list[ScoredItem] | None: ...
+
+    @overload
+    def _model_list(
+        self, m: ModelHandle, reason: Reason, name: str, req: SourceRequest, want: int, *,
+        packed: bool,
+    ) -> list[ScoredItem] | CandList | None: ...
+
+    def _model_list(
+        self, m: ModelHandle, reason: Reason, name: str, req: SourceRequest, want: int, *,
+        packed: bool = False,
+    ) -> list[ScoredItem] | CandList | None:
         """The first ``req.n`` items of the model's list not excluded and in the request's
         category, from the kept explained list of depth :func:`list_depth` (``want``); None
-        when the model gives no list."""
+        when the model gives no list. ``packed``: as a :class:`CandList`."""
         key = (name, m.version, req.category, list_depth(want))
         with self._lock:
-            items = self._lists.get(key)
-            if items is not None:
+            got = self._lists.get(key)
+            if got is not None:
                 self._lists.move_to_end(key)
-        if items is None:
+        if got is None:
             pairs = _global_model(m, list_depth(want), req.category)
-            items = [ScoredItem(i, s, (reason,), {name: s}) for i, s in pairs]
+            got = _Explained(
+                [ScoredItem(i, s, (reason,), {name: s}) for i, s in pairs],
+                [i for i, _ in pairs], [s for _, s in pairs], reason, name,
+            )
             with self._lock:
-                self._lists[key] = items
+                self._lists[key] = got
                 while len(self._lists) > GLOBAL_LISTS:
                     self._lists.popitem(last=False)
-        if not items:
+        if not got.items:
             return None
-        return self._filter(items, req)
+        return self._filter_packed(got, req) if packed else self._filter(got.items, req)
+
+    def _filter_packed(self, got: _Explained, req: SourceRequest) -> CandList:
+        """:meth:`_filter` of a kept list, as a :class:`CandList`."""
+        n, exclude = req.n, req.exclude
+        if n > 0 and not req.category and exclude.isdisjoint(got.ids[:n]):  # the head as is
+            return CandList(got.name, got.ids[:n], got.scores[:n], got.reason)
+        ids: list[str] = []
+        scores: list[float] = []
+        index = self.index
+        for i, s in zip(got.ids, got.scores, strict=True):
+            if i in exclude or (
+                req.category and not index.in_category(i, req.category)  # type: ignore[union-attr]
+            ):
+                continue
+            ids.append(i)
+            scores.append(s)
+            if len(ids) >= n:
+                break
+        return CandList(got.name, ids, scores, got.reason)
 
     def _filter(self, items: list[ScoredItem], req: SourceRequest) -> list[ScoredItem]:
         out = []

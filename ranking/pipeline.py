@@ -230,7 +230,7 @@ class Pipeline:
         ):
             w = sw.get(slot, 0.0)
             if w > 0:
-                lists[slot] = fn(req)
+                lists[slot] = fn(req, packed=True)
                 weights[slot] = w
         ranked, ranker = self._rerank(
             blend(lists, weights), excl, category, profile, assignment, ctx
