@@ -12,7 +12,7 @@ import math
 import operator
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import islice, repeat
 from typing import overload
 
 from ranking import candidates as C
@@ -273,19 +273,28 @@ def blend(lists: Mapping[str, Candidates], weights: Mapping[str, float]) -> Blen
         rank_of = dict(zip(ids, range(len(ids)), strict=False))
         if len(rank_of) == len(ids):  # no item twice in the list (sources give each once)
             ranks[source] = rank_of
-            shares = _shares(w) if decay is _DECAY else [w * d for d in decay]
-            # the items no earlier list has are written at C speed; the few in both get their
-            # earlier total added (the same sum: adding two floats does not depend on order)
-            before = {i: score[i] for i in rank_of.keys() & score.keys()}
-            score.update(zip(ids, shares, strict=False))
-            for iid, v in before.items():
-                score[iid] += v
+            if not score:  # the first list: written at C speed
+                shares = _shares(w) if decay is _DECAY else [w * d for d in decay]
+                score.update(zip(ids, shares, strict=False))
+                continue
+            get = score.get
+            for iid, d in zip(ids, decay, strict=False):
+                score[iid] = get(iid, 0.0) + w * d
             continue
         repeated: dict[str, list[int]] = {}
         for r, (iid, d) in enumerate(zip(ids, decay, strict=False)):
             score[iid] = score.get(iid, 0.0) + w * d
             repeated.setdefault(iid, []).append(r)
         ranks[source] = repeated
-    order = sorted(score)  # by id, then (stable) by total, best first
-    order.sort(key=score.__getitem__, reverse=True)
+    # by total, best first, then by id: one sort by total (stable), then the rare runs of
+    # equal totals put in id order (sorting every id first cost as much as the blend)
+    order = sorted(score, key=score.__getitem__, reverse=True)
+    totals = list(map(score.__getitem__, order))
+    if any(map(operator.eq, totals, islice(totals, 1, None))):
+        start = 0
+        for k in range(1, len(order) + 1):
+            if k == len(order) or totals[k] != totals[start]:
+                if k - start > 1:
+                    order[start:k] = sorted(order[start:k])
+                start = k
     return Blended(order, score, ranks, used)
