@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from itertools import islice, repeat
-from typing import overload
 
 from ranking import candidates as C
-from ranking.types import Reason, ScoredItem
+from ranking.types import LazyItems, Reason, ScoredItem
 
 BLEND_TAU = 25.0
 """Rank decay of blending: the item at rank 25 of a source counts 1/e of its first item."""
@@ -130,59 +129,23 @@ class BlendBreakdown(Mapping[str, float]):
         return repr(self._get())
 
 
-class BlendedItems(Sequence[ScoredItem]):
+class BlendedItems(LazyItems):
     """Items of a blend in their final order, each built when first read.
 
     The feed keeps 200 items so that later pages continue page 1, shows 10 of them and logs
     50: building all 200 cost more than ranking them. ``extra`` reasons are added to every
     item (the experiment's). The feed page store reads :meth:`scores` and
-    :meth:`reason_sets` without building items. A slice is a list of built items."""
+    :meth:`reason_sets`, the served log :meth:`breakdowns`, without building items."""
 
-    __slots__ = ("blended", "ids", "extra", "_built")
+    __slots__ = ("blended", "ids", "extra")
 
     def __init__(self, blended: Blended, ids: list[str], extra: tuple[Reason, ...] = ()) -> None:
+        super().__init__(len(ids))
         self.blended, self.ids, self.extra = blended, ids, extra
-        self._built: list[ScoredItem | None] = [None] * len(ids)
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @overload
-    def __getitem__(self, k: int) -> ScoredItem: ...
-
-    @overload
-    def __getitem__(self, k: slice) -> list[ScoredItem]: ...
-
-    def __getitem__(self, k: int | slice) -> ScoredItem | list[ScoredItem]:
-        if isinstance(k, slice):
-            return [self._item(p) for p in range(*k.indices(len(self.ids)))]
-        n = len(self.ids)
-        if not -n <= k < n:
-            raise IndexError("item index out of range")
-        return self._item(k % n)
-
-    def __iter__(self) -> Iterator[ScoredItem]:
-        for p in range(len(self.ids)):
-            yield self._item(p)
-
-    def _item(self, p: int) -> ScoredItem:
-        it = self._built[p]
-        if it is None:
-            b, iid = self.blended, self.ids[p]
-            it = self._built[p] = ScoredItem(
-                iid, b.score[iid], b.reasons(iid) + self.extra, BlendBreakdown(b, iid)
-            )
-        return it
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"BlendedItems({list(self)!r})"
+    def _make(self, p: int) -> ScoredItem:
+        b, iid = self.blended, self.ids[p]
+        return ScoredItem(iid, b.score[iid], b.reasons(iid) + self.extra, BlendBreakdown(b, iid))
 
     def breakdowns(self, n: int) -> list[tuple[str, Mapping[str, float]]]:
         """The first ``n`` items' ids and breakdowns, without building the items."""

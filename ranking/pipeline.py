@@ -30,7 +30,7 @@ from ranking.hooks import Assignment, ExperimentHook, RequestLogHook, RulesHook
 from ranking.live import LiveCounts
 from ranking.modelset import ModelSet, load_model_set
 from ranking.profile import ProfileStore, UserProfile
-from ranking.types import RankContext, Reason, ScoredItem, Surface
+from ranking.types import LazyItems, RankContext, Reason, ScoredItem, Surface
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -72,8 +72,9 @@ class PipelineConfig:
 
 @dataclass(frozen=True, slots=True)
 class Ranked:
-    items: list[ScoredItem] | BlendedItems
-    """The ranked items (the feed's are built when read, :class:`BlendedItems`)."""
+    items: list[ScoredItem] | LazyItems
+    """The ranked items (the feed's are built when read: :class:`BlendedItems`, and a stored
+    list's, ``serving.feed_pages``)."""
     ctx: RankContext
     strategy: Strategy
     model_versions: Mapping[str, str]

@@ -7,11 +7,11 @@ changed with :meth:`ScoredItem.replace`, so a stage never mutates what another s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, overload
 
 Surface = Literal["feed", "recommend", "search", "similar", "bought_together", "trending"]
 
@@ -93,3 +93,56 @@ class RankContext:
     experiment: str | None = None
     variant: str | None = None
     request_id: str | None = None
+
+
+class LazyItems(Sequence[ScoredItem]):
+    """A ranked list whose items are built when first read (``build(position)``), for the
+    long lists of which a request shows a page. A slice is a list of built items."""
+
+    __slots__ = ("_build", "_built")
+
+    def __init__(self, n: int, build: Callable[[int], ScoredItem] | None = None) -> None:
+        self._build = build
+        self._built: list[ScoredItem | None] = [None] * n
+
+    def _make(self, p: int) -> ScoredItem:
+        """The item at ``p`` (a subclass may build it itself instead of taking ``build``)."""
+        assert self._build is not None
+        return self._build(p)
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    @overload
+    def __getitem__(self, k: int) -> ScoredItem: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[ScoredItem]: ...
+
+    def __getitem__(self, k: int | slice) -> ScoredItem | list[ScoredItem]:
+        n = len(self._built)
+        if isinstance(k, slice):
+            return [self._item(p) for p in range(*k.indices(n))]
+        if not -n <= k < n:
+            raise IndexError("item index out of range")
+        return self._item(k % n)
+
+    def __iter__(self) -> Iterator[ScoredItem]:
+        for p in range(len(self._built)):
+            yield self._item(p)
+
+    def _item(self, p: int) -> ScoredItem:
+        it = self._built[p]
+        if it is None:
+            it = self._built[p] = self._make(p)
+        return it
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"

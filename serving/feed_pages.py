@@ -31,7 +31,7 @@ from core.errors import StorageUnavailableError
 from ranking.blend import BlendedItems
 from ranking.hooks import Assignment
 from ranking.pipeline import Ranked
-from ranking.types import RankContext, Reason, ScoredItem
+from ranking.types import LazyItems, RankContext, Reason, ScoredItem
 from stores.protocols import FeedPageStore
 
 log = logging.getLogger(__name__)
@@ -161,12 +161,15 @@ def decode_ranked(body: bytes) -> Ranked:
     if len(ids) != n:
         raise ValueError(f"feed cache body holds {len(ids)} ids and {n} scores")
     bds = head.get("breakdowns")
-    if bds is None:
-        items = [ScoredItem(i, s, sets[k], _EMPTY)
-                 for i, s, k in zip(ids, scores, head["reasons"], strict=True)]
-    else:
-        items = [ScoredItem(i, s, sets[k], MappingProxyType(_finite(bd)))
-                 for i, s, k, bd in zip(ids, scores, head["reasons"], bds, strict=True)]
+    refs: list[int] = head["reasons"]
+    if len(refs) != n or (bds is not None and len(bds) != n):
+        raise ValueError(f"feed cache body holds {n} items and other counts of reasons")
+
+    def build(p: int) -> ScoredItem:  # a page shows a few of the list's items
+        bd = _EMPTY if bds is None else MappingProxyType(_finite(bds[p]))
+        return ScoredItem(ids[p], scores[p], sets[refs[p]], bd)
+
+    items = LazyItems(n, build)
     a = head["assignment"]
     return Ranked(
         items=items,
