@@ -12,7 +12,7 @@ import math
 import operator
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
 
 from ranking import candidates as C
 from ranking.types import LazyItems, Reason, ScoredItem
@@ -253,11 +253,14 @@ def blend(lists: Mapping[str, Candidates], weights: Mapping[str, float]) -> Blen
     # equal totals put in id order (sorting every id first cost as much as the blend)
     order = sorted(score, key=score.__getitem__, reverse=True)
     totals = list(map(score.__getitem__, order))
-    if any(map(operator.eq, totals, islice(totals, 1, None))):
-        start = 0
-        for k in range(1, len(order) + 1):
-            if k == len(order) or totals[k] != totals[start]:
-                if k - start > 1:
-                    order[start:k] = sorted(order[start:k])
-                start = k
+    # positions equal to the one before (most lists have a few: items at the same ranks of
+    # lists of the same weight), found at C speed
+    tied = list(compress(range(1, len(order)), map(operator.eq, totals, islice(totals, 1, None))))
+    k = 0
+    while k < len(tied):
+        start = end = tied[k] - 1  # a run of equal totals: order[start : end + 1]
+        while k < len(tied) and tied[k] == end + 1:
+            end += 1
+            k += 1
+        order[start : end + 1] = sorted(order[start : end + 1])
     return Blended(order, score, ranks, used)
