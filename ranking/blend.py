@@ -14,6 +14,9 @@ from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from itertools import compress, islice, repeat
 
+import numpy as np
+
+from data.served_log import BreakdownColumns
 from ranking import candidates as C
 from ranking.types import LazyItems, Reason, ScoredItem
 
@@ -151,6 +154,32 @@ class BlendedItems(LazyItems):
         """The first ``n`` items' ids and breakdowns, without building the items."""
         b = self.blended
         return [(iid, b.breakdown(iid)) for iid in self.ids[:n]]
+
+    def breakdown_columns(self, n: int) -> BreakdownColumns | None:
+        """:meth:`breakdowns` as columns, one pair per source (its score, its blend share),
+        read with ``map`` at C speed; None when a list is not packed or repeats an item, two
+        lists share a name, or a score is NaN (it would read as no entry)."""
+        b, ids = self.blended, self.ids[:n]
+        keys: list[str] = []
+        rows: list[list[float]] = []
+        absent = 0
+        for source, ranks in b.ranks.items():
+            cands, w = b.lists[source]
+            if not isinstance(cands, C.CandList) or (
+                ranks and isinstance(next(iter(ranks.values())), list)
+            ):
+                return None
+            m = len(cands)
+            got = list(map(ranks.get, ids, repeat(m)))  # m: not in this list
+            absent += got.count(m)
+            shares = _shares(w)[:m] + [w * math.exp(-r / BLEND_TAU) for r in range(1024, m)]
+            rows.append(list(map([*cands.scores, math.nan].__getitem__, got)))
+            rows.append(list(map([*shares, math.nan].__getitem__, got)))
+            keys += (cands.name, f"blend:{source}")
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), len(ids))
+        if len(set(keys)) != len(keys) or int(np.isnan(values).sum()) != 2 * absent:
+            return None
+        return BreakdownColumns(ids, keys, values)
 
     def scores(self) -> list[float]:
         score = self.blended.score

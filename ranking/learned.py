@@ -245,8 +245,10 @@ class LearnedStage:
         """Record the list as served (the first ``log_depth`` items and their blend breakdowns)."""
         if self.served_log is None or not ctx.request_id or not items:
             return
+        shown: Sequence[tuple[str, Mapping[str, float]]]
         if isinstance(items, BlendedItems):  # the hand blend's: no item needs building
-            shown = tuple(items.breakdowns(self.log_depth))
+            shown = (items.breakdown_columns(self.log_depth)
+                     or tuple(items.breakdowns(self.log_depth)))
         elif version is None or version == EXPLORE:  # no ranker scored them: nothing to drop
             shown = tuple((it.item_id, it.breakdown) for it in items[: self.log_depth])
         else:

@@ -80,10 +80,36 @@ def test_lazy_items_are_the_built_items(seed: int) -> None:
     assert [sets[k] for k in per_item] == [it.reasons for it in built]
     assert lazy.scores() == [it.score for it in built]
     assert lazy.breakdowns(7) == [(it.item_id, it.breakdown) for it in built[:7]]
+    assert lazy.breakdown_columns(7) is None  # built items in the lists: no columns
     assert lazy[2:9] == built[2:9] and lazy[-1] == built[-1] and len(lazy) == len(built)
     assert lazy == built and list(lazy) == built
     with pytest.raises(IndexError):
         lazy[len(built)]  # noqa: B018
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_logged_breakdowns_are_the_same_from_columns(seed: int) -> None:
+    rng = random.Random(seed)
+    lists, weights = _sources(rng)
+    trending = lists["trending"]
+    assert isinstance(trending, list)
+    packed = {"cf": lists["cf"], "history": lists["history"],
+              "trending": C.CandList("trending", [it.item_id for it in trending],
+                                     [it.score for it in trending], TRENDING)}
+    b = blend(packed, weights)
+    lazy = BlendedItems(b, rng.sample(b.order, min(len(b.order), 30)))
+    cols = lazy.breakdown_columns(20)
+    assert cols is not None
+    want = lazy.breakdowns(20)
+    assert [(i, list(bd.items())) for i, bd in cols] == [(i, list(bd.items())) for i, bd in want]
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    back = [served_from("r", at, "u", served_body(ServedList("r", at, "feed", "u", shown)))
+            for shown in (cols, tuple(want))]
+    assert back[0] == back[1] and len(back[0].items) == len(want)
+    nan_score = {**packed, "cf": C.CandList("cf", packed["cf"].ids,  # type: ignore[union-attr]
+                                            [math.nan] * len(packed["cf"]), CF)}
+    nan_ids = packed["cf"].ids[:5]  # type: ignore[union-attr]
+    assert BlendedItems(blend(nan_score, weights), nan_ids).breakdown_columns(5) is None
 
 
 def _ranked(items: list[ScoredItem] | BlendedItems) -> Ranked:
