@@ -122,14 +122,18 @@ def cf_list(req: SourceRequest) -> CandList | None:
         ),
         "cf",
     )
-    if req.exclude:
-        pairs = [(i, s) for i, s in pairs if i not in req.exclude]
     if not pairs:
         return None
+    ids, scores = (list(col) for col in zip(*pairs, strict=True))
+    if req.exclude and not req.exclude.isdisjoint(ids):  # the model let an excluded one by
+        kept = [k for k, i in enumerate(ids) if i not in req.exclude]
+        if not kept:
+            return None
+        ids, scores = [ids[k] for k in kept], [scores[k] for k in kept]
     reason = Reason(
         source="cf", detail=f"picked for you ({model.name})", model_version=model.version
     )
-    return CandList("cf", [i for i, _ in pairs], [s for _, s in pairs], reason)
+    return CandList("cf", ids, scores, reason)
 
 
 def similar_model(models: ModelSet) -> ModelHandle | None:
@@ -183,16 +187,13 @@ def _history_fast(
     items, totals, anchor_of, ok = fast.history_top(anchors, exclude, seen, req.n, HISTORY_DECAY)
     if not ok or items.size == 0:
         return None
-    reasons: dict[int, Reason] = {}
-    for k in anchor_of.tolist():
-        if k not in reasons:
-            reasons[k] = _history_reason(used, recent[k])
-    names = fast.item_ids
+    anchor = anchor_of.tolist()
+    reasons = {k: _history_reason(used, recent[k]) for k in dict.fromkeys(anchor)}
     return CandList(
         "history",
-        [names[i] for i in items.tolist()],
+        list(map(fast.item_ids.__getitem__, items.tolist())),
         totals.tolist(),
-        [reasons[k] for k in anchor_of.tolist()],
+        list(map(reasons.__getitem__, anchor)),
     )
 
 
