@@ -151,6 +151,34 @@ def memory_mb(pid: int) -> dict[str, float]:
     return total
 
 
+def pss_by_kind(pid: int, home: Path) -> dict[str, float]:
+    """PSS of a process and its children by what backs it, in MB (``/proc/<pid>/smaps``):
+    ``heap`` (malloc's heap and anonymous mappings), ``models`` (files under the home's model
+    registry and catalog: memory-mapped, their touched pages shared by the workers),
+    ``files`` (other files under the home), ``code`` (libraries and everything else)."""
+    kinds = {"heap": 0.0, "models": 0.0, "files": 0.0, "code": 0.0}
+    root = str(home.resolve())
+    for p in _tree(pid):
+        kind = "heap"
+        try:
+            text = Path(f"/proc/{p}/smaps").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            head = line.split(maxsplit=6)
+            if len(head) >= 5 and "-" in head[0] and ":" in head[3]:
+                path = head[5] if len(head) > 5 else ""
+                if not path or path.startswith("["):
+                    kind = "heap"
+                elif path.startswith(root):
+                    kind = "models" if ("/models/" in path or "catalog" in path) else "files"
+                else:
+                    kind = "code"
+            elif line.startswith("Pss:"):
+                kinds[kind] += int(line.split()[1]) / 1024
+    return kinds
+
+
 def cpu_seconds(pid: int) -> dict[int, float]:
     """User + system CPU seconds so far of a process and of each of its children."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -319,7 +347,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit("the server did not become ready")
             time.sleep(0.5)
         startup_s = time.perf_counter() - t_start
-        print(f"server ready in {startup_s:.1f}s; memory {memory_mb(server.pid)}", flush=True)
+        ready_mem = {**memory_mb(server.pid), "pss_by_kind_mb": pss_by_kind(server.pid, home)}
+        print(f"server ready in {startup_s:.1f}s; memory {ready_mem}", flush=True)
         results: dict[str, dict[str, float]] = {}
         for name in ("healthz", "recommendations", "in_category", "new_shoppers", "feed", "similar",
                      "search", "search_new_shoppers"):
@@ -370,6 +399,8 @@ def main(argv: list[str] | None = None) -> None:
             results[key]["think_ms"] = think
             print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
         mem = memory_mb(server.pid)
+        by_kind = pss_by_kind(server.pid, home)
+        print("PSS by kind after the load (MB):", {k: round(v) for k, v in by_kind.items()})
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -411,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
         "users": args.users, "items": args.items, "events": args.events, "workers": args.workers,
         "concurrency": args.concurrency, "duration_s": args.duration, "client": "wrk -t1",
         "rss_mb": mem["rss_mb"], "rss_max_mb": mem["rss_max_mb"], "pss_mb": mem["pss_mb"],
-        "startup_s": startup_s,
+        "startup_s": startup_s, "pss_by_kind_mb": by_kind, "ready_memory": ready_mem,
         "cpus": os.cpu_count(), "python": platform.python_version(), "routes": results,
         "command": "python bench/serve.py " + " ".join(sys.argv[1:]),
     }, indent=2))

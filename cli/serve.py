@@ -139,6 +139,7 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = {
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
             "log_level": s.log_level.lower(), "access_log": False,
+            "timeout_keep_alive": s.keep_alive_seconds,
         }
         # a worker holds nothing the others need (serving.storage): uvicorn's own workers,
         # which its supervisor replaces when they die

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = None
     storefront_api_key: SecretStr | None = None
     model_poll_seconds: float = 2.0
+    keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
+    """How long the server keeps an idle keep-alive connection open. Longer than a load
+    balancer's or client pool's idle time (HAProxy's and nginx's defaults are shorter), so the
+    client closes first: a server closing as the client reuses the connection fails that
+    request (uvicorn's own default is 5 s)."""
+    malloc_arenas: int = Field(default=2, ge=0, le=64)
+    """malloc arenas (glibc) an API process may create; 0: the C library's default (8 per
+    core). Two keep a worker's memory flat under a steady load (``core/memory.py``)."""
     max_body_bytes: int = Field(default=8 * 2**20, ge=1024)
     """Largest request body (8 MiB): a larger one is refused with 413 before it is read.
     Batches are bounded too: 1,000 events or items per request."""

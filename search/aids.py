@@ -4,8 +4,8 @@ brands (the relaxation's brand step), the dense index of item texts (`search.den
 when the index was built with the shop's events, the behaviour vectors and clicked items per
 query (`search.behaviour`).
 
-Stored in ``<aids root>/<generation>/`` (``lexicon.json``, ``dense.npz``, ``dense.hnsw``,
-``behaviour.npz``),
+Stored in ``<aids root>/<generation>/`` (``lexicon.json``, ``dense.npz``,
+``dense_components.npy``, ``dense.hnsw``, ``behaviour.npz``),
 written when `search.engine.SearchEngine` builds or adds to an index, read by every process
 that searches that generation. Upserts between rebuilds update a process's copy in memory
 only; the next `shoprank index` writes a fresh set.

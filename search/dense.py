@@ -43,6 +43,8 @@ HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 64
 NEIGHBOUR_MEMO_SIZE = 4096
 """Neighbour lists remembered per query text (shoppers repeat queries); emptied by `add`."""
+COMPONENTS_FILE = "dense_components.npy"
+"""The n-gram → vector matrix of a saved index, memory-mapped when loaded."""
 _SPACES = re.compile(r"\s+")
 
 
@@ -253,12 +255,10 @@ class DenseIndex:
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            folder / "dense.npz",
-            idf=self.idf,
-            components=self.components,
-            item_ids=np.array(self.item_ids, dtype=str),
-        )
+        np.savez(folder / "dense.npz", idf=self.idf, item_ids=np.array(self.item_ids, dtype=str))
+        # the n-gram → vector matrix (the largest array, ≈ 17 MB) in its own file, so that
+        # every worker maps the same pages instead of reading a copy of it
+        np.save(folder / COMPONENTS_FILE, np.ascontiguousarray(self.components, np.float32))
         self.graph.save_index(str(folder / "dense.hnsw"))
 
     @classmethod
@@ -267,8 +267,11 @@ class DenseIndex:
 
         with np.load(folder / "dense.npz", allow_pickle=False) as z:
             idf = z["idf"].astype(np.float32)
-            components = z["components"].astype(np.float32)
             item_ids = [str(x) for x in z["item_ids"]]
+            if (folder / COMPONENTS_FILE).exists():
+                components = np.load(folder / COMPONENTS_FILE, mmap_mode="r", allow_pickle=False)
+            else:  # a generation saved before the matrix had its own file
+                components = z["components"].astype(np.float32)
         graph = hnswlib.Index(space="ip", dim=DIM)
         graph.load_index(str(folder / "dense.hnsw"), max_elements=max(len(item_ids), 1))
         graph.set_ef(HNSW_EF_SEARCH)

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.params import Depends
 
+from core.memory import limit_malloc_arenas
 from core.settings import Settings, get_settings
 from serving.deps import AdminDep, StorefrontKeyDep, StrictBodyDep
 from serving.direct import DirectRoutes
@@ -130,6 +131,9 @@ def create_app(
         from threadpoolctl import threadpool_limits
 
         app.state.blas_limits = threadpool_limits(limits=1, user_api="blas")
+        # Before the services start their threads: all threads share a few malloc arenas,
+        # so the worker's heap stops growing once its working set is reached.
+        limit_malloc_arenas(settings.malloc_arenas)
         svc = services if services is not None else Services.build(settings)
         # What start-up built (catalog, models, profiles) lives as long as the process: keep
         # it out of the garbage collector's full passes, which would otherwise walk it again

@@ -84,3 +84,24 @@ def test_serve_on_a_port_in_use_exits_2_with_one_line(restart_home: Path) -> Non
     # another shoprank there too
     with two_worker_server(restart_home) as (base, _, _):
         _serve_exits_2(restart_home, int(urlsplit(base).port or 0))
+
+
+def test_an_idle_keep_alive_connection_stays_open_for_the_configured_time(
+    restart_home: Path,
+) -> None:
+    """The server closes an idle keep-alive connection after ``keep_alive_seconds`` (here 2 s;
+    uvicorn's own default is 5 s and ours 75 s, longer than a load balancer's idle time)."""
+    with two_worker_server(restart_home, SHOPRANK_KEEP_ALIVE_SECONDS="2") as (base, _, _pid):
+        url = urlsplit(base)
+        with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            got = b""
+            while b"\r\n\r\n" not in got:
+                got += sock.recv(4096)
+            assert got.startswith(b"HTTP/1.1 200")
+            answered = time.monotonic()
+            sock.settimeout(30)
+            while sock.recv(4096):  # the rest of the answer, then the server's close
+                pass
+            idle = time.monotonic() - answered
+        assert 1.5 <= idle < 4.5, idle
