@@ -263,6 +263,8 @@ class _Explained:
     scores: list[float]
     reason: Reason
     name: str
+    rank: dict[str, int]
+    """Item → its position in ``ids`` (the model lists each item once)."""
 
 
 @dataclass
@@ -387,9 +389,11 @@ class GlobalSources:
                 self._lists.move_to_end(key)
         if got is None:
             pairs = _global_model(m, list_depth(want), req.category)
+            ids = [i for i, _ in pairs]
             got = _Explained(
                 [ScoredItem(i, s, (reason,), {name: s}) for i, s in pairs],
-                [i for i, _ in pairs], [s for _, s in pairs], reason, name,
+                ids, [s for _, s in pairs], reason, name,
+                dict(zip(ids, range(len(ids)), strict=True)),
             )
             with self._lock:
                 self._lists[key] = got
@@ -402,10 +406,22 @@ class GlobalSources:
     def _filter_packed(self, got: _Explained, req: SourceRequest) -> CandList:
         """:meth:`_filter` of a kept list, as a :class:`CandList`."""
         n, exclude = req.n, req.exclude
-        if n > 0 and not req.category and exclude.isdisjoint(got.ids[:n]):  # the head as is
-            return CandList(got.name, got.ids[:n], got.scores[:n], got.reason)
-        ids: list[str] = []
-        scores: list[float] = []
+        if n > 0 and not req.category and len(got.rank) == len(got.ids):
+            # the head minus the excluded items' positions, cut as slices
+            ids: list[str] = []
+            scores: list[float] = []
+            start = 0
+            cut = {p for p in map(got.rank.get, exclude) if p is not None}
+            for end in sorted({*cut, len(got.ids)}):
+                take = min(end, start + n - len(ids))
+                ids += got.ids[start:take]
+                scores += got.scores[start:take]
+                if len(ids) >= n:
+                    break
+                start = end + 1
+            return CandList(got.name, ids, scores, got.reason)
+        ids = []
+        scores = []
         index = self.index
         for i, s in zip(got.ids, got.scores, strict=True):
             if i in exclude or (

@@ -110,7 +110,7 @@ def encode_ranked(r: Ranked, *, keep_breakdown: bool = False) -> bytes:
                 j = by_id[id(x)] = table.setdefault(x, len(table))
             refs.append(j)
         refs_of.append(sets.setdefault(tuple(refs), len(sets)))
-    per_item = [refs_of[k] for k in set_of]
+    per_item = list(map(refs_of.__getitem__, set_of))
     head: dict[str, object] = {
         "v": _FORMAT,
         "strategy": r.strategy,

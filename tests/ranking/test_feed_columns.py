@@ -138,7 +138,9 @@ def test_packed_sources_hold_the_listed_items() -> None:
     sources = C.GlobalSources(Catalog(tiny_shop.items()), LiveCounts())
     ms = models("v1")
     model_ids = [i for i, _ in ms.models["trending"].recommend(n=12)]
-    cases = [request(ms, n, frozenset(model_ids[:k])) for n in (1, 3, 8) for k in (0, 2, 9)]
+    excluded = [frozenset(model_ids[:k]) for k in (0, 2, 9)] + [
+        frozenset(model_ids[1::2]), frozenset({"not-listed", model_ids[0], model_ids[5]})]
+    cases = [request(ms, n, e) for n in (1, 3, 8, 500) for e in excluded]
     cases.append(request(ms, 5, category=("電子",)))
     for req in cases:
         items = sources.trending(req)
