@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     search_personalization_top_n: int = 50
     history_size: int = 50
     """Recent interactions kept per user for real-time signals."""
+    user_cache_size: int = Field(default=4_096, ge=0, le=10_000_000)
+    """Users' consent and attributes each API process keeps (about 160 bytes a user, least
+    recently used dropped, invalidated by the change feed). A miss reads the user store: tens
+    of µs from SQLite, about 0.2 ms of CPU from PostgreSQL (client and server). Over shared
+    stores, size it to the shoppers active within a few minutes."""
     bootstrap_history: int = Field(default=20, ge=0)
     """History events per user the first start imports from the shop's files and the stored
     events (the last ones; purchases are imported whole). Past browsing is not recent: a

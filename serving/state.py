@@ -196,7 +196,8 @@ class Services:
             seed_from_files(settings, stores)
             catalog, cursor = load_catalog(stores)
             profiles = StoreProfiles(stores.users, stores.shopper, catalog,
-                                     history_size=settings.history_size)
+                                     history_size=settings.history_size,
+                                     cache_size=settings.user_cache_size)
             services = cls(
                 settings=settings,
                 stores=stores,

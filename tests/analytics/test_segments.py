@@ -107,3 +107,14 @@ def test_quintiles_share_scores_on_ties() -> None:
     assert quintile_scores(np.array([1.0, 1, 1, 1, 9])).tolist() == [3, 3, 3, 3, 5]
     with pytest.raises(SegmentError, match="no events"):
         compute_segments(events([("x", "d0", "view", 1, None, None)]), exclude={"x"})
+
+
+def test_average_ranks_are_scipys() -> None:
+    from scipy.stats import rankdata
+
+    from analytics.segments import average_ranks
+
+    rng = np.random.default_rng(3)
+    for values in (rng.integers(0, 5, 200).astype(float), rng.random(50), np.array([2.0]),
+                   np.array([1.0, 1.0, 1.0]), rng.integers(0, 3, 1000)):
+        np.testing.assert_allclose(average_ranks(values), rankdata(values, method="average"))

@@ -30,3 +30,16 @@ def test_processes_opening_a_fresh_file_together_all_succeed(tmp_path: Path) -> 
         assert db.versions()  # the migrations ran once, whoever applied them
     finally:
         db.close()
+
+
+def test_log_files_keep_a_small_page_cache(tmp_path: Path) -> None:
+    from stores.sqlite.db import LOG_CACHE_KIB, SqliteDb
+
+    log = open_log_db(tmp_path / "logs.sqlite", timeout=5.0)
+    plain = SqliteDb(tmp_path / "stores.sqlite", (), timeout=5.0)
+    try:
+        assert log.conn.execute("PRAGMA cache_size").fetchone()[0] == -LOG_CACHE_KIB
+        assert plain.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000  # SQLite's own
+    finally:
+        log.close()
+        plain.close()
