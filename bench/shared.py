@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=float, default=5.0,
                     help="Seconds of unmeasured load on each route before it is measured.")
     ap.add_argument("--rounds", type=int, default=3, help="Measured runs per route (medians).")
+    ap.add_argument("--set", action="append", default=[], metavar="SHOPRANK_NAME=VALUE",
+                    help="A setting for every node, embedded and shared alike (repeatable), "
+                         "e.g. SHOPRANK_USER_CACHE_SIZE=32768.")
     ap.add_argument("--home", type=Path, default=None, help="A folder that does not exist yet.")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "shared.json")
     args = ap.parse_args(argv)
@@ -192,6 +195,11 @@ def main(argv: list[str] | None = None) -> None:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPRANK_")}
     base_env.update(SHOPRANK_SEARCH_BACKEND="embedded", SHOPRANK_LOG_LEVEL="WARNING",
                     OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    for pair in args.set:
+        name, _, value = pair.partition("=")
+        if not name.startswith("SHOPRANK_") or not value:
+            raise SystemExit(f"--set {pair!r}: expected SHOPRANK_NAME=VALUE")
+        base_env[name] = value
     t0 = time.perf_counter()
     os.environ["SHOPRANK_HOME"] = str(home)
     prepare(home, args.users, args.items, args.events)
@@ -255,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     args.results.write_text(json.dumps({
         "shop": {"users": args.users, "items": args.items, "events": args.events},
         "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
+        "settings": args.set,
         "concurrency": args.concurrency, "cpus": os.cpu_count(),
         "rows": rows}, indent=2))
     print(f"wrote {args.results}")
