@@ -18,7 +18,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from types import MappingProxyType
 
@@ -210,6 +211,24 @@ class StoreProfiles:
                 self.shopper.forget_user(user.user_id)
             n += 1
         return n
+
+    @contextmanager
+    def erasing(self, user_id: str) -> Iterator[None]:
+        """Around this process's own erasure of ``user_id``: the change feed then does not
+        report it as another process's (whose requests this process would anonymize on its
+        own, racing the erasure that counts them). Undone when the block fails."""
+        with self._lock:
+            had = self._erased.get(user_id)
+            self._erased[user_id] = datetime.now()
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                if had is None:
+                    self._erased.pop(user_id, None)
+                else:
+                    self._erased[user_id] = had
+            raise
 
     def erase(self, user_id: str) -> bool:
         """Forget the user's shopper state (the user store records the erasure itself).

@@ -120,7 +120,7 @@ def _build(dict_file: Path, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     trie.save(str(tmp))
     os.replace(tmp, path)
-    log.info("jieba dictionary trie: %d entries saved to %s", len(items), path)
+    log.debug("jieba dictionary trie: %d entries saved to %s", len(items), path)
 
 
 @lru_cache(maxsize=1)

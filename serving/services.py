@@ -138,9 +138,10 @@ def erase_user(services: Services, user_id: str) -> Erasure:
     user id of the requests served to them (this process's buffer too), the shop's own files,
     cached feed pages and their searches (kept without user id and text)."""
     known_before = user_id in services.profiles  # the user store forgets them next
-    services.users.erase(user_id)
-    erased = services.events.erase_user(user_id)
-    known, served = services.forget_user(user_id)
+    with services.profiles.erasing(user_id):  # this process's own: not the change feed's
+        services.users.erase(user_id)
+        erased = services.events.erase_user(user_id)
+        known, served = services.forget_user(user_id)
     shop = erase_from_shop_files(services.settings.data_dir, user_id)
     feeds = services.feed_cache.forget_user(user_id)
     if services.search_log is not None:

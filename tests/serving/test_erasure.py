@@ -167,3 +167,39 @@ def _served_to(stores: Stores, user: str) -> int:
 def _pages_of(state: Path, user: str) -> list[str]:
     return [k for (k,) in _sql(state / "feed_pages.sqlite", "SELECT key FROM feed")
             if f"|{user}|" in k]
+
+
+def test_the_erasure_counts_what_it_anonymized_when_the_change_feed_is_faster(
+    restart_home: Path,
+) -> None:
+    """The change feed of the process that erases may deliver the erasure before the erasure
+    itself anonymizes the request log (a busy host): it must not take the erasure for another
+    process's and anonymize the rows first, leaving the answer to count none."""
+    server, live = start_live(restart_home)
+    try:
+        services = live.services
+        users = [json.loads(line) for line in (restart_home / "data" / "users.jsonl").open()
+                 if line.strip()]
+        user = sorted(u["user_id"] for u in users if u["consent"])[0]
+        store = services.stores.users
+        erase = store.erase
+
+        def erase_then_feed(user_id: str) -> bool:  # the watcher thread wins the race
+            done = erase(user_id)
+            services.users_changed((user_id,))
+            return done
+
+        store.erase = erase_then_feed  # type: ignore[method-assign]
+        with live.client() as c, live.client(ADMIN_KEY) as admin:
+            for path in ("/v1/recommendations", "/v1/feed", "/v1/recommendations"):
+                assert c.get(path, params={"user_id": user}).status_code == 200
+            get_request_log(services).flush()
+            served = _served_to(services.stores, user)
+            assert served >= 3
+            r = admin.delete(f"/v1/users/{user}")
+            assert r.status_code == 200, r.text
+            assert r.json()["served_requests_anonymized"] == served
+            assert _served_to(services.stores, user) == 0
+    finally:
+        server.stop()
+        live.services.close()
