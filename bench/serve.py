@@ -43,6 +43,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -151,32 +152,44 @@ def memory_mb(pid: int) -> dict[str, float]:
     return total
 
 
-def pss_by_kind(pid: int, home: Path) -> dict[str, float]:
-    """PSS of a process and its children by what backs it, in MB (``/proc/<pid>/smaps``):
-    ``heap`` (malloc's heap and anonymous mappings), ``models`` (files under the home's model
-    registry and catalog: memory-mapped, their touched pages shared by the workers),
-    ``files`` (other files under the home), ``code`` (libraries and everything else)."""
-    kinds = {"heap": 0.0, "models": 0.0, "files": 0.0, "code": 0.0}
-    root = str(home.resolve())
+def smaps_by_kind(pid: int, kind_of: Callable[[str], str], kinds: Sequence[str],
+                  fields: tuple[str, ...]) -> dict[str, float]:
+    """Memory of a process and its children summed by kind of mapping, in MB, from
+    ``/proc/<pid>/smaps``: ``kind_of(path)`` names each mapping's kind (``path`` is "" for an
+    anonymous mapping), ``fields`` are the lines summed (``("Pss:",)``, or
+    ``("Private_Clean:", "Private_Dirty:")``)."""
+    out = dict.fromkeys(kinds, 0.0)
     for p in _tree(pid):
-        kind = "heap"
+        kind = kinds[0]
         try:
             text = Path(f"/proc/{p}/smaps").read_text()
         except OSError:
             continue
         for line in text.splitlines():
             head = line.split(maxsplit=6)
-            if len(head) >= 5 and "-" in head[0] and ":" in head[3]:
+            if len(head) >= 5 and "-" in head[0] and ":" in head[3]:  # a mapping's first line
                 path = head[5] if len(head) > 5 else ""
-                if not path or path.startswith("["):
-                    kind = "heap"
-                elif path.startswith(root):
-                    kind = "models" if ("/models/" in path or "catalog" in path) else "files"
-                else:
-                    kind = "code"
-            elif line.startswith("Pss:"):
-                kinds[kind] += int(line.split()[1]) / 1024
-    return kinds
+                kind = kind_of("" if path.startswith("[") else path)
+            elif line.startswith(fields):
+                out[kind] += int(line.split()[1]) / 1024
+    return out
+
+
+def pss_by_kind(pid: int, home: Path) -> dict[str, float]:
+    """PSS by what backs it: ``heap`` (malloc's heap and anonymous mappings), ``models``
+    (files under the home's model registry and catalog: memory-mapped, their touched pages
+    shared by the workers), ``files`` (other files under the home), ``code`` (libraries and
+    everything else)."""
+    root = str(home.resolve())
+
+    def kind_of(path: str) -> str:
+        if not path:
+            return "heap"
+        if path.startswith(root):
+            return "models" if ("/models/" in path or "catalog" in path) else "files"
+        return "code"
+
+    return smaps_by_kind(pid, kind_of, ("heap", "models", "files", "code"), ("Pss:",))
 
 
 def cpu_seconds(pid: int) -> dict[int, float]:

@@ -66,33 +66,23 @@ def private_mb(pid: int) -> float:
 
 
 def private_by_kind(pid: int) -> dict[str, float]:
-    """Private memory of the server's processes by what backs it, in MB (from
-    ``/proc/<pid>/smaps``): ``heap`` (malloc's heap and anonymous mappings: Python objects,
-    numpy arrays, native libraries' allocations), ``sqlite`` (the store files and their
-    ``-shm`` indexes mapped), ``models`` (memory-mapped model and catalog files), ``code``
-    (libraries and other files). Which kind grows says where to look."""
-    kinds = {"heap": 0.0, "sqlite": 0.0, "models": 0.0, "code": 0.0}
-    for p in serve_bench._tree(pid):
-        kind = "heap"
-        try:
-            text = Path(f"/proc/{p}/smaps").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            head = line.split(maxsplit=6)
-            if len(head) >= 5 and "-" in head[0] and ":" in head[3]:  # a mapping's first line
-                path = head[5] if len(head) > 5 else ""
-                if not path or path.startswith("["):
-                    kind = "heap"
-                elif ".sqlite" in path:
-                    kind = "sqlite"
-                elif "/models/" in path or "/catalog" in path or path.endswith(".npy"):
-                    kind = "models"
-                else:
-                    kind = "code"
-            elif line.startswith(("Private_Clean:", "Private_Dirty:")):
-                kinds[kind] += int(line.split()[1]) / 1024
-    return kinds
+    """Private memory of the server's processes by what backs it, in MB: ``heap`` (malloc's
+    heap and anonymous mappings: Python objects, numpy arrays, native libraries'
+    allocations), ``sqlite`` (the store files and their ``-shm`` indexes mapped), ``models``
+    (memory-mapped model and catalog files), ``code`` (libraries and other files). Which kind
+    grows says where to look."""
+
+    def kind_of(path: str) -> str:
+        if not path:
+            return "heap"
+        if ".sqlite" in path:
+            return "sqlite"
+        if "/models/" in path or "/catalog" in path or path.endswith(".npy"):
+            return "models"
+        return "code"
+
+    return serve_bench.smaps_by_kind(pid, kind_of, ("heap", "sqlite", "models", "code"),
+                                     ("Private_Clean:", "Private_Dirty:"))
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float:
