@@ -206,7 +206,7 @@ def _fields_to_json(obj: object) -> dict[str, object]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)  # as serving.render.REASON_CACHE: full within a minute
 def _reason_json(reason: Reason) -> dict[str, object]:
     """:func:`_fields_to_json` of a reason (they repeat from list to list; the dict is only
     read)."""
