@@ -228,22 +228,26 @@ def main(argv: list[str] | None = None) -> None:
         ready_pss = serve_bench.memory_mb(server.pid)["pss_mb"]
         t0 = time.monotonic()
 
+        def sample_kinds(t: float) -> None:
+            """Private memory by kind, and its total (one read of smaps for both)."""
+            kinds = private_by_kind(server.pid)
+            by_kind.append((t, kinds))
+            private.append((t, sum(kinds.values())))
+
         async def run() -> None:
             task = asyncio.create_task(load(base, args.rate, args.duration, args.concurrency,
                                             args.users, args.items, counts, errors))
             while not task.done():
                 pss = serve_bench.memory_mb(server.pid)["pss_mb"]
                 samples.append((time.monotonic() - t0, pss))
-                private.append((samples[-1][0], private_mb(server.pid)))
-                by_kind.append((samples[-1][0], private_by_kind(server.pid)))
+                sample_kinds(samples[-1][0])
                 print(f"  {samples[-1][0]:6.0f} s  PSS {pss:8.1f} MB  "
                       f"private {private[-1][1]:8.1f} MB  requests "
                       f"{counts['requests']:,}  errors {counts['errors']}", flush=True)
                 await asyncio.wait([task], timeout=args.sample_seconds)
             await task
             samples.append((time.monotonic() - t0, serve_bench.memory_mb(server.pid)["pss_mb"]))
-            private.append((samples[-1][0], private_mb(server.pid)))
-            by_kind.append((samples[-1][0], private_by_kind(server.pid)))
+            sample_kinds(samples[-1][0])
 
         asyncio.run(run())
     finally:

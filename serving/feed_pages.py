@@ -32,6 +32,7 @@ from ranking.blend import BlendedItems
 from ranking.hooks import Assignment
 from ranking.pipeline import Ranked
 from ranking.types import LazyItems, RankContext, Reason, ScoredItem
+from serving.render import REASON_CACHE
 from stores.protocols import FeedPageStore
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ def _fields_to_json(obj: object) -> dict[str, object]:
     return out
 
 
-@functools.lru_cache(maxsize=1024)  # as serving.render.REASON_CACHE: full within a minute
+@functools.lru_cache(maxsize=REASON_CACHE)
 def _reason_json(reason: Reason) -> dict[str, object]:
     """:func:`_fields_to_json` of a reason (they repeat from list to list; the dict is only
     read)."""
