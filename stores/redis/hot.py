@@ -10,7 +10,8 @@ Keys (under a prefix, default ``shoprank:``; one Redis may hold several shops):
   ``fu:<user>`` the set of a user's feed keys, for erasure.
 
 Every call has the store's budget as socket and connect timeout; a Redis error or timeout is a
-:class:`StoreUnavailableError`.
+:class:`StoreUnavailableError`. What a request sends goes out in one write per call on the
+store's own connections (``stores.redis.calls``), not through redis-py's client.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import redis
 from data.models import Event
 from stores.errors import StoreConfigError, StoreUnavailableError
 from stores.records import ShopperPolicy, ShopperProfile
+from stores.redis.calls import Calls, Command
 
 SETTING = "SHOPRANK_REDIS_URL"
 _T = TypeVar("_T")
@@ -83,10 +85,26 @@ def _call(fn: Callable[[], _T]) -> _T:
         raise StoreUnavailableError(f"Redis: {exc}") from None
 
 
+def _score(rows: list[Any]) -> float:
+    """The first score of a raw ``ZRANGE … WITHSCORES`` reply: RESP2 gives a flat list
+    (member, score as text, …), RESP3 a list of (member, score) pairs."""
+    first = rows[0]
+    return float(first[1]) if isinstance(first, list | tuple) else float(rows[1])
+
+
+def _raise_errors(replies: list[Any]) -> list[Any]:
+    for r in replies:
+        if isinstance(r, Exception):
+            raise StoreUnavailableError(f"Redis: {r}")
+    return replies
+
+
 class RedisShopperState:
-    def __init__(self, client: redis.Redis, policy: ShopperPolicy, *, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, policy: ShopperPolicy, *, prefix: str,
+                 calls: Calls | None = None) -> None:
         self.policy = policy
         self._r = client
+        self._calls = calls or Calls(client)
         self._p = prefix
         self._live = prefix + "live"
         self._live_add = _call(lambda: client.script_load(_LIVE_ADD))
@@ -95,44 +113,46 @@ class RedisShopperState:
     def record(self, events: Sequence[Event], *, live: bool = True) -> None:
         p = self.policy
         now = time.time()
-        pipe = self._r.pipeline(transaction=False)
+        cmds: list[Command] = []
         users: set[str] = set()
         counts: list[Any] = [p.live_max_items]
         for e in events:
             if e.item_id is None:
                 continue
             if e.type in p.history_types:
-                pipe.lpush(f"{self._p}h:{e.user_id}", f"{e.item_id}\t{e.type}")
+                cmds.append(("LPUSH", f"{self._p}h:{e.user_id}", f"{e.item_id}\t{e.type}"))
                 users.add(e.user_id)
             if e.type == "purchase":
-                pipe.sadd(f"{self._p}p:{e.user_id}", e.item_id)
+                cmds.append(("SADD", f"{self._p}p:{e.user_id}", e.item_id))
                 users.add(e.user_id)
             elif e.type == "refund":
-                pipe.srem(f"{self._p}p:{e.user_id}", e.item_id)
+                cmds.append(("SREM", f"{self._p}p:{e.user_id}", e.item_id))
             w = p.live_weights.get(e.type) if live else None
             if w and w > 0:
                 counts += [e.item_id,
                            repr(math.log(w) + p.rate * min(e.timestamp.timestamp(), now))]
         for u in users:
-            pipe.ltrim(f"{self._p}h:{u}", 0, p.history_size - 1)
-            pipe.expire(f"{self._p}h:{u}", self._idle)
-            pipe.expire(f"{self._p}p:{u}", self._idle)
+            cmds.append(("LTRIM", f"{self._p}h:{u}", 0, p.history_size - 1))
+            cmds.append(("EXPIRE", f"{self._p}h:{u}", self._idle))
+            cmds.append(("EXPIRE", f"{self._p}p:{u}", self._idle))
         if len(counts) > 1:
-            pipe.evalsha(self._live_add, 1, self._live, *counts)
-        results = _call(lambda: pipe.execute(raise_on_error=False))
-        if results and isinstance(results[-1], redis.exceptions.NoScriptError):
+            cmds.append(("EVALSHA", self._live_add, 1, self._live, *counts))
+        if not cmds:
+            return
+        results = []
+        for i in range(0, len(cmds), 10_000):  # a large import: bounded writes and replies
+            results += self._calls.run(*cmds[i : i + 10_000])
+        if len(counts) > 1 and isinstance(results[-1], redis.exceptions.NoScriptError):
             # the server lost its scripts (restart, SCRIPT FLUSH): load it again, rerun it alone
             self._live_add = _call(lambda: self._r.script_load(_LIVE_ADD))
-            _call(lambda: self._r.evalsha(self._live_add, 1, self._live, *counts))
-        for r in results:
-            if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError):
-                raise StoreUnavailableError(f"Redis: {r}")
+            results[-1] = self._calls.run(("EVALSHA", self._live_add, 1, self._live, *counts))[0]
+        _raise_errors(results)
 
     def recent(self, user_id: str, limit: int | None = None) -> list[tuple[str, str]]:
         n = self.policy.history_size if limit is None else min(limit, self.policy.history_size)
         if n <= 0:
             return []
-        raw = _call(lambda: self._r.lrange(f"{self._p}h:{user_id}", 0, n - 1))
+        (raw,) = _raise_errors(self._calls.run(("LRANGE", f"{self._p}h:{user_id}", 0, n - 1)))
         out = []
         for v in raw:
             item, _, etype = _text(v).partition("\t")
@@ -140,17 +160,15 @@ class RedisShopperState:
         return out
 
     def purchased(self, user_id: str) -> frozenset[str]:
-        return frozenset(
-            _text(v) for v in _call(lambda: self._r.smembers(f"{self._p}p:{user_id}"))
-        )
+        (got,) = _raise_errors(self._calls.run(("SMEMBERS", f"{self._p}p:{user_id}")))
+        return frozenset(_text(v) for v in got)
 
     def profile(self, user_id: str, limit: int | None = None) -> ShopperProfile:
         n = self.policy.history_size if limit is None else min(limit, self.policy.history_size)
-        pipe = self._r.pipeline(transaction=False)
-        pipe.smembers(f"{self._p}p:{user_id}")
+        cmds: list[Command] = [("SMEMBERS", f"{self._p}p:{user_id}")]
         if n > 0:
-            pipe.lrange(f"{self._p}h:{user_id}", 0, n - 1)
-        bought, *rest = _call(pipe.execute)
+            cmds.append(("LRANGE", f"{self._p}h:{user_id}", 0, n - 1))
+        bought, *rest = _raise_errors(self._calls.run(*cmds))
         raw = rest[0] if rest else []
         recent = tuple((item, etype) for item, _, etype in
                        (_text(v).partition("\t") for v in raw))
@@ -172,14 +190,13 @@ class RedisShopperState:
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
-        pipe = self._r.pipeline(transaction=False)
-        pipe.zrevrange(self._live, 0, 0, withscores=True)
-        pipe.zmscore(self._live, ids)
-        top_rows, scores = _call(pipe.execute)
+        top_rows, scores = _raise_errors(self._calls.run(
+            ("ZRANGE", self._live, 0, 0, "REV", "WITHSCORES"), ("ZMSCORE", self._live, *ids)))
         if not top_rows:
             return {}
-        top = top_rows[0][1]
-        return {i: math.exp(s - top) for i, s in zip(ids, scores, strict=True) if s is not None}
+        top = _score(top_rows)
+        return {i: math.exp(float(s) - top) for i, s in zip(ids, scores, strict=True)
+                if s is not None}
 
     def forget_items(self, item_ids: Iterable[str]) -> None:
         ids = list(item_ids)
@@ -187,27 +204,29 @@ class RedisShopperState:
             _call(lambda: self._r.zrem(self._live, *ids))
 
     def close(self) -> None:
-        """The client is closed by its owner."""
+        """Closes this store's connections (the client is closed by its owner)."""
+        self._calls.close()
 
 
 class RedisFeedPages:
-    def __init__(self, client: redis.Redis, *, ttl_seconds: float, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, *, ttl_seconds: float, prefix: str,
+                 calls: Calls | None = None) -> None:
         self.ttl = ttl_seconds
         self._r = client
+        self._calls = calls or Calls(client)
         self._p = prefix
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
 
     def get(self, key: str) -> bytes | None:
-        got = _call(lambda: self._r.get(f"{self._p}f:{key}"))
+        (got,) = _raise_errors(self._calls.run(("GET", f"{self._p}f:{key}")))
         return _bytes(got) if got is not None else None
 
     def put(self, key: str, body: bytes, *, user_id: str | None = None) -> bytes:
-        pipe = self._r.pipeline(transaction=False)
-        pipe.set(f"{self._p}f:{key}", body, nx=True, px=self._ttl_ms, get=True)
+        cmds: list[Command] = [("SET", f"{self._p}f:{key}", body, "NX", "GET", "PX", self._ttl_ms)]
         if user_id is not None:
-            pipe.sadd(f"{self._p}fu:{user_id}", key)
-            pipe.pexpire(f"{self._p}fu:{user_id}", self._ttl_ms)
-        before = _call(pipe.execute)[0]
+            cmds.append(("SADD", f"{self._p}fu:{user_id}", key))
+            cmds.append(("PEXPIRE", f"{self._p}fu:{user_id}", self._ttl_ms))
+        before = _raise_errors(self._calls.run(*cmds))[0]
         return body if before is None else _bytes(before)
 
     def forget_user(self, user_id: str) -> int:
@@ -220,4 +239,5 @@ class RedisFeedPages:
         return int(n)
 
     def close(self) -> None:
-        """The client is closed by its owner."""
+        """Closes this store's connections (the client is closed by its owner)."""
+        self._calls.close()
