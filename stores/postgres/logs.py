@@ -1,5 +1,7 @@
 """Shared telemetry logs in PostgreSQL: ``log_searches`` and ``log_served`` (request id
-primary key, ``at``, ``user_id``, a jsonb body), written in batches by every replica."""
+primary key, ``at``, ``user_id``, a jsonb body), written in batches by every replica, one
+multi-row statement per batch. Bodies past PostgreSQL's 2 kB TOAST threshold (a feed's served
+list, about 4 kB) are compressed with lz4 where the server has it (migration 3)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,12 @@ from psycopg.types.json import Jsonb
 
 from stores.postgres.db import PgDatabase
 from stores.records import LogRow, log_cutoff, log_table
+
+_CHUNK = 500
+_INSERT_HEAD = "INSERT INTO {t} (request_id, at, user_id, body) VALUES "
+_ROW = "(%s, %s, %s, %s)"
+_INSERT_TAIL = (" ON CONFLICT (request_id) DO UPDATE SET at = excluded.at, "
+                "user_id = excluded.user_id, body = excluded.body")
 
 
 class PgLog:
@@ -22,13 +30,16 @@ class PgLog:
         if not rows:
             return
         last = {r.request_id: r for r in rows}  # one statement may not touch a key twice
-        with self._db.tx() as conn, conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO {self._t} (request_id, at, user_id, body) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (request_id) DO UPDATE SET at = excluded.at, "
-                "user_id = excluded.user_id, body = excluded.body",
-                [(r.request_id, r.at, r.user_id, Jsonb(dict(r.body))) for r in last.values()],
-            )
+        values = list(last.values())
+        # one multi-row statement per 500 rows (an executemany was a statement per row: about
+        # twice the server's CPU per row, docs/decisions.md "Shared logs: one statement")
+        for i in range(0, len(values), _CHUNK):
+            chunk = values[i : i + _CHUNK]
+            sql = _INSERT_HEAD.format(t=self._t) + ", ".join([_ROW] * len(chunk)) + _INSERT_TAIL
+            params = [v for r in chunk for v in (r.request_id, r.at, r.user_id,
+                                                 Jsonb(dict(r.body)))]
+            with self._db.connection() as conn:
+                conn.execute(sql.encode(), params)
 
     def read(self, since: datetime | None = None,
              until: datetime | None = None) -> Iterator[LogRow]:

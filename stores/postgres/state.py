@@ -26,6 +26,9 @@ from stores.records import CatalogChange, CatalogChanges, Change, Document, Topi
 log = logging.getLogger(__name__)
 
 
+_USER_SQL = "SELECT body::text FROM users WHERE user_id = %s"
+
+
 class PgUsers:
     def __init__(self, db: PgDatabase) -> None:
         self._db = db
@@ -46,13 +49,15 @@ class PgUsers:
             self._db.notify(conn, "users", list(latest))
 
     def get(self, user_id: str) -> User | None:
-        rows = self._db.execute("SELECT body FROM users WHERE user_id = %s", (user_id,))
-        return User.model_validate(rows[0][0]) if rows else None
+        # the body as text, validated by pydantic's JSON parser (as the embedded store reads
+        # it): a third of the client CPU of psycopg's json.loads and validating the dict
+        rows = self._db.execute(_USER_SQL, (user_id,))
+        return User.model_validate_json(rows[0][0]) if rows else None
 
     def get_many(self, user_ids: Iterable[str]) -> dict[str, User]:
         ids = list(dict.fromkeys(user_ids))
-        rows = self._db.execute("SELECT body FROM users WHERE user_id = ANY(%s)", (ids,))
-        users = [User.model_validate(r[0]) for r in rows]
+        rows = self._db.execute("SELECT body::text FROM users WHERE user_id = ANY(%s)", (ids,))
+        users = [User.model_validate_json(r[0]) for r in rows]
         return {u.user_id: u for u in users}
 
     def iter_users(self) -> Iterator[User]:
