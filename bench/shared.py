@@ -15,14 +15,20 @@ connections, random users) for ``--duration`` seconds:
 - ``shared``: one node over PostgreSQL + Redis (the first start imports the shop files);
 - ``two nodes``: two shared nodes, the second on an empty home, behind HAProxy (round robin).
 
-Each route is first loaded for ``--warmup`` seconds unmeasured (the same for every setup: the
-bounded caches of users' consent and attributes fill, as they are in a server that has been
-up a while), then measured ``--rounds`` times; the table gives the medians.
+Embedded and shared are measured in alternating rounds (``--rounds``; embedded then shared,
+then shared then embedded, …), each round on a node started for it: on a shared 2-core
+machine the CPU a request costs drifts by a third within minutes as other work comes and
+goes, so each shared round is compared with the embedded round next to it, and ``× embedded``
+is the median of those paired ratios (the CPU columns are medians over rounds). In each round
+a route is first loaded for ``--warmup`` seconds unmeasured (the bounded caches of users'
+consent and attributes fill, as they are in a server that has been up a while), then
+measured once. The two-node setup is measured ``--rounds`` times after.
 
 CPU per request counts the API processes and, for the shared setups, the PostgreSQL and
 Redis server processes too (all on this machine), so ``cpu_ms_per_request`` compares whole
-systems. Memory (PSS) of the API processes is read after the load. Prints a table and writes
-bench/results/shared.json. Needs ``wrk`` and ``haproxy`` (Debian packages).
+systems (``api_cpu_ms`` / ``stores_cpu_ms`` split it). Memory (PSS) of the API processes is
+read after the load. Prints a table and writes bench/results/shared.json. Needs ``wrk`` and
+``haproxy`` (Debian packages).
 """
 
 from __future__ import annotations
@@ -133,24 +139,29 @@ backend nodes
     return proc, base
 
 
-def load(base: str, route: str, args: argparse.Namespace, pids: list[int]) -> dict[str, float]:
-    """One wrk run: latency from wrk, CPU of ``pids`` (and their children) around it."""
-    def cpu() -> float:
-        return sum(sum(cpu_seconds(p).values()) for p in pids)
+def load(base: str, route: str, args: argparse.Namespace, pids: list[int],
+         store_pids: list[int] = ()) -> dict[str, float]:  # type: ignore[assignment]
+    """One wrk run: latency from wrk, CPU of ``pids`` and ``store_pids`` (and their children)
+    around it."""
+    def cpu(of: list[int]) -> float:
+        return sum(sum(cpu_seconds(p).values()) for p in of)
 
     env = {**os.environ, "ROUTE": route, "N_USERS": str(args.users), "N_ITEMS": str(args.items)}
-    c0, t0 = cpu(), time.perf_counter()
+    load_avg = os.getloadavg()[0]
+    a0, s0, t0 = cpu(pids), cpu(list(store_pids)), time.perf_counter()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{args.concurrency}", f"-d{args.duration:.0f}s", "--timeout", "10s",
          "-s", str(ROOT / "bench" / "serve.lua"), base],
         env=env, capture_output=True, text=True, check=True).stdout
-    wall, used = time.perf_counter() - t0, cpu() - c0
+    wall = time.perf_counter() - t0
+    api, stores = cpu(pids) - a0, cpu(list(store_pids)) - s0
     w = json.loads(next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))[8:])
     n = max(w["requests"], 1)
     return {"requests": w["requests"], "errors": w["non2xx"] + w["socket_errors"],
             "rps": w["requests"] / (w["duration_us"] / 1e6), "p50_ms": w["p50_us"] / 1000,
-            "p99_ms": w["p99_us"] / 1000, "cpu_ms_per_request": 1000 * used / n,
-            "load_avg_before": os.getloadavg()[0], "wall_s": wall}
+            "p99_ms": w["p99_us"] / 1000, "cpu_ms_per_request": 1000 * (api + stores) / n,
+            "api_cpu_ms": 1000 * api / n, "stores_cpu_ms": 1000 * stores / n,
+            "load_avg_before": load_avg, "wall_s": wall}
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -159,13 +170,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=60)
 
 
-def measure(base: str, route: str, args: argparse.Namespace,
-            pids: list[int]) -> dict[str, float]:
-    """Warm ``route`` up unmeasured, then :func:`load` it ``args.rounds`` times; the median of
-    each figure over the rounds (CPU per request, req/s, p50, p99), with every round kept."""
+def warm(base: str, route: str, args: argparse.Namespace, pids: list[int]) -> None:
+    """Load ``route`` for ``args.warmup`` seconds, unmeasured."""
     if args.warmup > 0:
         load(base, route, argparse.Namespace(**{**vars(args), "duration": args.warmup}), pids)
-    runs = [load(base, route, args, pids) for _ in range(args.rounds)]
+
+
+def measure(base: str, route: str, args: argparse.Namespace, pids: list[int],
+            store_pids: list[int] = ()) -> dict[str, float]:  # type: ignore[assignment]
+    """Warm ``route`` up unmeasured, then :func:`load` it ``args.rounds`` times; the median of
+    each figure over the rounds (CPU per request, req/s, p50, p99), with every round kept."""
+    warm(base, route, args, pids)
+    return medians([load(base, route, args, pids, store_pids) for _ in range(args.rounds)])
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     out = {k: statistics.median(float(r[k]) for r in runs) for k in runs[0]}
     out["rounds"] = runs  # type: ignore[assignment]
     return out
@@ -208,40 +227,50 @@ def main(argv: list[str] | None = None) -> None:
     procs: list[subprocess.Popen[bytes]] = []
     servers: list[tuple[str, Path]] = []
     try:
-        # embedded
-        node, base = start_node(home, base_env)
-        procs.append(node)
-        for route in ROUTES:
-            r = measure(base, route, args, [node.pid])
-            rows.append({"setup": "embedded", "route": route, **r})
-            print(rows[-1], flush=True)
-        mem = memory_mb(node.pid)["pss_mb"]
-        for row in rows:
-            row["api_pss_mb"] = mem
-        stop(node)
-        # shared stores
         pg_url, pg_pids = start_server("postgres", root / "pg")
         servers.append(("postgres", root / "pg"))
         redis_url, redis_pids = start_server("redis", root / "redis")
         servers.append(("redis", root / "redis"))
+        store_pids = pg_pids + redis_pids
         env = {**base_env, "SHOPRANK_DATABASE_URL": pg_url, "SHOPRANK_REDIS_URL": redis_url,
                "SHOPRANK_MODEL_REGISTRY": str(home / "models")}
         t1 = time.perf_counter()
+        first, _ = start_node(home, env)
+        print(f"first shared start (imports the shop) {time.perf_counter() - t1:.0f}s", flush=True)
+        stop(first)
+        # embedded and shared in alternating rounds, a node started for each (module docstring)
+        runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+        pss: dict[str, float] = {}
+        for rnd in range(args.rounds):
+            order = ("embedded", "shared") if rnd % 2 == 0 else ("shared", "embedded")
+            for setup in order:
+                node, base = start_node(home, base_env if setup == "embedded" else env)
+                procs.append(node)
+                for route in ROUTES:
+                    warm(base, route, args, [node.pid])
+                    r = load(base, route, args, [node.pid],
+                             [] if setup == "embedded" else store_pids)
+                    runs.setdefault((setup, route), []).append(r)
+                    print(f"round {rnd + 1} {setup} {route}: "
+                          f"{r['cpu_ms_per_request']:.3f} CPU ms/request", flush=True)
+                pss[setup] = memory_mb(node.pid)["pss_mb"]
+                stop(node)
+        for setup in ("embedded", "shared"):
+            for route in ROUTES:
+                m = medians(runs[(setup, route)])
+                paired = [s["cpu_ms_per_request"] / e["cpu_ms_per_request"] for s, e in
+                          zip(runs[("shared", route)], runs[("embedded", route)], strict=True)]
+                rows.append({"setup": setup, "route": route, **m, "api_pss_mb": pss[setup],
+                             **({"paired_ratios": paired} if setup == "shared" else {})})
+                print(rows[-1], flush=True)
         a, base_a = start_node(home, env)
         procs.append(a)
-        print(f"first shared start (imports the shop) {time.perf_counter() - t1:.0f}s", flush=True)
-        store_pids = pg_pids + redis_pids
-        for route in ROUTES:
-            r = measure(base_a, route, args, [a.pid, *store_pids])
-            rows.append({"setup": "shared", "route": route, **r,
-                         "api_pss_mb": memory_mb(a.pid)["pss_mb"]})
-            print(rows[-1], flush=True)
         b, base_b = start_node(root / "node-b", env)
         procs.append(b)
         proxy, base_p = start_haproxy(root, [base_a, base_b])
         procs.append(proxy)
         for route in ROUTES:
-            r = measure(base_p, route, args, [a.pid, b.pid, proxy.pid, *store_pids])
+            r = measure(base_p, route, args, [a.pid, b.pid, proxy.pid], store_pids)
             rows.append({"setup": "two nodes + HAProxy", "route": route, **r,
                          "api_pss_mb": memory_mb(a.pid)["pss_mb"] + memory_mb(b.pid)["pss_mb"]})
             print(rows[-1], flush=True)
@@ -254,7 +283,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{'setup':<22}{'route':<17}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
           f"{'CPU ms/req':>11}{'× embedded':>11}{'PSS MB':>8}{'load':>6}")
     for r in rows:
-        ratio = float(r["cpu_ms_per_request"]) / emb[str(r["route"])]  # type: ignore[arg-type]
+        # shared: the median of the ratios to the embedded round next to each; two nodes
+        # (measured after): the ratio of the medians
+        ratio = (statistics.median(r["paired_ratios"]) if "paired_ratios" in r  # type: ignore[arg-type]
+                 else float(r["cpu_ms_per_request"]) / emb[str(r["route"])])  # type: ignore[arg-type]
         r["cpu_vs_embedded"] = ratio
         print(f"{r['setup']:<22}{r['route']:<17}{r['rps']:>8.0f}{r['p50_ms']:>8.1f}"
               f"{r['p99_ms']:>8.1f}{r['cpu_ms_per_request']:>11.2f}{ratio:>11.2f}"
