@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data.models import Event
 from stores.records import ShopperPolicy, ShopperProfile, log_add
-from stores.sqlite.db import LOG_CACHE_KIB, Migration, SqliteDb
+from stores.sqlite.db import Migration, SqliteDb
 
 SHOPPER_MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -191,8 +191,7 @@ class SqliteFeedPages:
     def __init__(self, path: Path, *, ttl_seconds: float, max_entries: int, timeout: float) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._db = SqliteDb(path, FEED_MIGRATIONS, timeout=timeout, synchronous="OFF",
-                            cache_kib=LOG_CACHE_KIB)
+        self._db = SqliteDb(path, FEED_MIGRATIONS, timeout=timeout, synchronous="OFF")
         self._writes = 0
         # the table exceeds max_entries by less than a tenth of it between two prunes
         self._prune_every = max(1, min(_PRUNE_EVERY, max_entries // 10))
