@@ -266,6 +266,40 @@ class Catalog:
             return False
         return category is None or self._cat_paths[st.cat[row]][: len(category)] == category
 
+    def head(
+        self,
+        item_ids: Iterable[str],
+        exclude: set[str] | frozenset[str],
+        category: tuple[str, ...] | None,
+        size: int,
+    ) -> tuple[list[int], list[str | None]]:
+        """The positions in ``item_ids`` of the first ``size`` items :meth:`keep` accepts, and
+        their :meth:`category_group`: a ranked list's filter and diversity groups in one loop
+        (a ranked feed asks this of hundreds of candidates; two method calls per candidate
+        cost five times the loop)."""
+        st = self._st  # one set of rows for the whole loop (a compaction replaces it whole)
+        get, flags, cats = st.rows.get, st.flags, st.cat
+        groups, paths = self._cat_groups, self._cat_paths
+        depth = 0 if category is None else len(category)
+        pos: list[int] = []
+        out: list[str | None] = []
+        if size <= 0:
+            return pos, out
+        for p, iid in enumerate(item_ids):
+            if iid in exclude:
+                continue
+            row = get(iid)
+            if row is None or flags[row] & RECOMMENDABLE != RECOMMENDABLE:
+                continue
+            c = cats[row]
+            if depth and paths[c][:depth] != category:
+                continue
+            pos.append(p)
+            out.append(groups[c])
+            if len(pos) >= size:
+                break
+        return pos, out
+
     def items_in_category(self, prefix: tuple[str, ...]) -> set[str]:
         with self._lock:
             out: set[str] = set()

@@ -207,14 +207,17 @@ class SqliteFeedPages:
     def put(self, key: str, body: bytes, *, user_id: str | None = None) -> bytes:
         now = time.time()
         with self._db.tx() as db:
-            # write-once: replace only an expired row
-            db.execute(
+            # write-once: replace only an expired row; RETURNING answers only when this body
+            # was written, else the live row (another worker's) is read back
+            written = db.execute(
                 "INSERT INTO feed VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "user_id = excluded.user_id, created = excluded.created, body = excluded.body "
-                "WHERE feed.created < ?",
+                "WHERE feed.created < ? RETURNING 1",
                 (key, user_id, now, body, now - self.ttl),
-            )
-            stored = db.execute("SELECT body FROM feed WHERE key = ?", (key,)).fetchone()[0]
+            ).fetchone()
+            stored = body if written else db.execute(
+                "SELECT body FROM feed WHERE key = ?", (key,)
+            ).fetchone()[0]
             self._writes += 1
             if self._writes % self._prune_every == 0:
                 db.execute("DELETE FROM feed WHERE created < ?", (now - self.ttl,))
