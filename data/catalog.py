@@ -272,19 +272,19 @@ class Catalog:
         exclude: set[str] | frozenset[str],
         category: tuple[str, ...] | None,
         size: int,
-    ) -> tuple[list[int], list[str | None]]:
-        """The positions in ``item_ids`` of the first ``size`` items :meth:`keep` accepts, and
-        their :meth:`category_group`: a ranked list's filter and diversity groups in one loop
-        (a ranked feed asks this of hundreds of candidates; two method calls per candidate
-        cost five times the loop)."""
+        positions: list[int],
+    ) -> Iterator[str | None]:
+        """The :meth:`category_group` of each of the first ``size`` items of ``item_ids`` that
+        :meth:`keep` accepts, read lazily; their positions in ``item_ids`` are appended to
+        ``positions`` as they are read. A ranked feed's filter and diversity groups in one
+        loop: diversity reads a few hundred candidates, each a dictionary look-up that misses
+        the CPU's caches in a large catalog, so reading no further than needed counts most."""
         st = self._st  # one set of rows for the whole loop (a compaction replaces it whole)
         get, flags, cats = st.rows.get, st.flags, st.cat
         groups, paths = self._cat_groups, self._cat_paths
         depth = 0 if category is None else len(category)
-        pos: list[int] = []
-        out: list[str | None] = []
         if size <= 0:
-            return pos, out
+            return
         for p, iid in enumerate(item_ids):
             if iid in exclude:
                 continue
@@ -294,11 +294,10 @@ class Catalog:
             c = cats[row]
             if depth and paths[c][:depth] != category:
                 continue
-            pos.append(p)
-            out.append(groups[c])
-            if len(pos) >= size:
-                break
-        return pos, out
+            positions.append(p)
+            yield groups[c]
+            if len(positions) >= size:
+                return
 
     def items_in_category(self, prefix: tuple[str, ...]) -> set[str]:
         with self._lock:

@@ -412,8 +412,10 @@ class Pipeline:
             # nothing can change the order: pick the head by id, build only what is shown;
             # the head is filtered lazily, diversity reads only as far as its picks need
             ids = order if order is not None else [it.item_id for it in items]  # type: ignore[union-attr]
-            # the head's positions in ids and their groups, in one pass over the catalog
-            head_pos, groups = self.index.head(ids, excl, category, head_size)
+            # the head's groups, read only as far as diversity's picks need; head_pos gets
+            # their positions in ids
+            head_pos: list[int] = []
+            groups = self.index.head(ids, excl, category, head_size, head_pos)
             if diversity:
                 picked = [head_pos[p] for p in diversity_positions(
                     groups,
@@ -422,6 +424,8 @@ class Pipeline:
                     limit=limit,
                 )]
             else:
+                for _ in groups:
+                    pass
                 picked = head_pos
             if lazy and isinstance(items, Blended):
                 extra: tuple[Reason, ...] = () if assignment is None else (

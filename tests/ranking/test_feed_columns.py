@@ -240,6 +240,10 @@ def test_catalog_head_is_keep_and_group_item_by_item(seed: int) -> None:
     for category in (None, (), cats[0][:1], cats[-1]):
         for size in (0, 3, len(ids)):
             want = [p for p, i in enumerate(ids) if catalog.keep(i, exclude, category)][:size]
-            pos, groups = catalog.head(ids, exclude, category, size)
+            pos: list[int] = []
+            groups = catalog.head(ids, exclude, category, size, pos)
+            first = next(groups, "none")  # lazy: one item read, one position given
+            assert pos == want[:1]
+            rest = list(groups)
             assert pos == want
-            assert groups == [catalog.category_group(ids[p]) for p in want]
+            assert [first, *rest][: len(want)] == [catalog.category_group(ids[p]) for p in want]
