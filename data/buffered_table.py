@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from core.memory import small_page_cache
+
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 3600.0
@@ -122,6 +124,7 @@ class BufferedTable:
         self.db = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        small_page_cache(self.db)
         self.db.executescript(schema)
         self.db.commit()
         self.lock = threading.Lock()

@@ -266,6 +266,39 @@ class Catalog:
             return False
         return category is None or self._cat_paths[st.cat[row]][: len(category)] == category
 
+    def head(
+        self,
+        item_ids: Iterable[str],
+        exclude: set[str] | frozenset[str],
+        category: tuple[str, ...] | None,
+        size: int,
+        positions: list[int],
+    ) -> Iterator[str | None]:
+        """The :meth:`category_group` of each of the first ``size`` items of ``item_ids`` that
+        :meth:`keep` accepts, read lazily; their positions in ``item_ids`` are appended to
+        ``positions`` as they are read. A ranked feed's filter and diversity groups in one
+        loop: diversity reads a few hundred candidates, each a dictionary look-up that misses
+        the CPU's caches in a large catalog, so reading no further than needed counts most."""
+        st = self._st  # one set of rows for the whole loop (a compaction replaces it whole)
+        get, flags, cats = st.rows.get, st.flags, st.cat
+        groups, paths = self._cat_groups, self._cat_paths
+        depth = 0 if category is None else len(category)
+        if size <= 0:
+            return
+        for p, iid in enumerate(item_ids):
+            if iid in exclude:
+                continue
+            row = get(iid)
+            if row is None or flags[row] & RECOMMENDABLE != RECOMMENDABLE:
+                continue
+            c = cats[row]
+            if depth and paths[c][:depth] != category:
+                continue
+            positions.append(p)
+            yield groups[c]
+            if len(positions) >= size:
+                return
+
     def items_in_category(self, prefix: tuple[str, ...]) -> set[str]:
         with self._lock:
             out: set[str] = set()

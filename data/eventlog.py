@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from core.fsutil import fsync_dir
+from core.memory import small_page_cache
 from data.errors import EventLogError
 from data.models import Event
 
@@ -134,6 +135,7 @@ class EventLog:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            small_page_cache(self._db)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS ids "
                 "(event_id TEXT PRIMARY KEY, day TEXT NOT NULL) WITHOUT ROWID"

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from core.fsutil import FileGuard
+from core.memory import small_page_cache
 from merch.errors import ExperimentError, ExperimentNotFoundError
 from merch.experiments import Experiment, ExperimentSpec, experiment_as_dict
 from merch.request_log import _dt, _ts
@@ -26,6 +27,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, timeout=10)
     db.execute("PRAGMA journal_mode=WAL")
+    small_page_cache(db)
     return db
 
 class SqliteExperimentStore:

@@ -63,8 +63,8 @@ class ServingIndex:
         self.item_ids: list[str] = id_list(item_ids)
 
     def _pairs(self, ids: np.ndarray, scores: np.ndarray) -> Scored:
-        names = self.item_ids
-        return [(names[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
+        return list(zip(map(self.item_ids.__getitem__, ids.tolist()), scores.tolist(),
+                        strict=True))
 
     def user_top(
         self, user_id: str, n: int, exclude: Iterable[str], category: Sequence[str] | None

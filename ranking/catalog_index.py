@@ -22,6 +22,7 @@ class CatalogIndex:
         self.group = catalog.category_group
         self.in_category = catalog.in_category
         self.keep = catalog.keep
+        self.head = catalog.head
 
     def rebuild(self) -> None:
         """Nothing to do: the catalog maintains the facts itself."""

@@ -47,11 +47,30 @@ def diversity_order(
 
     ``ids`` is read only as far as the picks need (and ``group`` asked only for those): a
     generator that filters a long candidate list costs what the first ``limit`` picks use."""
-    it = iter(ids)
+    return diversity_positions(
+        map(group, ids), max_per_window=max_per_window, window=window, relax=relax, limit=limit
+    )
+
+
+def diversity_positions(
+    groups: Iterable[str | None],
+    *,
+    max_per_window: int,
+    window: int,
+    relax: bool = True,
+    limit: int | None = None,
+) -> list[int]:
+    """:func:`diversity_order` given each item's group: the positions in diversified order,
+    reading ``groups`` only as far as the picks need.
+
+    Items held back wait in one queue per group, so each pick looks at the few groups that
+    wait (the earliest waiting item of a group that fits now is that group's first) instead
+    of every waiting item."""
+    it = iter(groups)
     want = sys.maxsize if limit is None else limit
     if max_per_window <= 0 or window <= 1 or max_per_window >= window:
         return [pos for pos, _ in zip(range(want), it, strict=False)]
-    pending: list[tuple[int, str | None]] = []  # read, not placed yet, in order
+    held: dict[str, deque[int]] = {}  # read, not placed yet, by group (None always fits)
     read = 0
     recent: deque[str | None] = deque(maxlen=window - 1)
     full = window - 1
@@ -61,23 +80,30 @@ def diversity_order(
     while len(out) < want:
         pos = -1
         g: str | None = None
-        for idx, (p, pg) in enumerate(pending):  # the best item held back that fits now
-            if pg is None or count(pg, 0) < max_per_window:
-                pos, g = p, pg
-                del pending[idx]
-                break
+        for hg, queue in held.items():  # the best item held back that fits now
+            if (pos < 0 or queue[0] < pos) and count(hg, 0) < max_per_window:
+                pos, g = queue[0], hg
         if pos < 0:  # read on: the next item that fits is placed, the others held back
-            for nxt in it:
-                g = group(nxt)
+            for g in it:
                 p, read = read, read + 1
                 if g is None or count(g, 0) < max_per_window:
                     pos = p
                     break
-                pending.append((p, g))
-        if pos < 0:
-            if not pending or not relax:
-                break
-            pos, g = pending.pop(0)
+                queue = held.get(g)
+                if queue is None:
+                    held[g] = deque((p,))
+                else:
+                    queue.append(p)
+            else:
+                if not held or not relax:
+                    break
+                g = min(held, key=lambda k: held[k][0])  # the best held back, limit or not
+                pos = held[g][0]
+        if g is not None and g in held and held[g][0] == pos:
+            queue = held[g]
+            queue.popleft()
+            if not queue:
+                del held[g]
         if len(recent) == full:
             counts[recent[0]] -= 1
         recent.append(g)

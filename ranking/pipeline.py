@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -25,7 +25,7 @@ from data.catalog import Catalog
 from ranking import candidates as C
 from ranking.blend import Blended, BlendedItems, Candidates, blend
 from ranking.catalog_index import CatalogIndex
-from ranking.diversity import diversity_order
+from ranking.diversity import diversity_order, diversity_positions
 from ranking.hooks import Assignment, ExperimentHook, RequestLogHook, RulesHook
 from ranking.live import LiveCounts
 from ranking.modelset import ModelSet, load_model_set
@@ -412,20 +412,19 @@ class Pipeline:
             # nothing can change the order: pick the head by id, build only what is shown;
             # the head is filtered lazily, diversity reads only as far as its picks need
             ids = order if order is not None else [it.item_id for it in items]  # type: ignore[union-attr]
-            head_pos: list[int] = []  # positions in ids of the head read so far
-
-            def head() -> Iterator[str]:
-                for p, iid in enumerate(ids):
-                    if keep(iid, excl, category):
-                        head_pos.append(p)
-                        yield iid
-                        if len(head_pos) >= head_size:
-                            return
-
+            # the head's groups, read only as far as diversity's picks need; head_pos gets
+            # their positions in ids
+            head_pos: list[int] = []
+            groups = self.index.head(ids, excl, category, head_size, head_pos)
             if diversity:
-                picked = [head_pos[p] for p in self._diversity_order(head(), limit)]
+                picked = [head_pos[p] for p in diversity_positions(
+                    groups,
+                    max_per_window=self.config.diversity_max_per_category,
+                    window=self.config.diversity_window,
+                    limit=limit,
+                )]
             else:
-                for _ in head():
+                for _ in groups:
                     pass
                 picked = head_pos
             if lazy and isinstance(items, Blended):

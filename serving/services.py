@@ -20,7 +20,7 @@ from ranking.search import SearchTuning, rank_search
 from search.backend import SearchBackend
 from search.query import SearchRequest
 from serving.errors import Unavailable
-from serving.render import reason_out
+from serving.render import card, reason_out
 from serving.schemas import FacetValueOut, RelaxationOut, SearchHitOut, SearchOut
 
 if TYPE_CHECKING:
@@ -64,22 +64,28 @@ def run_search(
     out_hits: list[SearchHitOut] = []
     for it in ranked.page:
         h = ranked.hits.get(it.item_id)
-        item = catalog.get(it.item_id)
-        if h is None and item is None:
-            continue
-        title = h.title if h is not None else item.title  # type: ignore[union-attr]
+        if h is not None:  # the index's hit carries what the answer shows
+            title, brand, category = h.title, h.brand, list(h.category)
+            price, currency, in_stock = h.price, h.currency, h.stock > 0
+            lexical, highlighted = h.score, h.highlighted_title
+        else:  # an item the rules or personalization added: its catalog card
+            c = card(catalog, it.item_id)
+            if c is None:
+                continue
+            title, brand, category, price, currency, in_stock = c
+            lexical, highlighted = 0.0, title
         out_hits.append(
             SearchHitOut(
                 item_id=it.item_id,
                 score=round(it.score, 6),
-                lexical_score=h.score if h is not None else 0.0,
+                lexical_score=lexical,
                 title=title,
-                highlighted_title=h.highlighted_title if h is not None else title,
-                brand=h.brand if h is not None else item.brand,  # type: ignore[union-attr]
-                category=list(h.category if h is not None else item.category),  # type: ignore[union-attr]
-                price=h.price if h is not None else item.price,  # type: ignore[union-attr]
-                currency=h.currency if h is not None else item.currency,  # type: ignore[union-attr]
-                in_stock=(h.stock if h is not None else item.stock) > 0,  # type: ignore[union-attr]
+                highlighted_title=highlighted,
+                brand=brand,
+                category=category,
+                price=price,
+                currency=currency,
+                in_stock=in_stock,
                 reasons=[reason_out(r) for r in it.reasons],
                 breakdown={k: round(v, 6) for k, v in it.breakdown.items()} if debug else None,
             )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core.fsutil import FileGuard
+from core.memory import small_page_cache
 from merch.errors import RuleConflictError, RuleNotFoundError
 from merch.rules.model import Rule, sort_rules
 from merch.rules.spec import RuleSpec
@@ -68,6 +69,7 @@ class SqliteRuleStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            small_page_cache(self._db)
             self._db.executescript(_SCHEMA)
             self._db.commit()
         self._guard = FileGuard(path)

@@ -21,14 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from core.memory import small_page_cache
 from stores.errors import StoreConfigError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
-
-LOG_CACHE_KIB = 512
-"""Page cache of the files written at their end and read near it (request log, telemetry logs,
-feed pages), per process and file: SQLite's default (2,000 KiB) fills as the file grows, and
-the pages these files are read from are the ones just written."""
 
 Migration = tuple[int, str, str]
 """(version, name, SQL script)."""
@@ -46,11 +42,7 @@ class SqliteDb:
         *,
         timeout: float,
         synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
-        cache_kib: int | None = None,
     ) -> None:
-        """``cache_kib``: this connection's page cache (SQLite's default is 2,000 KiB). Each
-        process keeps one per file, filled as pages are touched: a log that is appended to and
-        read near its end needs little of it."""
         self.path = path
         self.lock = threading.RLock()
         conn: sqlite3.Connection | None = None
@@ -61,8 +53,7 @@ class SqliteDb:
             )
             _enter_wal(conn, timeout)
             conn.execute(f"PRAGMA synchronous={synchronous}")
-            if cache_kib is not None:
-                conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
+            small_page_cache(conn)
             st = path.stat()
             self._identity = (st.st_dev, st.st_ino)
             self.conn = conn

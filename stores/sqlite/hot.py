@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data.models import Event
 from stores.records import ShopperPolicy, ShopperProfile, log_add
-from stores.sqlite.db import LOG_CACHE_KIB, Migration, SqliteDb
+from stores.sqlite.db import Migration, SqliteDb
 
 SHOPPER_MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -191,8 +191,7 @@ class SqliteFeedPages:
     def __init__(self, path: Path, *, ttl_seconds: float, max_entries: int, timeout: float) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._db = SqliteDb(path, FEED_MIGRATIONS, timeout=timeout, synchronous="OFF",
-                            cache_kib=LOG_CACHE_KIB)
+        self._db = SqliteDb(path, FEED_MIGRATIONS, timeout=timeout, synchronous="OFF")
         self._writes = 0
         # the table exceeds max_entries by less than a tenth of it between two prunes
         self._prune_every = max(1, min(_PRUNE_EVERY, max_entries // 10))
@@ -208,14 +207,17 @@ class SqliteFeedPages:
     def put(self, key: str, body: bytes, *, user_id: str | None = None) -> bytes:
         now = time.time()
         with self._db.tx() as db:
-            # write-once: replace only an expired row
-            db.execute(
+            # write-once: replace only an expired row; RETURNING answers only when this body
+            # was written, else the live row (another worker's) is read back
+            written = db.execute(
                 "INSERT INTO feed VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "user_id = excluded.user_id, created = excluded.created, body = excluded.body "
-                "WHERE feed.created < ?",
+                "WHERE feed.created < ? RETURNING 1",
                 (key, user_id, now, body, now - self.ttl),
-            )
-            stored = db.execute("SELECT body FROM feed WHERE key = ?", (key,)).fetchone()[0]
+            ).fetchone()
+            stored = body if written else db.execute(
+                "SELECT body FROM feed WHERE key = ?", (key,)
+            ).fetchone()[0]
             self._writes += 1
             if self._writes % self._prune_every == 0:
                 db.execute("DELETE FROM feed WHERE created < ?", (now - self.ttl,))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stores.records import LOG_NAMES, LogRow, log_cutoff, log_table
-from stores.sqlite.db import LOG_CACHE_KIB, Migration, SqliteDb
+from stores.sqlite.db import Migration, SqliteDb
 
 
 def _migrations() -> tuple[Migration, ...]:
@@ -33,8 +33,7 @@ def _ts(d: datetime) -> str:
 
 def open_log_db(path: Path, *, timeout: float) -> SqliteDb:
     """The logs' file (shared by every log of one home)."""
-    return SqliteDb(path, _migrations(), timeout=timeout, synchronous="NORMAL",
-                    cache_kib=LOG_CACHE_KIB)
+    return SqliteDb(path, _migrations(), timeout=timeout, synchronous="NORMAL")
 
 
 class SqliteLog:

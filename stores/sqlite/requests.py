@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from stores.records import SERVED_COLUMNS, ServedList
-from stores.sqlite.db import LOG_CACHE_KIB, Migration, SqliteDb
+from stores.sqlite.db import Migration, SqliteDb
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "day partitions", "CREATE TABLE IF NOT EXISTS request_days (day TEXT PRIMARY KEY)"),
@@ -46,8 +46,7 @@ def _served(r: tuple[str | None, ...]) -> ServedList:
 class SqliteRequestLog:
     def __init__(self, path: Path, *, keep_days: int, timeout: float) -> None:
         self.keep_days = keep_days
-        self._db = SqliteDb(path, MIGRATIONS, timeout=timeout, synchronous="NORMAL",
-                            cache_kib=LOG_CACHE_KIB)
+        self._db = SqliteDb(path, MIGRATIONS, timeout=timeout, synchronous="NORMAL")
 
     def days(self) -> list[date]:
         with self._db.read() as db:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
+from core.memory import small_page_cache
 from data.models import Item, User
 from stores.errors import ConflictError, NotFoundError, StoreUnavailableError
 from stores.records import CHANGE_MAX_KEYS, CatalogChange, CatalogChanges, Change, Document, Topic
@@ -334,6 +335,7 @@ class SqliteSubscription:
         self._conn = sqlite3.connect(
             db.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
+        small_page_cache(self._conn)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         last = self._conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()

@@ -222,3 +222,28 @@ def test_served_scores_keep_what_float32_keeps() -> None:
                     assert math.copysign(1.0, got[k]) == math.copysign(1.0, v)
     old = {"surface": "feed", "items": [["i1", {"cf": 0.5}]]}  # logged before items_json
     assert served_from("r0", at, None, old).items == (("i1", {"cf": 0.5}),)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_catalog_head_is_keep_and_group_item_by_item(seed: int) -> None:
+    rng = random.Random(seed)
+    items = [it.model_copy(update={"stock": 5}) for it in tiny_shop.items()]
+    items[1] = items[1].model_copy(update={"stock": 0})  # out of stock
+    items[7] = items[7].model_copy(update={"is_active": False})
+    items[8] = items[8].model_copy(update={"category": ()})  # no group
+    catalog = Catalog(items)
+    assert sum(catalog.is_recommendable(it.item_id) for it in items) == len(items) - 2
+    ids = [it.item_id for it in items] + ["unknown-1", "unknown-2"]
+    rng.shuffle(ids)
+    exclude = set(rng.sample(ids, 5))
+    cats = sorted({tuple(it.category) for it in items if it.category})
+    for category in (None, (), cats[0][:1], cats[-1]):
+        for size in (0, 3, len(ids)):
+            want = [p for p, i in enumerate(ids) if catalog.keep(i, exclude, category)][:size]
+            pos: list[int] = []
+            groups = catalog.head(ids, exclude, category, size, pos)
+            first = next(groups, "none")  # lazy: one item read, one position given
+            assert pos == want[:1]
+            rest = list(groups)
+            assert pos == want
+            assert [first, *rest][: len(want)] == [catalog.category_group(ids[p]) for p in want]

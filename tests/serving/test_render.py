@@ -62,3 +62,26 @@ def test_ranked_answers_match_their_models(live: Live, client: httpx.Client, deb
                 want.currency,
                 want.stock > 0,
             )
+
+
+def test_search_answers_build_no_catalog_items(
+    live: Live, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a hit carries what the answer shows: searches must not build catalog items (each built
+    # item stays in the catalog's cache: it grew a worker's memory through a soak)
+    catalog = live.services.catalog
+    built: list[str] = []
+    get = catalog.get
+    monkeypatch.setattr(catalog, "get", lambda item_id: built.append(item_id) or get(item_id))
+    titles = {}
+    for q in ("dress", "連衣裙", "phone", "咖啡"):
+        r = client.get("/v1/search", params={"q": q, "size": 20})
+        assert r.status_code == 200, r.text
+        for h in r.json()["hits"]:
+            titles[h["item_id"]] = h["title"]
+    assert titles  # the shop answers these queries
+    assert built == []
+    monkeypatch.undo()
+    for item_id, title in titles.items():  # the same fields as the catalog's item
+        item = catalog.get(item_id)
+        assert item is not None and item.title == title

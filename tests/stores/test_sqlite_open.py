@@ -4,8 +4,11 @@ together on a fresh home)."""
 from __future__ import annotations
 
 import multiprocessing
+import random
+import sqlite3
 from pathlib import Path
 
+from core.memory import SQLITE_PAGE_CACHE_KIB, small_page_cache, sqlite_heap_bytes
 from stores.sqlite.logs import open_log_db
 
 
@@ -32,14 +35,46 @@ def test_processes_opening_a_fresh_file_together_all_succeed(tmp_path: Path) -> 
         db.close()
 
 
-def test_log_files_keep_a_small_page_cache(tmp_path: Path) -> None:
-    from stores.sqlite.db import LOG_CACHE_KIB, SqliteDb
+def test_every_store_file_keeps_a_small_page_cache(tmp_path: Path) -> None:
+    from stores.sqlite.db import SqliteDb
 
     log = open_log_db(tmp_path / "logs.sqlite", timeout=5.0)
     plain = SqliteDb(tmp_path / "stores.sqlite", (), timeout=5.0)
     try:
-        assert log.conn.execute("PRAGMA cache_size").fetchone()[0] == -LOG_CACHE_KIB
-        assert plain.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000  # SQLite's own
+        for db in (log, plain):
+            assert db.conn.execute("PRAGMA cache_size").fetchone()[0] == -SQLITE_PAGE_CACHE_KIB
     finally:
         log.close()
         plain.close()
+
+
+def _heap_after_random_reads(path: Path, cache_kib: int | None) -> int:
+    """SQLite's heap growth in this process after 4,000 random point reads of ``path``."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if cache_kib is not None:
+            small_page_cache(conn, cache_kib)
+        before = sqlite_heap_bytes()
+        rng = random.Random(7)
+        for _ in range(4000):
+            key = f"k{rng.randrange(40_000)}"
+            conn.execute("SELECT body FROM t WHERE k = ?", (key,)).fetchone()
+        after = sqlite_heap_bytes()
+    finally:
+        conn.close()
+    assert before is not None and after is not None
+    return after - before
+
+
+def test_random_reads_of_a_large_file_stay_within_the_page_cache(tmp_path: Path) -> None:
+    # a worker reads users and shoppers at random: its heap must stop at the bound, not fill
+    # SQLite's default 2,000 KiB per file
+    path = tmp_path / "big.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, body TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)",
+                         ((f"k{i}", "x" * 200) for i in range(40_000)))  # ≈ 10 MB
+    default = _heap_after_random_reads(path, None)
+    bounded = _heap_after_random_reads(path, SQLITE_PAGE_CACHE_KIB)
+    assert default > 1_500_000  # the default cache fills far past the bound
+    assert bounded < (SQLITE_PAGE_CACHE_KIB + 256) * 1024
