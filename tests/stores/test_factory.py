@@ -184,3 +184,16 @@ def test_serving_answers_store_errors_with_503_404_409() -> None:
     assert _status_for(StoreUnavailableError("down")) == (503, "storage_unavailable")
     assert _status_for(NotFoundError("rule", "r1"))[0] == 404
     assert _status_for(ConflictError("rule", "r1"))[0] == 409
+
+
+@pytest.mark.servers
+def test_postgres_log_bodies_are_compressed_with_lz4(pg_url: str, tmp_path: Path) -> None:
+    with open_stores(pg_url, None, tmp_path):
+        pass
+    db = PgDatabase(pg_url, timeout=5.0)
+    got = dict(db.execute(
+        "SELECT attrelid::regclass::text, attcompression FROM pg_attribute "
+        "WHERE attname = 'body' AND attrelid IN ('log_served'::regclass, "
+        "'log_searches'::regclass)"))
+    db.close()
+    assert got == {"log_served": "l", "log_searches": "l"}  # Debian's PostgreSQL has lz4

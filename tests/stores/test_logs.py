@@ -48,3 +48,23 @@ def test_retention_drops_old_rows(backend: Backend) -> None:
     log.record([_row("old", -60 * 24 * 40), _row("new", 0)])  # 40 days before NOW
     assert log.prune(NOW) == 1  # served lists are kept 30 days
     assert [r.request_id for r in log.read()] == ["new"]
+
+
+def test_a_body_round_trips_unchanged(backend: Backend) -> None:
+    # a served list's body holds its items as one pre-encoded JSON text (data.served_log)
+    inner = '{"ids":["i\\"1","咖啡 \\\\ x"],"keys":["cf"],"values":[[0.5,null]]}'
+    body = {"surface": "feed", "variant": None, "ranker": None, "query": "連衣裙 \"red\"",
+            "columns_json": inner, "nested": {"a": [1, 2.5, None, True]}}
+    log = backend.open().served
+    log.record([LogRow("r1", NOW, "u1", body)])
+    (got,) = backend.open().served.read()
+    assert got.body == body and got.body["columns_json"] == inner
+
+
+def test_a_large_batch_keeps_the_last_row_of_each_request(backend: Backend) -> None:
+    log = backend.open().served
+    rows = [_row(f"r{n % 700:03d}", n % 50, total=n) for n in range(1400)]  # 700 ids twice
+    log.record(rows)
+    got = {r.request_id: r.body["total"] for r in log.read()}
+    assert len(got) == 700 and log.count() == 700
+    assert got["r000"] == 700 and got["r699"] == 1399
