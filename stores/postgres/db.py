@@ -31,11 +31,12 @@ import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from stores.errors import StoreConfigError, StoreUnavailableError
@@ -47,6 +48,7 @@ SETTING = "SHOPRANK_DATABASE_URL"
 SLOW_SECONDS = 60.0
 """Budget of maintenance calls (erasures, retention, migrations)."""
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+_TUPLES = pq.ExecStatus.TUPLES_OK
 MAX_PAYLOAD = 7000
 """NOTIFY payloads are limited to 8000 bytes; a longer change is sent without its ids."""
 
@@ -128,6 +130,9 @@ _watchdog_lock = threading.Lock()
 def watchdog() -> _Watchdog:
     """The process's watchdog (a new one after a fork: threads do not survive it)."""
     global _watchdog
+    dog = _watchdog
+    if dog is not None and dog._pid == os.getpid():  # every call: no lock once it runs
+        return dog
     with _watchdog_lock:
         if _watchdog is None or _watchdog._pid != os.getpid():
             _watchdog = _Watchdog()
@@ -220,7 +225,8 @@ class PgDatabase:
         return self._connect()
 
     def _release(self, conn: psycopg.Connection[Any]) -> None:
-        if conn.closed or conn.broken or conn.info.transaction_status != 0:  # 0: idle
+        # libpq's status directly (conn.info builds an object on every call); 0: idle
+        if conn.closed or conn.broken or conn.pgconn.transaction_status != 0:
             conn.close()
             return
         with self._lock:
@@ -229,12 +235,10 @@ class PgDatabase:
                 return
         conn.close()
 
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A pooled connection in autocommit mode (each statement is its own transaction: one
         round trip, no BEGIN / COMMIT), under the store's budget."""
-        with self._guarded(self.timeout) as conn:
-            yield conn
+        return self._guarded(self.timeout)
 
     @contextmanager
     def tx(self, timeout: float | None | bool = True) -> Iterator[psycopg.Connection[Any]]:
@@ -256,7 +260,8 @@ class PgDatabase:
         """Acquire, watch the deadline, map connection failures to StoreUnavailableError,
         and return the connection to the pool only when it is sound."""
         conn = self._acquire()
-        token = watchdog().arm(conn.fileno(), seconds) if seconds is not None else None
+        dog = watchdog()
+        token = dog.arm(conn.fileno(), seconds) if seconds is not None else None
         fired = broken = False
         try:
             yield conn
@@ -266,7 +271,7 @@ class PgDatabase:
             ) from None
         except psycopg.OperationalError as exc:
             broken = True
-            fired = token is not None and watchdog().disarm(token)
+            fired = token is not None and dog.disarm(token)
             token = None
             if fired:
                 raise StoreUnavailableError(
@@ -277,7 +282,7 @@ class PgDatabase:
             raise _ConnectionLost(f"PostgreSQL at {self.where}: {exc}".strip()) from None
         finally:
             if token is not None:
-                fired = watchdog().disarm(token)
+                fired = dog.disarm(token)
             if fired or broken or conn.broken:
                 conn.close()
             else:
@@ -290,7 +295,9 @@ class PgDatabase:
             try:
                 with self.connection() as conn:
                     cur = conn.execute(sql.encode(), params)
-                    return cur.fetchall() if cur.description else []
+                    # the result's status, not cur.description (a list of column objects)
+                    res = cur.pgresult
+                    return cur.fetchall() if res is not None and res.status == _TUPLES else []
             except _ConnectionLost:
                 if attempt == 2:
                     raise
