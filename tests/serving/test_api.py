@@ -40,6 +40,14 @@ def test_ops(client: httpx.Client) -> None:
     assert 'shoprank_model_info{name="als",version="v1"} 1.0' in metrics
 
 
+def test_metrics_labels_stay_bounded_whatever_the_method(client: httpx.Client) -> None:
+    for k in range(5):  # any token is a valid method: each must not become a series
+        client.request(f"BREW{k}", "/v1/trending")
+    metrics = client.get("/metrics").text
+    assert "BREW" not in metrics
+    assert 'shoprank_requests_total{method="other",' in metrics
+
+
 def test_request_id_header_and_body(client: httpx.Client) -> None:
     r = client.get("/v1/trending", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123" == r.json()["request_id"]
