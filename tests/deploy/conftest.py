@@ -58,7 +58,7 @@ def composecheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail(f"{reason}; REQUIRE_SERVERS=1 makes this a failure", pytrace=False)
         pytest.skip(f"{reason}; REQUIRE_SERVERS=1 turns this into a failure")
     binary = tmp_path_factory.mktemp("composecheck") / "composecheck"
-    proc = subprocess.run([go, "build", "-o", str(binary), "."], cwd=CHECKER,
+    proc = subprocess.run([go, "build", "-buildvcs=false", "-o", str(binary), "."], cwd=CHECKER,
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, "go build of deploy/composecheck failed:\n" + proc.stderr
     return binary

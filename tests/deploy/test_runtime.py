@@ -1,0 +1,189 @@
+"""What the recipe's containers run, run here without Docker: the replicas' healthcheck
+command against real `shoprank serve` processes, and deploy/haproxy.cfg in Debian's HAProxy
+(the image's major version) in front of them, with only the addresses changed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.deploy.conftest import DEPLOY, Server, free_port, wait_for
+from tests.servers import servers_required
+
+HAPROXY_CFG = DEPLOY / "haproxy.cfg"
+
+
+def healthcheck(resolved: dict[str, Any]) -> tuple[str, int]:
+    """The replicas' healthcheck code and the port it probes (the one `serve` listens on)."""
+    check = resolved["services"]["api-a"]["healthcheck"]
+    assert check["test"][:3] == ["CMD", "python", "-c"], check["test"]
+    code: str = check["test"][3]
+    command = resolved["services"]["api-a"]["command"]
+    port = int(command[command.index("--port") + 1])
+    assert f"http://127.0.0.1:{port}/readyz" in code, code
+    return code, port
+
+
+def run_check(code: str, port: int, target: int) -> subprocess.CompletedProcess[str]:
+    probe = code.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{target}/")
+    assert probe != code or port == target
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+def test_the_healthcheck_passes_on_a_ready_replica(
+    resolved: dict[str, Any], ready_server: Server
+) -> None:
+    code, port = healthcheck(resolved)
+    proc = run_check(code, port, ready_server.port)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_healthcheck_fails_on_a_replica_that_is_up_but_not_ready(
+    resolved: dict[str, Any], unready_server: Server
+) -> None:
+    code, port = healthcheck(resolved)
+    assert httpx.get(f"{unready_server.url}/healthz", timeout=5).status_code == 200
+    proc = run_check(code, port, unready_server.port)
+    assert proc.returncode != 0 and "503" in proc.stderr, proc.stderr
+
+
+def test_the_healthcheck_fails_on_a_closed_port(resolved: dict[str, Any]) -> None:
+    code, port = healthcheck(resolved)
+    proc = run_check(code, port, free_port())
+    assert proc.returncode != 0 and "Connection refused" in proc.stderr, proc.stderr
+    # a check ends before compose's own timeout would kill it
+    assert re.search(r"timeout=(\d+)", code) and resolved["services"]["api-a"][
+        "healthcheck"]["timeout"] == "3s"
+
+
+def _haproxy() -> str:
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy"
+                                        if Path("/usr/sbin/haproxy").exists() else None)
+    if found is None:
+        if servers_required():
+            pytest.fail("haproxy is required (REQUIRE_SERVERS=1) but not installed",
+                        pytrace=False)
+        pytest.skip("haproxy not installed (apt-get install haproxy; ./dev test does)")
+    return found
+
+
+def backends(text: str) -> dict[str, list[tuple[str, str, int]]]:
+    """Each backend's servers as (name, host, port)."""
+    found: dict[str, list[tuple[str, str, int]]] = {}
+    current = None
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if not line.startswith(" "):
+            current = words[1] if words[0] == "backend" else None
+            if current:
+                found[current] = []
+        elif current and words[0] == "server":
+            host, _, port = words[2].rpartition(":")
+            found[current].append((words[1], host, int(port)))
+    return found
+
+
+def test_haproxy_accepts_the_config_as_it_is() -> None:
+    """`haproxy -c` on the file itself: the compose names do not resolve here, which the
+    config allows (init-addr none: the server stays down until Docker's DNS knows it)."""
+    proc = subprocess.run([_haproxy(), "-c", "-f", str(HAPROXY_CFG)], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln]
+    assert warnings and all("could not resolve address 'api-" in w for w in warnings), warnings
+
+
+def test_haproxy_sends_traffic_to_the_replicas(resolved: dict[str, Any]) -> None:
+    text = HAPROXY_CFG.read_text()
+    command = resolved["services"]["api-a"]["command"]
+    port = int(command[command.index("--port") + 1])
+    found = backends(text)
+    assert set(found) == {"api", "api_up"}
+    for servers in found.values():
+        assert sorted((h, p) for _, h, p in servers) == [("api-a", port), ("api-b", port)]
+    proxy = resolved["services"]["haproxy"]
+    binds = {int(m) for m in re.findall(r"^\s*bind\s+:(\d+)", text, re.M)}
+    assert binds == {p["target"] for p in proxy["ports"]}
+    assert set(proxy["depends_on"]) == {"api-a", "api-b"}
+    (mount,) = proxy["volumes"]
+    assert Path(mount["source"]) == HAPROXY_CFG and mount["read_only"] is True
+    assert mount["target"] == "/usr/local/etc/haproxy/haproxy.cfg"  # the image's config path
+
+
+def _stat(sock: Path) -> dict[tuple[str, str], str]:
+    """(backend, server) → status (UP, DOWN, ...) from HAProxy's stats socket."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock))
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    rows = [ln.split(",") for ln in data.decode().splitlines() if ln and not ln.startswith("#")]
+    return {(r[0], r[1]): r[17] for r in rows if r[1] not in ("FRONTEND", "BACKEND")}
+
+
+@pytest.fixture
+def run_haproxy(tmp_path: Path) -> Iterator[Any]:
+    """deploy/haproxy.cfg with each replica's address replaced by a local server's, bound to
+    a free port, plus a stats socket the test reads the servers' states from."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(a: Server, b: Server) -> tuple[str, Path]:
+        port, sock = free_port(), tmp_path / f"stats{len(procs)}.sock"
+        text = HAPROXY_CFG.read_text()
+        text = text.replace("api-a:8000", f"127.0.0.1:{a.port}")
+        text = text.replace("api-b:8000", f"127.0.0.1:{b.port}")
+        text = text.replace("bind :8080", f"bind 127.0.0.1:{port}")
+        text = text.replace("global\n", f"global\n    stats socket {sock} level admin\n", 1)
+        cfg = tmp_path / f"haproxy{len(procs)}.cfg"
+        cfg.write_text(text)
+        err = open(tmp_path / f"haproxy{len(procs)}.err", "wb")  # noqa: SIM115
+        procs.append(subprocess.Popen([_haproxy(), "-db", "-f", str(cfg)], stderr=err,
+                                      stdout=subprocess.DEVNULL, start_new_session=True))
+        wait_for(sock.exists, 30, "HAProxy's stats socket")
+        return f"http://127.0.0.1:{port}", sock
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_haproxy_routes_only_to_ready_replicas(
+    run_haproxy: Any, ready_server: Server, unready_server: Server
+) -> None:
+    url, sock = run_haproxy(ready_server, unready_server)
+    wait_for(lambda: _stat(sock).get(("api", "api-b")) == "DOWN", 30,
+             "HAProxy to take the unready replica out", lambda: _stat(sock))
+    assert _stat(sock)[("api", "api-a")] == "UP"
+    with httpx.Client(base_url=url, timeout=10) as c:
+        answers = [c.get("/readyz").status_code for _ in range(20)]
+    assert answers == [200] * 20  # round robin would send half to the 503 replica
+
+
+def test_a_new_stack_with_no_ready_replica_still_reaches_them(
+    run_haproxy: Any, unready_server: Server
+) -> None:
+    """Nothing is ready before the catalog and models are loaded: the proxy then sends
+    requests to the replicas that are up, so the catalog can be loaded through it."""
+    url, sock = run_haproxy(unready_server, unready_server)
+    wait_for(lambda: {_stat(sock).get(("api", s)) for s in ("api-a", "api-b")} == {"DOWN"},
+             30, "HAProxy to find no ready replica", lambda: _stat(sock))
+    wait_for(lambda: _stat(sock).get(("api_up", "api-a")) == "UP", 30, "the live backend")
+    with httpx.Client(base_url=url, timeout=10) as c:
+        ready = c.get("/readyz")
+        # the replica's own answer (what is missing), not HAProxy's "no server available"
+        assert ready.status_code == 503 and ready.json()["checks"]["catalog"] is False
+        assert c.get("/healthz").json() == {"status": "ok"}
