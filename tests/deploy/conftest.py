@@ -112,7 +112,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def _serve(home: Path, log: Path) -> Iterator[Server]:
+def serve(home: Path, log: Path) -> Iterator[Server]:
     """``shoprank serve`` (one worker, embedded stores) on ``home``, once /healthz answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPRANK_")}
@@ -150,7 +150,7 @@ def ready_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                            "100", "--events", "5000"], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    with _serve(home, home / "serve.err") as ready:
+    with serve(home, home / "serve.err") as ready:
         wait_for(lambda: _answers(f"{ready.url}/readyz", 200), 60, "/readyz to answer 200")
         yield ready
 
@@ -160,5 +160,5 @@ def unready_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     """A server on an empty home: it answers /healthz, and /readyz says 503 (no catalog, no
     models), as every replica of a new compose stack does."""
     home = tmp_path_factory.mktemp("deploy-empty")
-    with _serve(home, home.parent / "deploy-empty-serve.err") as unready:
+    with serve(home, home.parent / "deploy-empty-serve.err") as unready:
         yield unready

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.deploy.conftest import DEPLOY, Server, free_port, wait_for
+from tests.deploy.conftest import DEPLOY, TEST_VARS, Server, free_port, serve, wait_for
 from tests.servers import servers_required
 
 HAPROXY_CFG = DEPLOY / "haproxy.cfg"
@@ -174,16 +174,23 @@ def test_haproxy_routes_only_to_ready_replicas(
 
 
 def test_a_new_stack_with_no_ready_replica_still_reaches_them(
-    run_haproxy: Any, unready_server: Server
+    run_haproxy: Any, tmp_path: Path
 ) -> None:
     """Nothing is ready before the catalog and models are loaded: the proxy then sends
     requests to the replicas that are up, so the catalog can be loaded through it."""
-    url, sock = run_haproxy(unready_server, unready_server)
-    wait_for(lambda: {_stat(sock).get(("api", s)) for s in ("api-a", "api-b")} == {"DOWN"},
-             30, "HAProxy to find no ready replica", lambda: _stat(sock))
-    wait_for(lambda: _stat(sock).get(("api_up", "api-a")) == "UP", 30, "the live backend")
-    with httpx.Client(base_url=url, timeout=10) as c:
-        ready = c.get("/readyz")
-        # the replica's own answer (what is missing), not HAProxy's "no server available"
-        assert ready.status_code == 503 and ready.json()["checks"]["catalog"] is False
-        assert c.get("/healthz").json() == {"status": "ok"}
+    with serve(tmp_path / "home", tmp_path / "serve.err") as new:
+        url, sock = run_haproxy(new, new)
+        wait_for(lambda: {_stat(sock).get(("api", s)) for s in ("api-a", "api-b")} == {"DOWN"},
+                 30, "HAProxy to find no ready replica", lambda: _stat(sock))
+        wait_for(lambda: _stat(sock).get(("api_up", "api-a")) == "UP", 30, "the live backend")
+        admin = {"X-API-Key": TEST_VARS["SHOPRANK_ADMIN_API_KEY"]}
+        with httpx.Client(base_url=url, timeout=30) as c:
+            ready = c.get("/readyz")
+            # the replica's own answer (what is missing), not HAProxy's "no server available"
+            assert ready.headers["content-type"] == "application/json", ready.text
+            assert ready.status_code == 503 and ready.json()["checks"]["catalog"] is False
+            item = {"item_id": "first", "title": "First lantern 燈籠", "price": 9.0, "stock": 3}
+            put = c.put("/v1/catalog/items", json={"items": [item]}, headers=admin)
+            assert put.status_code == 200, put.text
+            assert c.get("/v1/catalog/items/first", headers=admin).json()["title"] == item["title"]
+            assert c.get("/readyz").json()["checks"]["catalog"] is True
