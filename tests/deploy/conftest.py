@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 CHECKER = DEPLOY / "composecheck"
+HAPROXY_CFG = DEPLOY / "haproxy.cfg"
 SHOPRANK = Path(sys.executable).with_name("shoprank")
 
 # the variables deploy/compose.yaml requires (${VAR:?...}): test values, not secrets
@@ -162,3 +163,71 @@ def unready_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     home = tmp_path_factory.mktemp("deploy-empty")
     with serve(home, home.parent / "deploy-empty-serve.err") as unready:
         yield unready
+
+
+def healthcheck(resolved: dict[str, Any]) -> tuple[str, int]:
+    """The replicas' healthcheck code and the port it probes (the one `serve` listens on)."""
+    check = resolved["services"]["api-a"]["healthcheck"]
+    assert check["test"][:3] == ["CMD", "python", "-c"], check["test"]
+    code: str = check["test"][3]
+    command = resolved["services"]["api-a"]["command"]
+    port = int(command[command.index("--port") + 1])
+    assert f"http://127.0.0.1:{port}/readyz" in code, code
+    return code, port
+
+
+def run_check(code: str, port: int, target: int) -> subprocess.CompletedProcess[str]:
+    probe = code.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{target}/")
+    assert probe != code or port == target
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy"
+                                        if Path("/usr/sbin/haproxy").exists() else None)
+    if found is None:
+        if servers_required():
+            pytest.fail("haproxy is required (REQUIRE_SERVERS=1) but not installed",
+                        pytrace=False)
+        pytest.skip("haproxy not installed (apt-get install haproxy; ./dev test does)")
+    return found
+
+
+def haproxy_stat(sock: Path) -> dict[tuple[str, str], str]:
+    """(backend, server) → status (UP, DOWN, ...) from HAProxy's stats socket."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock))
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    rows = [ln.split(",") for ln in data.decode().splitlines() if ln and not ln.startswith("#")]
+    return {(r[0], r[1]): r[17] for r in rows if r[1] not in ("FRONTEND", "BACKEND")}
+
+
+@pytest.fixture
+def run_haproxy(tmp_path: Path) -> Iterator[Any]:
+    """deploy/haproxy.cfg with each replica's address replaced by a local server's, bound to
+    a free port, plus a stats socket the test reads the servers' states from."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(a: Server, b: Server) -> tuple[str, Path]:
+        port, sock = free_port(), tmp_path / f"stats{len(procs)}.sock"
+        text = HAPROXY_CFG.read_text()
+        text = text.replace("api-a:8000", f"127.0.0.1:{a.port}")
+        text = text.replace("api-b:8000", f"127.0.0.1:{b.port}")
+        text = text.replace("bind :8080", f"bind 127.0.0.1:{port}")
+        text = text.replace("global\n", f"global\n    stats socket {sock} level admin\n", 1)
+        cfg = tmp_path / f"haproxy{len(procs)}.cfg"
+        cfg.write_text(text)
+        err = open(tmp_path / f"haproxy{len(procs)}.err", "wb")  # noqa: SIM115
+        procs.append(subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)], stderr=err,
+                                      stdout=subprocess.DEVNULL, start_new_session=True))
+        wait_for(sock.exists, 30, "HAProxy's stats socket")
+        return f"http://127.0.0.1:{port}", sock
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=30)

@@ -5,39 +5,24 @@ command against real `shoprank serve` processes, and deploy/haproxy.cfg in Debia
 from __future__ import annotations
 
 import re
-import shutil
-import socket
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.deploy.conftest import DEPLOY, TEST_VARS, Server, free_port, serve, wait_for
-from tests.servers import servers_required
-
-HAPROXY_CFG = DEPLOY / "haproxy.cfg"
-
-
-def healthcheck(resolved: dict[str, Any]) -> tuple[str, int]:
-    """The replicas' healthcheck code and the port it probes (the one `serve` listens on)."""
-    check = resolved["services"]["api-a"]["healthcheck"]
-    assert check["test"][:3] == ["CMD", "python", "-c"], check["test"]
-    code: str = check["test"][3]
-    command = resolved["services"]["api-a"]["command"]
-    port = int(command[command.index("--port") + 1])
-    assert f"http://127.0.0.1:{port}/readyz" in code, code
-    return code, port
-
-
-def run_check(code: str, port: int, target: int) -> subprocess.CompletedProcess[str]:
-    probe = code.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{target}/")
-    assert probe != code or port == target
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=30, check=False)
+from tests.deploy.conftest import (
+    HAPROXY_CFG,
+    TEST_VARS,
+    Server,
+    free_port,
+    haproxy_binary,
+    haproxy_stat,
+    healthcheck,
+    run_check,
+    serve,
+    wait_for,
+)
 
 
 def test_the_healthcheck_passes_on_a_ready_replica(
@@ -66,17 +51,6 @@ def test_the_healthcheck_fails_on_a_closed_port(resolved: dict[str, Any]) -> Non
         "healthcheck"]["timeout"] == "3s"
 
 
-def _haproxy() -> str:
-    found = shutil.which("haproxy") or ("/usr/sbin/haproxy"
-                                        if Path("/usr/sbin/haproxy").exists() else None)
-    if found is None:
-        if servers_required():
-            pytest.fail("haproxy is required (REQUIRE_SERVERS=1) but not installed",
-                        pytrace=False)
-        pytest.skip("haproxy not installed (apt-get install haproxy; ./dev test does)")
-    return found
-
-
 def backends(text: str) -> dict[str, list[tuple[str, str, int]]]:
     """Each backend's servers as (name, host, port)."""
     found: dict[str, list[tuple[str, str, int]]] = {}
@@ -98,8 +72,8 @@ def backends(text: str) -> dict[str, list[tuple[str, str, int]]]:
 def test_haproxy_accepts_the_config_as_it_is() -> None:
     """`haproxy -c` on the file itself: the compose names do not resolve here, which the
     config allows (init-addr none: the server stays down until Docker's DNS knows it)."""
-    proc = subprocess.run([_haproxy(), "-c", "-f", str(HAPROXY_CFG)], capture_output=True,
-                          text=True, timeout=30, check=False)
+    proc = subprocess.run([haproxy_binary(), "-c", "-f", str(HAPROXY_CFG)],
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln]
     assert warnings and all("could not resolve address 'api-" in w for w in warnings), warnings
@@ -122,52 +96,13 @@ def test_haproxy_sends_traffic_to_the_replicas(resolved: dict[str, Any]) -> None
     assert mount["target"] == "/usr/local/etc/haproxy/haproxy.cfg"  # the image's config path
 
 
-def _stat(sock: Path) -> dict[tuple[str, str], str]:
-    """(backend, server) → status (UP, DOWN, ...) from HAProxy's stats socket."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(sock))
-        s.sendall(b"show stat\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    rows = [ln.split(",") for ln in data.decode().splitlines() if ln and not ln.startswith("#")]
-    return {(r[0], r[1]): r[17] for r in rows if r[1] not in ("FRONTEND", "BACKEND")}
-
-
-@pytest.fixture
-def run_haproxy(tmp_path: Path) -> Iterator[Any]:
-    """deploy/haproxy.cfg with each replica's address replaced by a local server's, bound to
-    a free port, plus a stats socket the test reads the servers' states from."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(a: Server, b: Server) -> tuple[str, Path]:
-        port, sock = free_port(), tmp_path / f"stats{len(procs)}.sock"
-        text = HAPROXY_CFG.read_text()
-        text = text.replace("api-a:8000", f"127.0.0.1:{a.port}")
-        text = text.replace("api-b:8000", f"127.0.0.1:{b.port}")
-        text = text.replace("bind :8080", f"bind 127.0.0.1:{port}")
-        text = text.replace("global\n", f"global\n    stats socket {sock} level admin\n", 1)
-        cfg = tmp_path / f"haproxy{len(procs)}.cfg"
-        cfg.write_text(text)
-        err = open(tmp_path / f"haproxy{len(procs)}.err", "wb")  # noqa: SIM115
-        procs.append(subprocess.Popen([_haproxy(), "-db", "-f", str(cfg)], stderr=err,
-                                      stdout=subprocess.DEVNULL, start_new_session=True))
-        wait_for(sock.exists, 30, "HAProxy's stats socket")
-        return f"http://127.0.0.1:{port}", sock
-
-    yield start
-    for p in procs:
-        p.terminate()
-        p.wait(timeout=30)
-
-
 def test_haproxy_routes_only_to_ready_replicas(
     run_haproxy: Any, ready_server: Server, unready_server: Server
 ) -> None:
     url, sock = run_haproxy(ready_server, unready_server)
-    wait_for(lambda: _stat(sock).get(("api", "api-b")) == "DOWN", 30,
-             "HAProxy to take the unready replica out", lambda: _stat(sock))
-    assert _stat(sock)[("api", "api-a")] == "UP"
+    wait_for(lambda: haproxy_stat(sock).get(("api", "api-b")) == "DOWN", 30,
+             "HAProxy to take the unready replica out", lambda: haproxy_stat(sock))
+    assert haproxy_stat(sock)[("api", "api-a")] == "UP"
     with httpx.Client(base_url=url, timeout=10) as c:
         answers = [c.get("/readyz").status_code for _ in range(20)]
     assert answers == [200] * 20  # round robin would send half to the 503 replica
@@ -180,9 +115,10 @@ def test_a_new_stack_with_no_ready_replica_still_reaches_them(
     requests to the replicas that are up, so the catalog can be loaded through it."""
     with serve(tmp_path / "home", tmp_path / "serve.err") as new:
         url, sock = run_haproxy(new, new)
-        wait_for(lambda: {_stat(sock).get(("api", s)) for s in ("api-a", "api-b")} == {"DOWN"},
-                 30, "HAProxy to find no ready replica", lambda: _stat(sock))
-        wait_for(lambda: _stat(sock).get(("api_up", "api-a")) == "UP", 30, "the live backend")
+        states = lambda: haproxy_stat(sock)  # noqa: E731
+        wait_for(lambda: {states().get(("api", s)) for s in ("api-a", "api-b")} == {"DOWN"},
+                 30, "HAProxy to find no ready replica", states)
+        wait_for(lambda: states().get(("api_up", "api-a")) == "UP", 30, "the live backend")
         admin = {"X-API-Key": TEST_VARS["SHOPRANK_ADMIN_API_KEY"]}
         with httpx.Client(base_url=url, timeout=30) as c:
             ready = c.get("/readyz")
