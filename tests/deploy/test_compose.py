@@ -10,12 +10,15 @@ import re
 import shutil
 import subprocess
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import typer
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import SecretStr
 
 from cli.main import _register, app
@@ -36,6 +39,13 @@ def required() -> list[tuple[str, str]]:
 def replica_command(resolved: dict[str, Any]) -> list[str]:
     command: list[str] = resolved["services"]["api-a"]["command"]
     return command
+
+
+def dockerfile(resolved: dict[str, Any]) -> list[list[str]]:
+    """The replicas' Dockerfile as instructions (continuation lines joined, comments out)."""
+    text = resolved["services"]["api-a"]["build"]["dockerfile_inline"].replace("\\\n", " ")
+    return [ln.split() for ln in text.splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 def parse_cli(argv: list[str]) -> dict[str, Any]:
@@ -171,7 +181,7 @@ def test_the_replicas_command_is_one_the_cli_accepts(resolved: dict[str, Any]) -
 def test_the_image_build_copies_what_pip_install_reads(resolved: dict[str, Any]) -> None:
     build = resolved["services"]["api-a"]["build"]
     assert Path(build["context"]) == ROOT
-    lines = [ln.split() for ln in build["dockerfile_inline"].splitlines() if ln.strip()]
+    lines = dockerfile(resolved)
     assert lines[0][:2] == ["FROM", "python:3.11-slim"]
     copied = {src for ln in lines if ln[0] == "COPY" for src in ln[1:-1]}
     assert "." not in copied  # never the whole checkout (.venv/, var/ with its admin key)
@@ -186,6 +196,58 @@ def test_the_image_build_copies_what_pip_install_reads(resolved: dict[str, Any])
         if ln[0] == "COPY" and ln[1] in needed and (ROOT / ln[1]).is_dir():
             assert ln[1:] == [ln[1], ln[1]], ln
     assert lines[-1] == ["RUN", "pip", "install", "--no-cache-dir", "."]
+
+
+def _debian_packages(paths: set[str]) -> set[str]:
+    """The Debian packages owning ``paths`` (each asked as /usr/lib/... and /lib/...)."""
+    asked = paths | {p.removeprefix("/usr") for p in paths}
+    out = subprocess.run(["dpkg-query", "-S", *sorted(asked)], capture_output=True,
+                         text=True, timeout=60, check=False).stdout
+    owners: dict[str, set[str]] = {}
+    for line in out.splitlines():
+        pkgs, _, path = line.partition(": ")
+        for pkg in pkgs.split(", "):
+            owners.setdefault(os.path.realpath(path), set()).add(pkg.split(":")[0])
+    missing = {p for p in paths if os.path.realpath(p) not in owners}
+    assert not missing, f"no Debian package owns {missing}"
+    return {pkg for p in paths for pkg in owners[os.path.realpath(p)]}
+
+
+def test_the_image_has_the_system_libraries_the_wheels_load(resolved: dict[str, Any]) -> None:
+    """Each system library the compiled modules of shoprank's dependencies (not the dev
+    extras) load, as installed here, is in python:3.11-slim (Debian 12 slim: what apt and
+    dpkg depend on) or installed by the Dockerfile's apt-get."""
+    if shutil.which("dpkg-query") is None or shutil.which("ldd") is None:
+        pytest.skip("not a Debian machine: the image's Debian packages cannot be compared")
+    seen: set[str] = set()
+    todo, modules = ["shoprank"], []
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        if canonicalize_name(dist.metadata["Name"]) in seen:
+            continue
+        seen.add(canonicalize_name(dist.metadata["Name"]))
+        modules += [str(dist.locate_file(f)) for f in dist.files or []
+                    if ".so" in Path(str(f)).name]
+        todo += [r.name for r in map(Requirement, dist.requires or [])
+                 if r.marker is None or r.marker.evaluate({"extra": ""})]
+    assert {"implicit", "lightgbm", "numpy"} <= seen and modules
+    out = subprocess.run(["ldd", *modules], capture_output=True, text=True, timeout=120,
+                         check=False).stdout
+    system = {os.path.realpath(ln.split("=> ")[1].split(" (")[0]) for ln in out.splitlines()
+              if "=> /" in ln}
+    system = {p for p in system if "-packages/" not in p}
+    needed = _debian_packages(system)
+    assert "libc6" in needed
+    fields = subprocess.run(["dpkg-query", "-W", "-f", "${Depends}, ${Pre-Depends}\n", "apt",
+                             "dpkg"], capture_output=True, text=True, timeout=30,
+                            check=True).stdout
+    base = {re.split(r"[\s(:]", alt.strip())[0] for dep in fields.replace("\n", ",").split(",")
+            for alt in dep.split("|") if alt.strip()}
+    runs = [" ".join(ln) for ln in dockerfile(resolved) if ln[0] == "RUN"]
+    installed = {w for run in runs if "apt-get install" in run
+                 for w in run.split("apt-get install", 1)[1].split("&&")[0].split()
+                 if not w.startswith("-")}
+    assert needed <= base | installed, needed - base - installed
 
 
 def test_opensearch_starts_without_the_security_demo(resolved: dict[str, Any]) -> None:
