@@ -4,7 +4,8 @@ PostgreSQL, Redis and OpenSearch, the home folder and the listening port changed
 suite's servers and a free port), behind deploy/haproxy.cfg; the catalog and events loaded
 through the proxy, the `train` job run with its own environment on a fresh home sharing only
 the stores and the model registry (the `models` volume); then both replicas pass their
-healthcheck and the proxy answers recommendations."""
+healthcheck and the proxy answers recommendations. The replicas never write into the registry
+(compose mounts it read-only for them)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def _environment(service: dict[str, Any], home: Path, urls: dict[str, str],
                SHOPRANK_OPENSEARCH_INDEX=index, SHOPRANK_CONFIG=str(home / "absent.toml"),
                SHOPRANK_LOG_LEVEL="WARNING")
     return env
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*")}
 
 
 @contextmanager
@@ -116,12 +122,15 @@ def test_a_new_stack_loads_trains_and_serves(
             for i in range(0, len(events), 1_000):
                 r = c.post("/v1/events", json={"events": events[i : i + 1_000]})
                 assert r.status_code == 200 and not r.json()["rejected"], r.text
+        # the replicas mount the registry read-only: they have written nothing into it
+        assert not any(registry.iterdir())
         # docker compose run --rm train: its own fresh home, the stores and the registry shared
         train = subprocess.run([str(SHOPRANK), *services["train"]["command"][1:]],
                                env=envs["train"], capture_output=True, text=True, timeout=300,
                                check=False)
         assert train.returncode == 0, train.stderr[-3000:]
         assert (registry / "als").is_dir()
+        trained = _snapshot(registry)
         for server in (a, b):  # each replica finds the promoted models and becomes ready
             wait_for(lambda s=server: run_check(code, port, s.port).returncode == 0, 60,
                      f"{server.url} to pass its healthcheck")
@@ -134,3 +143,4 @@ def test_a_new_stack_loads_trains_and_serves(
                 assert len(recs.json()["items"]) == 5
             hits = c.get("/v1/search", params={"q": items[0]["title"].split()[0]})
             assert hits.status_code == 200 and hits.json()["hits"], hits.text
+        assert _snapshot(registry) == trained  # loading and serving wrote nothing there
