@@ -215,16 +215,20 @@ def run_haproxy(tmp_path: Path) -> Iterator[Any]:
     def start(a: Server, b: Server) -> tuple[str, Path]:
         port, sock = free_port(), tmp_path / f"stats{len(procs)}.sock"
         text = HAPROXY_CFG.read_text()
-        text = text.replace("api-a:8000", f"127.0.0.1:{a.port}")
-        text = text.replace("api-b:8000", f"127.0.0.1:{b.port}")
-        text = text.replace("bind :8080", f"bind 127.0.0.1:{port}")
-        text = text.replace("global\n", f"global\n    stats socket {sock} level admin\n", 1)
-        cfg = tmp_path / f"haproxy{len(procs)}.cfg"
+        for old, new in (("api-a:8000", f"127.0.0.1:{a.port}"),  # in every backend
+                         ("api-b:8000", f"127.0.0.1:{b.port}"),
+                         ("bind :8080", f"bind 127.0.0.1:{port}")):
+            assert old in text, f"deploy/haproxy.cfg has no {old!r}"
+            text = text.replace(old, new)
+        assert "\nglobal\n" in text
+        text = text.replace("\nglobal\n", f"\nglobal\n    stats socket {sock} level admin\n", 1)
+        cfg, log = tmp_path / f"haproxy{len(procs)}.cfg", tmp_path / f"haproxy{len(procs)}.err"
         cfg.write_text(text)
-        err = open(tmp_path / f"haproxy{len(procs)}.err", "wb")  # noqa: SIM115
-        procs.append(subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)], stderr=err,
-                                      stdout=subprocess.DEVNULL, start_new_session=True))
-        wait_for(sock.exists, 30, "HAProxy's stats socket")
+        with open(log, "wb") as err:
+            procs.append(subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)],
+                                          stderr=err, stdout=subprocess.DEVNULL,
+                                          start_new_session=True))
+        wait_for(sock.exists, 30, "HAProxy's stats socket", lambda: log.read_text()[-2000:])
         return f"http://127.0.0.1:{port}", sock
 
     yield start
