@@ -2,7 +2,8 @@
 
 Per route *template* (``/v1/items/{item_id}/similar``, never the raw path, so cardinality stays
 bounded): ``shoprank_requests_total{method,route,status}`` and
-``shoprank_request_duration_seconds{method,route}``. Model versions in service:
+``shoprank_request_duration_seconds{method,route}`` (methods outside :data:`METHODS` as
+``other``). Model versions in service:
 ``shoprank_model_info{name,version} 1``. Each app has its own registry (tests build many apps).
 
 Several uvicorn workers: ``shoprank serve --workers N`` sets ``PROMETHEUS_MULTIPROC_DIR``
@@ -102,6 +103,11 @@ def new_request_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods with a label of their own; every other method a client sends counts as ``other``
+(each label value is a time series kept for the life of the process)."""
+
+
 class ObservabilityMiddleware:
     """Gives every request an id (``X-Request-ID`` in, or a new one) and records metrics."""
 
@@ -139,5 +145,7 @@ class ObservabilityMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
+            if method not in METHODS:  # any token is a valid HTTP method: one label for the rest
+                method = "other"
             self.metrics.requests.labels(method, template, str(status[0])).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

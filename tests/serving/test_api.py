@@ -40,6 +40,16 @@ def test_ops(client: httpx.Client) -> None:
     assert 'shoprank_model_info{name="als",version="v1"} 1.0' in metrics
 
 
+def test_metrics_labels_stay_bounded_whatever_the_method(client: httpx.Client) -> None:
+    # the HTTP parser accepts some thirty methods (WebDAV's among them): outside the usual
+    # seven they share one label value
+    for method in ("PROPFIND", "MKCOL", "PURGE"):
+        client.request(method, "/v1/trending")
+    metrics = client.get("/metrics").text
+    assert "PROPFIND" not in metrics and "PURGE" not in metrics
+    assert 'shoprank_requests_total{method="other",' in metrics
+
+
 def test_request_id_header_and_body(client: httpx.Client) -> None:
     r = client.get("/v1/trending", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123" == r.json()["request_id"]
