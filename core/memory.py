@@ -39,6 +39,23 @@ def limit_malloc_arenas(arenas: int) -> bool:
     return bool(mallopt(M_ARENA_MAX, arenas))
 
 
+def release_free_heap() -> bool:
+    """Give the pages the heap holds free back to the OS (glibc's ``malloc_trim(0)``, which
+    also releases whole free pages in the middle of the heap, not only at its top). Start-up
+    parses the whole catalog and loads the models: memory freed after it stays resident
+    otherwise. Returns whether it applied (False on a C library without ``malloc_trim``)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        log.info("free heap not released: no malloc_trim in the C library (%s)", name)
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
 SQLITE_PAGE_CACHE_KIB = 512
 """Page cache of every SQLite connection, per process and file. SQLite's default (2,000 KiB)
 is heap memory that fills as distinct pages are read, for minutes under a steady load on a

@@ -51,6 +51,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 KEEP_CHANGES_SECONDS = 3600.0
 POLL_SECONDS = 0.02
+ITER_PAGE = 2000
+"""Catalog items read per statement by :meth:`SqliteCatalog.iter_items`."""
 
 
 def _now() -> str:
@@ -203,12 +205,22 @@ class SqliteCatalog:
         return out
 
     def iter_items(self) -> Iterator[Item]:
-        with self._db.read() as db:
-            rows = db.execute(
-                "SELECT item FROM catalog_items WHERE item IS NOT NULL ORDER BY item_id"
-            ).fetchall()
-        for (body,) in rows:
-            yield Item.model_validate_json(body)
+        """Every item by id, read a page at a time: the whole catalog's bodies at once were
+        ~100 MB of transient memory per process at 100k items, and no read stays open while
+        the caller holds the generator."""
+        last = ""
+        while True:
+            with self._db.read() as db:
+                rows = db.execute(
+                    "SELECT item_id, item FROM catalog_items WHERE item_id > ? "
+                    "AND item IS NOT NULL ORDER BY item_id LIMIT ?",
+                    (last, ITER_PAGE),
+                ).fetchall()
+            for _, body in rows:
+                yield Item.model_validate_json(body)
+            if len(rows) < ITER_PAGE:
+                return
+            last = rows[-1][0]
 
     def count(self) -> int:
         with self._db.read() as db:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,26 @@ def test_catalog_change_feed_has_a_growing_cursor(backend: Backend) -> None:
     assert [c.item_id for c in first.changes + rest.changes] == ["i1", "i2", "i3"]
     s.close()
     assert backend.open().catalog.changes_since(c2).changes[0].item_id == "i3"
+
+
+def test_embedded_catalog_is_read_a_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stores.sqlite.state as sqlite_state
+
+    monkeypatch.setattr(sqlite_state, "ITER_PAGE", 3)
+    s = open_stores(None, None, tmp_path)
+    s.catalog.upsert([item(k) for k in range(1, 11)])
+    s.catalog.delete(["i3", "i7"])
+    got = s.catalog.iter_items()
+    assert next(got).item_id == "i1"
+    # no read stays open while the caller holds the generator: a writer gets through
+    s.catalog.upsert([item(11)])
+    # the rest, by id: i11 sorts before the page already read (i1, i10, i2), so it is not met
+    assert [i.item_id for i in got] == ["i10", "i2", "i4", "i5", "i6", "i8", "i9"]
+    assert [i.item_id for i in s.catalog.iter_items()] == sorted(
+        f"i{k}" for k in (1, 2, 4, 5, 6, 8, 9, 10, 11))
+    s.close()
 
 
 def _upsert_items(backend: Backend, start: int, queue: multiprocessing.Queue) -> None:
