@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import sqlite3
 from typing import Any
@@ -21,21 +22,28 @@ M_ARENA_MAX = -8
 """``mallopt`` parameter number of ``M_ARENA_MAX`` (glibc's ``malloc.h``)."""
 
 
+@functools.cache
+def _c_function(library: str, name: str, restype: Any, *argtypes: Any) -> Any:
+    """``name`` from the shared library ``library`` (``c``, ``sqlite3``) with its types, or
+    None when the library or the function is not there (musl has no ``mallopt``)."""
+    path = ctypes.util.find_library(library)
+    try:
+        fn = getattr(ctypes.CDLL(path), name)
+    except (OSError, AttributeError, TypeError):
+        log.info("%s: not in the C library %s (%s)", name, library, path)
+        return None
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
 def limit_malloc_arenas(arenas: int) -> bool:
     """Let glibc create at most ``arenas`` malloc arenas in this process from now on (0: leave
     its default). Call before the process starts its threads. Returns whether it applied
     (False on a C library without ``mallopt``, such as musl)."""
-    if arenas <= 0:
+    mallopt = _c_function("c", "mallopt", ctypes.c_int, ctypes.c_int, ctypes.c_int)
+    if arenas <= 0 or mallopt is None:
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        log.info("malloc arenas not limited: no mallopt in the C library (%s)", name)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     return bool(mallopt(M_ARENA_MAX, arenas))
 
 
@@ -44,14 +52,9 @@ def release_free_heap() -> bool:
     also releases whole free pages in the middle of the heap, not only at its top). Start-up
     parses the whole catalog and loads the models: memory freed after it stays resident
     otherwise. Returns whether it applied (False on a C library without ``malloc_trim``)."""
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        log.info("free heap not released: no malloc_trim in the C library (%s)", name)
+    trim = _c_function("c", "malloc_trim", ctypes.c_int, ctypes.c_size_t)
+    if trim is None:
         return False
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
     trim(0)
     return True
 
@@ -72,18 +75,5 @@ def small_page_cache(conn: sqlite3.Connection, kib: int = SQLITE_PAGE_CACHE_KIB)
 def sqlite_heap_bytes() -> int | None:
     """Heap memory SQLite holds in this process (page caches, statements), or None when the
     library that Python's ``sqlite3`` uses cannot be asked."""
-    global _memory_used
-    if _memory_used is None:
-        try:
-            lib = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
-            fn = lib.sqlite3_memory_used
-        except (OSError, AttributeError, TypeError):
-            _memory_used = False
-            return None
-        fn.restype = ctypes.c_int64
-        fn.argtypes = []
-        _memory_used = fn
-    return None if _memory_used is False else int(_memory_used())
-
-
-_memory_used: Any = None
+    used = _c_function("sqlite3", "sqlite3_memory_used", ctypes.c_int64)
+    return None if used is None else int(used())

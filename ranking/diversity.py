@@ -89,17 +89,13 @@ def diversity_positions(
                 if g is None or count(g, 0) < max_per_window:
                     pos = p
                     break
-                queue = held.get(g)
-                if queue is None:
-                    held[g] = deque((p,))
-                else:
-                    queue.append(p)
+                held.setdefault(g, deque()).append(p)
             else:
                 if not held or not relax:
                     break
                 g = min(held, key=lambda k: held[k][0])  # the best held back, limit or not
                 pos = held[g][0]
-        if g is not None and g in held and held[g][0] == pos:
+        if g in held and held[g][0] == pos:  # placed from the held-back queue: take it off
             queue = held[g]
             queue.popleft()
             if not queue:

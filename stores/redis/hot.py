@@ -111,11 +111,10 @@ def _raise_errors(replies: list[Any]) -> list[Any]:
 
 
 class RedisShopperState:
-    def __init__(self, client: redis.Redis, policy: ShopperPolicy, *, prefix: str,
-                 calls: Calls | None = None) -> None:
+    def __init__(self, client: redis.Redis, policy: ShopperPolicy, *, prefix: str) -> None:
         self.policy = policy
         self._r = client
-        self._calls = calls or Calls(client)
+        self._calls = Calls(client)
         self._p = prefix
         self._live = prefix + "live"
         self._live_add = _call(lambda: client.script_load(_LIVE_ADD))
@@ -214,11 +213,10 @@ class RedisShopperState:
 
 
 class RedisFeedPages:
-    def __init__(self, client: redis.Redis, *, ttl_seconds: float, prefix: str,
-                 calls: Calls | None = None) -> None:
+    def __init__(self, client: redis.Redis, *, ttl_seconds: float, prefix: str) -> None:
         self.ttl = ttl_seconds
         self._r = client
-        self._calls = calls or Calls(client)
+        self._calls = Calls(client)
         self._p = prefix
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
 
