@@ -28,6 +28,7 @@ from core.settings import Settings, get_settings
 from serving.deps import AdminDep, StorefrontKeyDep, StrictBodyDep
 from serving.direct import DirectRoutes
 from serving.errors import SafeJSONResponse, error_responses, install_error_handlers
+from serving.keepalive import KeepAliveLimit
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, ObservabilityMiddleware
 from serving.routes import (
@@ -177,6 +178,7 @@ def create_app(
         app.add_middleware(DirectRoutes, api=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(KeepAliveLimit, max_requests=settings.keep_alive_requests)
     return app
 
 

@@ -105,3 +105,24 @@ def test_an_idle_keep_alive_connection_stays_open_for_the_configured_time(
                 pass
             idle = time.monotonic() - answered
         assert 1.5 <= idle < 4.5, idle
+
+
+def test_a_connection_is_closed_after_keep_alive_requests_and_the_client_reconnects(
+    restart_home: Path,
+) -> None:
+    with two_worker_server(restart_home, SHOPRANK_KEEP_ALIVE_REQUESTS="4") as (base, _, _pid):
+        ports: list[int] = []
+        closes: list[bool] = []
+
+        def note(response: httpx.Response) -> None:
+            stream = response.extensions["network_stream"]
+            ports.append(stream.get_extra_info("client_addr")[1])
+            closes.append(response.headers.get("connection") == "close")
+
+        with httpx.Client(base_url=base, timeout=30, event_hooks={"response": [note]}) as c:
+            for _ in range(10):
+                assert c.get("/healthz").status_code == 200
+        assert closes == [False, False, False, True] * 2 + [False, False]
+        # one connection per four requests: the fifth and the ninth came on new connections
+        assert len(set(ports[0:4])) == len(set(ports[4:8])) == 1
+        assert len({ports[0], ports[4], ports[8]}) == 3
