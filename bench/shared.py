@@ -3,6 +3,7 @@ and two shared nodes behind HAProxy next to one.
 
     python bench/shared.py                                   # 20k users × 5k items × 400k events
     python bench/shared.py --users 100000 --items 20000 --events 2000000 --duration 15
+    python bench/shared.py --routes recommendations --rounds 5 --no-two-nodes  # one ratio
 
 From a fresh home (a temporary folder, or ``--home`` which must not exist): generate the shop,
 train and promote the serving models, build the embedded index (``bench/serve.py``'s
@@ -203,9 +204,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], metavar="SHOPRANK_NAME=VALUE",
                     help="A setting for every node, embedded and shared alike (repeatable), "
                          "e.g. SHOPRANK_USER_CACHE_SIZE=32768.")
+    ap.add_argument("--routes", default=",".join(ROUTES),
+                    help=f"Routes to measure, comma-separated (default {','.join(ROUTES)}).")
+    ap.add_argument("--no-two-nodes", action="store_true",
+                    help="Leave out the two-node setup (embedded and shared rounds only).")
     ap.add_argument("--home", type=Path, default=None, help="A folder that does not exist yet.")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "shared.json")
     args = ap.parse_args(argv)
+    routes = [r for r in args.routes.split(",") if r]
+    if not routes or any(r not in ROUTES for r in routes):
+        raise SystemExit(f"--routes {args.routes!r}: choose from {', '.join(ROUTES)}")
     root = Path(tempfile.mkdtemp(prefix="shoprank-bench-shared-"))
     root.chmod(0o755)  # the servers run as their Debian users when started as root
     home = args.home or root / "home"
@@ -246,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             for setup in order:
                 node, base = start_node(home, base_env if setup == "embedded" else env)
                 procs.append(node)
-                for route in ROUTES:
+                for route in routes:
                     warm(base, route, args, [node.pid])
                     r = load(base, route, args, [node.pid],
                              [] if setup == "embedded" else store_pids)
@@ -256,24 +264,26 @@ def main(argv: list[str] | None = None) -> None:
                 pss[setup] = memory_mb(node.pid)["pss_mb"]
                 stop(node)
         for setup in ("embedded", "shared"):
-            for route in ROUTES:
+            for route in routes:
                 m = medians(runs[(setup, route)])
                 paired = [s["cpu_ms_per_request"] / e["cpu_ms_per_request"] for s, e in
                           zip(runs[("shared", route)], runs[("embedded", route)], strict=True)]
                 rows.append({"setup": setup, "route": route, **m, "api_pss_mb": pss[setup],
                              **({"paired_ratios": paired} if setup == "shared" else {})})
                 print(rows[-1], flush=True)
-        a, base_a = start_node(home, env)
-        procs.append(a)
-        b, base_b = start_node(root / "node-b", env)
-        procs.append(b)
-        proxy, base_p = start_haproxy(root, [base_a, base_b])
-        procs.append(proxy)
-        for route in ROUTES:
-            r = measure(base_p, route, args, [a.pid, b.pid, proxy.pid], store_pids)
-            rows.append({"setup": "two nodes + HAProxy", "route": route, **r,
-                         "api_pss_mb": memory_mb(a.pid)["pss_mb"] + memory_mb(b.pid)["pss_mb"]})
-            print(rows[-1], flush=True)
+        if not args.no_two_nodes:
+            a, base_a = start_node(home, env)
+            procs.append(a)
+            b, base_b = start_node(root / "node-b", env)
+            procs.append(b)
+            proxy, base_p = start_haproxy(root, [base_a, base_b])
+            procs.append(proxy)
+            for route in routes:
+                r = measure(base_p, route, args, [a.pid, b.pid, proxy.pid], store_pids)
+                rows.append({"setup": "two nodes + HAProxy", "route": route, **r,
+                             "api_pss_mb": memory_mb(a.pid)["pss_mb"]
+                             + memory_mb(b.pid)["pss_mb"]})
+                print(rows[-1], flush=True)
     finally:
         for p in procs:
             stop(p)
