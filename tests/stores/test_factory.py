@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import redis
 
+from data.models import User
 from serving.errors import _status_for  # the one error → HTTP mapping
 from stores import (
     ConflictError,
@@ -146,6 +147,27 @@ def test_killed_connections_are_replaced(pg_url: str, postgres_server: str, tmp_
         with pytest.raises(StoreUnavailableError, match="PostgreSQL"):
             s.events.append([event(1)])  # a write fails (the client retries: it is idempotent)
         assert s.events.append([event(1)]).accepted == ("e1",)
+
+
+@pytest.mark.servers
+def test_a_prepared_read_survives_its_connection(
+    pg_url: str, postgres_server: str, tmp_path: Path
+) -> None:
+    # the user read is prepared once per connection (PgDatabase.read_prepared): a connection
+    # that died is replaced, and the statement prepared again on the new one
+    with open_stores(pg_url, None, tmp_path) as s:
+        s.users.upsert([User(user_id="u1", attributes={"region": "台北市"}, consent=False)])
+        db: PgDatabase = s.users._db  # type: ignore[attr-defined]
+        first = s.users.get("u1")
+        assert first == User(user_id="u1", attributes={"region": "台北市"}, consent=False)
+        for _ in range(2):
+            pid = int(db.execute("SELECT pg_backend_pid()")[0][0])
+            with psycopg.connect(postgres_server, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            assert s.users.get("u1") == first
+            assert s.users.get("nobody") is None
+        with pytest.raises(psycopg.DataError):  # as psycopg refuses it: no NUL in text
+            s.users.get("u1\x00")
 
 
 @pytest.mark.servers

@@ -42,6 +42,19 @@ def test_lookup_returns_what_was_served_with_positions(backend: Backend) -> None
     assert log.lookup(["r1"])["r1"].items == ("2",)
 
 
+def test_item_ids_come_back_as_written_whatever_they_hold(backend: Backend) -> None:
+    # the shared log sends each row's items as the text of an array: every character that
+    # means something there (quotes, backslashes, commas, braces, spaces, NULL) is data
+    odd = ('a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "連衣裙", "\\\"", "i\tj")
+    rows = [served(1), ServedList("r2", NOW, "feed", "u2", items=odd),
+            ServedList("r3", NOW, "similar", None, item_id="i0", items=())]
+    log = backend.open().requests
+    log.record(rows)
+    got = log.lookup(["r1", "r2", "r3"])
+    assert [got[r.request_id] for r in rows] == rows
+    assert got["r2"].items[3] == "{g}" and len(got["r2"].items) == len(odd)
+
+
 def test_lookup_columns_and_recent(backend: Backend) -> None:
     log = backend.open().requests
     log.record([served(1, experiment="x", variant="a"), served(2, experiment="x", variant="b"),
