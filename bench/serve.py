@@ -48,6 +48,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.settings import Settings  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     "item_knn": {"neighbors": 50},
@@ -312,6 +314,9 @@ def main(argv: list[str] | None = None) -> None:
                     "each request, so latency is measured below saturation.")
     ap.add_argument("--paced-connections", type=int, default=64)
     ap.add_argument("--port", type=int, default=18800)
+    ap.add_argument("--keep-alive-requests", type=int, default=None,
+                    help="SHOPRANK_KEEP_ALIVE_REQUESTS for the server (default: the setting's "
+                    "default; 0: connections are never closed by the server).")
     ap.add_argument("--shop", type=Path, default=None,
                     help="An already generated shop folder to copy instead of generating one.")
     ap.add_argument(
@@ -328,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("bench/serve.py needs wrk (a C load generator): apt-get install wrk")
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SEARCH_BACKEND": "embedded",
            "SHOPRANK_LOG_LEVEL": "WARNING"}
+    keep_alive = (Settings.model_fields["keep_alive_requests"].default
+                  if args.keep_alive_requests is None else args.keep_alive_requests)
+    env["SHOPRANK_KEEP_ALIVE_REQUESTS"] = str(keep_alive)
     # a fresh home: no state left by an earlier run (the stores, the request log, the event
     # log, derived arrays); the server's first start imports the shop files into the stores
     for leftover in ("state", "events"):
@@ -454,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     args.results.write_text(json.dumps({
         "users": args.users, "items": args.items, "events": args.events, "workers": args.workers,
         "concurrency": args.concurrency, "duration_s": args.duration, "client": "wrk -t1",
+        "keep_alive_requests": keep_alive,
         "rss_mb": mem["rss_mb"], "rss_max_mb": mem["rss_max_mb"], "pss_mb": mem["pss_mb"],
         "startup_s": startup_s, "pss_by_kind_mb": by_kind, "ready_memory": ready_mem,
         "cpus": os.cpu_count(), "python": platform.python_version(), "routes": results,
