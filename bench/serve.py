@@ -53,6 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+ROUTES = ("healthz", "recommendations", "in_category", "new_shoppers", "feed", "similar",
+          "search", "search_new_shoppers")
 AIMED = ("recommendations", "feed")
 """Routes whose latency issue 16 sets aims for: measured ``--repeat`` times."""
 MODELS = {
@@ -318,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
                     "each request, so latency is measured below saturation.")
     ap.add_argument("--paced-connections", type=int, default=64)
     ap.add_argument("--port", type=int, default=18800)
+    ap.add_argument("--routes", type=lambda v: v.split(","), default=list(ROUTES),
+                    help="Comma-separated routes to load (default: all of "
+                    f"{','.join(ROUTES)}).")
     ap.add_argument("--repeat", type=int, default=3,
                     help="Measure recommendations and the feed this many times (medians).")
     ap.add_argument("--keep-alive-requests", type=int, default=None,
@@ -330,6 +335,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.routes) - set(ROUTES))
+    if unknown:
+        ap.error(f"--routes: unknown {', '.join(unknown)}")
+    lc_run = args.latency_concurrency and args.latency_concurrency != args.concurrency
+    if args.paced_rate > 0 and not lc_run and "recommendations" not in args.routes:
+        ap.error("--paced-rate needs recommendations in --routes (or --latency-concurrency)")
     home = (args.home or ROOT / "var" / f"bench-serve-{args.users}x{args.items}").resolve()
     prepare(home, args.users, args.items, args.events, args.shop)
     if args.prepare_only:
@@ -377,8 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         ready_mem = {**memory_mb(server.pid), "pss_by_kind_mb": pss_by_kind(server.pid, home)}
         print(f"server ready in {startup_s:.1f}s; memory {ready_mem}", flush=True)
         results: dict[str, dict[str, float]] = {}
-        for name in ("healthz", "recommendations", "in_category", "new_shoppers", "feed", "similar",
-                     "search", "search_new_shoppers"):
+        for name in args.routes:
             run_wrk(base, name, min(3.0, args.duration), args.concurrency, args.users, args.items,
                     server.pid, workers=args.workers)  # warm-up (page cache, caches)
             results[name] = run_wrk(base, name, args.duration, args.concurrency, args.users,
@@ -386,9 +396,9 @@ def main(argv: list[str] | None = None) -> None:
             print(name, {k: round(v, 2) for k, v in results[name].items()}, flush=True)
         # The routes with aims, measured --repeat times in all (alternating); the table and
         # the JSON give the median of each column, the JSON also every run
-        runs = {name: [results[name]] for name in AIMED}
+        runs = {name: [results[name]] for name in AIMED if name in results}
         for _ in range(args.repeat - 1):
-            for name in AIMED:
+            for name in runs:
                 runs[name].append(run_wrk(base, name, args.duration, args.concurrency,
                                           args.users, args.items, server.pid,
                                           workers=args.workers))
