@@ -76,7 +76,11 @@ def _train_and_promote(settings: Settings) -> dict[str, str]:
 
 
 def _prepare_stores_in_child(settings: Settings) -> str | None:
-    """Migrate the stores and import the shop files into empty ones; the error's one line."""
+    """Migrate the stores and import the shop files into empty ones; the error's one line.
+    Then load the serving models once: that compiles the ranking kernels into numba's
+    on-disk cache (and writes the derived arrays), which every worker then loads instead of
+    compiling them itself at its first start (about 40 MB a worker that stays)."""
+    from ranking.modelset import load_model_set
     from serving.storage import check_stores
     from stores.errors import StoreConfigError
 
@@ -84,6 +88,7 @@ def _prepare_stores_in_child(settings: Settings) -> str | None:
         check_stores(settings)
     except StoreConfigError as exc:
         return str(exc)
+    load_model_set(settings.models_dir, derived_dir=settings.derived_dir)
     return None
 
 

@@ -65,11 +65,11 @@ class Settings(BaseSettings):
     balancer's or client pool's idle time (HAProxy's and nginx's defaults are shorter), so the
     client closes first: a server closing as the client reuses the connection fails that
     request (uvicorn's own default is 5 s)."""
-    keep_alive_requests: int = Field(default=100, ge=0, le=1_000_000)
+    keep_alive_requests: int = Field(default=1000, ge=0, le=1_000_000)
     """Requests a keep-alive connection serves before the response says ``Connection: close``
-    (nginx's ``keepalive_requests``); 0: no limit. The client reconnects, and the worker
-    that is idle at that moment accepts, so long-lived connections spread over the workers
-    instead of staying where a burst of connects put them."""
+    (nginx's ``keepalive_requests``, and its default); 0: no limit. The client reconnects,
+    and the worker that is idle at that moment accepts, so a long-lived connection does not
+    stay for good on the worker a burst of connects put it on."""
     malloc_arenas: int = Field(default=2, ge=0, le=64)
     """malloc arenas (glibc) an API process may create; 0: the C library's default (8 per
     core). Two keep a worker's memory flat under a steady load (``core/memory.py``)."""

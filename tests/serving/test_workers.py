@@ -126,3 +126,20 @@ def test_a_connection_is_closed_after_keep_alive_requests_and_the_client_reconne
         # one connection per four requests: the fifth and the ninth came on new connections
         assert len(set(ports[0:4])) == len(set(ports[4:8])) == 1
         assert len({ports[0], ports[4], ports[8]}) == 3
+
+
+def test_serve_compiles_the_ranking_kernels_before_the_workers_start(
+    restart_home: Path, tmp_path: Path
+) -> None:
+    """The preparing child loads the models, so numba's cache holds the kernels the workers
+    call (a fresh checkout: an empty cache folder) before any worker starts."""
+    cache = tmp_path / "numba-cache"
+    env = {**os.environ, "SHOPRANK_HOME": str(restart_home), "SHOPRANK_SEARCH_BACKEND": "embedded",
+           "NUMBA_CACHE_DIR": str(cache)}
+    code = (
+        "import cli.serve as s; from core.settings import get_settings; "
+        "s._prepare_stores(get_settings())"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    compiled = {p.name.split(".")[1].rsplit("-", 1)[0] for p in cache.rglob("kernels.*.nbi")}
+    assert {"pruned_top", "history_top"} <= compiled, sorted(cache.rglob("*"))
