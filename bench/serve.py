@@ -406,6 +406,7 @@ def main(argv: list[str] | None = None) -> None:
                       flush=True)
         for name, rs in runs.items():
             results[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+            results[name]["errors"] = sum(r["errors"] for r in rs)  # every run's, not a median
         # Closed-loop load: latency ≈ connections ÷ throughput, so at --concurrency 8 the p99
         # is mostly queueing. One request in flight per worker shows the service time.
         lc = args.latency_concurrency

@@ -326,9 +326,8 @@ class PgDatabase:
     ) -> list[tuple[bytes | None, ...]]:
         """A read-only statement on a request's path (``$1``… placeholders, text arguments),
         prepared once per connection and run through libpq itself: its rows as the server's
-        text (bytes; None for NULL). psycopg's cursor path (adapters, a cursor and a
-        generator per call) cost about 100 µs of client CPU for a one-row read, this about
-        25 (docs/decisions.md, "The user read prepared"). Budget and errors as
+        text (bytes; None for NULL), without psycopg's per-call adapters, cursor and
+        generator (docs/decisions.md, "The user read prepared"). Budget and errors as
         :meth:`execute`, and a connection found dead is replaced once."""
         key = name.encode()
         params = [a.encode() for a in args]

@@ -36,9 +36,8 @@ class PgLog:
             return
         last = {r.request_id: r for r in rows}  # one statement may not touch a key twice
         values = list(last.values())
-        # one statement per 500 rows (an executemany was a statement per row: about twice the
-        # server's CPU per row, docs/decisions.md "Shared logs: one statement"); the bodies
-        # as JSON text, made jsonb by the server
+        # one statement per 500 rows (an executemany was a statement per row,
+        # docs/decisions.md); the bodies as JSON text, made jsonb by the server
         for i in range(0, len(values), _CHUNK):
             chunk = values[i : i + _CHUNK]
             params = [[r.request_id for r in chunk], [r.at for r in chunk],

@@ -18,8 +18,8 @@ from stores.records import SERVED_COLUMNS, ServedList
 _COLS = "request_id, at, surface, user_id, experiment, variant, query, item_id, items"
 # one statement whatever the batch's size, each column an array parameter (``items`` as the
 # text of each row's array): psycopg parses it once and prepares it, where a multi-row VALUES
-# list was a new statement of nine placeholders a row, parsed by psycopg in Python on every
-# batch (about 20 µs of client CPU a row) and planned by the server on every batch
+# list was a new statement of nine placeholders a row, parsed by psycopg in Python and
+# planned by the server on every batch
 _INSERT = (
     f"INSERT INTO requests ({_COLS}) SELECT r, a, s, u, e, v, q, i, it::text[] "
     "FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], "

@@ -51,7 +51,7 @@ class PgUsers:
     def get(self, user_id: str) -> User | None:
         # read on a request's path (a miss of the per-process user cache): prepared, through
         # libpq; the body as text, validated by pydantic's JSON parser (as the embedded store
-        # reads it): a third of the client CPU of psycopg's json.loads and validating the dict
+        # reads it) rather than parsed by psycopg and validated as a dict
         rows = self._db.read_prepared("shoprank_user", _USER_SQL, (user_id,))
         body = rows[0][0] if rows else None
         return User.model_validate_json(body) if body is not None else None
