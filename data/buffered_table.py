@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from core.memory import small_page_cache
 
@@ -42,24 +42,32 @@ class BufferedWriter(Generic[T]):
     """Rows appended by requests, written in batches by a thread of its own through ``write``
     every ``flush_seconds`` or once ``batch`` rows wait. A write that raises one of ``errors``
     keeps its rows for the next try (logged by the thread; raised to a caller of
-    :meth:`flush`)."""
+    :meth:`flush`).
+
+    ``encode``: applied to each row in :meth:`append`, on the appending request's thread;
+    ``write`` gets the encoded rows. The per-row Python work then happens where the request
+    already holds the interpreter lock, and the thread's write can be one call that releases
+    it: a thread that ran Python for a batch made every request that released the lock in
+    the meantime (a SQLite read) wait up to the switch interval to get it back."""
 
     def __init__(
         self,
-        write: Callable[[list[T]], None],
+        write: Callable[[list[Any]], None],
         *,
         name: str,
         errors: tuple[type[BaseException], ...],
         flush_seconds: float = 1.0,
         batch: int = 500,
+        encode: Callable[[T], object] | None = None,
     ) -> None:
         self._write = write
+        self._encode = encode
         self._name = name
         self._errors = errors
         self._write_lock = threading.Lock()
         self._buf_lock = threading.Lock()
         """Guards the buffer only: a request never waits for a write."""
-        self._buf: list[T] = []
+        self._buf: list[Any] = []
         self._batch = batch
         self._flush_seconds = flush_seconds
         self._wake = threading.Event()
@@ -79,8 +87,9 @@ class BufferedWriter(Generic[T]):
                 log.exception("%s: write failed; will retry", self._name)
 
     def append(self, row: T) -> None:
+        item = row if self._encode is None else self._encode(row)
         with self._buf_lock:
-            self._buf.append(row)
+            self._buf.append(item)
             due = len(self._buf) >= self._batch
         if due:
             self._wake.set()

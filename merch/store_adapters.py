@@ -145,8 +145,8 @@ class StoreRequestLog:
                  batch: int = 500) -> None:
         self.store = store
         self._writer: BufferedWriter[ServedList] = BufferedWriter(
-            store.record, name="request log", errors=(StoreError,),
-            flush_seconds=flush_seconds, batch=batch,
+            store.record_encoded, name="request log", errors=(StoreError,),
+            flush_seconds=flush_seconds, batch=batch, encode=store.encode,
         )
 
     def record(self, *, request_id: str, at: datetime, surface: str, user_id: str | None = None,

@@ -1,4 +1,8 @@
-"""The request-body limit, enforced before the body is read.
+"""Limits enforced before the app sees a request: the body's size and NUL characters.
+
+A query parameter or path holding a NUL character (``%00``) is refused with 400 naming it: no
+store can hold one (PostgreSQL refuses the text, and a log batch with one such row would fail
+on every retry).
 
 A body announced larger than ``max_body_bytes`` (``Content-Length``) is refused with 413 at
 once, without reading it; a body sent without a length (chunked) is counted as it arrives and
@@ -9,6 +13,7 @@ of it, so one huge POST cannot take a worker's memory.
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +34,34 @@ def _too_large(limit: int) -> tuple[dict[str, object], bytes]:
     return start, body
 
 
+def _nul_in(scope: Scope) -> str | None:
+    """The name of the query parameter (or ``(path)``) that holds a NUL character, if any."""
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query:
+        for part in query.split(b"&"):
+            if b"%00" in part:
+                name = unquote_plus(part.split(b"=", 1)[0].decode("latin-1"))
+                return name.replace("\x00", "") or "(query)"
+    path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "surrogateescape")
+    if b"%00" in path or b"\x00" in path:
+        return "(path)"
+    return None
+
+
+def _has_nul(field: str) -> tuple[dict[str, object], bytes]:
+    body = json.dumps({
+        "error": "bad_request",
+        "message": f"{field}: must not contain NUL characters (%00)",
+        "field": field,
+    }).encode()
+    start = {
+        "type": "http.response.start", "status": 400,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }
+    return start, body
+
+
 class BodyLimitMiddleware:
     """Pure ASGI middleware (no per-request allocation beyond a counter)."""
 
@@ -39,6 +72,12 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        nul = _nul_in(scope)
+        if nul is not None:
+            start, body = _has_nul(nul)
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
             return
         limit = self.max_bytes
         for name, value in scope.get("headers", ()):

@@ -1,8 +1,9 @@
 """A ``LogStore`` as requests write to it: :class:`BufferedLog`.
 
-A request only appends a row to a buffer (``data.buffered_table.BufferedWriter``); a thread
-writes the buffer in batches, so a slow or locked store never delays an answer, and a store
-that is down keeps the rows for the next try. Readers flush first. Rows older than the
+A request only encodes its row (``LogStore.encode``) and appends it to a buffer
+(``data.buffered_table.BufferedWriter``); a thread writes the buffer in batches, so a slow or
+locked store never delays an answer, and a store that is down keeps the rows for the next
+try. Readers flush first. Rows older than the
 store's ``keep_days`` are pruned at most once an hour, by the writing thread.
 """
 
@@ -28,11 +29,11 @@ class BufferedLog:
         self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         self._writer: BufferedWriter[LogRow] = BufferedWriter(
             self._write, name=name, errors=(StoreError,), flush_seconds=flush_seconds,
-            batch=batch,
+            batch=batch, encode=store.encode,
         )
 
-    def _write(self, rows: list[LogRow]) -> None:
-        self.store.record(rows)
+    def _write(self, rows: list[object]) -> None:
+        self.store.record_encoded(rows)
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
             self.store.prune()

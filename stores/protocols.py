@@ -194,6 +194,17 @@ class RequestLogStore(Protocol):
         """Store served lists (a request id stored again replaces its row)."""
         ...
 
+    def encode(self, row: ServedList) -> object:
+        """``row`` made ready for :meth:`record_encoded`. A buffered writer calls it on the
+        request's thread, so that its own thread does no per-row Python work: that work held
+        the interpreter lock against the requests (docs/decisions.md, "Log rows encoded by
+        the request")."""
+        ...
+
+    def record_encoded(self, rows: Sequence[object]) -> None:
+        """:meth:`record` of rows :meth:`encode` made."""
+        ...
+
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedList]:
         """The stored lists of ``request_ids`` (unknown ids absent)."""
         ...
@@ -330,6 +341,14 @@ class LogStore(Protocol):
 
     def record(self, rows: Sequence[LogRow]) -> None:
         """Store rows (a row with a request id already stored replaces it)."""
+        ...
+
+    def encode(self, row: LogRow) -> object:
+        """``row`` made ready for :meth:`record_encoded` (as ``RequestLogStore.encode``)."""
+        ...
+
+    def record_encoded(self, rows: Sequence[object]) -> None:
+        """:meth:`record` of rows :meth:`encode` made."""
         ...
 
     def read(self, since: datetime | None = None,

@@ -32,16 +32,21 @@ class PgLog:
         self.keep_days = keep_days
 
     def record(self, rows: Sequence[LogRow]) -> None:
+        self.record_encoded([self.encode(r) for r in rows])
+
+    def encode(self, row: LogRow) -> tuple[str, datetime, str | None, str]:
+        """The row's columns, the body as JSON text."""
+        return row.request_id, row.at, row.user_id, json.dumps(dict(row.body))
+
+    def record_encoded(self, rows: Sequence[object]) -> None:
         if not rows:
             return
-        last = {r.request_id: r for r in rows}  # one statement may not touch a key twice
-        values = list(last.values())
+        # one statement may not touch a key twice: the last row of a request id wins
+        values = list({r[0]: r for r in rows}.values())  # type: ignore[index]
         # one statement per 500 rows (an executemany was a statement per row,
         # docs/decisions.md); the bodies as JSON text, made jsonb by the server
         for i in range(0, len(values), _CHUNK):
-            chunk = values[i : i + _CHUNK]
-            params = [[r.request_id for r in chunk], [r.at for r in chunk],
-                      [r.user_id for r in chunk], [json.dumps(dict(r.body)) for r in chunk]]
+            params = [list(c) for c in zip(*values[i : i + _CHUNK], strict=True)]
             with self._db.connection() as conn:
                 conn.execute(self._insert, params)
 

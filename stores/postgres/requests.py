@@ -75,24 +75,29 @@ class PgRequestLog:
         self._known.update(missing)
 
     def record(self, rows: Sequence[ServedList]) -> None:
+        self.record_encoded([self.encode(r) for r in rows])
+
+    def encode(self, row: ServedList) -> tuple[Any, ...]:
+        """The row's columns, its items as one array literal."""
+        return (row.request_id, row.at, row.surface, row.user_id, row.experiment, row.variant,
+                row.query, row.item_id, array_text(row.items))
+
+    def record_encoded(self, rows: Sequence[object]) -> None:
         if not rows:
             return
-        self._ensure({r.at.astimezone(UTC).date() for r in rows})
+        values: Sequence[tuple[Any, ...]] = rows  # type: ignore[assignment]  # encode()'s
+        self._ensure({r[1].astimezone(UTC).date() for r in values})
         # the last row of a (request id, time) wins, as if recorded one after the other
-        latest = {(r.request_id, r.at): r for r in rows}
-        values = [
-            (r.request_id, r.at, r.surface, r.user_id, r.experiment, r.variant, r.query,
-             r.item_id, array_text(r.items))
-            for _, r in sorted(latest.items())  # one lock order for concurrent writers
-        ]
+        latest = {(r[0], r[1]): r for r in values}
+        ordered = [latest[k] for k in sorted(latest)]  # one lock order for concurrent writers
         try:
-            self._insert(values)
+            self._insert(ordered)
         except psycopg.errors.CheckViolation:
             # "no partition found for row": another replica's retention dropped a day we knew
             self._known.clear()
             self._known.update(self.days())
-            self._ensure({r.at.astimezone(UTC).date() for r in rows})
-            self._insert(values)
+            self._ensure({r[1].astimezone(UTC).date() for r in values})
+            self._insert(ordered)
 
     def _insert(self, values: list[tuple[Any, ...]]) -> None:
         # one statement per 500 rows, autocommitted; this store's connections commit without

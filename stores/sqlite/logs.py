@@ -8,6 +8,7 @@ list, written in batches).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,32 @@ def _ts(d: datetime) -> str:
     return d.astimezone(UTC).isoformat()
 
 
+def write_json_rows(
+    conn: sqlite3.Connection, insert: str, columns: int, rows: Sequence[object]
+) -> None:
+    """``insert`` (``INSERT … INTO t``) of ``rows``, each a JSON array of ``columns`` values,
+    in one statement over ``json_each`` of the rows joined into one array: the writing thread
+    makes one call that releases the interpreter lock while SQLite reads the batch, where
+    ``executemany`` took the lock back for every row. The caller holds the transaction. Rows
+    are inserted in their order, so the last of two rows with one key wins.
+
+    SQLite's JSON reader ends a string at an escaped NUL character, so a batch holding one
+    is written row by row with ``executemany`` instead (the API refuses NUL in parameters;
+    this keeps the log exact whatever a caller writes)."""
+    batch = "[" + ",".join(rows) + "]"  # type: ignore[arg-type]  # encode() made str rows
+    if "\\u0000" in batch:
+        conn.executemany(
+            f"{insert} VALUES ({', '.join('?' * columns)})",
+            [json.loads(r) for r in rows],  # type: ignore[arg-type]
+        )
+    else:
+        conn.execute(
+            f"{insert} SELECT {', '.join(f'value ->> {k}' for k in range(columns))} "
+            "FROM json_each(?) ORDER BY key",
+            (batch,),
+        )
+
+
 def open_log_db(path: Path, *, timeout: float) -> SqliteDb:
     """The logs' file (shared by every log of one home)."""
     return SqliteDb(path, _migrations(), timeout=timeout, synchronous="NORMAL")
@@ -43,13 +70,21 @@ class SqliteLog:
         self.keep_days = keep_days
 
     def record(self, rows: Sequence[LogRow]) -> None:
+        self.record_encoded([self.encode(r) for r in rows])
+
+    def encode(self, row: LogRow) -> str:
+        """The row as one JSON array of its columns (the body as JSON text inside it)."""
+        return json.dumps(
+            (row.request_id, _ts(row.at), row.user_id,
+             json.dumps(dict(row.body), ensure_ascii=False, separators=(",", ":"))),
+            ensure_ascii=False,
+        )
+
+    def record_encoded(self, rows: Sequence[object]) -> None:
         if not rows:
             return
-        values = [(r.request_id, _ts(r.at), r.user_id,
-                   json.dumps(dict(r.body), ensure_ascii=False, separators=(",", ":")))
-                  for r in rows]
         with self._db.tx() as db:
-            db.executemany(f"INSERT OR REPLACE INTO {self._t} VALUES (?, ?, ?, ?)", values)
+            write_json_rows(db, f"INSERT OR REPLACE INTO {self._t}", 4, rows)
 
     def read(self, since: datetime | None = None,
              until: datetime | None = None) -> Iterator[LogRow]:

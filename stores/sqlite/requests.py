@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stores.records import SERVED_COLUMNS, ServedList
 from stores.sqlite.db import Migration, SqliteDb
+from stores.sqlite.logs import write_json_rows
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "day partitions", "CREATE TABLE IF NOT EXISTS request_days (day TEXT PRIMARY KEY)"),
@@ -57,12 +58,20 @@ class SqliteRequestLog:
         return self.days()[::-1]
 
     def record(self, rows: Sequence[ServedList]) -> None:
-        by_day: dict[date, list[tuple[str | None, ...]]] = {}
-        for r in rows:
-            by_day.setdefault(r.at.astimezone(UTC).date(), []).append(
-                (r.request_id, _ts(r.at), r.surface, r.user_id, r.experiment, r.variant,
-                 r.query, r.item_id, json.dumps(list(r.items), ensure_ascii=False))
-            )
+        self.record_encoded([self.encode(r) for r in rows])
+
+    def encode(self, row: ServedList) -> tuple[date, str]:
+        """The row's UTC day and its columns as one JSON array."""
+        return row.at.astimezone(UTC).date(), json.dumps(
+            (row.request_id, _ts(row.at), row.surface, row.user_id, row.experiment, row.variant,
+             row.query, row.item_id, json.dumps(list(row.items), ensure_ascii=False)),
+            ensure_ascii=False,
+        )
+
+    def record_encoded(self, rows: Sequence[object]) -> None:
+        by_day: dict[date, list[str]] = {}
+        for day, values in rows:  # type: ignore[misc]  # encode() made (day, str) rows
+            by_day.setdefault(day, []).append(values)
         if not by_day:
             return
         with self._db.tx() as db:
@@ -76,7 +85,7 @@ class SqliteRequestLog:
                 )
                 db.execute(f"CREATE INDEX IF NOT EXISTS {t}_at ON {t} (at)")
                 db.execute("INSERT OR IGNORE INTO request_days VALUES (?)", (day.isoformat(),))
-                db.executemany(f"INSERT OR REPLACE INTO {t} VALUES (?,?,?,?,?,?,?,?,?)", values)
+                write_json_rows(db, f"INSERT OR REPLACE INTO {t}", 9, values)
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedList]:
         todo = list(dict.fromkeys(request_ids))

@@ -64,6 +64,28 @@ def test_a_lone_surrogate_id_is_rejected_and_the_batch_answers_on_retry(
     assert alone.json()["field"] == "events.0.event_id"
 
 
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/v1/recommendations?user_id=a%00b", "user_id"),
+        ("/v1/search?q=dress%00&size=5", "q"),
+        ("/v1/similar?item_id=i00001&user_id=%00", "user_id"),
+        ("/v1/feed?user_id=u1&category=%E6%9C%8D%00", "category"),
+        ("/v1/users/a%00b", "(path)"),
+    ],
+)
+def test_a_nul_character_in_a_parameter_is_400_naming_it(
+    client: httpx.Client, url: str, field: str
+) -> None:
+    # no store holds a NUL: PostgreSQL refuses the text, so one such request would have made
+    # every later batch of the shared request or search log fail
+    r = client.get(url)
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == field and "NUL" in r.json()["message"]
+    # the text "%00" itself, spelled %2500, is an ordinary query
+    assert client.get("/v1/search?q=%2500&size=5").status_code == 200
+
+
 def test_a_numeric_filter_beyond_the_column_is_422(client: httpx.Client) -> None:
     r = client.post("/v1/search", json={"filters": [{"field": "stock", "lte": -1e300}]})
     assert r.status_code == 422, r.text

@@ -5,6 +5,7 @@ retention."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from stores.records import LogRow
 from tests.stores.conftest import NOW, Backend
@@ -68,3 +69,55 @@ def test_a_large_batch_keeps_the_last_row_of_each_request(backend: Backend) -> N
     got = {r.request_id: r.body["total"] for r in log.read()}
     assert len(got) == 700 and log.count() == 700
     assert got["r000"] == 700 and got["r699"] == 1399
+
+
+ODD = ['a"b', "c\\d", "\\u0000", "連衣裙 🙂", "\u2028", "NULL", "e\tf\n", "{[,]}"]
+
+
+def test_rows_encoded_by_the_appending_thread_round_trip(backend: Backend) -> None:
+    # a request encodes its row (LogStore.encode) and the log's thread writes the batch
+    import threading
+
+    from stores.log_writer import BufferedLog
+
+    store = backend.open().served
+    threads: set[int] = set()
+    encode = store.encode
+
+    def spy(row: LogRow) -> object:
+        threads.add(threading.get_ident())
+        return encode(row)
+
+    store.encode = spy  # type: ignore[method-assign]
+    log = BufferedLog(store, name="t", flush_seconds=3600)
+    rows = [LogRow(f"r{k}{text}", NOW + timedelta(minutes=k), text, {"query": text, "n": k})
+            for k, text in enumerate(ODD)]
+    rows.append(LogRow("r0" + ODD[0], NOW, None, {"query": "again", "n": None}))  # replaces
+    for r in rows:
+        log.append(r)
+    assert threads == {threading.get_ident()}
+    got = {r.request_id: r for r in log.read()}  # reading flushes first
+    assert len(got) == len(ODD)
+    for r in rows[1:]:
+        assert (got[r.request_id].user_id, dict(got[r.request_id].body)) == (
+            r.user_id, dict(r.body))
+    log.close()
+
+
+def test_an_embedded_batch_is_one_insert_and_a_nul_still_round_trips(tmp_path: Path) -> None:
+    # the writing thread makes one call for a batch (SQLite reads it with json_each); SQLite's
+    # JSON reader would cut a string at a NUL, so such a batch is written row by row
+    from stores.sqlite.logs import SqliteLog, open_log_db
+
+    db = open_log_db(tmp_path / "logs.sqlite", timeout=5)
+    log = SqliteLog(db, "served", keep_days=30)
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    log.record([_row(f"r{n}", n) for n in range(300)])
+    assert sum("INSERT" in s for s in statements) == 1 and log.count() == 300
+    statements.clear()
+    log.record([_row("nul", 1, user="a\x00b", note="x\x00y"), _row("plain", 2)])
+    got = {r.request_id: r for r in log.read()}
+    assert got["nul"].user_id == "a\x00b" and got["nul"].body["note"] == "x\x00y"
+    assert got["plain"].body["total"] == 2
+    db.close()
