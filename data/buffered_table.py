@@ -42,7 +42,8 @@ class BufferedWriter(Generic[T]):
     """Rows appended by requests, written in batches by a thread of its own through ``write``
     every ``flush_seconds`` or once ``batch`` rows wait. A write that raises one of ``errors``
     keeps its rows for the next try (logged by the thread; raised to a caller of
-    :meth:`flush`).
+    :meth:`flush`); a row that any other error refuses is logged and dropped, its batch's
+    other rows written.
 
     ``encode``: applied to each row in :meth:`append`, on the appending request's thread;
     ``write`` gets the encoded rows. The per-row Python work then happens where the request
@@ -85,6 +86,8 @@ class BufferedWriter(Generic[T]):
                 self.flush()
             except self._errors:
                 log.exception("%s: write failed; will retry", self._name)
+            except Exception:  # the thread outlives any error: it is the buffer's only writer
+                log.exception("%s: write failed", self._name)
 
     def append(self, row: T) -> None:
         item = row if self._encode is None else self._encode(row)
@@ -106,6 +109,22 @@ class BufferedWriter(Generic[T]):
                 with self._buf_lock:
                     self._buf[:0] = rows
                 raise
+            except Exception:
+                # not a store that is down but rows it refuses: write them one at a time and
+                # drop only those, so one bad row never stops the log or costs its batch
+                self._write_each(rows)
+
+    def _write_each(self, rows: list[Any]) -> None:
+        for k, row in enumerate(rows):
+            try:
+                self._write([row])
+            except self._errors:
+                with self._buf_lock:
+                    self._buf[:0] = rows[k:]
+                raise
+            except Exception as exc:
+                log.error("%s: dropped a row the store refuses: %s: %s", self._name,
+                          type(exc).__name__, exc)
 
     def close(self) -> None:
         """Stop the thread and write what is left."""

@@ -1,0 +1,61 @@
+"""BufferedWriter: rows appended by requests, written in batches by its own thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from data.buffered_table import BufferedWriter
+
+
+class Down(Exception):
+    """Stands for a store that is down (the writer's ``errors``)."""
+
+
+def test_a_refused_row_is_dropped_alone_and_the_thread_keeps_writing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    written: list[str] = []
+    wrote = threading.Event()
+
+    def write(rows: list[str]) -> None:
+        if any("\x00" in r for r in rows):
+            raise ValueError("invalid byte sequence 0x00")  # what PostgreSQL says
+        written.extend(rows)
+        wrote.set()
+
+    w: BufferedWriter[str] = BufferedWriter(write, name="t", errors=(Down,), flush_seconds=3600,
+                                            batch=3, encode=str.upper)
+    with caplog.at_level(logging.ERROR):
+        for r in ("a", "b\x00", "c"):  # the third fills the batch: the thread writes it
+            w.append(r)
+        assert wrote.wait(10)
+    assert written == ["A", "C"]  # encoded on append; the bad row alone dropped
+    assert "dropped a row" in caplog.text
+    wrote.clear()
+    for r in ("d", "e", "f"):
+        w.append(r)
+    assert wrote.wait(10) and written == ["A", "C", "D", "E", "F"]  # the thread lives on
+    w.close()
+
+
+def test_a_store_that_is_down_keeps_the_rows_for_the_next_try() -> None:
+    down = True
+    written: list[str] = []
+
+    def write(rows: list[str]) -> None:
+        if down:
+            raise Down("connection refused")
+        written.extend(rows)
+
+    w: BufferedWriter[str] = BufferedWriter(write, name="t", errors=(Down,), flush_seconds=3600)
+    w.append("a")
+    w.append("b")
+    with pytest.raises(Down):
+        w.flush()
+    down = False
+    w.flush()
+    assert written == ["a", "b"]
+    w.close()
