@@ -261,6 +261,8 @@ class SearchRequest(_Model):
     @field_validator("text")
     @classmethod
     def _strip(cls, v: str) -> str:
+        if "\x00" in v:  # no store holds it: the search log's row would be refused
+            raise ValueError("must not contain NUL characters")
         return v.strip()
 
     @model_validator(mode="after")

@@ -86,6 +86,12 @@ def test_a_nul_character_in_a_parameter_is_400_naming_it(
     assert client.get("/v1/search?q=%2500&size=5").status_code == 200
 
 
+def test_a_nul_character_in_a_search_body_is_400_naming_it(client: httpx.Client) -> None:
+    r = client.post("/v1/search", json={"text": "dress\u0000"})
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "text" and "NUL" in r.json()["message"]
+
+
 def test_a_numeric_filter_beyond_the_column_is_422(client: httpx.Client) -> None:
     r = client.post("/v1/search", json={"filters": [{"field": "stock", "lte": -1e300}]})
     assert r.status_code == 422, r.text
