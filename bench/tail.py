@@ -11,7 +11,8 @@ request, served-list and search logs' writers (a batch every second or 500 rows)
 feed's poller, the model watcher. Each call's wall time and its thread's CPU time are kept;
 the table gives p50, p99, p99.9 and max, and how many of the 20 slowest calls overlapped a
 log write (the writers are timed as they run) or a full garbage collection, and the median CPU
-a log write took on its thread.
+a log write took on its thread, and how many times a call's thread went to sleep (mostly to
+wait for the interpreter lock).
 
 The stores' files are read once first, so that the disk does not decide the tail (the
 server of bench/serve.py reads files it has just written). Without HTTP or a load generator
@@ -29,6 +30,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,7 @@ def main() -> None:
         for k in range(300):  # warm-up
             call(-k - 1)
         calls: list[tuple[float, float, float]] = []  # (wall s, CPU s, start)
+        switches = _voluntary_switches()
         end = time.perf_counter() + args.seconds
         k = 0
         while time.perf_counter() < end:
@@ -114,6 +117,7 @@ def main() -> None:
             call(k)
             calls.append((time.perf_counter() - t, time.thread_time() - c, t))
             k += 1
+        switches = _voluntary_switches() - switches
         walls = sorted(w for w, _, _ in calls)
         n = len(walls)
         slowest = sorted(calls, reverse=True)[:20]
@@ -136,6 +140,7 @@ def main() -> None:
             "slowest20_in_full_gc": sum(
                 overlaps([(g, g + 0.05) for g in collections], w, at) for w, _, at in slowest),
             "log_writes": len(during),
+            "waits_per_call": switches / n,
             "log_write_cpu_ms": 1000 * statistics.median(c for *_, c in during) if during else 0,
             "load_avg": os.getloadavg()[0],
         }
@@ -147,18 +152,27 @@ def main() -> None:
                     "store files read first")
     for c in ("route", "calls", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "CPU ms",
               "20 slowest: waiting ms", "in a log write", "in a full GC", "log writes",
-              "a write's CPU ms", "load"):
+              "a write's CPU ms", "sleeps a call", "load"):
         t.add_column(c, justify="right")
     for name, v in results.items():
         t.add_row(name, str(v["calls"]), f"{v['p50_ms']:.2f}", f"{v['p99_ms']:.2f}",
                   f"{v['p999_ms']:.2f}", f"{v['max_ms']:.2f}", f"{v['mean_cpu_ms']:.2f}",
                   f"{v['slowest20_waiting_ms']:.2f}", f"{v['slowest20_in_log_write']}/20",
                   f"{v['slowest20_in_full_gc']}/20", str(v["log_writes"]),
-                  f"{v['log_write_cpu_ms']:.2f}", f"{v['load_avg']:.1f}")
+                  f"{v['log_write_cpu_ms']:.2f}", f"{v['waits_per_call']:.2f}",
+                  f"{v['load_avg']:.1f}")
     Console(width=160).print(t)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"home": args.home.name, "seconds": args.seconds,
                                     "routes": results}, indent=2))
+
+
+def _voluntary_switches() -> int:
+    """How many times this thread has gone to sleep (``voluntary_ctxt_switches``): in a call
+    that does no I/O of its own beyond cached reads, mostly waits for the interpreter lock."""
+    status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
+    return int(next(ln.split()[1] for ln in status.splitlines()
+                    if ln.startswith("voluntary_ctxt_switches")))
 
 
 if __name__ == "__main__":

@@ -362,7 +362,11 @@ class SqliteSubscription:
                         "SELECT seq, topic, keys, cursor FROM changes WHERE seq > ? ORDER BY seq",
                         (self._last,),
                     ).fetchall()
-                    oldest = self._conn.execute("SELECT min(seq) FROM changes").fetchone()[0]
+                    # asked only when something changed: an idle poll (50 a second) is one
+                    # statement, one release of the interpreter lock
+                    oldest = self._conn.execute(
+                        "SELECT min(seq) FROM changes"
+                    ).fetchone()[0] if rows else None
                 except sqlite3.Error as exc:
                     raise StoreUnavailableError(f"change feed: {exc}") from exc
             out: list[Change] = []
