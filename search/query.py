@@ -24,6 +24,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from data.models import valid_unicode
+
 MAX_PAGE_SIZE = 100
 MAX_RESULT_WINDOW = 10_000
 """page × size may not exceed this (OpenSearch's default ``max_result_window``)."""
@@ -261,9 +263,7 @@ class SearchRequest(_Model):
     @field_validator("text")
     @classmethod
     def _strip(cls, v: str) -> str:
-        if "\x00" in v:  # no store holds it: the search log's row would be refused
-            raise ValueError("must not contain NUL characters")
-        return v.strip()
+        return valid_unicode(v).strip()  # what no store holds: the search log writes it
 
     @model_validator(mode="after")
     def _window(self) -> SearchRequest:

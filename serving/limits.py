@@ -18,20 +18,16 @@ from urllib.parse import unquote_plus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-def _too_large(limit: int) -> tuple[dict[str, object], bytes]:
-    body = json.dumps({
-        "error": "payload_too_large",
-        "message": f"the request body is larger than the limit of {limit} bytes "
-                   "(SHOPRANK_MAX_BODY_BYTES); send smaller batches",
-        "field": "(body)",
-    }).encode()
-    start = {
-        "type": "http.response.start", "status": 413,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
-    }
-    return start, body
+def _refusal(status: int, error: str, message: str, field: str,
+             *, close: bool = False) -> tuple[dict[str, object], bytes]:
+    """The response start and body of an error answered before the app (the API's error
+    body: error, message, field)."""
+    body = json.dumps({"error": error, "message": message, "field": field}).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    return {"type": "http.response.start", "status": status, "headers": headers}, body
 
 
 def _nul_in(scope: Scope) -> str | None:
@@ -48,20 +44,6 @@ def _nul_in(scope: Scope) -> str | None:
     return None
 
 
-def _has_nul(field: str) -> tuple[dict[str, object], bytes]:
-    body = json.dumps({
-        "error": "bad_request",
-        "message": f"{field}: must not contain NUL characters (%00)",
-        "field": field,
-    }).encode()
-    start = {
-        "type": "http.response.start", "status": 400,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-    }
-    return start, body
-
-
 class BodyLimitMiddleware:
     """Pure ASGI middleware (no per-request allocation beyond a counter)."""
 
@@ -75,7 +57,8 @@ class BodyLimitMiddleware:
             return
         nul = _nul_in(scope)
         if nul is not None:
-            start, body = _has_nul(nul)
+            start, body = _refusal(400, "bad_request",
+                                   f"{nul}: must not contain NUL characters (%00)", nul)
             await send(start)
             await send({"type": "http.response.body", "body": body})
             return
@@ -120,6 +103,9 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, guarded_send)
 
     async def _refuse(self, send: Send) -> None:
-        start, body = _too_large(self.max_bytes)
+        start, body = _refusal(
+            413, "payload_too_large",
+            f"the request body is larger than the limit of {self.max_bytes} bytes "
+            "(SHOPRANK_MAX_BODY_BYTES); send smaller batches", "(body)", close=True)
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -3,8 +3,8 @@
 A request only encodes its row (``LogStore.encode``) and appends it to a buffer
 (``data.buffered_table.BufferedWriter``); a thread writes the buffer in batches, so a slow or
 locked store never delays an answer, and a store that is down keeps the rows for the next
-try. Readers flush first. Rows older than the
-store's ``keep_days`` are pruned at most once an hour, by the writing thread.
+try. Readers flush first. Rows older than the store's ``keep_days`` are pruned at most once an
+hour, by the writing thread.
 """
 
 from __future__ import annotations

@@ -258,6 +258,15 @@ class PgDatabase:
         round trip, no BEGIN / COMMIT), under the store's budget."""
         return self._guarded(self.timeout)
 
+    def insert_columns(self, sql: bytes, rows: Sequence[Sequence[Any]], chunk: int = 500) -> None:
+        """``sql`` (one array parameter per column, ``unnest``-ed) run on ``rows`` turned into
+        columns, ``chunk`` rows a statement, each autocommitted: a statement whatever a batch's
+        size, so psycopg parses it once and prepares it."""
+        for i in range(0, len(rows), chunk):
+            columns = [list(c) for c in zip(*rows[i : i + chunk], strict=True)]
+            with self.connection() as conn:
+                conn.execute(sql, columns)
+
     @contextmanager
     def tx(self, timeout: float | None | bool = True) -> Iterator[psycopg.Connection[Any]]:
         """A connection inside one transaction, committed when the block ends.

@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 from stores.postgres.db import PgDatabase
 from stores.records import LogRow, log_cutoff, log_table
 
-_CHUNK = 500
-# one statement whatever the batch's size, each column an array parameter: psycopg parses it
-# once and prepares it (a multi-row VALUES list was a new statement on every batch, parsed by
-# psycopg in Python and planned by the server each time)
+# each column an array parameter (PgDatabase.insert_columns): a multi-row VALUES list was a
+# new statement on every batch, parsed by psycopg in Python and planned by the server each time
 _INSERT = (
     "INSERT INTO {t} (request_id, at, user_id, body) SELECT r, a, u, b::jsonb "
     "FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[]) AS x(r, a, u, b) "
@@ -41,14 +39,10 @@ class PgLog:
     def record_encoded(self, rows: Sequence[object]) -> None:
         if not rows:
             return
-        # one statement may not touch a key twice: the last row of a request id wins
+        # one statement may not touch a key twice: the last row of a request id wins; the
+        # bodies as JSON text, made jsonb by the server
         values = list({r[0]: r for r in rows}.values())  # type: ignore[index]
-        # one statement per 500 rows (an executemany was a statement per row,
-        # docs/decisions.md); the bodies as JSON text, made jsonb by the server
-        for i in range(0, len(values), _CHUNK):
-            params = [list(c) for c in zip(*values[i : i + _CHUNK], strict=True)]
-            with self._db.connection() as conn:
-                conn.execute(self._insert, params)
+        self._db.insert_columns(self._insert, values)
 
     def read(self, since: datetime | None = None,
              until: datetime | None = None) -> Iterator[LogRow]:

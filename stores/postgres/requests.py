@@ -16,10 +16,9 @@ from stores.postgres.db import SLOW_SECONDS, PgDatabase
 from stores.records import SERVED_COLUMNS, ServedList
 
 _COLS = "request_id, at, surface, user_id, experiment, variant, query, item_id, items"
-# one statement whatever the batch's size, each column an array parameter (``items`` as the
-# text of each row's array): psycopg parses it once and prepares it, where a multi-row VALUES
-# list was a new statement of nine placeholders a row, parsed by psycopg in Python and
-# planned by the server on every batch
+# each column an array parameter (``items`` as the text of each row's array;
+# PgDatabase.insert_columns), where a multi-row VALUES list was a new statement of nine
+# placeholders a row, parsed by psycopg in Python and planned by the server on every batch
 _INSERT = (
     f"INSERT INTO requests ({_COLS}) SELECT r, a, s, u, e, v, q, i, it::text[] "
     "FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], "
@@ -28,7 +27,6 @@ _INSERT = (
     "user_id = excluded.user_id, experiment = excluded.experiment, variant = excluded.variant, "
     "query = excluded.query, item_id = excluded.item_id, items = excluded.items"
 ).encode()
-_CHUNK = 500
 _PARTITION = re.compile(r"^requests_(\d{8})$")
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.requests'))"
 
@@ -86,27 +84,22 @@ class PgRequestLog:
         if not rows:
             return
         values: Sequence[tuple[Any, ...]] = rows  # type: ignore[assignment]  # encode()'s
-        self._ensure({r[1].astimezone(UTC).date() for r in values})
+        days = {r[1].astimezone(UTC).date() for r in values}
+        self._ensure(days)
         # the last row of a (request id, time) wins, as if recorded one after the other
         latest = {(r[0], r[1]): r for r in values}
         ordered = [latest[k] for k in sorted(latest)]  # one lock order for concurrent writers
+        # autocommitted; this store's connections commit without waiting for the WAL flush
+        # (synchronous_commit=off, see stores.factory), like the embedded log's
+        # synchronous=NORMAL: a crash may lose the last moment, never corrupt
         try:
-            self._insert(ordered)
+            self._db.insert_columns(_INSERT, ordered)
         except psycopg.errors.CheckViolation:
             # "no partition found for row": another replica's retention dropped a day we knew
             self._known.clear()
             self._known.update(self.days())
-            self._ensure({r[1].astimezone(UTC).date() for r in values})
-            self._insert(ordered)
-
-    def _insert(self, values: list[tuple[Any, ...]]) -> None:
-        # one statement per 500 rows, autocommitted; this store's connections commit without
-        # waiting for the WAL flush (synchronous_commit=off, see stores.factory), like the
-        # embedded log's synchronous=NORMAL: a crash may lose the last moment, never corrupt
-        for i in range(0, len(values), _CHUNK):
-            columns = [list(c) for c in zip(*values[i : i + _CHUNK], strict=True)]
-            with self._db.connection() as conn:
-                conn.execute(_INSERT, columns)
+            self._ensure(days)
+            self._db.insert_columns(_INSERT, ordered)
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, ServedList]:
         ids = list(dict.fromkeys(request_ids))

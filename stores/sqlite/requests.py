@@ -62,9 +62,10 @@ class SqliteRequestLog:
 
     def encode(self, row: ServedList) -> tuple[date, str]:
         """The row's UTC day and its columns as one JSON array."""
-        return row.at.astimezone(UTC).date(), json.dumps(
-            (row.request_id, _ts(row.at), row.surface, row.user_id, row.experiment, row.variant,
-             row.query, row.item_id, json.dumps(list(row.items), ensure_ascii=False)),
+        at = row.at.astimezone(UTC)
+        return at.date(), json.dumps(
+            (row.request_id, at.isoformat(), row.surface, row.user_id, row.experiment,
+             row.variant, row.query, row.item_id, json.dumps(list(row.items), ensure_ascii=False)),
             ensure_ascii=False,
         )
 
