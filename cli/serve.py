@@ -5,7 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -133,14 +135,19 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from core.settings import get_settings
+        from serving.balance import ENV as WORKERS_ENV
 
         s = get_settings()
         _check_port(host or s.host, port or s.port)
         _prepare_stores(s)  # a bad store URL or a server that does not answer: one line, exit 2
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
+        loads_dir = None
         if workers > 1:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(s))
+            # each worker's count of active connections (serving.balance), for this run only
+            loads_dir = Path(tempfile.mkdtemp(prefix="shoprank-workers-"))
+            os.environ[WORKERS_ENV] = str(loads_dir)
         options: dict[str, Any] = {
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
             "log_level": s.log_level.lower(), "access_log": False,
@@ -148,7 +155,11 @@ def register(app: typer.Typer) -> None:
         }
         # a worker holds nothing the others need (serving.storage): uvicorn's own workers,
         # which its supervisor replaces when they die
-        uvicorn.run("serving.app:app_factory", **options)
+        try:
+            uvicorn.run("serving.app:app_factory", **options)
+        finally:
+            if loads_dir is not None:
+                shutil.rmtree(loads_dir, ignore_errors=True)
 
     @app.command("demo")
     def demo_cmd(

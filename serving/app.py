@@ -25,6 +25,7 @@ from fastapi.params import Depends
 
 from core.memory import limit_malloc_arenas, release_free_heap
 from core.settings import Settings, get_settings
+from serving.balance import WorkerLoads
 from serving.deps import AdminDep, StorefrontKeyDep, StrictBodyDep
 from serving.direct import DirectRoutes
 from serving.errors import SafeJSONResponse, error_responses, install_error_handlers
@@ -178,7 +179,9 @@ def create_app(
         app.add_middleware(DirectRoutes, api=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(KeepAliveLimit, max_requests=settings.keep_alive_requests)
+    # the workers of one `shoprank serve --workers N` even out their connections
+    app.add_middleware(KeepAliveLimit, max_requests=settings.keep_alive_requests,
+                       loads=WorkerLoads.from_env())
     return app
 
 

@@ -1,16 +1,16 @@
 """Close a keep-alive connection after ``keep_alive_requests`` requests (nginx's
-``keepalive_requests``).
+``keepalive_requests``), or sooner when this worker holds more than its share of the server's
+connections (:mod:`serving.balance`).
 
-uvicorn's workers share one listening socket, and a worker accepts every connection queued
-when it wakes: a client opening 8 connections at once often lands 6 on one worker and 2 on
-the other, and keep-alive keeps them there. The last response on a connection carries
-``Connection: close`` (uvicorn then closes it after sending); the client reconnects, and a
-worker idle at that moment is the one waiting in ``accept``, so connections drift to the
-less busy worker.
+The last response on a connection carries ``Connection: close`` (uvicorn then closes it after
+sending) and the client reconnects.
 """
 
 from __future__ import annotations
 
+import time
+
+from serving.balance import WorkerLoads
 from serving.metrics import ASGIApp, Message, Receive, Scope, Send
 
 _TRACKED = 4096
@@ -19,23 +19,33 @@ so past this many the older half is forgotten (a forgotten one simply starts aga
 
 
 class KeepAliveLimit:
-    def __init__(self, app: ASGIApp, max_requests: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_requests: int, loads: WorkerLoads | None = None
+    ) -> None:
         self.app = app
         self.max_requests = max_requests
+        self.loads = loads
         self.served: dict[tuple[str, int], int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client") if scope["type"] == "http" else None
-        if not client or self.max_requests <= 0:
+        if not client or (self.max_requests <= 0 and self.loads is None):
             await self.app(scope, receive, send)
             return
         key = (client[0], client[1])  # one live connection of this process
-        served = self.served.pop(key, 0) + 1
-        if served < self.max_requests:
-            self.served[key] = served  # re-inserted: the dict stays in order of last use
-            if len(self.served) > _TRACKED:
-                for stale in list(self.served)[: _TRACKED // 2]:
-                    del self.served[stale]
+        close = self.loads is not None and self.loads.should_close(key, time.monotonic())
+        if self.max_requests > 0:
+            served = self.served.pop(key, 0) + 1
+            if served >= self.max_requests:
+                close = True
+                if self.loads is not None:
+                    self.loads.forget(key)
+            elif not close:
+                self.served[key] = served  # re-inserted: the dict stays in order of last use
+                if len(self.served) > _TRACKED:
+                    for stale in list(self.served)[: _TRACKED // 2]:
+                        del self.served[stale]
+        if not close:
             await self.app(scope, receive, send)
             return
 

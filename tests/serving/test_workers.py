@@ -3,12 +3,14 @@ port in use is one line and exit code 2."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -143,3 +145,66 @@ def test_serve_compiles_the_ranking_kernels_before_the_workers_start(
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     compiled = {p.name.split(".")[1].rsplit("-", 1)[0] for p in cache.rglob("kernels.*.nbi")}
     assert {"pruned_top", "history_top"} <= compiled, sorted(cache.rglob("*"))
+
+
+def _owners(workers: set[int], port: int, clients: set[int]) -> dict[int, int]:
+    """Client port (of ``clients``) → the worker holding the server side of that connection
+    on ``port``."""
+    pid_of = {}
+    for w in workers:
+        for fd in Path(f"/proc/{w}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                pid_of[int(target[8:-1])] = w
+    got = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        local, remote, inode = int(f[1].rsplit(":", 1)[1], 16), f[2], int(f[9])
+        client = int(remote.rsplit(":", 1)[1], 16)
+        if local == port and f[3] == "01" and inode in pid_of and client in clients:
+            got[client] = pid_of[inode]
+    return got
+
+
+def test_a_skewed_split_of_keep_alive_connections_evens_out(restart_home: Path) -> None:
+    """Eight connections opened at once mostly land unevenly on two workers; with requests
+    flowing, the busier worker closes connections (``Connection: close``) until each holds
+    four. The keep-alive limit is off, so nothing else closes a connection."""
+    with two_worker_server(restart_home, SHOPRANK_KEEP_ALIVE_REQUESTS="0") as (base, _, pid):
+        workers = _workers(pid)
+        port = int(urlsplit(base).port or 0)
+        for _attempt in range(30):  # a burst of connects until one lands 6/2 or worse
+            conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(8)]
+            for c in conns:
+                c.connect()
+            ports = {c.sock.getsockname()[1] for c in conns}
+            deadline = time.monotonic() + 30
+            while len(owners := _owners(workers, port, ports)) < 8:  # accepted by then
+                assert time.monotonic() < deadline, "the workers did not accept the connections"
+                time.sleep(0.01)
+            split = sorted(Counter(owners.values()).values(), reverse=True)
+            if split[0] >= 6:
+                break
+            for c in conns:
+                c.close()
+        else:
+            raise AssertionError("30 bursts of 8 connections all landed within 5/3")
+        closed = 0
+        deadline = time.monotonic() + 60
+        while True:
+            for c in conns:  # a closed connection reconnects on the next request
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                assert r.status == 200 and r.read()
+                closed += r.will_close
+            ports = {c.sock.getsockname()[1] for c in conns if c.sock is not None}
+            owners = _owners(workers, port, ports)
+            if sorted(Counter(owners.values()).values()) == [4, 4]:
+                break
+            assert time.monotonic() < deadline, (split, owners)
+        assert closed >= split[0] - 4  # each move was a close by the busier worker
+        for c in conns:
+            c.close()
