@@ -26,7 +26,8 @@ the CPU seconds of the server and of wrk are measured per route and reported
 (``server_cpu`` / ``client_cpu``: cores busy on average; ``worker_cpu_max`` /
 ``worker_cpu_min``: the busiest and the idlest worker, equal when the load is spread evenly),
 with the load average before each route. Before each run the bench waits until the workers
-hold no connection of the previous one.
+hold no connection of the previous one; during it, the connections each worker holds are
+sampled every 0.25 s (``even_split``: the share of samples where they differ by at most one).
 Memory: PSS (shared pages split between processes: the honest total), the largest process's
 RSS, and RSS summed over the server's processes (counts shared pages once per process).
 Prints a table and
@@ -44,6 +45,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -268,12 +270,14 @@ def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int
     load = os.getloadavg()[0]
     before_srv = cpu_seconds(server_pid)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    splits = SplitSampler(server_pid, int(base.rsplit(":", 1)[1]), workers)
     t0 = time.perf_counter()
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:.0f}s", "--timeout", "10s",
-         "-s", str(ROOT / "bench" / "serve.lua"), base],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout
+    with splits:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:.0f}s", "--timeout", "10s",
+             "-s", str(ROOT / "bench" / "serve.lua"), base],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     after_srv = cpu_seconds(server_pid)
@@ -297,7 +301,41 @@ def run_wrk(base: str, route: str, duration: float, concurrency: int, users: int
         "worker_cpu_min": busy[-1] if busy else 0.0,
         "client_cpu": (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall,
         "load_avg_before": load,
+        "even_split": splits.even_share(),
     }
+
+
+class SplitSampler:
+    """How the wrk connections are split over the workers, sampled every ``every`` seconds
+    while the run lasts: ``even_share()`` is the share of samples where the workers' counts
+    differ by at most one."""
+
+    def __init__(self, server_pid: int, port: int, workers: int, every: float = 0.25) -> None:
+        self.pids = set(_tree(server_pid)) - {server_pid}
+        self.port, self.workers, self.every = port, workers, every
+        self.samples: list[tuple[int, ...]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SplitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            got = connections_by_process(self.port)
+            counts = sorted((got.get(p, 0) for p in self.pids), reverse=True)[: self.workers]
+            if sum(counts) >= self.workers:  # the run's connections are open
+                self.samples.append(tuple(counts))
+
+    def even_share(self) -> float:
+        if not self.samples:
+            return float("nan")
+        return sum(c[0] - c[-1] <= 1 for c in self.samples) / len(self.samples)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -470,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
         "errors",
         "server cores",
         "busiest / idlest worker",
+        "even split",
         "wrk cores",
         "load before",
     ):
@@ -483,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
             str(int(r["errors"])),
             f"{r['server_cpu']:.2f}",
             f"{r['worker_cpu_max']:.2f} / {r['worker_cpu_min']:.2f}",
+            f"{r['even_split']:.0%}",
             f"{r['client_cpu']:.2f}",
             f"{r['load_avg_before']:.1f}",
         )
