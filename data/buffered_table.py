@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from core.memory import small_page_cache
+from core.threads import lower_this_threads_priority
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class BufferedWriter(Generic[T]):
         self._thread.start()
 
     def _loop(self) -> None:
+        # a batch's write yields the cores to the requests when they are all busy
+        lower_this_threads_priority()
         while not self._closed:
             self._wake.wait(self._flush_seconds)
             self._wake.clear()

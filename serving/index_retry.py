@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
+from core.threads import lower_this_threads_priority
 from data.catalog import Catalog
 from search.backend import SearchBackend
 from search.errors import SearchError
@@ -101,6 +102,7 @@ class IndexRetryQueue:
             self._thread.start()
 
     def _run(self) -> None:
+        lower_this_threads_priority()  # index writes yield the cores to the requests
         while not self._stop.wait(self._interval):
             if self.retry():
                 return

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
+import time
 
 import pytest
 
+from core.threads import BACKGROUND_NICE
 from data.buffered_table import BufferedWriter
 
 
@@ -63,3 +67,32 @@ def test_a_store_that_is_down_keeps_the_rows_for_the_next_try() -> None:
     w.flush()
     assert written == ["a", "b"]
     w.close()
+
+
+def _nice(tid: int) -> int:
+    """A thread's nice value, from /proc (field 19 of its stat line)."""
+    stat = open(f"/proc/self/task/{tid}/stat").read()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_writer_thread_runs_at_background_priority_and_requests_do_not() -> None:
+    seen: list[int] = []
+
+    def write(rows: list[str]) -> None:
+        seen.append(threading.get_native_id())
+
+    w: BufferedWriter[str] = BufferedWriter(write, name="t", errors=(Down,), flush_seconds=60)
+    try:
+        w.append("a")
+        w.flush()  # on the caller's thread: its priority is left alone
+        assert seen == [threading.get_native_id()]
+        assert _nice(threading.get_native_id()) == os.getpriority(os.PRIO_PROCESS, 0)
+        tid = w._thread.native_id
+        assert tid is not None
+        deadline = time.monotonic() + 10
+        while _nice(tid) != BACKGROUND_NICE:  # set by the thread as it starts
+            assert time.monotonic() < deadline, _nice(tid)
+            time.sleep(0.01)
+    finally:
+        w.close()
