@@ -145,8 +145,12 @@ def register(app: typer.Typer) -> None:
         loads_dir = None
         if workers > 1:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(s))
-            # each worker's count of active connections (serving.balance), for this run only
-            loads_dir = Path(tempfile.mkdtemp(prefix="shoprank-workers-"))
+            # each worker's count of active connections (serving.balance), for this run only:
+            # in the temporary folder, else (none writable) under the state folder
+            try:
+                loads_dir = Path(tempfile.mkdtemp(prefix="shoprank-workers-"))
+            except OSError:
+                loads_dir = Path(tempfile.mkdtemp(prefix="workers-", dir=s.state_dir))
             os.environ[WORKERS_ENV] = str(loads_dir)
         options: dict[str, Any] = {
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
