@@ -4,14 +4,11 @@ reconnection may land on another worker."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from serving.balance import WorkerLoads
-from serving.keepalive import KeepAliveLimit
 
 
 def _move(loads: dict[str, WorkerLoads], held: dict[str, list[tuple[str, int]]], ms: int,
@@ -75,41 +72,3 @@ def test_a_dead_workers_file_is_removed_and_not_counted(tmp_path: Path) -> None:
     assert not any(live.should_close(k, t / 1000) for t in range(0, 200, 5) for k in keys)
     assert live.share == 4  # one worker: its share is all of them
     assert not (tmp_path / f"{dead.name}.load").exists()
-
-
-async def _ok(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
-def _closes(app: KeepAliveLimit, client: tuple[str, int]) -> bool:
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "client": client}
-    asyncio.run(app(scope, receive, send))
-    return (b"connection", b"close") in sent[0]["headers"]
-
-
-def test_the_middleware_closes_what_the_loads_say_and_what_the_limit_says(
-    tmp_path: Path,
-) -> None:
-    WorkerLoads(tmp_path, "peer")  # a worker that has counted nothing: it holds none
-    mine = WorkerLoads(tmp_path, "mine", window=0.0, recount=0.0, gap=0.0)
-    app = KeepAliveLimit(_ok, max_requests=0, loads=mine)
-    # a zero window: only this request's connection is active; 1 is within ceil(1 / 2)
-    assert not _closes(app, ("h", 1))
-    mine.window = 60.0  # now every connection seen in the last minute
-    mine._since = -1e9  # counting long since
-    # two connections, two workers: each closed while this one holds more than ceil(2 / 2)
-    assert [_closes(app, ("h", p)) for p in (2, 3, 1)] == [True, True, False]
-    assert mine.active == 1
-    (tmp_path / "x").mkdir()
-    limited = KeepAliveLimit(_ok, max_requests=2, loads=WorkerLoads(tmp_path / "x", "x"))
-    assert [_closes(limited, ("h", 1)) for _ in range(4)] == [False, True, False, True]
-    assert limited.loads is not None and limited.loads.active == 0  # the closed one forgotten

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+from serving.balance import WorkerLoads
 from serving.keepalive import _TRACKED, KeepAliveLimit
 
 
@@ -60,3 +62,22 @@ def test_counts_of_connections_gone_away_are_bounded() -> None:
         _call(app, ("10.0.0.2", port))
     assert len(app.served) <= _TRACKED
     assert ("10.0.0.2", 3 * _TRACKED - 1) in app.served  # the most recent kept
+
+
+def test_the_middleware_closes_what_the_loads_say_and_what_the_limit_says(
+    tmp_path: Path,
+) -> None:
+    WorkerLoads(tmp_path, "peer")  # a worker that has counted nothing: it holds none
+    mine = WorkerLoads(tmp_path, "mine", window=0.0, recount=0.0, gap=0.0)
+    app = KeepAliveLimit(_ok, max_requests=0, loads=mine)
+    # a zero window: only this request's connection is active; 1 is within ceil(1 / 2)
+    assert not _closes(_call(app, ("h", 1)))
+    mine.window = 60.0  # now every connection seen in the last minute
+    mine._since = -1e9  # counting long since
+    # two connections, two workers: each closed while this one holds more than ceil(2 / 2)
+    assert [_closes(_call(app, ("h", p))) for p in (2, 3, 1)] == [True, True, False]
+    assert mine.active == 1
+    (tmp_path / "x").mkdir()
+    limited = KeepAliveLimit(_ok, max_requests=2, loads=WorkerLoads(tmp_path / "x", "x"))
+    assert [_closes(_call(limited, ("h", 1))) for _ in range(4)] == [False, True, False, True]
+    assert limited.loads is not None and limited.loads.active == 0  # the closed one forgotten
