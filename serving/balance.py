@@ -8,7 +8,7 @@ itself. The busier worker's requests then wait in a queue up to twice as deep as
 gives.
 
 Each worker counts its *active* connections (those that sent a request within the last
-``window`` seconds) and publishes the count in a 16-byte file of its own, in a folder the
+``window`` seconds) and publishes the count in a 24-byte file of its own, in a folder the
 server makes for the run (``SHOPRANK_WORKERS_DIR``, set by ``shoprank serve`` when it starts
 more than one worker). Counts are compared once every worker's covers a whole window. A
 worker holding more than its share (all workers' active connections
