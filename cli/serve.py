@@ -5,9 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
-import shutil
 import socket
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,12 +37,14 @@ def _demo_key(state_dir: Path) -> str:
     return key
 
 
-def _fresh_metrics_dir(settings: Settings) -> Path:
-    """The multiprocess folder of the Prometheus metrics, emptied of an earlier run's files."""
+def _fresh_workers_dir(settings: Settings) -> Path:
+    """The folder the workers of one run share: Prometheus's multiprocess files and each
+    worker's count of active connections (``serving.balance``), emptied of an earlier run's."""
     path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.state_dir / "prometheus")
     path.mkdir(parents=True, exist_ok=True)
-    for f in path.glob("*.db"):
-        f.unlink()
+    for pattern in ("*.db", "*.load"):
+        for f in path.glob(pattern):
+            f.unlink()
     return path
 
 
@@ -142,16 +142,9 @@ def register(app: typer.Typer) -> None:
         _prepare_stores(s)  # a bad store URL or a server that does not answer: one line, exit 2
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")  # the workers are the parallelism (see serving.app)
-        loads_dir = None
         if workers > 1:
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(s))
-            # each worker's count of active connections (serving.balance), for this run only:
-            # in the temporary folder, else (none writable) under the state folder
-            try:
-                loads_dir = Path(tempfile.mkdtemp(prefix="shoprank-workers-"))
-            except OSError:
-                loads_dir = Path(tempfile.mkdtemp(prefix="workers-", dir=s.state_dir))
-            os.environ[WORKERS_ENV] = str(loads_dir)
+            shared = str(_fresh_workers_dir(s))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[WORKERS_ENV] = shared
         options: dict[str, Any] = {
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
             "log_level": s.log_level.lower(), "access_log": False,
@@ -159,11 +152,7 @@ def register(app: typer.Typer) -> None:
         }
         # a worker holds nothing the others need (serving.storage): uvicorn's own workers,
         # which its supervisor replaces when they die
-        try:
-            uvicorn.run("serving.app:app_factory", **options)
-        finally:
-            if loads_dir is not None:
-                shutil.rmtree(loads_dir, ignore_errors=True)
+        uvicorn.run("serving.app:app_factory", **options)
 
     @app.command("demo")
     def demo_cmd(

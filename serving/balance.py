@@ -8,13 +8,14 @@ itself. The busier worker's requests then wait in a queue up to twice as deep as
 gives.
 
 Each worker counts its *active* connections (those that sent a request within the last
-``window`` seconds) and publishes the count in a 24-byte file of its own, in a folder the
-server makes for the run (``SHOPRANK_WORKERS_DIR``, set by ``shoprank serve`` when it starts
-more than one worker). Counts are compared once every worker's covers a whole window. A
-worker holding more than its share (all workers' active connections
-divided by the workers, rounded up) answers one request with ``Connection: close``, at most
-one every ``gap`` seconds. The client reconnects and the connection lands on whichever worker
-accepts it; repeated, the counts even out (nginx's ``accept_disabled`` has the same aim).
+``window`` seconds) and publishes the count in a 24-byte file of its own, in the folder the
+workers of the run share (``SHOPRANK_WORKERS_DIR``: ``shoprank serve`` sets it to the
+Prometheus multiprocess folder, emptied at each start, when it starts more than one worker).
+Counts are compared once every worker's covers a whole window. A worker holding more than its
+share (all workers' active connections divided by the workers, rounded up) answers one request
+with ``Connection: close``, at most one every ``gap`` seconds. The client reconnects and the
+connection lands on whichever worker accepts it; repeated, the counts even out (nginx's
+``accept_disabled`` has the same aim).
 """
 
 from __future__ import annotations
@@ -138,6 +139,6 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's: alive
+        pass
     return True

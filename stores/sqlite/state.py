@@ -370,7 +370,7 @@ class SqliteSubscription:
                 except sqlite3.Error as exc:
                     raise StoreUnavailableError(f"change feed: {exc}") from exc
             out: list[Change] = []
-            if rows and oldest is not None and oldest > self._last + 1 and self._last:
+            if oldest is not None and oldest > self._last + 1 and self._last:
                 out.append(Change("*"))  # pruned before we read them
             for seq, topic, keys, cursor in rows:
                 self._last = seq
