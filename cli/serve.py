@@ -149,6 +149,8 @@ def register(app: typer.Typer) -> None:
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
             "log_level": s.log_level.lower(), "access_log": False,
             "timeout_keep_alive": s.keep_alive_seconds,
+            # a response in one write (serving.http); no "server: uvicorn" header
+            "http": "serving.http:OneWriteHttpToolsProtocol", "server_header": False,
         }
         # a worker holds nothing the others need (serving.storage): uvicorn's own workers,
         # which its supervisor replaces when they die
