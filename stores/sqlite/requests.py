@@ -14,7 +14,7 @@ from pathlib import Path
 
 from stores.records import SERVED_COLUMNS, ServedList
 from stores.sqlite.db import Migration, SqliteDb
-from stores.sqlite.logs import write_json_rows
+from stores.sqlite.logs import json_text, write_json_rows
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "day partitions", "CREATE TABLE IF NOT EXISTS request_days (day TEXT PRIMARY KEY)"),
@@ -63,11 +63,9 @@ class SqliteRequestLog:
     def encode(self, row: ServedList) -> tuple[date, str]:
         """The row's UTC day and its columns as one JSON array."""
         at = row.at.astimezone(UTC)
-        return at.date(), json.dumps(
+        return at.date(), json_text(
             (row.request_id, at.isoformat(), row.surface, row.user_id, row.experiment,
-             row.variant, row.query, row.item_id, json.dumps(list(row.items), ensure_ascii=False)),
-            ensure_ascii=False,
-        )
+             row.variant, row.query, row.item_id, json_text(list(row.items))))
 
     def record_encoded(self, rows: Sequence[object]) -> None:
         by_day: dict[date, list[str]] = {}

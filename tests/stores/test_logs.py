@@ -62,6 +62,14 @@ def test_a_body_round_trips_unchanged(backend: Backend) -> None:
     assert got.body == body and got.body["columns_json"] == inner
 
 
+def test_a_body_with_a_number_for_a_key_reads_back_with_its_text(backend: Backend) -> None:
+    # JSON keys are text: the key 7 reads back as "7", as the standard encoder writes it
+    log = backend.open().searches
+    log.record([LogRow("r1", NOW, "u1", {7: "seven", "big": 2**70})])
+    (got,) = backend.open().searches.read()
+    assert got.body == {"7": "seven", "big": 2**70}
+
+
 def test_a_large_batch_keeps_the_last_row_of_each_request(backend: Backend) -> None:
     log = backend.open().served
     rows = [_row(f"r{n % 700:03d}", n % 50, total=n) for n in range(1400)]  # 700 ids twice
