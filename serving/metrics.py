@@ -71,6 +71,20 @@ class Metrics:
             "shoprank_events_accepted", "Events written to the event log", registry=own
         )
         self._shown: dict[str, str] = {}
+        # the labelled series of each (method, route, status) seen: prometheus_client's
+        # labels() takes a lock and builds the key on every call. Bounded: the methods are
+        # METHODS and "other", the routes are the app's templates and "unmatched".
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request answered: its count and its latency."""
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (self.requests.labels(method, route, str(status)),
+                                          self.latency.labels(method, route))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def set_models(self, versions: dict[str, str]) -> None:
         if versions == self._shown:
@@ -147,5 +161,5 @@ class ObservabilityMiddleware:
             method = scope.get("method", "GET")
             if method not in METHODS:  # any token is a valid HTTP method: one label for the rest
                 method = "other"
-            self.metrics.requests.labels(method, template, str(status[0])).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            self.metrics.observe_request(method, template, status[0],
+                                         time.perf_counter() - start)
