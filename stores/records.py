@@ -9,12 +9,15 @@ the request log's rows plus the items shown, in order.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
+
+import orjson
 
 from data.eventlog import AppendResult
 from data.models import Item
@@ -204,3 +207,14 @@ class LogRow:
     user_id: str | None
     body: Mapping[str, Any]
     """A JSON object; its ``query`` key is removed with the user id by an erasure."""
+
+
+def json_text(value: object) -> str:
+    """``value`` as compact JSON text. orjson writes it (a request's log rows are encoded on
+    the request's thread, five times faster than the standard encoder); what orjson refuses
+    (a lone surrogate, a non-string key, an integer beyond 64 bits) the standard encoder
+    writes."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

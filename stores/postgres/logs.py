@@ -5,12 +5,11 @@ list, about 4 kB) are compressed with lz4 where the server has it (migration 3).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from stores.postgres.db import PgDatabase
-from stores.records import LogRow, log_cutoff, log_table
+from stores.records import LogRow, json_text, log_cutoff, log_table
 
 # each column an array parameter (PgDatabase.insert_columns): a multi-row VALUES list was a
 # new statement on every batch, parsed by psycopg in Python and planned by the server each time
@@ -34,7 +33,7 @@ class PgLog:
 
     def encode(self, row: LogRow) -> tuple[str, datetime, str | None, str]:
         """The row's columns, the body as JSON text."""
-        return row.request_id, row.at, row.user_id, json.dumps(dict(row.body))
+        return row.request_id, row.at, row.user_id, json_text(dict(row.body))
 
     def record_encoded(self, rows: Sequence[object]) -> None:
         if not rows:

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from stores.records import SERVED_COLUMNS, ServedList
+from stores.records import SERVED_COLUMNS, ServedList, json_text
 from stores.sqlite.db import Migration, SqliteDb
-from stores.sqlite.logs import json_text, write_json_rows
+from stores.sqlite.logs import write_json_rows
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "day partitions", "CREATE TABLE IF NOT EXISTS request_days (day TEXT PRIMARY KEY)"),
