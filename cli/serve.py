@@ -136,6 +136,7 @@ def register(app: typer.Typer) -> None:
 
         from core.settings import get_settings
         from serving.balance import ENV as WORKERS_ENV
+        from serving.http import UVICORN_OPTIONS
 
         s = get_settings()
         _check_port(host or s.host, port or s.port)
@@ -149,8 +150,7 @@ def register(app: typer.Typer) -> None:
             "factory": True, "host": host or s.host, "port": port or s.port, "workers": workers,
             "log_level": s.log_level.lower(), "access_log": False,
             "timeout_keep_alive": s.keep_alive_seconds,
-            # a response in one write (serving.http); no "server: uvicorn" header
-            "http": "serving.http:OneWriteHttpToolsProtocol", "server_header": False,
+            **UVICORN_OPTIONS,  # a response in one write (serving.http)
         }
         # a worker holds nothing the others need (serving.storage): uvicorn's own workers,
         # which its supervisor replaces when they die
@@ -225,6 +225,8 @@ def register(app: typer.Typer) -> None:
         os.environ["SHOPRANK_ADMIN_API_KEY"] = key
         import uvicorn
 
+        from serving.http import UVICORN_OPTIONS
+
         console.print("\n(Ctrl-C to stop)")
         uvicorn.run(
             "serving.app:app_factory",
@@ -232,4 +234,5 @@ def register(app: typer.Typer) -> None:
             host="127.0.0.1",
             port=port,
             log_level="warning",
+            **UVICORN_OPTIONS,
         )

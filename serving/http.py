@@ -16,6 +16,12 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+UVICORN_OPTIONS: dict[str, object] = {
+    "http": "serving.http:OneWriteHttpToolsProtocol",
+    "server_header": False,  # no "server: uvicorn" header
+}
+"""What ``shoprank serve`` and ``shoprank demo`` give ``uvicorn.run``."""
+
 
 class _JoinedWrites:
     """An asyncio transport whose writes in one turn of the loop go out as one write."""

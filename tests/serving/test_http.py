@@ -129,3 +129,12 @@ def test_close_sends_what_is_held_first() -> None:
 
     t = asyncio.run(run())
     assert t.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and t.closed
+
+
+def test_the_served_options_load_this_protocol() -> None:
+    from serving.http import UVICORN_OPTIONS
+
+    config = Config(_json, lifespan="off", **UVICORN_OPTIONS)  # type: ignore[arg-type]
+    config.load()
+    assert config.http_protocol_class is OneWriteHttpToolsProtocol
+    assert config.server_header is False

@@ -120,6 +120,7 @@ def test_a_connection_is_closed_after_keep_alive_requests_and_the_client_reconne
             stream = response.extensions["network_stream"]
             ports.append(stream.get_extra_info("client_addr")[1])
             closes.append(response.headers.get("connection") == "close")
+            assert "server" not in response.headers  # serve's uvicorn options (serving.http)
 
         with httpx.Client(base_url=base, timeout=30, event_hooks={"response": [note]}) as c:
             for _ in range(10):
