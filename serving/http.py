@@ -12,6 +12,7 @@ out in one write. Nothing else of uvicorn changes: the class is given to uvicorn
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -42,6 +43,10 @@ class _JoinedWrites:
             return
         self._held = None
         self._transport.write(held + data)
+
+    def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        # through write(): after what is held, never before it
+        self.write(b"".join(data))
 
     def flush(self) -> None:
         held, self._held = self._held, None

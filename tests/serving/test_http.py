@@ -131,6 +131,20 @@ def test_close_sends_what_is_held_first() -> None:
     assert t.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and t.closed
 
 
+def test_writelines_keeps_the_order_of_what_is_held() -> None:
+    from serving.http import _JoinedWrites
+
+    async def run() -> _Recorder:
+        t = _Recorder()
+        joined = _JoinedWrites(t, asyncio.get_running_loop())
+        joined.write(b"head;")
+        joined.writelines([b"body", b";end"])
+        await asyncio.sleep(0)  # the loop's next turn: nothing more is held
+        return t
+
+    assert asyncio.run(run()).writes == [b"head;body;end"]
+
+
 def test_the_served_options_load_this_protocol() -> None:
     from serving.http import UVICORN_OPTIONS
 
