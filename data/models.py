@@ -7,6 +7,7 @@ turns it into one line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal, get_args
 
@@ -53,6 +54,24 @@ def valid_unicode(value: str) -> str:
         raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    return value
+
+
+def no_nul_inside(value: object) -> object:
+    """Refuse a NUL character anywhere in a string, or in a key or string of a list or
+    mapping: a field validator for specs whose fields nest free text (a rule's conditions,
+    an experiment's audience), so that no NUL reaches a store, an index or a query."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise ValueError("must not contain NUL characters")
+        elif isinstance(v, Mapping):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple | set | frozenset):
+            stack.extend(v)
     return value
 
 

@@ -35,6 +35,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.errors import StorageUnavailableError
+from data.models import no_nul_inside
 from merch.errors import ExperimentError, ExperimentNotFoundError
 from ranking.hooks import Assignment
 from ranking.types import RankContext, Surface
@@ -133,6 +134,9 @@ def assign_variant(experiment: Experiment, user_id: str) -> Variant:
 # ---------------------------------------------------------------------------- JSON form
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # free text anywhere in a spec (names, query texts, audiences) holds no NUL character
+    _no_nul = field_validator("*")(no_nul_inside)
 
 
 class OverridesSpec(_Spec):

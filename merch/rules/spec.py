@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from data.models import no_nul_inside
 from merch.rules.model import (
     DEFAULT_RULE_SET,
     Action,
@@ -62,6 +63,9 @@ def _utc(v: datetime | None) -> datetime | None:
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # free text anywhere in a spec (names, query texts, audiences) holds no NUL character
+    _no_nul = field_validator("*")(no_nul_inside)
 
 
 class QuerySpec(_Spec):

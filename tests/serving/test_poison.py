@@ -92,6 +92,35 @@ def test_a_nul_character_in_a_search_body_is_400_naming_it(client: httpx.Client)
     assert r.json()["field"] == "text" and "NUL" in r.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/rules", {"name": "bury\u0000", "actions": [
+            {"type": "bury", "filter": {"brands": ["nobody"]}, "weight": 0.5}]}, "name"),
+        ("/v1/rules", {"name": "rewrite", "condition": {
+            "contexts": ["search"], "query": {"text": "dress"}}, "actions": [
+            {"type": "rewrite", "text": "dress\u0000"}]}, "actions.0.rewrite.text"),
+        ("/v1/experiments", {"name": "audience", "audience": {"tier": ["gold\u0000"]},
+                             "variants": [{"name": "A", "share": 50},
+                                          {"name": "B", "share": 50}]}, "audience"),
+    ],
+)
+def test_a_nul_character_in_a_rule_or_experiment_is_400_naming_it(
+    admin: httpx.Client, path: str, body: dict[str, object], field: str
+) -> None:
+    before = admin.get(path).json()
+    r = admin.post(path, json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == field and "NUL" in r.json()["message"]
+    assert admin.get(path).json() == before  # nothing stored
+    clean = json.loads(json.dumps(body).replace("\\u0000", ""))
+    ok = admin.post(path, json=clean)
+    assert ok.status_code in (200, 201), ok.text
+    key = "rule_id" if path == "/v1/rules" else "experiment_id"
+    made = ok.json().get(key) or ok.json().get("id")
+    assert admin.delete(f"{path}/{made}").status_code in (200, 204)
+
+
 def test_a_numeric_filter_beyond_the_column_is_422(client: httpx.Client) -> None:
     r = client.post("/v1/search", json={"filters": [{"field": "stock", "lte": -1e300}]})
     assert r.status_code == 422, r.text
