@@ -179,11 +179,13 @@ def _history_fast(
     None when an anchor is unknown to the model or has no neighbour left (the generic path
     then asks the next model)."""
     index = fast.item_index
-    anchors = index.indices(recent)
+    # recent is the head of the history (history_list): its indices are the history's first
+    history = index.indices(req.history)
+    anchors = history[: len(recent)]
     if (anchors < 0).any():
         return None
     exclude = np.sort(index.indices(req.exclude)) if req.exclude else NO_INDICES
-    seen = np.sort(index.indices(req.history))
+    seen = np.sort(history)
     items, totals, anchor_of, ok = fast.history_top(anchors, exclude, seen, req.n, HISTORY_DECAY)
     if not ok or items.size == 0:
         return None
