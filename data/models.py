@@ -7,7 +7,9 @@ turns it into one line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Literal, get_args
 
@@ -57,16 +59,32 @@ def valid_unicode(value: str) -> str:
     return value
 
 
-def no_nul_inside(value: object) -> object:
-    """Refuse a NUL character anywhere in a string, or in a key or string of a list or
-    mapping: a field validator for specs whose fields nest free text (a rule's conditions,
-    an experiment's audience), so that no NUL reaches a store, an index or a query."""
+_STORED: ContextVar[bool] = ContextVar("stored_records", default=False)
+
+
+@contextmanager
+def stored_records() -> Iterator[None]:
+    """Records built inside are read back from a store (or from a record that was): they were
+    checked when they came in, and a check added since must not make them unreadable
+    (:func:`valid_text_inside` lets them through)."""
+    token = _STORED.set(True)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
+
+
+def valid_text_inside(value: object) -> object:
+    """:func:`valid_unicode` on every string of a value, keys and items of nested mappings and
+    lists included: a field validator for specs whose fields nest free text (a rule's
+    conditions, an experiment's audience). Not applied inside :func:`stored_records`."""
+    if _STORED.get():
+        return value
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
-            if "\x00" in v:
-                raise ValueError("must not contain NUL characters")
+            valid_unicode(v)
         elif isinstance(v, Mapping):
             stack.extend(v.keys())
             stack.extend(v.values())

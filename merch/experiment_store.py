@@ -14,6 +14,7 @@ from pathlib import Path
 
 from core.fsutil import FileGuard
 from core.memory import small_page_cache
+from data.models import stored_records
 from merch.errors import ExperimentError, ExperimentNotFoundError
 from merch.experiments import Experiment, ExperimentSpec, experiment_as_dict
 from merch.request_log import _dt, _ts
@@ -54,7 +55,8 @@ class SqliteExperimentStore:
 
     def _row(self, row: tuple[str, str, str | None, str | None, str | None]) -> Experiment:
         spec, status, created, started, stopped = row
-        e = ExperimentSpec.model_validate_json(spec).to_experiment()
+        with stored_records():
+            e = ExperimentSpec.model_validate_json(spec).to_experiment()
         return dataclasses.replace(
             e,
             status=status,  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.errors import StorageUnavailableError
-from data.models import no_nul_inside
+from data.models import stored_records, valid_text_inside
 from merch.errors import ExperimentError, ExperimentNotFoundError
 from ranking.hooks import Assignment
 from ranking.types import RankContext, Surface
@@ -135,8 +135,8 @@ def assign_variant(experiment: Experiment, user_id: str) -> Variant:
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    # free text anywhere in a spec (names, query texts, audiences) holds no NUL character
-    _no_nul = field_validator("*")(no_nul_inside)
+    # free text anywhere in a spec (names, query texts, audiences): valid Unicode, no NUL
+    _valid_text = field_validator("*")(valid_text_inside)
 
 
 class OverridesSpec(_Spec):
@@ -222,6 +222,7 @@ class ExperimentSpec(_Spec):
         )
 
     @classmethod
+    @stored_records()  # an experiment held passed the checks when it came in
     def of(cls, e: Experiment) -> ExperimentSpec:
         return cls(
             id=e.experiment_id,

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from data.buffered_table import BufferedWriter
+from data.models import stored_records
 from merch.errors import (
     ExperimentError,
     ExperimentNotFoundError,
@@ -44,14 +45,17 @@ class DocumentRuleStore:
         self.docs = docs
 
     def list(self, rule_set: str | None = None) -> list[Rule]:
-        return sort_rules([RuleSpec.model_validate_json(d.body).to_rule()
-                           for d in self.docs.list(rule_set)])
+        docs = self.docs.list(rule_set)
+        with stored_records():
+            return sort_rules([RuleSpec.model_validate_json(d.body).to_rule() for d in docs])
 
     def get(self, rule_id: str) -> Rule:
         try:
-            return RuleSpec.model_validate_json(self.docs.get(rule_id).body).to_rule()
+            body = self.docs.get(rule_id).body
         except NotFoundError:
             raise RuleNotFoundError(rule_id) from None
+        with stored_records():
+            return RuleSpec.model_validate_json(body).to_rule()
 
     def put(self, rule: Rule, *, create: bool = False) -> None:
         doc = Document(rule.rule_id, rule.rule_set, RuleSpec.of(rule).model_dump_json())
@@ -84,7 +88,8 @@ class DocumentExperimentStore:
             v = data.pop(k, None)
             times[k] = datetime.fromisoformat(v) if v else None
         status = data.pop("status")
-        e = ExperimentSpec.model_validate(data).to_experiment()
+        with stored_records():
+            e = ExperimentSpec.model_validate(data).to_experiment()
         return dataclasses.replace(e, status=status, created_at=times["created_at"],
                                    started_at=times["started_at"],
                                    stopped_at=times["stopped_at"])

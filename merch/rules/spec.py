@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from data.models import no_nul_inside
+from data.models import stored_records, valid_text_inside
 from merch.rules.model import (
     DEFAULT_RULE_SET,
     Action,
@@ -64,8 +64,8 @@ def _utc(v: datetime | None) -> datetime | None:
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    # free text anywhere in a spec (names, query texts, audiences) holds no NUL character
-    _no_nul = field_validator("*")(no_nul_inside)
+    # free text anywhere in a spec (names, query texts, audiences): valid Unicode, no NUL
+    _valid_text = field_validator("*")(valid_text_inside)
 
 
 class QuerySpec(_Spec):
@@ -244,6 +244,7 @@ class RuleSpec(_Spec):
         )
 
     @classmethod
+    @stored_records()  # a rule held passed the checks when it came in
     def of(cls, rule: Rule) -> RuleSpec:
         c = rule.condition
         return cls(

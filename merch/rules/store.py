@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from core.fsutil import FileGuard
 from core.memory import small_page_cache
+from data.models import stored_records
 from merch.errors import RuleConflictError, RuleNotFoundError
 from merch.rules.model import Rule, sort_rules
 from merch.rules.spec import RuleSpec
@@ -86,7 +87,8 @@ class SqliteRuleStore:
                 rows = self._db.execute(
                     "SELECT spec FROM rules WHERE rule_set = ?", (rule_set,)
                 ).fetchall()
-        return sort_rules([RuleSpec.model_validate_json(r[0]).to_rule() for r in rows])
+        with stored_records():
+            return sort_rules([RuleSpec.model_validate_json(r[0]).to_rule() for r in rows])
 
     def get(self, rule_id: str) -> Rule:
         with self._lock:
@@ -95,7 +97,8 @@ class SqliteRuleStore:
             ).fetchone()
         if row is None:
             raise RuleNotFoundError(rule_id)
-        return RuleSpec.model_validate_json(row[0]).to_rule()
+        with stored_records():
+            return RuleSpec.model_validate_json(row[0]).to_rule()
 
     def put(self, rule: Rule, *, create: bool = False) -> None:
         now = datetime.now(UTC).isoformat()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,3 +123,15 @@ def test_service_applies_rule_set_chosen_for_the_request(tmp_path: Path, catalog
     assert ids(svc.apply_rules(ranked("a", "b"), feed(experiment="exp", variant="B")))[0] == "e"
     svc.set_enabled("d", False)
     assert ids(svc.apply_rules(ranked("a", "b"), feed())) == ["a", "b"]
+
+
+def test_a_rule_stored_before_a_new_check_still_reads(tmp_path: Path) -> None:
+    # NUL in free text is refused on input since rules were first stored: a rule written
+    # before that (held as a Rule, stored through RuleSpec.of) still lists, reads and saves
+    store = SqliteRuleStore(tmp_path / "rules.sqlite")
+    old = dataclasses.replace(rule(id="old", actions=[PIN_X1]).to_rule(), name="old\x00name")
+    store.put(old, create=True)
+    assert store.get("old") == old
+    assert [r.name for r in SqliteRuleStore(tmp_path / "rules.sqlite").list()] == ["old\x00name"]
+    with pytest.raises(ValidationError, match="NUL"):  # what comes in is still checked
+        RuleSpec.model_validate({**RuleSpec.of(old).model_dump(), "name": "new\x00name"})
