@@ -19,7 +19,8 @@ request in flight per worker: the service time, where 8 connections measure most
 and recommendations paced at about ``--paced-rate`` requests/s (``--paced-connections``
 connections with random think times: the p99 at that rate, below saturation).
 
-The server runs uvicorn's workers over the embedded stores, from a fresh home (the stores,
+The server runs uvicorn's workers over the embedded stores (``--pin-workers``: each on a CPU
+of its own, ``shoprank serve --pin-workers``), from a fresh home (the stores,
 event log and derived arrays of an earlier run are removed; the first start imports the shop
 files, which the start-up time includes). The client shares the machine:
 the CPU seconds of the server and of wrk are measured per route and reported
@@ -366,6 +367,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep-alive-requests", type=int, default=None,
                     help="SHOPRANK_KEEP_ALIVE_REQUESTS for the server (default: the setting's "
                     "default; 0: connections are never closed by the server).")
+    ap.add_argument("--pin-workers", action="store_true",
+                    help="shoprank serve --pin-workers: one CPU per worker (the client then "
+                    "shares a core with a worker).")
     ap.add_argument("--shop", type=Path, default=None,
                     help="An already generated shop folder to copy instead of generating one.")
     ap.add_argument(
@@ -404,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
             str(args.port),
             "--workers",
             str(args.workers),
+            *(["--pin-workers"] if args.pin_workers else []),
         ],
         env=env,
         start_new_session=True,
@@ -496,8 +501,10 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"serve: {args.users:,} users × {args.items:,} items, {args.workers} workers, "
-              f"wrk {args.concurrency} connections, {args.duration:.0f}s per route; memory: PSS "
+    pinned = " pinned" if args.pin_workers else ""
+    t = Table(title=f"serve: {args.users:,} users × {args.items:,} items, {args.workers} workers"
+              f"{pinned}, wrk {args.concurrency} connections, {args.duration:.0f}s per route; "
+              f"memory: PSS "
               f"{mem['pss_mb']:.0f} MB, largest process RSS {mem['rss_max_mb']:.0f} MB, RSS summed "
               f"over processes {mem['rss_mb']:.0f} MB; ready in {startup_s:.0f}s")
     for c in (
@@ -530,7 +537,8 @@ def main(argv: list[str] | None = None) -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({
         "users": args.users, "items": args.items, "events": args.events, "workers": args.workers,
-        "concurrency": args.concurrency, "duration_s": args.duration, "client": "wrk -t1",
+        "pin_workers": args.pin_workers, "concurrency": args.concurrency,
+        "duration_s": args.duration, "client": "wrk -t1",
         "keep_alive_requests": keep_alive, "repeat": args.repeat, "runs": runs,
         "rss_mb": mem["rss_mb"], "rss_max_mb": mem["rss_max_mb"], "pss_mb": mem["pss_mb"],
         "startup_s": startup_s, "pss_by_kind_mb": by_kind, "ready_memory": ready_mem,

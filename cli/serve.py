@@ -42,7 +42,7 @@ def _fresh_workers_dir(settings: Settings) -> Path:
     worker's count of active connections (``serving.balance``), emptied of an earlier run's."""
     path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.state_dir / "prometheus")
     path.mkdir(parents=True, exist_ok=True)
-    for pattern in ("*.db", "*.load"):
+    for pattern in ("*.db", "*.load", "cpu-*.lock"):
         for f in path.glob(pattern):
             f.unlink()
     return path
@@ -120,6 +120,17 @@ def _check_port(host: str, port: int) -> None:
                  "using it or pass another --port")
 
 
+def _check_pinning(workers: int) -> None:
+    """Exit 2 with one line when the workers cannot each have a CPU of their own."""
+    from cli.support import fail
+    from serving.cpus import usable_cpus
+
+    cpus = usable_cpus()
+    if len(cpus) < workers:
+        fail(f"--pin-workers: {workers} workers but this process may run on {len(cpus)} "
+             f"CPU(s); pass --workers {len(cpus)} or leave the workers unpinned")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the main app."""
 
@@ -130,15 +141,31 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[
             int, typer.Option("--workers", min=1, help="uvicorn worker processes.")
         ] = 1,
+        pin_workers: Annotated[
+            bool | None,
+            typer.Option("--pin-workers/--no-pin-workers",
+                         help="One CPU per worker, for a box that runs nothing else "
+                              "(default: settings.pin_workers)."),
+        ] = None,
     ) -> None:
         """Serve the HTTP API (recommendations, feed, search, events, admin)."""
         import uvicorn
 
+        from cli.support import fail
         from core.settings import get_settings
         from serving.balance import ENV as WORKERS_ENV
         from serving.http import UVICORN_OPTIONS
 
         s = get_settings()
+        pin = s.pin_workers if pin_workers is None else pin_workers
+        if pin_workers and workers < 2:
+            fail("--pin-workers pins the workers of --workers N (N ≥ 2); one worker is "
+                 "not pinned")
+        if pin and workers > 1:
+            _check_pinning(workers)
+            os.environ["SHOPRANK_PIN_WORKERS"] = "1"  # the workers read their settings
+        elif pin_workers is False:
+            os.environ["SHOPRANK_PIN_WORKERS"] = "0"
         _check_port(host or s.host, port or s.port)
         _prepare_stores(s)  # a bad store URL or a server that does not answer: one line, exit 2
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

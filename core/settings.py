@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     (nginx's ``keepalive_requests``, and its default); 0: no limit. The client reconnects,
     and the worker that is idle at that moment accepts, so a long-lived connection does not
     stay for good on the worker a burst of connects put it on."""
+    pin_workers: bool = False
+    """Pin each worker of ``shoprank serve --workers N`` to a CPU of its own
+    (``serving/cpus.py``): for a box that runs nothing else. ``N`` may not exceed the CPUs."""
     malloc_arenas: int = Field(default=2, ge=0, le=64)
     """malloc arenas (glibc) an API process may create; 0: the C library's default (8 per
     core). Two keep a worker's memory flat under a steady load (``core/memory.py``)."""

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -25,7 +27,9 @@ from fastapi.params import Depends
 
 from core.memory import limit_malloc_arenas, release_free_heap
 from core.settings import Settings, get_settings
+from serving.balance import ENV as WORKERS_ENV
 from serving.balance import WorkerLoads
+from serving.cpus import pin_worker
 from serving.deps import AdminDep, StorefrontKeyDep, StrictBodyDep
 from serving.direct import DirectRoutes
 from serving.errors import SafeJSONResponse, error_responses, install_error_handlers
@@ -136,6 +140,9 @@ def create_app(
         # Before the services start their threads: all threads share a few malloc arenas,
         # so the worker's heap stops growing once its working set is reached.
         limit_malloc_arenas(settings.malloc_arenas)
+        workers_dir = os.environ.get(WORKERS_ENV)
+        if settings.pin_workers and workers_dir:
+            pin_worker(Path(workers_dir))
         svc = services if services is not None else Services.build(settings)
         # What start-up built (catalog, models, profiles) lives as long as the process: keep
         # it out of the garbage collector's full passes, which would otherwise walk it again

@@ -209,3 +209,51 @@ def test_a_skewed_split_of_keep_alive_connections_evens_out(restart_home: Path) 
         assert closed >= split[0] - 4  # each move was a close by the busier worker
         for c in conns:
             c.close()
+
+
+def _cpus_allowed(pid: int) -> set[str]:
+    """The CPU list of every thread of ``pid``."""
+    out = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                out.add(line.split()[1])
+    return out
+
+
+def test_pinned_workers_each_hold_a_cpu_and_a_replacement_takes_the_one_freed(
+    restart_home: Path,
+) -> None:
+    assert len(os.sched_getaffinity(0)) >= 2, "this test needs two CPUs (CI has them)"
+    with two_worker_server(restart_home, SHOPRANK_PIN_WORKERS="1") as (base, _, pid):
+        workers = _workers(pid)
+        pinned = {w: _cpus_allowed(w) for w in workers}
+        assert all(len(c) == 1 for c in pinned.values()), pinned  # every thread: one list
+        cpus = [next(iter(c)) for c in pinned.values()]
+        assert len(set(cpus)) == 2 and all(c.isdigit() for c in cpus), pinned
+        dead = min(workers)
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 180
+        while True:  # the supervisor starts a new worker; its lifespan pins it
+            assert time.monotonic() < deadline, "no replacement worker was pinned"
+            new = _workers(pid) - workers
+            if new and httpx.get(f"{base}/healthz", timeout=10).status_code == 200:
+                got = _cpus_allowed(next(iter(new)))
+                if len(got) == 1 and next(iter(got)).isdigit():  # "0-1" until it is pinned
+                    break
+            time.sleep(0.1)
+        assert got == pinned[dead]
+
+
+def test_pin_workers_beyond_the_cpus_or_with_one_worker_exits_2(restart_home: Path) -> None:
+    env = {**os.environ, "SHOPRANK_HOME": str(restart_home),
+           "SHOPRANK_SEARCH_BACKEND": "embedded"}
+    for workers in (len(os.sched_getaffinity(0)) + 1, 1):
+        r = subprocess.run(
+            [sys.executable, "-m", "cli.main", "serve", "--workers", str(workers),
+             "--pin-workers", "--port", "1"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert r.returncode == 2, r.stderr
+        assert "--pin-workers" in r.stderr and "--workers" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
