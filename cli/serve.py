@@ -126,6 +126,9 @@ def _check_pinning(workers: int) -> None:
     from serving.cpus import usable_cpus
 
     cpus = usable_cpus()
+    if not cpus:
+        fail("--pin-workers needs the OS to pin processes to CPUs (Linux); leave the workers "
+             "unpinned")
     if len(cpus) < workers:
         fail(f"--pin-workers: {workers} workers but this process may run on {len(cpus)} "
              f"CPU(s); pass --workers {len(cpus)} or leave the workers unpinned")
