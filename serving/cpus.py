@@ -1,10 +1,9 @@
 """One CPU per worker (``shoprank serve --workers N --pin-workers``), for a box of its own.
 
-Unpinned, the kernel moves the workers between cores as other work comes and goes (the load
-generator, the writer threads, the other worker), and a worker that moves finds its caches
-cold. Pinned, each worker runs on a core of its own: on the bench's two cores, about 4 % more
-recommendations per second and a lower p99 (docs/decisions.md). On a box shared with other
-programs a pinned worker cannot move to an idle core, so pinning is a choice, not the default.
+Unpinned, the kernel may move a worker between cores as other work comes and goes, and a
+worker that moves finds its caches cold. Pinned, each worker stays on a core of its own (what
+it gains was measured: docs/decisions.md). On a box shared with other programs a pinned worker
+cannot move to an idle core, so pinning is a choice, not the default.
 
 Each worker claims a slot: an exclusive ``flock`` on ``cpu-<k>.lock`` in the folder the
 workers of the run share (``SHOPRANK_WORKERS_DIR``), held for the worker's life. The kernel
