@@ -245,8 +245,9 @@ def test_pinned_workers_each_hold_a_cpu_and_a_replacement_takes_the_one_freed(
         assert got == pinned[dead]
 
 
-def test_pin_workers_beyond_the_cpus_or_with_one_worker_exits_2(restart_home: Path) -> None:
-    env = {**os.environ, "SHOPRANK_HOME": str(restart_home),
+def test_pin_workers_beyond_the_cpus_or_with_one_worker_exits_2(tmp_path: Path) -> None:
+    # refused before the stores are opened: an empty home is enough
+    env = {**os.environ, "SHOPRANK_HOME": str(tmp_path),
            "SHOPRANK_SEARCH_BACKEND": "embedded"}
     for workers in (len(os.sched_getaffinity(0)) + 1, 1):
         r = subprocess.run(
