@@ -31,6 +31,10 @@ from core.threads import lower_this_threads_priority
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 3600.0
+MAX_BUFFERED_ROWS = 20_000
+"""Rows a writer keeps waiting at most: what a store that is down leaves buffered. Past it the
+oldest rows are dropped (counted in :attr:`BufferedWriter.dropped`, logged): a worker's memory
+stays bounded however long the store is away (docs/decisions.md, "Log buffers are bounded")."""
 T = TypeVar("T")
 
 
@@ -43,8 +47,9 @@ class BufferedWriter(Generic[T]):
     """Rows appended by requests, written in batches by a thread of its own through ``write``
     every ``flush_seconds`` or once ``batch`` rows wait. A write that raises one of ``errors``
     keeps its rows for the next try (logged by the thread; raised to a caller of
-    :meth:`flush`); a row that any other error refuses is logged and dropped, its batch's
-    other rows written.
+    :meth:`flush`), up to ``max_rows`` waiting in all: past that the oldest are dropped, so a
+    store that stays away never makes the buffer grow with traffic. A row that any other
+    error refuses is logged and dropped, its batch's other rows written.
 
     ``encode``: applied to each row in :meth:`append`, on the appending request's thread;
     ``write`` gets the encoded rows. The per-row Python work then happens where the request
@@ -61,7 +66,10 @@ class BufferedWriter(Generic[T]):
         flush_seconds: float = 1.0,
         batch: int = 500,
         encode: Callable[[T], object] | None = None,
+        max_rows: int = MAX_BUFFERED_ROWS,
     ) -> None:
+        if max_rows < batch:
+            raise ValueError(f"max_rows ({max_rows}) must be at least batch ({batch})")
         self._write = write
         self._encode = encode
         self._name = name
@@ -71,6 +79,9 @@ class BufferedWriter(Generic[T]):
         """Guards the buffer only: a request never waits for a write."""
         self._buf: list[Any] = []
         self._batch = batch
+        self._max_rows = max_rows
+        self.dropped = 0
+        """Rows dropped because ``max_rows`` were already waiting."""
         self._flush_seconds = flush_seconds
         self._wake = threading.Event()
         self._closed = False
@@ -96,7 +107,10 @@ class BufferedWriter(Generic[T]):
         item = row if self._encode is None else self._encode(row)
         with self._buf_lock:
             self._buf.append(item)
-            due = len(self._buf) >= self._batch
+            n = len(self._buf)
+            if n > self._max_rows:  # only while writes fail: the thread empties it otherwise
+                self._drop_oldest(n - self._max_rows)
+            due = n >= self._batch
         if due:
             self._wake.set()
 
@@ -109,8 +123,7 @@ class BufferedWriter(Generic[T]):
             try:
                 self._write(rows)
             except self._errors:
-                with self._buf_lock:
-                    self._buf[:0] = rows
+                self._keep(rows)
                 raise
             except Exception:
                 # not a store that is down but rows it refuses: write them one at a time and
@@ -122,12 +135,29 @@ class BufferedWriter(Generic[T]):
             try:
                 self._write([row])
             except self._errors:
-                with self._buf_lock:
-                    self._buf[:0] = rows[k:]
+                self._keep(rows[k:])
                 raise
             except Exception as exc:
                 log.error("%s: dropped a row the store refuses: %s: %s", self._name,
                           type(exc).__name__, exc)
+
+    def _keep(self, rows: list[Any]) -> None:
+        """Put rows a write failed on back before those appended since, within the bound."""
+        with self._buf_lock:
+            self._buf[:0] = rows
+            over = len(self._buf) - self._max_rows
+            if over > 0:
+                self._drop_oldest(over)
+
+    def _drop_oldest(self, n: int) -> None:
+        """Drop the ``n`` oldest waiting rows (the caller holds the buffer's lock): the newest
+        matter most, as events that follow a served list refer to it soon after."""
+        del self._buf[:n]
+        first = self.dropped == 0
+        self.dropped += n
+        if first or self.dropped // 10_000 != (self.dropped - n) // 10_000:
+            log.warning("%s: the store is not taking rows and %d wait; %d oldest dropped so far",
+                        self._name, self._max_rows, self.dropped)
 
     def close(self) -> None:
         """Stop the thread and write what is left."""

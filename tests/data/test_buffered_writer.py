@@ -69,6 +69,40 @@ def test_a_store_that_is_down_keeps_the_rows_for_the_next_try() -> None:
     w.close()
 
 
+def test_a_store_that_stays_down_never_makes_the_buffer_grow_past_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = True
+    written: list[int] = []
+
+    def write(rows: list[int]) -> None:
+        if down:
+            raise Down("connection refused")
+        written.extend(rows)
+
+    w: BufferedWriter[int] = BufferedWriter(write, name="t", errors=(Down,), flush_seconds=3600,
+                                            batch=10, max_rows=100)
+    with caplog.at_level(logging.WARNING):
+        for k in range(130):
+            w.append(k)
+            if k % 40 == 39:  # failed writes put their rows back, within the bound
+                with pytest.raises(Down):
+                    w.flush()
+    assert "oldest dropped so far" in caplog.text
+    down = False
+    w.flush()
+    w.close()
+    # the 100 newest written, in order; the 30 oldest dropped and counted (however the
+    # writer's own thread's failed tries interleaved with the appends)
+    assert written == list(range(30, 130))
+    assert w.dropped == 30
+
+
+def test_a_bound_below_one_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_rows"):
+        BufferedWriter(lambda rows: None, name="t", errors=(Down,), batch=500, max_rows=100)
+
+
 def _nice(tid: int) -> int:
     """A thread's nice value, from /proc (field 19 of its stat line)."""
     stat = open(f"/proc/self/task/{tid}/stat").read()
