@@ -240,6 +240,36 @@ def test_a_rule_created_on_a_applies_on_b(cluster: Cluster) -> None:
             5, "node B to drop the deleted rule")
 
 
+def test_an_experiment_started_on_a_applies_on_b(cluster: Cluster) -> None:
+    exp = "two-nodes-exp-" + uuid.uuid4().hex[:6]
+    users = [f"u{k}" for k in range(1, 9)]
+
+    def variants(c: httpx.Client) -> dict[str, tuple[str | None, str | None]]:
+        out = {}
+        for u in users:
+            body = c.get("/v1/feed", params={"user_id": u, "size": 3}).json()
+            out[u] = (body.get("experiment"), body.get("variant"))
+        return out
+
+    with httpx.Client(base_url=cluster.a.url, headers={"X-API-Key": ADMIN_KEY}) as a, \
+            httpx.Client(base_url=cluster.b.url) as b:
+        assert all(e is None for e, _ in variants(b).values())
+        r = a.post("/v1/experiments", json={
+            "id": exp, "name": "assigned on both nodes", "surfaces": ["feed"],
+            "variants": [{"name": "control", "share": 50}, {"name": "b", "share": 50}]})
+        assert r.status_code in (200, 201), r.text
+        assert a.post(f"/v1/experiments/{exp}/start").status_code == 200
+        wait_for(lambda: all(e == exp for e, _ in variants(b).values()), 5,
+                 "node B to assign the experiment started on node A")
+        on_b, on_a = variants(b), variants(a)
+        assert on_b == on_a  # one user, one variant, whichever node answers
+        assert {v for _, v in on_b.values()} <= {"control", "b"}
+        assert a.post(f"/v1/experiments/{exp}/stop").status_code == 200
+        wait_for(lambda: all(e is None for e, _ in variants(b).values()), 5,
+                 "node B to stop assigning the stopped experiment")
+        assert a.delete(f"/v1/experiments/{exp}").status_code == 204
+
+
 def test_an_erasure_through_a_holds_on_b(cluster: Cluster) -> None:
     user = "tn-erase-" + uuid.uuid4().hex[:6]
     items = [it.item_id for it in cluster.stores.catalog.iter_items() if it.is_active][:3]
@@ -253,12 +283,17 @@ def test_an_erasure_through_a_holds_on_b(cluster: Cluster) -> None:
         wait_for(lambda: all(cluster.stores.requests.lookup(rids).get(r) for r in rids), 10,
                  "the served lists in the shared request log")
         assert b.get(f"/v1/users/{user}").json()["recent_items"]
+        rec = b.get("/v1/recommendations", params={"user_id": user, "debug": "true"}).json()
+        assert _related(rec) & set(items), rec  # B recommends from the views before
         r = a.delete(f"/v1/users/{user}")
         assert r.status_code == 200 and r.json()["events_erased"] == 3
         # on B: no profile, no personal history in the feed, no events, anonymized log
         assert b.get(f"/v1/users/{user}").status_code == 404
         feed = b.get("/v1/feed", params={"user_id": user, "debug": "true"}).json()
         assert not _related(feed) & set(items)
+        rec = b.get("/v1/recommendations", params={"user_id": user, "debug": "true"}).json()
+        assert not _related(rec) & set(items), rec
+        assert rec["strategy"] != "personalized"
         assert not [e for e in cluster.stores.events.iter_events() if e.user_id == user]
         logged = cluster.stores.requests.lookup(rids)
         assert all(logged[r].user_id is None for r in rids), logged
