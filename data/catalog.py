@@ -1,7 +1,9 @@
 """An in-memory view of the catalog, shared by ranking, rules and the API.
 
-Loaded from ``items.jsonl`` (or any loader format); upserts and deletes from the API keep it
-current and are written back with :meth:`Catalog.save` (atomic replace).
+Loaded from the catalog store (or ``items.jsonl`` and any loader format, for tools and
+tests); serving keeps it current from the store's change feed
+(``serving.storage.CatalogFollower``). :meth:`Catalog.save` writes ``items.jsonl`` (atomic
+replace) for tools and tests; serving never calls it.
 
 Storage (a fraction of what pydantic objects take; docs/decisions.md): one row per item in
 typed columns (``array``s) — price, stock, created_at (µs), rating, flags (active, in stock,

@@ -1,12 +1,13 @@
 """Erasing one user from the shop's import files (``<data_dir>/users.jsonl`` and the events
 file, ``events.parquet`` or ``events.jsonl``).
 
-The event log, the API's user journal and the profiles forget an erased user on their own
-(``DELETE /v1/users/{id}``); training and the profile bootstrap also leave out every user the
-journal says was erased. These files are what the shop was loaded from, and they would still
-hold the user's attributes and past events: :func:`erase_from_shop_files` rewrites each file
-that mentions the user without them (a temporary file, fsync'ed, renamed over it, so a reader
-sees the old file or the new one). A file that does not mention the user is left as it is.
+The event, user, shopper-state and request-log stores forget an erased user on their own
+(``DELETE /v1/users/{id}``); training and the first start's import also leave out every user
+the user store records as erased. These files are what the shop was loaded from, and they
+would still hold the user's attributes and past events: :func:`erase_from_shop_files`
+rewrites each file that mentions the user without them (a temporary file, fsync'ed, renamed
+over it, so a reader sees the old file or the new one). A file that does not mention the user
+is left as it is.
 
 Cost: the users file and a JSONL events file are scanned as bytes (only lines holding the id
 are parsed). A parquet events file is first read by its ``user_id`` column, one row group

@@ -81,48 +81,24 @@ def merch(services: Services) -> Merch:
 def read_events(
     services: Services, start: datetime | None = None, end: datetime | None = None
 ) -> Iterator[Event]:
-    """Events of the durable log between ``start`` and ``end`` (both optional)."""
-    sink = services.events
-    reader = getattr(sink, "iter_events", None)
-    if callable(reader):
-        it = reader(since=start, until=end)  # data.eventlog.EventLog: day files, inclusive
-    else:
-        it = _journal_events(services)
-    for e in it:
+    """Events of the event store between ``start`` and ``end`` (both optional)."""
+    for e in services.events.iter_events(since=start, until=end):
         if (start is None or e.timestamp >= start) and (end is None or e.timestamp < end):
             yield e
 
 
 def recent_events(services: Services, limit: int) -> Iterable[Event]:
-    """About the last ``limit`` events of the durable log, read from its end (previews sample
+    """About the last ``limit`` events of the event store, read from its end (previews sample
     recent traffic; reading the whole log cost 10-14 s at 500k events)."""
-    recent = getattr(services.events, "recent", None)
-    if callable(recent):
-        return recent(limit)  # type: ignore[no-any-return]
-    return read_events(services)
+    return services.events.recent(limit)
 
 
 def read_events_table(
     services: Services, start: datetime | None = None, end: datetime | None = None
 ) -> pa.Table:
-    """The durable log's events between ``start`` and ``end`` as an Arrow table (the whole
-    day files that overlap the window; ``analytics.reports.build_report`` cuts it exactly)."""
-    reader = getattr(services.events, "read_table", None)
-    if callable(reader):
-        return reader(since=start, until=end)  # data.eventlog.EventLog: day files, inclusive
-    from data.event_table import events_to_table
-
-    return events_to_table(read_events(services, start, end))
-
-
-def _journal_events(services: Services) -> Iterator[Event]:
-    path = getattr(services.events, "path", None)
-    if path is None or not path.exists():
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield Event.model_validate_json(line)
+    """The event store's events between ``start`` and ``end`` as an Arrow table (whole days
+    that overlap the window; ``analytics.reports.build_report`` cuts it exactly)."""
+    return services.events.read_table(since=start, until=end)
 
 
 # ---------------------------------------------------------------------------- ranker for previews

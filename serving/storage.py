@@ -196,11 +196,12 @@ class StoreEvents:
     def erase_user(self, user_id: str) -> int:
         return self.store.erase_user(user_id)
 
-    def iter_events(self, since: object = None, until: object = None) -> object:
-        return self.store.iter_events(since=since, until=until)  # type: ignore[arg-type]
+    def iter_events(self, since: datetime | None = None,
+                    until: datetime | None = None) -> Iterator[Event]:
+        return self.store.iter_events(since=since, until=until)
 
-    def read_table(self, since: object = None, until: object = None) -> object:
-        return self.store.read_table(since=since, until=until)  # type: ignore[arg-type]
+    def read_table(self, since: datetime | None = None, until: datetime | None = None) -> pa.Table:
+        return self.store.read_table(since=since, until=until)
 
     def recent(self, limit: int) -> list[Event]:
         """About the last ``limit`` events (rule previews sample recent traffic), read from

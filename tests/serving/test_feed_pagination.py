@@ -65,11 +65,6 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture()
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "feed_cache.sqlite"
-
-
 # --------------------------------------------------------------------------- body format
 
 
