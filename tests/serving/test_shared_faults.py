@@ -58,6 +58,12 @@ def test_stores_that_go_away_answer_503_only_where_needed(
     stores = lv.services.stores
     assert stores is not None
     item = lv.services.catalog.ids()[0]
+    # u7, asked for only once PostgreSQL is down: a consenting user the models know (read
+    # from the store, not through the serving profiles and their cache)
+    u7 = stores.users.get("u7")
+    assert u7 is not None and u7.consent
+    als = lv.services.models.get("als")
+    assert als is not None and als.knows_user("u7")
     try:
         with lv.client() as c, lv.client(ADMIN_KEY) as admin:
             r = c.get("/v1/recommendations", params={"user_id": "u1"})
@@ -75,9 +81,16 @@ def test_stores_that_go_away_answer_503_only_where_needed(
             assert stores.events.contains("fault-2")
 
             own_servers["postgres"].stop()
-            # durable state gone too: answers that need only the models keep coming
+            # durable state gone too: answers that need only the models keep coming. A user
+            # this process read before stays personalized (its bounded user cache; consent
+            # cannot change while PostgreSQL is away); one it has not read cannot have its
+            # consent checked and gets a non-personalized list
             r = c.get("/v1/recommendations", params={"user_id": "u1"})
             assert r.status_code == 200 and len(r.json()["items"]) > 0, r.text
+            assert r.json()["strategy"] == "personalized", r.text
+            r = c.get("/v1/recommendations", params={"user_id": "u7"})
+            assert r.status_code == 200 and len(r.json()["items"]) > 0, r.text
+            assert r.json()["strategy"] == "non_personalized", r.text
             assert c.get(f"/v1/items/{item}/similar").status_code == 200
             # what needs a store is a 503 that says so, never a 500
             r = c.post("/v1/events", json={"events": [_event(3, item)]})
